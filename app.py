@@ -1,0 +1,125 @@
+"""Routes only: parse the request, call chalicelib, return a response."""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from chalice import Chalice
+
+from chalicelib import accounts, login_gov, pages, sessions, signin, web
+from chalicelib.config import get_settings
+from chalicelib.errors import NotFound, NotSignedIn, ServiceError
+from chalicelib.logs import log_event, set_request_id
+from chalicelib.redirects import safe_return_path
+
+app = Chalice(app_name="nrcme-signin")
+
+
+def _request_id() -> str | None:
+    context = app.lambda_context
+    return getattr(context, "aws_request_id", None) if context else None
+
+
+def page(view):
+    """Route wrapper: request id, typed errors to pages, and never a bare 5xx."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        set_request_id(_request_id())
+        try:
+            return view(*args, **kwargs)
+        except NotSignedIn:
+            path = app.current_request.context.get("path") or "/account"
+            target = safe_return_path(path)
+            return pages.redirect("/login" + (f"?return_to={target}" if target else ""))
+        except ServiceError as error:
+            return pages.render_error(error)
+        except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything unexpected
+            log_event("unhandled_error", logging.ERROR, exc_info=True)
+            return pages.render("error_server.html", status=500)
+    return wrapper
+
+
+def _query() -> dict[str, str]:
+    return dict(app.current_request.query_params or {})
+
+
+def _cookie(name: str) -> str | None:
+    return web.read_cookie(app.current_request.headers, name)
+
+
+def _signed_in() -> bool:
+    return sessions.load_session(_cookie(web.SESSION_COOKIE)) is not None
+
+
+@app.route("/")
+@page
+def landing():
+    return pages.render("landing.html", signed_in=False)
+
+
+@app.route("/login")
+@page
+def login():
+    started = signin.start_signin(_query().get("return_to"), _cookie(web.SIGNIN_COOKIE))
+    cookie = web.set_cookie(web.SIGNIN_COOKIE, started.browser_binding,
+                            get_settings().signin_state_ttl)
+    return pages.redirect(started.authorization_url, cookies=[cookie])
+
+
+@app.route("/auth/callback")
+@page
+def auth_callback():
+    try:
+        done = signin.complete_signin(_query(), _cookie(web.SIGNIN_COOKIE))
+    except ServiceError as error:
+        return pages.render_error(error, cookies=[web.clear_cookie(web.SESSION_COOKIE)])
+    settings = get_settings()
+    return pages.redirect(done.redirect_to, cookies=[
+        web.set_cookie(web.SESSION_COOKIE, done.session_token, settings.session_absolute_ttl),
+    ])
+
+
+@app.route("/account")
+@page
+def account():
+    token = _cookie(web.SESSION_COOKIE)
+    session = accounts.signed_in_session(token)
+    record = accounts.signed_in_account(session, token)
+    just_linked = session.notice == "linked"
+    if just_linked:
+        sessions.clear_notice(session)
+    return pages.render("account.html", signed_in=True, just_linked=just_linked,
+                        **accounts.account_page_context(record))
+
+
+@app.route("/link/no-match")
+@page
+def link_no_match():
+    accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
+    return pages.render("link_no_match.html", signed_in=True)
+
+
+@app.route("/logout")
+@page
+def logout():
+    sessions.end_session(_cookie(web.SESSION_COOKIE))
+    state = login_gov.random_token()
+    return pages.redirect(login_gov.build_logout_url(state), cookies=[
+        web.clear_cookie(web.SESSION_COOKIE),
+        web.set_cookie(web.LOGOUT_COOKIE, state, 600),
+    ])
+
+
+@app.route("/signed-out")
+@page
+def signed_out():
+    # The session ended at /logout; the state only tells whether this redirect is the one
+    # we asked for, so the page claims a Login.gov sign-out only then.
+    expected = _cookie(web.LOGOUT_COOKIE)
+    returned = _query().get("state")
+    via_login_gov = bool(expected and returned and expected == returned)
+    if not via_login_gov:
+        log_event("logout_state_mismatch", logging.WARNING)
+    return pages.render("signed_out.html", via_login_gov=via_login_gov,
+                        cookies=[web.clear_cookie(web.LOGOUT_COOKIE)])

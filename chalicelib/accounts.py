@@ -1,0 +1,49 @@
+"""Reading registry accounts for the signed-in person: the account page's view of a record."""
+from __future__ import annotations
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import sessions
+from chalicelib.emails import is_institutional
+from chalicelib.errors import AccountInactive, NotSignedIn
+from chalicelib.models import Account, Session
+
+ROLE_LABELS = {
+    "medical_examiner": "Certified medical examiner",
+    "assistant": "Administrative assistant",
+    "third_party": "Third-party organization",
+    "administrator": "Registry administrator",
+}
+
+
+def signed_in_session(token: str | None, *, linked: bool = True) -> Session:
+    """The live session for this cookie; with linked=True it must hold a registry account."""
+    session = sessions.load_session(token)
+    if session is None or (linked and not session.nr_number):
+        raise NotSignedIn("no live session")
+    return session
+
+
+def signed_in_account(session: Session, token: str | None) -> Account:
+    """The session's account, which must still exist, be active and be linked to this identity."""
+    try:
+        account = Account.get(session.nr_number, consistent_read=True)
+    except DoesNotExist:
+        sessions.end_session(token)
+        raise NotSignedIn("account no longer exists") from None
+    if account.linked_sub != session.subject:
+        # Unlinked by support or by a Login.gov account-purged event since sign-in.
+        sessions.end_session(token)
+        raise NotSignedIn("account no longer linked to this identity")
+    if account.status != "active":
+        sessions.end_session(token)
+        raise AccountInactive(f"account is {account.status}", status_name=account.status)
+    return account
+
+
+def account_page_context(account: Account) -> dict:
+    return {
+        "account": account,
+        "role_label": ROLE_LABELS.get(account.role, account.role),
+        "institutional_primary": is_institutional(account.primary_email_normalized),
+    }

@@ -1,0 +1,28 @@
+"""Audit events: built here, written by the caller in the same transaction as the change."""
+from __future__ import annotations
+
+import secrets
+
+from chalicelib.logs import log_event
+from chalicelib.models import AuditEvent, utc_now
+
+
+def audit_event(nr_number: str, event: str, actor: str, **detail: str) -> AuditEvent:
+    """An AuditEvent to add to a TransactWrite; the sort key makes each one unique."""
+    at = utc_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return AuditEvent(
+        nr_number=nr_number,
+        at_event=f"{at}#{event}#{secrets.token_hex(4)}",
+        event=event,
+        actor=actor,
+        detail={k: str(v) for k, v in detail.items()} or None,
+    )
+
+
+def recent_events(nr_number: str, limit: int = 20) -> list[AuditEvent]:
+    return list(AuditEvent.query(nr_number, scan_index_forward=False, limit=limit))
+
+
+def record_committed(event: AuditEvent, **log_fields) -> None:
+    """Log an audit event once its transaction has committed (same name in both places)."""
+    log_event(event.event, nr_number=event.nr_number, actor=event.actor, **log_fields)

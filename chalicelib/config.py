@@ -1,0 +1,117 @@
+"""Settings read from environment variables (the CONTRACT in DESIGN.md).
+
+Every limit the service enforces is a named setting here, with a default that is safe for
+production. Settings are read once per process and cached; tests call `reset_settings()`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed: a deploy mistake, not a user error."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_base_url: str
+    login_gov_issuer: str
+    login_gov_client_id: str
+    login_gov_private_key: str | None
+    login_gov_private_key_parameter: str | None
+    login_gov_acr_values: str
+    table_prefix: str
+    log_hash_key: str | None
+    log_hash_key_parameter: str | None
+    mail_sender: str
+
+    # Lifetimes (seconds)
+    signin_state_ttl: int = 600
+    session_idle_ttl: int = 30 * 60
+    session_absolute_ttl: int = 12 * 3600
+    challenge_ttl: int = 600
+    # Login.gov's iat = nbf = now; allow for clock skew between us and them.
+    token_leeway: int = 10
+    # Discovery and JWKS caching.
+    discovery_ttl: int = 3600
+    jwks_ttl: int = 3600
+    jwks_refetch_cooldown: int = 60
+    # Outbound HTTP to Login.gov.
+    http_connect_timeout: float = 3.0
+    http_read_timeout: float = 6.0
+    # One-time codes.
+    code_max_attempts: int = 5
+    code_sends_per_hour: int = 3
+    # Reminders about institutional primary emails.
+    reminder_interval_days: int = 30
+    cleanup_batch_size: int = 200
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.app_base_url + "/auth/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return self.app_base_url + "/signed-out"
+
+    @property
+    def secure_cookies(self) -> bool:
+        # Browsers drop Secure cookies on plain http, which only the local stage uses.
+        return self.app_base_url.startswith("https://")
+
+    def table_name(self, suffix: str) -> str:
+        return self.table_prefix + suffix
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set")
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    base_url = _required("APP_BASE_URL").rstrip("/")
+    return Settings(
+        app_base_url=base_url,
+        login_gov_issuer=_required("LOGIN_GOV_ISSUER"),
+        login_gov_client_id=_required("LOGIN_GOV_CLIENT_ID"),
+        login_gov_private_key=os.environ.get("LOGIN_GOV_PRIVATE_KEY") or None,
+        login_gov_private_key_parameter=os.environ.get("LOGIN_GOV_PRIVATE_KEY_PARAMETER") or None,
+        login_gov_acr_values=os.environ.get("LOGIN_GOV_ACR_VALUES") or DEFAULT_ACR_VALUES,
+        table_prefix=os.environ.get("TABLE_PREFIX", "nrcme-local-"),
+        log_hash_key=os.environ.get("LOG_HASH_KEY") or None,
+        log_hash_key_parameter=os.environ.get("LOG_HASH_KEY_PARAMETER") or None,
+        mail_sender=os.environ.get("MAIL_SENDER", "no-reply@nrcme.example.gov"),
+        signin_state_ttl=_int("SIGNIN_STATE_TTL_SECONDS", 600),
+        session_idle_ttl=_int("SESSION_IDLE_TTL_SECONDS", 30 * 60),
+        session_absolute_ttl=_int("SESSION_ABSOLUTE_TTL_SECONDS", 12 * 3600),
+        challenge_ttl=_int("CODE_TTL_SECONDS", 600),
+        token_leeway=_int("TOKEN_LEEWAY_SECONDS", 10),
+        discovery_ttl=_int("DISCOVERY_TTL_SECONDS", 3600),
+        jwks_ttl=_int("JWKS_TTL_SECONDS", 3600),
+        jwks_refetch_cooldown=_int("JWKS_REFETCH_COOLDOWN_SECONDS", 60),
+        code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
+        code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 3),
+        reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
+        cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),
+    )
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

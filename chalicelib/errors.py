@@ -1,0 +1,151 @@
+"""Every failure a person can meet, as a typed error.
+
+Each error names the page that explains it (`page`), its HTTP status, and a stable event
+name for logs and audit. `chalicelib.pages.render_error` is the one place that turns these
+into responses. Messages are for tests and logs; pages carry the words people read.
+"""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base for failures that end in a page instead of a 5xx."""
+
+    status = 400
+    page = "error_generic.html"
+    event = "request_failed"
+
+    def __init__(self, message: str = "", **context):
+        super().__init__(message or self.__class__.__doc__ or self.event)
+        self.context = context
+
+
+# --- Sign-in (OpenID Connect) -------------------------------------------------------------
+
+class SignInError(ServiceError):
+    """The sign-in could not be completed."""
+
+    page = "error_signin.html"
+    event = "signin_failed"
+
+
+class SignInCancelled(SignInError):
+    """The person cancelled at Login.gov."""
+
+    page = "signin_cancelled.html"
+    event = "signin_cancelled"
+
+
+class StateError(SignInError):
+    """State is missing, unknown, expired, already used, or belongs to another browser."""
+
+    event = "signin_state_rejected"
+
+
+class TokenExchangeError(SignInError):
+    """Login.gov refused or failed the code exchange."""
+
+    status = 502
+    event = "token_exchange_failed"
+
+
+class IdentityProviderUnavailable(SignInError):
+    """Login.gov (discovery, keys, token or userinfo) could not be reached in time."""
+
+    status = 503
+    page = "error_unavailable.html"
+    event = "identity_provider_unavailable"
+
+
+class IdTokenError(SignInError):
+    """The ID token failed validation (signature, issuer, audience, times, nonce, sub)."""
+
+    event = "id_token_rejected"
+
+
+class NonceError(IdTokenError):
+    """The ID token nonce is missing or does not match the sign-in request."""
+
+    event = "id_token_nonce_rejected"
+
+
+class UserInfoError(SignInError):
+    """Userinfo failed or named a different subject than the ID token."""
+
+    event = "userinfo_rejected"
+
+
+class ReturnToRejected(ServiceError):
+    """A return_to value that is not a same-site path."""
+
+    event = "return_to_rejected"
+
+
+# --- Linking -------------------------------------------------------------------------------
+
+class LinkRefused(ServiceError):
+    """A registry account could not be linked to this Login.gov identity."""
+
+    status = 403
+    event = "link_refused"
+
+
+class NoMatchingAccount(LinkRefused):
+    """None of the verified Login.gov emails is a registry primary or secondary email."""
+
+    status = 404
+    page = "link_no_match.html"
+    event = "link_refused_no_match"
+
+
+class AmbiguousMatch(LinkRefused):
+    """The verified emails match two or more registry accounts."""
+
+    status = 409
+    page = "link_ambiguous.html"
+    event = "link_refused_ambiguous"
+
+
+class AccountAlreadyLinked(LinkRefused):
+    """The matching registry account is linked to a different Login.gov identity."""
+
+    status = 409
+    page = "link_shared.html"
+    event = "link_refused_shared"
+
+
+class AccountInactive(LinkRefused):
+    """The registry account is disabled or removed."""
+
+    page = "account_inactive.html"
+    event = "link_refused_inactive"
+
+
+# --- Sessions and forms --------------------------------------------------------------------
+
+class NotSignedIn(ServiceError):
+    """No valid session: the route redirects to /login."""
+
+    status = 401
+    event = "session_missing"
+
+
+class CsrfError(ServiceError):
+    """A form arrived without the session's CSRF token."""
+
+    status = 403
+    page = "error_csrf.html"
+    event = "csrf_rejected"
+
+
+class BadRequest(ServiceError):
+    """The request is malformed."""
+
+    event = "bad_request"
+
+
+class NotFound(ServiceError):
+    """No such page."""
+
+    status = 404
+    page = "error_not_found.html"
+    event = "not_found"

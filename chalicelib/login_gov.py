@@ -1,0 +1,337 @@
+"""The Login.gov relying party: exactly what this service needs, by Login.gov's rules.
+
+Not a general OpenID Connect library: one provider, authorization code flow,
+private_key_jwt client authentication, RS256 ID tokens. Functions are named after the
+protocol steps. Discovery and keys are cached per Lambda container; an unknown `kid`
+triggers at most one refetch per cooldown so a flood of forged tokens cannot become a
+flood of fetches, and a failed fetch keeps the last good keys.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from chalicelib import http_client
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    IdentityProviderUnavailable,
+    IdTokenError,
+    NonceError,
+    SignInError,
+    TokenExchangeError,
+    UserInfoError,
+)
+from chalicelib.secrets import login_gov_private_key
+
+SCOPES = "openid email all_emails"
+# Login.gov rejects state and nonce shorter than 22 characters; 32 random bytes is 43.
+RANDOM_TOKEN_BYTES = 32
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_LIFETIME = 300
+ACCEPTED_ALGORITHMS = ("RS256",)
+
+
+def random_token() -> str:
+    return secrets.token_urlsafe(RANDOM_TOKEN_BYTES)
+
+
+# --- Discovery -----------------------------------------------------------------------------
+
+class DiscoveryError(IdentityProviderUnavailable):
+    """Login.gov's discovery document is unreachable, malformed, or names another issuer."""
+
+    event = "discovery_failed"
+
+
+_REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "userinfo_endpoint",
+                       "jwks_uri", "end_session_endpoint")
+_discovery_lock = threading.Lock()
+_discovery: dict | None = None
+_discovery_fetched_at = 0.0
+
+
+def discover() -> dict:
+    """The discovery document, cached; its issuer must equal LOGIN_GOV_ISSUER exactly."""
+    global _discovery, _discovery_fetched_at
+    settings = get_settings()
+    now = time.monotonic()
+    with _discovery_lock:
+        if _discovery is not None and now - _discovery_fetched_at < settings.discovery_ttl:
+            return _discovery
+        url = settings.login_gov_issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            resp = http_client.request("GET", url)
+            document = resp.json() if resp.status == 200 else None
+        except (http_client.HttpFailure, ValueError):
+            document = None
+        if not isinstance(document, dict):
+            if _discovery is not None:
+                return _discovery  # keep serving the last good document
+            raise DiscoveryError("discovery document unavailable")
+        # Issuer mix-up defence: the document must describe the issuer we were configured for.
+        if document.get("issuer") != settings.login_gov_issuer:
+            raise DiscoveryError("discovery issuer does not match LOGIN_GOV_ISSUER")
+        if not all(isinstance(document.get(k), str) for k in _REQUIRED_ENDPOINTS):
+            raise DiscoveryError("discovery document lacks an endpoint")
+        _discovery, _discovery_fetched_at = document, now
+        return document
+
+
+# --- Authorization request -----------------------------------------------------------------
+
+def build_authorization_url(state: str, nonce: str) -> str:
+    settings = get_settings()
+    params = {
+        "client_id": settings.login_gov_client_id,
+        "response_type": "code",
+        "redirect_uri": settings.redirect_uri,
+        "scope": SCOPES,
+        "acr_values": settings.login_gov_acr_values,
+        "state": state,
+        "nonce": nonce,
+        "prompt": "select_account",
+    }
+    return discover()["authorization_endpoint"] + "?" + urlencode(params)
+
+
+def build_logout_url(state: str) -> str:
+    settings = get_settings()
+    params = {
+        "client_id": settings.login_gov_client_id,
+        "post_logout_redirect_uri": settings.post_logout_redirect_uri,
+        "state": state,
+    }
+    return discover()["end_session_endpoint"] + "?" + urlencode(params)
+
+
+# --- Token exchange (private_key_jwt) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tokens:
+    id_token: str
+    access_token: str
+
+
+@functools.lru_cache(maxsize=1)
+def _signing_key():
+    # Parsing and validating an RSA key costs milliseconds; do it once per container.
+    return load_pem_private_key(login_gov_private_key().encode(), password=None)
+
+
+def build_client_assertion(token_endpoint: str) -> str:
+    settings = get_settings()
+    now = int(time.time())
+    claims = {
+        "iss": settings.login_gov_client_id,
+        "sub": settings.login_gov_client_id,
+        "aud": token_endpoint,
+        "jti": random_token(),
+        "iat": now,
+        "exp": now + CLIENT_ASSERTION_LIFETIME,
+    }
+    return jwt.encode(claims, _signing_key(), algorithm="RS256")
+
+
+def exchange_code(code: str) -> Tokens:
+    token_endpoint = discover()["token_endpoint"]
+    fields = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": build_client_assertion(token_endpoint),
+    }
+    try:
+        resp = http_client.request("POST", token_endpoint, fields=fields)
+    except http_client.HttpFailure as exc:
+        raise IdentityProviderUnavailable(f"token endpoint: {exc}") from None
+    if resp.status >= 500:
+        raise IdentityProviderUnavailable(f"token endpoint answered {resp.status}")
+    if resp.status != 200:
+        # Login.gov answers 400 with human text for a used, expired or foreign code.
+        raise TokenExchangeError(f"token endpoint answered {resp.status}", status=resp.status)
+    try:
+        body = resp.json()
+        id_token, access_token = body["id_token"], body["access_token"]
+    except (ValueError, KeyError, TypeError):
+        raise TokenExchangeError("token response is not the expected JSON") from None
+    if not isinstance(id_token, str) or not isinstance(access_token, str):
+        raise TokenExchangeError("token response is not the expected JSON")
+    return Tokens(id_token=id_token, access_token=access_token)
+
+
+# --- Keys (JWKS) ----------------------------------------------------------------------------
+
+class KeySet:
+    """Login.gov's signing keys by kid, refreshed on TTL and, with a cooldown, on a miss."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, object] = {}
+        self._fetched_at = 0.0
+        self._last_attempt = float("-inf")
+        self.fetch_count = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys, self._fetched_at, self._last_attempt = {}, 0.0, float("-inf")
+
+    def _fetch(self) -> None:
+        """Refresh from jwks_uri; on failure keep what we had."""
+        self._last_attempt = time.monotonic()
+        self.fetch_count += 1
+        try:
+            resp = http_client.request("GET", discover()["jwks_uri"])
+            if resp.status != 200:
+                return
+            document = resp.json()
+        except (http_client.HttpFailure, ValueError):
+            return
+        keys = {}
+        for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig":
+                continue
+            try:
+                keys[jwk.get("kid")] = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(jwk))
+            except (ValueError, KeyError, TypeError, jwt.exceptions.InvalidKeyError):
+                continue
+        if keys:
+            self._keys, self._fetched_at = keys, time.monotonic()
+
+    def key_for(self, kid: str | None):
+        settings = get_settings()
+        with self._lock:
+            now = time.monotonic()
+            stale = now - self._fetched_at >= settings.jwks_ttl
+            since_attempt = now - self._last_attempt
+            # With no keys, retry at most once a second; when stale, once per cooldown.
+            if (not self._keys and since_attempt >= 1) or (
+                    self._keys and stale and since_attempt >= settings.jwks_refetch_cooldown):
+                self._fetch()
+            if not self._keys:
+                raise IdentityProviderUnavailable("no signing keys available")
+            if kid is None:
+                # Login.gov always sends kid; without one, only an unambiguous key set will do.
+                if len(self._keys) == 1:
+                    return next(iter(self._keys.values()))
+                raise IdTokenError("ID token has no kid and several keys are published")
+            if kid not in self._keys and now - self._last_attempt >= settings.jwks_refetch_cooldown:
+                self._fetch()  # rotation: one refetch, then decide
+            key = self._keys.get(kid)
+            if key is None:
+                raise IdTokenError("ID token signed with an unknown kid")
+            return key
+
+
+key_set = KeySet()
+
+
+# --- ID token --------------------------------------------------------------------------------
+
+def _at_hash(access_token: str) -> str:
+    digest = hashlib.sha256(access_token.encode()).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
+    """Verify signature, issuer, audience, times, nonce and at_hash; return the claims."""
+    settings = get_settings()
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.exceptions.DecodeError:
+        raise IdTokenError("ID token is not a JWT") from None
+    # Decide the algorithm ourselves: alg=none and HS256-with-the-public-key die here.
+    if header.get("alg") not in ACCEPTED_ALGORITHMS:
+        raise IdTokenError(f"ID token algorithm {header.get('alg')!r} is not accepted")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise IdTokenError("ID token kid is malformed")
+    key = key_set.key_for(kid)
+    issuer = discover()["issuer"]
+    try:
+        claims = jwt.decode(
+            id_token,
+            key=key,
+            algorithms=list(ACCEPTED_ALGORITHMS),
+            audience=settings.login_gov_client_id,
+            issuer=issuer,
+            leeway=settings.token_leeway,
+            options={"require": ["iss", "aud", "sub", "exp", "iat", "nonce"], "strict_aud": True},
+        )
+    except jwt.exceptions.PyJWTError as exc:
+        raise IdTokenError(f"ID token rejected: {exc}") from None
+    if claims["iss"] != issuer:  # exact, including the trailing slash
+        raise IdTokenError("ID token issuer mismatch")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip():
+        raise IdTokenError("ID token has no subject")
+    token_nonce = claims.get("nonce")
+    if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+        raise NonceError("ID token nonce does not match this sign-in")
+    if "at_hash" in claims and not hmac.compare_digest(
+            str(claims["at_hash"]), _at_hash(access_token)):
+        raise IdTokenError("ID token at_hash does not match the access token")
+    return claims
+
+
+# --- Userinfo ----------------------------------------------------------------------------------
+
+def get_userinfo(access_token: str, *, expected_sub: str) -> dict:
+    endpoint = discover()["userinfo_endpoint"]
+    try:
+        resp = http_client.request(
+            "GET", endpoint, headers={"Authorization": f"Bearer {access_token}"})
+    except http_client.HttpFailure as exc:
+        raise IdentityProviderUnavailable(f"userinfo: {exc}") from None
+    if resp.status >= 500:
+        raise IdentityProviderUnavailable(f"userinfo answered {resp.status}")
+    if resp.status != 200:
+        raise UserInfoError(f"userinfo answered {resp.status}")
+    try:
+        info = resp.json()
+    except ValueError:
+        raise UserInfoError("userinfo is not JSON") from None
+    if not isinstance(info, dict):
+        raise UserInfoError("userinfo is not an object")
+    # Token substitution defence: userinfo must describe the person the ID token names.
+    if info.get("sub") != expected_sub:
+        raise UserInfoError("userinfo subject differs from the ID token subject")
+    return info
+
+
+def verified_emails(userinfo: dict) -> list[str]:
+    """The addresses Login.gov has confirmed: all_emails, plus email when email_verified."""
+    found: list[str] = []
+    all_emails = userinfo.get("all_emails")
+    if isinstance(all_emails, list):
+        found.extend(e for e in all_emails if isinstance(e, str))
+    email = userinfo.get("email")
+    # Refuse an unverified email: linking on it would let anyone pre-register a victim's address.
+    if isinstance(email, str) and userinfo.get("email_verified") is True:
+        found.append(email)
+    return found
+
+
+def reset_caches() -> None:
+    global _discovery, _discovery_fetched_at
+    with _discovery_lock:
+        _discovery, _discovery_fetched_at = None, 0.0
+    key_set.clear()
+    _signing_key.cache_clear()
+
+
+__all__ = [
+    "DiscoveryError", "SignInError", "Tokens", "build_authorization_url", "build_logout_url",
+    "discover", "exchange_code", "get_userinfo", "key_set", "random_token", "reset_caches",
+    "validate_id_token", "verified_emails",
+]

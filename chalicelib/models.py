@@ -1,0 +1,211 @@
+"""DynamoDB tables, as PynamoDB models. infra/template.yaml declares the same tables.
+
+Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
+
+- accounts  PK nr_number                       the registry record
+- claims    PK claim = "email#<normalized>"    uniqueness markers; written with
+                      | "sub#<login.gov sub>"  attribute_not_exists in the same
+                                               transaction as the account change
+- flows     PK flow_id = "<kind>#<id>"         short-lived: sign-in state, sessions,
+                                               one-time-code challenges, send counters.
+            GSI by_expiry (expiry_bucket, expires_at): cleanup reads only expired items.
+            GSI by_subject (subject): the sessions of one Login.gov identity.
+- audit     PK nr_number, SK at_event          append-only history per account
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+ACCOUNT_STATUSES = ("active", "disabled", "removed")
+ROLES = ("medical_examiner", "assistant", "third_party", "administrator")
+
+# One expiry bucket per hour keeps the by_expiry index partitions small and lets cleanup
+# ask for "expired in hour H" without a scan.
+EXPIRY_BUCKET_FORMAT = "%Y-%m-%dT%H"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def expiry_bucket(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime(EXPIRY_BUCKET_FORMAT)
+
+
+class _Meta:
+    # Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+    max_retry_attempts = 2
+
+
+class Account(Model):
+    """A National Registry account. PK: nr_number (10 digits)."""
+
+    class Meta(_Meta):
+        table_name = "accounts"
+
+    nr_number = UnicodeAttribute(hash_key=True)
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute()
+    role = UnicodeAttribute()
+    status = UnicodeAttribute(default="active")
+    primary_email = UnicodeAttribute()
+    primary_email_normalized = UnicodeAttribute()
+    secondary_email = UnicodeAttribute(null=True)
+    secondary_email_normalized = UnicodeAttribute(null=True)
+    legacy_username = UnicodeAttribute(null=True)
+    # Usernames are retired at linking: kept for support look-ups, never for sign-in.
+    legacy_username_retired = BooleanAttribute(default=False)
+    linked_sub = UnicodeAttribute(null=True)
+    linked_at = UTCDateTimeAttribute(null=True)
+    last_reminder_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def normalized_emails(self) -> list[str]:
+        return [e for e in (self.primary_email_normalized, self.secondary_email_normalized) if e]
+
+
+class Claim(Model):
+    """A uniqueness marker. PK: claim = "email#<normalized>" or "sub#<uuid>"."""
+
+    class Meta(_Meta):
+        table_name = "claims"
+
+    claim = UnicodeAttribute(hash_key=True)
+    nr_number = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default_for_new=utc_now)
+
+    @staticmethod
+    def email_key(normalized_email: str) -> str:
+        return f"email#{normalized_email}"
+
+    @staticmethod
+    def sub_key(sub: str) -> str:
+        return f"sub#{sub}"
+
+
+class ExpiryIndex(GlobalSecondaryIndex):
+    """by_expiry: PK expiry_bucket (hour), SK expires_at. Projects keys only."""
+
+    class Meta:
+        index_name = "by_expiry"
+        projection = KeysOnlyProjection()
+
+    expiry_bucket = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
+class SubjectIndex(GlobalSecondaryIndex):
+    """by_subject: PK subject (a Login.gov sub). Sparse: only flows that carry a subject."""
+
+    class Meta:
+        index_name = "by_subject"
+        projection = KeysOnlyProjection()
+
+    subject = UnicodeAttribute(hash_key=True)
+
+
+class Flow(Model):
+    """A short-lived record. PK: flow_id = "<kind>#<opaque id>". TTL: expires_at."""
+
+    class Meta(_Meta):
+        table_name = "flows"
+
+    flow_id = UnicodeAttribute(hash_key=True)
+    kind = DiscriminatorAttribute()
+    expires_at = NumberAttribute()
+    expiry_bucket = UnicodeAttribute()
+    subject = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+
+    by_expiry = ExpiryIndex()
+    by_subject = SubjectIndex()
+
+    def is_expired(self, now: float) -> bool:
+        # TTL deletes lazily (up to 48 h late), so expiry is enforced on every read.
+        return self.expires_at <= now
+
+
+class SignInState(Flow, discriminator="signin"):
+    """An authorization request in flight. PK: signin#<sha256(state)>."""
+
+    nonce = UnicodeAttribute()
+    browser_hash = UnicodeAttribute()
+    return_to = UnicodeAttribute()
+
+
+class Session(Flow, discriminator="session"):
+    """A signed-in browser. PK: session#<sha256(cookie token)>; subject = Login.gov sub."""
+
+    nr_number = UnicodeAttribute(null=True)
+    absolute_expires_at = NumberAttribute()
+    csrf_token = UnicodeAttribute()
+    # First sign-ins that found no account keep the verified emails for the recovery page.
+    verified_emails = UnicodeAttribute(null=True)
+    notice = UnicodeAttribute(null=True)
+
+
+class Challenge(Flow, discriminator="challenge"):
+    """A one-time code in flight. PK: challenge#<random id>; subject = Login.gov sub."""
+
+    purpose = UnicodeAttribute()
+    session_hash = UnicodeAttribute()
+    nr_number = UnicodeAttribute(null=True)
+    target_email = UnicodeAttribute()
+    target_email_normalized = UnicodeAttribute()
+    code_hash = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    details = MapAttribute(null=True)
+
+
+class SendCounter(Flow, discriminator="sendcount"):
+    """Codes sent to one key (an identity or an address) in one hour. PK: sendcount#<hash>#<hour>."""
+
+    sends = NumberAttribute(default=0)
+
+
+class AuditEvent(Model):
+    """Append-only history. PK: nr_number, SK: at_event = "<ISO time>#<event>#<random>"."""
+
+    class Meta(_Meta):
+        table_name = "audit"
+
+    nr_number = UnicodeAttribute(hash_key=True)
+    at_event = UnicodeAttribute(range_key=True)
+    event = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    detail = MapAttribute(null=True)
+
+
+ALL_MODELS = (Account, Claim, Flow, AuditEvent)
+TABLE_SUFFIXES = {Account: "accounts", Claim: "claims", Flow: "flows", AuditEvent: "audit"}
+
+
+def use_table_prefix(prefix: str) -> None:
+    """Point every model at TABLE_PREFIX + suffix (called at import and by tests)."""
+    for model, suffix in TABLE_SUFFIXES.items():
+        model.Meta.table_name = prefix + suffix
+        model._connection = None
+    for sub in (SignInState, Session, Challenge, SendCounter):
+        sub._connection = None
+
+
+use_table_prefix(os.environ.get("TABLE_PREFIX", "nrcme-local-"))

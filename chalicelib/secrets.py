@@ -1,0 +1,46 @@
+"""Secrets: from an environment variable locally, from SSM SecureString in AWS stages.
+
+Values are fetched once per Lambda container. boto3 is imported only when SSM is used, so
+local and test stages never pay for it.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from chalicelib.config import ConfigurationError, get_settings
+
+
+def _from_ssm(parameter_name: str) -> str:
+    import boto3  # provided by the Lambda runtime
+
+    response = boto3.client("ssm").get_parameter(Name=parameter_name, WithDecryption=True)
+    return response["Parameter"]["Value"]
+
+
+@functools.lru_cache(maxsize=1)
+def login_gov_private_key() -> str:
+    settings = get_settings()
+    if settings.login_gov_private_key:
+        return settings.login_gov_private_key
+    if settings.login_gov_private_key_parameter:
+        return _from_ssm(settings.login_gov_private_key_parameter)
+    raise ConfigurationError(
+        "set LOGIN_GOV_PRIVATE_KEY or LOGIN_GOV_PRIVATE_KEY_PARAMETER")
+
+
+@functools.lru_cache(maxsize=1)
+def log_hash_key() -> bytes:
+    """Key for the keyed hashes that stand in for emails and subjects in logs."""
+    settings = get_settings()
+    if settings.log_hash_key:
+        return settings.log_hash_key.encode()
+    if settings.log_hash_key_parameter:
+        return _from_ssm(settings.log_hash_key_parameter).encode()
+    # Local and test stages: a per-process key still keeps raw values out of the logs.
+    return os.urandom(32)
+
+
+def reset_secrets() -> None:
+    login_gov_private_key.cache_clear()
+    log_hash_key.cache_clear()

@@ -1,0 +1,115 @@
+"""Browser sessions: server-side records keyed by a hash of the cookie token.
+
+The cookie holds 256 random bits; the table holds only their SHA-256, so a leaked table
+backup cannot be replayed as cookies. Sessions end on idle timeout, on an absolute
+lifetime, at logout, and when Login.gov tells us the identity was disabled.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+
+from pynamodb.exceptions import DeleteError, DoesNotExist
+
+from chalicelib.config import get_settings
+from chalicelib.errors import CsrfError
+from chalicelib.models import Flow, Session, expiry_bucket
+
+# Refresh the idle deadline at most this often, so a busy page is not a write per request.
+IDLE_REFRESH_SECONDS = 60
+MAX_TOKEN_LENGTH = 128
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _session_id(token: str) -> str:
+    return f"session#{token_hash(token)}"
+
+
+def create_session(sub: str, nr_number: str | None, *,
+                   verified_emails: list[str] | None = None,
+                   notice: str | None = None) -> tuple[str, Session]:
+    """Start a session; returns (cookie token, record). One DynamoDB write."""
+    settings = get_settings()
+    now = int(time.time())
+    token = secrets.token_urlsafe(32)
+    absolute = now + settings.session_absolute_ttl
+    expires = min(now + settings.session_idle_ttl, absolute)
+    session = Session(
+        _session_id(token),
+        subject=sub,
+        nr_number=nr_number,
+        created_at=now,
+        expires_at=expires,
+        expiry_bucket=expiry_bucket(expires),
+        absolute_expires_at=absolute,
+        csrf_token=secrets.token_urlsafe(32),
+        verified_emails=json.dumps(verified_emails) if verified_emails else None,
+        notice=notice,
+    )
+    session.save(condition=Flow.flow_id.does_not_exist())
+    return token, session
+
+
+def load_session(token: str | None) -> Session | None:
+    """The live session for a cookie token, or None. Expiry is checked here, not left to TTL."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        session = Session.get(_session_id(token), consistent_read=True)
+    except DoesNotExist:
+        return None
+    now = int(time.time())
+    if not isinstance(session, Session) or session.is_expired(now) or \
+            session.absolute_expires_at <= now:
+        return None
+    settings = get_settings()
+    if session.expires_at - now < settings.session_idle_ttl - IDLE_REFRESH_SECONDS:
+        new_expiry = min(now + settings.session_idle_ttl, session.absolute_expires_at)
+        session.update(actions=[
+            Session.expires_at.set(new_expiry),
+            Session.expiry_bucket.set(expiry_bucket(new_expiry)),
+        ], condition=Flow.flow_id.exists())
+    return session
+
+
+def session_hash(session: Session) -> str:
+    return session.flow_id.split("#", 1)[1]
+
+
+def end_session(token: str | None) -> None:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return
+    try:
+        Flow(_session_id(token)).delete()
+    except DeleteError:
+        pass  # already gone: logout is idempotent
+
+
+def end_sessions_for_subject(sub: str) -> int:
+    """Delete every session of one Login.gov identity; returns how many."""
+    ended = 0
+    for item in Flow.by_subject.query(sub):
+        if item.flow_id.startswith("session#"):
+            Flow(item.flow_id).delete()
+            ended += 1
+    return ended
+
+
+def clear_notice(session: Session) -> None:
+    session.update(actions=[Session.notice.remove()])
+
+
+def check_csrf(session: Session, submitted: str | None) -> None:
+    """Every POST form carries the session's CSRF token (cross-site form defence)."""
+    if not submitted or not hmac.compare_digest(submitted, session.csrf_token):
+        raise CsrfError("CSRF token missing or wrong")
+
+
+def session_verified_emails(session: Session) -> list[str]:
+    return json.loads(session.verified_emails) if session.verified_emails else []

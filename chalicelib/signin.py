@@ -1,0 +1,150 @@
+"""The sign-in flow: start at /login, finish at /auth/callback.
+
+State is single-use and bound to the browser that started the sign-in: /login stores
+sha256(state) with the nonce, the return path and a hash of a random browser-binding
+cookie; the callback consumes that record in one conditional update that also checks the
+cookie, so a replayed state, or a state carried to another browser, fails closed.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import linking, login_gov, sessions
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    NoMatchingAccount,
+    SignInCancelled,
+    SignInError,
+    StateError,
+)
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.models import Flow, SignInState, expiry_bucket
+from chalicelib.redirects import return_path_or_default
+
+MAX_STATE_LENGTH = 128
+MAX_CODE_LENGTH = 512
+MAX_BINDING_LENGTH = 128
+_BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StartedSignIn:
+    authorization_url: str
+    browser_binding: str  # value for the sign-in cookie
+
+
+def start_signin(return_to: str | None, browser_binding: str | None) -> StartedSignIn:
+    """Record a fresh state and nonce and build Login.gov's authorization URL."""
+    settings = get_settings()
+    # Reuse this browser's binding so two tabs signing in at once both work.
+    binding = browser_binding if browser_binding and _BINDING.match(browser_binding) \
+        else login_gov.random_token()
+    state, nonce = login_gov.random_token(), login_gov.random_token()
+    url = login_gov.build_authorization_url(state, nonce)
+    now = int(time.time())
+    expires = now + settings.signin_state_ttl
+    SignInState(
+        f"signin#{_digest(state)}",
+        nonce=nonce,
+        browser_hash=_digest(binding),
+        return_to=return_path_or_default(return_to),
+        created_at=now,
+        expires_at=expires,
+        expiry_bucket=expiry_bucket(expires),
+    ).save(condition=Flow.flow_id.does_not_exist())
+    return StartedSignIn(authorization_url=url, browser_binding=binding)
+
+
+def consume_state(state: str, browser_binding: str | None) -> SignInState:
+    """Mark the state used, atomically, if it exists, is live, unused and ours."""
+    if not state or len(state) > MAX_STATE_LENGTH:
+        raise StateError("state missing or malformed")
+    if not browser_binding or len(browser_binding) > MAX_BINDING_LENGTH:
+        raise StateError("sign-in cookie missing: started in another browser?")
+    record = SignInState(f"signin#{_digest(state)}")
+    try:
+        record.update(
+            actions=[SignInState.expires_at.set(int(time.time()))],
+            condition=(
+                Flow.flow_id.exists()
+                & (Flow.kind == "signin")
+                & (Flow.expires_at > int(time.time()))
+                & (SignInState.browser_hash == _digest(browser_binding))
+            ),
+        )
+    except UpdateError:
+        # Unknown, used, expired, or another browser's: indistinguishable on purpose.
+        raise StateError("state unknown, used, expired, or from another browser") from None
+    return record
+
+
+class SignInOutcome(Enum):
+    RETURNING = "returning"
+    LINKED = "linked"
+    NEEDS_RECOVERY = "needs_recovery"
+
+
+@dataclass(frozen=True)
+class CompletedSignIn:
+    outcome: SignInOutcome
+    session_token: str
+    redirect_to: str
+
+
+def complete_signin(params: dict[str, str], browser_binding: str | None) -> CompletedSignIn:
+    """Handle the callback query; return where to send the browser, or raise a typed error."""
+    state = params.get("state", "")
+    error = params.get("error")
+    if error:
+        if state:
+            try:
+                consume_state(state, browser_binding)  # a cancelled state is spent too
+            except StateError:
+                pass
+        if error == "access_denied":
+            raise SignInCancelled("cancelled at Login.gov")
+        raise SignInError(f"Login.gov returned error {error[:40]!r}")
+    code = params.get("code", "")
+    if not code or len(code) > MAX_CODE_LENGTH:
+        raise SignInError("authorization code missing or malformed")
+
+    signin_state = consume_state(state, browser_binding)
+    tokens = login_gov.exchange_code(code)
+    claims = login_gov.validate_id_token(
+        tokens.id_token, nonce=signin_state.nonce, access_token=tokens.access_token)
+    sub = claims["sub"]
+
+    nr_number = linking.find_linked_account(sub)
+    if nr_number is not None:
+        token, _ = sessions.create_session(sub, nr_number)
+        log_event("signin_returning", subject=keyed_hash(sub), nr_number=nr_number)
+        count("SignIn", outcome="returning")
+        return CompletedSignIn(SignInOutcome.RETURNING, token, signin_state.return_to)
+
+    userinfo = login_gov.get_userinfo(tokens.access_token, expected_sub=sub)
+    emails = login_gov.verified_emails(userinfo)
+    try:
+        result = linking.link_by_verified_emails(sub, emails)
+    except NoMatchingAccount:
+        # Keep the proven identity in a session so the person can recover the link.
+        token, _ = sessions.create_session(sub, None, verified_emails=emails)
+        log_event("link_refused_no_match", subject=keyed_hash(sub), emails=len(emails))
+        count("SignIn", outcome="no_match")
+        return CompletedSignIn(SignInOutcome.NEEDS_RECOVERY, token, "/link/no-match")
+    outcome = SignInOutcome.LINKED if result.outcome is linking.LinkOutcome.LINKED \
+        else SignInOutcome.RETURNING
+    token, _ = sessions.create_session(
+        sub, result.nr_number, notice="linked" if outcome is SignInOutcome.LINKED else None)
+    count("SignIn", outcome=outcome.value)
+    redirect = "/account" if outcome is SignInOutcome.LINKED else signin_state.return_to
+    return CompletedSignIn(outcome, token, redirect)

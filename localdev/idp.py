@@ -1,0 +1,465 @@
+"""A local, Login.gov-compatible OpenID Connect provider for development and tests.
+
+Never deployed. It is as strict as Login.gov where a relying party can get things wrong:
+registered client and exact redirect URI, state and nonce of at least 22 characters,
+prompt=select_account, known acr_values, single-use codes that expire in 5 minutes,
+private_key_jwt client assertions verified against the client's public key (single-use
+jti, aud = token URL, exp at most 5 minutes out), userinfo by Bearer header only, and a
+trailing-slash issuer. A tester types one or more email addresses; the same set always
+gives the same `sub`.
+
+`faults` switches on misbehaviour for tests (see FAULTS); `rotate_keys()` rotates the
+signing key (the old one stays published as secondary until `drop_old_keys()`).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+CODE_LIFETIME = 300
+ACCESS_TOKEN_LIFETIME = 900
+ASSERTION_MAX_LIFETIME = 300
+MIN_STATE_NONCE_LENGTH = 22
+KNOWN_ACR_VALUES = {
+    "urn:acr.login.gov:auth-only",
+    "urn:acr.login.gov:verified",
+    "urn:acr.login.gov:verified-facial-match-required",
+    "urn:acr.login.gov:verified-facial-match-preferred",
+    "http://idmanagement.gov/ns/assurance/ial/1",
+    "http://idmanagement.gov/ns/assurance/ial/2",
+    "http://idmanagement.gov/ns/assurance/aal/2",
+    "http://idmanagement.gov/ns/assurance/aal/3",
+}
+KNOWN_SCOPES = {"openid", "email", "all_emails", "profile", "profile:name", "phone",
+                "address", "social_security_number", "profile:verified_at", "x509"}
+SUB_NAMESPACE = uuid.UUID("6f1b3a3e-6a57-4c5b-8f9e-4f2c1b0f9e11")
+
+# Misbehaviour a test can switch on: name -> what the provider does instead.
+FAULTS = {
+    "token_status": "answer the token request with this HTTP status (400, 500, ...)",
+    "token_delay": "sleep this many seconds before answering the token request",
+    "userinfo_status": "answer userinfo with this HTTP status",
+    "userinfo_delay": "sleep this many seconds before answering userinfo",
+    "userinfo_sub": "put this sub in userinfo instead of the real one",
+    "jwks_status": "answer the JWKS request with this HTTP status",
+    "id_token_claims": "dict merged into the ID token claims (None values delete a claim)",
+    "id_token_alg": "'none' or 'HS256-public' to sign the ID token badly",
+    "id_token_bad_signature": "sign the ID token with a key that is not published",
+    "id_token_kid": "header kid to use (None to omit it)",
+    "discovery_issuer": "issuer to advertise in discovery",
+}
+
+
+def generate_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def normalize_for_sub(email: str) -> str:
+    return email.strip().lower()
+
+
+def sub_for_emails(emails: list[str]) -> str:
+    """Same set of emails, same sub (order and case do not matter)."""
+    key = ",".join(sorted({normalize_for_sub(e) for e in emails if e.strip()}))
+    return str(uuid.uuid5(SUB_NAMESPACE, key))
+
+
+@dataclass
+class Client:
+    client_id: str
+    public_key_pem: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    key: rsa.RSAPrivateKey
+
+
+@dataclass
+class IssuedCode:
+    client_id: str
+    redirect_uri: str
+    nonce: str
+    acr: str
+    emails: list[str]
+    sub: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class LocalLoginGov:
+    issuer: str  # with trailing slash, like Login.gov
+    clients: dict[str, Client] = field(default_factory=dict)
+    faults: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.issuer.endswith("/"), "Login.gov issuers end with a slash"
+        self._lock = threading.Lock()
+        self.keys: list[SigningKey] = [SigningKey(secrets.token_hex(8), generate_rsa_key())]
+        self.codes: dict[str, IssuedCode] = {}
+        self.access_tokens: dict[str, tuple[str, list[str], float]] = {}
+        self.seen_jtis: set[str] = set()
+        self.request_log: list[str] = []
+        self.app = self._build_app()
+
+    # --- test controls -----------------------------------------------------------------------
+
+    def register_client(self, client_id: str, public_key_pem: str, redirect_uri: str,
+                        post_logout_redirect_uri: str) -> None:
+        self.clients[client_id] = Client(client_id, public_key_pem, [redirect_uri],
+                                         [post_logout_redirect_uri])
+
+    def rotate_keys(self) -> str:
+        """New primary signing key; the old one stays in the JWKS as secondary."""
+        with self._lock:
+            self.keys.insert(0, SigningKey(secrets.token_hex(8), generate_rsa_key()))
+            del self.keys[2:]
+            return self.keys[0].kid
+
+    def drop_old_keys(self) -> None:
+        with self._lock:
+            del self.keys[1:]
+
+    def count(self, path: str) -> int:
+        return sum(1 for p in self.request_log if p == path)
+
+    @property
+    def base(self) -> str:
+        return self.issuer.rstrip("/")
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    # --- tokens --------------------------------------------------------------------------------
+
+    def make_id_token(self, issued: IssuedCode, access_token: str, client_id: str) -> str:
+        now = int(time.time())
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims = {
+            "iss": self.issuer,
+            "sub": issued.sub,
+            "aud": client_id,
+            "acr": issued.acr,
+            "nonce": issued.nonce,
+            "jti": secrets.token_urlsafe(16),
+            "at_hash": base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ACCESS_TOKEN_LIFETIME,
+        }
+        for name, value in (self.faults.get("id_token_claims") or {}).items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return self.sign(claims)
+
+    def sign(self, claims: dict, *, typ: str | None = None) -> str:
+        signing = self.keys[0]
+        headers = {"kid": signing.kid}
+        if typ:
+            headers["typ"] = typ
+        if "id_token_kid" in self.faults:
+            kid = self.faults["id_token_kid"]
+            headers = {} if kid is None else {"kid": kid}
+        alg_fault = self.faults.get("id_token_alg")
+        if alg_fault == "none":
+            return jwt.encode(claims, None, algorithm="none", headers=headers)
+        if alg_fault == "HS256-public":
+            # The classic confusion attack: HMAC keyed with the published public key.
+            secret = public_pem(signing.key).encode()
+            return _hs256_with_any_key(claims, secret, headers)
+        key = generate_rsa_key() if self.faults.get("id_token_bad_signature") else signing.key
+        return jwt.encode(claims, key, algorithm="RS256", headers=headers)
+
+    def jwks(self) -> dict:
+        keys = []
+        for k in self.keys:
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.key.public_key()))
+            jwk.update({"kid": k.kid, "use": "sig", "alg": "RS256"})
+            keys.append(jwk)
+        return {"keys": keys}
+
+    def _verify_client_assertion(self, assertion: str, token_url: str) -> str:
+        try:
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+            client = self.clients[unverified["iss"]]
+            claims = jwt.decode(
+                assertion, client.public_key_pem, algorithms=["RS256"], audience=token_url,
+                options={"require": ["iss", "sub", "aud", "jti", "exp"]})
+        except (jwt.PyJWTError, KeyError, TypeError) as exc:
+            raise ValueError(f"client_assertion is invalid: {exc}") from None
+        if claims["iss"] != claims["sub"]:
+            raise ValueError("client_assertion iss and sub must both be the client_id")
+        if claims["exp"] > time.time() + ASSERTION_MAX_LIFETIME + 5:
+            raise ValueError("client_assertion expires too far in the future")
+        with self._lock:
+            if claims["jti"] in self.seen_jtis:
+                raise ValueError("client_assertion jti has already been used")
+            self.seen_jtis.add(claims["jti"])
+        return client.client_id
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        app = Flask("local_login_gov")
+        idp = self
+
+        @app.before_request
+        def _log():
+            idp.request_log.append(request.path)
+
+        @app.get("/.well-known/openid-configuration")
+        def discovery():
+            return jsonify({
+                "issuer": idp.faults.get("discovery_issuer", idp.issuer),
+                "authorization_endpoint": idp.url("/openid_connect/authorize"),
+                "token_endpoint": idp.url("/api/openid_connect/token"),
+                "userinfo_endpoint": idp.url("/api/openid_connect/userinfo"),
+                "end_session_endpoint": idp.url("/openid_connect/logout"),
+                "jwks_uri": idp.url("/api/openid_connect/certs"),
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code"],
+                "acr_values_supported": sorted(KNOWN_ACR_VALUES),
+                "subject_types_supported": ["pairwise"],
+                "scopes_supported": sorted(KNOWN_SCOPES),
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+                "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+                "claims_supported": ["iss", "sub", "email", "email_verified", "all_emails"],
+            })
+
+        @app.get("/api/openid_connect/certs")
+        def certs():
+            status = idp.faults.get("jwks_status")
+            if status:
+                return Response("unavailable", status=status)
+            return jsonify(idp.jwks())
+
+        @app.get("/openid_connect/authorize")
+        def authorize():
+            args = request.args
+            client = idp.clients.get(args.get("client_id", ""))
+            redirect_uri = args.get("redirect_uri", "")
+            # Never redirect to an unregistered URI: show an error page instead.
+            if client is None:
+                return _error_page("Unknown client_id"), 400
+            if redirect_uri not in client.redirect_uris:
+                return _error_page("redirect_uri does not match a registered URI"), 400
+            problem = _authorization_problem(args)
+            if problem:
+                return _redirect(redirect_uri, error="invalid_request",
+                                 error_description=problem, state=args.get("state", ""))
+            return _login_form(args)
+
+        @app.post("/openid_connect/authorize")
+        def authorize_submit():
+            form = request.form
+            client = idp.clients.get(form.get("client_id", ""))
+            redirect_uri = form.get("redirect_uri", "")
+            if client is None or redirect_uri not in client.redirect_uris:
+                return _error_page("Unknown client or redirect_uri"), 400
+            problem = _authorization_problem(form)
+            if problem:
+                return _error_page(problem), 400
+            if form.get("action") == "cancel":
+                return _redirect(redirect_uri, error="access_denied", state=form["state"])
+            emails = [e.strip() for e in form.get("emails", "").replace(",", "\n").splitlines()
+                      if e.strip()]
+            if not emails:
+                return _login_form(form, message="Enter at least one email address."), 400
+            code = secrets.token_urlsafe(32)
+            with idp._lock:
+                idp.codes[code] = IssuedCode(
+                    client_id=client.client_id, redirect_uri=redirect_uri,
+                    nonce=form["nonce"], acr=form["acr_values"], emails=emails,
+                    sub=form.get("sub") or sub_for_emails(emails),
+                    expires_at=time.time() + CODE_LIFETIME)
+            return _redirect(redirect_uri, code=code, state=form["state"])
+
+        @app.post("/api/openid_connect/token")
+        def token():
+            delay = idp.faults.get("token_delay")
+            if delay:
+                time.sleep(delay)
+            status = idp.faults.get("token_status")
+            if status:
+                return jsonify({"error": f"Injected failure {status}"}), status
+            form = request.form
+            if form.get("grant_type") != "authorization_code":
+                return _token_error("Grant type is not recognized")
+            if form.get("client_assertion_type") != \
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+                return _token_error("Client assertion type is not recognized")
+            try:
+                client_id = idp._verify_client_assertion(
+                    form.get("client_assertion", ""), idp.url("/api/openid_connect/token"))
+            except ValueError as exc:
+                return _token_error(str(exc))
+            with idp._lock:
+                issued = idp.codes.get(form.get("code", ""))
+                if issued is None or issued.used or issued.expires_at < time.time():
+                    return _token_error("Code is invalid, expired or already used")
+                if issued.client_id != client_id:
+                    return _token_error("Code was issued to another client")
+                issued.used = True  # single use, even if the rest fails
+                access_token = secrets.token_urlsafe(32)
+                idp.access_tokens[access_token] = (
+                    issued.sub, issued.emails, time.time() + ACCESS_TOKEN_LIFETIME)
+            return jsonify({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": ACCESS_TOKEN_LIFETIME,
+                "id_token": idp.make_id_token(issued, access_token, client_id),
+            })
+
+        @app.get("/api/openid_connect/userinfo")
+        def userinfo():
+            delay = idp.faults.get("userinfo_delay")
+            if delay:
+                time.sleep(delay)
+            status = idp.faults.get("userinfo_status")
+            if status:
+                return jsonify({"error": "Injected failure"}), status
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer "):
+                return jsonify({"error": "Access token is missing"}), 401
+            entry = idp.access_tokens.get(header[len("Bearer "):])
+            if entry is None or entry[2] < time.time():
+                return jsonify({"error": "Access token is invalid or expired"}), 401
+            sub, emails, _ = entry
+            return jsonify({
+                "sub": idp.faults.get("userinfo_sub", sub),
+                "iss": idp.issuer,
+                "email": emails[0],
+                "email_verified": True,
+                "all_emails": emails,
+                "verified_at": None,
+            })
+
+        @app.get("/openid_connect/logout")
+        def logout():
+            client = idp.clients.get(request.args.get("client_id", ""))
+            target = request.args.get("post_logout_redirect_uri", "")
+            if client is None or target not in client.post_logout_redirect_uris:
+                return _error_page("Unknown client or post_logout_redirect_uri"), 400
+            state = request.args.get("state", "")
+            if "logout_state" in idp.faults:
+                state = idp.faults["logout_state"]
+            return _redirect(target, state=state) if state else _redirect(target)
+
+        return app
+
+    # --- serving --------------------------------------------------------------------------------
+
+    def serve_in_thread(self, host: str = "127.0.0.1", port: int = 0):
+        server = make_server(host, port, self.app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return server
+
+
+def _hs256_with_any_key(claims: dict, secret: bytes, headers: dict) -> str:
+    """PyJWT refuses PEM keys for HMAC, as it should; build the forgery by hand."""
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", **headers}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def _authorization_problem(args) -> str | None:
+    """Login.gov's parameter rules for the authorization request."""
+    if args.get("response_type") != "code":
+        return "response_type must be code"
+    scopes = set(args.get("scope", "").split())
+    if "openid" not in scopes or not scopes <= KNOWN_SCOPES:
+        return "scope must include openid and only known scopes"
+    acr = args.get("acr_values", "").split()
+    if not acr or not set(acr) <= KNOWN_ACR_VALUES:
+        return "acr_values are missing or unknown"
+    if len(args.get("state", "")) < MIN_STATE_NONCE_LENGTH:
+        return "state must be at least 22 characters"
+    if len(args.get("nonce", "")) < MIN_STATE_NONCE_LENGTH:
+        return "nonce must be at least 22 characters"
+    if args.get("prompt") not in ("select_account", "login"):
+        return "prompt must be select_account"
+    return None
+
+
+def _redirect(uri: str, **params) -> Response:
+    separator = "&" if "?" in uri else "?"
+    return Response("", status=302, headers={"Location": uri + separator + urlencode(params)})
+
+
+def _token_error(message: str):
+    # Login.gov answers 400 with human text in "error", not RFC 6749 codes.
+    return jsonify({"error": message}), 400
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)} | Local Login.gov</title>"
+            "<style>body{font-family:Arial,sans-serif;max-width:40rem;margin:2rem auto;"
+            "padding:0 1rem;color:#1b1b1b}label{display:block;font-weight:700;margin:1rem 0 .25rem}"
+            "textarea{width:100%;font-size:1rem}button{font-size:1rem;padding:.6rem 1rem;"
+            "margin:1rem .5rem 0 0}.primary{background:#005ea2;color:#fff;border:0}"
+            ".note{background:#faf3d1;padding:.5rem 1rem}</style></head><body>"
+            f"<main>{body}</main></body></html>")
+
+
+def _error_page(message: str) -> Response:
+    return Response(_page("Error", f"<h1>Request refused</h1><p>{html.escape(message)}</p>"),
+                    status=400, mimetype="text/html")
+
+
+def _login_form(params, message: str = "") -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(params.get(name, ""))}">'
+        for name in ("client_id", "redirect_uri", "response_type", "scope", "acr_values",
+                     "state", "nonce", "prompt"))
+    note = f'<p class="note" role="alert">{html.escape(message)}</p>' if message else ""
+    return _page("Sign in", f"""
+<p class="note">Local Login.gov stand-in for development. Never use real credentials.</p>
+<h1>Sign in</h1>{note}
+<form method="post" action="/openid_connect/authorize">{hidden}
+<label for="emails">Email addresses on this Login.gov account</label>
+<p id="emails-hint">One per line. The first is the one shared as <code>email</code>;
+all are sent as <code>all_emails</code>. The same set always gives the same identity.</p>
+<textarea id="emails" name="emails" rows="3" aria-describedby="emails-hint"></textarea>
+<button class="primary" type="submit" name="action" value="continue">Continue</button>
+<button type="submit" name="action" value="cancel">Cancel and return</button>
+</form>""")
