@@ -9,7 +9,7 @@ from chalice import Chalice
 
 from chalicelib import accounts, login_gov, pages, sessions, signin, web
 from chalicelib.config import get_settings
-from chalicelib.errors import NotFound, NotSignedIn, ServiceError
+from chalicelib.errors import NotLinkedYet, NotSignedIn, ServiceError
 from chalicelib.logs import log_event, set_request_id
 from chalicelib.redirects import safe_return_path
 
@@ -28,6 +28,8 @@ def page(view):
         set_request_id(_request_id())
         try:
             return view(*args, **kwargs)
+        except NotLinkedYet:
+            return pages.redirect("/link/no-match")
         except NotSignedIn:
             path = app.current_request.context.get("path") or "/account"
             target = safe_return_path(path)

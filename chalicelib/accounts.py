@@ -5,7 +5,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import sessions
 from chalicelib.emails import is_institutional
-from chalicelib.errors import AccountInactive, NotSignedIn
+from chalicelib.errors import AccountInactive, NotLinkedYet, NotSignedIn
 from chalicelib.models import Account, Session
 
 ROLE_LABELS = {
@@ -19,8 +19,10 @@ ROLE_LABELS = {
 def signed_in_session(token: str | None, *, linked: bool = True) -> Session:
     """The live session for this cookie; with linked=True it must hold a registry account."""
     session = sessions.load_session(token)
-    if session is None or (linked and not session.nr_number):
+    if session is None:
         raise NotSignedIn("no live session")
+    if linked and not session.nr_number:
+        raise NotLinkedYet("signed in, no registry account linked")
     return session
 
 

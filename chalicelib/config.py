@@ -106,6 +106,8 @@ def get_settings() -> Settings:
         discovery_ttl=_int("DISCOVERY_TTL_SECONDS", 3600),
         jwks_ttl=_int("JWKS_TTL_SECONDS", 3600),
         jwks_refetch_cooldown=_int("JWKS_REFETCH_COOLDOWN_SECONDS", 60),
+        http_connect_timeout=float(_int("LOGIN_GOV_CONNECT_TIMEOUT_MS", 3000)) / 1000,
+        http_read_timeout=float(_int("LOGIN_GOV_READ_TIMEOUT_MS", 6000)) / 1000,
         code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
         code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 3),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),

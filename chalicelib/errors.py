@@ -42,16 +42,18 @@ class StateError(SignInError):
 
 
 class TokenExchangeError(SignInError):
-    """Login.gov refused or failed the code exchange."""
+    """Login.gov refused the code exchange (a used, expired or foreign code)."""
 
-    status = 502
     event = "token_exchange_failed"
 
 
 class IdentityProviderUnavailable(SignInError):
-    """Login.gov (discovery, keys, token or userinfo) could not be reached in time."""
+    """Login.gov (discovery, keys, token or userinfo) failed or did not answer in time.
 
-    status = 503
+    A 4xx like every sign-in failure: the browser's request was fine but cannot succeed;
+    ops see outages through the identity_provider_unavailable metric and alarm instead.
+    """
+
     page = "error_unavailable.html"
     event = "identity_provider_unavailable"
 
@@ -127,6 +129,12 @@ class NotSignedIn(ServiceError):
 
     status = 401
     event = "session_missing"
+
+
+class NotLinkedYet(NotSignedIn):
+    """Signed in with Login.gov, but no registry account is linked yet: go to recovery."""
+
+    event = "session_not_linked"
 
 
 class CsrfError(ServiceError):

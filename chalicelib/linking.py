@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.emails import try_normalize_email
@@ -27,7 +26,7 @@ from chalicelib.errors import (
     NoMatchingAccount,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, utc_now
+from chalicelib.models import Account, Claim, transaction, utc_now
 
 
 class LinkOutcome(Enum):
@@ -89,7 +88,7 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
     event = audit_event(nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}",
                         method=method.value)
     try:
-        with TransactWrite() as tx:
+        with transaction() as tx:
             # Refuse a second account for the same identity (sharing, or a double submit).
             tx.save(Claim(Claim.sub_key(sub), nr_number=nr_number),
                     condition=Claim.claim.does_not_exist())

@@ -180,11 +180,13 @@ class KeySet:
         self._keys: dict[str, object] = {}
         self._fetched_at = 0.0
         self._last_attempt = float("-inf")
+        self._last_miss_refetch = float("-inf")
         self.fetch_count = 0
 
     def clear(self) -> None:
         with self._lock:
-            self._keys, self._fetched_at, self._last_attempt = {}, 0.0, float("-inf")
+            self._keys, self._fetched_at = {}, 0.0
+            self._last_attempt = self._last_miss_refetch = float("-inf")
 
     def _fetch(self) -> None:
         """Refresh from jwks_uri; on failure keep what we had."""
@@ -225,7 +227,9 @@ class KeySet:
                 if len(self._keys) == 1:
                     return next(iter(self._keys.values()))
                 raise IdTokenError("ID token has no kid and several keys are published")
-            if kid not in self._keys and now - self._last_attempt >= settings.jwks_refetch_cooldown:
+            if kid not in self._keys and \
+                    now - self._last_miss_refetch >= settings.jwks_refetch_cooldown:
+                self._last_miss_refetch = now
                 self._fetch()  # rotation: one refetch, then decide
             key = self._keys.get(kid)
             if key is None:
@@ -319,7 +323,7 @@ def verified_emails(userinfo: dict) -> list[str]:
     # Refuse an unverified email: linking on it would let anyone pre-register a victim's address.
     if isinstance(email, str) and userinfo.get("email_verified") is True:
         found.append(email)
-    return found
+    return list(dict.fromkeys(found))
 
 
 def reset_caches() -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 
 from chalicelib.secrets import log_hash_key
 
@@ -39,8 +40,12 @@ def keyed_hash(value: str | None) -> str | None:
     return hmac.new(log_hash_key(), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def log_event(event: str, level: int = logging.INFO, **fields) -> None:
+def log_event(event: str, level: int = logging.INFO, *, exc_info: bool = False,
+              **fields) -> None:
     record = {"event": event, "request_id": _request_id.get(), **fields}
+    if exc_info:
+        # One JSON line even for a traceback, so log queries keep working.
+        record["traceback"] = traceback.format_exc()
     logger.log(level, json.dumps(record, default=str, sort_keys=True))
 
 

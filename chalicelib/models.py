@@ -27,7 +27,9 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.connection import Connection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
 ROLES = ("medical_examiner", "assistant", "third_party", "administrator")
@@ -195,6 +197,20 @@ class AuditEvent(Model):
     detail = MapAttribute(null=True)
 
 
+_transaction_connection: Connection | None = None
+
+
+def transaction() -> TransactWrite:
+    """A TransactWrite on a shared connection (created on first use, not at import)."""
+    global _transaction_connection
+    if _transaction_connection is None:
+        _transaction_connection = Connection(
+            connect_timeout_seconds=_Meta.connect_timeout_seconds,
+            read_timeout_seconds=_Meta.read_timeout_seconds,
+            max_retry_attempts=_Meta.max_retry_attempts)
+    return TransactWrite(connection=_transaction_connection)
+
+
 ALL_MODELS = (Account, Claim, Flow, AuditEvent)
 TABLE_SUFFIXES = {Account: "accounts", Claim: "claims", Flow: "flows", AuditEvent: "audit"}
 
@@ -206,6 +222,8 @@ def use_table_prefix(prefix: str) -> None:
         model._connection = None
     for sub in (SignInState, Session, Challenge, SendCounter):
         sub._connection = None
+    global _transaction_connection
+    _transaction_connection = None
 
 
 use_table_prefix(os.environ.get("TABLE_PREFIX", "nrcme-local-"))

@@ -30,7 +30,3 @@ def safe_return_path(raw: str | None) -> str | None:
     if parts.scheme or parts.netloc:
         return None
     return raw
-
-
-def return_path_or_default(raw: str | None) -> str:
-    return safe_return_path(raw) or DEFAULT_RETURN_PATH

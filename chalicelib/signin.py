@@ -19,13 +19,14 @@ from chalicelib import linking, login_gov, sessions
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     NoMatchingAccount,
+    ReturnToRejected,
     SignInCancelled,
     SignInError,
     StateError,
 )
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Flow, SignInState, expiry_bucket
-from chalicelib.redirects import return_path_or_default
+from chalicelib.redirects import DEFAULT_RETURN_PATH, safe_return_path
 
 MAX_STATE_LENGTH = 128
 MAX_CODE_LENGTH = 512
@@ -46,6 +47,9 @@ class StartedSignIn:
 def start_signin(return_to: str | None, browser_binding: str | None) -> StartedSignIn:
     """Record a fresh state and nonce and build Login.gov's authorization URL."""
     settings = get_settings()
+    return_path = safe_return_path(return_to) if return_to else DEFAULT_RETURN_PATH
+    if return_path is None:
+        raise ReturnToRejected("return_to is not a same-site path")
     # Reuse this browser's binding so two tabs signing in at once both work.
     binding = browser_binding if browser_binding and _BINDING.match(browser_binding) \
         else login_gov.random_token()
@@ -57,7 +61,7 @@ def start_signin(return_to: str | None, browser_binding: str | None) -> StartedS
         f"signin#{_digest(state)}",
         nonce=nonce,
         browser_hash=_digest(binding),
-        return_to=return_path_or_default(return_to),
+        return_to=return_path,
         created_at=now,
         expires_at=expires,
         expiry_bucket=expiry_bucket(expires),
@@ -77,7 +81,7 @@ def consume_state(state: str, browser_binding: str | None) -> SignInState:
             actions=[SignInState.expires_at.set(int(time.time()))],
             condition=(
                 Flow.flow_id.exists()
-                & (Flow.kind == "signin")
+                & (Flow.kind == SignInState)
                 & (Flow.expires_at > int(time.time()))
                 & (SignInState.browser_hash == _digest(browser_binding))
             ),

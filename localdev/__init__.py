@@ -1,0 +1,1 @@
+"""Local development and test support: never packaged into the Lambda."""

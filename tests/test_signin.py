@@ -1,0 +1,389 @@
+"""Sign-in with Login.gov: every way a callback can be wrong ends in a 4xx page,
+no session and no link. The identity provider is the local emulator, over HTTP."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from chalicelib import login_gov
+from chalicelib.models import Account, Claim, Flow
+from tests.conftest import make_account, query_of
+
+EMAIL = "dr.alice@example.com"
+
+
+@pytest.fixture
+def account(app_client):
+    return make_account(primary=EMAIL)
+
+
+def sessions_in_table() -> list:
+    return [f for f in Flow.scan() if f.flow_id.startswith("session#")]
+
+
+def assert_refused(page, browser, status_range=(400, 499)):
+    assert status_range[0] <= page.status <= status_range[1], (page.status, page.body[:300])
+    assert "text/html" in page.headers.get("Content-Type", "")
+    assert "nr_session" not in browser.cookies
+    assert sessions_in_table() == []
+    assert Account.get("1000000001").linked_sub is None
+    assert [c for c in Claim.scan() if c.claim.startswith("sub#")] == []
+
+
+def warm_key_cache(browser):
+    """Complete one sign-in for someone else, then forget it: the app now holds the keys."""
+    browser.sign_in(["someone.else@example.com"])
+    for flow in Flow.scan():
+        flow.delete()
+    browser.cookies.clear()
+
+
+def test_primary_email_signs_in_and_links(browser, account):
+    page = browser.sign_in([EMAIL])
+    assert page.status == 302 and page.location == "/account"
+    assert "nr_session" in browser.cookies
+    linked = Account.get("1000000001")
+    assert linked.linked_sub and linked.legacy_username_retired
+
+
+def test_authorization_request_follows_login_gov_rules(browser, account, idp):
+    url = browser.start_signin()
+    params = query_of(url)
+    assert url.startswith(idp.url("/openid_connect/authorize?"))
+    assert params["client_id"] == os.environ["LOGIN_GOV_CLIENT_ID"]
+    assert params["response_type"] == "code"
+    assert params["redirect_uri"] == "http://127.0.0.1:8000/auth/callback"
+    assert params["scope"].split() == ["openid", "email", "all_emails"]
+    assert params["acr_values"] == "urn:acr.login.gov:auth-only"
+    assert params["prompt"] == "select_account"
+    assert len(params["state"]) >= 22 and len(params["nonce"]) >= 22
+    assert params["state"] != params["nonce"]
+    second = query_of(browser.start_signin())
+    assert second["state"] != params["state"] and second["nonce"] != params["nonce"]
+
+
+def test_signin_cookie_is_httponly_lax(app_client, account):
+    resp = app_client.http.get("/login")
+    cookie = resp.headers["Set-Cookie"]
+    cookie = cookie[0] if isinstance(cookie, list) else cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    # Local stage is plain http; Secure is set wherever APP_BASE_URL is https.
+    assert "Secure" not in cookie
+
+
+@pytest.mark.parametrize("fault, value", [
+    ("id_token_bad_signature", True),
+    ("id_token_alg", "none"),
+    ("id_token_alg", "HS256-public"),
+])
+def test_forged_id_tokens_are_refused(browser, account, idp, fault, value):
+    idp.faults[fault] = value
+    assert_refused(browser.sign_in([EMAIL]), browser)
+
+
+@pytest.mark.parametrize("claims", [
+    pytest.param({"iss": "https://evil.example/"}, id="wrong-iss"),
+    pytest.param("no-trailing-slash", id="iss-without-trailing-slash"),
+    pytest.param({"aud": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:other"}, id="wrong-aud"),
+    pytest.param({"aud": None}, id="missing-aud"),
+    pytest.param({"aud": ["urn:other", "x"]}, id="aud-list-without-us"),
+    pytest.param({"exp": int(time.time()) - 120, "iat": int(time.time()) - 1000,
+                  "nbf": int(time.time()) - 1000}, id="expired"),
+    pytest.param({"iat": int(time.time()) + 3600}, id="iat-far-future"),
+    pytest.param({"nbf": int(time.time()) + 3600}, id="nbf-far-future"),
+    pytest.param({"iat": None}, id="missing-iat"),
+    pytest.param({"sub": None}, id="missing-sub"),
+    pytest.param({"sub": ""}, id="empty-sub"),
+    pytest.param({"nonce": "x" * 43}, id="wrong-nonce"),
+    pytest.param({"nonce": None}, id="missing-nonce"),
+    pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, id="wrong-at-hash"),
+])
+def test_invalid_id_token_claims_are_refused(browser, account, idp, claims):
+    if claims == "no-trailing-slash":
+        claims = {"iss": idp.issuer.rstrip("/")}
+    idp.faults["id_token_claims"] = claims
+    assert_refused(browser.sign_in([EMAIL]), browser)
+
+
+def test_replayed_nonce_from_an_earlier_signin_is_refused(browser, account, idp):
+    earlier = query_of(browser.start_signin())["nonce"]
+    idp.faults["id_token_claims"] = {"nonce": earlier}
+    assert_refused(browser.sign_in([EMAIL]), browser)
+
+
+def test_unknown_kid_refetches_once_then_refuses(browser, account, idp, monkeypatch):
+    warm_key_cache(browser)
+    fetches_before = idp.count("/api/openid_connect/certs")
+    idp.faults["id_token_kid"] = "not-a-published-kid"
+    assert_refused(browser.sign_in([EMAIL]), browser)
+    assert idp.count("/api/openid_connect/certs") == fetches_before + 1
+    # A flood of unknown kids inside the cooldown causes no further fetches.
+    for _ in range(3):
+        assert_refused(browser.sign_in([EMAIL]), browser)
+    assert idp.count("/api/openid_connect/certs") == fetches_before + 1
+
+
+def test_rotated_signing_key_is_accepted_after_one_refetch(browser, account, idp):
+    warm_key_cache(browser)  # caches the old key
+    fetches_before = idp.count("/api/openid_connect/certs")
+    idp.rotate_keys()
+    page = browser.sign_in([EMAIL])
+    assert page.status == 302 and page.location == "/account"
+    assert idp.count("/api/openid_connect/certs") == fetches_before + 1
+
+
+def test_missing_kid_with_several_published_keys_is_refused(browser, account, idp):
+    idp.rotate_keys()  # two keys published
+    idp.faults["id_token_kid"] = None
+    assert_refused(browser.sign_in([EMAIL]), browser)
+
+
+def test_missing_kid_with_one_published_key_is_accepted(browser, account, idp):
+    idp.faults["id_token_kid"] = None
+    page = browser.sign_in([EMAIL])
+    assert page.status == 302 and page.location == "/account"
+
+
+def test_replayed_state_is_refused(browser, account):
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    first = browser.get(callback)
+    assert first.status == 302
+    session_count = len(sessions_in_table())
+    replay = browser.get(callback)
+    assert replay.status == 400
+    assert "could not complete your sign-in" in replay.body
+    assert len(sessions_in_table()) == session_count
+
+
+def test_callback_in_another_browser_is_refused_and_leaves_the_owner_able_to_finish(
+        browser, other_browser, account):
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    stolen = other_browser.get(callback)
+    assert_refused(stolen, other_browser)
+    # The state was not spent by the attacker's attempt: the owner can still finish.
+    assert browser.get(callback).status == 302
+    assert Account.get("1000000001").linked_sub
+
+
+def test_callback_without_any_signin_cookie_is_refused(browser, account):
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    browser.cookies.clear()
+    assert_refused(browser.get(callback), browser)
+
+
+def test_expired_state_is_refused(browser, account, monkeypatch):
+    monkeypatch.setenv("SIGNIN_STATE_TTL_SECONDS", "1")
+    from chalicelib.config import reset_settings
+    reset_settings()
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    time.sleep(2.1)
+    assert_refused(browser.get(callback), browser)
+
+
+def test_userinfo_subject_mismatch_is_refused(browser, account, idp):
+    idp.faults["userinfo_sub"] = "00000000-0000-0000-0000-000000000000"
+    assert_refused(browser.sign_in([EMAIL]), browser)
+
+
+@pytest.mark.parametrize("status", [400, 401, 500, 503])
+def test_token_endpoint_errors_end_in_a_clear_page(browser, account, idp, status):
+    idp.faults["token_status"] = status
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    expected = "not responding" if status >= 500 else "could not complete your sign-in"
+    assert expected in page.body
+
+
+def test_token_endpoint_timeout_ends_in_a_clear_page(browser, account, idp, monkeypatch):
+    monkeypatch.setenv("LOGIN_GOV_READ_TIMEOUT_MS", "300")
+    from tests.conftest import reset_app_caches
+    reset_app_caches()
+    idp.faults["token_delay"] = 1.0
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+
+
+def test_userinfo_failure_ends_in_a_clear_page(browser, account, idp):
+    idp.faults["userinfo_status"] = 502
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+
+
+def test_authorization_code_is_single_use_at_the_provider(browser, account, idp):
+    """A replayed code with a fresh state still fails: Login.gov codes are single-use."""
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    code = query_of(callback)["code"]
+    assert browser.get(callback).status == 302
+    fresh_state = query_of(browser.start_signin())["state"]
+    browser.cookies.pop("nr_session", None)
+    page = browser.get("/auth/callback?" + urlencode({"code": code, "state": fresh_state}))
+    assert page.status == 400 and "nr_session" not in browser.cookies
+
+
+def test_cancel_at_login_gov_shows_friendly_page(browser, account):
+    callback = browser.authorize(browser.start_signin(), [EMAIL], action="cancel")
+    assert query_of(callback)["error"] == "access_denied"
+    page = browser.get(callback)
+    assert page.status == 400 or page.status == 401 or page.status == 403
+    assert "You cancelled signing in" in page.body
+    assert_refused(page, browser)
+
+
+@pytest.mark.parametrize("query", [
+    {},
+    {"state": "x" * 43},
+    {"code": "abc"},
+    {"code": "a" * 5000, "state": "b" * 43},
+    {"code": "abc", "state": "s" * 5000},
+    {"error": "invalid_request", "state": "x" * 43},
+    {"error": "<script>alert(1)</script>"},
+])
+def test_malformed_callbacks_are_4xx_pages(browser, account, query):
+    browser.start_signin()
+    page = browser.get("/auth/callback?" + urlencode(query))
+    assert_refused(page, browser)
+    assert "<script>alert(1)</script>" not in page.body
+
+
+@pytest.mark.parametrize("return_to", [
+    "//evil.example", "/\\evil.example", "https://evil.example", "/%2F%5Cevil",
+    "/account\t/evil", "/acc\nount", "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)",
+    "/%252F%252Fevil.example", "\\\\evil.example",
+])
+def test_unsafe_return_to_is_refused(browser, account, return_to):
+    page = browser.get("/login?" + urlencode({"return_to": return_to}))
+    assert page.status == 400
+    assert page.location is None
+    assert [f for f in Flow.scan() if f.flow_id.startswith("signin#")] == []
+    assert_refused(page, browser)
+
+
+def test_same_site_return_to_is_honoured_for_a_returning_user(browser, account):
+    browser.sign_in([EMAIL])
+    browser.cookies.pop("nr_session")
+    page = browser.sign_in([EMAIL], return_to="/account?tab=emails")
+    assert page.status == 302 and page.location == "/account?tab=emails"
+
+
+def test_discovery_issuer_mismatch_refuses_to_start(app_client, account, idp):
+    idp.faults["discovery_issuer"] = idp.issuer.rstrip("/")
+    resp = app_client.http.get("/login")
+    assert 400 <= resp.status_code < 500
+    assert "Location" not in resp.headers
+
+
+def test_keys_cached_survive_a_jwks_outage(browser, account, idp, monkeypatch):
+    warm_key_cache(browser)
+    monkeypatch.setenv("JWKS_TTL_SECONDS", "0")  # force a refresh attempt...
+    from chalicelib.config import reset_settings
+    reset_settings()
+    monkeypatch.setenv("JWKS_REFETCH_COOLDOWN_SECONDS", "0")
+    reset_settings()
+    idp.faults["jwks_status"] = 503  # ...that fails: the last good keys still verify
+    assert browser.sign_in([EMAIL]).status == 302
+
+
+def test_jwks_outage_with_no_cached_keys_is_a_clear_page(browser, account, idp):
+    idp.faults["jwks_status"] = 503
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+
+
+def test_returning_user_makes_few_provider_and_no_jwks_requests(browser, account, idp):
+    browser.sign_in([EMAIL])
+    browser.cookies.pop("nr_session")
+    url = browser.start_signin()
+    callback = browser.authorize(url, [EMAIL])
+    idp.request_log.clear()
+    page = browser.get(callback)
+    assert page.status == 302
+    assert idp.request_log == ["/api/openid_connect/token"]
+
+
+def test_logout_ends_session_and_goes_to_login_gov_logout(browser, account, idp):
+    browser.follow(browser.sign_in([EMAIL]))
+    page = browser.get("/logout")
+    assert page.status == 302
+    assert page.location.startswith(idp.url("/openid_connect/logout?"))
+    params = query_of(page.location)
+    assert params["client_id"] == os.environ["LOGIN_GOV_CLIENT_ID"]
+    assert params["post_logout_redirect_uri"] == "http://127.0.0.1:8000/signed-out"
+    assert len(params["state"]) >= 22
+    assert "id_token_hint" not in params
+    assert sessions_in_table() == []
+    back = browser.get(browser.get(page.location).location)
+    assert back.status == 200 and "signed out of the National Registry and Login.gov" in back.body
+    assert browser.get("/account").status == 302
+
+
+def test_signed_out_with_foreign_state_claims_nothing(browser, account):
+    browser.get("/logout")
+    page = browser.get("/signed-out?state=someone-elses-state-value-xxxxxxxx")
+    assert page.status == 200 and "and Login.gov" not in page.body
+
+
+def test_sessions_expire_when_idle(browser, account, monkeypatch):
+    monkeypatch.setenv("SESSION_IDLE_TTL_SECONDS", "1")
+    from chalicelib.config import reset_settings
+    reset_settings()
+    browser.follow(browser.sign_in([EMAIL]))
+    time.sleep(2.1)
+    page = browser.get("/account")
+    assert page.status == 302 and page.location.startswith("/login")
+
+
+def test_sessions_expire_at_absolute_lifetime_even_when_busy(browser, account, monkeypatch):
+    monkeypatch.setenv("SESSION_ABSOLUTE_TTL_SECONDS", "2")
+    from chalicelib.config import reset_settings
+    reset_settings()
+    browser.follow(browser.sign_in([EMAIL]))
+    for _ in range(3):
+        time.sleep(0.8)
+        browser.get("/account")
+    assert browser.get("/account").status == 302
+
+
+def test_account_page_requires_sign_in(browser, account):
+    page = browser.get("/account")
+    assert page.status == 302 and page.location == "/login?return_to=/account"
+
+
+def test_two_tabs_can_sign_in_at_once(browser, account):
+    first = browser.authorize(browser.start_signin(), [EMAIL])
+    second = browser.authorize(browser.start_signin(), [EMAIL])
+    assert browser.get(second).status == 302
+    browser.cookies.pop("nr_session")
+    assert browser.get(first).status == 302
+
+
+def test_concurrent_callbacks_with_one_state_only_one_wins(app_client, idp, account):
+    from tests.conftest import Browser
+    owner = Browser(app_client, idp)
+    callback = owner.authorize(owner.start_signin(), [EMAIL])
+    results = []
+    barrier = threading.Barrier(5)
+
+    def replay():
+        twin = Browser(app_client, idp)
+        twin.cookies = {"nr_signin": owner.cookies["nr_signin"]}
+        barrier.wait()
+        results.append(twin.get(callback).status)
+
+    threads = [threading.Thread(target=replay) for _ in range(5)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(results) == [302, 400, 400, 400, 400]
+    assert len(sessions_in_table()) == 1
+
+
+def test_login_gov_module_rejects_token_without_jwt_shape(idp, aws):
+    from chalicelib.errors import IdTokenError
+    with pytest.raises(IdTokenError):
+        login_gov.validate_id_token("not-a-jwt", nonce="n" * 43, access_token="a")
