@@ -99,7 +99,9 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
                 Account.legacy_username_retired.set(True),
             ], condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
             tx.save(event)
-    except TransactWriteError:
+    except TransactWriteError as exc:
+        if not condition_failed(exc):
+            raise  # throttling or an outage: a retryable failure, not a refusal
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
@@ -109,6 +111,13 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
     record_committed(event, subject=keyed_hash(sub), method=method.value)
     count("IdentityLinked", method=method.value)
     return LinkResult(LinkOutcome.LINKED, nr_number)
+
+
+def condition_failed(exc: TransactWriteError) -> bool:
+    """True when a transaction was cancelled by one of its conditions (a lost race)."""
+    reasons = exc.cancellation_reasons or []
+    return exc.cause_response_code == "TransactionCanceledException" and any(
+        r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
 
 
 def _check_linkable(account: Account, sub: str) -> None:

@@ -5,6 +5,9 @@ private_key_jwt client authentication, RS256 ID tokens. Functions are named afte
 protocol steps. Discovery and keys are cached per Lambda container; an unknown `kid`
 triggers at most one refetch per cooldown so a flood of forged tokens cannot become a
 flood of fetches, and a failed fetch keeps the last good keys.
+
+PyJWT (with cryptography, ~45 ms to import) is imported inside the functions that need
+it: a cold /login only builds a URL, and should not pay for token verification.
 """
 from __future__ import annotations
 
@@ -18,9 +21,6 @@ import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
-
-import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from chalicelib import http_client
 from chalicelib.config import get_settings
@@ -126,10 +126,14 @@ class Tokens:
 @functools.lru_cache(maxsize=1)
 def _signing_key():
     # Parsing and validating an RSA key costs milliseconds; do it once per container.
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     return load_pem_private_key(login_gov_private_key().encode(), password=None)
 
 
 def build_client_assertion(token_endpoint: str) -> str:
+    import jwt
+
     settings = get_settings()
     now = int(time.time())
     claims = {
@@ -190,6 +194,8 @@ class KeySet:
 
     def _fetch(self) -> None:
         """Refresh from jwks_uri; on failure keep what we had."""
+        import jwt
+
         self._last_attempt = time.monotonic()
         self.fetch_count += 1
         try:
@@ -249,6 +255,8 @@ def _at_hash(access_token: str) -> str:
 
 def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     """Verify signature, issuer, audience, times, nonce and at_hash; return the claims."""
+    import jwt
+
     settings = get_settings()
     try:
         header = jwt.get_unverified_header(id_token)

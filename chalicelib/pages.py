@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from chalice import Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from chalicelib.errors import ServiceError
 from chalicelib.logs import count, log_event
@@ -26,7 +25,11 @@ SECURITY_HEADERS = {
 
 
 @functools.lru_cache(maxsize=1)
-def _environment() -> Environment:
+def _environment():
+    # Imported on first render: /login and /auth/callback answer with redirects and never
+    # pay for Jinja2 on a cold start.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(["html", "txt"], default=True),

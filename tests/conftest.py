@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -36,6 +35,7 @@ os.environ.update({
 
 from moto import mock_aws  # noqa: E402
 
+from localdev.html_forms import parse_forms  # noqa: E402,F401 - re-exported for tests
 from localdev.idp import LocalLoginGov, generate_rsa_key, private_pem, public_pem  # noqa: E402
 from localdev.moto_support import serialize_dynamodb_writes  # noqa: E402
 
@@ -142,25 +142,6 @@ def make_account(nr_number="1000000001", primary="dr.alice@example.com", seconda
 
 
 # --- a browser ------------------------------------------------------------------------------------
-
-class _FormParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.forms: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "form":
-            self.forms.append({"action": attrs.get("action"), "fields": {}})
-        elif tag in ("input", "textarea") and self.forms and attrs.get("name"):
-            self.forms[-1]["fields"][attrs["name"]] = attrs.get("value", "")
-
-
-def parse_forms(html: str) -> list[dict]:
-    parser = _FormParser()
-    parser.feed(html)
-    return parser.forms
-
 
 class Page:
     def __init__(self, status: int, headers: dict, body: str, url: str):

@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast e2e bench lint browser clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## make run: moto + local Login.gov + demo accounts + chalice local on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/python -m localdev.run
+
+## make test: the whole suite (unit, infra, packaging, browser end-to-end)
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+## make test-fast: everything but the browser end-to-end tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+e2e: $(STAMP) browser
+	$(BIN)/python -m pytest -q -m e2e
+
+## make bench: figures as ratios against baselines measured in the same run
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+lint: $(STAMP)
+	$(BIN)/cfn-lint infra/template.yaml
+
+# Debian's Chromium for the Playwright end-to-end tests (Playwright's own download cannot
+# work here). Installs only when missing and when we may (root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian)"; exit 1; fi; }
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache test-artifacts

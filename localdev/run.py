@@ -1,0 +1,205 @@
+"""`make run`: the whole service on one machine, with nothing from AWS or Login.gov.
+
+Starts, in this process, an embedded moto server (DynamoDB, SES, CloudFormation) and the
+local Login.gov; provisions the tables from infra/template.yaml and imports the demo
+accounts through manage.py (the same commands ops use); then serves the app with
+`chalice local --no-autoreload`. Ctrl-C stops everything it started.
+
+Ports are fixed because the local stage in .chalice/config.json names them:
+app 8000, local Login.gov 8001, moto 5000, local mailbox 8025.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".local"
+DEMO_CSV = ROOT / "localdev" / "demo_accounts.csv"
+APP_PORT, IDP_PORT, MOTO_PORT, MAILBOX_PORT = 8000, 8001, 5000, 8025
+HOST = "127.0.0.1"
+APP_URL = f"http://{HOST}:{APP_PORT}"
+CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-local"
+
+
+def _local_stage_env() -> dict[str, str]:
+    import json
+
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return dict(config["stages"]["local"].get("environment_variables", {}))
+
+
+def _client_key_pem() -> str:
+    """The app's private_key_jwt key for the local stage: generated once, kept in .local/."""
+    from localdev.idp import generate_rsa_key, private_pem
+
+    STATE_DIR.mkdir(exist_ok=True)
+    path = STATE_DIR / "login_gov_client_key.pem"
+    if not path.exists():
+        path.write_text(private_pem(generate_rsa_key()))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def _wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not start")
+            time.sleep(0.2)
+
+
+def _manage(*args: str, env: dict) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "--stage", "local", *args],
+                   cwd=ROOT, env=env, check=True)
+
+
+def _demo_rows() -> list[dict]:
+    with DEMO_CSV.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quiet", action="store_true", help="less output (tests)")
+    args = parser.parse_args(argv)
+
+    stage_env = _local_stage_env()
+    env = {**os.environ, **stage_env, "LOGIN_GOV_PRIVATE_KEY": _client_key_pem(),
+           "PYTHONUNBUFFERED": "1"}
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "TABLE_"))})
+
+    from moto.server import ThreadedMotoServer
+
+    from localdev.idp import LocalLoginGov, public_pem
+    from localdev.moto_support import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes()
+    moto = ThreadedMotoServer(ip_address=HOST, port=MOTO_PORT, verbose=False)
+    moto.start()
+    stopping = threading.Event()
+    servers = []
+    chalice = None
+    try:
+        _wait_for(f"http://{HOST}:{MOTO_PORT}/moto-api/")
+        _manage("create-tables", env=env)
+        _manage("import-accounts", str(DEMO_CSV), "--reject-report",
+                str(STATE_DIR / "demo_import_rejects.csv"), env=env)
+        _verify_mail_sender(env)
+
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        idp = LocalLoginGov(issuer=stage_env["LOGIN_GOV_ISSUER"])
+        client_key = load_pem_private_key(env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
+        idp.register_client(stage_env["LOGIN_GOV_CLIENT_ID"], public_pem(client_key),
+                            APP_URL + "/auth/callback", APP_URL + "/signed-out")
+        servers.append(idp.serve_in_thread(HOST, IDP_PORT))
+        mailbox = _start_mailbox()
+        if mailbox is not None:
+            servers.append(mailbox)
+
+        chalice = subprocess.Popen(
+            [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload",
+             "--stage", "local", "--host", HOST, "--port", str(APP_PORT)],
+            cwd=ROOT, env=env, start_new_session=True)
+        _wait_for(APP_URL + "/")
+        _print_banner(mailbox is not None)
+
+        def _stop(*_):
+            stopping.set()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stopping.is_set():
+            if chalice.poll() is not None:
+                print("chalice local exited", file=sys.stderr)
+                return 1
+            stopping.wait(0.5)
+        return 0
+    finally:
+        if chalice is not None and chalice.poll() is None:
+            os.killpg(chalice.pid, signal.SIGTERM)
+            try:
+                chalice.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(chalice.pid, signal.SIGKILL)
+        for server in servers:
+            server.shutdown()
+        moto.stop()
+        print("Stopped the app, the local Login.gov, the mailbox and moto.")
+
+
+def _verify_mail_sender(env: dict) -> None:
+    """SES (moto too) sends only from a verified identity."""
+    import boto3
+
+    sender = env.get("MAIL_SENDER", "no-reply@nrcme.example.gov")
+    boto3.client("sesv2").create_email_identity(EmailIdentity=sender)
+
+
+def _start_mailbox():
+    try:
+        from localdev.mailbox import serve_mailbox
+    except ImportError:
+        return None
+    return serve_mailbox(HOST, MAILBOX_PORT)
+
+
+def _demo_note(row: dict, seen: dict[str, int]) -> str:
+    from chalicelib.emails import is_institutional, try_normalize_email
+
+    if row["status"] != "active":
+        return f"{row['status']}: sign-in refused with the 'not active' page"
+    if any(seen.get(e.lower(), 0) > 1 for e in (row["primary_email"], row["secondary_email"]) if e):
+        shared = [e for e in (row["primary_email"], row["secondary_email"]) if e and seen[e.lower()] > 1]
+        others = [e for e in (row["primary_email"], row["secondary_email"]) if e and seen[e.lower()] == 1]
+        note = f"{shared[0]} is on two accounts: it links neither"
+        return note + (f"; {others[0]} links this one" if others else "")
+    notes = ["links by primary email"]
+    if row["secondary_email"]:
+        notes = ["links by primary or secondary email"]
+    if is_institutional(try_normalize_email(row["primary_email"])):
+        notes.append(".gov/.mil/.edu primary: the account page advises changing it")
+    return "; ".join(notes)
+
+
+def _print_banner(with_mailbox: bool) -> None:
+    lines = [
+        "",
+        f"  National Registry sign-in is running at {APP_URL}",
+        f"  Local Login.gov:   http://{HOST}:{IDP_PORT}/  (type any email; same emails, same identity)",
+    ]
+    if with_mailbox:
+        lines.append(f"  Local mailbox:     http://{HOST}:{MAILBOX_PORT}/  (one-time codes and notices)")
+    lines += ["", "  Demo registry accounts (sign in at the local Login.gov with one of these emails):"]
+    rows = _demo_rows()
+    seen: dict[str, int] = {}
+    for row in rows:
+        for email in (row["primary_email"], row["secondary_email"]):
+            if email:
+                seen[email.lower()] = seen.get(email.lower(), 0) + 1
+    for row in rows:
+        emails = [e for e in (row["primary_email"], row["secondary_email"]) if e]
+        lines.append(f"    {row['nr_number']}  {', '.join(emails)}")
+        lines.append(f"                {_demo_note(row, seen)}")
+    lines += ["    any other email   no match: link with a code sent to a registry email",
+              "", "  Ctrl-C stops everything.", "READY", ""]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
