@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast e2e bench lint browser clean
+.PHONY: run test test-fast e2e bench lint browser clean package deploy
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/cfn-lint infra/template.yaml
+
+# PIP_NO_DEPS=1: pip installs exactly requirements.txt, so botocore (in the Lambda runtime)
+# stays out of the zip. STAGE=dev|prod; see docs/deploy.md.
+STAGE ?= dev
+package: $(STAMP)
+	rm -rf build/package && PIP_NO_DEPS=1 $(BIN)/chalice package --stage $(STAGE) \
+	  --merge-template infra/template.yaml build/package
+
+deploy: $(STAMP)
+	PIP_NO_DEPS=1 $(BIN)/chalice deploy --stage $(STAGE)
 
 # Debian's Chromium for the Playwright end-to-end tests (Playwright's own download cannot
 # work here). Installs only when missing and when we may (root).

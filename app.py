@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
-import time
 
-from chalice import Chalice
+from chalice import Chalice, Response
+from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import accounts, login_gov, pages, sessions, signin, web
+from chalicelib import accounts, login_gov, pages, security_events, sessions, signin, web
 from chalicelib.config import get_settings
-from chalicelib.errors import NotLinkedYet, NotSignedIn, ServiceError
+from chalicelib.errors import NotLinkedYet, NotSignedIn, ServiceError, StorageUnavailable
 from chalicelib.logs import log_event, set_request_id
 from chalicelib.redirects import safe_return_path
 
@@ -36,6 +37,11 @@ def page(view):
             return pages.redirect("/login" + (f"?return_to={target}" if target else ""))
         except ServiceError as error:
             return pages.render_error(error)
+        except PynamoDBException:
+            # Throttling or an outage after botocore's bounded retries: transactions either
+            # committed whole or not at all, so the page can honestly say nothing changed.
+            log_event("storage_unavailable", logging.ERROR, exc_info=True)
+            return pages.render_error(StorageUnavailable("DynamoDB call failed"))
         except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything unexpected
             log_event("unhandled_error", logging.ERROR, exc_info=True)
             return pages.render("error_server.html", status=500)
@@ -125,3 +131,25 @@ def signed_out():
         log_event("logout_state_mismatch", logging.WARNING)
     return pages.render("signed_out.html", via_login_gov=via_login_gov,
                         cookies=[web.clear_cookie(web.LOGOUT_COOKIE)])
+
+
+# --- Login.gov security events (RISC push, RFC 8935) ---------------------------------------
+
+@app.route("/api/security-events", methods=["POST"],
+           content_types=["application/secevent+jwt", "application/jwt", "text/plain"])
+def receive_security_event():
+    set_request_id(_request_id())
+    body = (app.current_request.raw_body or b"").decode("ascii", "replace").strip()
+    try:
+        security_events.handle_security_event(body)
+    except security_events.SecurityEventRejected as rejected:
+        log_event("security_event_rejected", logging.WARNING, err=rejected.code,
+                  detail=rejected.description)
+        return Response(json.dumps({"err": rejected.code, "description": rejected.description}),
+                        status_code=400, headers={"Content-Type": "application/json"})
+    except PynamoDBException:
+        # Not accepted: Login.gov retries a delivery that did not get a 202.
+        log_event("storage_unavailable", logging.ERROR, exc_info=True)
+        return Response(json.dumps({"err": "temporarily_unavailable"}), status_code=503,
+                        headers={"Content-Type": "application/json"})
+    return Response("", status_code=202)

@@ -151,6 +151,14 @@ class BadRequest(ServiceError):
     event = "bad_request"
 
 
+class StorageUnavailable(ServiceError):
+    """DynamoDB failed or throttled beyond retries; nothing was half-written."""
+
+    status = 503
+    page = "error_server.html"
+    event = "storage_unavailable"
+
+
 class NotFound(ServiceError):
     """No such page."""
 

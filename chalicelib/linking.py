@@ -141,3 +141,31 @@ def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
     account = Account.get(nr_number, consistent_read=True)
     _check_linkable(account, sub)
     return None
+
+
+class UnlinkConflict(Exception):
+    """The account changed while unlinking (a sign-in or another action); nothing changed."""
+
+
+def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
+                    **detail: str) -> None:
+    """Remove the link between `account` and `sub` in one transaction with its audit event.
+
+    Used by the support desk (lost Login.gov access) and by Login.gov's account-purged
+    event. The legacy username stays retired; the person relinks at the next sign-in.
+    The caller ends the identity's sessions afterwards.
+    """
+    audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
+                        **detail)
+    try:
+        with transaction() as tx:
+            # The sub claim goes only if it names this account (never another's link).
+            tx.delete(Claim(Claim.sub_key(sub)), condition=Claim.nr_number == account.nr_number)
+            tx.update(account, actions=[Account.linked_sub.remove(), Account.linked_at.remove()],
+                      condition=Account.linked_sub == sub)
+            tx.save(audit)
+    except TransactWriteError as exc:
+        if not condition_failed(exc):
+            raise
+        raise UnlinkConflict("account or claim changed while unlinking") from None
+    record_committed(audit, subject=keyed_hash(sub))

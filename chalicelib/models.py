@@ -26,7 +26,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -105,11 +105,12 @@ class Claim(Model):
 
 
 class ExpiryIndex(GlobalSecondaryIndex):
-    """by_expiry: PK expiry_bucket (hour), SK expires_at. Projects keys only."""
+    """by_expiry: PK expiry_bucket (hour), SK expires_at. Projects the keys and `kind`."""
 
     class Meta:
         index_name = "by_expiry"
-        projection = KeysOnlyProjection()
+        # `kind` is the discriminator: without it PynamoDB's typed queries filter out every item.
+        projection = IncludeProjection(["kind"])
 
     expiry_bucket = UnicodeAttribute(hash_key=True)
     expires_at = NumberAttribute(range_key=True)
@@ -120,7 +121,7 @@ class SubjectIndex(GlobalSecondaryIndex):
 
     class Meta:
         index_name = "by_subject"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["kind"])
 
     subject = UnicodeAttribute(hash_key=True)
 
@@ -166,7 +167,12 @@ class Session(Flow, discriminator="session"):
 
 
 class Challenge(Flow, discriminator="challenge"):
-    """A one-time code in flight. PK: challenge#<random id>; subject = Login.gov sub."""
+    """A one-time code in flight. PK: challenge#<sha256(purpose:session hash)>, so one live
+    challenge per purpose and browser session (a new send replaces it); subject = Login.gov sub.
+
+    The code is never stored: code_hash = HMAC-SHA256 over (code_salt, flow_id, code) under a
+    server key (see chalicelib.onetime_codes). nr_number is empty for a decoy challenge.
+    """
 
     purpose = UnicodeAttribute()
     session_hash = UnicodeAttribute()
@@ -174,14 +180,23 @@ class Challenge(Flow, discriminator="challenge"):
     target_email = UnicodeAttribute()
     target_email_normalized = UnicodeAttribute()
     code_hash = UnicodeAttribute()
+    code_salt = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     details = MapAttribute(null=True)
 
 
 class SendCounter(Flow, discriminator="sendcount"):
-    """Codes sent to one key (an identity or an address) in one hour. PK: sendcount#<hash>#<hour>."""
+    """Codes sent to one key (an identity or an address) in one hour.
+
+    PK: sendcount#<"subject" | "address">-<keyed hash>#<hour number>; subject = Login.gov sub
+    on identity counters. Written only by ADD with a condition (chalicelib.onetime_codes).
+    """
 
     sends = NumberAttribute(default=0)
+
+
+class SeenSecurityEvent(Flow, discriminator="setjti"):
+    """A Login.gov security event token already received. PK: setjti#<jti>."""
 
 
 class AuditEvent(Model):
@@ -220,7 +235,7 @@ def use_table_prefix(prefix: str) -> None:
     for model, suffix in TABLE_SUFFIXES.items():
         model.Meta.table_name = prefix + suffix
         model._connection = None
-    for sub in (SignInState, Session, Challenge, SendCounter):
+    for sub in (SignInState, Session, Challenge, SendCounter, SeenSecurityEvent):
         sub._connection = None
     global _transaction_connection
     _transaction_connection = None

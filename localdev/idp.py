@@ -227,6 +227,37 @@ class LocalLoginGov:
             self.seen_jtis.add(claims["jti"])
         return client.client_id
 
+    # --- security events (RISC) ------------------------------------------------------------
+
+    RISC_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
+
+    def security_event_token(self, client_id: str, event: str, sub: str, *,
+                             jti: str | None = None, key: rsa.RSAPrivateKey | None = None,
+                             omit: tuple[str, ...] = (), **overrides) -> str:
+        """A Security Event Token as Login.gov pushes it (RFC 8417), signed with our key."""
+        claims = {
+            "iss": self.issuer,
+            "aud": client_id,
+            "iat": int(time.time()),
+            "jti": jti or secrets.token_hex(16),
+            "events": {self.RISC_PREFIX + event: {
+                "subject": {"subject_type": "iss-sub", "iss": self.issuer, "sub": sub}}},
+        }
+        claims.update(overrides)
+        for name in omit:
+            claims.pop(name, None)
+        signing = self.keys[0]
+        return jwt.encode(claims, key or signing.key, algorithm="RS256",
+                          headers={"kid": signing.kid, "typ": "secevent+jwt"})
+
+    def push_security_event(self, endpoint: str, token: str):
+        """POST a SET to a relying party's endpoint, as Login.gov's RISC push does."""
+        import requests
+
+        return requests.post(endpoint, data=token, timeout=10,
+                             headers={"Content-Type": "application/secevent+jwt",
+                                      "Accept": "application/json"})
+
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:

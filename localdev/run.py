@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     from localdev.moto_support import serialize_dynamodb_writes
 
     serialize_dynamodb_writes()
+    # The in-process servers' access logs would print codes and states from query strings.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto = ThreadedMotoServer(ip_address=HOST, port=MOTO_PORT, verbose=False)
     moto.start()
     stopping = threading.Event()
@@ -115,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         chalice = subprocess.Popen(
             [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload",
              "--stage", "local", "--host", HOST, "--port", str(APP_PORT)],
-            cwd=ROOT, env=env, start_new_session=True)
+            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1)
+        threading.Thread(target=_relay_redacted, args=(chalice.stdout,), daemon=True).start()
         _wait_for(APP_URL + "/")
         _print_banner(mailbox is not None)
 
@@ -141,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
             server.shutdown()
         moto.stop()
         print("Stopped the app, the local Login.gov, the mailbox and moto.")
+
+
+# chalice local's access log prints whole request lines; codes and states live in the query.
+_REQUEST_QUERY = re.compile(r'("[A-Z]+ [^ ?"]*)\?[^ "]*')
+
+
+def _relay_redacted(stream) -> None:
+    """Copy chalice local's output to ours with query strings cut from request lines."""
+    for line in stream:
+        sys.stdout.write(_REQUEST_QUERY.sub(r"\1?[redacted]", line))
+        sys.stdout.flush()
 
 
 def _verify_mail_sender(env: dict) -> None:

@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 APP = "http://127.0.0.1:8000"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Every secret the browser saw (codes, states, cookies, typed emails): the privacy check
+# at the end of the run looks for each of them in the stack's logs.
+SEEN_SECRETS: set[str] = set()
+TYPED_EMAILS: set[str] = set()
+
+
+def _record_request(request) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    for name, values in parse_qs(urlsplit(request.url).query).items():
+        if name in ("code", "state", "nonce"):
+            SEEN_SECRETS.update(v for v in values if len(v) >= 8)
 
 
 def pytest_collection_modifyitems(items):
@@ -88,7 +100,9 @@ def page(stack, chromium, request):
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15000)
+    page.on("request", _record_request)
     yield page
+    SEEN_SECRETS.update(c["value"] for c in context.cookies() if len(c["value"]) >= 8)
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         stem = ARTIFACTS / request.node.name.replace("/", "_")
@@ -101,6 +115,7 @@ def page(stack, chromium, request):
 
 
 def sign_in_at_local_login_gov(page, emails: list[str], *, start: str = APP + "/login"):
+    TYPED_EMAILS.update(emails)
     page.goto(start)
     page.wait_for_url("http://127.0.0.1:8001/**")
     page.get_by_label("Email addresses on this Login.gov account").fill("\n".join(emails))

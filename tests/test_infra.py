@@ -1,0 +1,416 @@
+"""Infrastructure: the template lints clean, creates tables the models can use, agrees with
+.chalice/config.json and the IAM policies, and packages into a small deployment zip.
+
+The packaging tests run `chalice package` in a copy of the project (so they never touch
+the shared .chalice/deployments cache) and need PyPI, as `chalice deploy` does.
+"""
+from __future__ import annotations
+
+import ast
+import email.parser
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+from moto import mock_aws
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from pynamodb.attributes import NumberAttribute
+
+from chalicelib import models
+from localdev import provision
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
+CHALICE_DIR = PROJECT_DIR / ".chalice"
+BIN_DIR = Path(sys.executable).parent
+MAX_ZIP_BYTES = 8_000_000
+DEPLOYED_STAGES = ("dev", "prod")
+STACK_TEST_PREFIX = "nrcme-infratest-"
+TABLE_RESOURCES = {models.Account: "AccountsTable", models.Claim: "ClaimsTable",
+                   models.Flow: "FlowsTable", models.AuditEvent: "AuditTable"}
+# What the Lambda Python runtime provides: boto3 and the packages it depends on.
+LAMBDA_RUNTIME_DISTRIBUTIONS = {"boto3", "botocore", "s3transfer", "jmespath",
+                                "python-dateutil", "six", "urllib3"}
+LAMBDA_RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six",
+                          "urllib3")
+
+
+def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def load_template(path: Path = TEMPLATE) -> dict:
+    template, matches = decode(str(path))
+    assert not matches, matches
+    return template
+
+
+def chalice_config() -> dict:
+    return json.loads((CHALICE_DIR / "config.json").read_text())
+
+
+def stage_env(stage: str) -> dict[str, str]:
+    config = chalice_config()
+    return {**config.get("environment_variables", {}),
+            **config["stages"][stage].get("environment_variables", {})}
+
+
+def policy(stage: str) -> dict:
+    return json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
+
+
+def statement(stage: str, sid: str) -> dict:
+    return next(s for s in policy(stage)["Statement"] if s["Sid"] == sid)
+
+
+def sub(value, **names: str) -> str:
+    """Resolve a template's `!Sub "..${Name}.."` for the given parameter values."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    for name, replacement in names.items():
+        text = text.replace("${%s}" % name, replacement)
+    return text
+
+
+def as_set(entries) -> set[tuple[str, str]]:
+    return {tuple(sorted(entry.items())) for entry in entries}
+
+
+# --- (a) lint --------------------------------------------------------------------------------
+
+def test_template_has_no_cfn_lint_findings():
+    result = run([str(BIN_DIR / "cfn-lint"), "--", str(TEMPLATE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+# --- (b) the models and the template describe the same tables --------------------------------
+
+@pytest.mark.parametrize("model", list(TABLE_RESOURCES), ids=lambda m: m.__name__)
+def test_template_table_matches_model_schema(model):
+    table = load_template()["Resources"][TABLE_RESOURCES[model]]["Properties"]
+    schema = model._get_schema()
+
+    assert sub(table["TableName"], TablePrefix="p-") == "p-" + models.TABLE_SUFFIXES[model]
+    assert as_set(table["KeySchema"]) == as_set(schema["key_schema"])
+    assert as_set(table["AttributeDefinitions"]) == as_set(schema["attribute_definitions"])
+    template_indexes = {
+        index["IndexName"]: (as_set(index["KeySchema"]), index["Projection"]["ProjectionType"])
+        for index in table.get("GlobalSecondaryIndexes", [])}
+    model_indexes = {
+        index["index_name"]: (as_set(index["key_schema"]), index["projection"]["ProjectionType"])
+        for index in schema["global_secondary_indexes"]}
+    assert template_indexes == model_indexes
+    assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in table
+
+
+def test_every_table_is_on_demand_encrypted_recoverable_protected_and_tagged():
+    template = load_template()
+    for logical_id in TABLE_RESOURCES.values():
+        resource = template["Resources"][logical_id]
+        table = resource["Properties"]
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert table["SSESpecification"]["SSEType"] == "KMS"
+        assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert table["DeletionProtectionEnabled"] == {"Fn::If": ["IsDeployed", True, False]}
+        assert {tag["Key"] for tag in table["Tags"]} == {"Project", "Stage", "DataClassification"}
+    assert template["Resources"]["DataKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_flows_ttl_is_the_models_expiry_attribute():
+    flows = load_template()["Resources"]["FlowsTable"]["Properties"]
+    ttl = flows["TimeToLiveSpecification"]
+    assert ttl["Enabled"] is True
+    # TTL needs epoch seconds in a Number attribute.
+    assert isinstance(models.Flow.get_attributes()[ttl["AttributeName"]], NumberAttribute)
+
+
+@pytest.fixture
+def stack_tables(monkeypatch):
+    """An in-process moto account whose tables come from infra/template.yaml."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        outputs = provision.create_stack_from_template(stage="local",
+                                                       table_prefix=STACK_TEST_PREFIX)
+        models.use_table_prefix(STACK_TEST_PREFIX)
+        try:
+            yield outputs
+        finally:
+            models.use_table_prefix(os.environ.get("TABLE_PREFIX", "nrcme-local-"))
+
+
+def test_stack_outputs_name_every_table_key_and_topic(stack_tables):
+    for suffix in models.TABLE_SUFFIXES.values():
+        name = stack_tables[f"{suffix.capitalize()}TableName"]
+        assert name == STACK_TEST_PREFIX + suffix
+        assert stack_tables[f"{suffix.capitalize()}TableArn"].endswith(":table/" + name)
+    assert stack_tables["DataKeyArn"].startswith("arn:aws:kms:")
+    assert stack_tables["AlarmTopicArn"].startswith("arn:aws:sns:")
+    assert stack_tables["LoginGovPrivateKeyParameterName"] == "/nrcme/local/login-gov-private-key"
+
+
+def test_provisioning_twice_leaves_the_stack_and_its_data_alone(stack_tables):
+    models.Claim("email#kept@example.com", nr_number="1000000001").save()
+    again = provision.create_stack_from_template(stage="local", table_prefix=STACK_TEST_PREFIX)
+    assert again == stack_tables
+    assert models.Claim.get("email#kept@example.com").nr_number == "1000000001"
+
+
+def test_models_read_and_write_every_stack_table_and_index(stack_tables):
+    now = int(time.time())
+    expires = now + 600
+    bucket = models.expiry_bucket(expires)
+    sub_id = "5f3c1d2e-8a4b-4c6d-9e0f-123456789abc"
+
+    models.Account("1000000001", first_name="Alice", last_name="Examiner",
+                   role="medical_examiner", primary_email="Alice@Example.com",
+                   primary_email_normalized="alice@example.com").save()
+    models.Claim(models.Claim.email_key("alice@example.com"), nr_number="1000000001").save()
+    models.SignInState("signin#abc", expires_at=expires, expiry_bucket=bucket, created_at=now,
+                       nonce="n" * 22, browser_hash="b" * 64, return_to="/account").save()
+    models.Session("session#def", expires_at=expires, expiry_bucket=bucket, created_at=now,
+                   subject=sub_id, nr_number="1000000001", absolute_expires_at=now + 3600,
+                   csrf_token="c" * 32).save()
+    models.AuditEvent("1000000001", f"2026-01-01T00:00:00Z#identity_linked#{now}",
+                      event="identity_linked", actor="user").save()
+
+    assert models.Account.get("1000000001").version == 1
+    assert models.Claim.get("email#alice@example.com").nr_number == "1000000001"
+    state = models.Flow.get("signin#abc")
+    assert isinstance(state, models.SignInState) and state.nonce == "n" * 22
+    # Typed queries through the model's own indexes: both project `kind`, the discriminator
+    # PynamoDB filters every Flow query on.
+    expired_soon = models.Flow.by_expiry.query(bucket, models.Flow.expires_at <= expires)
+    assert sorted(item.flow_id for item in expired_soon) == ["session#def", "signin#abc"]
+    by_subject = list(models.Flow.by_subject.query(sub_id))
+    assert [item.flow_id for item in by_subject] == ["session#def"]
+    assert isinstance(by_subject[0], models.Session)
+    events = list(models.AuditEvent.query("1000000001"))
+    assert [event.event for event in events] == ["identity_linked"]
+
+
+def test_a_linking_transaction_commits_across_stack_tables(stack_tables):
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+
+    account = models.Account("1000000002", first_name="Bo", last_name="Examiner",
+                             role="medical_examiner", primary_email="bo@example.com",
+                             primary_email_normalized="bo@example.com")
+    account.save()
+    account = models.Account.get("1000000002")
+    with TransactWrite(connection=Connection()) as tx:
+        tx.save(models.Claim("sub#abc", nr_number="1000000002"),
+                condition=models.Claim.claim.does_not_exist())
+        tx.update(account, actions=[models.Account.linked_sub.set("abc")],
+                  condition=models.Account.linked_sub.does_not_exist())
+        tx.save(models.AuditEvent("1000000002", "2026-01-01T00:00:00Z#identity_linked#1",
+                                  event="identity_linked", actor="user"))
+    assert models.Account.get("1000000002").linked_sub == "abc"
+
+
+def test_moto_tables_have_the_templates_indexes(stack_tables):
+    import boto3
+
+    described = boto3.client("dynamodb").describe_table(
+        TableName=stack_tables["FlowsTableName"])["Table"]
+    indexes = {index["IndexName"]: index["Projection"]["ProjectionType"]
+               for index in described["GlobalSecondaryIndexes"]}
+    assert indexes == {"by_expiry": "INCLUDE", "by_subject": "INCLUDE"}
+
+
+# --- config, policies and template agree (they are written by hand in three places) ------------
+
+def test_local_stage_points_at_emulators_and_never_holds_the_private_key():
+    env = stage_env("local")
+    assert env["LOGIN_GOV_ISSUER"] == "http://127.0.0.1:8001/"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+    # `chalice local` lets config override the process environment, where the runner puts it.
+    assert "LOGIN_GOV_PRIVATE_KEY" not in env
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
+    config = chalice_config()
+    env = stage_env(stage)
+    template = load_template()
+    issuers = {"dev": "https://idp.int.identitysandbox.gov/", "prod": "https://secure.login.gov/"}
+
+    assert env["LOGIN_GOV_ISSUER"] == issuers[stage]
+    assert env["APP_BASE_URL"].startswith("https://")
+    assert "LOGIN_GOV_PRIVATE_KEY" not in env and "AWS_ENDPOINT_URL" not in env
+    assert config["stages"][stage]["iam_policy_file"] == f"policy-{stage}.json"
+    # The 5XX alarm's Stage dimension is the API Gateway stage.
+    assert config["stages"][stage]["api_gateway_stage"] == stage
+
+    prefix = env["TABLE_PREFIX"]
+    assert prefix == f"nrcme-{stage}-"
+    tables = {f"arn:aws:dynamodb:us-east-1:*:table/{prefix}{suffix}"
+              for suffix in models.TABLE_SUFFIXES.values()}
+    assert set(statement(stage, "ItemsAndTransactionsOnStageTables")["Resource"]) == tables
+    assert statement(stage, "QueryFlowIndexes")["Resource"] == [
+        f"arn:aws:dynamodb:us-east-1:*:table/{prefix}flows/index/*"]
+
+    outputs = template["Outputs"]
+    secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["LOG_HASH_KEY_PARAMETER"]}
+    assert secret_names == {sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
+                            sub(outputs["LogHashKeyParameterName"]["Value"], Stage=stage)}
+    assert set(statement(stage, "ReadStageSecrets")["Resource"]) == {
+        f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
+
+    alias = sub(template["Resources"]["DataKeyAlias"]["Properties"]["AliasName"], Stage=stage)
+    kms = statement(stage, "TableKeyOnlyThroughDynamoDB")["Condition"]
+    assert kms["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == alias
+    assert kms["StringEquals"]["kms:ViaService"] == "dynamodb.us-east-1.amazonaws.com"
+
+    mail = statement(stage, "SendMailAsStageSenderOnly")
+    assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
+    assert mail["Resource"] == [
+        "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_policy_names_its_stages_resources_or_states_a_condition(stage):
+    own_names = (f"nrcme-{stage}-", f"nrcme-signin-{stage}", f"/nrcme/{stage}/")
+    for entry in policy(stage)["Statement"]:
+        assert entry["Effect"] == "Allow"
+        assert not any(action.endswith("*") for action in entry["Action"]), entry["Sid"]
+        for resource in entry["Resource"]:
+            assert resource != "*", entry["Sid"]
+            assert any(name in resource for name in own_names) or "Condition" in entry, (
+                entry["Sid"])
+
+
+# --- (c), (d) chalice package ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    """`chalice package --stage prod --merge-template infra/template.yaml` of a project copy."""
+    root = tmp_path_factory.mktemp("package")
+    project = root / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
+    project.mkdir()
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(PROJECT_DIR / name, project / name)
+    for name in ("chalicelib", "infra", ".chalice", "vendor"):
+        if (PROJECT_DIR / name).exists():
+            shutil.copytree(PROJECT_DIR / name, project / name, ignore=ignore)
+    out = root / "out"
+    env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
+    # The Lambda runtime has boto3/botocore; requirements.txt pins everything else, and
+    # PIP_NO_DEPS keeps Chalice's pip from pulling botocore back in through pynamodb.
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "PIP_NO_DEPS": "1"})
+    result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod",
+                  "--merge-template", "infra/template.yaml", str(out)], cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_merged_sam_template_has_no_cfn_lint_findings(packaged):
+    # A YAML merge template makes Chalice write sam.yaml rather than sam.json.
+    (sam,) = [p for p in (packaged / "sam.yaml", packaged / "sam.json") if p.exists()]
+    result = run([str(BIN_DIR / "cfn-lint"), "--", str(sam)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    resources = load_template(sam)["Resources"]
+    assert {"APIHandler", "FlowsTable", "DataKey"} <= set(resources)
+
+
+def test_deployment_zip_is_small(packaged):
+    size = (packaged / "deployment.zip").stat().st_size
+    print(f"deployment.zip: {size:,} bytes ({size / 1e6:.2f} MB)")
+    with zipfile.ZipFile(packaged / "deployment.zip") as zipped:
+        top_level = {name.split("/", 1)[0] for name in zipped.namelist()}
+    assert not top_level & {"boto3", "botocore"}, "the Lambda runtime provides boto3/botocore"
+    assert size <= MAX_ZIP_BYTES, f"deployment.zip is {size:,} bytes, over {MAX_ZIP_BYTES:,}"
+
+
+@pytest.fixture(scope="module")
+def unpacked(packaged, tmp_path_factory):
+    task = tmp_path_factory.mktemp("task")
+    with zipfile.ZipFile(packaged / "deployment.zip") as zipped:
+        zipped.extractall(task)
+    return task
+
+
+def requirements_txt() -> list[Requirement]:
+    lines = (line.split(" #", 1)[0].strip()
+             for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith(("#", "-"))]
+
+
+def test_deployment_zip_holds_every_dependency_of_what_it_ships(unpacked):
+    """With PIP_NO_DEPS, requirements.txt must list the whole closure: walk it here."""
+    shipped = {}
+    for metadata in unpacked.glob("*.dist-info/METADATA"):
+        message = email.parser.Parser().parsestr(metadata.read_text(encoding="utf-8"))
+        shipped[canonicalize_name(message["Name"])] = message
+    wanted = [(canonicalize_name(r.name), frozenset(r.extras)) for r in requirements_txt()]
+    missing, seen = set(), set()
+    while wanted:
+        name, extras = wanted.pop()
+        if (name, extras) in seen or name in LAMBDA_RUNTIME_DISTRIBUTIONS:
+            continue
+        seen.add((name, extras))
+        if name not in shipped:
+            missing.add(name)
+            continue
+        # Markers are evaluated for this interpreter: CPython 3.11 on Linux, as on Lambda.
+        environments = [{"extra": extra} for extra in extras] or [{"extra": ""}]
+        for line in shipped[name].get_all("Requires-Dist") or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or any(
+                    requirement.marker.evaluate(env) for env in environments):
+                wanted.append((canonicalize_name(requirement.name),
+                               frozenset(requirement.extras)))
+    assert not missing, f"pin these in requirements.txt: {sorted(missing)}"
+
+
+def third_party_imports() -> set[str]:
+    """Every module app.py and chalicelib import, lazy imports inside functions included."""
+    modules = set()
+    for path in [PROJECT_DIR / "app.py", *(PROJECT_DIR / "chalicelib").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module)
+    local = {"app", "chalicelib", "__future__"} | set(sys.stdlib_module_names)
+    return {module for module in modules if module.split(".")[0] not in local}
+
+
+def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
+    """Only the zip plus what the runtime provides: a missing package fails here, not in AWS."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for name in LAMBDA_RUNTIME_MODULES:
+        source = Path(__import__(name).__file__)
+        source = source.parent if source.name == "__init__.py" else source
+        (runtime / source.name).symlink_to(source)
+    modules = sorted(third_party_imports())
+    assert "pynamodb.models" in modules and "jwt" in modules
+    check = (
+        "import sys, importlib, pkgutil\n"
+        f"sys.path[:0] = [{str(unpacked)!r}, {str(runtime)!r}]\n"
+        "import app, chalicelib\n"
+        "for m in pkgutil.walk_packages(chalicelib.__path__, 'chalicelib.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(app.app.app_name)\n"
+    )
+    # -I -S: no site-packages and no PYTHON* variables, as in a bare Lambda sandbox.
+    result = run([sys.executable, "-I", "-S", "-c", check],
+                 env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "nrcme-signin"
