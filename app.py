@@ -5,10 +5,19 @@ import functools
 import json
 import logging
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import accounts, login_gov, pages, security_events, sessions, signin, web
+from chalicelib import (
+    accounts,
+    cleanup,
+    login_gov,
+    pages,
+    security_events,
+    sessions,
+    signin,
+    web,
+)
 from chalicelib.config import get_settings
 from chalicelib.errors import NotLinkedYet, NotSignedIn, ServiceError, StorageUnavailable
 from chalicelib.logs import log_event, set_request_id
@@ -18,7 +27,7 @@ app = Chalice(app_name="nrcme-signin")
 
 
 def _request_id() -> str | None:
-    context = app.lambda_context
+    context = getattr(app, "lambda_context", None)  # unset outside HTTP requests
     return getattr(context, "aws_request_id", None) if context else None
 
 
@@ -131,6 +140,15 @@ def signed_out():
         log_event("logout_state_mismatch", logging.WARNING)
     return pages.render("signed_out.html", via_login_gov=via_login_gov,
                         cookies=[web.clear_cookie(web.LOGOUT_COOKIE)])
+
+
+# --- Schedules (chalice local runs none: use `manage.py run-cleanup`) ----------------------
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="cleanup_expired_flows")
+def cleanup_expired_flows(event):
+    # 200 items per run every 5 minutes outpaces peak sign-in traffic; TTL catches the rest.
+    set_request_id(_request_id())
+    cleanup.cleanup_expired_flows()
 
 
 # --- Login.gov security events (RISC push, RFC 8935) ---------------------------------------

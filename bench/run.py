@@ -235,9 +235,232 @@ def returning_callback(stack: Stack, runs: int) -> list[Figure]:
     ]
 
 
+def _run_stack():
+    """Start exactly what `make run` starts; returns the process once it prints READY."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "localdev.run", "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True,
+                            env={k: v for k, v in os.environ.items()
+                                 if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))})
+    ready = threading.Event()
+
+    def pump():
+        for line in proc.stdout:
+            if line.strip() == "READY":
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(180):
+        proc.kill()
+        raise RuntimeError("make run did not become ready")
+    return proc
+
+
+def _stop_stack(proc) -> None:
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
+         accounts: int = 200) -> list[Figure]:
+    """Concurrent simulated browsers against the `make run` stack, and a bare-script baseline.
+
+    The first `accounts` sign-ins are first sign-ins (they link); the rest are returning
+    users. The baseline makes the returning callback's raw requests itself — the token
+    exchange (with a client assertion), then DynamoDB's update, get and put — against the
+    same servers, alternating with the app's callbacks.
+    """
+    import csv
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from localdev.html_forms import parse_forms
+
+    app, idp = "http://127.0.0.1:8000", "http://127.0.0.1:8001"
+    proc = _run_stack()
+    try:
+        emails = [f"load.user{i:04d}@example.com" for i in range(accounts)]
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
+                             "secondary_email", "legacy_username", "status"])
+            for i, email in enumerate(emails):
+                writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
+                                 "", f"load{i}", "active"])
+        local_env = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
+        subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
+                        f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+
+        results: list[tuple[str, float, float, bool]] = []
+        lock = threading.Lock()
+
+        def one_signin(i: int) -> None:
+            email = emails[i % accounts]
+            kind = "first" if i < accounts else "returning"
+            session = requests.Session()
+            ok = False
+            started = time.perf_counter()
+            callback_seconds = float("nan")
+            try:
+                login = session.get(app + "/login", allow_redirects=False, timeout=30)
+                form = session.get(login.headers["Location"], timeout=30)
+                fields = parse_forms(form.text)[0]["fields"]
+                fields.update({"emails": email, "action": "continue"})
+                back = session.post(idp + "/openid_connect/authorize", data=fields,
+                                    allow_redirects=False, timeout=30).headers["Location"]
+                t0 = time.perf_counter()
+                callback = session.get(back, allow_redirects=False, timeout=30)
+                callback_seconds = time.perf_counter() - t0
+                page = session.get(app + "/account", timeout=30)
+                ok = callback.status_code == 302 and page.status_code == 200 and \
+                    "Registry number" in page.text
+            except requests.RequestException:
+                ok = False
+            with lock:
+                results.append((kind, time.perf_counter() - started, callback_seconds, ok))
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one_signin, range(accounts)))      # first sign-ins, concurrently
+            list(pool.map(one_signin, range(accounts, signins)))  # then returning users
+        wall = time.perf_counter() - began
+        errors = sum(1 for r in results if not r[3])
+        callbacks = [r[2] for r in results if r[3]]
+        returning = [r[2] for r in results if r[3] and r[0] == "returning"]
+
+        app_p50, raw_p50 = _callback_vs_bare_script(app, idp, emails, runs * 5)
+    finally:
+        _stop_stack(proc)
+    ratio = app_p50 / raw_p50
+    return [
+        Figure(f"load: sign-ins per second ({clients} clients, {signins} sign-ins)",
+               round(len(results) / wall, 1), "report", True,
+               f"{accounts} first + {signins - accounts} returning in {wall:.1f} s"),
+        Figure("load: callback p50 / p95 (ms)",
+               f"{percentile(callbacks, .5) * 1000:.0f} / {percentile(callbacks, .95) * 1000:.0f}",
+               "report", True,
+               f"returning only: {percentile(returning, .5) * 1000:.0f} / "
+               f"{percentile(returning, .95) * 1000:.0f} ms"),
+        Figure("load: errors", errors, "0", errors == 0),
+        Figure("callback p50 ÷ the same raw requests from a bare script", round(ratio, 2),
+               "≤ 1.3", ratio <= 1.3,
+               f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms, returning user, "
+               "one client, alternating"),
+    ]
+
+
+def _sub_of(id_token: str) -> str:
+    import base64
+
+    payload = id_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+def _session_item(sub: str, now: int) -> dict:
+    import secrets as pysecrets
+
+    return {"flow_id": {"S": f"session#{pysecrets.token_hex(32)}"}, "kind": {"S": "session"},
+            "subject": {"S": sub}, "nr_number": {"S": "1700000000"},
+            "created_at": {"N": str(now)}, "expires_at": {"N": str(now + 1800)},
+            "expiry_bucket": {"S": "2099-01-01T00"}, "absolute_expires_at": {"N": str(now)},
+            "csrf_token": {"S": pysecrets.token_urlsafe(32)}}
+
+
+def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int):
+    """p50 of a returning user's callback vs p50 of its raw requests done directly."""
+    import secrets as pysecrets
+
+    import boto3
+    import jwt
+    import requests
+
+    from localdev.html_forms import parse_forms
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    # Loaded once, as the app does: parsing a PEM per request would flatter the app.
+    key = load_pem_private_key((ROOT / ".local" / "login_gov_client_key.pem").read_bytes(), None)
+    client_id = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-local"
+    token_url = idp + "/api/openid_connect/token"
+    ddb = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    http = requests.Session()
+    ddb.describe_table(TableName="nrcme-local-flows")  # connect once before timing
+
+    def authorize(session, email) -> str:
+        login = session.get(app + "/login", allow_redirects=False, timeout=30)
+        fields = parse_forms(session.get(login.headers["Location"], timeout=30).text)[0]["fields"]
+        fields.update({"emails": email, "action": "continue"})
+        return session.post(idp + "/openid_connect/authorize", data=fields,
+                            allow_redirects=False, timeout=30).headers["Location"]
+
+    app_times, raw_times = [], []
+    for i in range(runs):
+        email = emails[i % len(emails)]
+        browser = requests.Session()
+        back = authorize(browser, email)
+        t0 = time.perf_counter()
+        resp = browser.get(back, allow_redirects=False, timeout=30)
+        app_times.append(time.perf_counter() - t0)
+        assert resp.status_code == 302, resp.status_code
+
+        code = authorize(requests.Session(), email).split("code=", 1)[1].split("&", 1)[0]
+        state_id = f"signin#{pysecrets.token_hex(32)}"
+        ddb.put_item(TableName="nrcme-local-flows", Item={  # what /login stored, untimed
+            "flow_id": {"S": state_id}, "kind": {"S": "signin"}, "nonce": {"S": "n" * 43},
+            "browser_hash": {"S": "b" * 64}, "return_to": {"S": "/account"},
+            "expires_at": {"N": str(int(time.time()) + 600)},
+            "expiry_bucket": {"S": "2099-01-01T00"}, "created_at": {"N": "0"}})
+        t0 = time.perf_counter()
+        now = int(time.time())
+        assertion = jwt.encode({"iss": client_id, "sub": client_id, "aud": token_url,
+                                "jti": pysecrets.token_urlsafe(32), "iat": now,
+                                "exp": now + 300}, key, algorithm="RS256")
+        token = http.post(token_url, data={
+            "grant_type": "authorization_code", "code": code,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion}, timeout=30)
+        assert token.status_code == 200, token.text
+        # The same three DynamoDB requests, shaped as the app sends them: consume a sign-in
+        # state with its four conditions, read the sub claim, write a session.
+        sub = _sub_of(token.json()["id_token"])
+        ddb.update_item(
+            TableName="nrcme-local-flows", Key={"flow_id": {"S": state_id}},
+            UpdateExpression="SET #e = :now",
+            ConditionExpression="attribute_exists(#f) AND #k = :k AND #e > :now AND #b = :b",
+            ExpressionAttributeNames={"#e": "expires_at", "#f": "flow_id", "#k": "kind",
+                                      "#b": "browser_hash"},
+            ExpressionAttributeValues={":now": {"N": str(now)}, ":k": {"S": "signin"},
+                                       ":b": {"S": "b" * 64}},
+            ReturnValues="ALL_NEW")
+        ddb.get_item(TableName="nrcme-local-claims", Key={"claim": {"S": "sub#" + sub}},
+                     ConsistentRead=True)
+        ddb.put_item(TableName="nrcme-local-flows", Item=_session_item(sub, now),
+                     ConditionExpression="attribute_not_exists(flow_id)")
+        raw_times.append(time.perf_counter() - t0)
+    return statistics.median(app_times), statistics.median(raw_times)
+
+
 SECTIONS = {
     "cold_start": cold_start,
     "returning_callback": returning_callback,
+    "load": load,
 }
 
 

@@ -1,0 +1,126 @@
+"""Scheduled clean-up of expired flows (sign-in states, sessions, challenges, send counters).
+
+DynamoDB TTL deletes expired items eventually (typically within 48 hours), and every read
+of a flow checks `expires_at` itself, so this job is housekeeping, not security: it keeps
+the table and the by_subject index small between TTL sweeps.
+
+It reads ONLY expired items: for each hourly `expiry_bucket` from LOOKBACK_HOURS ago up to
+the current hour it queries the by_expiry index for `expires_at <= now` — no scan. Each run
+handles at most `batch_size` items (default CLEANUP_BATCH_SIZE) and says whether more
+remain; the next run continues, oldest hour first.
+
+Every delete is conditional on `expires_at <= now`: the index is eventually consistent, and
+a session refreshed since it was read (sessions.py moves `expires_at` and `expiry_bucket`
+together) must survive. A delete that finds the item gone or refreshed counts as
+`skipped`, so two runs at once are harmless. That condition is why this is one DeleteItem
+per item, not BatchWriteItem (which takes no conditions).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+from pynamodb.exceptions import DeleteError
+
+from chalicelib.config import get_settings
+from chalicelib.logs import log_event
+from chalicelib.models import Flow, expiry_bucket
+
+# TTL may lag up to 48 h; look a day further back. Older leftovers are TTL's to remove.
+LOOKBACK_HOURS = 72
+BY_EXPIRY = "by_expiry"
+_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class CleanupSummary:
+    items_read: int         # items the index returned (all of them expired when read)
+    deleted: int
+    skipped: int            # gone or refreshed before our delete: another run, or a live session
+    more_remaining: bool    # the run stopped at its bound; run again to continue
+    buckets_queried: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def expiry_buckets(now: float, lookback_hours: int = LOOKBACK_HOURS) -> list[str]:
+    """The hourly buckets from `lookback_hours` before `now` to now's hour, oldest first."""
+    current = int(now) // _HOUR
+    return [expiry_bucket(hour * _HOUR) for hour in range(current - lookback_hours, current + 1)]
+
+
+def _expired_page(connection, bucket: str, now: float, limit: int,
+                  start_key: dict | None) -> dict:
+    """One page of expired items from the by_expiry index (keys and `kind`).
+
+    The low-level query: cleanup needs only `flow_id`, and it does not depend on the
+    `kind` filter PynamoDB adds to typed queries (which returns nothing if an index ever
+    stops projecting `kind`).
+    """
+    return connection.query(
+        bucket,
+        range_key_condition=Flow.expires_at <= now,
+        index_name=BY_EXPIRY,
+        limit=limit,
+        exclusive_start_key=start_key,
+    )
+
+
+def _delete_if_expired(connection, flow_id: str, now: float) -> bool:
+    """Delete one flow if it is still expired; False if it was gone or refreshed."""
+    try:
+        connection.delete_item(flow_id, condition=Flow.expires_at <= now)
+    except DeleteError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def cleanup_expired_flows(now: float | None = None, batch_size: int | None = None,
+                          lookback_hours: int = LOOKBACK_HOURS) -> CleanupSummary:
+    """Delete up to `batch_size` expired flows; logs one `cleanup_finished` line."""
+    now = time.time() if now is None else now
+    limit = batch_size if batch_size is not None else get_settings().cleanup_batch_size
+    if limit < 1:
+        raise ValueError("batch_size must be at least 1")
+    connection = Flow._get_connection()
+    read = deleted = skipped = buckets = 0
+    more = False
+    error: str | None = None
+    try:
+        for bucket in expiry_buckets(now, lookback_hours):
+            if read >= limit:
+                more = True  # buckets left unread
+                break
+            buckets += 1
+            start_key = None
+            while True:
+                page = _expired_page(connection, bucket, now, limit - read, start_key)
+                for item in page.get("Items", []):
+                    read += 1
+                    if _delete_if_expired(connection, item["flow_id"]["S"], now):
+                        deleted += 1
+                    else:
+                        skipped += 1
+                start_key = page.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+                if read >= limit:
+                    more = True  # this bucket has more than we may handle this run
+                    break
+            if more:
+                break
+    except Exception as exc:
+        error = type(exc).__name__
+        more = True
+        raise
+    finally:
+        fields = {"read": read, "deleted": deleted, "skipped": skipped, "more": more}
+        if error:
+            fields["error"] = error
+        log_event("cleanup_finished", logging.ERROR if error else logging.INFO, **fields)
+    return CleanupSummary(items_read=read, deleted=deleted, skipped=skipped,
+                          more_remaining=more, buckets_queried=buckets)

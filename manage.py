@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Support and operations CLI for the NRCME sign-in service. Never shipped in the Lambda.
+
+    python manage.py --stage STAGE [--json] COMMAND ...
+
+--stage reads `.chalice/config.json` (top-level, then stages[STAGE] environment_variables)
+into the environment; variables already set in the real environment win. That happens
+before chalicelib is imported, because chalicelib reads its settings from the environment.
+
+Commands: create-tables, import-accounts, find, unlink, disable, enable, report,
+run-cleanup, send-reminders. Human-readable output by default, --json for scripts.
+Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import importlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
+TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --- stage environment ----------------------------------------------------------------------
+
+def stage_environment(stage: str, config_path: Path = DEFAULT_CONFIG) -> dict[str, str]:
+    """The environment variables chalice would give the stage's Lambda."""
+    try:
+        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"{config_path} not found: --stage needs the Chalice config "
+                       "(or run from the project directory)") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {config_path}: {exc}") from None
+    stages = config.get("stages") or {}
+    if stage not in stages:
+        known = ", ".join(sorted(stages)) or "none"
+        raise CliError(f"stage {stage!r} is not in {config_path} (stages: {known})")
+    values = dict(config.get("environment_variables") or {})
+    values.update(stages[stage].get("environment_variables") or {})
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def apply_stage_environment(stage: str, config_path: Path = DEFAULT_CONFIG,
+                            environ=None) -> list[str]:
+    """Set the stage's variables that the real environment does not already set."""
+    environ = os.environ if environ is None else environ
+    applied = []
+    for name, value in stage_environment(stage, config_path).items():
+        if name not in environ:
+            environ[name] = value
+            applied.append(name)
+    return applied
+
+
+def _sync_chalicelib() -> None:
+    """chalicelib may already be imported (tests): make it read the environment again."""
+    from chalicelib import config, models
+
+    config.reset_settings()
+    prefix = os.environ.get("TABLE_PREFIX", "nrcme-local-")
+    if models.Account.Meta.table_name != prefix + "accounts":
+        models.use_table_prefix(prefix)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+def _emit(args, data, human) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human(data)
+
+
+def _print_pairs(pairs: list[tuple[str, object]]) -> None:
+    width = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        shown = "-" if value is None or value == "" else value
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        print(f"  {key.ljust(width)}  {shown}")
+
+
+def _print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def _default_actor() -> str:
+    for name in ("USER", "LOGNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database entry in a container
+        return ""
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_create_tables(args) -> int:
+    if args.stage not in TABLE_STAGES:
+        raise CliError(f"create-tables is for the {' and '.join(TABLE_STAGES)} stages only; "
+                       f"{args.stage!r} tables come from the infra/ stack deploy",
+                       EXIT_REFUSED)
+    try:
+        from localdev.provision import create_stack_from_template
+    except ImportError as exc:
+        raise CliError(f"localdev/provision.py is not available ({exc})", EXIT_REFUSED) from None
+    from chalicelib.config import get_settings
+
+    prefix = get_settings().table_prefix
+    result = create_stack_from_template(args.stage, prefix)
+    data = {"stage": args.stage, "table_prefix": prefix, "result": result}
+    _emit(args, data, lambda d: print(f"Tables for stage {d['stage']} (prefix {prefix!r}) "
+                                      f"are ready.{'' if result is None else f' {result}'}"))
+    return EXIT_OK
+
+
+def cmd_import_accounts(args) -> int:
+    from chalicelib import account_import
+
+    try:
+        validation = account_import.validate_file(args.file)
+    except account_import.ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    result = account_import.import_accounts(
+        validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
+        dry_run=args.dry_run)
+    report_path = args.reject_report
+    if report_path is None and result.issues:
+        report_path = str(args.file) + ".rejects.csv"
+    if report_path is not None:
+        account_import.write_reject_report(report_path, result.issues)
+    data = result.summary()
+    data["reject_report"] = report_path
+
+    def human(d):
+        print("Dry run: nothing written." if d["dry_run"] else "Import finished.")
+        _print_pairs([
+            ("rows read", d["rows_read"]), ("imported (new)", d["imported"]),
+            ("updated", d["updated"]), ("unchanged", d["unchanged"]),
+            ("rejected", d["rejected"]), ("contested emails", d["contested_emails"]),
+            ("warnings", d["warnings"]), ("claims written", d["claims_written"]),
+            ("claims released", d["claims_released"]),
+            ("batch write requests", d["write_requests"]),
+            ("items batch-written", d["items_written"]),
+            ("transactions", d["transactions"]),
+            ("reject report", d["reject_report"]),
+        ])
+    _emit(args, data, human)
+    return EXIT_USAGE if result.rejected else EXIT_OK
+
+
+def _print_account(view: dict) -> None:
+    print(f"Account {view['nr_number']}")
+    _print_pairs([
+        ("name", view["name"]), ("role", view["role"]), ("status", view["status"]),
+        ("primary email", view["primary_email"]),
+        ("  claim", view["primary_email_claim"]),
+        ("  institutional", view["primary_email_institutional"]),
+        ("secondary email", view["secondary_email"]),
+        ("  claim", view["secondary_email_claim"]),
+        ("linked", view["linked"]), ("Login.gov sub", view["linked_sub"]),
+        ("linked at", view["linked_at"]),
+        ("legacy username", view["legacy_username"]),
+        ("  retired", view["legacy_username_retired"]),
+        ("last reminder", view["last_reminder_at"]),
+    ])
+    print(f"Recent events ({len(view['recent_events'])}):")
+    if view["recent_events"]:
+        _print_table(["at", "event", "actor", "detail"], [
+            [e["at"], e["event"], e["actor"],
+             ", ".join(f"{k}={v}" for k, v in sorted(e["detail"].items()))]
+            for e in view["recent_events"]])
+    else:
+        print("  none")
+
+
+def cmd_find(args) -> int:
+    from chalicelib import support
+
+    views = support.find(args.query, scan=args.scan)
+
+    def human(found):
+        if len(found) > 1:
+            print(f"{len(found)} accounts list this email (contested):")
+        for i, view in enumerate(found):
+            if i:
+                print()
+            _print_account(view)
+    _emit(args, views, human)
+    return EXIT_OK
+
+
+def cmd_unlink(args) -> int:
+    from chalicelib import support
+
+    result = support.unlink(args.nr_number, reason=args.reason,
+                            actor=args.actor or _default_actor())
+    _emit(args, result, lambda d: (
+        print(f"Account {d['nr_number']} unlinked from Login.gov sub {d['unlinked_sub']}; "
+              f"{d['sessions_ended']} session(s) ended. The person links again at their "
+              "next sign-in; the legacy username stays retired.")))
+    return EXIT_OK
+
+
+def _cmd_status(args, status: str) -> int:
+    from chalicelib import support
+
+    result = support.set_status(args.nr_number, status, reason=args.reason,
+                                actor=args.actor or _default_actor())
+
+    def human(d):
+        if not d["changed"]:
+            print(f"Account {d['nr_number']} is already {d['status']}; nothing changed.")
+        else:
+            print(f"Account {d['nr_number']}: {d['previous_status']} -> {d['status']}"
+                  + (f"; {d['sessions_ended']} session(s) ended." if status == "disabled"
+                     else "."))
+    _emit(args, result, human)
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from chalicelib import support
+
+    report = support.build_report()
+    if args.html:
+        Path(args.html).write_text(support.render_report_html(report), encoding="utf-8")
+
+    def human(r):
+        print(f"Migration report ({r['generated_at']})")
+        _print_pairs([
+            ("accounts", r["total"]), ("linked", r["linked"]), ("not linked", r["unlinked"]),
+            ("institutional primary", r["institutional_primary"]),
+            ("  of which linked", r["institutional_primary_linked"]),
+            ("pending email changes", r["pending_email_changes"]),
+        ])
+        print("By status:")
+        _print_pairs(list(r["by_status"].items()))
+        print("By role:")
+        _print_pairs(list(r["by_role"].items()))
+        print("Links per day:")
+        _print_pairs(list(r["links_per_day"].items()) or [("none", None)])
+        if args.html:
+            print(f"HTML report written to {args.html}")
+    _emit(args, report, human)
+    return EXIT_OK
+
+
+def cmd_run_cleanup(args) -> int:
+    from chalicelib.cleanup import cleanup_expired_flows
+
+    summary = cleanup_expired_flows(batch_size=args.batch_size)
+    _emit(args, summary.as_dict(), lambda d: (
+        print("Cleanup finished."),
+        _print_pairs([("expired items read", d["items_read"]), ("deleted", d["deleted"]),
+                      ("skipped (gone or refreshed)", d["skipped"]),
+                      ("more remaining", d["more_remaining"])])))
+    return EXIT_OK
+
+
+def cmd_send_reminders(args) -> int:
+    # Another part of the project writes chalicelib/reminders.py; until it lands, say so.
+    try:
+        module = importlib.import_module("chalicelib.reminders")
+    except ModuleNotFoundError as exc:
+        if exc.name != "chalicelib.reminders":
+            raise  # reminders exists but something it imports does not: show that
+        module = None
+    function = getattr(module, "send_institutional_email_reminders", None)
+    if function is None:
+        raise CliError("reminders are not available yet: chalicelib/reminders.py with "
+                       "send_institutional_email_reminders() is not in this checkout",
+                       EXIT_REFUSED)
+    result = function()
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        data = dataclasses.asdict(result)
+    elif isinstance(result, (dict, list, int, type(None))):
+        data = result
+    else:
+        data = str(result)
+    _emit(args, data, lambda d: print(f"Reminders sent: {d}"))
+    return EXIT_OK
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    parser = argparse.ArgumentParser(
+        prog="manage.py", description="NRCME sign-in: support and operations commands.",
+        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error.")
+    parser.add_argument("--stage", required=True,
+                        help="stage in .chalice/config.json (local, dev, prod)")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", default=False,
+                        help="machine-readable output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("create-tables", parents=[common],
+                            help="create the tables (local/dev only)")
+    p.set_defaults(handler=cmd_create_tables)
+
+    p = commands.add_parser("import-accounts", parents=[common],
+                            help="import registry accounts from CSV")
+    p.add_argument("file", help="CSV with header " + ",".join((
+        "nr_number", "first_name", "last_name", "role", "primary_email", "secondary_email",
+        "legacy_username", "status")))
+    p.add_argument("--reject-report", metavar="PATH",
+                   help="where to write rejected rows and warnings "
+                        "(default: FILE.rejects.csv when there are any)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and compare with the table, write nothing")
+    p.add_argument("--actor", help="name in the audit history (default $USER)")
+    p.set_defaults(handler=cmd_import_accounts)
+
+    p = commands.add_parser("find", parents=[common],
+                            help="show an account by registry number or email")
+    p.add_argument("query", metavar="EMAIL_OR_NUMBER")
+    p.add_argument("--scan", action="store_true",
+                   help="if no account claims the email, scan all accounts for it")
+    p.set_defaults(handler=cmd_find)
+
+    for name, helptext in (("unlink", "remove the Login.gov link of an account"),
+                           ("disable", "disable an account (ends its sessions)"),
+                           ("enable", "enable a disabled account")):
+        p = commands.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("nr_number", metavar="NUMBER")
+        p.add_argument("--reason", required=True, help="why (kept in the audit history)")
+        p.add_argument("--actor", help="support person's name (default $USER)")
+        p.set_defaults(handler={"unlink": cmd_unlink,
+                                "disable": lambda a: _cmd_status(a, "disabled"),
+                                "enable": lambda a: _cmd_status(a, "active")}[name])
+
+    p = commands.add_parser("report", parents=[common], help="migration progress counts")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    p.set_defaults(handler=cmd_report)
+
+    p = commands.add_parser("run-cleanup", parents=[common],
+                            help="delete expired flows now (one bounded run)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="items per run (default CLEANUP_BATCH_SIZE)")
+    p.set_defaults(handler=cmd_run_cleanup)
+
+    p = commands.add_parser("send-reminders", parents=[common],
+                            help="email reminders about institutional primary emails")
+    p.set_defaults(handler=cmd_send_reminders)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+        return int(exit_.code or 0)
+    if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        apply_stage_environment(args.stage, Path(args.config))
+        # Only now import chalicelib: it reads settings and table names from the environment.
+        _sync_chalicelib()
+        from chalicelib import logs
+        from chalicelib.config import ConfigurationError
+        from chalicelib.support import SupportError
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+    # Log lines go to stderr here, so stdout stays clean for --json.
+    handlers = [h for h in logs.logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SupportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ConfigurationError as exc:
+        print(f"error: configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        for handler, stream in zip(handlers, previous):
+            handler.setStream(stream)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""The support CLI through manage.main(argv): stage config, commands, output, exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+
+import pytest
+
+import manage
+from chalicelib import sessions, support
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, expiry_bucket
+from tests.aws_fixtures import (  # noqa: F401 - fixtures
+    APP_ENV,
+    csv_row,
+    csv_text,
+    link,
+    make_account,
+    make_flow,
+    support_env,
+    tables,
+)
+
+
+@pytest.fixture
+def stage_config(tmp_path, monkeypatch):
+    """A .chalice/config.json whose `test` stage sets only what the environment already has."""
+    path = tmp_path / "config.json"
+    env = {"TABLE_PREFIX": os.environ.get("TABLE_PREFIX", "test-"), **APP_ENV}
+    path.write_text(json.dumps({"version": "2.0", "app_name": "nrcme-signin",
+                                "stages": {"test": {"environment_variables": env},
+                                           "prod": {"environment_variables": env}}}))
+    return path
+
+
+@pytest.fixture
+def cli(tables, stage_config, capsys, monkeypatch):
+    """Run manage.py in-process against moto; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("USER", "support-tester")
+
+    def run(*argv, stage="test"):
+        capsys.readouterr()
+        code = manage.main(["--stage", stage, "--config", str(stage_config), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def run_json(cli, *argv):
+    code, out, err = cli("--json", *argv)
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+# --- stage environment ------------------------------------------------------------------------
+
+def test_stage_values_fill_in_but_real_environment_variables_win(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "environment_variables": {"NRCME_T_GLOBAL": "global", "NRCME_T_BOTH": "global"},
+        "stages": {"dev": {"environment_variables": {"NRCME_T_BOTH": "stage",
+                                                     "NRCME_T_REAL": "stage"}}}}))
+    for name in ("NRCME_T_GLOBAL", "NRCME_T_BOTH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NRCME_T_REAL", "real")
+    applied = manage.apply_stage_environment("dev", path)
+    assert sorted(applied) == ["NRCME_T_BOTH", "NRCME_T_GLOBAL"]
+    assert os.environ["NRCME_T_GLOBAL"] == "global"
+    assert os.environ["NRCME_T_BOTH"] == "stage"   # the stage overrides the top level
+    assert os.environ["NRCME_T_REAL"] == "real"    # the real environment overrides both
+
+
+def test_a_missing_config_or_unknown_stage_is_a_clear_usage_error(tmp_path, stage_config, capsys):
+    assert manage.main(["--stage", "dev", "--config", str(tmp_path / "nope.json"),
+                        "report"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert manage.main(["--stage", "staging", "--config", str(stage_config), "report"]) == 2
+    assert "stage 'staging' is not in" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert manage.main(["find", "x"]) == 2                       # no --stage
+    assert manage.main(["--stage", "test", "frobnicate"]) == 2   # unknown command
+    assert manage.main(["--stage", "test", "unlink", "1000000001"]) == 2  # no --reason
+    capsys.readouterr()
+
+
+# --- find -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["dr.alice@example.com", "  DR.Alice@EXAMPLE.com ",
+                                   "alice.home@example.org", "1000000001"])
+def test_find_by_number_or_any_email_spelling(cli, query):
+    make_account("1000000001", "Dr.Alice@example.com", "alice.home@example.org")
+    code, found, _ = run_json(cli, "find", query)
+    assert code == 0 and len(found) == 1
+    view = found[0]
+    assert view["nr_number"] == "1000000001"
+    assert view["primary_email"] == "Dr.Alice@example.com"
+    assert view["primary_email_claim"] == view["secondary_email_claim"] == "ok"
+    assert view["linked"] is False and view["linked_sub"] is None
+
+
+def test_find_shows_link_username_and_recent_events(cli):
+    make_account("1000000002", "bob@example.com", legacy_username="bob_legacy")
+    link("1000000002", "8d3c9a56-0000-4000-8000-000000000002")
+    code, out, _ = cli("find", "bob@example.com")
+    assert code == 0
+    assert "8d3c9a56-0000-4000-8000-000000000002" in out  # raw sub, for Login.gov support
+    assert "bob_legacy" in out and "identity_linked" in out
+    _, found, _ = run_json(cli, "find", "1000000002")
+    view = found[0]
+    assert view["legacy_username_retired"] is True and view["linked_at"]
+    assert [e["event"] for e in view["recent_events"]] == ["identity_linked"]
+
+
+def test_find_returns_at_most_ten_recent_events_newest_first(cli):
+    from chalicelib.audit import audit_event
+
+    make_account("1000000003", "carol@example.com")
+    for i in range(12):
+        event = audit_event("1000000003", f"event_{i:02d}", actor="test")
+        event.at_event = f"2030-01-01T00:00:{i:02d}.000000Z#event_{i:02d}#x"
+        event.save()
+    _, found, _ = run_json(cli, "find", "1000000003")
+    assert [e["event"] for e in found[0]["recent_events"]] == [
+        f"event_{i:02d}" for i in range(11, 1, -1)]
+
+
+def test_find_not_found_and_bad_input_exit_codes(cli):
+    code, _, err = cli("find", "nobody@example.com")
+    assert code == 1 and "--scan" in err
+    assert cli("find", "9999999999")[0] == 1
+    assert cli("find", "12345")[0] == 2
+    assert cli("find", "not an email")[0] == 2
+
+
+def test_find_a_contested_email_needs_scan_and_shows_every_account(cli):
+    make_account("1000000004", "shared@example.com", claims=False)
+    make_account("1000000005", "own@example.com", "Shared@Example.com", claims=False)
+    assert cli("find", "shared@example.com")[0] == 1
+    code, found, _ = run_json(cli, "find", "shared@example.com", "--scan")
+    assert code == 0
+    assert [v["nr_number"] for v in found] == ["1000000004", "1000000005"]
+    assert found[0]["primary_email_claim"].startswith("none")
+
+
+# --- unlink -----------------------------------------------------------------------------------
+
+def test_unlink_removes_link_and_claim_ends_sessions_and_audits(cli):
+    sub = "0f0e0d0c-0000-4000-8000-000000000006"
+    make_account("1000000006", "dan@example.com", legacy_username="dan")
+    link("1000000006", sub)
+    token, session = sessions.create_session(sub, "1000000006")
+    other_token, _ = sessions.create_session("someone-else", "1000000099")
+    code, result, _ = run_json(cli, "unlink", "1000000006", "--reason",
+                               "signed in with the wrong Login.gov account")
+    assert code == 0 and result["unlinked_sub"] == sub and result["sub_claim_removed"] is True
+    account = Account.get("1000000006", consistent_read=True)
+    assert account.linked_sub is None and account.linked_at is None
+    assert account.legacy_username_retired is True   # usernames stay retired
+    with pytest.raises(Claim.DoesNotExist):
+        Claim.get(Claim.sub_key(sub), consistent_read=True)
+    assert Claim.get(Claim.email_key("dan@example.com")).nr_number == "1000000006"
+    events = [e for e in AuditEvent.query("1000000006") if e.event == "identity_unlinked"]
+    assert len(events) == 1
+    assert events[0].actor == "support:support-tester"
+    assert events[0].detail.as_dict()["reason"] == "signed in with the wrong Login.gov account"
+    # The identity's sessions are gone, and nobody else's.
+    assert sessions.load_session(token) is None, \
+        "session survived unlink: sessions.end_sessions_for_subject found nothing"
+    assert result["sessions_ended"] == 1
+    assert sessions.load_session(other_token) is not None
+
+
+def test_after_unlink_the_person_can_link_again(cli):
+    from chalicelib.linking import LinkMethod, LinkOutcome, link_account
+
+    make_account("1000000007", "erin@example.com")
+    link("1000000007", "sub-old")
+    assert cli("unlink", "1000000007", "--reason", "shared")[0] == 0
+    assert link_account("sub-new", "1000000007",
+                        method=LinkMethod.AUTOMATIC).outcome is LinkOutcome.LINKED
+
+
+def test_unlink_refuses_an_unlinked_or_unknown_account_and_changes_nothing(cli):
+    make_account("1000000008", "fay@example.com")
+    code, _, err = cli("unlink", "1000000008", "--reason", "x")
+    assert code == 1 and "not linked" in err
+    assert cli("unlink", "9999999998", "--reason", "x")[0] == 1
+    assert cli("unlink", "1000000008", "--reason", "   ")[0] == 2
+    assert list(AuditEvent.query("1000000008")) == []
+
+
+def test_unlink_is_one_transaction_that_fails_whole_if_the_link_changed(tables, monkeypatch):
+    make_account("1000000009", "gus@example.com")
+    link("1000000009", "sub-first")
+    real_get = support._get_account
+
+    def stale_read(number):
+        account = real_get(number)
+        # Between support's read and its write, the link is replaced.
+        fresh = Account.get(number, consistent_read=True)
+        fresh.update(actions=[Account.linked_sub.set("sub-second")])
+        return account
+
+    monkeypatch.setattr(support, "_get_account", stale_read)
+    with pytest.raises(support.Refused, match="changed while unlinking"):
+        support.unlink("1000000009", reason="test", actor="me")
+    # Nothing of the transaction happened: claim, account and audit all unchanged.
+    assert Claim.get(Claim.sub_key("sub-first")).nr_number == "1000000009"
+    assert Account.get("1000000009", consistent_read=True).linked_sub == "sub-second"
+    assert [e.event for e in AuditEvent.query("1000000009")] == ["identity_linked"]
+
+
+# --- disable / enable ---------------------------------------------------------------------------
+
+def test_disable_then_enable(cli):
+    sub = "sub-hal"
+    make_account("1000000010", "hal@example.com")
+    link("1000000010", sub)
+    token, _ = sessions.create_session(sub, "1000000010")
+    code, result, _ = run_json(cli, "disable", "1000000010", "--reason", "reported shared",
+                               "--actor", "jdoe")
+    assert code == 0 and result["changed"] and result["previous_status"] == "active"
+    account = Account.get("1000000010", consistent_read=True)
+    assert account.status == "disabled" and account.linked_sub == sub  # the link stays
+    assert sessions.load_session(token) is None, \
+        "session survived disable: sessions.end_sessions_for_subject found nothing"
+    code, result, _ = run_json(cli, "disable", "1000000010", "--reason", "again")
+    assert code == 0 and result["changed"] is False
+    assert cli("enable", "1000000010", "--reason", "verified owner")[0] == 0
+    assert Account.get("1000000010", consistent_read=True).status == "active"
+    events = [(e.event, e.actor, e.detail.as_dict()["reason"])
+              for e in AuditEvent.query("1000000010") if e.event.startswith("account_")]
+    assert events == [("account_disabled", "support:jdoe", "reported shared"),
+                      ("account_enabled", "support:support-tester", "verified owner")]
+
+
+def test_a_removed_account_is_not_enabled_by_support(cli):
+    make_account("1000000011", "ivy@example.com", status="removed")
+    code, _, err = cli("enable", "1000000011", "--reason", "asked")
+    assert code == 1 and "removed" in err
+    assert Account.get("1000000011").status == "removed"
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def _set_linked(nr_number: str, sub: str, when: datetime) -> None:
+    Account.get(nr_number).update(actions=[Account.linked_sub.set(sub),
+                                           Account.linked_at.set(when)])
+
+
+def _challenge(flow_id: str, purpose: str, expires_at: int) -> None:
+    Challenge(f"challenge#{flow_id}", purpose=purpose, session_hash="h", target_email="t",
+              target_email_normalized="t", code_hash="c", expires_at=expires_at,
+              expiry_bucket=expiry_bucket(expires_at), created_at=expires_at - 600).save()
+
+
+def test_report_counts(cli):
+    day1 = datetime(2030, 3, 1, 15, tzinfo=timezone.utc)
+    make_account("2000000001", "a@example.com")
+    make_account("2000000002", "b@va.gov")
+    make_account("2000000003", "c@army.mil", status="disabled")
+    make_account("2000000004", "d@example.edu", status="removed", role="assistant")
+    _set_linked("2000000001", "s1", day1)
+    _set_linked("2000000002", "s2", day1 + timedelta(hours=3))
+    _set_linked("2000000003", "s3", day1 + timedelta(days=2))
+    now = int(datetime.now(timezone.utc).timestamp())
+    _challenge("p1", "email_change", now + 300)
+    _challenge("p2", "email_change_notice", now + 300)
+    _challenge("old", "email_change", now - 10)       # expired: not pending
+    _challenge("rec", "recovery", now + 300)          # another purpose
+    make_flow("noise", now + 300)
+    code, report, _ = run_json(cli, "report")
+    assert code == 0
+    assert (report["total"], report["linked"], report["unlinked"]) == (4, 3, 1)
+    assert report["by_status"] == {"active": 2, "disabled": 1, "removed": 1}
+    assert report["by_role"] == {"assistant": 1, "medical_examiner": 3}
+    assert report["institutional_primary"] == 3
+    assert report["institutional_primary_linked"] == 2
+    assert report["pending_email_changes"] == 2
+    assert report["links_per_day"] == {"2030-03-01": 2, "2030-03-03": 1}
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_html_is_self_contained_escaped_and_charts_links(cli, tmp_path):
+    make_account("2100000001", "x@example.com", role='<script>alert("r")</script>')
+    make_account("2100000002", "y@example.com")
+    _set_linked("2100000002", "s", datetime(2030, 5, 6, tzinfo=timezone.utc))
+    page = tmp_path / "report.html"
+    code, out, _ = cli("report", "--html", str(page))
+    assert code == 0 and str(page) in out
+    text = page.read_text()
+    assert "<script>" not in text and "&lt;script&gt;alert(&quot;r&quot;)" in text
+    parser = _Collect()
+    parser.feed(text)
+    tags = [tag for tag, _ in parser.tags]
+    assert "svg" in tags
+    bars = [attrs for tag, attrs in parser.tags if tag == "rect"]
+    assert len(bars) == 1 and float(bars[0]["height"]) > 0
+    assert "2030-05-06" in "".join(parser.text)
+    # Self-contained: nothing fetched from elsewhere.
+    for tag, attrs in parser.tags:
+        assert not {"src", "href"} & set(attrs), (tag, attrs)
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+# --- import, cleanup, create-tables, reminders ----------------------------------------------------
+
+def test_import_accounts_command_reports_and_exits_2_on_rejects(cli, tmp_path):
+    data = tmp_path / "accounts.csv"
+    data.write_text(csv_text(csv_row("3000000001", "one@example.com"),
+                             csv_row("bad", "two@example.com")))
+    report = tmp_path / "rejects.csv"
+    code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
+    assert code == 2
+    assert (summary["rows_read"], summary["imported"], summary["rejected"]) == (2, 1, 1)
+    assert "bad,rejected,nr_number must be exactly 10 digits" in report.read_text()
+    code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
+    assert summary["unchanged"] == 1 and summary["write_requests"] == 0
+
+
+def test_import_accounts_clean_file_exits_0_and_a_bad_header_exits_2(cli, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text(csv_text(csv_row("3100000001", "one@example.com")))
+    code, out, _ = cli("import-accounts", str(good))
+    assert code == 0 and "imported (new)" in out
+    assert not (tmp_path / "good.csv.rejects.csv").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("number,email\n1,a@example.com\n")
+    code, _, err = cli("import-accounts", str(bad))
+    assert code == 2 and "header must be exactly" in err
+    assert Account.count() == 1
+
+
+def test_run_cleanup_prints_the_summary_and_keeps_stdout_json(cli):
+    make_flow("gone", int(datetime.now(timezone.utc).timestamp()) - 60)
+    code, summary, err = run_json(cli, "run-cleanup", "--batch-size", "10")
+    assert code == 0
+    assert summary["deleted"] == 1 and summary["more_remaining"] is False
+    assert "cleanup_finished" in err  # the log line went to stderr, not into the JSON
+    assert Flow.count() == 0
+    code, out, _ = cli("run-cleanup", "--json")  # --json also works after the command
+    assert code == 0 and json.loads(out)["items_read"] == 0
+    assert cli("run-cleanup", "--batch-size", "0")[0] == 2
+
+
+def test_create_tables_refuses_prod(cli):
+    code, _, err = cli("create-tables", stage="prod")
+    assert code == 1 and "local and dev" in err
+
+
+def test_create_tables_calls_the_provisioner_for_local_stages(cli, monkeypatch):
+    calls = []
+    fake = types.ModuleType("localdev.provision")
+    fake.create_stack_from_template = lambda stage, prefix: calls.append((stage, prefix))
+    monkeypatch.setitem(sys.modules, "localdev.provision", fake)
+    monkeypatch.setattr(manage, "TABLE_STAGES", ("local", "dev", "test"))
+    assert cli("create-tables")[0] == 0
+    assert calls == [("test", os.environ["TABLE_PREFIX"])]
+
+
+def test_send_reminders_says_so_when_the_module_is_missing(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "chalicelib.reminders", None)  # import -> not found
+    code, _, err = cli("send-reminders")
+    assert code == 1 and "not available yet" in err
+
+
+def test_send_reminders_calls_the_reminders_module(cli, monkeypatch):
+    fake = types.ModuleType("chalicelib.reminders")
+    fake.send_institutional_email_reminders = lambda: {"sent": 3}
+    monkeypatch.setitem(sys.modules, "chalicelib.reminders", fake)
+    code, result, _ = run_json(cli, "send-reminders")
+    assert code == 0 and result == {"sent": 3}
