@@ -148,19 +148,22 @@ class UnlinkConflict(Exception):
 
 
 def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
-                    **detail: str) -> None:
+                    remove_claim: bool = True, **detail: str) -> None:
     """Remove the link between `account` and `sub` in one transaction with its audit event.
 
     Used by the support desk (lost Login.gov access) and by Login.gov's account-purged
     event. The legacy username stays retired; the person relinks at the next sign-in.
-    The caller ends the identity's sessions afterwards.
+    The caller ends the identity's sessions afterwards. `remove_claim=False` is for the
+    support desk repairing an account whose `sub#` claim is already gone or names another.
     """
     audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
                         **detail)
     try:
         with transaction() as tx:
-            # The sub claim goes only if it names this account (never another's link).
-            tx.delete(Claim(Claim.sub_key(sub)), condition=Claim.nr_number == account.nr_number)
+            if remove_claim:
+                # The sub claim goes only if it names this account (never another's link).
+                tx.delete(Claim(Claim.sub_key(sub)),
+                          condition=Claim.nr_number == account.nr_number)
             tx.update(account, actions=[Account.linked_sub.remove(), Account.linked_at.remove()],
                       condition=Account.linked_sub == sub)
             tx.save(audit)

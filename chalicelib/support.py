@@ -20,10 +20,9 @@ from datetime import datetime, timezone
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import sessions
+from chalicelib import linking, sessions
 from chalicelib.audit import audit_event, recent_events, record_committed
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
-from chalicelib.logs import keyed_hash
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, transaction
 
 NR_NUMBER = re.compile(r"[0-9]{10}")
@@ -193,21 +192,12 @@ def unlink(nr_number: str, *, reason: str, actor: str) -> dict:
     except DoesNotExist:
         sub_claim = None
     claim_removed = sub_claim is not None and sub_claim.nr_number == account.nr_number
-    event = audit_event(account.nr_number, "identity_unlinked", actor=actor, reason=reason,
-                        subject=keyed_hash(sub))
     try:
-        with transaction() as tx:
-            if claim_removed:
-                tx.delete(Claim(Claim.sub_key(sub)),
-                          condition=Claim.nr_number == account.nr_number)
-            tx.update(account, actions=[Account.linked_sub.remove(),
-                                        Account.linked_at.remove()],
-                      condition=Account.linked_sub == sub)
-            tx.save(event)
-    except TransactWriteError:
+        linking.unlink_identity(account, sub, event="identity_unlinked", actor=actor,
+                                remove_claim=claim_removed, reason=reason)
+    except linking.UnlinkConflict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
-    record_committed(event, subject=keyed_hash(sub))
     ended = sessions.end_sessions_for_subject(sub)
     return {"nr_number": account.nr_number, "unlinked_sub": sub,
             "sub_claim_removed": claim_removed, "sessions_ended": ended,

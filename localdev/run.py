@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=_relay_redacted, args=(chalice.stdout,), daemon=True).start()
         _wait_for(APP_URL + "/")
-        _print_banner(mailbox is not None)
+        if args.quiet:
+            print("READY", flush=True)
+        else:
+            _print_banner(mailbox is not None)
 
         def _stop(*_):
             stopping.set()
