@@ -15,15 +15,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m localdev.run
 
+# axe-core (npm) is injected into each page by the browser tests' accessibility check.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## make test: the whole suite (unit, infra, packaging, browser end-to-end)
-test: $(STAMP) browser
+test: $(STAMP) browser node_modules/.installed
 	$(BIN)/python -m pytest -q
 
 ## make test-fast: everything but the browser end-to-end tests
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-e2e: $(STAMP) browser
+e2e: $(STAMP) browser node_modules/.installed
 	$(BIN)/python -m pytest -q -m e2e
 
 ## make bench: figures as ratios against baselines measured in the same run
@@ -52,4 +57,4 @@ browser:
 	  else echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian)"; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache test-artifacts
+	rm -rf $(VENV) .local .pytest_cache test-artifacts node_modules

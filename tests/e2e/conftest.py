@@ -97,7 +97,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page(stack, chromium, request):
-    context = chromium.new_context()
+    # bypass_csp: our pages allow no scripts at all, so axe-core could not be injected.
+    context = chromium.new_context(bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15000)
     page.on("request", _record_request)
@@ -122,3 +123,19 @@ def sign_in_at_local_login_gov(page, emails: list[str], *, start: str = APP + "/
     page.get_by_role("button", name="Continue").click()
     page.wait_for_load_state()
     time.sleep(0.05)
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def assert_accessible(page) -> None:
+    """axe-core on the current page: no serious or critical violations (WCAG 2.1 A/AA)."""
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `npm ci` (make test does)")
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})")
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{page.url}: " + "; ".join(bad)

@@ -1,7 +1,7 @@
 """A person in Chromium signs in through the local Login.gov and lands on their account."""
 from __future__ import annotations
 
-from tests.e2e.conftest import APP, ARTIFACTS, sign_in_at_local_login_gov
+from tests.e2e.conftest import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
 
 
 def test_landing_page_looks_like_a_government_service(page):
@@ -9,6 +9,7 @@ def test_landing_page_looks_like_a_government_service(page):
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_text("An official website of the United States government").is_visible()
     assert page.get_by_role("link", name="Sign in with Login.gov").first.is_visible()
+    assert_accessible(page)
 
 
 def test_sign_in_with_primary_email_lands_on_linked_account(page):
@@ -18,6 +19,7 @@ def test_sign_in_with_primary_email_lands_on_linked_account(page):
     assert page.get_by_text("1000000001").is_visible()
     assert page.get_by_text("is now linked to Login.gov").is_visible()
     page.screenshot(path=str(ARTIFACTS / "account-primary.png"), full_page=True)
+    assert_accessible(page)
 
 
 def test_sign_in_with_secondary_email_lands_on_linked_account(page):
@@ -31,6 +33,7 @@ def test_gov_primary_gets_the_faq_advice(page):
     sign_in_at_local_login_gov(page, ["carmen.lee@fmcsa.dot.gov"])
     assert page.url == APP + "/account"
     assert page.get_by_text("Change your primary email to a personal address").is_visible()
+    assert_accessible(page)
 
 
 def test_cancel_at_login_gov(page):
@@ -38,6 +41,7 @@ def test_cancel_at_login_gov(page):
     page.wait_for_url("http://127.0.0.1:8001/**")
     page.get_by_role("button", name="Cancel and return").click()
     assert page.get_by_role("heading", name="You cancelled signing in").is_visible()
+    assert_accessible(page)
 
 
 def test_logout_round_trip(page):
@@ -46,17 +50,33 @@ def test_logout_round_trip(page):
     page.get_by_role("link", name="Sign out").first.click()
     page.wait_for_url(APP + "/signed-out**")
     assert page.get_by_role("heading", name="You are signed out").is_visible()
+    assert_accessible(page)
     page.goto(APP + "/account")
     assert page.url.startswith("http://127.0.0.1:8001/")  # sent to sign in again
 
 
-def test_shared_email_is_not_auto_linked(page):
-    sign_in_at_local_login_gov(page, ["shared.office@example.com"])
+def test_already_linked_to_someone_else_is_not_shared(page, chromium):
+    sign_in_at_local_login_gov(page, ["compliance@saferoads.example.org"])
+    assert page.url == APP + "/account"
+    # A colleague with their own Login.gov account (another sub) uses the same address too.
+    other = chromium.new_context(bypass_csp=True).new_page()
+    sign_in_at_local_login_gov(other, ["compliance@saferoads.example.org",
+                                       "colleague@example.net"])
+    assert other.get_by_role("heading", name="This registry account is already linked to "
+                             "another Login.gov account").is_visible()
+    assert_accessible(other)
+    other.context.close()
+
+
+def test_emails_of_two_accounts_link_neither(page):
+    sign_in_at_local_login_gov(page, ["hana.sato@example.com", "d.ivanov@example.com"])
     assert page.get_by_role("heading",
                             name="Your email matches more than one registry account").is_visible()
+    assert_accessible(page)
 
 
 def test_no_match_explains_and_offers_recovery(page):
     sign_in_at_local_login_gov(page, ["nobody.here@example.net"])
     assert page.url == APP + "/link/no-match"
     assert page.get_by_role("heading", name="Link with your registry email instead").is_visible()
+    assert_accessible(page)
