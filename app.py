@@ -131,15 +131,18 @@ def logout():
 @app.route("/signed-out")
 @page
 def signed_out():
-    # The session ended at /logout; the state only tells whether this redirect is the one
-    # we asked for, so the page claims a Login.gov sign-out only then.
+    # The session normally ended at /logout; end it here too, so "you are signed out" is true
+    # even for someone who followed a link here. The state only tells whether this redirect
+    # is the one we asked for, so the page claims a Login.gov sign-out only then.
+    sessions.end_session(_cookie(web.SESSION_COOKIE))
     expected = _cookie(web.LOGOUT_COOKIE)
     returned = _query().get("state")
     via_login_gov = bool(expected and returned and expected == returned)
     if not via_login_gov:
         log_event("logout_state_mismatch", logging.WARNING)
     return pages.render("signed_out.html", via_login_gov=via_login_gov,
-                        cookies=[web.clear_cookie(web.LOGOUT_COOKIE)])
+                        cookies=[web.clear_cookie(web.LOGOUT_COOKIE),
+                                 web.clear_cookie(web.SESSION_COOKIE)])
 
 
 # --- Schedules (chalice local runs none: use `manage.py run-cleanup`) ----------------------

@@ -24,9 +24,17 @@ from chalicelib.errors import (
     AccountInactive,
     AmbiguousMatch,
     NoMatchingAccount,
+    StorageUnavailable,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, transaction, utc_now
+from chalicelib.models import (
+    Account,
+    Claim,
+    condition_failed,
+    transaction,
+    transaction_conflict,
+    utc_now,
+)
 
 
 class LinkOutcome(Enum):
@@ -101,23 +109,20 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
             tx.save(event)
     except TransactWriteError as exc:
         if not condition_failed(exc):
-            raise  # throttling or an outage: a retryable failure, not a refusal
+            if transaction_conflict(exc) and attempts > 1:
+                # Another transaction held an item for a moment; DynamoDB says retry.
+                return link_account(sub, nr_number, method=method, attempts=attempts - 1)
+            raise  # throttling or an outage: the storage page, nothing written
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
             return link_account(sub, nr_number, method=method, attempts=attempts - 1)
-        raise AccountAlreadyLinked("account kept changing during linking") from None
+        # Not a refusal: the person did nothing wrong; ask them to try again.
+        raise StorageUnavailable("account kept changing during linking") from None
     record_committed(event, subject=keyed_hash(sub), method=method.value)
     count("IdentityLinked", method=method.value)
     return LinkResult(LinkOutcome.LINKED, nr_number)
-
-
-def condition_failed(exc: TransactWriteError) -> bool:
-    """True when a transaction was cancelled by one of its conditions (a lost race)."""
-    reasons = exc.cancellation_reasons or []
-    return exc.cause_response_code == "TransactionCanceledException" and any(
-        r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
 
 
 def _check_linkable(account: Account, sub: str) -> None:

@@ -260,8 +260,8 @@ def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     settings = get_settings()
     try:
         header = jwt.get_unverified_header(id_token)
-    except jwt.exceptions.DecodeError:
-        raise IdTokenError("ID token is not a JWT") from None
+    except jwt.exceptions.InvalidTokenError:  # also a non-string kid or a crit header
+        raise IdTokenError("ID token is not a usable JWT") from None
     # Decide the algorithm ourselves: alg=none and HS256-with-the-public-key die here.
     if header.get("alg") not in ACCEPTED_ALGORITHMS:
         raise IdTokenError(f"ID token algorithm {header.get('alg')!r} is not accepted")

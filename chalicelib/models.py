@@ -212,6 +212,25 @@ class AuditEvent(Model):
     detail = MapAttribute(null=True)
 
 
+def condition_failed(exc: Exception) -> bool:
+    """True when DynamoDB refused a write because its condition was false (a lost race,
+    a replay, a used state), as opposed to throttling or an outage, which callers re-raise."""
+    code = getattr(exc, "cause_response_code", None)
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        return any(r is not None and r.code == "ConditionalCheckFailed"
+                   for r in (getattr(exc, "cancellation_reasons", None) or []))
+    return False
+
+
+def transaction_conflict(exc: Exception) -> bool:
+    """True when a transaction was cancelled only because another one held an item."""
+    reasons = [r for r in (getattr(exc, "cancellation_reasons", None) or []) if r is not None]
+    return getattr(exc, "cause_response_code", None) == "TransactionCanceledException" and \
+        any(r.code == "TransactionConflict" for r in reasons)
+
+
 _transaction_connection: Connection | None = None
 
 

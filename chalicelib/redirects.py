@@ -7,7 +7,7 @@ from urllib.parse import unquote, urlsplit
 DEFAULT_RETURN_PATH = "/account"
 MAX_RETURN_PATH_LENGTH = 512
 # A plain absolute path: one leading slash, then printable ASCII with no backslash.
-_SAFE_PATH = re.compile(r"^/(?![/\\])[\x21-\x7e]*$")
+_SAFE_PATH = re.compile(r"/(?![/\\])[\x21-\x7e]*")  # used with fullmatch: `$` allows "\n"
 
 
 def safe_return_path(raw: str | None) -> str | None:
@@ -19,12 +19,12 @@ def safe_return_path(raw: str | None) -> str | None:
     """
     if raw is None or raw == "":
         return None
-    if len(raw) > MAX_RETURN_PATH_LENGTH or not _SAFE_PATH.match(raw):
+    if len(raw) > MAX_RETURN_PATH_LENGTH or not _SAFE_PATH.fullmatch(raw):
         return None
     decoded = raw
     for _ in range(3):  # look through double encoding too
         decoded = unquote(decoded)
-        if not _SAFE_PATH.match(decoded.split("?", 1)[0].split("#", 1)[0] or "/"):
+        if not _SAFE_PATH.fullmatch(decoded.split("?", 1)[0].split("#", 1)[0] or "/"):
             return None
     parts = urlsplit(raw)
     if parts.scheme or parts.netloc:

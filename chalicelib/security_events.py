@@ -23,7 +23,7 @@ from chalicelib.audit import audit_event, record_committed
 from chalicelib.config import get_settings
 from chalicelib.errors import IdTokenError, IdentityProviderUnavailable
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Flow, SeenSecurityEvent, expiry_bucket
+from chalicelib.models import Account, Flow, SeenSecurityEvent, condition_failed, expiry_bucket
 
 EVENT_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
 KNOWN_EVENTS = frozenset({
@@ -61,8 +61,8 @@ def verify_security_event_token(token: str) -> dict:
         raise SecurityEventRejected("invalid_request", "empty or oversized token")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.exceptions.DecodeError:
-        raise SecurityEventRejected("invalid_request", "not a JWT") from None
+    except jwt.exceptions.InvalidTokenError:  # also a non-string kid or a crit header
+        raise SecurityEventRejected("invalid_request", "not a usable JWT") from None
     if header.get("alg") not in login_gov.ACCEPTED_ALGORITHMS:
         raise SecurityEventRejected("invalid_key", "algorithm not accepted")
     try:
@@ -121,7 +121,9 @@ def remember_jti(jti: str) -> None:
         SeenSecurityEvent(f"setjti#{jti}", created_at=now, expires_at=expires,
                           expiry_bucket=expiry_bucket(expires)).save(
             condition=Flow.flow_id.does_not_exist())
-    except PutError:
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise  # throttled: answer 503 so Login.gov delivers it again
         raise SecurityEventRejected("invalid_request", "jti already received") from None
 
 

@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.config import get_settings
 from chalicelib.errors import CsrfError
@@ -85,10 +85,9 @@ def session_hash(session: Session) -> str:
 def end_session(token: str | None) -> None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return
-    try:
-        Flow(_session_id(token)).delete()
-    except DeleteError:
-        pass  # already gone: logout is idempotent
+    # No condition, so a missing item is no error: logout is idempotent. Any error that does
+    # come is real (throttling, outage) and must not be reported as a finished sign-out.
+    Flow(_session_id(token)).delete()
 
 
 def end_sessions_for_subject(sub: str) -> int:

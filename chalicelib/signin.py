@@ -25,7 +25,7 @@ from chalicelib.errors import (
     StateError,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Flow, SignInState, expiry_bucket
+from chalicelib.models import Flow, SignInState, condition_failed, expiry_bucket
 from chalicelib.redirects import DEFAULT_RETURN_PATH, safe_return_path
 
 MAX_STATE_LENGTH = 128
@@ -86,7 +86,9 @@ def consume_state(state: str, browser_binding: str | None) -> SignInState:
                 & (SignInState.browser_hash == _digest(browser_binding))
             ),
         )
-    except UpdateError:
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise  # throttling or an outage: the state is not spent, a retry can finish
         # Unknown, used, expired, or another browser's: indistinguishable on purpose.
         raise StateError("state unknown, used, expired, or from another browser") from None
     return record

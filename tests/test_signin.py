@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 import pytest
 
 from chalicelib import login_gov
-from chalicelib.models import Account, Claim, Flow
+from chalicelib.models import Account, Flow
+from tests.assertions import assert_refused, sessions_in_table, warm_key_cache
 from tests.conftest import make_account, query_of
 
 EMAIL = "dr.alice@example.com"
@@ -19,27 +20,6 @@ EMAIL = "dr.alice@example.com"
 @pytest.fixture
 def account(app_client):
     return make_account(primary=EMAIL)
-
-
-def sessions_in_table() -> list:
-    return [f for f in Flow.scan() if f.flow_id.startswith("session#")]
-
-
-def assert_refused(page, browser, status_range=(400, 499)):
-    assert status_range[0] <= page.status <= status_range[1], (page.status, page.body[:300])
-    assert "text/html" in page.headers.get("Content-Type", "")
-    assert "nr_session" not in browser.cookies
-    assert sessions_in_table() == []
-    assert Account.get("1000000001").linked_sub is None
-    assert [c for c in Claim.scan() if c.claim.startswith("sub#")] == []
-
-
-def warm_key_cache(browser):
-    """Complete one sign-in for someone else, then forget it: the app now holds the keys."""
-    browser.sign_in(["someone.else@example.com"])
-    for flow in Flow.scan():
-        flow.delete()
-    browser.cookies.clear()
 
 
 def test_primary_email_signs_in_and_links(browser, account):
@@ -75,43 +55,15 @@ def test_signin_cookie_is_httponly_lax(app_client, account):
     assert "Secure" not in cookie
 
 
-@pytest.mark.parametrize("fault, value", [
-    ("id_token_bad_signature", True),
-    ("id_token_alg", "none"),
-    ("id_token_alg", "HS256-public"),
-])
-def test_forged_id_tokens_are_refused(browser, account, idp, fault, value):
-    idp.faults[fault] = value
-    assert_refused(browser.sign_in([EMAIL]), browser)
-
-
 @pytest.mark.parametrize("claims", [
-    pytest.param({"iss": "https://evil.example/"}, id="wrong-iss"),
-    pytest.param("no-trailing-slash", id="iss-without-trailing-slash"),
-    pytest.param({"aud": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:other"}, id="wrong-aud"),
-    pytest.param({"aud": None}, id="missing-aud"),
-    pytest.param({"aud": ["urn:other", "x"]}, id="aud-list-without-us"),
     pytest.param({"exp": int(time.time()) - 120, "iat": int(time.time()) - 1000,
                   "nbf": int(time.time()) - 1000}, id="expired"),
     pytest.param({"iat": int(time.time()) + 3600}, id="iat-far-future"),
     pytest.param({"nbf": int(time.time()) + 3600}, id="nbf-far-future"),
-    pytest.param({"iat": None}, id="missing-iat"),
-    pytest.param({"sub": None}, id="missing-sub"),
-    pytest.param({"sub": ""}, id="empty-sub"),
-    pytest.param({"nonce": "x" * 43}, id="wrong-nonce"),
-    pytest.param({"nonce": None}, id="missing-nonce"),
     pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, id="wrong-at-hash"),
 ])
 def test_invalid_id_token_claims_are_refused(browser, account, idp, claims):
-    if claims == "no-trailing-slash":
-        claims = {"iss": idp.issuer.rstrip("/")}
     idp.faults["id_token_claims"] = claims
-    assert_refused(browser.sign_in([EMAIL]), browser)
-
-
-def test_replayed_nonce_from_an_earlier_signin_is_refused(browser, account, idp):
-    earlier = query_of(browser.start_signin())["nonce"]
-    idp.faults["id_token_claims"] = {"nonce": earlier}
     assert_refused(browser.sign_in([EMAIL]), browser)
 
 
@@ -125,27 +77,6 @@ def test_unknown_kid_refetches_once_then_refuses(browser, account, idp, monkeypa
     for _ in range(3):
         assert_refused(browser.sign_in([EMAIL]), browser)
     assert idp.count("/api/openid_connect/certs") == fetches_before + 1
-
-
-def test_rotated_signing_key_is_accepted_after_one_refetch(browser, account, idp):
-    warm_key_cache(browser)  # caches the old key
-    fetches_before = idp.count("/api/openid_connect/certs")
-    idp.rotate_keys()
-    page = browser.sign_in([EMAIL])
-    assert page.status == 302 and page.location == "/account"
-    assert idp.count("/api/openid_connect/certs") == fetches_before + 1
-
-
-def test_missing_kid_with_several_published_keys_is_refused(browser, account, idp):
-    idp.rotate_keys()  # two keys published
-    idp.faults["id_token_kid"] = None
-    assert_refused(browser.sign_in([EMAIL]), browser)
-
-
-def test_missing_kid_with_one_published_key_is_accepted(browser, account, idp):
-    idp.faults["id_token_kid"] = None
-    page = browser.sign_in([EMAIL])
-    assert page.status == 302 and page.location == "/account"
 
 
 def test_replayed_state_is_refused(browser, account):
@@ -182,37 +113,6 @@ def test_expired_state_is_refused(browser, account, monkeypatch):
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     time.sleep(2.1)
     assert_refused(browser.get(callback), browser)
-
-
-def test_userinfo_subject_mismatch_is_refused(browser, account, idp):
-    idp.faults["userinfo_sub"] = "00000000-0000-0000-0000-000000000000"
-    assert_refused(browser.sign_in([EMAIL]), browser)
-
-
-@pytest.mark.parametrize("status", [400, 401, 500, 503])
-def test_token_endpoint_errors_end_in_a_clear_page(browser, account, idp, status):
-    idp.faults["token_status"] = status
-    page = browser.sign_in([EMAIL])
-    assert_refused(page, browser)
-    expected = "not responding" if status >= 500 else "could not complete your sign-in"
-    assert expected in page.body
-
-
-def test_token_endpoint_timeout_ends_in_a_clear_page(browser, account, idp, monkeypatch):
-    monkeypatch.setenv("LOGIN_GOV_READ_TIMEOUT_MS", "300")
-    from tests.conftest import reset_app_caches
-    reset_app_caches()
-    idp.faults["token_delay"] = 1.0
-    page = browser.sign_in([EMAIL])
-    assert_refused(page, browser)
-    assert "not responding" in page.body
-
-
-def test_userinfo_failure_ends_in_a_clear_page(browser, account, idp):
-    idp.faults["userinfo_status"] = 502
-    page = browser.sign_in([EMAIL])
-    assert_refused(page, browser)
-    assert "not responding" in page.body
 
 
 def test_authorization_code_is_single_use_at_the_provider(browser, account, idp):
@@ -271,31 +171,6 @@ def test_same_site_return_to_is_honoured_for_a_returning_user(browser, account):
     assert page.status == 302 and page.location == "/account?tab=emails"
 
 
-def test_discovery_issuer_mismatch_refuses_to_start(app_client, account, idp):
-    idp.faults["discovery_issuer"] = idp.issuer.rstrip("/")
-    resp = app_client.http.get("/login")
-    assert 400 <= resp.status_code < 500
-    assert "Location" not in resp.headers
-
-
-def test_keys_cached_survive_a_jwks_outage(browser, account, idp, monkeypatch):
-    warm_key_cache(browser)
-    monkeypatch.setenv("JWKS_TTL_SECONDS", "0")  # force a refresh attempt...
-    from chalicelib.config import reset_settings
-    reset_settings()
-    monkeypatch.setenv("JWKS_REFETCH_COOLDOWN_SECONDS", "0")
-    reset_settings()
-    idp.faults["jwks_status"] = 503  # ...that fails: the last good keys still verify
-    assert browser.sign_in([EMAIL]).status == 302
-
-
-def test_jwks_outage_with_no_cached_keys_is_a_clear_page(browser, account, idp):
-    idp.faults["jwks_status"] = 503
-    page = browser.sign_in([EMAIL])
-    assert_refused(page, browser)
-    assert "not responding" in page.body
-
-
 def test_returning_user_makes_few_provider_and_no_jwks_requests(browser, account, idp):
     browser.sign_in([EMAIL])
     browser.cookies.pop("nr_session")
@@ -321,12 +196,6 @@ def test_logout_ends_session_and_goes_to_login_gov_logout(browser, account, idp)
     back = browser.get(browser.get(page.location).location)
     assert back.status == 200 and "signed out of the National Registry and Login.gov" in back.body
     assert browser.get("/account").status == 302
-
-
-def test_signed_out_with_foreign_state_claims_nothing(browser, account):
-    browser.get("/logout")
-    page = browser.get("/signed-out?state=someone-elses-state-value-xxxxxxxx")
-    assert page.status == 200 and "and Login.gov" not in page.body
 
 
 def test_sessions_expire_when_idle(browser, account, monkeypatch):
@@ -387,3 +256,11 @@ def test_login_gov_module_rejects_token_without_jwt_shape(idp, aws):
     from chalicelib.errors import IdTokenError
     with pytest.raises(IdTokenError):
         login_gov.validate_id_token("not-a-jwt", nonce="n" * 43, access_token="a")
+
+
+def test_visiting_signed_out_directly_really_signs_out(browser, account):
+    browser.follow(browser.sign_in([EMAIL]))
+    page = browser.get("/signed-out")
+    assert page.status == 200 and "You are signed out" in page.body
+    assert sessions_in_table() == []
+    assert browser.get("/account").status == 302

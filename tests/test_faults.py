@@ -1,0 +1,546 @@
+"""Faults at every dependency: each ends in a clear page or a bounded retry, never in a
+half-written link, an audit event without its change, or a stray session.
+
+Login.gov faults come from the local emulator (slow, 5xx, keys or discovery down).
+DynamoDB faults are injected at botocore, below PynamoDB and all of our code: a wrapper
+around `BaseClient._make_api_call` raises the `ClientError` DynamoDB would answer after
+botocore's own retries (or runs a competing write first, to stage a lost race), and a
+`before-send` handler makes one operation unreachable, to count botocore's attempts.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import botocore.client
+import botocore.exceptions
+import pytest
+
+from chalicelib import http_client, linking
+from chalicelib.models import Account, AuditEvent, Flow, SignInState
+from tests.assertions import (
+    assert_nothing_half_written,
+    assert_refused,
+    logged_fixture,  # noqa: F401 - the `logged` fixture
+    sessions_in_table,
+    signin_states_in_table,
+    sub_claims,
+    warm_key_cache,
+)
+from tests.conftest import CLIENT_ID, make_account, reset_app_caches
+
+EMAIL = "dr.alice@example.com"
+NR = "1000000001"
+STORAGE_PAGE = "Something went wrong on our side"
+NOTHING_CHANGED = "nothing was changed"
+
+
+@pytest.fixture
+def account(app_client):
+    return make_account(primary=EMAIL)
+
+
+def slow_login_gov(monkeypatch, read_timeout_ms=300):
+    monkeypatch.setenv("LOGIN_GOV_READ_TIMEOUT_MS", str(read_timeout_ms))
+    reset_app_caches()
+
+
+# --- DynamoDB fault injection at botocore -----------------------------------------------------
+
+_HASH_KEYS = ("flow_id", "claim", "nr_number")
+
+
+def _hash_value(item: dict | None) -> str | None:
+    for name in _HASH_KEYS:
+        if item and name in item:
+            return item[name].get("S")
+    return None
+
+
+def _targets(operation: str, params: dict) -> list[tuple[str, str | None]]:
+    """(table, hash key) pairs a DynamoDB request touches."""
+    if operation == "TransactWriteItems":
+        return [(op["TableName"], _hash_value(op.get("Key") or op.get("Item")))
+                for item in params["TransactItems"] for op in item.values()]
+    if operation == "BatchGetItem":
+        return [(table, _hash_value(key)) for table, request in params["RequestItems"].items()
+                for key in request["Keys"]]
+    return [(params.get("TableName", ""), _hash_value(params.get("Key") or params.get("Item")))]
+
+
+@dataclass
+class Rule:
+    operation: str
+    table: str | None
+    key_prefix: str | None
+    times: int
+    error: Callable[[str], Exception] | None = None
+    before: Callable[[], None] | None = None
+    fired: int = 0
+
+    def matches(self, operation: str, params: dict) -> bool:
+        if operation != self.operation or self.fired >= self.times:
+            return False
+        return any((self.table is None or table.endswith(self.table)) and
+                   (self.key_prefix is None or (key or "").startswith(self.key_prefix))
+                   for table, key in _targets(operation, params))
+
+
+def client_error(code: str, reasons: list[str] | None = None):
+    """What botocore raises for a DynamoDB error answer (after its own retries)."""
+    def build(operation: str) -> Exception:
+        response = {"Error": {"Code": code, "Message": f"injected {code}"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400}}
+        if reasons is not None:
+            response["CancellationReasons"] = [
+                {"Code": r} if r == "None" else {"Code": r, "Message": f"injected {r}"}
+                for r in reasons]
+        return botocore.exceptions.ClientError(response, operation)
+    return build
+
+
+@dataclass
+class DynamoFaults:
+    original: Callable
+    rules: list[Rule] = field(default_factory=list)
+    calls: list[tuple[str, list]] = field(default_factory=list)  # one per call from PynamoDB
+    attempts: list[str] = field(default_factory=list)  # one per HTTP attempt (unreachable)
+    _unreachable: set[str] = field(default_factory=set)
+    _hooked: list = field(default_factory=list)
+
+    def fail(self, operation, code, *, table=None, key_prefix=None, times=1, reasons=None):
+        """The next `times` matching calls fail with `code` and change nothing."""
+        rule = Rule(operation, table, key_prefix, times, error=client_error(code, reasons))
+        self.rules.append(rule)
+        return rule
+
+    def interleave(self, operation, action, *, table=None, key_prefix=None, times=1):
+        """Run `action` (another writer) just before each of the next `times` matching calls."""
+        rule = Rule(operation, table, key_prefix, times, before=action)
+        self.rules.append(rule)
+        return rule
+
+    def unreachable(self, operation):
+        """Every HTTP attempt of `operation` fails to connect, beneath botocore's retries."""
+        self._unreachable.add(operation)
+
+    def count(self, operation, table=None, key_prefix=None) -> int:
+        return sum(1 for name, targets in self.calls if name == operation and any(
+            (table is None or t.endswith(table)) and
+            (key_prefix is None or (k or "").startswith(key_prefix)) for t, k in targets))
+
+    def _refuse_connections(self, client, operation):
+        def refuse(request, **_):
+            self.attempts.append(operation)
+            raise botocore.exceptions.ConnectTimeoutError(endpoint_url=request.url)
+        event, unique_id = f"before-send.dynamodb.{operation}", f"fault-{operation}"
+        client.meta.events.register_first(event, refuse, unique_id=unique_id)
+        self._hooked.append((client, event, unique_id))
+
+    def __call__(self, client, operation, params):
+        if client.meta.service_model.service_name != "dynamodb":
+            return self.original(client, operation, params)
+        self.calls.append((operation, _targets(operation, params)))
+        if operation in self._unreachable and \
+                not any(c is client and e.endswith(operation) for c, e, _ in self._hooked):
+            self._refuse_connections(client, operation)
+        for rule in self.rules:
+            if rule.matches(operation, params):
+                rule.fired += 1  # before the action: its own calls must not re-trigger it
+                if rule.before is not None:
+                    rule.before()
+                if rule.error is not None:
+                    raise rule.error(operation)
+        return self.original(client, operation, params)
+
+    def close(self):
+        for client, event, unique_id in self._hooked:
+            client.meta.events.unregister(event, unique_id=unique_id)
+
+
+@pytest.fixture
+def dynamo(monkeypatch):
+    original = botocore.client.BaseClient._make_api_call
+    faults = DynamoFaults(original)
+
+    def patched(client, operation, params):
+        return faults(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", patched)
+    yield faults
+    faults.close()
+
+
+def assert_storage_page(page):
+    assert page.status == 503, (page.status, page.body[:300])
+    assert "text/html" in page.headers["Content-Type"]
+    assert STORAGE_PAGE in page.body and NOTHING_CHANGED in page.body
+    assert page.location is None
+
+
+# --- Login.gov: token endpoint ------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [400, 401, 500, 503])
+def test_token_endpoint_errors_end_in_a_clear_page(browser, account, idp, status):
+    idp.faults["token_status"] = status
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    expected = "not responding" if status >= 500 else "could not complete your sign-in"
+    assert expected in page.body
+    assert idp.count("/api/openid_connect/token") == 1  # no retry: codes are single-use
+    assert_nothing_half_written()
+
+
+def test_token_endpoint_timeout_ends_in_a_clear_page(browser, account, idp, monkeypatch):
+    slow_login_gov(monkeypatch)
+    idp.faults["token_delay"] = 1.0
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+    assert idp.count("/api/openid_connect/token") == 1
+    assert_nothing_half_written()
+
+
+# --- Login.gov: userinfo --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, words", [
+    (500, "not responding"), (502, "not responding"), (503, "not responding"),
+    (401, "could not complete your sign-in"),
+])
+def test_userinfo_errors_end_in_a_clear_page(browser, account, idp, status, words):
+    idp.faults["userinfo_status"] = status
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert words in page.body
+    assert idp.count("/api/openid_connect/userinfo") == 1
+    assert_nothing_half_written()
+
+
+def test_userinfo_timeout_ends_in_a_clear_page(browser, account, idp, monkeypatch):
+    slow_login_gov(monkeypatch)
+    idp.faults["userinfo_delay"] = 1.0
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+    assert idp.count("/api/openid_connect/userinfo") == 1
+    assert_nothing_half_written()
+
+
+# --- Login.gov: keys and discovery ------------------------------------------------------------------
+
+def test_jwks_outage_with_cached_keys_still_signs_in(browser, other_browser, account, idp,
+                                                     monkeypatch):
+    warm_key_cache(other_browser)
+    monkeypatch.setenv("JWKS_TTL_SECONDS", "0")  # force a refresh attempt...
+    monkeypatch.setenv("JWKS_REFETCH_COOLDOWN_SECONDS", "0")
+    from chalicelib.config import reset_settings
+    reset_settings()
+    idp.faults["jwks_status"] = 503  # ...that fails: the last good keys still verify
+    fetches_before = idp.count("/api/openid_connect/certs")
+    page = browser.sign_in([EMAIL])
+    assert page.status == 302 and page.location == "/account"
+    assert idp.count("/api/openid_connect/certs") > fetches_before  # it did try
+    assert Account.get(NR).linked_sub
+    assert_nothing_half_written()
+
+
+def test_jwks_outage_with_no_cached_keys_is_a_clear_page(browser, account, idp):
+    idp.faults["jwks_status"] = 503
+    page = browser.sign_in([EMAIL])
+    assert_refused(page, browser)
+    assert "not responding" in page.body
+    assert idp.count("/api/openid_connect/certs") == 1  # one attempt, no loop
+    assert_nothing_half_written()
+
+
+def test_discovery_unreachable_with_no_cache_is_a_clear_page(browser, account, idp,
+                                                             monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    monkeypatch.setenv("LOGIN_GOV_ISSUER", f"http://127.0.0.1:{closed_port}/")
+    reset_app_caches()
+    page = browser.get("/login")
+    assert 400 <= page.status < 500 and "not responding" in page.body
+    assert page.location is None and "nr_signin" not in browser.cookies
+    assert signin_states_in_table() == []
+
+
+def test_discovery_outage_with_a_cached_document_still_signs_in(browser, account, idp,
+                                                                monkeypatch):
+    authorize_url = browser.start_signin()  # discovery read and cached
+    monkeypatch.setenv("DISCOVERY_TTL_SECONDS", "0")  # every use tries to refresh...
+    from chalicelib.config import reset_settings
+    reset_settings()
+    real_request, failed = http_client.request, []
+
+    def discovery_down(method, url, **kwargs):
+        if url.endswith("/.well-known/openid-configuration"):
+            failed.append(url)
+            raise http_client.HttpFailure("connection refused")
+        return real_request(method, url, **kwargs)
+
+    monkeypatch.setattr(http_client, "request", discovery_down)  # ...and the refresh fails
+    page = browser.get(browser.authorize(authorize_url, [EMAIL]))
+    assert page.status == 302 and page.location == "/account"
+    assert failed  # the outage was met, and the last good document served
+    assert_nothing_half_written()
+
+
+# --- DynamoDB: starting a sign-in ------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException",
+                                  "ThrottlingException", "InternalServerError"])
+def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, dynamo, code):
+    rule = dynamo.fail("PutItem", code, table="flows", key_prefix="signin#")
+    page = browser.get("/login")
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert "nr_signin" not in browser.cookies
+    assert signin_states_in_table() == []
+    # The fault has passed: the same browser starts a sign-in normally.
+    assert browser.get("/login").status == 302
+
+
+def test_unreachable_dynamodb_is_retried_a_bounded_number_of_times(browser, account, dynamo):
+    dynamo.unreachable("PutItem")
+    page = browser.get("/login")
+    assert_storage_page(page)
+    # PynamoDB's max_retry_attempts = 2 (chalicelib.models._Meta): 1 try + 2 retries.
+    assert dynamo.attempts == ["PutItem"] * 3
+    assert dynamo.count("PutItem") == 1  # one call from our code: no retry loop of our own
+    assert signin_states_in_table() == []
+
+
+# --- DynamoDB: consuming the state -------------------------------------------------------------------
+
+def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp, dynamo):
+    """A throttled UpdateItem changes nothing: the same callback works once the fault passes."""
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    (state_record,) = signin_states_in_table()
+    rule = dynamo.fail("UpdateItem", "ProvisionedThroughputExceededException",
+                       table="flows", key_prefix="signin#")
+    page = browser.get(callback)
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert sessions_in_table() == [] and "nr_session" not in browser.cookies
+    assert SignInState.get(state_record.flow_id).expires_at == state_record.expires_at
+    assert idp.count("/api/openid_connect/token") == 0  # the code was never spent either
+    again = browser.get(callback)
+    assert again.status == 302 and again.location == "/account"
+    assert Account.get(NR).linked_sub
+    assert_nothing_half_written()
+
+
+def test_throttled_state_consume_is_the_storage_page(browser, account, idp, dynamo, logged):
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    dynamo.fail("UpdateItem", "ProvisionedThroughputExceededException",
+                table="flows", key_prefix="signin#")
+    page = browser.get(callback)
+    assert "signin_state_rejected" not in logged.names()
+    assert_storage_page(page)
+
+
+# --- DynamoDB: reads during the callback --------------------------------------------------------------
+
+@pytest.mark.parametrize("operation, table, key_prefix", [
+    pytest.param("GetItem", "claims", "sub#", id="sub-lookup"),
+    pytest.param("BatchGetItem", "claims", "email#", id="email-match"),
+    pytest.param("GetItem", "accounts", None, id="account-read"),
+])
+def test_throttled_reads_in_the_callback_are_the_storage_page(
+        browser, account, idp, dynamo, operation, table, key_prefix):
+    rule = dynamo.fail(operation, "ProvisionedThroughputExceededException", table=table,
+                       key_prefix=key_prefix)
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert dynamo.count("TransactWriteItems") == 0
+    assert_nothing_half_written()
+    # The state was spent before the fault; a fresh sign-in succeeds.
+    assert browser.sign_in([EMAIL]).location == "/account"
+    assert_nothing_half_written()
+
+
+# --- DynamoDB: the link transaction ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, reasons", [
+    pytest.param("ThrottlingException", None, id="throttled"),
+    pytest.param("ProvisionedThroughputExceededException", None, id="throughput-exceeded"),
+    pytest.param("TransactionCanceledException", ["None", "ThrottlingError", "None"],
+                 id="cancelled-throttled"),
+])
+def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
+        browser, account, idp, dynamo, code, reasons):
+    rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert dynamo.count("TransactWriteItems") == 1  # a retryable failure is not a loop
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert list(AuditEvent.query(NR)) == []
+    assert_nothing_half_written()
+    # Nothing was spent at our end: signing in again links.
+    assert browser.sign_in([EMAIL]).location == "/account"
+    assert_nothing_half_written()
+
+
+@pytest.mark.parametrize("reasons", [
+    pytest.param(["TransactionConflict", "None", "None"], id="conflict-on-claim"),
+    pytest.param(["None", "TransactionConflict", "None"], id="conflict-on-account"),
+])
+def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, dynamo,
+                                                         reasons):
+    """DynamoDB documents TransactionConflict as retryable: one more try, then linked."""
+    rule = dynamo.fail("TransactWriteItems", "TransactionCanceledException", reasons=reasons)
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account"
+    assert dynamo.count("TransactWriteItems") == 2
+    assert len(list(AuditEvent.query(NR))) == 1
+    assert_nothing_half_written()
+
+
+def test_link_race_lost_to_another_identity_is_the_sharing_refusal(
+        browser, account, idp, dynamo):
+    winner = str(uuid.uuid4())
+    rule = dynamo.interleave("TransactWriteItems", lambda: linking.link_account(
+        winner, NR, method=linking.LinkMethod.AUTOMATIC))
+    page = browser.sign_in([EMAIL], sub=str(uuid.uuid4()))
+    assert rule.fired == 1
+    assert page.status == 409 and "cannot be shared" in page.body
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert Account.get(NR).linked_sub == winner
+    assert [c.claim for c in sub_claims()] == [f"sub#{winner}"]
+    assert_nothing_half_written()
+
+
+def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, dynamo):
+    """A double submit (two tabs, one identity): one link, one audit event, both signed in."""
+    sub = str(uuid.uuid4())
+    rule = dynamo.interleave("TransactWriteItems", lambda: linking.link_account(
+        sub, NR, method=linking.LinkMethod.AUTOMATIC))
+    page = browser.sign_in([EMAIL], sub=sub)
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get(NR).linked_sub == sub
+    assert len(sessions_in_table()) == 1
+    assert_nothing_half_written()
+
+
+def test_link_race_lost_to_a_disabling_is_the_inactive_refusal(browser, account, idp, dynamo):
+    rule = dynamo.interleave("TransactWriteItems", lambda: Account.get(NR).update(
+        actions=[Account.status.set("disabled")]))
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 1
+    assert page.status == 403 and "has been disabled" in page.body
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert_nothing_half_written()
+
+
+def _unrelated_edit():
+    Account.get(NR).update(actions=[Account.first_name.set("Alicia")])
+
+
+def test_link_race_with_an_unrelated_edit_is_retried_once(browser, account, idp, dynamo):
+    rule = dynamo.interleave("TransactWriteItems", _unrelated_edit)
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account"
+    assert dynamo.count("TransactWriteItems") == 2
+    assert Account.get(NR).first_name == "Alicia"  # the other edit survives
+    assert_nothing_half_written()
+
+
+def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
+        browser, account, idp, dynamo):
+    rule = dynamo.interleave("TransactWriteItems", _unrelated_edit, times=5)
+    page = browser.sign_in([EMAIL])
+    assert rule.fired == 2
+    assert_storage_page(page)  # not a refusal: the person did nothing wrong, try again
+    assert dynamo.count("TransactWriteItems") == 2  # bounded
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert_nothing_half_written()
+
+
+# --- DynamoDB: the session write after a link -------------------------------------------------------------
+
+def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, account, idp, dynamo):
+    """The link commits, the session write is throttled: a 503, the link whole, no session;
+    signing in again finds the link (no second link, no second audit event)."""
+    sub = str(uuid.uuid4())
+    rule = dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
+                       key_prefix="session#")
+    page = browser.sign_in([EMAIL], sub=sub)
+    assert rule.fired == 1
+    assert page.status == 503 and STORAGE_PAGE in page.body
+    # NB: the page also says "nothing was changed", though the link above committed.
+    assert "nr_session" not in browser.cookies and sessions_in_table() == []
+    assert Account.get(NR).linked_sub == sub
+    assert_nothing_half_written()
+    again = browser.sign_in([EMAIL], sub=sub)
+    assert again.status == 302 and again.location == "/account"
+    assert [e.event for e in AuditEvent.query(NR)] == ["identity_linked"]
+    assert_nothing_half_written()
+
+
+# --- DynamoDB: logout ------------------------------------------------------------------------------
+
+def test_throttled_logout_does_not_pretend_the_session_ended(browser, account, idp, dynamo):
+    browser.follow(browser.sign_in([EMAIL]))
+    token = browser.cookies["nr_session"]
+    dynamo.fail("DeleteItem", "ProvisionedThroughputExceededException", table="flows",
+                key_prefix="session#")
+    page = browser.get("/logout")
+    if page.status == 302:  # sent on to Login.gov as signed out: then it must be true
+        assert sessions_in_table() == []
+        browser.cookies["nr_session"] = token  # a copy of the cookie, kept elsewhere
+        assert browser.get("/account").status == 302
+    else:  # or the person is told it did not work
+        assert_storage_page(page)
+
+
+# --- DynamoDB: security events ---------------------------------------------------------------------
+
+def _push(app_client, token):
+    resp = app_client.http.post("/api/security-events", body=token,
+                                headers={"Content-Type": "application/secevent+jwt"})
+    return resp.status_code, (json.loads(resp.body) if resp.body else None)
+
+
+@pytest.fixture
+def signed_in(browser, account):
+    sub = str(uuid.uuid4())
+    browser.follow(browser.sign_in([EMAIL], sub=sub))
+    assert len(sessions_in_table()) == 1
+    return sub
+
+
+def test_throttled_security_event_changes_nothing_and_a_redelivery_acts(
+        app_client, idp, dynamo, signed_in):
+    token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
+    rule = dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
+                       key_prefix="setjti#")
+    status, _ = _push(app_client, token)
+    assert rule.fired == 1
+    assert status != 202
+    assert len(sessions_in_table()) == 1  # not acted on
+    assert [f for f in Flow.scan() if f.flow_id.startswith("setjti#")] == []
+    assert _push(app_client, token) == (202, None)
+    assert sessions_in_table() == []
+
+
+def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, signed_in):
+    token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
+    dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
+                key_prefix="setjti#")
+    assert _push(app_client, token) == (503, {"err": "temporarily_unavailable"})
+
