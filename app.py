@@ -4,22 +4,35 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from urllib.parse import parse_qs
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, Cron, Rate, Response
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import (
     accounts,
     cleanup,
+    email_change,
     login_gov,
     pages,
+    recovery,
+    reminders,
     security_events,
     sessions,
     signin,
     web,
 )
 from chalicelib.config import get_settings
-from chalicelib.errors import NotLinkedYet, NotSignedIn, ServiceError, StorageUnavailable
+from chalicelib.errors import (
+    BadRequest,
+    NewEmailInvalid,
+    NotLinkedYet,
+    NotSignedIn,
+    RecoveryEmailInvalid,
+    ServiceError,
+    StorageUnavailable,
+    WrongCode,
+)
 from chalicelib.logs import log_event, set_request_id
 from chalicelib.redirects import safe_return_path
 
@@ -106,15 +119,17 @@ def account():
     just_linked = session.notice == "linked"
     if just_linked:
         sessions.clear_notice(session)
-    return pages.render("account.html", signed_in=True, just_linked=just_linked,
+    return pages.render("account_page.html", signed_in=True, just_linked=just_linked,
+                        csrf_token=session.csrf_token,
+                        pending=email_change.pending_change(session),
                         **accounts.account_page_context(record))
 
 
 @app.route("/link/no-match")
 @page
 def link_no_match():
-    accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
-    return pages.render("link_no_match.html", signed_in=True)
+    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
+    return pages.render("link_no_match.html", signed_in=True, csrf_token=session.csrf_token)
 
 
 @app.route("/logout")
@@ -154,6 +169,13 @@ def cleanup_expired_flows(event):
     cleanup.cleanup_expired_flows()
 
 
+@app.schedule(Cron(0, 15, "*", "*", "?", "*"), name="send_institutional_email_reminders")
+def send_institutional_email_reminders(event):
+    # Daily at 15:00 UTC (10:00 Eastern): during the working day, when people act on mail.
+    set_request_id(_request_id())
+    reminders.send_institutional_email_reminders()
+
+
 # --- Login.gov security events (RISC push, RFC 8935) ---------------------------------------
 
 @app.route("/api/security-events", methods=["POST"],
@@ -174,3 +196,165 @@ def receive_security_event():
         return Response(json.dumps({"err": "temporarily_unavailable"}), status_code=503,
                         headers={"Content-Type": "application/json"})
     return Response("", status_code=202)
+
+
+
+# --- Recovery and email change -------------------------------------------------------------
+# POST bodies are HTML forms; every one carries the session's CSRF token.
+
+FORM = ["application/x-www-form-urlencoded"]
+MAX_FORM_FIELDS = 10
+
+
+def _form() -> dict[str, str]:
+    body = app.current_request.raw_body or b""
+    if len(body) > get_settings().form_max_bytes:
+        raise BadRequest("form body too large")
+    try:
+        parsed = parse_qs(body.decode("utf-8"), max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("form body unreadable") from None
+    return {name: values[0] for name, values in parsed.items()}
+
+
+def _posted(*, linked: bool):
+    """(session, cookie token, form fields) for a POST whose CSRF token is the session's."""
+    token = _cookie(web.SESSION_COOKIE)
+    session = accounts.signed_in_session(token, linked=linked)
+    form = _form()
+    sessions.check_csrf(session, form.get("csrf_token"))
+    return session, token, form
+
+
+def _code_page(session, purpose: str, target_email: str | None, action: str) -> dict:
+    settings = get_settings()
+    return {"signed_in": True, "csrf_token": session.csrf_token, "purpose": purpose,
+            "target_email": target_email, "form_action": action,
+            "minutes": settings.challenge_ttl // 60,
+            "sends_per_hour": settings.code_sends_per_hour}
+
+
+def _email_page(session, record) -> dict:
+    return {"signed_in": True, "csrf_token": session.csrf_token,
+            "pending": email_change.pending_change(session),
+            **accounts.account_page_context(record)}
+
+
+@app.route("/link/recover", methods=["GET"])
+@page
+def link_recover_form():
+    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
+    if session.nr_number:
+        return pages.redirect("/account")
+    return pages.render("link_recover.html", signed_in=True, csrf_token=session.csrf_token,
+                        login_gov_emails=sessions.session_verified_emails(session))
+
+
+@app.route("/link/recover", methods=["POST"], content_types=FORM)
+@page
+def link_recover_send():
+    session, _, form = _posted(linked=False)
+    if session.nr_number:
+        return pages.redirect("/account")
+    try:
+        recovery.send_recovery_code(session, form.get("email"))
+    except RecoveryEmailInvalid as error:
+        return pages.render_error(error, signed_in=True, csrf_token=session.csrf_token)
+    # The same answer whether or not the address is a registry address.
+    return pages.redirect("/link/recover/verify")
+
+
+@app.route("/link/recover/verify", methods=["GET"])
+@page
+def link_recover_code():
+    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
+    if session.nr_number:
+        return pages.redirect("/account")
+    target = recovery.pending_target(session)
+    if target is None:
+        return pages.redirect("/link/recover")
+    return pages.render("code_entry.html",
+                        **_code_page(session, "recovery", target, "/link/recover/verify"))
+
+
+@app.route("/link/recover/verify", methods=["POST"], content_types=FORM)
+@page
+def link_recover_verify():
+    session, token, form = _posted(linked=False)
+    if session.nr_number:
+        return pages.redirect("/account")
+    try:
+        done = recovery.complete_recovery(session, token, form.get("code"))
+    except WrongCode as error:
+        return pages.render_error(error, **_code_page(
+            session, "recovery", error.context.get("target_email"), "/link/recover/verify"))
+    return pages.redirect("/account", cookies=[
+        web.set_cookie(web.SESSION_COOKIE, done.session_token,
+                       get_settings().session_absolute_ttl)])
+
+
+@app.route("/account/email", methods=["GET"])
+@page
+def account_email_form():
+    token = _cookie(web.SESSION_COOKIE)
+    session = accounts.signed_in_session(token)
+    record = accounts.signed_in_account(session, token)
+    return pages.render("account_email.html", **_email_page(session, record))
+
+
+@app.route("/account/email", methods=["POST"], content_types=FORM)
+@page
+def account_email_change():
+    session, token, form = _posted(linked=True)
+    record = accounts.signed_in_account(session, token)
+    try:
+        change = email_change.parse_change(form.get("change"))
+        if change is email_change.Change.REMOVE_SECONDARY:
+            applied = email_change.remove_secondary(session, record)
+        elif change is email_change.Change.SWAP:
+            applied = email_change.swap(session, record)
+        else:
+            requested = email_change.request_change(
+                session, record, change, form.get("email"),
+                acknowledged=form.get("acknowledge") == "yes")
+            if requested is email_change.Requested.ADVICE:
+                return pages.render("email_institutional_advice.html", signed_in=True,
+                                    csrf_token=session.csrf_token, change=change.value,
+                                    email=form.get("email", "").strip())
+            return pages.redirect("/account/email/confirm")
+    except NewEmailInvalid as error:
+        return pages.render_error(error, **_email_page(session, record))
+    return pages.render("email_changed.html", signed_in=True, applied=applied)
+
+
+@app.route("/account/email/confirm", methods=["GET"])
+@page
+def account_email_code():
+    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE))
+    pending = email_change.pending_change(session)
+    if pending is None:
+        return pages.redirect("/account/email")
+    return pages.render("code_entry.html", **_code_page(
+        session, "email_change", pending.new_email, "/account/email/confirm"))
+
+
+@app.route("/account/email/confirm", methods=["POST"], content_types=FORM)
+@page
+def account_email_confirm():
+    session, token, form = _posted(linked=True)
+    record = accounts.signed_in_account(session, token)
+    try:
+        applied = email_change.confirm_change(session, record, form.get("code"))
+    except WrongCode as error:
+        return pages.render_error(error, **_code_page(
+            session, "email_change", error.context.get("target_email"),
+            "/account/email/confirm"))
+    return pages.render("email_changed.html", signed_in=True, applied=applied)
+
+
+@app.route("/account/email/cancel", methods=["POST"], content_types=FORM)
+@page
+def account_email_cancel():
+    session, _, _ = _posted(linked=True)
+    email_change.cancel(session)
+    return pages.redirect("/account")

@@ -281,26 +281,10 @@ def cmd_run_cleanup(args) -> int:
 
 
 def cmd_send_reminders(args) -> int:
-    # Another part of the project writes chalicelib/reminders.py; until it lands, say so.
-    try:
-        module = importlib.import_module("chalicelib.reminders")
-    except ModuleNotFoundError as exc:
-        if exc.name != "chalicelib.reminders":
-            raise  # reminders exists but something it imports does not: show that
-        module = None
-    function = getattr(module, "send_institutional_email_reminders", None)
-    if function is None:
-        raise CliError("reminders are not available yet: chalicelib/reminders.py with "
-                       "send_institutional_email_reminders() is not in this checkout",
-                       EXIT_REFUSED)
-    result = function()
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        data = dataclasses.asdict(result)
-    elif isinstance(result, (dict, list, int, type(None))):
-        data = result
-    else:
-        data = str(result)
-    _emit(args, data, lambda d: print(f"Reminders sent: {d}"))
+    from chalicelib.reminders import send_institutional_email_reminders
+
+    data = send_institutional_email_reminders().as_dict()
+    _emit(args, data, lambda d: print("Reminders: " + ", ".join(f"{k} {v}" for k, v in d.items())))
     return EXIT_OK
 
 

@@ -55,7 +55,14 @@ class Settings:
     http_read_timeout: float = 6.0
     # One-time codes.
     code_max_attempts: int = 5
-    code_sends_per_hour: int = 3
+    code_sends_per_hour: int = 3                # per Login.gov identity
+    code_sends_per_address_per_hour: int = 3    # per target email address
+    # Mail (SES): fail fast, so a sick SES cannot hold a request near the Lambda timeout.
+    mail_connect_timeout: float = 2.0
+    mail_read_timeout: float = 4.0
+    mail_max_attempts: int = 2
+    # Form posts: larger bodies are refused before parsing.
+    form_max_bytes: int = 4096
     # Reminders about institutional primary emails.
     reminder_interval_days: int = 30
     cleanup_batch_size: int = 200
@@ -110,6 +117,11 @@ def get_settings() -> Settings:
         http_read_timeout=float(_int("LOGIN_GOV_READ_TIMEOUT_MS", 6000)) / 1000,
         code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
         code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 3),
+        code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 3),
+        mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
+        mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
+        mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),
+        form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),
     )

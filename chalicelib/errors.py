@@ -165,3 +165,91 @@ class NotFound(ServiceError):
     status = 404
     page = "error_not_found.html"
     event = "not_found"
+
+
+# --- One-time codes ------------------------------------------------------------------------
+
+class CodeError(ServiceError):
+    """The one-time code could not be accepted."""
+
+    page = "code_unusable.html"
+    event = "code_rejected"
+
+
+class WrongCode(CodeError):
+    """The code does not match; tries remain (context: remaining)."""
+
+    page = "code_entry.html"
+    event = "code_wrong"
+
+
+class NoPendingCode(CodeError):
+    """No live code for this purpose in this browser session (never sent, used, cancelled,
+    or sent to another session or for another purpose: indistinguishable on purpose)."""
+
+    event = "code_not_pending"
+
+
+class CodeExpired(CodeError):
+    """The code's lifetime (CODE_TTL_SECONDS) is over."""
+
+    event = "code_expired"
+
+
+class TooManyAttempts(CodeError):
+    """CODE_MAX_ATTEMPTS wrong tries: the code is dead, even for the right one."""
+
+    status = 429
+    event = "code_attempts_exhausted"
+
+
+class SendLimitReached(ServiceError):
+    """Too many codes sent to this identity or this address within the hour."""
+
+    status = 429
+    page = "code_send_limit.html"
+    event = "code_send_limited"
+
+
+class MailNotSent(ServiceError):
+    """SES refused or did not answer; nothing was counted against the sender's allowance."""
+
+    status = 503
+    page = "mail_failed.html"
+    event = "mail_send_failed"
+
+
+# --- Recovery and email change --------------------------------------------------------------
+
+class RecoveryEmailInvalid(BadRequest):
+    """The address typed on the recovery form is not a usable email address."""
+
+    page = "link_recover.html"
+    event = "recovery_email_invalid"
+
+
+class NewEmailInvalid(BadRequest):
+    """The new address typed on the email-change form is not usable (context: reason)."""
+
+    page = "account_email.html"
+    event = "email_change_input_invalid"
+
+
+class EmailChangeRefused(ServiceError):
+    """An email change could not be made."""
+
+    status = 409
+    page = "email_change_refused.html"
+    event = "email_change_refused"
+
+
+class EmailAddressTaken(EmailChangeRefused):
+    """The new address belongs to a registry account (never says whose)."""
+
+    event = "email_change_refused_taken"
+
+
+class EmailChangeConflict(EmailChangeRefused):
+    """The account's emails changed after the code was sent; nothing was changed."""
+
+    event = "email_change_conflict"

@@ -37,6 +37,10 @@ def log_hash_key() -> bytes:
         return settings.log_hash_key.encode()
     if settings.log_hash_key_parameter:
         return _from_ssm(settings.log_hash_key_parameter).encode()
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        # One-time codes and send counters are keyed with it: a per-container key would make
+        # a code sent by one Lambda container fail in the next. Refuse to run instead.
+        raise ConfigurationError("set LOG_HASH_KEY_PARAMETER (or LOG_HASH_KEY) in AWS stages")
     # Local and test stages: a per-process key still keeps raw values out of the logs.
     return os.urandom(32)
 

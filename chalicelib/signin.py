@@ -15,7 +15,7 @@ from enum import Enum
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import linking, login_gov, sessions
+from chalicelib import linking, login_gov, notices, sessions
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     NoMatchingAccount,
@@ -149,6 +149,8 @@ def complete_signin(params: dict[str, str], browser_binding: str | None) -> Comp
         return CompletedSignIn(SignInOutcome.NEEDS_RECOVERY, token, "/link/no-match")
     outcome = SignInOutcome.LINKED if result.outcome is linking.LinkOutcome.LINKED \
         else SignInOutcome.RETURNING
+    if outcome is SignInOutcome.LINKED:
+        notices.send_link_notice(result.nr_number)  # best-effort: never fails the sign-in
     token, _ = sessions.create_session(
         sub, result.nr_number, notice="linked" if outcome is SignInOutcome.LINKED else None)
     count("SignIn", outcome=outcome.value)

@@ -356,7 +356,7 @@ def test_reject_report_lists_rejects_and_warnings_without_formula_cells(tmp_path
 
 def test_the_demo_file_imports_and_shows_each_case(tables):
     result = import_accounts(validate_file(DEMO_CSV))
-    assert (result.rows_read, result.imported, result.rejected) == (9, 9, 0)
+    assert (result.rows_read, result.imported, result.rejected) == (10, 10, 0)
     assert result.contested_emails == 1
     assert set(reasons(result, "warning")) == {"1000000006", "1000000007"}
     assert claim_holder("shared.office@example.com") is None

@@ -373,15 +373,18 @@ def test_create_tables_calls_the_provisioner_for_local_stages(cli, monkeypatch):
     assert calls == [("test", os.environ["TABLE_PREFIX"])]
 
 
-def test_send_reminders_says_so_when_the_module_is_missing(cli, monkeypatch):
-    monkeypatch.setitem(sys.modules, "chalicelib.reminders", None)  # import -> not found
-    code, _, err = cli("send-reminders")
-    assert code == 1 and "not available yet" in err
+def test_send_reminders_mails_linked_institutional_primaries(cli):
+    import boto3
 
+    from chalicelib import mail
+    from chalicelib.models import Account
 
-def test_send_reminders_calls_the_reminders_module(cli, monkeypatch):
-    fake = types.ModuleType("chalicelib.reminders")
-    fake.send_institutional_email_reminders = lambda: {"sent": 3}
-    monkeypatch.setitem(sys.modules, "chalicelib.reminders", fake)
+    mail.reset_client()
+    boto3.client("sesv2").create_email_identity(EmailIdentity=os.environ["MAIL_SENDER"])
+    make_account("1000000001", primary="examiner@fmcsa.dot.gov")
+    Account.get("1000000001").update(actions=[Account.linked_sub.set("sub-1")])
+    make_account("1000000002", primary="examiner@example.com")
     code, result, _ = run_json(cli, "send-reminders")
-    assert code == 0 and result == {"sent": 3}
+    assert code == 0 and result["sent"] == 1 and result["candidates"] == 1
+    code, result, _ = run_json(cli, "send-reminders")
+    assert code == 0 and result["sent"] == 0  # once per 30 days

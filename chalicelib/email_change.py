@@ -1,0 +1,296 @@
+"""Changing a linked account's emails: the FAQ's "change it AFTER you have created your
+account" for .gov/.mil/.edu primaries, and every other change of primary or secondary.
+
+The changes: replace the primary, add or replace the secondary (both confirmed with a code
+mailed to the new address), remove the secondary, swap primary and secondary (no new
+address, so no code). The rules:
+
+- The new address is normalized and must not be on another registry account; the refusal
+  is the same whichever account holds it. Checking costs a send from the identity's
+  hourly allowance, so the form is no fast way to test which addresses are registered.
+- A .gov/.mil/.edu address gets the FAQ's advice before any code is sent.
+- Confirmation is ONE TransactWrite: put the new `email#` claim (attribute_not_exists),
+  delete the replaced claim (only if this account holds it), update the account (its
+  version keeps optimistic locking), write the audit event, and delete the challenge (only
+  if it still exists: single use). Two accounts racing for one address: one commits, the
+  other's claim condition fails and it is told the address cannot be used. The old
+  address stays claimed until that transaction commits.
+- After the change, the address that was replaced (or the primary, when a secondary is
+  added) gets a notice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from chalicelib import mail, notices, onetime_codes, sessions
+from chalicelib.audit import audit_event, record_committed
+from chalicelib.config import get_settings
+from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.errors import (
+    EmailAddressTaken,
+    EmailChangeConflict,
+    MailNotSent,
+    NewEmailInvalid,
+    NoPendingCode,
+)
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.models import Account, Claim, Session, transaction
+from chalicelib.onetime_codes import Binding, Purpose
+
+MAX_EMAIL_INPUT_LENGTH = 320
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_PURPOSE = Purpose.EMAIL_CHANGE.value
+
+
+class Change(Enum):
+    PRIMARY = "primary"                    # replace the primary (code to the new address)
+    SECONDARY = "secondary"                # add or replace the secondary (code)
+    REMOVE_SECONDARY = "remove_secondary"  # no new address, no code
+    SWAP = "swap"                          # no new address, no code; moves no claims
+
+
+CODED_CHANGES = (Change.PRIMARY, Change.SECONDARY)
+
+
+class Requested(Enum):
+    ADVICE = "advice"        # institutional address: show the FAQ's advice first
+    CODE_SENT = "code_sent"
+
+
+@dataclass(frozen=True)
+class Applied:
+    change: Change
+    old_email: str | None
+    new_email: str | None
+    notified: str | None = None    # where the notice went (None: it could not be sent)
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    change: Change
+    new_email: str
+    expires_at: int
+
+
+def _binding(session: Session) -> Binding:
+    return Binding(Purpose.EMAIL_CHANGE, session.subject, sessions.session_hash(session))
+
+
+def _fields(change: Change):
+    if change is Change.PRIMARY:
+        return Account.primary_email, Account.primary_email_normalized
+    return Account.secondary_email, Account.secondary_email_normalized
+
+
+def _actor(session: Session) -> str:
+    return f"subject:{keyed_hash(session.subject)}"
+
+
+def parse_change(value: str | None) -> Change:
+    try:
+        return Change(value or "")
+    except ValueError:
+        raise NewEmailInvalid("unknown change", reason="unknown_change") from None
+
+
+# --- request: check the address and mail a code ---------------------------------------------
+
+def request_change(session: Session, account: Account, change: Change,
+                   typed_email: str | None, *, acknowledged: bool = False) -> Requested:
+    """Start a primary or secondary change: advice first for .gov/.mil/.edu, then a code."""
+    if change not in CODED_CHANGES:
+        raise NewEmailInvalid("this change takes no new address", reason="unknown_change")
+    text = (typed_email or "").strip()[:MAX_EMAIL_INPUT_LENGTH]
+    try:
+        normalized = normalize_email(text)
+    except InvalidEmail:
+        raise NewEmailInvalid("not an email address", reason="invalid", email=text,
+                              change=change.value) from None
+    if normalized in account.normalized_emails():
+        raise NewEmailInvalid("already on this account", reason="already_yours", email=text,
+                              change=change.value)
+    if is_institutional(normalized) and not acknowledged:
+        return Requested.ADVICE
+
+    reservation = onetime_codes.reserve_send(session.subject, normalized)
+    if _claimed_by_another(normalized, account.nr_number):
+        # The identity's send stays spent (a probe costs like a send); the address's comes
+        # back, so probing cannot block that address's owner from getting codes.
+        onetime_codes.give_back(reservation, identity=False)
+        log_event("email_change_refused_taken", subject=keyed_hash(session.subject),
+                  nr_number=account.nr_number)
+        raise EmailAddressTaken("address is on another registry account")
+
+    binding = _binding(session)
+    replaces = getattr(account, _fields(change)[1].attr_name) or ""
+    code = onetime_codes.create_challenge(
+        binding, nr_number=account.nr_number, target_email=text, target_normalized=normalized,
+        details={"change": change.value, "replaces": replaces})
+    try:
+        mail.send_mail(text, "email_change_code", code=code, change=change.value,
+                       minutes=get_settings().challenge_ttl // 60)
+    except MailNotSent:
+        onetime_codes.give_back(reservation)
+        onetime_codes.discard(binding)
+        raise
+    log_event("email_change_requested", subject=keyed_hash(session.subject),
+              nr_number=account.nr_number, change=change.value, target=keyed_hash(normalized))
+    count("EmailChangeRequested", change=change.value)
+    return Requested.CODE_SENT
+
+
+def _claimed_by_another(normalized: str, nr_number: str) -> bool:
+    try:
+        return Claim.get(Claim.email_key(normalized), consistent_read=True).nr_number != nr_number
+    except DoesNotExist:
+        return False
+
+
+def pending_change(session: Session) -> PendingChange | None:
+    """The change waiting for its code in this session, if any. One GetItem."""
+    challenge = onetime_codes.pending(_binding(session))
+    if challenge is None or challenge.nr_number != session.nr_number:
+        return None
+    return PendingChange(Change(challenge.details.as_dict()["change"]), challenge.target_email,
+                         challenge.expires_at)
+
+
+def cancel(session: Session) -> bool:
+    cancelled = onetime_codes.discard(_binding(session))
+    if cancelled:
+        log_event("email_change_cancelled", subject=keyed_hash(session.subject),
+                  nr_number=session.nr_number)
+    return cancelled
+
+
+# --- confirm: the code, then one transaction ---------------------------------------------------
+
+def confirm_change(session: Session, account: Account, code: str | None) -> Applied:
+    binding = _binding(session)
+    challenge = onetime_codes.verify(binding, code)
+    if challenge.nr_number != account.nr_number:
+        onetime_codes.discard(binding)
+        raise NoPendingCode("challenge is for another account", purpose=_PURPOSE)
+    details = challenge.details.as_dict()
+    change = Change(details["change"])
+    replaces = details.get("replaces") or None
+    email_attr, normalized_attr = _fields(change)
+    old_email = getattr(account, email_attr.attr_name)
+    if (getattr(account, normalized_attr.attr_name) or None) != replaces:
+        # Changed since the code was sent (a swap, another change): do not guess.
+        onetime_codes.discard(binding)
+        raise EmailChangeConflict("the address to replace changed since the code was sent")
+    new_email, new_normalized = challenge.target_email, challenge.target_email_normalized
+
+    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
+                        change=change.value, old_email=old_email or "", new_email=new_email)
+    try:
+        with transaction() as tx:
+            # The database decides who gets an address: attribute_not_exists on its claim.
+            tx.save(Claim(Claim.email_key(new_normalized), nr_number=account.nr_number),
+                    condition=Claim.claim.does_not_exist())
+            if replaces:
+                # Release the old address only with the change, and only if it is ours.
+                tx.delete(Claim(Claim.email_key(replaces)),
+                          condition=Claim.nr_number == account.nr_number)
+            tx.update(account, actions=[email_attr.set(new_email),
+                                        normalized_attr.set(new_normalized)],
+                      condition=_still_ours(session))
+            tx.save(event)
+            onetime_codes.consume_in(tx, challenge)
+    except TransactWriteError as exc:
+        # PynamoDB sends deletes, then puts, then updates, in the order each was added;
+        # DynamoDB's cancellation reasons follow that order.
+        order = (["old_claim"] if replaces else []) + ["challenge", "new_claim", "audit",
+                                                       "account"]
+        raise _lost(exc, order, binding) from None
+
+    record_committed(event, subject=keyed_hash(session.subject), change=change.value)
+    count("EmailChanged", change=change.value)
+    notify = old_email or account.primary_email  # an added secondary: tell the primary
+    sent = notices.send_email_changed_notice(notify, account, change=change.value,
+                                             old_email=old_email, new_email=new_email)
+    return Applied(change, old_email, new_email, notify if sent else None)
+
+
+def _still_ours(session: Session):
+    # Unlinked (support, a Login.gov purge) or disabled since the page loaded: change nothing.
+    return (Account.linked_sub == session.subject) & (Account.status == "active")
+
+
+def _lost(exc: TransactWriteError, items: list[str], binding: Binding) -> Exception:
+    """Name what made the transaction fail, from DynamoDB's cancellation reasons."""
+    reasons = exc.cancellation_reasons or []
+    failed = {items[i]: r.code for i, r in enumerate(reasons)
+              if r is not None and r.code not in (None, "None") and i < len(items)}
+    log_event("email_change_transaction_failed", failed=failed)
+    if failed.get("new_claim") == _CONDITION_FAILED:
+        onetime_codes.discard(binding)  # it can never succeed now
+        count("EmailChangeLostRace")
+        return EmailAddressTaken("another account took the address first")
+    if failed.get("challenge") == _CONDITION_FAILED:
+        return NoPendingCode("code already used", purpose=_PURPOSE)
+    if not failed and exc.cause_response_code != "TransactionCanceledException":
+        raise exc
+    if any(code == _CONDITION_FAILED for code in failed.values()):
+        onetime_codes.discard(binding)
+    # Otherwise (e.g. TransactionConflict) the challenge stays: the person may try again.
+    return EmailChangeConflict("the account changed during the email change")
+
+
+# --- changes without a new address --------------------------------------------------------------
+
+def remove_secondary(session: Session, account: Account) -> Applied:
+    if not account.secondary_email_normalized:
+        raise NewEmailInvalid("no secondary email", reason="no_secondary")
+    old_email = account.secondary_email
+    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
+                        change=Change.REMOVE_SECONDARY.value, old_email=old_email or "",
+                        new_email="")
+    try:
+        with transaction() as tx:
+            tx.delete(Claim(Claim.email_key(account.secondary_email_normalized)),
+                      condition=Claim.nr_number == account.nr_number)
+            tx.update(account, actions=[Account.secondary_email.remove(),
+                                        Account.secondary_email_normalized.remove()],
+                      condition=_still_ours(session))
+            tx.save(event)
+    except TransactWriteError:
+        raise EmailChangeConflict("the account changed during the removal") from None
+    return _applied_without_code(session, account, event, Change.REMOVE_SECONDARY,
+                                 old_email, None, notify=old_email)
+
+
+def swap(session: Session, account: Account) -> Applied:
+    """Make the secondary the primary and the primary the secondary. Moves no claims."""
+    if not account.secondary_email_normalized:
+        raise NewEmailInvalid("no secondary email", reason="no_secondary")
+    old_primary, new_primary = account.primary_email, account.secondary_email
+    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
+                        change=Change.SWAP.value, old_email=old_primary, new_email=new_primary)
+    try:
+        with transaction() as tx:
+            tx.update(account, actions=[
+                Account.primary_email.set(account.secondary_email),
+                Account.primary_email_normalized.set(account.secondary_email_normalized),
+                Account.secondary_email.set(account.primary_email),
+                Account.secondary_email_normalized.set(account.primary_email_normalized),
+            ], condition=_still_ours(session))
+            tx.save(event)
+    except TransactWriteError:
+        raise EmailChangeConflict("the account changed during the swap") from None
+    return _applied_without_code(session, account, event, Change.SWAP, old_primary,
+                                 new_primary, notify=old_primary)
+
+
+def _applied_without_code(session: Session, account: Account, event, change: Change,
+                          old_email: str | None, new_email: str | None, *,
+                          notify: str) -> Applied:
+    record_committed(event, subject=keyed_hash(session.subject), change=change.value)
+    count("EmailChanged", change=change.value)
+    sent = notices.send_email_changed_notice(notify, account, change=change.value,
+                                             old_email=old_email, new_email=new_email)
+    return Applied(change, old_email, new_email, notify if sent else None)

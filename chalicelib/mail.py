@@ -1,0 +1,108 @@
+"""Outgoing mail through Amazon SES (API v2): one function, `send_mail`.
+
+Not a queue and not a template engine for pages: it renders
+`templates/mail/<name>.txt` (plain text; its `{% set subject = "..." %}` is the subject) and
+`templates/mail/<name>.html` (autoescaped) with the same context, and sends both bodies in
+one SendEmail call from MAIL_SENDER. Every failure (SES refusal, timeout, no connection)
+becomes `MailNotSent`, so callers decide once what a failed send means.
+
+Locally `AWS_ENDPOINT_URL` points boto3 at moto, whose sent messages the local mailbox
+page (localdev/mailbox.py) shows. Never log a recipient or a body: codes are in bodies.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+from chalicelib.config import get_settings
+from chalicelib.errors import MailNotSent
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.pages import TEMPLATES
+
+MAIL_TEMPLATES = TEMPLATES / "mail"
+CHARSET = "UTF-8"
+
+_client = None
+
+
+def ses_client():
+    """The SES v2 client, created on first use (boto3 is not imported at cold start)."""
+    global _client
+    if _client is None:
+        import boto3  # provided by the Lambda runtime
+        from botocore.config import Config
+
+        settings = get_settings()
+        _client = boto3.client("sesv2", config=Config(
+            connect_timeout=settings.mail_connect_timeout,
+            read_timeout=settings.mail_read_timeout,
+            retries={"total_max_attempts": settings.mail_max_attempts, "mode": "standard"},
+        ))
+    return _client
+
+
+def reset_client() -> None:
+    global _client
+    _client = None
+
+
+@functools.lru_cache(maxsize=1)
+def _environment():
+    # Imported on first mail, like pages.py: a cold /login never renders anything.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(str(MAIL_TEMPLATES)),
+        # HTML bodies are escaped; plain-text bodies are not HTML and must not be.
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False,
+                                     default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def render_mail(template_name: str, **context) -> RenderedMail:
+    env = _environment()
+    text_module = env.get_template(f"{template_name}.txt").make_module(context)
+    subject = str(getattr(text_module, "subject", "")).strip()
+    if not subject:
+        raise ValueError(f"mail/{template_name}.txt sets no subject")
+    html = env.get_template(f"{template_name}.html").render(subject=subject, **context)
+    return RenderedMail(subject=subject, text=str(text_module).strip() + "\n", html=html)
+
+
+def send_mail(to: str | list[str], template_name: str, **context) -> str:
+    """Send one message to `to` (one address or a few); the SES message id, or MailNotSent."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    recipients = [to] if isinstance(to, str) else list(to)
+    mail = render_mail(template_name, **context)
+    try:
+        response = ses_client().send_email(
+            FromEmailAddress=get_settings().mail_sender,
+            Destination={"ToAddresses": recipients},
+            Content={"Simple": {
+                "Subject": {"Data": mail.subject, "Charset": CHARSET},
+                "Body": {"Text": {"Data": mail.text, "Charset": CHARSET},
+                         "Html": {"Data": mail.html, "Charset": CHARSET}},
+            }},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) \
+            else exc.__class__.__name__
+        log_event("mail_send_failed", logging.WARNING, template=template_name, error=code,
+                  to=[keyed_hash(r) for r in recipients])
+        count("MailFailed", template=template_name)
+        raise MailNotSent(f"SES did not send {template_name}: {code}") from None
+    log_event("mail_sent", template=template_name, to=[keyed_hash(r) for r in recipients])
+    count("MailSent", template=template_name)
+    return response.get("MessageId", "")

@@ -1,0 +1,78 @@
+"""Security notices: mail that tells a registry account's owner something changed.
+
+- After any link (automatic or recovered), the account's primary and secondary addresses
+  hear that a Login.gov account is now linked, so a wrong link is noticed by its owner.
+- After an email change, the address that stopped being (or was never before) where we
+  write, hears of it: the old primary or secondary, or the primary when a secondary is added.
+
+Notices are best-effort: the change they report has already committed, so a notice that
+cannot go out is logged and counted (`notice_not_sent`, metric NoticeNotSent) and never
+turns a finished change into an error page.
+"""
+from __future__ import annotations
+
+import logging
+
+from chalicelib import mail
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.models import Account
+
+LINK_NOTICE = "link_notice"
+EMAIL_CHANGED_NOTICE = "email_changed_notice"
+
+
+def send_link_notice(nr_number: str, account: Account | None = None) -> bool:
+    """Tell every address on the account that it is now linked to a Login.gov account."""
+    try:
+        if account is None:
+            account = Account.get(nr_number, consistent_read=True)
+        recipients = _distinct([account.primary_email, account.secondary_email])
+        _send(recipients, LINK_NOTICE, account=account)
+    # A blanket catch on purpose: the link has committed; nothing about its notice may turn
+    # a finished sign-in into an error page. The failure is logged and counted instead.
+    except Exception as exc:  # noqa: BLE001
+        _not_sent(LINK_NOTICE, nr_number, exc)
+        return False
+    return True
+
+
+def send_email_changed_notice(to: str, account: Account, *, change: str,
+                              old_email: str | None, new_email: str | None) -> bool:
+    """Tell `to` that the account's emails changed (`change` names which way)."""
+    try:
+        _send([to], EMAIL_CHANGED_NOTICE, account=account, change=change,
+              old_email=old_email, new_email_hint=mask_email(new_email))
+    except Exception as exc:  # noqa: BLE001 - as above: the change has committed
+        _not_sent(EMAIL_CHANGED_NOTICE, account.nr_number, exc)
+        return False
+    return True
+
+
+def _send(recipients: list[str], template: str, **context) -> None:
+    mail.send_mail(recipients, template, **context)
+    log_event("notice_sent", notice=template, to=[keyed_hash(r) for r in recipients])
+
+
+def _not_sent(template: str, nr_number: str, exc: Exception) -> None:
+    # The class name only: an exception's text or traceback may carry an address.
+    log_event("notice_not_sent", logging.WARNING, notice=template, nr_number=nr_number,
+              error=exc.__class__.__name__)
+    count("NoticeNotSent", notice=template)
+
+
+def _distinct(addresses: list[str | None]) -> list[str]:
+    seen, result = set(), []
+    for address in addresses:
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            result.append(address)
+    return result
+
+
+def mask_email(address: str | None) -> str:
+    """`p•••@example.com`: enough for the owner to recognise, not to hand an old (perhaps
+    an employer's) mailbox the person's new address."""
+    if not address or "@" not in address:
+        return ""
+    local, domain = address.rsplit("@", 1)
+    return f"{local[:1]}•••@{domain}"

@@ -1,0 +1,320 @@
+"""One-time codes: issuing, checking and rate-limiting the 6-digit codes we mail.
+
+Not a mailer (chalicelib.mail sends) and not a workflow (chalicelib.recovery and
+chalicelib.email_change decide what a code proves). The rules, in one place:
+
+- A code is 6 digits from a fresh random pyotp HOTP secret per challenge; the secret is
+  discarded at once, and the code itself is never stored or logged. The challenge keeps
+  HMAC-SHA256(server key, salt | challenge id | code) with a random per-challenge salt, so a
+  copy of the table does not give codes away (6 digits are one million guesses offline).
+- A challenge is bound to its purpose, the Login.gov `sub`, the registry account, the
+  target address and the browser session. Its key is derived from (purpose, session), so a
+  code is only ever looked for in the challenge of the session and purpose presenting it; a
+  new send in the same session and purpose replaces the old challenge (and its code).
+- Every guess is counted before it is compared: one conditional ADD that also requires the
+  challenge to be live, bound to this identity and session, and under CODE_MAX_ATTEMPTS.
+  Parallel guesses cannot exceed the limit, and a dead challenge stays dead for the right
+  code too. A code that matches is single-use: the caller deletes the challenge on condition
+  it still exists (alone, or inside the transaction that applies the change).
+- Sends are limited per identity (CODE_SENDS_PER_HOUR) and per target address
+  (CODE_SENDS_PER_ADDRESS_PER_HOUR) in fixed hourly windows: ADD 1 on condition the counter
+  is under the limit. A send that fails is given back (ADD -1), so SES trouble does not
+  burn a person's allowance.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import NoReturn
+
+import pyotp
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+
+from chalicelib.config import get_settings
+from chalicelib.errors import (
+    CodeExpired,
+    NoPendingCode,
+    SendLimitReached,
+    TooManyAttempts,
+    WrongCode,
+)
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.models import Challenge, Flow, SendCounter, expiry_bucket
+from chalicelib.secrets import log_hash_key
+
+CODE_DIGITS = 6
+SEND_WINDOW_SECONDS = 3600
+MAX_CODE_INPUT_LENGTH = 32
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class Purpose(Enum):
+    RECOVERY = "recovery"            # prove control of a registry email to link it
+    EMAIL_CHANGE = "email_change"    # prove control of a new registry email
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Who may use a challenge: this purpose, this Login.gov identity, this browser session."""
+
+    purpose: Purpose
+    subject: str
+    session_hash: str
+
+    @property
+    def challenge_id(self) -> str:
+        digest = hashlib.sha256(f"{self.purpose.value}:{self.session_hash}".encode()).hexdigest()
+        return f"challenge#{digest}"
+
+
+# --- codes ------------------------------------------------------------------------------------
+
+def _code_key() -> bytes:
+    # Derived from the stage's secret key (SSM in AWS), separate in use from log hashing.
+    return hmac.new(log_hash_key(), b"nrcme one-time codes v1", hashlib.sha256).digest()
+
+
+def _code_digest(salt: str, challenge_id: str, code: str) -> str:
+    message = f"{salt}|{challenge_id}|{code}".encode()
+    return hmac.new(_code_key(), message, hashlib.sha256).hexdigest()
+
+
+def _new_code() -> str:
+    return pyotp.HOTP(pyotp.random_base32(), digits=CODE_DIGITS).at(0)
+
+
+def _clean_code(submitted: str | None) -> str:
+    """What a person typed, without spaces and dashes; anything else stays as typed."""
+    text = (submitted or "")[:MAX_CODE_INPUT_LENGTH]
+    return "".join(ch for ch in text if ch not in " -\t")
+
+
+def create_challenge(binding: Binding, *, nr_number: str | None, target_email: str,
+                     target_normalized: str, details: dict | None = None,
+                     decoy: bool = False) -> str | None:
+    """Store a live challenge for `binding` (replacing any earlier one); return its code.
+
+    A decoy (decoy=True) has the same shape and lifetime but a code hash no code can
+    produce and no account: it never verifies, and its code is None, so nothing is mailed.
+    One PutItem.
+    """
+    settings = get_settings()
+    now = int(time.time())
+    expires = now + settings.challenge_ttl
+    salt = secrets.token_hex(16)
+    if decoy:
+        code = None
+        code_hash = secrets.token_hex(32)  # random, not a digest of any code
+    else:
+        code = _new_code()
+        code_hash = _code_digest(salt, binding.challenge_id, code)
+    Challenge(
+        binding.challenge_id,
+        subject=binding.subject,
+        purpose=binding.purpose.value,
+        session_hash=binding.session_hash,
+        nr_number=None if decoy else nr_number,
+        target_email=target_email,
+        target_email_normalized=target_normalized,
+        code_hash=code_hash,
+        code_salt=salt,
+        attempts=0,
+        details=details or None,
+        created_at=now,
+        expires_at=expires,
+        expiry_bucket=expiry_bucket(expires),
+    ).save()
+    log_event("code_issued", purpose=binding.purpose.value, subject=keyed_hash(binding.subject),
+              target=keyed_hash(target_normalized))
+    return code
+
+
+def verify(binding: Binding, submitted: str | None) -> Challenge:
+    """Count one try and compare; the live, matching challenge, or a typed CodeError.
+
+    One UpdateItem on the way in (plus one GetItem only to explain a refusal).
+    """
+    settings = get_settings()
+    now = int(time.time())
+    challenge = Challenge(binding.challenge_id)
+    try:
+        # The try is counted before the comparison, atomically with every check that makes
+        # the challenge usable: parallel guesses cannot exceed the limit (brute force).
+        challenge.update(
+            actions=[Challenge.attempts.add(1)],
+            condition=(
+                Flow.flow_id.exists()
+                & (Flow.kind == Challenge)
+                & (Flow.expires_at > now)
+                & (Challenge.attempts < settings.code_max_attempts)
+                & (Challenge.purpose == binding.purpose.value)
+                & (Flow.subject == binding.subject)
+                & (Challenge.session_hash == binding.session_hash)
+            ),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code != _CONDITION_FAILED:
+            raise
+        raise _why_refused(binding, now) from None
+    code = _clean_code(submitted)
+    salt = challenge.code_salt or ""
+    matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
+                                  challenge.code_hash)
+    if not matches:
+        remaining = settings.code_max_attempts - challenge.attempts
+        log_event("code_wrong", purpose=binding.purpose.value,
+                  subject=keyed_hash(binding.subject), remaining=remaining)
+        count("CodeWrong", purpose=binding.purpose.value)
+        if remaining <= 0:
+            raise TooManyAttempts("that was the last try", purpose=binding.purpose.value)
+        raise WrongCode("code does not match", remaining=remaining,
+                        purpose=binding.purpose.value, target_email=challenge.target_email)
+    return challenge
+
+
+def _why_refused(binding: Binding, now: int) -> Exception:
+    """The conditional update failed: read once to say why (the answer changes nothing)."""
+    purpose = binding.purpose.value
+    try:
+        found = Challenge.get(binding.challenge_id, consistent_read=True)
+    except DoesNotExist:
+        return NoPendingCode("no challenge for this session and purpose", purpose=purpose)
+    if not isinstance(found, Challenge) or found.purpose != purpose \
+            or found.subject != binding.subject or found.session_hash != binding.session_hash:
+        return NoPendingCode("challenge bound to another purpose, identity or session",
+                             purpose=purpose)
+    if found.is_expired(now):
+        return CodeExpired("challenge expired", purpose=purpose)
+    if found.attempts >= get_settings().code_max_attempts:
+        return TooManyAttempts("no tries left", purpose=purpose)
+    return NoPendingCode("challenge replaced while this try was made", purpose=purpose)
+
+
+def _same_challenge(challenge: Challenge):
+    # The very challenge that was verified: not one a new send put under the same key since.
+    return Flow.flow_id.exists() & (Challenge.code_hash == challenge.code_hash)
+
+
+def consume(challenge: Challenge) -> None:
+    """Delete a verified challenge; exactly one of two racing uses gets past this."""
+    try:
+        challenge.delete(condition=_same_challenge(challenge))
+    except DeleteError as exc:
+        if exc.cause_response_code != _CONDITION_FAILED:
+            raise
+        raise NoPendingCode("code already used", purpose=challenge.purpose) from None
+
+
+def consume_in(tx, challenge: Challenge) -> None:
+    """Add the single-use delete of `challenge` to a TransactWrite."""
+    tx.delete(challenge, condition=_same_challenge(challenge))
+
+
+def pending(binding: Binding) -> Challenge | None:
+    """The live (unexpired, tries left) challenge for this binding, if any. One GetItem."""
+    try:
+        found = Challenge.get(binding.challenge_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+    if not isinstance(found, Challenge) or found.is_expired(int(time.time())) \
+            or found.attempts >= get_settings().code_max_attempts \
+            or found.subject != binding.subject or found.session_hash != binding.session_hash:
+        return None
+    return found
+
+
+def discard(binding: Binding) -> bool:
+    """Delete the challenge for this binding (cancel, or a send that failed)."""
+    try:
+        Challenge(binding.challenge_id).delete(
+            condition=Flow.flow_id.exists() & (Flow.subject == binding.subject)
+            & (Challenge.session_hash == binding.session_hash))
+    except DeleteError as exc:
+        if exc.cause_response_code != _CONDITION_FAILED:
+            raise
+        return False
+    return True
+
+
+# --- send allowance ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SendReservation:
+    """Sends counted for one code; give_back() returns them if the mail did not go out."""
+
+    identity_counter: str
+    address_counter: str
+
+
+def _counter_id(kind: str, key: str, window: int) -> str:
+    return f"sendcount#{kind}-{keyed_hash(key)}#{window}"
+
+
+def reserve_send(subject: str, target_normalized: str) -> SendReservation:
+    """Count one send for the identity and one for the address, or raise SendLimitReached.
+
+    Two UpdateItems (a third, to give the identity's back, when the address is at its limit).
+    """
+    settings = get_settings()
+    now = int(time.time())
+    window = now // SEND_WINDOW_SECONDS
+    identity = _counter_id("subject", subject, window)
+    address = _counter_id("address", target_normalized, window)
+    if not _take(identity, settings.code_sends_per_hour, now, window, subject=subject):
+        _limited("identity", subject)
+    if not _take(address, settings.code_sends_per_address_per_hour, now, window):
+        _give(identity)
+        _limited("address", subject)
+    return SendReservation(identity, address)
+
+
+def give_back(reservation: SendReservation, *, identity: bool = True,
+              address: bool = True) -> None:
+    """Return counted sends (ADD -1, never below zero)."""
+    if identity:
+        _give(reservation.identity_counter)
+    if address:
+        _give(reservation.address_counter)
+
+
+def _limited(which: str, subject: str) -> NoReturn:
+    log_event("code_send_limited", limit=which, subject=keyed_hash(subject))
+    count("CodeSendLimited", limit=which)
+    raise SendLimitReached(f"send limit reached for this {which}")
+
+
+def _take(counter_id: str, limit: int, now: int, window: int, *,
+          subject: str | None = None) -> bool:
+    expires = (window + 1) * SEND_WINDOW_SECONDS
+    actions = [
+        SendCounter.sends.add(1),
+        SendCounter.kind.set(SendCounter),
+        SendCounter.created_at.set(SendCounter.created_at | now),
+        SendCounter.expires_at.set(expires),
+        SendCounter.expiry_bucket.set(expiry_bucket(expires)),
+    ]
+    if subject is not None:
+        actions.append(SendCounter.subject.set(subject))
+    try:
+        # The database decides the limit: two sends at once cannot both take the last one.
+        SendCounter(counter_id).update(
+            actions=actions,
+            condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit))
+    except UpdateError as exc:
+        if exc.cause_response_code != _CONDITION_FAILED:
+            raise
+        return False
+    return True
+
+
+def _give(counter_id: str) -> None:
+    try:
+        SendCounter(counter_id).update(actions=[SendCounter.sends.add(-1)],
+                                       condition=SendCounter.sends > 0)
+    except UpdateError as exc:
+        if exc.cause_response_code != _CONDITION_FAILED:
+            raise

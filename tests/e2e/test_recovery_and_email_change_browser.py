@@ -1,0 +1,59 @@
+"""In Chromium, against `make run`: recover a link with a code read from the local mailbox,
+then move a .gov primary email to a personal address and confirm it with a code."""
+from __future__ import annotations
+
+import re
+
+from tests.e2e.conftest import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
+
+MAILBOX = "http://127.0.0.1:8025/"
+
+
+def newest_code_for(page, address: str) -> str:
+    """Open the local mailbox in a tab and read the newest code sent to `address`."""
+    mailbox = page.context.new_page()
+    mailbox.goto(MAILBOX)
+    for article in mailbox.locator("article").all():
+        if address.lower() in article.inner_text().lower():
+            match = re.search(r"\b(\d{6})\b", article.locator("pre").inner_text())
+            if match:
+                mailbox.close()
+                return match.group(1)
+    mailbox.close()
+    raise AssertionError(f"no code for {address} in the local mailbox")
+
+
+def test_recover_link_with_code_then_change_gov_primary(page):
+    # Dana's registry primary is dana.ruiz@va.gov, but her Login.gov account
+    # was made with a personal address the registry has never seen.
+    sign_in_at_local_login_gov(page, ["dana.personal@example.net"])
+    assert page.url == APP + "/link/no-match"
+    assert_accessible(page)
+    page.get_by_label("Your registry primary or secondary email address").fill(
+        "Dana.Ruiz@VA.gov")
+    page.get_by_role("button", name="Send me a code").click()
+    page.get_by_role("heading", name="Enter your code").wait_for()
+    assert_accessible(page)
+    page.get_by_label("6-digit code").fill(newest_code_for(page, "dana.ruiz@va.gov"))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(APP + "/account")
+    assert page.get_by_text("1000000010").is_visible()
+    assert page.get_by_text("Change your primary email to a personal address").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "recovered-account.png"), full_page=True)
+
+    # The FAQ: change the .gov primary AFTER linking. The advice links to the form.
+    page.get_by_role("link", name="Change your primary email").click()
+    page.wait_for_url(APP + "/account/email")
+    assert_accessible(page)
+    page.get_by_label("New primary email address").fill("dana.personal@example.net")
+    page.get_by_role("button", name="Send a code to this address").first.click()
+    page.get_by_role("heading", name="Enter your code").wait_for()
+    page.get_by_label("6-digit code").fill(newest_code_for(page, "dana.personal@example.net"))
+    page.get_by_role("button", name="Continue").click()
+    page.goto(APP + "/account")
+    record = page.locator("dl.record").inner_text()
+    assert "dana.personal@example.net" in record
+    assert "va.gov" not in record
+    assert not page.get_by_text("Change your primary email to a personal address").is_visible()
+    assert_accessible(page)
+    page.screenshot(path=str(ARTIFACTS / "changed-primary.png"), full_page=True)

@@ -1,0 +1,268 @@
+"""One-time codes: made, stored, checked, limited and counted (chalicelib.onetime_codes)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from chalicelib import onetime_codes
+from chalicelib.errors import (
+    CodeExpired,
+    NoPendingCode,
+    SendLimitReached,
+    TooManyAttempts,
+    WrongCode,
+)
+from chalicelib.models import Challenge, Flow, SendCounter
+from chalicelib.onetime_codes import Binding, Purpose
+
+
+def binding(purpose=Purpose.RECOVERY, subject="sub-a", session="session-a") -> Binding:
+    return Binding(purpose, subject, session)
+
+
+def issue(b: Binding, email="dr.alice@example.com", nr_number="1000000001") -> str:
+    return onetime_codes.create_challenge(b, nr_number=nr_number, target_email=email,
+                                          target_normalized=email)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+@pytest.fixture
+def logs():
+    """Every log line the app writes during the test."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("nrcme")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def test_a_code_is_six_digits_and_stored_only_as_a_salted_keyed_hash(app_client, logs):
+    first, second = binding(session="s1"), binding(session="s2")
+    code = issue(first)
+    issue(second)
+    assert len(code) == 6 and code.isdigit()
+    one, two = Challenge.get(first.challenge_id), Challenge.get(second.challenge_id)
+    assert code not in str(one.attribute_values)
+    assert len(one.code_hash) == 64 and one.code_salt and one.code_salt != two.code_salt
+    assert one.expires_at - one.created_at == 600          # CODE_TTL_SECONDS default
+    assert one.subject == "sub-a" and one.session_hash == "s1" and one.purpose == "recovery"
+    with pytest.raises(WrongCode):
+        onetime_codes.verify(first, wrong(code))
+    onetime_codes.verify(first, code)
+    assert not any(code in line for line in logs)          # never logged, right or wrong
+
+
+def test_the_right_code_verifies_and_is_single_use(app_client):
+    b = binding()
+    code = issue(b)
+    challenge = onetime_codes.verify(b, f" {code[:3]} {code[3:]} ")  # spaces are forgiven
+    assert challenge.nr_number == "1000000001" and challenge.attempts == 1
+    onetime_codes.consume(challenge)
+    with pytest.raises(NoPendingCode):
+        onetime_codes.verify(b, code)
+    with pytest.raises(NoPendingCode):
+        onetime_codes.consume(challenge)               # a second use loses the delete
+
+
+def test_a_verified_code_cannot_use_up_a_newer_challenge(app_client):
+    b = binding()
+    verified = onetime_codes.verify(b, issue(b))
+    newer = issue(b)                                   # a resend before the first was used
+    with pytest.raises(NoPendingCode):
+        onetime_codes.consume(verified)
+    assert onetime_codes.verify(b, newer)
+
+
+def test_five_wrong_codes_kill_the_code_even_for_the_right_one(app_client):
+    b = binding()
+    code = issue(b)
+    remaining = []
+    for _ in range(4):
+        with pytest.raises(WrongCode) as refused:
+            onetime_codes.verify(b, wrong(code))
+        remaining.append(refused.value.context["remaining"])
+    assert remaining == [4, 3, 2, 1]
+    with pytest.raises(TooManyAttempts):
+        onetime_codes.verify(b, "not a code")          # the fifth wrong try
+    with pytest.raises(TooManyAttempts):
+        onetime_codes.verify(b, code)
+    assert Challenge.get(b.challenge_id).attempts == 5  # the refused right code was not counted
+    assert onetime_codes.pending(b) is None
+
+
+def test_parallel_guesses_cannot_exceed_the_attempt_limit(app_client):
+    b = binding()
+    code = issue(b)
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def guess():
+        barrier.wait()
+        try:
+            onetime_codes.verify(b, wrong(code))
+        except (WrongCode, TooManyAttempts) as error:
+            outcomes.append(type(error).__name__)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert Challenge.get(b.challenge_id).attempts == 5       # never past the limit
+    assert len(outcomes) == 20
+    # DynamoDB answers each try with its own count: exactly 4 "tries left" answers. moto
+    # serializes the writes but renders ALL_NEW after its lock, so under load one try can
+    # report a later count: never more than 4 "tries left", though.
+    assert 1 <= outcomes.count("WrongCode") <= 4
+    with pytest.raises(TooManyAttempts):
+        onetime_codes.verify(b, code)
+
+
+def test_an_expired_code_is_refused(app_client, monkeypatch):
+    b = binding()
+    code = issue(b)
+    later = time.time() + 601
+    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    with pytest.raises(CodeExpired):
+        onetime_codes.verify(b, code)
+    assert onetime_codes.pending(b) is None
+
+
+@pytest.mark.parametrize("other", [
+    binding(purpose=Purpose.EMAIL_CHANGE),             # same session, another purpose
+    binding(session="session-b"),                      # same identity, another browser
+    binding(subject="sub-b", session="session-b"),     # someone else
+])
+def test_a_code_works_only_for_its_purpose_and_session(app_client, other):
+    b = binding()
+    code = issue(b)
+    with pytest.raises(NoPendingCode):
+        onetime_codes.verify(other, code)
+    assert Challenge.get(b.challenge_id).attempts == 0   # the probe cost the owner nothing
+    assert onetime_codes.verify(b, code).nr_number == "1000000001"
+
+
+def test_a_challenge_keyed_to_this_session_but_bound_elsewhere_is_refused(app_client):
+    """Defence in depth: the stored binding is checked, not only the key."""
+    b = binding()
+    code = issue(b)
+    Challenge.get(b.challenge_id).update(actions=[Challenge.subject.set("sub-z")])
+    with pytest.raises(NoPendingCode):
+        onetime_codes.verify(b, code)
+
+
+def test_a_new_send_replaces_the_earlier_code(app_client):
+    b = binding()
+    first = issue(b)
+    second = issue(b)
+    while second == first:  # one chance in a million
+        second = issue(b)
+    with pytest.raises(WrongCode):
+        onetime_codes.verify(b, first)
+    onetime_codes.verify(b, second)
+
+
+def test_a_decoy_has_no_code_no_account_and_never_verifies(app_client):
+    b = binding()
+    assert onetime_codes.create_challenge(b, nr_number="1000000001", target_email="x@example.com",
+                                          target_normalized="x@example.com", decoy=True) is None
+    stored = Challenge.get(b.challenge_id)
+    assert stored.nr_number is None and stored.expires_at > time.time()
+    for guess in ("000000", "123456", "999999", ""):
+        with pytest.raises(WrongCode):
+            onetime_codes.verify(b, guess)
+
+
+def test_discard_removes_only_this_sessions_challenge(app_client):
+    mine, theirs = binding(), binding(subject="sub-b", session="session-b")
+    issue(mine)
+    code = issue(theirs)
+    assert onetime_codes.discard(mine) is True
+    assert onetime_codes.discard(mine) is False
+    assert onetime_codes.verify(theirs, code)
+
+
+# --- send limits ---------------------------------------------------------------------------------
+
+def test_sends_are_limited_per_identity(app_client):
+    for i in range(3):
+        onetime_codes.reserve_send("sub-a", f"a{i}@example.com")
+    with pytest.raises(SendLimitReached):
+        onetime_codes.reserve_send("sub-a", "a9@example.com")
+    onetime_codes.reserve_send("sub-b", "a9@example.com")  # another identity is not limited
+
+
+def test_sends_are_limited_per_address_and_a_refusal_costs_the_identity_nothing(app_client):
+    for i in range(3):
+        onetime_codes.reserve_send(f"sub-{i}", "victim@example.com")
+    with pytest.raises(SendLimitReached):
+        onetime_codes.reserve_send("sub-x", "victim@example.com")
+    for i in range(3):  # sub-x still has its whole allowance
+        onetime_codes.reserve_send("sub-x", f"other{i}@example.com")
+
+
+def test_a_given_back_send_can_be_used_again(app_client):
+    reservations = [onetime_codes.reserve_send("sub-a", "a@example.com") for _ in range(3)]
+    onetime_codes.give_back(reservations[-1])
+    onetime_codes.reserve_send("sub-a", "a@example.com")
+    with pytest.raises(SendLimitReached):
+        onetime_codes.reserve_send("sub-a", "a@example.com")
+
+
+def test_the_limits_are_settings(app_client, monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.setenv("CODE_SENDS_PER_HOUR", "1")
+    config.reset_settings()
+    onetime_codes.reserve_send("sub-a", "a@example.com")
+    with pytest.raises(SendLimitReached):
+        onetime_codes.reserve_send("sub-a", "b@example.com")
+    monkeypatch.delenv("CODE_SENDS_PER_HOUR")
+    config.reset_settings()
+
+
+def test_parallel_sends_cannot_exceed_the_limit(app_client):
+    barrier = threading.Barrier(12)
+    taken: list[bool] = []
+
+    def send(i):
+        barrier.wait()
+        try:
+            onetime_codes.reserve_send("sub-a", f"a{i}@example.com")
+            taken.append(True)
+        except SendLimitReached:
+            taken.append(False)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(12)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert taken.count(True) == 3
+    counters = [f for f in Flow.scan() if isinstance(f, SendCounter) and f.subject == "sub-a"]
+    assert [c.sends for c in counters] == [3]
+
+
+def test_counters_are_flow_items_cleanup_can_find(app_client):
+    onetime_codes.reserve_send("sub-a", "a@example.com")
+    counters = [f for f in Flow.scan() if isinstance(f, SendCounter)]
+    assert len(counters) == 2  # one for the identity, one for the address
+    for counter in counters:
+        assert counter.expires_at > time.time() and counter.expires_at % 3600 == 0
+        assert counter.expiry_bucket and counter.created_at and counter.sends == 1
+        assert "a@example.com" not in counter.flow_id and "sub-a" not in counter.flow_id
+    assert sorted(str(c.subject) for c in counters) == ["None", "sub-a"]
+
+
+def test_new_binding_for_each_purpose_and_session_is_a_different_key():
+    keys = {binding(p, "s", h).challenge_id for p in Purpose for h in ("h1", "h2")}
+    assert len(keys) == 4 and all(k.startswith("challenge#") for k in keys)
+    assert binding().challenge_id == binding().challenge_id

@@ -1,0 +1,273 @@
+"""Recovering a link with a registry email, and the notice every link sends."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from botocore.stub import Stubber
+
+from chalicelib import mail, onetime_codes
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
+from tests.conftest import Browser, make_account
+from tests.mail_fixtures import (  # noqa: F401 - fixtures
+    calls,
+    csrf_of,
+    enter_code,
+    mailbox,
+    request_recovery,
+    signed_in_unmatched,
+)
+
+LINK_NOTICE = "Your National Registry account is now linked to Login.gov"
+CODE_SUBJECT = "Your National Registry code"
+
+
+def sub_claims() -> list[Claim]:
+    return [c for c in Claim.scan() if c.claim.startswith("sub#")]
+
+
+def challenges() -> list[Challenge]:
+    return [f for f in Flow.scan() if isinstance(f, Challenge)]
+
+
+def recover(browser, mailbox, email, registry_address=None) -> object:
+    """The whole recovery: no-match page, form, code from the mailbox, code entered."""
+    page = request_recovery(browser, email, signed_in_unmatched(browser))
+    assert page.status == 302 and page.location == "/link/recover/verify"
+    code = mailbox.code_for(registry_address or email)
+    return enter_code(browser, "/link/recover/verify", code)
+
+
+@pytest.mark.parametrize("which", ["primary", "secondary"])
+def test_recovery_by_registry_email_links_like_automatic_linking(browser, mailbox, which):
+    make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
+    sub = str(uuid.uuid4())
+    address = {"primary": "dr.alice@example.com", "secondary": "alice.home@example.org"}[which]
+    page = request_recovery(browser, address.upper(),
+                            signed_in_unmatched(browser, "alice.new@example.net", sub=sub))
+    assert page.location == "/link/recover/verify"
+    code_page = browser.get(page.location)
+    assert f"If {address.upper()} belongs to a National Registry account" in code_page.body
+    assert mailbox.subjects(address) == [CODE_SUBJECT]  # mailed to the address on record
+    page = enter_code(browser, "/link/recover/verify", mailbox.code_for(address))
+    assert page.status == 302 and page.location == "/account"
+    account = Account.get("1000000001")
+    assert account.linked_sub == sub and account.legacy_username_retired
+    (claim,) = sub_claims()
+    assert claim.claim == f"sub#{sub}"
+    (event,) = AuditEvent.query("1000000001")
+    assert event.event == "identity_linked" and event.detail["method"] == "recovery"
+    assert challenges() == []                                   # single use
+    page = browser.follow(page)
+    assert "now linked to Login.gov" in page.body and "1000000001" in page.body
+
+
+def test_every_registry_address_gets_the_link_notice(browser, mailbox):
+    make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
+    recover(browser, mailbox, "alice.home@example.org")
+    (notice,) = [m for m in mailbox.messages if m.subject == LINK_NOTICE]
+    assert notice.destinations["ToAddresses"] == ["dr.alice@example.com", "alice.home@example.org"]
+    assert "If this wasn't you, contact the National Registry support desk" in notice.body
+
+
+def test_automatic_linking_sends_the_link_notice_too(browser, mailbox):
+    make_account(primary="dr.bob@example.com", secondary="bob.home@example.org")
+    assert browser.sign_in(["dr.bob@example.com"]).location == "/account"
+    assert [(m.subject, m.destinations["ToAddresses"]) for m in mailbox.messages] == [
+        (LINK_NOTICE, ["dr.bob@example.com", "bob.home@example.org"])]
+    browser.cookies.clear()
+    browser.sign_in(["dr.bob@example.com"])                    # returning: no second notice
+    assert len(mailbox.messages) == 1
+
+
+def test_a_failed_link_notice_does_not_fail_the_sign_in(browser, mailbox):
+    make_account(primary="dr.bob@example.com")
+    with Stubber(mail.ses_client()) as ses:
+        ses.add_client_error("send_email", "Throttling", http_status_code=400)
+        page = browser.sign_in(["dr.bob@example.com"])
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get("1000000001").linked_sub
+    assert mailbox.messages == []
+
+
+def test_an_unknown_address_gets_the_same_reply_and_work_but_no_mail(
+        app_client, idp, mailbox, calls):
+    make_account(primary="dr.alice@example.com")
+    known, unknown = Browser(app_client, idp), Browser(app_client, idp)
+    pages, shapes = {}, {}
+    for name, browser, email in [("known", known, "dr.alice@example.com"),
+                                 ("unknown", unknown, "nobody@example.com")]:
+        form = signed_in_unmatched(browser, f"{name}@example.net")
+        calls.clear()
+        pages[name] = request_recovery(browser, email, form)
+        shapes[name] = calls.of("dynamodb")
+        pages[name + "_code"] = browser.get(pages[name].location)
+    assert (pages["known"].status, pages["known"].location) == \
+        (pages["unknown"].status, pages["unknown"].location) == (302, "/link/recover/verify")
+    assert pages["unknown_code"].body.replace("nobody@example.com", "X") == \
+        pages["known_code"].body.replace("dr.alice@example.com", "X").replace(
+            csrf_of(pages["known_code"]), csrf_of(pages["unknown_code"]))
+    # The same DynamoDB requests in the same order: claim, account, two counters, challenge.
+    assert shapes["known"] == shapes["unknown"]
+    assert shapes["known"][-5:] == ["GetItem", "GetItem", "UpdateItem", "UpdateItem", "PutItem"]
+    assert mailbox.to("nobody@example.com") == [] and len(mailbox.messages) == 1
+    decoy = [c for c in challenges() if c.target_email == "nobody@example.com"]
+    assert len(decoy) == 1 and decoy[0].nr_number is None
+    # The decoy takes a send from the allowance like a real code, and never links.
+    sends = sorted(c.sends for c in Flow.scan() if isinstance(c, SendCounter))
+    assert sends == [1, 1, 1, 1]
+    for _ in range(5):
+        enter_code(unknown, "/link/recover/verify", "123456")
+    assert sub_claims() == []
+
+
+def test_five_wrong_codes_then_the_right_one_is_refused(browser, mailbox):
+    make_account(primary="dr.alice@example.com")
+    request_recovery(browser, "dr.alice@example.com", signed_in_unmatched(browser))
+    code = mailbox.code_for("dr.alice@example.com")
+    bad = f"{(int(code) + 1) % 1_000_000:06d}"
+    statuses = []
+    for tries_left in (4, 3, 2, 1):
+        page = enter_code(browser, "/link/recover/verify", bad)
+        statuses.append(page.status)
+        assert f"You have {tries_left} {'try' if tries_left == 1 else 'tries'} left" in page.body
+    assert statuses == [400] * 4
+    page = enter_code(browser, "/link/recover/verify", bad)
+    assert page.status == 429 and "Too many wrong codes" in page.body
+    page = enter_code(browser, "/link/recover/verify", code)
+    assert page.status == 429 and "no longer works, even the right one" in page.body
+    assert sub_claims() == [] and Account.get("1000000001").linked_sub is None
+
+
+def test_an_expired_code_is_refused(browser, mailbox, monkeypatch):
+    make_account(primary="dr.alice@example.com")
+    request_recovery(browser, "dr.alice@example.com", signed_in_unmatched(browser))
+    code = mailbox.code_for("dr.alice@example.com")
+    token = csrf_of(browser.get("/link/recover"))
+    later = time.time() + 601
+    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    page = enter_code(browser, "/link/recover/verify", code, token)
+    assert page.status == 400 and "This code has expired" in page.body
+    assert sub_claims() == []
+
+
+def test_a_code_sent_to_one_browser_does_not_work_in_another(app_client, idp, mailbox):
+    make_account(primary="dr.alice@example.com")
+    asker, other = Browser(app_client, idp), Browser(app_client, idp)
+    request_recovery(asker, "dr.alice@example.com", signed_in_unmatched(asker, "a@example.net"))
+    code = mailbox.code_for("dr.alice@example.com")
+    signed_in_unmatched(other, "b@example.net")
+    page = enter_code(other, "/link/recover/verify", code)
+    assert page.status == 400 and "no code waiting in this browser" in page.body
+    assert sub_claims() == []
+    # The same person in a second browser (same Login.gov identity) is refused too.
+    same_person = Browser(app_client, idp)
+    signed_in_unmatched(same_person, "a@example.net")
+    assert enter_code(same_person, "/link/recover/verify", code).status == 400
+    # And none of it cost the asker a try.
+    assert enter_code(asker, "/link/recover/verify", code).location == "/account"
+
+
+def test_the_send_limit_is_the_same_for_known_and_unknown_addresses(browser, mailbox):
+    make_account(primary="dr.alice@example.com")
+    form = signed_in_unmatched(browser)
+    for email in ("dr.alice@example.com", "nobody@example.com", "dr.alice@example.com"):
+        assert request_recovery(browser, email, form).status == 302
+    for email in ("dr.alice@example.com", "someone.else@example.com"):
+        page = request_recovery(browser, email, form)
+        assert page.status == 429 and "Too many codes" in page.body
+    assert len(mailbox.to("dr.alice@example.com")) == 2
+
+
+def test_an_address_gets_at_most_three_codes_an_hour_from_everyone(app_client, idp, mailbox):
+    make_account(primary="dr.alice@example.com")
+    statuses = []
+    for i in range(4):
+        b = Browser(app_client, idp)
+        statuses.append(request_recovery(b, "dr.alice@example.com",
+                                         signed_in_unmatched(b, f"p{i}@example.net")).status)
+    assert statuses == [302, 302, 302, 429]
+    assert len(mailbox.to("dr.alice@example.com")) == 3
+
+
+def test_an_ses_failure_says_try_again_and_keeps_the_allowance(browser, mailbox):
+    make_account(primary="dr.alice@example.com")
+    form = signed_in_unmatched(browser)
+    with Stubber(mail.ses_client()) as ses:
+        for _ in range(5):
+            ses.add_client_error("send_email", "ServiceUnavailable", http_status_code=503)
+        for _ in range(5):
+            page = request_recovery(browser, "dr.alice@example.com", form)
+            assert page.status == 503 and "could not send the email" in page.body
+            assert "did not count against" in page.body
+    assert challenges() == []                                   # no dead code left behind
+    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)} == {0}
+    for _ in range(3):                                          # the whole allowance is there
+        assert request_recovery(browser, "dr.alice@example.com", form).status == 302
+    assert len(mailbox.to("dr.alice@example.com")) == 3
+
+
+def test_an_account_linked_to_someone_else_gets_the_no_sharing_page(
+        app_client, idp, mailbox):
+    make_account(primary="shared.office@example.com")
+    owner = Browser(app_client, idp)
+    owner_sub = str(uuid.uuid4())
+    assert owner.sign_in(["shared.office@example.com"], sub=owner_sub).location == "/account"
+    other = Browser(app_client, idp)
+    page = recover(other, mailbox, "shared.office@example.com")
+    assert page.status == 409 and "cannot be shared" in page.body
+    assert Account.get("1000000001").linked_sub == owner_sub
+    assert [c.claim for c in sub_claims()] == [f"sub#{owner_sub}"]
+    assert challenges() == []            # the code was used up; a replay cannot try again
+    assert enter_code(other, "/link/recover/verify", "000000").status == 400
+
+
+def test_an_identity_holding_an_account_cannot_recover_a_second_one(browser, mailbox):
+    make_account("1000000001", primary="a@example.com")
+    make_account("1000000002", primary="b@example.com")
+    assert browser.sign_in(["a@example.com"]).location == "/account"
+    # Linked sessions are sent to their account; the recovery form is not theirs to use.
+    assert browser.get("/link/recover").location == "/account"
+    assert Account.get("1000000002").linked_sub is None
+
+
+def test_an_invalid_address_is_refused_on_the_form_and_costs_nothing(browser, mailbox):
+    form = signed_in_unmatched(browser)
+    page = request_recovery(browser, "<script>not-an-email", form)
+    assert page.status == 400 and "Enter an email address like name@example.com" in page.body
+    assert "<script>not-an-email" not in page.body and "&lt;script&gt;" in page.body
+    assert [f for f in Flow.scan() if isinstance(f, (Challenge, SendCounter))] == []
+
+
+def test_the_no_match_page_carries_the_recovery_form(browser):
+    page = signed_in_unmatched(browser)
+    (form,) = [f for f in _forms(page.body) if f["action"] == "/link/recover"]
+    assert set(form["fields"]) == {"csrf_token", "email"} and form["fields"]["csrf_token"]
+
+
+def test_the_local_mailbox_lists_codes_newest_first_and_escaped(browser, mailbox):
+    import requests
+
+    from localdev.mailbox import serve_mailbox
+
+    make_account(primary="dr.alice@example.com", first_name="<b>Al</b>")
+    form = signed_in_unmatched(browser)
+    request_recovery(browser, "dr.alice@example.com", form)
+    first = mailbox.code_for("dr.alice@example.com")
+    request_recovery(browser, "dr.alice@example.com", form)
+    second = mailbox.code_for("dr.alice@example.com")
+    enter_code(browser, "/link/recover/verify", second)        # sends the link notice
+    server = serve_mailbox("127.0.0.1", 0)
+    try:
+        body = requests.get(f"http://127.0.0.1:{server.server_port}/", timeout=5).text
+    finally:
+        server.shutdown()
+    assert body.index(LINK_NOTICE) < body.index(second) < body.index(first)
+    assert "<b>Al</b>" not in body and "&lt;b&gt;Al&lt;/b&gt;" in body
+
+
+def _forms(html):
+    from tests.conftest import parse_forms
+
+    return parse_forms(html)
