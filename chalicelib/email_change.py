@@ -25,14 +25,12 @@ from enum import Enum
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import mail, notices, onetime_codes, sessions
+from chalicelib import notices, onetime_codes, sessions
 from chalicelib.audit import audit_event, record_committed
-from chalicelib.config import get_settings
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,
-    MailNotSent,
     NewEmailInvalid,
     NoPendingCode,
 )
@@ -126,16 +124,10 @@ def request_change(session: Session, account: Account, change: Change,
 
     binding = _binding(session)
     replaces = getattr(account, _fields(change)[1].attr_name) or ""
-    code = onetime_codes.create_challenge(
-        binding, nr_number=account.nr_number, target_email=text, target_normalized=normalized,
-        details={"change": change.value, "replaces": replaces})
-    try:
-        mail.send_mail(text, "email_change_code", code=code, change=change.value,
-                       minutes=get_settings().challenge_ttl // 60)
-    except MailNotSent:
-        onetime_codes.give_back(reservation)
-        onetime_codes.discard(binding)
-        raise
+    onetime_codes.send_code(
+        binding, reservation, to=text, template="email_change_code",
+        nr_number=account.nr_number, target_email=text, target_normalized=normalized,
+        details={"change": change.value, "replaces": replaces}, change=change.value)
     log_event("email_change_requested", subject=keyed_hash(session.subject),
               nr_number=account.nr_number, change=change.value, target=keyed_hash(normalized))
     count("EmailChangeRequested", change=change.value)

@@ -34,9 +34,11 @@ from typing import NoReturn
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
+from chalicelib import mail
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     CodeExpired,
+    MailNotSent,
     NoPendingCode,
     SendLimitReached,
     TooManyAttempts,
@@ -252,6 +254,25 @@ class SendReservation:
 
 def _counter_id(kind: str, key: str, window: int) -> str:
     return f"sendcount#{kind}-{keyed_hash(key)}#{window}"
+
+
+def send_code(binding: Binding, reservation: SendReservation, *, to: str, template: str,
+              nr_number: str | None, target_email: str, target_normalized: str,
+              details: dict | None = None, **mail_context) -> None:
+    """Create the challenge and mail its code; on a failed send, undo both (MailNotSent).
+
+    A failed send is not the person's fault: their allowance comes back and no dead code
+    is left behind.
+    """
+    code = create_challenge(binding, nr_number=nr_number, target_email=target_email,
+                            target_normalized=target_normalized, details=details)
+    try:
+        mail.send_mail(to, template, code=code,
+                       minutes=get_settings().challenge_ttl // 60, **mail_context)
+    except MailNotSent:
+        give_back(reservation)
+        discard(binding)
+        raise
 
 
 def reserve_send(subject: str, target_normalized: str) -> SendReservation:

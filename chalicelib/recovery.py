@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import linking, mail, notices, onetime_codes, sessions
-from chalicelib.config import get_settings
+from chalicelib import linking, notices, onetime_codes, sessions
 from chalicelib.emails import InvalidEmail, normalize_email
-from chalicelib.errors import MailNotSent, NoPendingCode, RecoveryEmailInvalid
+from chalicelib.errors import NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account, Claim, Session
 from chalicelib.onetime_codes import Binding, Purpose
@@ -78,16 +77,9 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     nr_number, address = found
     # target_email is what was typed, as for a decoy: pages show it, and showing the
     # registry's spelling would tell that the address is known.
-    code = onetime_codes.create_challenge(binding, nr_number=nr_number, target_email=text,
-                                          target_normalized=normalized)
-    try:
-        mail.send_mail(address, "recovery_code", code=code,
-                       minutes=get_settings().challenge_ttl // 60)
-    except MailNotSent:
-        # Not the person's fault: their allowance comes back and no dead code is left.
-        onetime_codes.give_back(reservation)
-        onetime_codes.discard(binding)
-        raise
+    onetime_codes.send_code(binding, reservation, to=address, template="recovery_code",
+                            nr_number=nr_number, target_email=text,
+                            target_normalized=normalized)
     log_event("recovery_code_requested", subject=keyed_hash(session.subject),
               target=keyed_hash(normalized), known=True, nr_number=nr_number)
     count("RecoveryCodeRequested", known="true")

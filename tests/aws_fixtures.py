@@ -96,25 +96,7 @@ def api_calls(monkeypatch):
 
 # --- data helpers -----------------------------------------------------------------------------
 
-def make_account(nr_number="1000000001", primary="dr.alice@example.com", secondary=None, *,
-                 status="active", role="medical_examiner", legacy_username="alice1",
-                 first_name="Alice", last_name="Examiner", claims=True):
-    """An account and (by default) its email claims, as the importer writes them."""
-    from chalicelib.emails import normalize_email
-    from chalicelib.models import Account, Claim
-
-    account = Account(
-        nr_number, first_name=first_name, last_name=last_name, role=role, status=status,
-        primary_email=primary, primary_email_normalized=normalize_email(primary),
-        secondary_email=secondary,
-        secondary_email_normalized=normalize_email(secondary) if secondary else None,
-        legacy_username=legacy_username)
-    account.save()
-    if claims:
-        for email in account.normalized_emails():
-            Claim(Claim.email_key(email), nr_number=nr_number).save()
-    return account
-
+from tests.conftest import make_account  # noqa: E402,F401 - one definition, re-exported
 
 def link(nr_number: str, sub: str):
     """Link as the service does (linking.link_account), returning the fresh account."""
