@@ -24,6 +24,7 @@ from chalicelib import (
 )
 from chalicelib.config import get_settings
 from chalicelib.errors import (
+    AlreadyLinked,
     BadRequest,
     NewEmailInvalid,
     NotLinkedYet,
@@ -53,6 +54,8 @@ def page(view):
             return view(*args, **kwargs)
         except NotLinkedYet:
             return pages.redirect("/link/no-match")
+        except AlreadyLinked:
+            return pages.redirect("/account")
         except NotSignedIn:
             path = app.current_request.context.get("path") or "/account"
             target = safe_return_path(path)
@@ -128,7 +131,7 @@ def account():
 @app.route("/link/no-match")
 @page
 def link_no_match():
-    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
+    session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=None)
     return pages.render("link_no_match.html", signed_in=True, csrf_token=session.csrf_token)
 
 
@@ -244,8 +247,6 @@ def _email_page(session, record) -> dict:
 @page
 def link_recover_form():
     session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
-    if session.nr_number:
-        return pages.redirect("/account")
     return pages.render("link_recover.html", signed_in=True, csrf_token=session.csrf_token,
                         login_gov_emails=sessions.session_verified_emails(session))
 
@@ -254,8 +255,6 @@ def link_recover_form():
 @page
 def link_recover_send():
     session, _, form = _posted(linked=False)
-    if session.nr_number:
-        return pages.redirect("/account")
     try:
         recovery.send_recovery_code(session, form.get("email"))
     except RecoveryEmailInvalid as error:
@@ -268,8 +267,6 @@ def link_recover_send():
 @page
 def link_recover_code():
     session = accounts.signed_in_session(_cookie(web.SESSION_COOKIE), linked=False)
-    if session.nr_number:
-        return pages.redirect("/account")
     target = recovery.pending_target(session)
     if target is None:
         return pages.redirect("/link/recover")
@@ -281,8 +278,6 @@ def link_recover_code():
 @page
 def link_recover_verify():
     session, token, form = _posted(linked=False)
-    if session.nr_number:
-        return pages.redirect("/account")
     try:
         done = recovery.complete_recovery(session, token, form.get("code"))
     except WrongCode as error:

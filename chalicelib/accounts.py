@@ -5,7 +5,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import sessions
 from chalicelib.emails import is_institutional
-from chalicelib.errors import AccountInactive, NotLinkedYet, NotSignedIn
+from chalicelib.errors import AccountInactive, AlreadyLinked, NotLinkedYet, NotSignedIn
 from chalicelib.models import Account, Session
 
 ROLE_LABELS = {
@@ -16,13 +16,16 @@ ROLE_LABELS = {
 }
 
 
-def signed_in_session(token: str | None, *, linked: bool = True) -> Session:
-    """The live session for this cookie; with linked=True it must hold a registry account."""
+def signed_in_session(token: str | None, *, linked: bool | None = True) -> Session:
+    """The live session for this cookie. linked=True: it must hold a registry account;
+    linked=False: it must not (recovery pages); None: either."""
     session = sessions.load_session(token)
     if session is None:
         raise NotSignedIn("no live session")
-    if linked and not session.nr_number:
+    if linked is True and not session.nr_number:
         raise NotLinkedYet("signed in, no registry account linked")
+    if linked is False and session.nr_number:
+        raise AlreadyLinked("signed in and already linked")
     return session
 
 

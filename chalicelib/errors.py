@@ -137,6 +137,13 @@ class NotLinkedYet(NotSignedIn):
     event = "session_not_linked"
 
 
+class AlreadyLinked(ServiceError):
+    """A linked session on a page for people not yet linked (recovery): go to the account."""
+
+    status = 303
+    event = "session_already_linked"
+
+
 class CsrfError(ServiceError):
     """A form arrived without the session's CSRF token."""
 
