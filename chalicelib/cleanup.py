@@ -25,7 +25,7 @@ from pynamodb.exceptions import DeleteError
 
 from chalicelib.config import get_settings
 from chalicelib.logs import log_event
-from chalicelib.models import Flow, expiry_bucket
+from chalicelib.models import Flow, condition_failed, expiry_bucket
 
 # TTL may lag up to 48 h; look a day further back. Older leftovers are TTL's to remove.
 LOOKBACK_HOURS = 72
@@ -73,7 +73,7 @@ def _delete_if_expired(connection, flow_id: str, now: float) -> bool:
     try:
         connection.delete_item(flow_id, condition=Flow.expires_at <= now)
     except DeleteError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(exc):
             return False
         raise
     return True

@@ -45,13 +45,12 @@ from chalicelib.errors import (
     WrongCode,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Challenge, Flow, SendCounter, expiry_bucket
+from chalicelib.models import Challenge, Flow, SendCounter, condition_failed, expiry_bucket
 from chalicelib.secrets import log_hash_key
 
 CODE_DIGITS = 6
 SEND_WINDOW_SECONDS = 3600
 MAX_CODE_INPUT_LENGTH = 32
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class Purpose(Enum):
@@ -159,7 +158,7 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
             ),
         )
     except UpdateError as exc:
-        if exc.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         raise _why_refused(binding, now) from None
     code = _clean_code(submitted)
@@ -206,7 +205,7 @@ def consume(challenge: Challenge) -> None:
     try:
         challenge.delete(condition=_same_challenge(challenge))
     except DeleteError as exc:
-        if exc.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         raise NoPendingCode("code already used", purpose=challenge.purpose) from None
 
@@ -236,7 +235,7 @@ def discard(binding: Binding) -> bool:
             condition=Flow.flow_id.exists() & (Flow.subject == binding.subject)
             & (Challenge.session_hash == binding.session_hash))
     except DeleteError as exc:
-        if exc.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         return False
     return True
@@ -326,7 +325,7 @@ def _take(counter_id: str, limit: int, now: int, window: int, *,
             actions=actions,
             condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit))
     except UpdateError as exc:
-        if exc.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         return False
     return True
@@ -337,5 +336,5 @@ def _give(counter_id: str) -> None:
         SendCounter(counter_id).update(actions=[SendCounter.sends.add(-1)],
                                        condition=SendCounter.sends > 0)
     except UpdateError as exc:
-        if exc.cause_response_code != _CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
