@@ -14,9 +14,7 @@ Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
-import importlib
 import json
 import logging
 import os
@@ -73,9 +71,7 @@ def _sync_chalicelib() -> None:
     from chalicelib import config, models
 
     config.reset_settings()
-    prefix = os.environ.get("TABLE_PREFIX", "nrcme-local-")
-    if models.Account.Meta.table_name != prefix + "accounts":
-        models.use_table_prefix(prefix)
+    models.use_table_prefix(config.table_prefix())
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -137,7 +133,7 @@ def cmd_create_tables(args) -> int:
 
 
 def cmd_import_accounts(args) -> int:
-    from chalicelib import account_import
+    from supportdesk import registry_import as account_import
 
     try:
         validation = account_import.validate_file(args.file)
@@ -197,7 +193,7 @@ def _print_account(view: dict) -> None:
 
 
 def cmd_find(args) -> int:
-    from chalicelib import support
+    from supportdesk import desk as support
 
     views = support.find(args.query, scan=args.scan)
 
@@ -213,7 +209,7 @@ def cmd_find(args) -> int:
 
 
 def cmd_unlink(args) -> int:
-    from chalicelib import support
+    from supportdesk import desk as support
 
     result = support.unlink(args.nr_number, reason=args.reason,
                             actor=args.actor or _default_actor())
@@ -225,7 +221,7 @@ def cmd_unlink(args) -> int:
 
 
 def _cmd_status(args, status: str) -> int:
-    from chalicelib import support
+    from supportdesk import desk as support
 
     result = support.set_status(args.nr_number, status, reason=args.reason,
                                 actor=args.actor or _default_actor())
@@ -242,11 +238,12 @@ def _cmd_status(args, status: str) -> int:
 
 
 def cmd_report(args) -> int:
-    from chalicelib import support
+    from supportdesk import report as migration_report
 
-    report = support.build_report()
+    report = migration_report.build_report()
     if args.html:
-        Path(args.html).write_text(support.render_report_html(report), encoding="utf-8")
+        Path(args.html).write_text(migration_report.render_report_html(report),
+                                   encoding="utf-8")
 
     def human(r):
         print(f"Migration report ({r['generated_at']})")
@@ -291,6 +288,9 @@ def cmd_send_reminders(args) -> int:
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    # Table names are read again once --stage has set the environment (_sync_chalicelib).
+    from chalicelib.store import CSV_HEADER
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable output")
@@ -310,9 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("import-accounts", parents=[common],
                             help="import registry accounts from CSV")
-    p.add_argument("file", help="CSV with header " + ",".join((
-        "nr_number", "first_name", "last_name", "role", "primary_email", "secondary_email",
-        "legacy_username", "status")))
+    p.add_argument("file", help="CSV with header " + ",".join(CSV_HEADER))
     p.add_argument("--reject-report", metavar="PATH",
                    help="where to write rejected rows and warnings "
                         "(default: FILE.rejects.csv when there are any)")
@@ -370,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError
-        from chalicelib.support import SupportError
+        from supportdesk.desk import SupportError
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -68,7 +68,7 @@ class Stack:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "TABLE_PREFIX": "bench-", "APP_BASE_URL": APP_BASE_URL,
             "LOGIN_GOV_ISSUER": self.idp.issuer, "LOGIN_GOV_CLIENT_ID": CLIENT_ID,
-            "LOGIN_GOV_PRIVATE_KEY": private_pem(key), "LOG_HASH_KEY": "bench",
+            "LOGIN_GOV_PRIVATE_KEY": private_pem(key), "HMAC_ROOT_KEY": "bench",
             "MAIL_SENDER": "no-reply@nrcme.example.com",
         }
         os.environ.update(self.env)
@@ -84,27 +84,11 @@ class Stack:
         self.moto.stop()
 
 
-class CallCounter:
-    """Counts AWS API calls made by any botocore client in this process, by operation."""
+def call_counter():
+    """Every AWS call from this process (localdev.aws_calls, the tests' helper too)."""
+    from localdev.aws_calls import AwsCalls
 
-    def __init__(self) -> None:
-        import botocore.client
-
-        self.calls: list[str] = []
-        self.original = original = botocore.client.BaseClient._make_api_call
-        counter = self
-
-        def counting(client, operation_name, api_params):
-            counter.calls.append(f"{client.meta.service_model.service_name}:{operation_name}")
-            return original(client, operation_name, api_params)
-
-        botocore.client.BaseClient._make_api_call = counting
-
-    def reset(self) -> None:
-        self.calls.clear()
-
-    def count(self, service: str) -> int:
-        return sum(1 for c in self.calls if c.startswith(service + ":"))
+    return AwsCalls().install()
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -208,22 +192,22 @@ def returning_callback(stack: Stack, runs: int) -> list[Figure]:
     Account("1999999999", first_name="Bench", last_name="User", role="medical_examiner",
             primary_email=email, primary_email_normalized=normalize_email(email)).save()
     Claim(Claim.email_key(normalize_email(email)), nr_number="1999999999").save()
-    counter = CallCounter()
+    counter = call_counter()
 
     def sign_in() -> tuple[int, int, int]:
         login = invoke("GET", "/login")
         cookie = first_cookie(login)
         path = authorize_at_idp(stack, login["headers"]["Location"], [email])
-        counter.reset()
+        counter.clear()
         http_before, jwks_before = http_client.request_count, login_gov.key_set.fetch_count
         resp = invoke("GET", path, {"Cookie": cookie})
         assert resp["statusCode"] == 302, resp["body"][-600:]
-        return (http_client.request_count - http_before, counter.count("dynamodb"),
+        return (http_client.request_count - http_before, counter.total("dynamodb"),
                 login_gov.key_set.fetch_count - jwks_before)
 
     sign_in()  # the first sign-in links the account and warms the caches
     samples = [sign_in() for _ in range(runs)]
-    _restore_counter(counter)
+    counter.uninstall()
     idp_requests = max(s[0] for s in samples)
     ddb_requests = max(s[1] for s in samples)
     jwks = max(s[2] for s in samples)
@@ -484,7 +468,7 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
                                    created_at=now - 3600, expires_at=expires,
                                    expiry_bucket=expiry_bucket(expires),
                                    absolute_expires_at=expires, csrf_token="x"))
-        counter = CallCounter()
+        counter = call_counter()
         read = deleted = 0
         while True:
             summary = cleanup_expired_flows(batch_size=100)
@@ -492,29 +476,23 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
             deleted += summary.deleted
             if not summary.more_remaining:
                 break
-        scans = sum(1 for c in counter.calls if c == "dynamodb:Scan")
+        scans = counter.count("dynamodb")["Scan"]
         ratio = read / expired
         figures.append(Figure(f"cleanup: items read ÷ expired ({live:,} live items)",
                               round(ratio, 2), "≤ 2, flat", ratio <= 2 and scans == 0
                               and deleted == expired,
                               f"{read} read, {deleted} deleted, {expired} expired; "
                               f"{scans} scans"))
-        _restore_counter(counter)
+        counter.uninstall()
     _fresh_tables("bench-")
     return figures
-
-
-def _restore_counter(counter: CallCounter) -> None:
-    import botocore.client
-
-    botocore.client.BaseClient._make_api_call = counter.original
 
 
 def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
     """20,000 CSV rows: BatchWriteItem requests ÷ ceil(items ÷ 25), and rows per second."""
     import io
 
-    from chalicelib.account_import import import_accounts, validate_csv
+    from supportdesk.registry_import import import_accounts, validate_csv
 
     _fresh_tables("bench-import-")
     out = io.StringIO()

@@ -16,17 +16,21 @@ ROLE_LABELS = {
 }
 
 
-def signed_in_session(token: str | None, *, linked: bool | None = True) -> Session:
-    """The live session for this cookie. linked=True: it must hold a registry account;
-    linked=False: it must not (recovery pages); None: either."""
+def signed_in_session(token: str | None) -> Session:
+    """The live session for this cookie, or NotSignedIn."""
     session = sessions.load_session(token)
     if session is None:
         raise NotSignedIn("no live session")
+    return session
+
+
+def require_link_state(session: Session, *, linked: bool | None) -> None:
+    """linked=True: the session must hold a registry account; False: it must not (the
+    recovery pages); None: either."""
     if linked is True and not session.nr_number:
         raise NotLinkedYet("signed in, no registry account linked")
     if linked is False and session.nr_number:
         raise AlreadyLinked("signed in and already linked")
-    return session
 
 
 def signed_in_account(session: Session, token: str | None) -> Account:
@@ -42,7 +46,8 @@ def signed_in_account(session: Session, token: str | None) -> Account:
         raise NotSignedIn("account no longer linked to this identity")
     if account.status != "active":
         sessions.end_session(token)
-        raise AccountInactive(f"account is {account.status}", status_name=account.status)
+        raise AccountInactive(f"account is {account.status}", status_name=account.status,
+                              nr_number=account.nr_number)
     return account
 
 
@@ -52,3 +57,11 @@ def account_page_context(account: Account) -> dict:
         "role_label": ROLE_LABELS.get(account.role, account.role),
         "institutional_primary": is_institutional(account.primary_email_normalized),
     }
+
+
+def take_link_notice(session: Session) -> bool:
+    """True once after a link: the account page says so, then forgets it."""
+    if session.notice != "linked":
+        return False
+    sessions.clear_notice(session)
+    return True

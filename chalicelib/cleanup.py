@@ -25,11 +25,11 @@ from pynamodb.exceptions import DeleteError
 
 from chalicelib.config import get_settings
 from chalicelib.logs import log_event
-from chalicelib.models import Flow, condition_failed, expiry_bucket
+from chalicelib.models import Flow, expiry_bucket
+from chalicelib.store import condition_failed
 
 # TTL may lag up to 48 h; look a day further back. Older leftovers are TTL's to remove.
 LOOKBACK_HOURS = 72
-BY_EXPIRY = "by_expiry"
 _HOUR = 3600
 
 
@@ -51,27 +51,10 @@ def expiry_buckets(now: float, lookback_hours: int = LOOKBACK_HOURS) -> list[str
     return [expiry_bucket(hour * _HOUR) for hour in range(current - lookback_hours, current + 1)]
 
 
-def _expired_page(connection, bucket: str, now: float, limit: int,
-                  start_key: dict | None) -> dict:
-    """One page of expired items from the by_expiry index (keys and `kind`).
-
-    The low-level query: cleanup needs only `flow_id`, and it does not depend on the
-    `kind` filter PynamoDB adds to typed queries (which returns nothing if an index ever
-    stops projecting `kind`).
-    """
-    return connection.query(
-        bucket,
-        range_key_condition=Flow.expires_at <= now,
-        index_name=BY_EXPIRY,
-        limit=limit,
-        exclusive_start_key=start_key,
-    )
-
-
-def _delete_if_expired(connection, flow_id: str, now: float) -> bool:
+def _delete_if_expired(flow_id: str, now: float) -> bool:
     """Delete one flow if it is still expired; False if it was gone or refreshed."""
     try:
-        connection.delete_item(flow_id, condition=Flow.expires_at <= now)
+        Flow(flow_id).delete(condition=Flow.expires_at <= now)
     except DeleteError as exc:
         if condition_failed(exc):
             return False
@@ -86,7 +69,6 @@ def cleanup_expired_flows(now: float | None = None, batch_size: int | None = Non
     limit = batch_size if batch_size is not None else get_settings().cleanup_batch_size
     if limit < 1:
         raise ValueError("batch_size must be at least 1")
-    connection = Flow._get_connection()
     read = deleted = skipped = buckets = 0
     more = False
     error: str | None = None
@@ -96,22 +78,16 @@ def cleanup_expired_flows(now: float | None = None, batch_size: int | None = Non
                 more = True  # buckets left unread
                 break
             buckets += 1
-            start_key = None
-            while True:
-                page = _expired_page(connection, bucket, now, limit - read, start_key)
-                for item in page.get("Items", []):
-                    read += 1
-                    if _delete_if_expired(connection, item["flow_id"]["S"], now):
-                        deleted += 1
-                    else:
-                        skipped += 1
-                start_key = page.get("LastEvaluatedKey")
-                if not start_key:
-                    break
-                if read >= limit:
-                    more = True  # this bucket has more than we may handle this run
-                    break
-            if more:
+            # The index projects keys and `kind` only: enough to know what to delete.
+            expired = Flow.by_expiry.query(bucket, Flow.expires_at <= now, limit=limit - read)
+            for item in expired:
+                read += 1
+                if _delete_if_expired(item.flow_id, now):
+                    deleted += 1
+                else:
+                    skipped += 1
+            if read >= limit and expired.last_evaluated_key is not None:
+                more = True  # this bucket has more than we may handle this run
                 break
     except Exception as exc:
         error = type(exc).__name__

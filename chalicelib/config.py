@@ -1,4 +1,4 @@
-"""Settings read from environment variables (the CONTRACT in DESIGN.md).
+"""Settings read from environment variables (the README's configuration table).
 
 Every limit the service enforces is a named setting here, with a default that is safe for
 production. Settings are read once per process and cached; tests call `reset_settings()`.
@@ -10,6 +10,12 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
+DEFAULT_TABLE_PREFIX = "nrcme-local-"
+
+
+def table_prefix() -> str:
+    """TABLE_PREFIX, read without the other settings (models need it at import)."""
+    return os.environ.get("TABLE_PREFIX") or DEFAULT_TABLE_PREFIX
 
 
 class ConfigurationError(RuntimeError):
@@ -35,8 +41,8 @@ class Settings:
     login_gov_private_key_parameter: str | None
     login_gov_acr_values: str
     table_prefix: str
-    log_hash_key: str | None
-    log_hash_key_parameter: str | None
+    hmac_root_key: str | None
+    hmac_root_key_parameter: str | None
     mail_sender: str
 
     # Lifetimes (seconds)
@@ -101,9 +107,9 @@ def get_settings() -> Settings:
         login_gov_private_key=os.environ.get("LOGIN_GOV_PRIVATE_KEY") or None,
         login_gov_private_key_parameter=os.environ.get("LOGIN_GOV_PRIVATE_KEY_PARAMETER") or None,
         login_gov_acr_values=os.environ.get("LOGIN_GOV_ACR_VALUES") or DEFAULT_ACR_VALUES,
-        table_prefix=os.environ.get("TABLE_PREFIX", "nrcme-local-"),
-        log_hash_key=os.environ.get("LOG_HASH_KEY") or None,
-        log_hash_key_parameter=os.environ.get("LOG_HASH_KEY_PARAMETER") or None,
+        table_prefix=table_prefix(),
+        hmac_root_key=os.environ.get("HMAC_ROOT_KEY") or None,
+        hmac_root_key_parameter=os.environ.get("HMAC_ROOT_KEY_PARAMETER") or None,
         mail_sender=os.environ.get("MAIL_SENDER", "no-reply@nrcme.example.gov"),
         signin_state_ttl=_int("SIGNIN_STATE_TTL_SECONDS", 600),
         session_idle_ttl=_int("SESSION_IDLE_TTL_SECONDS", 30 * 60),

@@ -23,9 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-
-from chalicelib import notices, onetime_codes, sessions
+from chalicelib import code_delivery, notices, onetime_codes, send_limits, sessions, store
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
 from chalicelib.errors import (
@@ -35,11 +33,10 @@ from chalicelib.errors import (
     NoPendingCode,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, Session, transaction
+from chalicelib.models import Account, Claim, Session
 from chalicelib.onetime_codes import Binding, Purpose
 
 MAX_EMAIL_INPUT_LENGTH = 320
-_CONDITION_FAILED = "ConditionalCheckFailed"
 _PURPOSE = Purpose.EMAIL_CHANGE.value
 
 
@@ -94,6 +91,18 @@ def parse_change(value: str | None) -> Change:
         raise NewEmailInvalid("unknown change", reason="unknown_change") from None
 
 
+def submit(session: Session, account: Account, *, change: str | None, email: str | None,
+           acknowledged: bool) -> Requested | Applied:
+    """The email form's one entry point: apply a change that needs no code, or start one
+    that does (ADVICE first for .gov/.mil/.edu, then CODE_SENT)."""
+    parsed = parse_change(change)
+    if parsed is Change.REMOVE_SECONDARY:
+        return remove_secondary(session, account)
+    if parsed is Change.SWAP:
+        return swap(session, account)
+    return request_change(session, account, parsed, email, acknowledged=acknowledged)
+
+
 # --- request: check the address and mail a code ---------------------------------------------
 
 def request_change(session: Session, account: Account, change: Change,
@@ -113,18 +122,18 @@ def request_change(session: Session, account: Account, change: Change,
     if is_institutional(normalized) and not acknowledged:
         return Requested.ADVICE
 
-    reservation = onetime_codes.reserve_send(session.subject, normalized)
-    if _claimed_by_another(normalized, account.nr_number):
+    reservation = send_limits.reserve_send(session.subject, normalized)
+    if store.holder_of(normalized) not in (None, account.nr_number):
         # The identity's send stays spent (a probe costs like a send); the address's comes
         # back, so probing cannot block that address's owner from getting codes.
-        onetime_codes.give_back(reservation, identity=False)
-        log_event("email_change_refused_taken", subject=keyed_hash(session.subject),
-                  nr_number=account.nr_number)
-        raise EmailAddressTaken("address is on another registry account")
+        send_limits.give_back(reservation, identity=False)
+        raise EmailAddressTaken("address is on another registry account",
+                                subject=keyed_hash(session.subject),
+                                nr_number=account.nr_number)
 
     binding = _binding(session)
     replaces = getattr(account, _fields(change)[1].attr_name) or ""
-    onetime_codes.send_code(
+    code_delivery.send_code(
         binding, reservation, to=text, template="email_change_code",
         nr_number=account.nr_number, target_email=text, target_normalized=normalized,
         details={"change": change.value, "replaces": replaces}, change=change.value)
@@ -132,13 +141,6 @@ def request_change(session: Session, account: Account, change: Change,
               nr_number=account.nr_number, change=change.value, target=keyed_hash(normalized))
     count("EmailChangeRequested", change=change.value)
     return Requested.CODE_SENT
-
-
-def _claimed_by_another(normalized: str, nr_number: str) -> bool:
-    try:
-        return Claim.get(Claim.email_key(normalized), consistent_read=True).nr_number != nr_number
-    except DoesNotExist:
-        return False
 
 
 def pending_change(session: Session) -> PendingChange | None:
@@ -179,26 +181,23 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
 
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=change.value, old_email=old_email or "", new_email=new_email)
+    tx = store.Transaction()
+    # The database decides who gets an address: attribute_not_exists on its claim.
+    tx.put("new_claim", Claim(Claim.email_key(new_normalized), nr_number=account.nr_number),
+           condition=Claim.claim.does_not_exist())
+    if replaces:
+        # Release the old address only with the change, and only if it is ours.
+        tx.delete("old_claim", Claim(Claim.email_key(replaces)),
+                  condition=Claim.nr_number == account.nr_number)
+    tx.update("account", account, actions=[email_attr.set(new_email),
+                                           normalized_attr.set(new_normalized)],
+              condition=_still_ours(session))
+    tx.audit(event)
+    onetime_codes.consume_in(tx, challenge)
     try:
-        with transaction() as tx:
-            # The database decides who gets an address: attribute_not_exists on its claim.
-            tx.save(Claim(Claim.email_key(new_normalized), nr_number=account.nr_number),
-                    condition=Claim.claim.does_not_exist())
-            if replaces:
-                # Release the old address only with the change, and only if it is ours.
-                tx.delete(Claim(Claim.email_key(replaces)),
-                          condition=Claim.nr_number == account.nr_number)
-            tx.update(account, actions=[email_attr.set(new_email),
-                                        normalized_attr.set(new_normalized)],
-                      condition=_still_ours(session))
-            tx.save(event)
-            onetime_codes.consume_in(tx, challenge)
-    except TransactWriteError as exc:
-        # PynamoDB sends deletes, then puts, then updates, in the order each was added;
-        # DynamoDB's cancellation reasons follow that order.
-        order = (["old_claim"] if replaces else []) + ["challenge", "new_claim", "audit",
-                                                       "account"]
-        raise _lost(exc, order, binding) from None
+        tx.commit()
+    except store.TransactionRefused as refused:
+        raise _lost(refused, binding) from None
 
     record_committed(event, subject=keyed_hash(session.subject), change=change.value)
     count("EmailChanged", change=change.value)
@@ -213,23 +212,18 @@ def _still_ours(session: Session):
     return (Account.linked_sub == session.subject) & (Account.status == "active")
 
 
-def _lost(exc: TransactWriteError, items: list[str], binding: Binding) -> Exception:
-    """Name what made the transaction fail, from DynamoDB's cancellation reasons."""
-    reasons = exc.cancellation_reasons or []
-    failed = {items[i]: r.code for i, r in enumerate(reasons)
-              if r is not None and r.code not in (None, "None") and i < len(items)}
-    log_event("email_change_transaction_failed", failed=failed)
-    if failed.get("new_claim") == _CONDITION_FAILED:
+def _lost(refused: store.TransactionRefused, binding: Binding) -> Exception:
+    """Name what made the transaction fail, from DynamoDB's reasons per item."""
+    log_event("email_change_transaction_failed", failed=refused.failed)
+    if refused.refused("new_claim"):
         onetime_codes.discard(binding)  # it can never succeed now
         count("EmailChangeLostRace")
         return EmailAddressTaken("another account took the address first")
-    if failed.get("challenge") == _CONDITION_FAILED:
+    if refused.refused("challenge"):
         return NoPendingCode("code already used", purpose=_PURPOSE)
-    if not failed and exc.cause_response_code != "TransactionCanceledException":
-        raise exc
-    if any(code == _CONDITION_FAILED for code in failed.values()):
+    if not refused.conflict_only:
         onetime_codes.discard(binding)
-    # Otherwise (e.g. TransactionConflict) the challenge stays: the person may try again.
+    # Otherwise (a conflict that outlasted the retry) the challenge stays: try again.
     return EmailChangeConflict("the account changed during the email change")
 
 
@@ -242,15 +236,16 @@ def remove_secondary(session: Session, account: Account) -> Applied:
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=Change.REMOVE_SECONDARY.value, old_email=old_email or "",
                         new_email="")
+    tx = store.Transaction()
+    tx.delete("old_claim", Claim(Claim.email_key(account.secondary_email_normalized)),
+              condition=Claim.nr_number == account.nr_number)
+    tx.update("account", account, actions=[Account.secondary_email.remove(),
+                                           Account.secondary_email_normalized.remove()],
+              condition=_still_ours(session))
+    tx.audit(event)
     try:
-        with transaction() as tx:
-            tx.delete(Claim(Claim.email_key(account.secondary_email_normalized)),
-                      condition=Claim.nr_number == account.nr_number)
-            tx.update(account, actions=[Account.secondary_email.remove(),
-                                        Account.secondary_email_normalized.remove()],
-                      condition=_still_ours(session))
-            tx.save(event)
-    except TransactWriteError:
+        tx.commit()
+    except store.TransactionRefused:
         raise EmailChangeConflict("the account changed during the removal") from None
     return _applied_without_code(session, account, event, Change.REMOVE_SECONDARY,
                                  old_email, None, notify=old_email)
@@ -263,16 +258,17 @@ def swap(session: Session, account: Account) -> Applied:
     old_primary, new_primary = account.primary_email, account.secondary_email
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=Change.SWAP.value, old_email=old_primary, new_email=new_primary)
+    tx = store.Transaction()
+    tx.update("account", account, actions=[
+        Account.primary_email.set(account.secondary_email),
+        Account.primary_email_normalized.set(account.secondary_email_normalized),
+        Account.secondary_email.set(account.primary_email),
+        Account.secondary_email_normalized.set(account.primary_email_normalized),
+    ], condition=_still_ours(session))
+    tx.audit(event)
     try:
-        with transaction() as tx:
-            tx.update(account, actions=[
-                Account.primary_email.set(account.secondary_email),
-                Account.primary_email_normalized.set(account.secondary_email_normalized),
-                Account.secondary_email.set(account.primary_email),
-                Account.secondary_email_normalized.set(account.primary_email_normalized),
-            ], condition=_still_ours(session))
-            tx.save(event)
-    except TransactWriteError:
+        tx.commit()
+    except store.TransactionRefused:
         raise EmailChangeConflict("the account changed during the swap") from None
     return _applied_without_code(session, account, event, Change.SWAP, old_primary,
                                  new_primary, notify=old_primary)

@@ -1,8 +1,11 @@
-"""Every failure a person can meet, as a typed error.
+"""Every failure a person can meet, as a typed error: what went wrong, nothing more.
 
-Each error names the page that explains it (`page`), its HTTP status, and a stable event
-name for logs and audit. `chalicelib.pages.render_error` is the one place that turns these
-into responses. Messages are for tests and logs; pages carry the words people read.
+Each error has a stable event name (`event`, the same name in logs, metrics and the audit
+trail) and a `context` of plain values (registry number, keyed-hash subject, tries left...).
+Which page, status or redirect a person gets is decided at the edge, in one table:
+`chalicelib.pages.ERROR_RESPONSES`. Messages are for tests and logs; pages carry the words
+people read. Context never holds a raw email address, code or Login.gov subject when it is
+logged: the edge logs only the fields named in `pages.LOGGED_CONTEXT`.
 """
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ from __future__ import annotations
 class ServiceError(Exception):
     """Base for failures that end in a page instead of a 5xx."""
 
-    status = 400
-    page = "error_generic.html"
     event = "request_failed"
 
     def __init__(self, message: str = "", **context):
@@ -24,14 +25,12 @@ class ServiceError(Exception):
 class SignInError(ServiceError):
     """The sign-in could not be completed."""
 
-    page = "error_signin.html"
     event = "signin_failed"
 
 
 class SignInCancelled(SignInError):
     """The person cancelled at Login.gov."""
 
-    page = "signin_cancelled.html"
     event = "signin_cancelled"
 
 
@@ -54,7 +53,6 @@ class IdentityProviderUnavailable(SignInError):
     ops see outages through the identity_provider_unavailable metric and alarm instead.
     """
 
-    page = "error_unavailable.html"
     event = "identity_provider_unavailable"
 
 
@@ -87,38 +85,30 @@ class ReturnToRejected(ServiceError):
 class LinkRefused(ServiceError):
     """A registry account could not be linked to this Login.gov identity."""
 
-    status = 403
     event = "link_refused"
 
 
 class NoMatchingAccount(LinkRefused):
     """None of the verified Login.gov emails is a registry primary or secondary email."""
 
-    status = 404
-    page = "link_no_match.html"
     event = "link_refused_no_match"
 
 
 class AmbiguousMatch(LinkRefused):
     """The verified emails match two or more registry accounts."""
 
-    status = 409
-    page = "link_ambiguous.html"
     event = "link_refused_ambiguous"
 
 
 class AccountAlreadyLinked(LinkRefused):
     """The matching registry account is linked to a different Login.gov identity."""
 
-    status = 409
-    page = "link_shared.html"
     event = "link_refused_shared"
 
 
 class AccountInactive(LinkRefused):
     """The registry account is disabled or removed."""
 
-    page = "account_inactive.html"
     event = "link_refused_inactive"
 
 
@@ -127,7 +117,6 @@ class AccountInactive(LinkRefused):
 class NotSignedIn(ServiceError):
     """No valid session: the route redirects to /login."""
 
-    status = 401
     event = "session_missing"
 
 
@@ -140,15 +129,12 @@ class NotLinkedYet(NotSignedIn):
 class AlreadyLinked(ServiceError):
     """A linked session on a page for people not yet linked (recovery): go to the account."""
 
-    status = 303
     event = "session_already_linked"
 
 
 class CsrfError(ServiceError):
     """A form arrived without the session's CSRF token."""
 
-    status = 403
-    page = "error_csrf.html"
     event = "csrf_rejected"
 
 
@@ -161,16 +147,12 @@ class BadRequest(ServiceError):
 class StorageUnavailable(ServiceError):
     """DynamoDB failed or throttled beyond retries; nothing was half-written."""
 
-    status = 503
-    page = "error_server.html"
     event = "storage_unavailable"
 
 
 class NotFound(ServiceError):
     """No such page."""
 
-    status = 404
-    page = "error_not_found.html"
     event = "not_found"
 
 
@@ -179,14 +161,12 @@ class NotFound(ServiceError):
 class CodeError(ServiceError):
     """The one-time code could not be accepted."""
 
-    page = "code_unusable.html"
     event = "code_rejected"
 
 
 class WrongCode(CodeError):
     """The code does not match; tries remain (context: remaining)."""
 
-    page = "code_entry.html"
     event = "code_wrong"
 
 
@@ -206,23 +186,18 @@ class CodeExpired(CodeError):
 class TooManyAttempts(CodeError):
     """CODE_MAX_ATTEMPTS wrong tries: the code is dead, even for the right one."""
 
-    status = 429
     event = "code_attempts_exhausted"
 
 
 class SendLimitReached(ServiceError):
     """Too many codes sent to this identity or this address within the hour."""
 
-    status = 429
-    page = "code_send_limit.html"
     event = "code_send_limited"
 
 
 class MailNotSent(ServiceError):
     """SES refused or did not answer; nothing was counted against the sender's allowance."""
 
-    status = 503
-    page = "mail_failed.html"
     event = "mail_send_failed"
 
 
@@ -231,22 +206,18 @@ class MailNotSent(ServiceError):
 class RecoveryEmailInvalid(BadRequest):
     """The address typed on the recovery form is not a usable email address."""
 
-    page = "link_recover.html"
     event = "recovery_email_invalid"
 
 
 class NewEmailInvalid(BadRequest):
     """The new address typed on the email-change form is not usable (context: reason)."""
 
-    page = "account_email.html"
     event = "email_change_input_invalid"
 
 
 class EmailChangeRefused(ServiceError):
     """An email change could not be made."""
 
-    status = 409
-    page = "email_change_refused.html"
     event = "email_change_refused"
 
 

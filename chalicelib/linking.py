@@ -11,11 +11,8 @@ The rules, in one place:
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import Enum
-
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.emails import try_normalize_email
@@ -26,15 +23,9 @@ from chalicelib.errors import (
     NoMatchingAccount,
     StorageUnavailable,
 )
-from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import (
-    Account,
-    Claim,
-    condition_failed,
-    transaction,
-    transaction_conflict,
-    utc_now,
-)
+from chalicelib import store
+from chalicelib.logs import count, keyed_hash
+from chalicelib.models import Account, Claim, utc_now
 
 
 class LinkOutcome(Enum):
@@ -55,28 +46,24 @@ class LinkResult:
 
 def find_linked_account(sub: str) -> str | None:
     """The registry number linked to this identity, if any (one read)."""
-    try:
-        return Claim.get(Claim.sub_key(sub), consistent_read=True).nr_number
-    except DoesNotExist:
-        return None
+    return store.account_linked_to(sub)
 
 
 def matching_account_numbers(emails: list[str]) -> set[str]:
     """Registry numbers whose primary or secondary email equals one of `emails` (normalized)."""
-    keys = {Claim.email_key(n) for n in (try_normalize_email(e) for e in emails) if n}
-    if not keys:
-        return set()
-    return {claim.nr_number for claim in Claim.batch_get(list(keys))}
+    normalized = {n for n in (try_normalize_email(e) for e in emails) if n}
+    return set(store.holders_of(normalized).values())
 
 
 def link_by_verified_emails(sub: str, emails: list[str]) -> LinkResult:
     """First sign-in: link to the one active account matching a verified email."""
     numbers = matching_account_numbers(emails)
     if not numbers:
-        raise NoMatchingAccount("no registry account has one of these emails", sub=sub)
+        raise NoMatchingAccount("no registry account has one of these emails",
+                                subject=keyed_hash(sub))
     if len(numbers) > 1:
         # Two records claim this person; guessing would hand one of them to a stranger.
-        raise AmbiguousMatch("emails match several registry accounts", sub=sub,
+        raise AmbiguousMatch("emails match several registry accounts", subject=keyed_hash(sub),
                              count=len(numbers))
     (nr_number,) = numbers
     return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC)
@@ -85,34 +72,29 @@ def link_by_verified_emails(sub: str, emails: list[str]) -> LinkResult:
 def link_account(sub: str, nr_number: str, *, method: LinkMethod,
                  attempts: int = 2) -> LinkResult:
     """Link `sub` to account `nr_number` in one transaction, or raise why not."""
-    try:
-        account = Account.get(nr_number, consistent_read=True)
-    except DoesNotExist:
-        raise NoMatchingAccount("account vanished", sub=sub) from None
+    account = store.get_account(nr_number)
+    if account is None:
+        raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
     _check_linkable(account, sub)
     if account.linked_sub == sub:
         return LinkResult(LinkOutcome.RETURNING, nr_number)
 
     event = audit_event(nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}",
                         method=method.value)
+    tx = store.Transaction()
+    # Refuse a second account for the same identity (sharing, or a double submit).
+    tx.put("sub_claim", Claim(Claim.sub_key(sub), nr_number=nr_number),
+           condition=Claim.claim.does_not_exist())
+    # Refuse an account another identity holds; the database decides races.
+    tx.update("account", account, actions=[
+        Account.linked_sub.set(sub),
+        Account.linked_at.set(utc_now()),
+        Account.legacy_username_retired.set(True),
+    ], condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
+    tx.audit(event)
     try:
-        with transaction() as tx:
-            # Refuse a second account for the same identity (sharing, or a double submit).
-            tx.save(Claim(Claim.sub_key(sub), nr_number=nr_number),
-                    condition=Claim.claim.does_not_exist())
-            # Refuse an account another identity holds; the database decides races.
-            tx.update(account, actions=[
-                Account.linked_sub.set(sub),
-                Account.linked_at.set(utc_now()),
-                Account.legacy_username_retired.set(True),
-            ], condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
-            tx.save(event)
-    except TransactWriteError as exc:
-        if not condition_failed(exc):
-            if transaction_conflict(exc) and attempts > 1:
-                # Another transaction held an item for a moment; DynamoDB says retry.
-                return link_account(sub, nr_number, method=method, attempts=attempts - 1)
-            raise  # throttling or an outage: the storage page, nothing written
+        tx.commit()
+    except store.TransactionRefused:
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
@@ -126,13 +108,13 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
 
 
 def _check_linkable(account: Account, sub: str) -> None:
+    # Refusals are logged and counted once, at the edge, from the error's context.
     if account.status != "active":
-        log_event("link_refused_inactive", nr_number=account.nr_number, status=account.status)
-        raise AccountInactive(f"account is {account.status}", status_name=account.status)
+        raise AccountInactive(f"account is {account.status}", status_name=account.status,
+                              nr_number=account.nr_number, subject=keyed_hash(sub))
     if account.linked_sub and account.linked_sub != sub:
-        log_event("link_refused_shared", nr_number=account.nr_number, subject=keyed_hash(sub))
-        count("LinkRefusedShared")
-        raise AccountAlreadyLinked("account is linked to another identity")
+        raise AccountAlreadyLinked("account is linked to another identity",
+                                   nr_number=account.nr_number, subject=keyed_hash(sub))
 
 
 def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
@@ -141,9 +123,11 @@ def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
     if linked == nr_number:
         return LinkResult(LinkOutcome.RETURNING, nr_number)  # our own double submit won
     if linked is not None:
-        log_event("link_refused_identity_taken", logging.WARNING, subject=keyed_hash(sub))
-        raise AccountAlreadyLinked("this identity already holds another account")
-    account = Account.get(nr_number, consistent_read=True)
+        raise AccountAlreadyLinked("this identity already holds another account",
+                                   subject=keyed_hash(sub))
+    account = store.get_account(nr_number)
+    if account is None:
+        raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
     _check_linkable(account, sub)
     return None
 
@@ -163,17 +147,17 @@ def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
     """
     audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
                         **detail)
+    tx = store.Transaction()
+    if remove_claim:
+        # The sub claim goes only if it names this account (never another's link).
+        tx.delete("sub_claim", Claim(Claim.sub_key(sub)),
+                  condition=Claim.nr_number == account.nr_number)
+    tx.update("account", account, actions=[Account.linked_sub.remove(),
+                                           Account.linked_at.remove()],
+              condition=Account.linked_sub == sub)
+    tx.audit(audit)
     try:
-        with transaction() as tx:
-            if remove_claim:
-                # The sub claim goes only if it names this account (never another's link).
-                tx.delete(Claim(Claim.sub_key(sub)),
-                          condition=Claim.nr_number == account.nr_number)
-            tx.update(account, actions=[Account.linked_sub.remove(), Account.linked_at.remove()],
-                      condition=Account.linked_sub == sub)
-            tx.save(audit)
-    except TransactWriteError as exc:
-        if not condition_failed(exc):
-            raise
+        tx.commit()
+    except store.TransactionRefused:
         raise UnlinkConflict("account or claim changed while unlinking") from None
     record_committed(audit, subject=keyed_hash(sub))

@@ -253,37 +253,59 @@ def _at_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
-def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
-    """Verify signature, issuer, audience, times, nonce and at_hash; return the claims."""
+class JwtRejected(IdTokenError):
+    """A Login.gov JWT failed a check; context `reason` names which (malformed, algorithm,
+    key, signature, issuer, audience, claims), so each caller can answer in its own terms."""
+
+
+def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = True) -> dict:
+    """The one check of a JWT signed by Login.gov (ID tokens and security event tokens):
+    RS256 only, a published key chosen by `kid`, `iss` equal to the discovered issuer
+    (exactly, with its trailing slash), `aud` equal to our client id, times with leeway,
+    and the `require`d claims present. Returns the claims."""
     import jwt
 
     settings = get_settings()
     try:
-        header = jwt.get_unverified_header(id_token)
+        header = jwt.get_unverified_header(token)
     except jwt.exceptions.InvalidTokenError:  # also a non-string kid or a crit header
-        raise IdTokenError("ID token is not a usable JWT") from None
+        raise JwtRejected("not a usable JWT", reason="malformed") from None
     # Decide the algorithm ourselves: alg=none and HS256-with-the-public-key die here.
     if header.get("alg") not in ACCEPTED_ALGORITHMS:
-        raise IdTokenError(f"ID token algorithm {header.get('alg')!r} is not accepted")
+        raise JwtRejected(f"algorithm {header.get('alg')!r} is not accepted",
+                          reason="algorithm")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise IdTokenError("ID token kid is malformed")
-    key = key_set.key_for(kid)
+        raise JwtRejected("kid is malformed", reason="malformed")
+    try:
+        key = key_set.key_for(kid)
+    except JwtRejected:
+        raise
+    except IdTokenError as exc:
+        raise JwtRejected(str(exc), reason="key") from None
     issuer = discover()["issuer"]
     try:
         claims = jwt.decode(
-            id_token,
-            key=key,
-            algorithms=list(ACCEPTED_ALGORITHMS),
-            audience=settings.login_gov_client_id,
-            issuer=issuer,
+            token, key=key, algorithms=list(ACCEPTED_ALGORITHMS),
+            audience=settings.login_gov_client_id, issuer=issuer,
             leeway=settings.token_leeway,
-            options={"require": ["iss", "aud", "sub", "exp", "iat", "nonce"], "strict_aud": True},
-        )
+            options={"require": require, "verify_exp": verify_exp, "strict_aud": True})
+    except jwt.exceptions.InvalidAudienceError:
+        raise JwtRejected("aud is not our client id", reason="audience") from None
+    except jwt.exceptions.InvalidIssuerError:
+        raise JwtRejected("iss is not Login.gov", reason="issuer") from None
+    except jwt.exceptions.InvalidSignatureError:
+        raise JwtRejected("signature does not verify", reason="signature") from None
     except jwt.exceptions.PyJWTError as exc:
-        raise IdTokenError(f"ID token rejected: {exc}") from None
+        raise JwtRejected(f"rejected: {exc}", reason="claims") from None
     if claims["iss"] != issuer:  # exact, including the trailing slash
-        raise IdTokenError("ID token issuer mismatch")
+        raise JwtRejected("issuer mismatch", reason="issuer")
+    return claims
+
+
+def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
+    """Verify signature, issuer, audience, times, nonce and at_hash; return the claims."""
+    claims = verify_login_gov_jwt(id_token, require=["iss", "aud", "sub", "exp", "iat", "nonce"])
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise IdTokenError("ID token has no subject")
@@ -344,6 +366,6 @@ def reset_caches() -> None:
 
 __all__ = [
     "DiscoveryError", "SignInError", "Tokens", "build_authorization_url", "build_logout_url",
-    "discover", "exchange_code", "get_userinfo", "key_set", "random_token", "reset_caches",
-    "validate_id_token", "verified_emails",
+    "JwtRejected", "discover", "exchange_code", "get_userinfo", "key_set", "random_token",
+    "reset_caches", "validate_id_token", "verified_emails", "verify_login_gov_jwt",
 ]

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from chalicelib.secrets import log_hash_key
+from chalicelib.digests import LOG_STAND_INS, derived_key
 
 METRIC_NAMESPACE = "NRCME/SignIn"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -37,7 +37,7 @@ def keyed_hash(value: str | None) -> str | None:
     """A stable, non-reversible stand-in for an email, subject or token in logs."""
     if value is None:
         return None
-    return hmac.new(log_hash_key(), value.encode(), hashlib.sha256).hexdigest()[:16]
+    return hmac.new(derived_key(LOG_STAND_INS), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def log_event(event: str, level: int = logging.INFO, *, exc_info: bool = False,

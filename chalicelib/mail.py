@@ -12,7 +12,6 @@ page (localdev/mailbox.py) shows. Never log a recipient or a body: codes are in 
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass
 
 from chalicelib.config import get_settings
@@ -99,10 +98,11 @@ def send_mail(to: str | list[str], template_name: str, **context) -> str:
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) \
             else exc.__class__.__name__
-        log_event("mail_send_failed", logging.WARNING, template=template_name, error=code,
-                  to=[keyed_hash(r) for r in recipients])
+        # SES's health, counted for every send; the failure itself is logged once by
+        # whoever handles MailNotSent (the edge, a notice, a reminder run).
         count("MailFailed", template=template_name)
-        raise MailNotSent(f"SES did not send {template_name}: {code}") from None
+        raise MailNotSent(f"SES did not send {template_name}: {code}", reason=code,
+                          template=template_name) from None
     log_event("mail_sent", template=template_name, to=[keyed_hash(r) for r in recipients])
     count("MailSent", template=template_name)
     return response.get("MessageId", "")

@@ -14,7 +14,6 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 
 from pynamodb.attributes import (
@@ -27,9 +26,9 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
-from pynamodb.connection import Connection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
+
+from chalicelib.config import table_prefix
 
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
 ROLES = ("medical_examiner", "assistant", "third_party", "administrator")
@@ -47,11 +46,15 @@ def expiry_bucket(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime(EXPIRY_BUCKET_FORMAT)
 
 
+# Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
+META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5,
+                 "max_retry_attempts": 2}
+
+
 class _Meta:
-    # Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
-    connect_timeout_seconds = 2
-    read_timeout_seconds = 5
-    max_retry_attempts = 2
+    connect_timeout_seconds = META_TIMEOUTS["connect_timeout_seconds"]
+    read_timeout_seconds = META_TIMEOUTS["read_timeout_seconds"]
+    max_retry_attempts = META_TIMEOUTS["max_retry_attempts"]
 
 
 class Account(Model):
@@ -95,13 +98,23 @@ class Claim(Model):
     nr_number = UnicodeAttribute()
     created_at = UTCDateTimeAttribute(default_for_new=utc_now)
 
+    EMAIL_PREFIX, SUB_PREFIX = "email#", "sub#"
+
     @staticmethod
     def email_key(normalized_email: str) -> str:
-        return f"email#{normalized_email}"
+        return Claim.EMAIL_PREFIX + normalized_email
 
     @staticmethod
     def sub_key(sub: str) -> str:
-        return f"sub#{sub}"
+        return Claim.SUB_PREFIX + sub
+
+    @property
+    def address(self) -> str | None:
+        """The normalized address an `email#` claim names (None for a `sub#` claim)."""
+        if self.claim.startswith(Claim.EMAIL_PREFIX):
+            return self.claim[len(Claim.EMAIL_PREFIX):]
+        return None
+
 
 
 class ExpiryIndex(GlobalSecondaryIndex):
@@ -212,52 +225,15 @@ class AuditEvent(Model):
     detail = MapAttribute(null=True)
 
 
-def condition_failed(exc: Exception) -> bool:
-    """True when DynamoDB refused a write because its condition was false (a lost race,
-    a replay, a used state), as opposed to throttling or an outage, which callers re-raise."""
-    code = getattr(exc, "cause_response_code", None)
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        return any(r is not None and r.code == "ConditionalCheckFailed"
-                   for r in (getattr(exc, "cancellation_reasons", None) or []))
-    return False
-
-
-def transaction_conflict(exc: Exception) -> bool:
-    """True when a transaction was cancelled only because another one held an item."""
-    reasons = [r for r in (getattr(exc, "cancellation_reasons", None) or []) if r is not None]
-    return getattr(exc, "cause_response_code", None) == "TransactionCanceledException" and \
-        any(r.code == "TransactionConflict" for r in reasons)
-
-
-_transaction_connection: Connection | None = None
-
-
-def transaction() -> TransactWrite:
-    """A TransactWrite on a shared connection (created on first use, not at import)."""
-    global _transaction_connection
-    if _transaction_connection is None:
-        _transaction_connection = Connection(
-            connect_timeout_seconds=_Meta.connect_timeout_seconds,
-            read_timeout_seconds=_Meta.read_timeout_seconds,
-            max_retry_attempts=_Meta.max_retry_attempts)
-    return TransactWrite(connection=_transaction_connection)
-
-
 ALL_MODELS = (Account, Claim, Flow, AuditEvent)
 TABLE_SUFFIXES = {Account: "accounts", Claim: "claims", Flow: "flows", AuditEvent: "audit"}
 
 
 def use_table_prefix(prefix: str) -> None:
-    """Point every model at TABLE_PREFIX + suffix (called at import and by tests)."""
+    """Point every model at TABLE_PREFIX + suffix (at import; manage.py after --stage).
+    PynamoDB opens a new table connection when a model's table name changes."""
     for model, suffix in TABLE_SUFFIXES.items():
         model.Meta.table_name = prefix + suffix
-        model._connection = None
-    for sub in (SignInState, Session, Challenge, SendCounter, SeenSecurityEvent):
-        sub._connection = None
-    global _transaction_connection
-    _transaction_connection = None
 
 
-use_table_prefix(os.environ.get("TABLE_PREFIX", "nrcme-local-"))
+use_table_prefix(table_prefix())

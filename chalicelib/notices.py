@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib import mail
+from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account
 
@@ -55,8 +56,9 @@ def _send(recipients: list[str], template: str, **context) -> None:
 
 def _not_sent(template: str, nr_number: str, exc: Exception) -> None:
     # The class name only: an exception's text or traceback may carry an address.
+    reason = exc.context.get("reason") if isinstance(exc, MailNotSent) else None
     log_event("notice_not_sent", logging.WARNING, notice=template, nr_number=nr_number,
-              error=exc.__class__.__name__)
+              error=exc.__class__.__name__, reason=reason)
     count("NoticeNotSent", notice=template)
 
 

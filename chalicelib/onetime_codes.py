@@ -1,7 +1,8 @@
-"""One-time codes: issuing, checking and rate-limiting the 6-digit codes we mail.
+"""One-time codes: issuing and checking the 6-digit codes we mail.
 
-Not a mailer (chalicelib.mail sends) and not a workflow (chalicelib.recovery and
-chalicelib.email_change decide what a code proves). The rules, in one place:
+Not a mailer (chalicelib.mail sends), not a rate limiter (chalicelib.send_limits), and not
+a workflow (chalicelib.recovery and chalicelib.email_change decide what a code proves;
+chalicelib.code_delivery joins a code, its send allowance and its mail). The rules:
 
 - A code is 6 digits from a fresh random pyotp HOTP secret per challenge; the secret is
   discarded at once, and the code itself is never stored or logged. The challenge keeps
@@ -16,10 +17,6 @@ chalicelib.email_change decide what a code proves). The rules, in one place:
   Parallel guesses cannot exceed the limit, and a dead challenge stays dead for the right
   code too. A code that matches is single-use: the caller deletes the challenge on condition
   it still exists (alone, or inside the transaction that applies the change).
-- Sends are limited per identity (CODE_SENDS_PER_HOUR) and per target address
-  (CODE_SENDS_PER_ADDRESS_PER_HOUR) in fixed hourly windows: ADD 1 on condition the counter
-  is under the limit. A send that fails is given back (ADD -1), so SES trouble does not
-  burn a person's allowance.
 """
 from __future__ import annotations
 
@@ -29,27 +26,18 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import NoReturn
 
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
-from chalicelib import mail
 from chalicelib.config import get_settings
-from chalicelib.errors import (
-    CodeExpired,
-    MailNotSent,
-    NoPendingCode,
-    SendLimitReached,
-    TooManyAttempts,
-    WrongCode,
-)
-from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Challenge, Flow, SendCounter, condition_failed, expiry_bucket
-from chalicelib.secrets import log_hash_key
+from chalicelib.errors import CodeExpired, NoPendingCode, TooManyAttempts, WrongCode
+from chalicelib.logs import keyed_hash, log_event
+from chalicelib.digests import ONE_TIME_CODES, derived_key
+from chalicelib.models import Challenge, Flow, expiry_bucket
+from chalicelib.store import condition_failed
 
 CODE_DIGITS = 6
-SEND_WINDOW_SECONDS = 3600
 MAX_CODE_INPUT_LENGTH = 32
 
 
@@ -74,14 +62,10 @@ class Binding:
 
 # --- codes ------------------------------------------------------------------------------------
 
-def _code_key() -> bytes:
-    # Derived from the stage's secret key (SSM in AWS), separate in use from log hashing.
-    return hmac.new(log_hash_key(), b"nrcme one-time codes v1", hashlib.sha256).digest()
-
-
 def _code_digest(salt: str, challenge_id: str, code: str) -> str:
+    # A key of its own, derived from the stage's root secret (SSM in AWS).
     message = f"{salt}|{challenge_id}|{code}".encode()
-    return hmac.new(_code_key(), message, hashlib.sha256).hexdigest()
+    return hmac.new(derived_key(ONE_TIME_CODES), message, hashlib.sha256).hexdigest()
 
 
 def _new_code() -> str:
@@ -166,14 +150,15 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
                                   challenge.code_hash)
     if not matches:
+        # Logged and counted once, at the edge (code_wrong / code_attempts_exhausted).
         remaining = settings.code_max_attempts - challenge.attempts
-        log_event("code_wrong", purpose=binding.purpose.value,
-                  subject=keyed_hash(binding.subject), remaining=remaining)
-        count("CodeWrong", purpose=binding.purpose.value)
+        subject = keyed_hash(binding.subject)
         if remaining <= 0:
-            raise TooManyAttempts("that was the last try", purpose=binding.purpose.value)
+            raise TooManyAttempts("that was the last try", purpose=binding.purpose.value,
+                                  subject=subject)
         raise WrongCode("code does not match", remaining=remaining,
-                        purpose=binding.purpose.value, target_email=challenge.target_email)
+                        purpose=binding.purpose.value, target_email=challenge.target_email,
+                        subject=subject)
     return challenge
 
 
@@ -211,8 +196,8 @@ def consume(challenge: Challenge) -> None:
 
 
 def consume_in(tx, challenge: Challenge) -> None:
-    """Add the single-use delete of `challenge` to a TransactWrite."""
-    tx.delete(challenge, condition=_same_challenge(challenge))
+    """Add the single-use delete of `challenge` to a store.Transaction, named "challenge"."""
+    tx.delete("challenge", challenge, condition=_same_challenge(challenge))
 
 
 def pending(binding: Binding) -> Challenge | None:
@@ -239,102 +224,3 @@ def discard(binding: Binding) -> bool:
             raise
         return False
     return True
-
-
-# --- send allowance ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SendReservation:
-    """Sends counted for one code; give_back() returns them if the mail did not go out."""
-
-    identity_counter: str
-    address_counter: str
-
-
-def _counter_id(kind: str, key: str, window: int) -> str:
-    return f"sendcount#{kind}-{keyed_hash(key)}#{window}"
-
-
-def send_code(binding: Binding, reservation: SendReservation, *, to: str, template: str,
-              nr_number: str | None, target_email: str, target_normalized: str,
-              details: dict | None = None, **mail_context) -> None:
-    """Create the challenge and mail its code; on a failed send, undo both (MailNotSent).
-
-    A failed send is not the person's fault: their allowance comes back and no dead code
-    is left behind.
-    """
-    code = create_challenge(binding, nr_number=nr_number, target_email=target_email,
-                            target_normalized=target_normalized, details=details)
-    try:
-        mail.send_mail(to, template, code=code,
-                       minutes=get_settings().challenge_ttl // 60, **mail_context)
-    except MailNotSent:
-        give_back(reservation)
-        discard(binding)
-        raise
-
-
-def reserve_send(subject: str, target_normalized: str) -> SendReservation:
-    """Count one send for the identity and one for the address, or raise SendLimitReached.
-
-    Two UpdateItems (a third, to give the identity's back, when the address is at its limit).
-    """
-    settings = get_settings()
-    now = int(time.time())
-    window = now // SEND_WINDOW_SECONDS
-    identity = _counter_id("subject", subject, window)
-    address = _counter_id("address", target_normalized, window)
-    if not _take(identity, settings.code_sends_per_hour, now, window, subject=subject):
-        _limited("identity", subject)
-    if not _take(address, settings.code_sends_per_address_per_hour, now, window):
-        _give(identity)
-        _limited("address", subject)
-    return SendReservation(identity, address)
-
-
-def give_back(reservation: SendReservation, *, identity: bool = True,
-              address: bool = True) -> None:
-    """Return counted sends (ADD -1, never below zero)."""
-    if identity:
-        _give(reservation.identity_counter)
-    if address:
-        _give(reservation.address_counter)
-
-
-def _limited(which: str, subject: str) -> NoReturn:
-    log_event("code_send_limited", limit=which, subject=keyed_hash(subject))
-    count("CodeSendLimited", limit=which)
-    raise SendLimitReached(f"send limit reached for this {which}")
-
-
-def _take(counter_id: str, limit: int, now: int, window: int, *,
-          subject: str | None = None) -> bool:
-    expires = (window + 1) * SEND_WINDOW_SECONDS
-    actions = [
-        SendCounter.sends.add(1),
-        SendCounter.kind.set(SendCounter),
-        SendCounter.created_at.set(SendCounter.created_at | now),
-        SendCounter.expires_at.set(expires),
-        SendCounter.expiry_bucket.set(expiry_bucket(expires)),
-    ]
-    if subject is not None:
-        actions.append(SendCounter.subject.set(subject))
-    try:
-        # The database decides the limit: two sends at once cannot both take the last one.
-        SendCounter(counter_id).update(
-            actions=actions,
-            condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit))
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
-        return False
-    return True
-
-
-def _give(counter_id: str) -> None:
-    try:
-        SendCounter(counter_id).update(actions=[SendCounter.sends.add(-1)],
-                                       condition=SendCounter.sends > 0)
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise

@@ -1,18 +1,24 @@
-"""HTML responses: Jinja2 templates (autoescaped) and the one map from errors to pages."""
+"""HTML responses: Jinja2 templates (autoescaped), and the one table from errors to pages.
+
+`ERROR_RESPONSES` is the only place that decides what a person sees for a failure: a page
+(template and status, and which form to show again) or a redirect. The edge
+(`chalicelib.edge`) resolves every error through `response_for_error`, which also logs the
+refusal and counts it, once.
+"""
 from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalice import Response
 
-from chalicelib.errors import ServiceError
+from chalicelib import errors as e
 from chalicelib.logs import count, log_event
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECURITY_HEADERS = {
-    "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
     # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
     "Content-Security-Policy": (
@@ -22,6 +28,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
+HTML = "text/html; charset=utf-8"
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,21 +47,109 @@ def _environment():
 def render(template: str, status: int = 200, cookies: list[str] | None = None,
            **context) -> Response:
     body = _environment().get_template(template).render(**context)
-    headers: dict = dict(SECURITY_HEADERS)
+    headers: dict = {"Content-Type": HTML, **SECURITY_HEADERS}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body=body, status_code=status, headers=headers)
 
 
 def redirect(location: str, cookies: list[str] | None = None) -> Response:
-    headers: dict = {"Location": location, "Cache-Control": "no-store"}
+    headers: dict = {"Location": location, **SECURITY_HEADERS}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body="", status_code=302, headers=headers)
 
 
-def render_error(error: ServiceError, cookies: list[str] | None = None, **context) -> Response:
-    """The one place a typed error becomes a page."""
-    log_event(error.event, logging.WARNING, error=error.__class__.__name__, detail=str(error))
+# --- the error map ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page:
+    """Show `template` with `status`. `form` names the form the page shows again (the edge
+    fills it from the request: the session, the account, what was typed)."""
+
+    template: str
+    status: int
+    form: str | None = None
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Send the browser elsewhere: not a refusal, so nothing is logged or counted."""
+
+    to: str   # a path, or "login" for /login with this page as return_to
+
+
+SIGNIN_PAGE = Page("error_signin.html", 400)
+CODE_UNUSABLE = Page("code_unusable.html", 400)
+EMAIL_CHANGE_REFUSED = Page("email_change_refused.html", 409)
+
+# Looked up along the error's class hierarchy: the most specific entry wins.
+ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
+    e.ServiceError: Page("error_generic.html", 400),
+    # sign-in
+    e.SignInError: SIGNIN_PAGE,
+    e.SignInCancelled: Page("signin_cancelled.html", 400),
+    # A 4xx like every sign-in failure: the browser's request was fine but cannot succeed;
+    # ops see outages through the identity_provider_unavailable metric and alarm.
+    e.IdentityProviderUnavailable: Page("error_unavailable.html", 400),
+    e.ReturnToRejected: Page("error_generic.html", 400),
+    # linking
+    e.LinkRefused: Page("error_generic.html", 403),
+    e.NoMatchingAccount: Page("link_no_match.html", 404),
+    e.AmbiguousMatch: Page("link_ambiguous.html", 409),
+    e.AccountAlreadyLinked: Page("link_shared.html", 409),
+    e.AccountInactive: Page("account_inactive.html", 403),
+    # sessions and forms
+    e.NotSignedIn: Redirect("login"),
+    e.NotLinkedYet: Redirect("/link/no-match"),
+    e.AlreadyLinked: Redirect("/account"),
+    e.CsrfError: Page("error_csrf.html", 403),
+    e.BadRequest: Page("error_generic.html", 400),
+    e.StorageUnavailable: Page("error_server.html", 503),
+    e.NotFound: Page("error_not_found.html", 404),
+    # one-time codes
+    e.CodeError: CODE_UNUSABLE,
+    e.WrongCode: Page("code_entry.html", 400, form="code"),
+    e.TooManyAttempts: Page("code_unusable.html", 429),
+    e.SendLimitReached: Page("code_send_limit.html", 429),
+    e.MailNotSent: Page("mail_failed.html", 503),
+    # recovery and email change
+    e.RecoveryEmailInvalid: Page("link_recover.html", 400, form="recover"),
+    e.NewEmailInvalid: Page("account_email.html", 400, form="email"),
+    e.EmailChangeRefused: EMAIL_CHANGE_REFUSED,
+}
+
+# Context fields that may appear in the refusal's log line (never an address or a code).
+LOGGED_CONTEXT = ("nr_number", "subject", "status_name", "count", "purpose", "remaining",
+                  "reason", "limit", "change", "template")
+
+
+def response_for(error: Exception) -> Page | Redirect:
+    for cls in type(error).__mro__:
+        if cls in ERROR_RESPONSES:
+            return ERROR_RESPONSES[cls]
+    raise LookupError(f"no response for {type(error).__name__}")  # not a ServiceError
+
+
+def log_refusal(error: e.ServiceError, *, exc_info: bool = False) -> None:
+    """One log line and one metric per refusal, whatever page it becomes."""
+    fields = {k: error.context[k] for k in LOGGED_CONTEXT if k in error.context}
+    level = logging.ERROR if isinstance(error, e.StorageUnavailable) else logging.WARNING
+    log_event(error.event, level, exc_info=exc_info, error=error.__class__.__name__,
+              detail=str(error), **fields)
     count("RequestRefused", reason=error.event)
-    return render(error.page, status=error.status, cookies=cookies, error=error, **context)
+
+
+def render_error(error: e.ServiceError, cookies: list[str] | None = None, *,
+                 exc_info: bool = False, **context) -> Response:
+    """The page for `error` (a Page entry of the map), logged and counted once."""
+    entry = response_for(error)
+    if isinstance(entry, Redirect):
+        raise TypeError(f"{type(error).__name__} is a redirect, not a page")
+    log_refusal(error, exc_info=exc_info)
+    return render(entry.template, status=entry.status, cookies=cookies, error=error, **context)
+
+
+def render_server_error() -> Response:
+    """Anything unexpected: a page, never a stack trace (the edge logged the traceback)."""
+    return render("error_server.html", status=500)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib import linking, notices, onetime_codes, sessions
+from chalicelib import code_delivery, linking, notices, onetime_codes, send_limits, sessions, store
 from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.errors import NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, Session
+from chalicelib.models import Session
 from chalicelib.onetime_codes import Binding, Purpose
 
 # Not a registry number (those are 10 digits): the unknown-address read finds nothing.
@@ -39,13 +37,9 @@ def _registry_address(normalized: str) -> tuple[str, str] | None:
 
     Two reads whether or not the address is known, so both paths do the same work.
     """
-    try:
-        nr_number = Claim.get(Claim.email_key(normalized), consistent_read=True).nr_number
-    except DoesNotExist:
-        nr_number = None
-    try:
-        account = Account.get(nr_number or _DECOY_ACCOUNT_KEY, consistent_read=True)
-    except DoesNotExist:
+    nr_number = store.holder_of(normalized)
+    account = store.get_account(nr_number or _DECOY_ACCOUNT_KEY)
+    if account is None:
         return None
     # Mail the address on the record, not the text typed: normalization may fold two
     # mailboxes into one key, and the code must reach the registry's own address.
@@ -66,7 +60,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
         raise RecoveryEmailInvalid("not an email address", email=text) from None
     binding = _binding(session)
     found = _registry_address(normalized)
-    reservation = onetime_codes.reserve_send(session.subject, normalized)
+    reservation = send_limits.reserve_send(session.subject, normalized)
     if found is None:
         onetime_codes.create_challenge(binding, nr_number=None, target_email=text,
                                        target_normalized=normalized, decoy=True)
@@ -77,7 +71,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     nr_number, address = found
     # target_email is what was typed, as for a decoy: pages show it, and showing the
     # registry's spelling would tell that the address is known.
-    onetime_codes.send_code(binding, reservation, to=address, template="recovery_code",
+    code_delivery.send_code(binding, reservation, to=address, template="recovery_code",
                             nr_number=nr_number, target_email=text,
                             target_normalized=normalized)
     log_event("recovery_code_requested", subject=keyed_hash(session.subject),

@@ -30,21 +30,21 @@ def login_gov_private_key() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def log_hash_key() -> bytes:
-    """Key for the keyed hashes that stand in for emails and subjects in logs."""
+def hmac_root_key() -> bytes:
+    """The root of every keyed hash (see chalicelib.digests for the keys derived from it)."""
     settings = get_settings()
-    if settings.log_hash_key:
-        return settings.log_hash_key.encode()
-    if settings.log_hash_key_parameter:
-        return _from_ssm(settings.log_hash_key_parameter).encode()
+    if settings.hmac_root_key:
+        return settings.hmac_root_key.encode()
+    if settings.hmac_root_key_parameter:
+        return _from_ssm(settings.hmac_root_key_parameter).encode()
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         # One-time codes and send counters are keyed with it: a per-container key would make
         # a code sent by one Lambda container fail in the next. Refuse to run instead.
-        raise ConfigurationError("set LOG_HASH_KEY_PARAMETER (or LOG_HASH_KEY) in AWS stages")
+        raise ConfigurationError("set HMAC_ROOT_KEY_PARAMETER (or HMAC_ROOT_KEY) in AWS stages")
     # Local and test stages: a per-process key still keeps raw values out of the logs.
     return os.urandom(32)
 
 
 def reset_secrets() -> None:
     login_gov_private_key.cache_clear()
-    log_hash_key.cache_clear()
+    hmac_root_key.cache_clear()

@@ -6,29 +6,26 @@ lifetime, at logout, and when Login.gov tells us the identity was disabled.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
 import time
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.config import get_settings
+from chalicelib.digests import sha256_hex
 from chalicelib.errors import CsrfError
 from chalicelib.models import Flow, Session, expiry_bucket
+from chalicelib.store import condition_failed
 
 # Refresh the idle deadline at most this often, so a busy page is not a write per request.
 IDLE_REFRESH_SECONDS = 60
 MAX_TOKEN_LENGTH = 128
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _session_id(token: str) -> str:
-    return f"session#{token_hash(token)}"
+    return f"session#{sha256_hex(token)}"
 
 
 def create_session(sub: str, nr_number: str | None, *,
@@ -101,7 +98,13 @@ def end_sessions_for_subject(sub: str) -> int:
 
 
 def clear_notice(session: Session) -> None:
-    session.update(actions=[Session.notice.remove()])
+    """Forget a one-time notice. Conditional: an update on a session that has just ended
+    would otherwise recreate it as a key-only item that never expires."""
+    try:
+        session.update(actions=[Session.notice.remove()], condition=Flow.flow_id.exists())
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
 
 
 def check_csrf(session: Session, submitted: str | None) -> None:

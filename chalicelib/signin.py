@@ -7,7 +7,8 @@ cookie, so a replayed state, or a state carried to another browser, fails closed
 """
 from __future__ import annotations
 
-import hashlib
+import hmac
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib import linking, login_gov, notices, sessions
 from chalicelib.config import get_settings
+from chalicelib.digests import sha256_hex
 from chalicelib.errors import (
     NoMatchingAccount,
     ReturnToRejected,
@@ -25,17 +27,14 @@ from chalicelib.errors import (
     StateError,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Flow, SignInState, condition_failed, expiry_bucket
+from chalicelib.models import Flow, SignInState, expiry_bucket
+from chalicelib.store import condition_failed
 from chalicelib.redirects import DEFAULT_RETURN_PATH, safe_return_path
 
 MAX_STATE_LENGTH = 128
 MAX_CODE_LENGTH = 512
 MAX_BINDING_LENGTH = 128
 _BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,9 @@ def start_signin(return_to: str | None, browser_binding: str | None) -> StartedS
     now = int(time.time())
     expires = now + settings.signin_state_ttl
     SignInState(
-        f"signin#{_digest(state)}",
+        f"signin#{sha256_hex(state)}",
         nonce=nonce,
-        browser_hash=_digest(binding),
+        browser_hash=sha256_hex(binding),
         return_to=return_path,
         created_at=now,
         expires_at=expires,
@@ -75,7 +74,7 @@ def consume_state(state: str, browser_binding: str | None) -> SignInState:
         raise StateError("state missing or malformed")
     if not browser_binding or len(browser_binding) > MAX_BINDING_LENGTH:
         raise StateError("sign-in cookie missing: started in another browser?")
-    record = SignInState(f"signin#{_digest(state)}")
+    record = SignInState(f"signin#{sha256_hex(state)}")
     try:
         record.update(
             actions=[SignInState.expires_at.set(int(time.time()))],
@@ -83,7 +82,7 @@ def consume_state(state: str, browser_binding: str | None) -> SignInState:
                 Flow.flow_id.exists()
                 & (Flow.kind == SignInState)
                 & (Flow.expires_at > int(time.time()))
-                & (SignInState.browser_hash == _digest(browser_binding))
+                & (SignInState.browser_hash == sha256_hex(browser_binding))
             ),
         )
     except UpdateError as exc:
@@ -156,3 +155,19 @@ def complete_signin(params: dict[str, str], browser_binding: str | None) -> Comp
     count("SignIn", outcome=outcome.value)
     redirect = "/account" if outcome is SignInOutcome.LINKED else signin_state.return_to
     return CompletedSignIn(outcome, token, redirect)
+
+
+def finish_logout(session_token: str | None, *, expected_state: str | None,
+                  returned_state: str | None) -> bool:
+    """Where Login.gov's logout sends the browser back: True when this is the redirect we
+    asked for (its state matches our cookie), so the page may claim a Login.gov sign-out.
+
+    The session normally ended at /logout; end it here too, so "you are signed out" is true
+    even for someone who followed a link here.
+    """
+    sessions.end_session(session_token)
+    via_login_gov = bool(expected_state and returned_state and
+                         hmac.compare_digest(expected_state, returned_state))
+    if not via_login_gov:
+        log_event("logout_state_mismatch", logging.WARNING)
+    return via_login_gov

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import time
 
-import botocore.client
 import pytest
 from moto import mock_aws
+
+from chalicelib import store
+from localdev import aws_calls
 
 AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -25,7 +27,7 @@ APP_ENV = {
     "APP_BASE_URL": "http://127.0.0.1:8000",
     "LOGIN_GOV_ISSUER": "https://idp.int.identitysandbox.gov/",
     "LOGIN_GOV_CLIENT_ID": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-test",
-    "LOG_HASH_KEY": "test-log-hash-key",
+    "HMAC_ROOT_KEY": "test-hmac-root-key",
 }
 
 
@@ -63,35 +65,12 @@ def tables(support_env):
         models.use_table_prefix(os.environ["TABLE_PREFIX"])  # drop clients bound to the mock
 
 
-class ApiCalls:
-    """Every DynamoDB call any botocore client makes, with its parameters."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, dict]] = []
-
-    def of(self, operation: str) -> list[dict]:
-        return [params for name, params in self.calls if name == operation]
-
-    def batch_write_sizes(self) -> list[int]:
-        return [sum(len(reqs) for reqs in params["RequestItems"].values())
-                for params in self.of("BatchWriteItem")]
-
-    def clear(self) -> None:
-        self.calls.clear()
-
-
 @pytest.fixture
 def api_calls(monkeypatch):
-    """Observe calls at botocore's client, below PynamoDB and our own counters."""
-    recorder = ApiCalls()
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):
-        recorder.calls.append((operation_name, api_params))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
-    return recorder
+    """Every AWS call any botocore client makes, below PynamoDB and our own counters."""
+    recorder = aws_calls.watching(monkeypatch)
+    yield recorder
+    recorder.close()
 
 
 # --- data helpers -----------------------------------------------------------------------------
@@ -128,8 +107,7 @@ def flow_exists(flow_id: str) -> bool:
     return True
 
 
-CSV_HEADER = ("nr_number,first_name,last_name,role,primary_email,secondary_email,"
-              "legacy_username,status")
+CSV_HEADER = ",".join(store.CSV_HEADER)
 
 
 def csv_text(*rows: str) -> str:

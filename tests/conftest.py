@@ -29,7 +29,7 @@ os.environ.update({
     "TABLE_PREFIX": "test-",
     "APP_BASE_URL": "http://127.0.0.1:8000",
     "LOGIN_GOV_CLIENT_ID": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-test",
-    "LOG_HASH_KEY": "test-log-hash-key",
+    "HMAC_ROOT_KEY": "test-hmac-root-key",
     "MAIL_SENDER": "no-reply@nrcme.example.com",
 })
 

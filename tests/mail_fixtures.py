@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 
 import boto3
-import botocore.client
 import pytest
 from botocore.stub import Stubber
 
+from localdev import aws_calls
 from tests.conftest import Browser, Page, parse_forms
 
 CODE = re.compile(r"\b(\d{6})\b")
@@ -75,33 +74,12 @@ def ses_down(mailbox):
         yield stubber
 
 
-class Calls:
-    """Every AWS API call any botocore client makes, by service and operation."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, str]] = []
-
-    def clear(self) -> None:
-        self.calls.clear()
-
-    def of(self, service: str) -> list[str]:
-        return [op for svc, op in self.calls if svc == service]
-
-    def count(self, service: str) -> Counter:
-        return Counter(self.of(service))
-
-
 @pytest.fixture
 def calls(monkeypatch):
-    recorder = Calls()
-    original = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):
-        recorder.calls.append((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
-    return recorder
+    """Every AWS API call any botocore client makes, by service and operation."""
+    recorder = aws_calls.watching(monkeypatch)
+    yield recorder
+    recorder.close()
 
 
 # --- browser helpers --------------------------------------------------------------------------

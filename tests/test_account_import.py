@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import account_import
-from chalicelib.account_import import (
+from supportdesk import registry_import as account_import
+from supportdesk.registry_import import (
     BatchWriteIncomplete,
     BatchWriter,
     ImportFileError,
@@ -204,9 +204,9 @@ def test_reimporting_the_same_file_writes_nothing(tables, api_calls):
     assert (again.imported, again.updated, again.unchanged) == (0, 0, 30)
     assert again.items_written == again.write_requests == again.transactions == 0
     writes = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
-    assert [name for name, _ in api_calls.calls if name in writes] == []
+    assert [c.operation for c in api_calls.calls if c.operation in writes] == []
     # Reads are batched too: 30 accounts in one BatchGetItem, 45 claims in one.
-    assert len(api_calls.of("BatchGetItem")) == 2
+    assert len(api_calls.params("BatchGetItem")) == 2
 
 
 def test_reimport_keeps_link_fields_and_applies_registry_changes(tables):
@@ -278,7 +278,7 @@ def test_writes_go_out_in_full_batches_of_25(tables, api_calls):
     assert result.write_requests == len(sizes) == math.ceil(152 / 25)
     assert result.batch_efficiency == 1.0
     # Accounts are written before any claim, so a claim never points at a missing account.
-    tables_in_order = [table for params in api_calls.of("BatchWriteItem")
+    tables_in_order = [table for params in api_calls.params("BatchWriteItem")
                        for table, reqs in params["RequestItems"].items() for _ in reqs]
     first_claim = tables_in_order.index(Claim.Meta.table_name)
     assert set(tables_in_order[first_claim:]) == {Claim.Meta.table_name}
@@ -339,7 +339,7 @@ def test_dry_run_writes_nothing(tables, api_calls):
     result = import_accounts(validate_text(csv_text(csv_row("8100000001", "dry@example.com"))),
                              dry_run=True)
     assert result.imported == 1 and result.claims_written == 1
-    assert api_calls.of("BatchWriteItem") == [] and Account.count() == 0
+    assert api_calls.params("BatchWriteItem") == [] and Account.count() == 0
 
 
 def test_reject_report_lists_rejects_and_warnings_without_formula_cells(tmp_path):

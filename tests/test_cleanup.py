@@ -54,12 +54,12 @@ def test_only_expired_items_are_read_and_deleted(tables, logged):
 def test_cleanup_queries_the_index_and_never_scans(tables, api_calls):
     make_flow("a", NOW - 10)
     cleanup_expired_flows(now=NOW, batch_size=10)
-    names = {name for name, _ in api_calls.calls}
+    names = {c.operation for c in api_calls.calls}
     assert "Scan" not in names
-    queries = api_calls.of("Query")
+    queries = api_calls.params("Query")
     assert queries and all(q["IndexName"] == "by_expiry" for q in queries)
     assert all("<=" in q["KeyConditionExpression"] for q in queries)
-    deletes = api_calls.of("DeleteItem")
+    deletes = api_calls.params("DeleteItem")
     assert len(deletes) == 1 and "<=" in deletes[0]["ConditionExpression"]
 
 
@@ -84,7 +84,7 @@ def test_items_older_than_the_window_are_left_to_ttl(tables):
     assert summary.items_read == 0 and flow_exists(ancient.flow_id)
 
 
-def test_a_session_refreshed_after_the_read_survives(tables, monkeypatch):
+def test_a_session_refreshed_after_the_read_survives(tables, api_calls):
     from chalicelib import sessions
 
     token, session = sessions.create_session("sub-refresh", "1000000001")
@@ -92,17 +92,13 @@ def test_a_session_refreshed_after_the_read_survives(tables, monkeypatch):
     session.update(actions=[Session.expires_at.set(int(NOW) - 30),
                             Session.expiry_bucket.set(expiry_bucket(int(NOW) - 30))])
     other = make_flow("plain", NOW - 30)
-    real_page = cleanup._expired_page
 
-    def page_then_refresh(connection, bucket, now, limit, start_key):
-        page = real_page(connection, bucket, now, limit, start_key)
-        if page.get("Items"):
-            # The user clicks between our read and our delete: sessions.py moves both.
-            session.update(actions=[Session.expires_at.set(int(NOW) + 1800),
-                                    Session.expiry_bucket.set(expiry_bucket(int(NOW) + 1800))])
-        return page
+    def refresh():
+        # The user clicks between our read and our delete: sessions.py moves both.
+        session.update(actions=[Session.expires_at.set(int(NOW) + 1800),
+                                Session.expiry_bucket.set(expiry_bucket(int(NOW) + 1800))])
 
-    monkeypatch.setattr(cleanup, "_expired_page", page_then_refresh)
+    api_calls.interleave("DeleteItem", refresh, key_prefix="session#")
     summary = cleanup_expired_flows(now=NOW, batch_size=10)
     assert (summary.items_read, summary.deleted, summary.skipped) == (2, 1, 1)
     assert flow_exists(session.flow_id) and not flow_exists(other.flow_id)

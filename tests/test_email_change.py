@@ -126,7 +126,7 @@ def test_swapping_moves_no_claims_and_tells_the_old_primary(browser, mailbox, ca
     assert (account.primary_email_normalized, account.secondary_email_normalized) == \
         ("alice.home@example.org", "dr.alice@example.com")
     assert email_claims() == before
-    (transaction,) = [op for op in calls.of("dynamodb") if op == "TransactWriteItems"]
+    (transaction,) = [op for op in calls.operations("dynamodb") if op == "TransactWriteItems"]
     assert transaction
     assert mailbox.subjects("dr.alice@example.com")[-1] == CHANGED_NOTICE
     assert email_events()[0]["change"] == "swap"

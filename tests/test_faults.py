@@ -12,14 +12,11 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import botocore.client
-import botocore.exceptions
 import pytest
 
 from chalicelib import http_client, linking
+from localdev import aws_calls
 from chalicelib.models import Account, AuditEvent, Flow, SignInState
 from tests.assertions import (
     assert_nothing_half_written,
@@ -48,128 +45,11 @@ def slow_login_gov(monkeypatch, read_timeout_ms=300):
     reset_app_caches()
 
 
-# --- DynamoDB fault injection at botocore -----------------------------------------------------
-
-_HASH_KEYS = ("flow_id", "claim", "nr_number")
-
-
-def _hash_value(item: dict | None) -> str | None:
-    for name in _HASH_KEYS:
-        if item and name in item:
-            return item[name].get("S")
-    return None
-
-
-def _targets(operation: str, params: dict) -> list[tuple[str, str | None]]:
-    """(table, hash key) pairs a DynamoDB request touches."""
-    if operation == "TransactWriteItems":
-        return [(op["TableName"], _hash_value(op.get("Key") or op.get("Item")))
-                for item in params["TransactItems"] for op in item.values()]
-    if operation == "BatchGetItem":
-        return [(table, _hash_value(key)) for table, request in params["RequestItems"].items()
-                for key in request["Keys"]]
-    return [(params.get("TableName", ""), _hash_value(params.get("Key") or params.get("Item")))]
-
-
-@dataclass
-class Rule:
-    operation: str
-    table: str | None
-    key_prefix: str | None
-    times: int
-    error: Callable[[str], Exception] | None = None
-    before: Callable[[], None] | None = None
-    fired: int = 0
-
-    def matches(self, operation: str, params: dict) -> bool:
-        if operation != self.operation or self.fired >= self.times:
-            return False
-        return any((self.table is None or table.endswith(self.table)) and
-                   (self.key_prefix is None or (key or "").startswith(self.key_prefix))
-                   for table, key in _targets(operation, params))
-
-
-def client_error(code: str, reasons: list[str] | None = None):
-    """What botocore raises for a DynamoDB error answer (after its own retries)."""
-    def build(operation: str) -> Exception:
-        response = {"Error": {"Code": code, "Message": f"injected {code}"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400}}
-        if reasons is not None:
-            response["CancellationReasons"] = [
-                {"Code": r} if r == "None" else {"Code": r, "Message": f"injected {r}"}
-                for r in reasons]
-        return botocore.exceptions.ClientError(response, operation)
-    return build
-
-
-@dataclass
-class DynamoFaults:
-    original: Callable
-    rules: list[Rule] = field(default_factory=list)
-    calls: list[tuple[str, list]] = field(default_factory=list)  # one per call from PynamoDB
-    attempts: list[str] = field(default_factory=list)  # one per HTTP attempt (unreachable)
-    _unreachable: set[str] = field(default_factory=set)
-    _hooked: list = field(default_factory=list)
-
-    def fail(self, operation, code, *, table=None, key_prefix=None, times=1, reasons=None):
-        """The next `times` matching calls fail with `code` and change nothing."""
-        rule = Rule(operation, table, key_prefix, times, error=client_error(code, reasons))
-        self.rules.append(rule)
-        return rule
-
-    def interleave(self, operation, action, *, table=None, key_prefix=None, times=1):
-        """Run `action` (another writer) just before each of the next `times` matching calls."""
-        rule = Rule(operation, table, key_prefix, times, before=action)
-        self.rules.append(rule)
-        return rule
-
-    def unreachable(self, operation):
-        """Every HTTP attempt of `operation` fails to connect, beneath botocore's retries."""
-        self._unreachable.add(operation)
-
-    def count(self, operation, table=None, key_prefix=None) -> int:
-        return sum(1 for name, targets in self.calls if name == operation and any(
-            (table is None or t.endswith(table)) and
-            (key_prefix is None or (k or "").startswith(key_prefix)) for t, k in targets))
-
-    def _refuse_connections(self, client, operation):
-        def refuse(request, **_):
-            self.attempts.append(operation)
-            raise botocore.exceptions.ConnectTimeoutError(endpoint_url=request.url)
-        event, unique_id = f"before-send.dynamodb.{operation}", f"fault-{operation}"
-        client.meta.events.register_first(event, refuse, unique_id=unique_id)
-        self._hooked.append((client, event, unique_id))
-
-    def __call__(self, client, operation, params):
-        if client.meta.service_model.service_name != "dynamodb":
-            return self.original(client, operation, params)
-        self.calls.append((operation, _targets(operation, params)))
-        if operation in self._unreachable and \
-                not any(c is client and e.endswith(operation) for c, e, _ in self._hooked):
-            self._refuse_connections(client, operation)
-        for rule in self.rules:
-            if rule.matches(operation, params):
-                rule.fired += 1  # before the action: its own calls must not re-trigger it
-                if rule.before is not None:
-                    rule.before()
-                if rule.error is not None:
-                    raise rule.error(operation)
-        return self.original(client, operation, params)
-
-    def close(self):
-        for client, event, unique_id in self._hooked:
-            client.meta.events.unregister(event, unique_id=unique_id)
-
+# --- DynamoDB fault injection at botocore (localdev.aws_calls) -------------------------------------
 
 @pytest.fixture
 def dynamo(monkeypatch):
-    original = botocore.client.BaseClient._make_api_call
-    faults = DynamoFaults(original)
-
-    def patched(client, operation, params):
-        return faults(client, operation, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", patched)
+    faults = aws_calls.watching(monkeypatch)
     yield faults
     faults.close()
 
@@ -311,7 +191,7 @@ def test_unreachable_dynamodb_is_retried_a_bounded_number_of_times(browser, acco
     assert_storage_page(page)
     # PynamoDB's max_retry_attempts = 2 (chalicelib.models._Meta): 1 try + 2 retries.
     assert dynamo.attempts == ["PutItem"] * 3
-    assert dynamo.count("PutItem") == 1  # one call from our code: no retry loop of our own
+    assert dynamo.count()["PutItem"] == 1  # one call from our code: no retry loop of our own
     assert signin_states_in_table() == []
 
 
@@ -360,7 +240,7 @@ def test_throttled_reads_in_the_callback_are_the_storage_page(
     assert_storage_page(page)
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
-    assert dynamo.count("TransactWriteItems") == 0
+    assert dynamo.count()["TransactWriteItems"] == 0
     assert_nothing_half_written()
     # The state was spent before the fault; a fresh sign-in succeeds.
     assert browser.sign_in([EMAIL]).location == "/account"
@@ -381,7 +261,7 @@ def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert_storage_page(page)
-    assert dynamo.count("TransactWriteItems") == 1  # a retryable failure is not a loop
+    assert dynamo.count()["TransactWriteItems"] == 1  # a retryable failure is not a loop
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
     assert list(AuditEvent.query(NR)) == []
@@ -402,7 +282,7 @@ def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, 
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"
-    assert dynamo.count("TransactWriteItems") == 2
+    assert dynamo.count()["TransactWriteItems"] == 2
     assert len(list(AuditEvent.query(NR))) == 1
     assert_nothing_half_written()
 
@@ -454,7 +334,7 @@ def test_link_race_with_an_unrelated_edit_is_retried_once(browser, account, idp,
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"
-    assert dynamo.count("TransactWriteItems") == 2
+    assert dynamo.count()["TransactWriteItems"] == 2
     assert Account.get(NR).first_name == "Alicia"  # the other edit survives
     assert_nothing_half_written()
 
@@ -465,7 +345,7 @@ def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
     page = browser.sign_in([EMAIL])
     assert rule.fired == 2
     assert_storage_page(page)  # not a refusal: the person did nothing wrong, try again
-    assert dynamo.count("TransactWriteItems") == 2  # bounded
+    assert dynamo.count()["TransactWriteItems"] == 2  # bounded
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
     assert_nothing_half_written()

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.account_import import CSV_HEADER, validate_row
+from chalicelib.store import CSV_HEADER
+from supportdesk.csv_validation import validate_row
 from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 from tests.conftest import make_account

@@ -263,9 +263,9 @@ def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
         f"arn:aws:dynamodb:us-east-1:*:table/{prefix}flows/index/*"]
 
     outputs = template["Outputs"]
-    secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["LOG_HASH_KEY_PARAMETER"]}
+    secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["HMAC_ROOT_KEY_PARAMETER"]}
     assert secret_names == {sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
-                            sub(outputs["LogHashKeyParameterName"]["Value"], Stage=stage)}
+                            sub(outputs["HmacRootKeyParameterName"]["Value"], Stage=stage)}
     assert set(statement(stage, "ReadStageSecrets")["Resource"]) == {
         f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
 
@@ -333,6 +333,29 @@ def test_deployment_zip_is_small(packaged):
         top_level = {name.split("/", 1)[0] for name in zipped.namelist()}
     assert not top_level & {"boto3", "botocore"}, "the Lambda runtime provides boto3/botocore"
     assert size <= MAX_ZIP_BYTES, f"deployment.zip is {size:,} bytes, over {MAX_ZIP_BYTES:,}"
+
+
+# Code that runs on a desk or a developer's machine, never in a Lambda function.
+NOT_SHIPPED = ("supportdesk", "manage.py", "localdev", "tests", "bench", "infra", "docs")
+
+
+def test_deployment_zip_holds_no_support_desk_or_local_code(packaged):
+    with zipfile.ZipFile(packaged / "deployment.zip") as zipped:
+        names = zipped.namelist()
+    top_level = {name.split("/", 1)[0] for name in names}
+    assert not top_level & set(NOT_SHIPPED), sorted(top_level & set(NOT_SHIPPED))
+    ours = sorted(n for n in names if n == "app.py" or n.startswith("chalicelib/"))
+    assert "app.py" in ours and "chalicelib/routes/signin_routes.py" in ours
+    # Nothing the functions run may reach back to the desk's code.
+    assert not [path for path, text in _shipped_python(packaged) if "supportdesk" in text], \
+        "chalicelib imports the support desk"
+
+
+def _shipped_python(packaged):
+    with zipfile.ZipFile(packaged / "deployment.zip") as zipped:
+        for name in zipped.namelist():
+            if name == "app.py" or (name.startswith("chalicelib/") and name.endswith(".py")):
+                yield name, zipped.read(name).decode()
 
 
 @pytest.fixture(scope="module")

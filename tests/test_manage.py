@@ -11,7 +11,8 @@ from html.parser import HTMLParser
 import pytest
 
 import manage
-from chalicelib import sessions, support
+from chalicelib import sessions
+from supportdesk import desk as support
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, expiry_bucket
 from tests.aws_fixtures import (  # noqa: F401 - fixtures
     APP_ENV,

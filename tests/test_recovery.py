@@ -101,7 +101,7 @@ def test_an_unknown_address_gets_the_same_reply_and_work_but_no_mail(
         form = signed_in_unmatched(browser, f"{name}@example.net")
         calls.clear()
         pages[name] = request_recovery(browser, email, form)
-        shapes[name] = calls.of("dynamodb")
+        shapes[name] = calls.operations("dynamodb")
         pages[name + "_code"] = browser.get(pages[name].location)
     assert (pages["known"].status, pages["known"].location) == \
         (pages["unknown"].status, pages["unknown"].location) == (302, "/link/recover/verify")

@@ -1,12 +1,8 @@
-"""Import registry accounts from the registry's CSV export (CONTRACT header below).
+"""Import registry accounts from the registry's CSV export, validated by
+`supportdesk.csv_validation`.
 
-Two steps, so the rules can be tested without a database:
-
-1. `validate_csv` (pure): every row is checked on its own (registry number, names, role,
-   status, emails) and registry numbers must be unique in the file. Bad rows are rejected
-   with a reason; nothing about them is written.
-2. `import_accounts` (the writer) compares the valid rows with the table and writes only
-   what is new or changed:
+`import_accounts` compares the valid rows with the table and writes only what is new or
+changed:
    - existing accounts are read with BatchGetItem (100 keys a request), and so are the
      `email#` claims the file needs;
    - new accounts, and claims they (or unchanged accounts missing a claim) need, go out
@@ -35,85 +31,40 @@ a quiet hour once the service is live, and re-run: a re-run writes nothing it ne
 from __future__ import annotations
 
 import csv
-import io
 import math
-import re
 import time
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, TextIO
+from typing import Callable, Iterable
 
-from pynamodb.exceptions import TransactWriteError
-
+from chalicelib import store
 from chalicelib.audit import audit_event
-from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.logs import log_event
-from chalicelib.models import ACCOUNT_STATUSES, ROLES, Account, Claim, transaction
+from chalicelib.models import Account, Claim
+from supportdesk.csv_validation import (
+    EMAIL_FIELDS,
+    IMPORTED_FIELDS,
+    REJECTED,
+    WARNING,
+    AccountRow,
+    ImportFileError,
+    Issue,
+    Validation,
+    validate_csv,
+    validate_file,
+    validate_text,
+)
 
-CSV_HEADER = ("nr_number", "first_name", "last_name", "role", "primary_email",
-              "secondary_email", "legacy_username", "status")
+__all__ = ["ImportFileError", "ImportResult", "import_accounts", "validate_csv",
+           "validate_file", "validate_text", "write_reject_report"]
+
 REPORT_HEADER = ("row", "nr_number", "kind", "reason")
-
 BATCH_WRITE_LIMIT = 25          # DynamoDB's BatchWriteItem maximum
-MAX_NAME_LENGTH = 100
-MAX_USERNAME_LENGTH = 100
-NR_NUMBER = re.compile(r"[0-9]{10}")
-
-# Fields the registry owns and a re-import may change. Link fields are never here.
-IMPORTED_FIELDS = ("first_name", "last_name", "role", "status", "legacy_username")
-EMAIL_FIELDS = ("primary_email", "primary_email_normalized",
-                "secondary_email", "secondary_email_normalized")
-
-REJECTED, WARNING = "rejected", "warning"
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (unreadable, wrong header). Nothing is written."""
 
 
 class BatchWriteIncomplete(RuntimeError):
     """DynamoDB kept returning unprocessed items after every retry."""
-
-
-@dataclass(frozen=True)
-class Issue:
-    row: int            # line number in the file (header = line 1)
-    nr_number: str
-    kind: str           # "rejected" or "warning"
-    reason: str
-
-
-@dataclass(frozen=True)
-class AccountRow:
-    """One valid CSV row, trimmed and normalized."""
-
-    row: int
-    nr_number: str
-    first_name: str
-    last_name: str
-    role: str
-    status: str
-    primary_email: str
-    primary_email_normalized: str
-    secondary_email: str | None
-    secondary_email_normalized: str | None
-    legacy_username: str | None
-
-    def values(self) -> dict:
-        return {name: getattr(self, name) for name in IMPORTED_FIELDS + EMAIL_FIELDS}
-
-
-@dataclass
-class Validation:
-    rows: list[AccountRow]
-    issues: list[Issue]
-    rows_read: int
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for issue in self.issues if issue.kind == REJECTED)
 
 
 @dataclass
@@ -149,138 +100,20 @@ class ImportResult:
         return data
 
 
-# --- 1. Validation (pure) ------------------------------------------------------------------
+# --- writing ---------------------------------------------------------------------------------
 
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+class _Boto3Dispatch:
+    """BatchWriteItem across tables through boto3's public client (PynamoDB's is per table)."""
 
+    def __init__(self):
+        import boto3
 
-def _check_text(value: str, label: str, *, required: bool, max_length: int) -> str | None:
-    """Return a reason the value is unacceptable, or None."""
-    if not value:
-        return f"{label} is missing" if required else None
-    if len(value) > max_length:
-        return f"{label} is longer than {max_length} characters"
-    if _has_control_characters(value):
-        return f"{label} contains control characters"
-    return None
+        self._client = boto3.client("dynamodb")
 
+    def dispatch(self, operation: str, params: dict) -> dict:
+        assert operation == "BatchWriteItem"
+        return self._client.batch_write_item(**params)
 
-def validate_row(line: int, raw: dict[str, str]) -> tuple[AccountRow | None, str | None]:
-    """Check one row on its own; returns (row, None) or (None, reason)."""
-    values = {name: unicodedata.normalize("NFC", (raw.get(name) or "")).strip()
-              for name in CSV_HEADER}
-    number = values["nr_number"]
-    if not NR_NUMBER.fullmatch(number):
-        return None, "nr_number must be exactly 10 digits"
-    for name, label, required, limit in (
-            ("first_name", "first_name", True, MAX_NAME_LENGTH),
-            ("last_name", "last_name", True, MAX_NAME_LENGTH),
-            ("legacy_username", "legacy_username", False, MAX_USERNAME_LENGTH)):
-        reason = _check_text(values[name], label, required=required, max_length=limit)
-        if reason:
-            return None, reason
-    if values["role"] not in ROLES:
-        return None, f"role must be one of {', '.join(ROLES)}"
-    if values["status"] not in ACCOUNT_STATUSES:
-        return None, f"status must be one of {', '.join(ACCOUNT_STATUSES)}"
-    if not values["primary_email"]:
-        return None, "primary_email is missing"
-    try:
-        primary = normalize_email(values["primary_email"])
-    except InvalidEmail:
-        return None, "primary_email is not a valid email address"
-    secondary = None
-    if values["secondary_email"]:
-        try:
-            secondary = normalize_email(values["secondary_email"])
-        except InvalidEmail:
-            return None, "secondary_email is not a valid email address"
-        if secondary == primary:
-            return None, "secondary_email is the same address as primary_email"
-    return AccountRow(
-        row=line,
-        nr_number=number,
-        first_name=values["first_name"],
-        last_name=values["last_name"],
-        role=values["role"],
-        status=values["status"],
-        primary_email=values["primary_email"],
-        primary_email_normalized=primary,
-        secondary_email=values["secondary_email"] or None,
-        secondary_email_normalized=secondary,
-        legacy_username=values["legacy_username"] or None,
-    ), None
-
-
-def validate_csv(stream: TextIO) -> Validation:
-    """Validate a whole CSV export. Raises ImportFileError if the header is not the CONTRACT's."""
-    reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ImportFileError("the file is empty") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ImportFileError(f"the file is not readable CSV: {exc}") from None
-    if header and header[0].startswith("\ufeff"):  # a byte-order mark from a spreadsheet
-        header[0] = header[0][1:]
-    if [name.strip() for name in header] != list(CSV_HEADER):
-        raise ImportFileError("the header must be exactly: " + ",".join(CSV_HEADER))
-
-    candidates: list[AccountRow] = []
-    issues: list[Issue] = []
-    rows_read = 0
-    try:
-        for record in reader:
-            if not any(cell.strip() for cell in record):
-                continue  # blank line
-            rows_read += 1
-            line = reader.line_num
-            number = record[0].strip() if record else ""
-            if len(record) != len(CSV_HEADER):
-                issues.append(Issue(line, number, REJECTED,
-                                    f"expected {len(CSV_HEADER)} fields, found {len(record)}"))
-                continue
-            row, reason = validate_row(line, dict(zip(CSV_HEADER, record)))
-            if row is None:
-                issues.append(Issue(line, number, REJECTED, reason))
-            else:
-                candidates.append(row)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ImportFileError(f"the file is not readable CSV near line {reader.line_num}: "
-                              f"{exc}") from None
-
-    # A number twice in one file: we cannot tell which row is right, so neither is imported.
-    lines_by_number: dict[str, list[int]] = defaultdict(list)
-    for row in candidates:
-        lines_by_number[row.nr_number].append(row.row)
-    rows = []
-    for row in candidates:
-        lines = lines_by_number[row.nr_number]
-        if len(lines) > 1:
-            others = ", ".join(str(n) for n in lines if n != row.row)
-            issues.append(Issue(row.row, row.nr_number, REJECTED,
-                                f"duplicate nr_number (also on line {others})"))
-        else:
-            rows.append(row)
-    issues.sort(key=lambda issue: issue.row)
-    return Validation(rows=rows, issues=issues, rows_read=rows_read)
-
-
-def validate_file(path: str | Path) -> Validation:
-    try:
-        # utf-8-sig drops a byte-order mark; newline="" is what the csv module needs.
-        with open(path, encoding="utf-8-sig", newline="") as stream:
-            return validate_csv(stream)
-    except OSError as exc:
-        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def validate_text(text: str) -> Validation:
-    return validate_csv(io.StringIO(text, newline=""))
-
-
-# --- 2. Writing -------------------------------------------------------------------------------
 
 class BatchWriter:
     """Puts through BatchWriteItem, 25 write requests per call across any tables.
@@ -304,7 +137,7 @@ class BatchWriter:
     @property
     def connection(self):
         if self._connection is None:
-            self._connection = Account._get_connection().connection
+            self._connection = _Boto3Dispatch()
         return self._connection
 
     def put(self, item) -> None:
@@ -362,9 +195,7 @@ def _existing_accounts(numbers: list[str]) -> dict[str, Account]:
 
 def _existing_claims(emails: Iterable[str]) -> dict[str, str]:
     """normalized email -> nr_number of the account holding its claim."""
-    keys = [Claim.email_key(email) for email in emails]
-    return {claim.claim.split("#", 1)[1]: claim.nr_number
-            for claim in Claim.batch_get(keys, consistent_read=True)}
+    return store.holders_of(emails)
 
 
 def _account_values(account: Account) -> dict:
@@ -465,22 +296,24 @@ def _apply_existing(plan: _Plan, actor: str) -> None:
         details["claims_released"] = str(len(plan.claims_to_release))
     event = audit_event(number, "account_updated_by_import" if plan.changes
                         else "email_claim_released", actor=actor, **details)
-    with transaction() as tx:
-        if plan.changes:
-            actions = [getattr(Account, name).set(value) if value is not None
-                       else getattr(Account, name).remove()
-                       for name, value in sorted(plan.changes.items())]
-            # The version condition (added by PynamoDB) refuses a concurrent link or edit;
-            # the link fields are not in `actions`, so they stay as they are.
-            tx.update(account, actions=actions)
-        for email in plan.claims_to_release:
-            tx.delete(Claim(Claim.email_key(email)), condition=Claim.nr_number == number)
-        if plan.changes:
-            # Claims an updated account gains go in its transaction, with a condition.
-            for email in plan.claims_to_put:
-                tx.save(Claim(Claim.email_key(email), nr_number=number),
-                        condition=Claim.claim.does_not_exist())
-        tx.save(event)
+    tx = store.Transaction()
+    if plan.changes:
+        actions = [getattr(Account, name).set(value) if value is not None
+                   else getattr(Account, name).remove()
+                   for name, value in sorted(plan.changes.items())]
+        # The version condition (added by PynamoDB) refuses a concurrent link or edit;
+        # the link fields are not in `actions`, so they stay as they are.
+        tx.update("account", account, actions=actions)
+    for email in plan.claims_to_release:
+        tx.delete(f"release:{email}", Claim(Claim.email_key(email)),
+                  condition=Claim.nr_number == number)
+    if plan.changes:
+        # Claims an updated account gains go in its transaction, with a condition.
+        for email in plan.claims_to_put:
+            tx.put(f"claim:{email}", Claim(Claim.email_key(email), nr_number=number),
+                   condition=Claim.claim.does_not_exist())
+    tx.audit(event)
+    tx.commit()
 
 
 def import_accounts(validation: Validation, *, actor: str = "import",
@@ -505,7 +338,7 @@ def import_accounts(validation: Validation, *, actor: str = "import",
         try:
             _apply_existing(plan, actor)
             result.transactions += 1
-        except TransactWriteError:
+        except store.TransactionRefused:
             failed.add(plan.row.nr_number)
             issues.append(Issue(plan.row.row, plan.row.nr_number, REJECTED,
                                 "account changed while importing (linked or edited at the "
@@ -542,7 +375,7 @@ def import_accounts(validation: Validation, *, actor: str = "import",
     return result
 
 
-# --- 3. The reject report ---------------------------------------------------------------------
+# --- the reject report -----------------------------------------------------------------------
 
 def _cell(value: object) -> str:
     """Keep a spreadsheet from running a cell as a formula (CSV injection)."""

@@ -1,4 +1,4 @@
-"""Support-desk operations behind `manage.py`: find, unlink, disable/enable, report data.
+"""Support-desk operations behind `manage.py`: find, unlink, disable/enable.
 
 These are the cases the FAQ creates: "I signed in with the wrong Login.gov account" (unlink,
 the person relinks at the next sign-in), "someone else is using my account" (disable, which
@@ -11,21 +11,13 @@ ready); `manage.py` prints them.
 """
 from __future__ import annotations
 
-import html
-import math
-import re
-import time
-from collections import Counter
 from datetime import datetime, timezone
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-
-from chalicelib import linking, sessions
+from chalicelib import linking, sessions, store
 from chalicelib.audit import audit_event, recent_events, record_committed
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, transaction
+from chalicelib.models import Account, AuditEvent
 
-NR_NUMBER = re.compile(r"[0-9]{10}")
 RECENT_EVENTS = 10
 MAX_REASON_LENGTH = 500
 
@@ -56,7 +48,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def _check_number(nr_number: str) -> str:
     number = (nr_number or "").strip()
-    if not NR_NUMBER.fullmatch(number):
+    if not store.is_registry_number(number):
         raise Invalid("a registry number is exactly 10 digits")
     return number
 
@@ -78,10 +70,10 @@ def _check_actor(actor: str | None) -> str:
 
 
 def _get_account(nr_number: str) -> Account:
-    try:
-        return Account.get(_check_number(nr_number), consistent_read=True)
-    except DoesNotExist:
-        raise NotFound(f"no account {nr_number.strip()}") from None
+    account = store.get_account(_check_number(nr_number))
+    if account is None:
+        raise NotFound(f"no account {nr_number.strip()}")
+    return account
 
 
 def _event_view(event: AuditEvent) -> dict:
@@ -93,17 +85,9 @@ def _event_view(event: AuditEvent) -> dict:
     }
 
 
-def _claim_holders(emails: list[str]) -> dict[str, str]:
-    if not emails:
-        return {}
-    return {claim.claim.split("#", 1)[1]: claim.nr_number
-            for claim in Claim.batch_get([Claim.email_key(e) for e in emails],
-                                         consistent_read=True)}
-
-
 def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     """Everything support needs about one account, JSON-ready."""
-    holders = _claim_holders(account.normalized_emails())
+    holders = store.holders_of(account.normalized_emails())
 
     def claim_state(email: str | None) -> str | None:
         if not email:
@@ -148,7 +132,7 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
     table scan, for the support desk only, never for the service.
     """
     text = (query or "").strip()
-    if NR_NUMBER.fullmatch(text):
+    if store.is_registry_number(text):
         return [account_view(_get_account(text))]
     if text.isdigit():
         raise Invalid("a registry number is exactly 10 digits")
@@ -156,12 +140,9 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
         email = normalize_email(text)
     except InvalidEmail:
         raise Invalid("give a 10-digit registry number or an email address") from None
-    try:
-        claim = Claim.get(Claim.email_key(email), consistent_read=True)
-    except DoesNotExist:
-        claim = None
-    if claim is not None:
-        return [account_view(_get_account(claim.nr_number))]
+    holder = store.holder_of(email)
+    if holder is not None:
+        return [account_view(_get_account(holder))]
     if not scan:
         raise NotFound("no account claims this email; it may be unknown or contested "
                        "(listed on several accounts): re-run with --scan to search all accounts")
@@ -187,11 +168,7 @@ def unlink(nr_number: str, *, reason: str, actor: str) -> dict:
     sub = account.linked_sub
     if not sub:
         raise Refused(f"account {account.nr_number} is not linked")
-    try:
-        sub_claim = Claim.get(Claim.sub_key(sub), consistent_read=True)
-    except DoesNotExist:
-        sub_claim = None
-    claim_removed = sub_claim is not None and sub_claim.nr_number == account.nr_number
+    claim_removed = store.account_linked_to(sub) == account.nr_number
     try:
         linking.unlink_identity(account, sub, event="identity_unlinked", actor=actor,
                                 remove_claim=claim_removed, reason=reason)
@@ -227,118 +204,16 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
     event = audit_event(account.nr_number,
                         "account_disabled" if status == "disabled" else "account_enabled",
                         actor=actor, reason=reason, previous_status=previous)
+    tx = store.Transaction()
+    tx.update("account", account, actions=[Account.status.set(status)],
+              condition=Account.status == previous)
+    tx.audit(event)
     try:
-        with transaction() as tx:
-            tx.update(account, actions=[Account.status.set(status)],
-                      condition=Account.status == previous)
-            tx.save(event)
-    except TransactWriteError:
+        tx.commit()
+    except store.TransactionRefused:
         raise Refused("the account changed at the same moment; nothing was changed: "
                       "look again with `find`") from None
     record_committed(event, previous_status=previous)
     if status == "disabled" and account.linked_sub:
         result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
     return result
-
-
-# --- report ---------------------------------------------------------------------------------
-
-def build_report(now: float | None = None) -> dict:
-    """Migration progress. Offline only: it scans accounts and flows (never run by the app)."""
-    now = time.time() if now is None else now
-    total = linked = institutional = institutional_linked = 0
-    by_status: Counter[str] = Counter()
-    by_role: Counter[str] = Counter()
-    per_day: Counter[str] = Counter()
-    attributes = ["nr_number", "status", "role", "primary_email_normalized", "linked_sub",
-                  "linked_at"]
-    for account in Account.scan(attributes_to_get=attributes):
-        total += 1
-        by_status[account.status] += 1
-        by_role[account.role] += 1
-        if account.linked_sub:
-            linked += 1
-        if account.linked_at:
-            per_day[account.linked_at.astimezone(timezone.utc).strftime("%Y-%m-%d")] += 1
-        if is_institutional(account.primary_email_normalized):
-            institutional += 1
-            institutional_linked += bool(account.linked_sub)
-    # A scan of the flows table is acceptable here only: this is an offline report, and
-    # challenges have no index by purpose. The service itself never scans.
-    pending = sum(1 for _ in Challenge.scan(
-        filter_condition=Challenge.purpose.startswith("email_change") & (Flow.expires_at > now),
-        attributes_to_get=["flow_id", "kind"]))
-    return {
-        "generated_at": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "total": total,
-        "linked": linked,
-        "unlinked": total - linked,
-        "by_status": dict(sorted(by_status.items())),
-        "by_role": dict(sorted(by_role.items())),
-        "institutional_primary": institutional,
-        "institutional_primary_linked": institutional_linked,
-        "pending_email_changes": pending,
-        "links_per_day": dict(sorted(per_day.items())),
-    }
-
-
-def _table(title: str, rows: dict) -> str:
-    cells = "".join(f"<tr><th scope=\"row\">{html.escape(str(k))}</th>"
-                    f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
-    return f"<h2>{html.escape(title)}</h2><table>{cells or '<tr><td>none</td></tr>'}</table>"
-
-
-def _bar_chart(per_day: dict[str, int]) -> str:
-    """An inline SVG bar chart of links per day (no script, no external assets)."""
-    if not per_day:
-        return "<p>No links yet.</p>"
-    bar, gap, height, top, bottom, left = 18, 4, 200, 20, 70, 40
-    peak = max(per_day.values())
-    width = left + len(per_day) * (bar + gap) + gap
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height + top + bottom}" viewBox="0 0 {width} {height + top + bottom}">',
-             "<title>Accounts linked per day</title>",
-             f'<line x1="{left}" y1="{top + height}" x2="{width}" y2="{top + height}" '
-             'stroke="#444"/>',
-             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="11">'
-             f'{peak}</text>',
-             f'<text x="{left - 6}" y="{top + height}" text-anchor="end" font-size="11">0</text>']
-    for i, (day, n) in enumerate(per_day.items()):
-        x = left + gap + i * (bar + gap)
-        h = max(1, math.ceil(height * n / peak)) if n else 0
-        label = html.escape(day)
-        parts.append(f'<rect x="{x}" y="{top + height - h}" width="{bar}" height="{h}" '
-                     f'fill="#005ea2"><title>{label}: {int(n)}</title></rect>')
-        parts.append(f'<text x="{x + bar / 2}" y="{top + height + 8}" font-size="10" '
-                     f'transform="rotate(60 {x + bar / 2} {top + height + 8})">{label}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def render_report_html(report: dict) -> str:
-    """A self-contained page: inline CSS and SVG, every value escaped."""
-    totals = {
-        "Accounts": report["total"],
-        "Linked to Login.gov": report["linked"],
-        "Not linked yet": report["unlinked"],
-        "Institutional (.gov/.mil/.edu) primary email": report["institutional_primary"],
-        "… of which linked": report["institutional_primary_linked"],
-        "Email changes pending": report["pending_email_changes"],
-    }
-    return "".join([
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<title>NRCME Login.gov migration report</title>",
-        "<style>body{font-family:sans-serif;margin:2em;color:#1b1b1b}"
-        "table{border-collapse:collapse;margin-bottom:1em}"
-        "th,td{border:1px solid #ccc;padding:.3em .8em;text-align:left}"
-        "td{text-align:right}</style></head><body>",
-        "<h1>NRCME Login.gov migration report</h1>",
-        f"<p>Generated {html.escape(report['generated_at'])} (UTC).</p>",
-        _table("Totals", totals),
-        _table("By status", report["by_status"]),
-        _table("By role", report["by_role"]),
-        "<h2>Links per day</h2>",
-        _bar_chart(report["links_per_day"]),
-        _table("Links per day (table)", report["links_per_day"]),
-        "</body></html>",
-    ])

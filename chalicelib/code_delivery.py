@@ -1,0 +1,32 @@
+"""Delivering a one-time code: the one place a code, its send allowance and its mail meet.
+
+chalicelib.onetime_codes issues and checks codes, chalicelib.send_limits counts sends,
+chalicelib.mail sends; this joins them so that none of the three imports another.
+"""
+from __future__ import annotations
+
+from chalicelib import mail, onetime_codes
+from chalicelib.config import get_settings
+from chalicelib.errors import MailNotSent
+from chalicelib.onetime_codes import Binding
+from chalicelib.send_limits import SendReservation, give_back
+
+
+def send_code(binding: Binding, reservation: SendReservation, *, to: str, template: str,
+              nr_number: str | None, target_email: str, target_normalized: str,
+              details: dict | None = None, **mail_context) -> None:
+    """Create the challenge and mail its code; on a failed send, undo both (MailNotSent).
+
+    A failed send is not the person's fault: their allowance comes back and no dead code
+    is left behind.
+    """
+    code = onetime_codes.create_challenge(binding, nr_number=nr_number,
+                                          target_email=target_email,
+                                          target_normalized=target_normalized, details=details)
+    try:
+        mail.send_mail(to, template, code=code,
+                       minutes=get_settings().challenge_ttl // 60, **mail_context)
+    except MailNotSent:
+        give_back(reservation)
+        onetime_codes.discard(binding)
+        raise

@@ -1,0 +1,245 @@
+"""The HTTP edge: what every route shares between a request and its workflow.
+
+- `request_context`: middleware for every event (HTTP, schedules, queues): the request id
+  that every log line carries, and the per-request state below.
+- `page`: the route wrapper for HTML. A route parses, makes one call into its workflow and
+  renders; every failure it raises becomes a response through the one error map
+  (`chalicelib.pages.ERROR_RESPONSES`), so no route has an `except` of its own.
+- `api`: the same for the JSON API (Login.gov security events), whose answers are RFC 8935's.
+- Request reading: query, cookies, size-limited form bodies, the signed-in session and
+  account (remembered for the error page's header and forms), CSRF on every POST.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import parse_qs
+
+from chalice import Response
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import accounts, pages, sessions, web
+from chalicelib.config import get_settings
+from chalicelib.errors import BadRequest, NotSignedIn, ServiceError, StorageUnavailable
+from chalicelib.logs import log_event, set_request_id
+from chalicelib.models import Account, Session
+from chalicelib.redirects import safe_return_path
+
+FORM = ["application/x-www-form-urlencoded"]
+MAX_FORM_FIELDS = 10
+
+
+@dataclass
+class RequestState:
+    """What this request has learnt so far: an error page shows the same header and form."""
+
+    request: object = None
+    session: Session | None = None
+    session_token: str | None = None
+    account: Account | None = None
+    form: dict | None = None
+
+
+_state: contextvars.ContextVar[RequestState] = contextvars.ContextVar("request_state")
+
+
+def state() -> RequestState:
+    try:
+        return _state.get()
+    except LookupError:  # called outside the middleware (tests calling a route directly)
+        fresh = RequestState()
+        _state.set(fresh)
+        return fresh
+
+
+def request_context(event, get_response):
+    """Middleware for every event type: request id for the logs, fresh request state."""
+    context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+    set_request_id(getattr(context, "aws_request_id", None))
+    _state.set(RequestState(request=event))
+    return get_response(event)
+
+
+# --- wrappers -----------------------------------------------------------------------------------
+
+def page(view=None, *, clear_session_on_error: bool = False):
+    """Route wrapper for HTML: typed errors to pages, and never a bare 5xx."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                try:
+                    return view(*args, **kwargs)
+                except ServiceError as error:
+                    cookies = [web.clear_cookie(web.SESSION_COOKIE)] \
+                        if clear_session_on_error else None
+                    return error_response(error, cookies=cookies)
+                except PynamoDBException:
+                    # Throttling or an outage after botocore's bounded retries: transactions
+                    # committed whole or not at all, so the page can say nothing changed.
+                    return error_response(StorageUnavailable("DynamoDB call failed"),
+                                          exc_info=True)
+            except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
+                # unexpected, the error page's own failures included.
+                log_event("unhandled_error", logging.ERROR, exc_info=True)
+                return pages.render_server_error()
+        return wrapper
+    return decorate(view) if view is not None else decorate
+
+
+def error_response(error: ServiceError, cookies: list[str] | None = None, *,
+                   exc_info: bool = False) -> Response:
+    """The response the error map names for `error`, with the request's header and form."""
+    entry = pages.response_for(error)
+    if isinstance(entry, pages.Redirect):
+        return pages.redirect(_redirect_target(entry), cookies=cookies)
+    current = state()
+    context = {"signed_in": current.session is not None,
+               "csrf_token": current.session.csrf_token if current.session else None}
+    if entry.form is not None:
+        context.update(FORM_CONTEXTS[entry.form](current, error))
+    return pages.render_error(error, cookies=cookies, exc_info=exc_info, **context)
+
+
+def _redirect_target(entry: pages.Redirect) -> str:
+    if entry.to != "login":
+        return entry.to
+    request = state().request
+    path = getattr(request, "context", {}).get("path") if request is not None else None
+    target = safe_return_path(path or "/account")
+    return "/login" + (f"?return_to={target}" if target else "")
+
+
+def api(rejected_event: str,
+        refusals: dict[type[Exception], Callable[[Exception], tuple[int, dict]]]):
+    """Route wrapper for a JSON API. `refusals` maps the API's own errors to (status, body),
+    logged once as `rejected_event`; storage trouble is a 503, which a push sender takes as
+    "deliver again later"."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except tuple(refusals) as refusal:
+                status, body = next(answer(refusal) for cls, answer in refusals.items()
+                                    if isinstance(refusal, cls))
+                log_event(rejected_event, logging.WARNING, **body)
+                return json_response(status, body)
+            except PynamoDBException:
+                log_event("storage_unavailable", logging.ERROR, exc_info=True)
+                return json_response(503, {"err": "temporarily_unavailable"})
+        return wrapper
+    return decorate
+
+
+def json_response(status: int, body: dict | None) -> Response:
+    headers = {"Content-Type": "application/json", **pages.SECURITY_HEADERS}
+    return Response(json.dumps(body) if body is not None else "", status_code=status,
+                    headers=headers)
+
+
+# --- reading the request ----------------------------------------------------------------------
+
+def request():
+    return state().request
+
+
+def query() -> dict[str, str]:
+    return dict(getattr(request(), "query_params", None) or {})
+
+
+def cookie(name: str) -> str | None:
+    return web.read_cookie(request().headers, name)
+
+
+def raw_body() -> bytes:
+    return request().raw_body or b""
+
+
+def form() -> dict[str, str]:
+    """The posted form's fields (first value of each), refused when too large or unreadable."""
+    body = raw_body()
+    if len(body) > get_settings().form_max_bytes:
+        raise BadRequest("form body too large")
+    try:
+        parsed = parse_qs(body.decode("utf-8"), max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("form body unreadable") from None
+    fields = {name: values[0] for name, values in parsed.items()}
+    state().form = fields
+    return fields
+
+
+def signed_in(*, linked: bool | None = True) -> Session:
+    """This browser's live session (see accounts.signed_in_session for `linked`)."""
+    current = state()
+    token = cookie(web.SESSION_COOKIE)
+    session = accounts.signed_in_session(token)
+    current.session, current.session_token = session, token
+    accounts.require_link_state(session, linked=linked)
+    return session
+
+
+def signed_in_account() -> Account:
+    """The signed-in person's account: active and still linked to this identity."""
+    current = state()
+    if current.session is None:
+        signed_in()
+    account = accounts.signed_in_account(current.session, current.session_token)
+    current.account = account
+    return account
+
+
+def posted(*, linked: bool) -> tuple[Session, dict[str, str]]:
+    """(session, form fields) of a POST whose CSRF token is the session's."""
+    session = signed_in(linked=linked)
+    fields = form()
+    sessions.check_csrf(session, fields.get("csrf_token"))
+    return session, fields
+
+
+def session_token() -> str | None:
+    return state().session_token
+
+
+# --- the forms an error page shows again ---------------------------------------------------------
+
+def code_form(current: RequestState, error: ServiceError) -> dict:
+    """The code-entry form, for the purpose and address of the code that was tried."""
+    return code_page_context(error.context.get("purpose", ""),
+                             error.context.get("target_email"))
+
+
+def code_page_context(purpose: str, target_email: str | None) -> dict:
+    settings = get_settings()
+    session = state().session
+    if session is None:
+        raise NotSignedIn("code page without a session")
+    action = "/link/recover/verify" if purpose == "recovery" else "/account/email/confirm"
+    return {"signed_in": True, "csrf_token": session.csrf_token, "purpose": purpose,
+            "target_email": target_email, "form_action": action,
+            "minutes": settings.challenge_ttl // 60,
+            "sends_per_hour": settings.code_sends_per_hour}
+
+
+def recover_form(current: RequestState, error: ServiceError) -> dict:
+    return {}  # the template shows what was typed, from the error
+
+
+def email_form(current: RequestState, error: ServiceError) -> dict:
+    return email_page_context(current.session, current.account)
+
+
+def email_page_context(session: Session, account: Account) -> dict:
+    from chalicelib import email_change  # the account pages only: keeps /login's imports small
+
+    return {"signed_in": True, "csrf_token": session.csrf_token,
+            "pending": email_change.pending_change(session),
+            **accounts.account_page_context(account)}
+
+
+FORM_CONTEXTS = {"code": code_form, "recover": recover_form, "email": email_form}

@@ -1,0 +1,71 @@
+"""The signed-in person's account: the account page and email changes."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import accounts, edge, email_change, pages
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/account")
+@edge.page
+def account():
+    session = edge.signed_in()
+    record = edge.signed_in_account()
+    just_linked = accounts.take_link_notice(session)
+    return pages.render("account_page.html", just_linked=just_linked,
+                        **edge.email_page_context(session, record))
+
+
+@bp.route("/account/email", methods=["GET"])
+@edge.page
+def account_email_form():
+    session = edge.signed_in()
+    record = edge.signed_in_account()
+    return pages.render("account_email.html", **edge.email_page_context(session, record))
+
+
+@bp.route("/account/email", methods=["POST"], content_types=edge.FORM)
+@edge.page
+def account_email_change():
+    session, form = edge.posted(linked=True)
+    record = edge.signed_in_account()
+    outcome = email_change.submit(session, record, change=form.get("change"),
+                                  email=form.get("email"),
+                                  acknowledged=form.get("acknowledge") == "yes")
+    if outcome is email_change.Requested.ADVICE:
+        return pages.render("email_institutional_advice.html", signed_in=True,
+                            csrf_token=session.csrf_token, change=form.get("change"),
+                            email=form.get("email", "").strip())
+    if outcome is email_change.Requested.CODE_SENT:
+        return pages.redirect("/account/email/confirm")
+    return pages.render("email_changed.html", signed_in=True, applied=outcome)
+
+
+@bp.route("/account/email/confirm", methods=["GET"])
+@edge.page
+def account_email_code():
+    session = edge.signed_in()
+    pending = email_change.pending_change(session)
+    if pending is None:
+        return pages.redirect("/account/email")
+    return pages.render("code_entry.html",
+                        **edge.code_page_context("email_change", pending.new_email))
+
+
+@bp.route("/account/email/confirm", methods=["POST"], content_types=edge.FORM)
+@edge.page
+def account_email_confirm():
+    session, form = edge.posted(linked=True)
+    record = edge.signed_in_account()
+    applied = email_change.confirm_change(session, record, form.get("code"))
+    return pages.render("email_changed.html", signed_in=True, applied=applied)
+
+
+@bp.route("/account/email/cancel", methods=["POST"], content_types=edge.FORM)
+@edge.page
+def account_email_cancel():
+    session, _ = edge.posted(linked=True)
+    email_change.cancel(session)
+    return pages.redirect("/account")

@@ -1,0 +1,53 @@
+"""Linking by a registry email: the no-match page, sending a code, entering it."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import edge, pages, recovery, sessions, web
+from chalicelib.config import get_settings
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/link/no-match")
+@edge.page
+def link_no_match():
+    session = edge.signed_in(linked=None)
+    return pages.render("link_no_match.html", signed_in=True, csrf_token=session.csrf_token)
+
+
+@bp.route("/link/recover", methods=["GET"])
+@edge.page
+def link_recover_form():
+    session = edge.signed_in(linked=False)
+    return pages.render("link_recover.html", signed_in=True, csrf_token=session.csrf_token,
+                        login_gov_emails=sessions.session_verified_emails(session))
+
+
+@bp.route("/link/recover", methods=["POST"], content_types=edge.FORM)
+@edge.page
+def link_recover_send():
+    session, form = edge.posted(linked=False)
+    recovery.send_recovery_code(session, form.get("email"))
+    # The same answer whether or not the address is a registry address.
+    return pages.redirect("/link/recover/verify")
+
+
+@bp.route("/link/recover/verify", methods=["GET"])
+@edge.page
+def link_recover_code():
+    session = edge.signed_in(linked=False)
+    target = recovery.pending_target(session)
+    if target is None:
+        return pages.redirect("/link/recover")
+    return pages.render("code_entry.html", **edge.code_page_context("recovery", target))
+
+
+@bp.route("/link/recover/verify", methods=["POST"], content_types=edge.FORM)
+@edge.page
+def link_recover_verify():
+    session, form = edge.posted(linked=False)
+    done = recovery.complete_recovery(session, edge.session_token(), form.get("code"))
+    return pages.redirect("/account", cookies=[
+        web.set_cookie(web.SESSION_COOKIE, done.session_token,
+                       get_settings().session_absolute_ttl)])

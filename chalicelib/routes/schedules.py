@@ -1,0 +1,21 @@
+"""Scheduled functions (chalice local runs none: use `manage.py run-cleanup` and
+`manage.py send-reminders`)."""
+from __future__ import annotations
+
+from chalice import Blueprint, Cron, Rate
+
+from chalicelib import cleanup, reminders
+
+bp = Blueprint(__name__)
+
+
+@bp.schedule(Rate(5, unit=Rate.MINUTES), name="cleanup_expired_flows")
+def cleanup_expired_flows(event):
+    # 200 items per run every 5 minutes outpaces peak sign-in traffic; TTL catches the rest.
+    cleanup.cleanup_expired_flows()
+
+
+@bp.schedule(Cron(0, 15, "*", "*", "?", "*"), name="send_institutional_email_reminders")
+def send_institutional_email_reminders(event):
+    # Daily at 15:00 UTC (10:00 Eastern): during the working day, when people act on mail.
+    reminders.send_institutional_email_reminders()

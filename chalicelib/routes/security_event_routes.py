@@ -1,0 +1,21 @@
+"""Login.gov security events (RISC push, RFC 8935): a JSON API, not pages."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import edge, security_events
+from chalicelib.security_events import SecurityEventRejected
+
+bp = Blueprint(__name__)
+
+
+def _rejected(error: SecurityEventRejected) -> tuple[int, dict]:
+    return 400, {"err": error.code, "description": error.description}
+
+
+@bp.route("/api/security-events", methods=["POST"],
+          content_types=["application/secevent+jwt", "application/jwt", "text/plain"])
+@edge.api("security_event_rejected", {SecurityEventRejected: _rejected})
+def receive_security_event():
+    security_events.handle_security_event(edge.raw_body().decode("ascii", "replace").strip())
+    return edge.json_response(202, None)

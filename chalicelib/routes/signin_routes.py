@@ -1,0 +1,56 @@
+"""Sign-in: the landing page, /login, the Login.gov callback, and signing out."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import edge, login_gov, pages, sessions, signin, web
+from chalicelib.config import get_settings
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/")
+@edge.page
+def landing():
+    return pages.render("landing.html", signed_in=False)
+
+
+@bp.route("/login")
+@edge.page
+def login():
+    started = signin.start_signin(edge.query().get("return_to"), edge.cookie(web.SIGNIN_COOKIE))
+    cookie = web.set_cookie(web.SIGNIN_COOKIE, started.browser_binding,
+                            get_settings().signin_state_ttl)
+    return pages.redirect(started.authorization_url, cookies=[cookie])
+
+
+@bp.route("/auth/callback")
+@edge.page(clear_session_on_error=True)
+def auth_callback():
+    done = signin.complete_signin(edge.query(), edge.cookie(web.SIGNIN_COOKIE))
+    return pages.redirect(done.redirect_to, cookies=[
+        web.set_cookie(web.SESSION_COOKIE, done.session_token,
+                       get_settings().session_absolute_ttl),
+    ])
+
+
+@bp.route("/logout")
+@edge.page
+def logout():
+    sessions.end_session(edge.cookie(web.SESSION_COOKIE))
+    state = login_gov.random_token()
+    return pages.redirect(login_gov.build_logout_url(state), cookies=[
+        web.clear_cookie(web.SESSION_COOKIE),
+        web.set_cookie(web.LOGOUT_COOKIE, state, 600),
+    ])
+
+
+@bp.route("/signed-out")
+@edge.page
+def signed_out():
+    via_login_gov = signin.finish_logout(edge.cookie(web.SESSION_COOKIE),
+                                         expected_state=edge.cookie(web.LOGOUT_COOKIE),
+                                         returned_state=edge.query().get("state"))
+    return pages.render("signed_out.html", via_login_gov=via_login_gov,
+                        cookies=[web.clear_cookie(web.LOGOUT_COOKIE),
+                                 web.clear_cookie(web.SESSION_COOKIE)])

@@ -1,0 +1,95 @@
+"""The edge: app.py only registers, routes never catch, one table maps errors to responses,
+and a refusal is logged and counted once."""
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from chalicelib import errors, pages
+from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
+from tests.conftest import make_account
+
+PROJECT = Path(__file__).resolve().parent.parent
+ROUTES = sorted((PROJECT / "chalicelib" / "routes").glob("*.py"))
+
+
+def test_app_py_registers_middleware_and_blueprints_and_nothing_else():
+    tree = ast.parse((PROJECT / "app.py").read_text())
+    statements = [node for node in tree.body
+                  if not isinstance(node, (ast.Import, ast.ImportFrom))
+                  and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert isinstance(statements[0], ast.Assign)  # app = Chalice(...)
+    calls = [ast.unparse(node.value.func) for node in statements[1:]]
+    assert calls[0] == "app.register_middleware"
+    assert set(calls[1:]) == {"app.register_blueprint"} and len(calls) == 6
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Try))]
+
+
+@pytest.mark.parametrize("path", ROUTES, ids=lambda p: p.name)
+def test_no_route_body_catches_an_error(path):
+    tree = ast.parse(path.read_text())
+    tries = [f"{path.name}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Try)]
+    assert tries == []
+
+
+def test_every_service_error_has_exactly_one_response_in_the_table():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for cls in [errors.ServiceError, *subclasses(errors.ServiceError)]:
+        if not inspect.getmodule(cls).__name__.startswith("chalicelib"):
+            continue
+        entry = pages.response_for(cls("probe"))
+        assert isinstance(entry, (pages.Page, pages.Redirect)), cls
+        if isinstance(entry, pages.Page):
+            assert (pages.TEMPLATES / entry.template).exists(), (cls, entry.template)
+    # Errors carry meaning only: where they are shown is the table's business.
+    assert not [cls for cls in subclasses(errors.ServiceError)
+                if {"page", "status"} & set(vars(cls))]
+
+
+def test_pages_are_only_rendered_for_errors_through_the_table():
+    """grep, as a test: outside pages.py and edge.py nobody renders an error template."""
+    error_templates = {entry.template for entry in pages.ERROR_RESPONSES.values()
+                       if isinstance(entry, pages.Page)}
+    shared = {"code_entry.html", "link_no_match.html", "link_recover.html",
+              "account_email.html"}  # also normal pages, rendered by their GET routes
+    offenders = []
+    for path in [*(PROJECT / "chalicelib").rglob("*.py")]:
+        if path.name in ("pages.py", "edge.py"):
+            continue
+        text = path.read_text()
+        offenders += [f"{path.name}: {t}" for t in error_templates - shared if f'"{t}"' in text]
+        if "render_error(" in text:
+            offenders.append(f"{path.name}: render_error")
+    assert offenders == []
+
+
+def test_a_refusal_is_one_log_line_and_one_metric(browser, logged):
+    make_account(primary="front.desk@example.com")
+    assert browser.sign_in(["front.desk@example.com"]).status == 302
+    browser.cookies.clear()
+    logged.records.clear()
+    page = browser.sign_in(["front.desk@example.com"], sub=str(uuid.uuid4()))
+    assert page.status == 409
+    refusals = [r for r in logged.records if r.get("event") == "link_refused_shared"]
+    metrics = [r for r in logged.records if "RequestRefused" in r]
+    assert len(refusals) == 1 and refusals[0]["nr_number"] == "1000000001"
+    assert len(metrics) == 1 and metrics[0]["reason"] == "link_refused_shared"
+    assert not [r for r in logged.records if "LinkRefusedShared" in json.dumps(r)]
+
+
+def test_an_error_page_keeps_the_signed_in_header(browser, app_client):
+    """A refusal after sign-in still shows "Your account" and "Sign out", not "Sign in"."""
+    make_account(primary="dr.alice@example.com")
+    assert browser.sign_in(["dr.alice@example.com"]).status == 302
+    page = browser.post("/account/email", {"csrf_token": "wrong", "change": "swap"})
+    assert page.status == 403
+    assert 'href="/logout"' in page.body and "Sign in with Login.gov</a>" not in page.body
