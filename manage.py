@@ -178,6 +178,7 @@ def _print_account(view: dict) -> None:
         ("  claim", view["secondary_email_claim"]),
         ("linked", view["linked"]), ("Login.gov sub", view["linked_sub"]),
         ("linked at", view["linked_at"]),
+        ("Login.gov email", view["linked_email"]),
         ("legacy username", view["legacy_username"]),
         ("  retired", view["legacy_username_retired"]),
         ("last reminder", view["last_reminder_at"]),

@@ -55,7 +55,8 @@ def matching_account_numbers(emails: list[str]) -> set[str]:
     return set(store.holders_of(normalized).values())
 
 
-def link_by_verified_emails(sub: str, emails: list[str]) -> LinkResult:
+def link_by_verified_emails(sub: str, emails: list[str], *,
+                            login_gov_email: str | None = None) -> LinkResult:
     """First sign-in: link to the one active account matching a verified email."""
     numbers = matching_account_numbers(emails)
     if not numbers:
@@ -66,11 +67,12 @@ def link_by_verified_emails(sub: str, emails: list[str]) -> LinkResult:
         raise AmbiguousMatch("emails match several registry accounts", subject=keyed_hash(sub),
                              count=len(numbers))
     (nr_number,) = numbers
-    return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC)
+    return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC,
+                        login_gov_email=login_gov_email)
 
 
 def link_account(sub: str, nr_number: str, *, method: LinkMethod,
-                 attempts: int = 2) -> LinkResult:
+                 login_gov_email: str | None = None, attempts: int = 2) -> LinkResult:
     """Link `sub` to account `nr_number` in one transaction, or raise why not."""
     account = store.get_account(nr_number)
     if account is None:
@@ -86,11 +88,11 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
     tx.put("sub_claim", Claim(Claim.sub_key(sub), nr_number=nr_number),
            condition=Claim.claim.does_not_exist())
     # Refuse an account another identity holds; the database decides races.
-    tx.update("account", account, actions=[
-        Account.linked_sub.set(sub),
-        Account.linked_at.set(utc_now()),
-        Account.legacy_username_retired.set(True),
-    ], condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
+    actions = [Account.linked_sub.set(sub), Account.linked_at.set(utc_now()),
+               Account.legacy_username_retired.set(True)]
+    actions.append(Account.linked_email.set(login_gov_email) if login_gov_email
+                   else Account.linked_email.remove())
+    tx.update("account", account, actions=actions, condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
     tx.audit(event)
     try:
         tx.commit()
@@ -99,7 +101,8 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
         if explained is not None:
             return explained
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
-            return link_account(sub, nr_number, method=method, attempts=attempts - 1)
+            return link_account(sub, nr_number, method=method,
+                                login_gov_email=login_gov_email, attempts=attempts - 1)
         # Not a refusal: the person did nothing wrong; ask them to try again.
         raise StorageUnavailable("account kept changing during linking") from None
     record_committed(event, subject=keyed_hash(sub), method=method.value)
@@ -153,7 +156,8 @@ def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
         tx.delete("sub_claim", Claim(Claim.sub_key(sub)),
                   condition=Claim.nr_number == account.nr_number)
     tx.update("account", account, actions=[Account.linked_sub.remove(),
-                                           Account.linked_at.remove()],
+                                           Account.linked_at.remove(),
+                                           Account.linked_email.remove()],
               condition=Account.linked_sub == sub)
     tx.audit(audit)
     try:

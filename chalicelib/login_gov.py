@@ -344,16 +344,24 @@ def get_userinfo(access_token: str, *, expected_sub: str) -> dict:
 
 
 def verified_emails(userinfo: dict) -> list[str]:
-    """The addresses Login.gov has confirmed: all_emails, plus email when email_verified."""
+    """The addresses Login.gov has confirmed: the shared `email` first (when email_verified),
+    then all_emails."""
     found: list[str] = []
+    shared = shared_email(userinfo)
+    # Refuse an unverified email: linking on it would let anyone pre-register a victim's address.
+    if shared:
+        found.append(shared)
     all_emails = userinfo.get("all_emails")
     if isinstance(all_emails, list):
         found.extend(e for e in all_emails if isinstance(e, str))
-    email = userinfo.get("email")
-    # Refuse an unverified email: linking on it would let anyone pre-register a victim's address.
-    if isinstance(email, str) and userinfo.get("email_verified") is True:
-        found.append(email)
     return list(dict.fromkeys(found))
+
+
+def shared_email(userinfo: dict) -> str | None:
+    """The address the person chose to share with us (`email`), when Login.gov verified it:
+    shown to them, never used as a key."""
+    email = userinfo.get("email")
+    return email if isinstance(email, str) and userinfo.get("email_verified") is True else None
 
 
 def reset_caches() -> None:

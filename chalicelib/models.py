@@ -77,6 +77,9 @@ class Account(Model):
     legacy_username_retired = BooleanAttribute(default=False)
     linked_sub = UnicodeAttribute(null=True)
     linked_at = UTCDateTimeAttribute(null=True)
+    # The email the Login.gov account shared when it was linked: shown on the account page so
+    # a person knows which Login.gov account holds their record (it may change at Login.gov).
+    linked_email = UnicodeAttribute(null=True)
     last_reminder_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
 

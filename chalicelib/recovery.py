@@ -99,8 +99,10 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     onetime_codes.consume(challenge)
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
+    shown = sessions.session_verified_emails(session)
     result = linking.link_account(session.subject, challenge.nr_number,
-                                  method=linking.LinkMethod.RECOVERY)
+                                  method=linking.LinkMethod.RECOVERY,
+                                  login_gov_email=shown[0] if shown else None)
     if result.outcome is linking.LinkOutcome.LINKED:
         notices.send_link_notice(result.nr_number)
     # A new session for the linked identity (and no reuse of the pre-link one).

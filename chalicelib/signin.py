@@ -139,7 +139,9 @@ def complete_signin(params: dict[str, str], browser_binding: str | None) -> Comp
     userinfo = login_gov.get_userinfo(tokens.access_token, expected_sub=sub)
     emails = login_gov.verified_emails(userinfo)
     try:
-        result = linking.link_by_verified_emails(sub, emails)
+        result = linking.link_by_verified_emails(
+            sub, emails, login_gov_email=login_gov.shared_email(userinfo) or
+            (emails[0] if emails else None))
     except NoMatchingAccount:
         # Keep the proven identity in a session so the person can recover the link.
         token, _ = sessions.create_session(sub, None, verified_emails=emails)

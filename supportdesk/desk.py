@@ -115,6 +115,7 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
         # The raw sub: not a secret, and what Login.gov's support asks for to correlate.
         "linked_sub": account.linked_sub,
         "linked_at": _iso(account.linked_at),
+        "linked_email": account.linked_email,
         "legacy_username": account.legacy_username,
         "legacy_username_retired": bool(account.legacy_username_retired),
         "last_reminder_at": _iso(account.last_reminder_at),
