@@ -7,13 +7,15 @@
 into the environment; variables already set in the real environment win. That happens
 before chalicelib is imported, because chalicelib reads its settings from the environment.
 
-Commands: create-tables, import-accounts, find, unlink, disable, enable, report,
-run-cleanup, send-reminders. Human-readable output by default, --json for scripts.
-Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error.
+Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
+set-email, clear-shared, export-changes, report, run-cleanup, send-reminders. Human-readable output by default, --json for scripts.
+Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, 3 an import
+stopped early (storage trouble): run it again.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import logging
@@ -25,7 +27,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class CliError(Exception):
@@ -133,37 +135,41 @@ def cmd_create_tables(args) -> int:
 
 
 def cmd_import_accounts(args) -> int:
-    from supportdesk import registry_import as account_import
+    from supportdesk import registry_sync
 
     try:
-        validation = account_import.validate_file(args.file)
-    except account_import.ImportFileError as exc:
+        validation = registry_sync.validate_file(args.file)
+    except registry_sync.ImportFileError as exc:
         raise CliError(str(exc)) from None
-    result = account_import.import_accounts(
+    result = registry_sync.import_accounts(
         validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
         dry_run=args.dry_run)
     report_path = args.reject_report
     if report_path is None and result.issues:
         report_path = str(args.file) + ".rejects.csv"
     if report_path is not None:
-        account_import.write_reject_report(report_path, result.issues)
+        registry_sync.write_reject_report(report_path, result.issues)
     data = result.summary()
     data["reject_report"] = report_path
 
     def human(d):
-        print("Dry run: nothing written." if d["dry_run"] else "Import finished.")
+        if d["stopped"]:
+            print(f"Import STOPPED: {d['stopped']}")
+        else:
+            print("Dry run: nothing written." if d["dry_run"] else "Import finished.")
         _print_pairs([
             ("rows read", d["rows_read"]), ("imported (new)", d["imported"]),
             ("updated", d["updated"]), ("unchanged", d["unchanged"]),
-            ("rejected", d["rejected"]), ("contested emails", d["contested_emails"]),
+            ("rejected", d["rejected"]),
+            ("conflicts (nothing applied)", d["conflicts"]),
+            ("shared emails", d["shared_emails"]),
             ("warnings", d["warnings"]), ("claims written", d["claims_written"]),
-            ("claims released", d["claims_released"]),
-            ("batch write requests", d["write_requests"]),
-            ("items batch-written", d["items_written"]),
-            ("transactions", d["transactions"]),
+            ("transactions", d["transactions"]), ("items read", d["items_read"]),
             ("reject report", d["reject_report"]),
         ])
     _emit(args, data, human)
+    if result.stopped:
+        return EXIT_INCOMPLETE
     return EXIT_USAGE if result.rejected else EXIT_OK
 
 
@@ -171,6 +177,8 @@ def _print_account(view: dict) -> None:
     print(f"Account {view['nr_number']}")
     _print_pairs([
         ("name", view["name"]), ("role", view["role"]), ("status", view["status"]),
+        ("  registry says", view["registry_status"]),
+        ("  support hold", view["support_hold"]),
         ("primary email", view["primary_email"]),
         ("  claim", view["primary_email_claim"]),
         ("  institutional", view["primary_email_institutional"]),
@@ -179,6 +187,9 @@ def _print_account(view: dict) -> None:
         ("linked", view["linked"]), ("Login.gov sub", view["linked_sub"]),
         ("linked at", view["linked_at"]),
         ("Login.gov email", view["linked_email"]),
+        ("barred identities", ", ".join(view["barred_subs"]) or None),
+        ("changed here", "; ".join(f"{k} {v}" for k, v in view["changed_here"].items())
+         or None),
         ("legacy username", view["legacy_username"]),
         ("  retired", view["legacy_username_retired"]),
         ("last reminder", view["last_reminder_at"]),
@@ -200,7 +211,7 @@ def cmd_find(args) -> int:
 
     def human(found):
         if len(found) > 1:
-            print(f"{len(found)} accounts list this email (contested):")
+            print(f"{len(found)} accounts list this email (shared):")
         for i, view in enumerate(found):
             if i:
                 print()
@@ -213,11 +224,72 @@ def cmd_unlink(args) -> int:
     from supportdesk import desk as support
 
     result = support.unlink(args.nr_number, reason=args.reason,
-                            actor=args.actor or _default_actor())
-    _emit(args, result, lambda d: (
+                            actor=args.actor or _default_actor(), mode=args.mode)
+
+    def human(d):
         print(f"Account {d['nr_number']} unlinked from Login.gov sub {d['unlinked_sub']}; "
-              f"{d['sessions_ended']} session(s) ended. The person links again at their "
-              "next sign-in; the legacy username stays retired.")))
+              f"{d['sessions_ended']} session(s) ended; the legacy username stays retired.")
+        if d["barred"]:
+            print("That Login.gov identity is barred from this account until "
+                  f"`lift-bar {d['nr_number']} {d['unlinked_sub']}`. The owner links with "
+                  "their own Login.gov account at their next sign-in (or by a recovery "
+                  "code).")
+        else:
+            print("The person links their new Login.gov account at their next sign-in.")
+    _emit(args, result, human)
+    return EXIT_OK
+
+
+def cmd_lift_bar(args) -> int:
+    from supportdesk import desk as support
+
+    result = support.lift_bar(args.nr_number, args.sub, reason=args.reason,
+                              actor=args.actor or _default_actor())
+    _emit(args, result, lambda d: print(
+        f"Login.gov sub {d['bar_lifted_for']} may link to account {d['nr_number']} again."))
+    return EXIT_OK
+
+
+def cmd_set_email(args) -> int:
+    from supportdesk import desk as support
+
+    if args.remove_secondary:
+        slot, address = "secondary", None
+    else:
+        slot = "primary" if args.primary else "secondary"
+        address = args.primary or args.secondary
+    result = support.set_email(args.nr_number, slot=slot, address=address,
+                               reason=args.reason, actor=args.actor or _default_actor())
+    _emit(args, result, lambda d: print(
+        f"Account {d['nr_number']}: {d['field']} {d['old'] or '(none)'} -> "
+        f"{d['new'] or '(none)'}. The field is now owned here: imports will not undo it; "
+        "`export-changes` hands it to the registry."))
+    return EXIT_OK
+
+
+def cmd_clear_shared(args) -> int:
+    from supportdesk import desk as support
+
+    result = support.clear_shared(args.address, reason=args.reason,
+                                  actor=args.actor or _default_actor())
+    _emit(args, result, lambda d: print(
+        f"{d['address']} proves account {d['nr_number']} again (links, recovery codes)."))
+    return EXIT_OK
+
+
+def cmd_export_changes(args) -> int:
+    from supportdesk import desk as support
+
+    rows = support.export_changes(args.since)
+    if args.format == "csv" and not args.json:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(support.EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow([row[c] for c in support.EXPORT_COLUMNS])
+        return EXIT_OK
+    _emit(args, rows, lambda found: _print_table(
+        list(support.EXPORT_COLUMNS), [[r[c] for c in support.EXPORT_COLUMNS] for r in found])
+        if found else print(f"No email or status changes made here since {args.since}."))
     return EXIT_OK
 
 
@@ -297,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="machine-readable output")
     parser = argparse.ArgumentParser(
         prog="manage.py", description="NRCME sign-in: support and operations commands.",
-        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error.")
+        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, "
+               "3 an import stopped early (storage trouble): run it again.")
     parser.add_argument("--stage", required=True,
                         help="stage in .chalice/config.json (local, dev, prod)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=argparse.SUPPRESS)
@@ -324,19 +397,62 @@ def build_parser() -> argparse.ArgumentParser:
                             help="show an account by registry number or email")
     p.add_argument("query", metavar="EMAIL_OR_NUMBER")
     p.add_argument("--scan", action="store_true",
-                   help="if no account claims the email, scan all accounts for it")
+                   help="also scan every account for the email (finds a missing claim)")
     p.set_defaults(handler=cmd_find)
 
-    for name, helptext in (("unlink", "remove the Login.gov link of an account"),
-                           ("disable", "disable an account (ends its sessions)"),
-                           ("enable", "enable a disabled account")):
+    def audited(parser_):
+        parser_.add_argument("--reason", required=True, help="why (kept in the audit history)")
+        parser_.add_argument("--actor", help="support person's name (default $USER)")
+
+    p = commands.add_parser("unlink", parents=[common],
+                            help="remove the Login.gov link of an account")
+    p.add_argument("nr_number", metavar="NUMBER")
+    p.add_argument("--mode", required=True, choices=("lost-account", "not-owner"),
+                   help="lost-account: the person lost their Login.gov account (they link a "
+                        "new one); not-owner: the linked identity is not the owner (it is "
+                        "barred from this account until lift-bar)")
+    audited(p)
+    p.set_defaults(handler=cmd_unlink)
+
+    p = commands.add_parser("lift-bar", parents=[common],
+                            help="let a barred Login.gov identity link to an account again")
+    p.add_argument("nr_number", metavar="NUMBER")
+    p.add_argument("sub", metavar="LOGIN_GOV_SUB")
+    audited(p)
+    p.set_defaults(handler=cmd_lift_bar)
+
+    for name, helptext in (("disable", "disable an account: support's hold (ends sessions)"),
+                           ("enable", "lift support's hold on an account")):
         p = commands.add_parser(name, parents=[common], help=helptext)
         p.add_argument("nr_number", metavar="NUMBER")
-        p.add_argument("--reason", required=True, help="why (kept in the audit history)")
-        p.add_argument("--actor", help="support person's name (default $USER)")
-        p.set_defaults(handler={"unlink": cmd_unlink,
-                                "disable": lambda a: _cmd_status(a, "disabled"),
+        audited(p)
+        p.set_defaults(handler={"disable": lambda a: _cmd_status(a, "disabled"),
                                 "enable": lambda a: _cmd_status(a, "active")}[name])
+
+    p = commands.add_parser("set-email", parents=[common],
+                            help="correct an account's primary or secondary email (after "
+                                 "verifying the person)")
+    p.add_argument("nr_number", metavar="NUMBER")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--primary", metavar="ADDRESS")
+    which.add_argument("--secondary", metavar="ADDRESS")
+    which.add_argument("--remove-secondary", action="store_true")
+    audited(p)
+    p.set_defaults(handler=cmd_set_email)
+
+    p = commands.add_parser("clear-shared", parents=[common],
+                            help="let a once-shared address prove its one account again "
+                                 "(after verifying the person)")
+    p.add_argument("address", metavar="ADDRESS")
+    audited(p)
+    p.set_defaults(handler=cmd_clear_shared)
+
+    p = commands.add_parser("export-changes", parents=[common],
+                            help="email and status changes made here since a date, for the "
+                                 "registry")
+    p.add_argument("--since", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(handler=cmd_export_changes)
 
     p = commands.add_parser("report", parents=[common], help="migration progress counts")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")

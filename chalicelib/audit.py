@@ -7,15 +7,22 @@ from chalicelib.logs import log_event
 from chalicelib.models import AuditEvent, utc_now
 
 
-def audit_event(nr_number: str, event: str, actor: str, **detail: str) -> AuditEvent:
-    """An AuditEvent to add to a TransactWrite; the sort key makes each one unique."""
-    at = utc_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def audit_event(nr_number: str, event: str, actor: str, *, export: bool = False,
+                **detail: str) -> AuditEvent:
+    """An AuditEvent to add to a transaction; the sort key makes each one unique.
+
+    `export=True` marks a change made here that the registry should take into its own
+    records (an email or status change): `manage.py export-changes` finds it by day.
+    """
+    now = utc_now()
+    at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return AuditEvent(
         nr_number=nr_number,
         at_event=f"{at}#{event}#{secrets.token_hex(4)}",
         event=event,
         actor=actor,
         detail={k: str(v) for k, v in detail.items()} or None,
+        export_day=now.strftime("%Y-%m-%d") if export else None,
     )
 
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from chalicelib import code_delivery, notices, onetime_codes, send_limits, sessions, store
+from chalicelib import claims, code_delivery, notices, onetime_codes, send_limits, sessions, store
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.field_ownership import mark_changed_here
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,
@@ -33,7 +34,7 @@ from chalicelib.errors import (
     NoPendingCode,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, Session
+from chalicelib.models import Account, Session
 from chalicelib.onetime_codes import Binding, Purpose
 
 MAX_EMAIL_INPUT_LENGTH = 320
@@ -123,7 +124,10 @@ def request_change(session: Session, account: Account, change: Change,
         return Requested.ADVICE
 
     reservation = send_limits.reserve_send(session.subject, normalized)
-    if store.holder_of(normalized) not in (None, account.nr_number):
+    held = claims.read(normalized)
+    if held is not None and not held.names(account.nr_number):
+        # Any claim refuses, a shared address's too: an email change never takes an address
+        # that is, or was, on another account.
         # The identity's send stays spent (a probe costs like a send); the address's comes
         # back, so probing cannot block that address's owner from getting codes.
         send_limits.give_back(reservation, identity=False)
@@ -180,24 +184,36 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
     new_email, new_normalized = challenge.target_email, challenge.target_email_normalized
 
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
-                        change=change.value, old_email=old_email or "", new_email=new_email)
-    tx = store.Transaction()
-    # The database decides who gets an address: attribute_not_exists on its claim.
-    tx.put("new_claim", Claim(Claim.email_key(new_normalized), nr_number=account.nr_number),
-           condition=Claim.claim.does_not_exist())
-    if replaces:
-        # Release the old address only with the change, and only if it is ours.
-        tx.delete("old_claim", Claim(Claim.email_key(replaces)),
-                  condition=Claim.nr_number == account.nr_number)
-    tx.update("account", account, actions=[email_attr.set(new_email),
-                                           normalized_attr.set(new_normalized)],
-              condition=_still_ours(session))
-    tx.audit(event)
-    onetime_codes.consume_in(tx, challenge)
-    try:
-        tx.commit()
-    except store.TransactionRefused as refused:
-        raise _lost(refused, binding) from None
+                        change=change.value, old_email=old_email or "", new_email=new_email,
+                        export=True)
+    old_claim: claims.AddressClaim | None = None
+    for attempt in (1, 2):
+        tx = store.Transaction()
+        # The database decides who gets an address: no claim may exist on it yet.
+        claims.add_holder(tx, "new_claim", new_normalized, account.nr_number, None)
+        if replaces:
+            # Release the old address only with the change, and only if it is ours.
+            if old_claim is None:
+                claims.release_if_sole(tx, "old_claim", replaces, account.nr_number)
+            else:
+                claims.remove_holder(tx, "old_claim", replaces, account.nr_number, old_claim)
+        tx.update("account", account, actions=[
+            email_attr.set(new_email), normalized_attr.set(new_normalized),
+            mark_changed_here(account, [email_attr.attr_name], "person")],
+            condition=_still_ours(session))
+        tx.audit(event)
+        onetime_codes.consume_in(tx, challenge)
+        try:
+            tx.commit()
+            break
+        except store.TransactionRefused as refused:
+            if attempt == 1 and refused.refused("old_claim") and \
+                    set(refused.failed) == {"old_claim"}:
+                # The old address is shared: read its holders and release our share of it.
+                old_claim = claims.read(replaces)
+                if old_claim is not None and old_claim.names(account.nr_number):
+                    continue
+            raise _lost(refused, binding) from None
 
     record_committed(event, subject=keyed_hash(session.subject), change=change.value)
     count("EmailChanged", change=change.value)
@@ -235,18 +251,29 @@ def remove_secondary(session: Session, account: Account) -> Applied:
     old_email = account.secondary_email
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=Change.REMOVE_SECONDARY.value, old_email=old_email or "",
-                        new_email="")
-    tx = store.Transaction()
-    tx.delete("old_claim", Claim(Claim.email_key(account.secondary_email_normalized)),
-              condition=Claim.nr_number == account.nr_number)
-    tx.update("account", account, actions=[Account.secondary_email.remove(),
-                                           Account.secondary_email_normalized.remove()],
-              condition=_still_ours(session))
-    tx.audit(event)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise EmailChangeConflict("the account changed during the removal") from None
+                        new_email="", export=True)
+    address = account.secondary_email_normalized
+    old_claim: claims.AddressClaim | None = None
+    for attempt in (1, 2):
+        tx = store.Transaction()
+        if old_claim is None:
+            claims.release_if_sole(tx, "old_claim", address, account.nr_number)
+        else:
+            claims.remove_holder(tx, "old_claim", address, account.nr_number, old_claim)
+        tx.update("account", account, actions=[
+            Account.secondary_email.remove(), Account.secondary_email_normalized.remove(),
+            mark_changed_here(account, ["secondary_email"], "person")],
+            condition=_still_ours(session))
+        tx.audit(event)
+        try:
+            tx.commit()
+            break
+        except store.TransactionRefused as refused:
+            if attempt == 1 and set(refused.failed) == {"old_claim"}:
+                old_claim = claims.read(address)  # shared: remove our share of it
+                if old_claim is not None and old_claim.names(account.nr_number):
+                    continue
+            raise EmailChangeConflict("the account changed during the removal") from None
     return _applied_without_code(session, account, event, Change.REMOVE_SECONDARY,
                                  old_email, None, notify=old_email)
 
@@ -257,13 +284,15 @@ def swap(session: Session, account: Account) -> Applied:
         raise NewEmailInvalid("no secondary email", reason="no_secondary")
     old_primary, new_primary = account.primary_email, account.secondary_email
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
-                        change=Change.SWAP.value, old_email=old_primary, new_email=new_primary)
+                        change=Change.SWAP.value, old_email=old_primary, new_email=new_primary,
+                        export=True)
     tx = store.Transaction()
     tx.update("account", account, actions=[
         Account.primary_email.set(account.secondary_email),
         Account.primary_email_normalized.set(account.secondary_email_normalized),
         Account.secondary_email.set(account.primary_email),
         Account.secondary_email_normalized.set(account.primary_email_normalized),
+        mark_changed_here(account, ["primary_email", "secondary_email"], "person"),
     ], condition=_still_ours(session))
     tx.audit(event)
     try:

@@ -112,6 +112,32 @@ class AccountInactive(LinkRefused):
     event = "link_refused_inactive"
 
 
+class SharedAddress(LinkRefused):
+    """The address is, or was, on several registry accounts: it proves nobody's identity
+    (no automatic link, no recovery code) until support has verified the person."""
+
+    event = "link_refused_shared_address"
+
+
+class LinkBarred(LinkRefused):
+    """Support evicted this identity from this account ("not the owner")."""
+
+    event = "link_refused_barred"
+
+
+class MatchChanged(LinkRefused):
+    """The address that matched no longer belongs to that account alone (a registry
+    correction or an email change happened meanwhile); nothing was linked."""
+
+    event = "link_refused_match_changed"
+
+
+class IdentityPurged(LinkRefused):
+    """Login.gov purged this identity; it is never linked again."""
+
+    event = "link_refused_purged"
+
+
 # --- Sessions and forms --------------------------------------------------------------------
 
 class NotSignedIn(ServiceError):

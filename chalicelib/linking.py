@@ -4,10 +4,14 @@ The rules, in one place:
 - A returning user is found by Login.gov `sub`, never by email (email can change).
 - A first sign-in links automatically when exactly one registry account has a primary or
   secondary email equal (normalized) to one of the identity's verified emails.
+- Only an address that proves one account links (chalicelib.claims): a shared or
+  once-shared address never does. The link commits only if the address it matched still
+  proves that account.
 - An account links to one identity, an identity to one account. The database enforces
   both: the link writes `sub#<sub>` with attribute_not_exists and updates the account on
   condition it has no linked sub, in one transaction with the audit event.
-- Only active accounts link. Linking retires the legacy username.
+- Only active accounts link. Linking retires the legacy username. An identity Login.gov
+  purged never links; one support barred from an account never links to it again.
 """
 from __future__ import annotations
 
@@ -16,14 +20,18 @@ from enum import Enum
 
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.emails import try_normalize_email
+from chalicelib import claims, store
 from chalicelib.errors import (
     AccountAlreadyLinked,
     AccountInactive,
     AmbiguousMatch,
+    IdentityPurged,
+    LinkBarred,
+    MatchChanged,
     NoMatchingAccount,
+    SharedAddress,
     StorageUnavailable,
 )
-from chalicelib import store
 from chalicelib.logs import count, keyed_hash
 from chalicelib.models import Account, Claim, utc_now
 
@@ -49,17 +57,16 @@ def find_linked_account(sub: str) -> str | None:
     return store.account_linked_to(sub)
 
 
-def matching_account_numbers(emails: list[str]) -> set[str]:
-    """Registry numbers whose primary or secondary email equals one of `emails` (normalized)."""
-    normalized = {n for n in (try_normalize_email(e) for e in emails) if n}
-    return set(store.holders_of(normalized).values())
-
-
 def link_by_verified_emails(sub: str, emails: list[str], *,
                             login_gov_email: str | None = None) -> LinkResult:
-    """First sign-in: link to the one active account matching a verified email."""
-    numbers = matching_account_numbers(emails)
+    """First sign-in: link to the one active account that a verified email proves."""
+    found = claims.read_many({n for n in (try_normalize_email(e) for e in emails) if n})
+    proven = {address: claim.proves for address, claim in found.items() if claim.proves}
+    numbers = set(proven.values())
     if not numbers:
+        if found:
+            # Only shared addresses matched: an office mailbox is nobody's proof of identity.
+            raise SharedAddress("only shared addresses match", subject=keyed_hash(sub))
         raise NoMatchingAccount("no registry account has one of these emails",
                                 subject=keyed_hash(sub))
     if len(numbers) > 1:
@@ -67,13 +74,19 @@ def link_by_verified_emails(sub: str, emails: list[str], *,
         raise AmbiguousMatch("emails match several registry accounts", subject=keyed_hash(sub),
                              count=len(numbers))
     (nr_number,) = numbers
-    return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC,
+    matched = min(address for address, holder in proven.items() if holder == nr_number)
+    return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC, matched=matched,
                         login_gov_email=login_gov_email)
 
 
-def link_account(sub: str, nr_number: str, *, method: LinkMethod,
+def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str | None = None,
                  login_gov_email: str | None = None, attempts: int = 2) -> LinkResult:
-    """Link `sub` to account `nr_number` in one transaction, or raise why not."""
+    """Link `sub` to account `nr_number` in one transaction, or raise why not.
+
+    `matched` is the normalized address that proved the account (a verified Login.gov email,
+    or the address a recovery code went to): the link commits only if that address still
+    proves this account at that moment.
+    """
     account = store.get_account(nr_number)
     if account is None:
         raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
@@ -87,21 +100,35 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod,
     # Refuse a second account for the same identity (sharing, or a double submit).
     tx.put("sub_claim", Claim(Claim.sub_key(sub), nr_number=nr_number),
            condition=Claim.claim.does_not_exist())
-    # Refuse an account another identity holds; the database decides races.
+    # A purge event may be on its way in: a purged identity never holds a link.
+    tx.check("not_purged", Claim, Claim.purged_key(sub), condition=Claim.claim.does_not_exist())
+    if matched is not None:
+        # An import or an email change may have moved the address since we read it.
+        claims.still_proves(tx, "matched_claim", matched, nr_number)
     actions = [Account.linked_sub.set(sub), Account.linked_at.set(utc_now()),
                Account.legacy_username_retired.set(True)]
     actions.append(Account.linked_email.set(login_gov_email) if login_gov_email
                    else Account.linked_email.remove())
-    tx.update("account", account, actions=actions, condition=Account.linked_sub.does_not_exist() & (Account.status == "active"))
+    # Refuse an account another identity holds, an inactive one, or one that barred this
+    # identity; the database decides races.
+    tx.update("account", account, actions=actions,
+              condition=Account.linked_sub.does_not_exist() & (Account.status == "active")
+              & ~Account.barred_subs.contains(sub))
     tx.audit(event)
     try:
         tx.commit()
-    except store.TransactionRefused:
+    except store.TransactionRefused as refused:
+        if refused.refused("not_purged"):
+            raise IdentityPurged("Login.gov purged this identity",
+                                 subject=keyed_hash(sub)) from None
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
+        if refused.refused("matched_claim"):
+            raise MatchChanged("the matched address no longer proves this account",
+                               nr_number=nr_number, subject=keyed_hash(sub)) from None
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
-            return link_account(sub, nr_number, method=method,
+            return link_account(sub, nr_number, method=method, matched=matched,
                                 login_gov_email=login_gov_email, attempts=attempts - 1)
         # Not a refusal: the person did nothing wrong; ask them to try again.
         raise StorageUnavailable("account kept changing during linking") from None
@@ -118,6 +145,10 @@ def _check_linkable(account: Account, sub: str) -> None:
     if account.linked_sub and account.linked_sub != sub:
         raise AccountAlreadyLinked("account is linked to another identity",
                                    nr_number=account.nr_number, subject=keyed_hash(sub))
+    if sub in (account.barred_subs or ()):
+        # Support found this identity is not the account's owner: no route may relink it.
+        raise LinkBarred("identity barred from this account", nr_number=account.nr_number,
+                         subject=keyed_hash(sub))
 
 
 def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
@@ -139,29 +170,53 @@ class UnlinkConflict(Exception):
     """The account changed while unlinking (a sign-in or another action); nothing changed."""
 
 
-def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
-                    remove_claim: bool = True, **detail: str) -> None:
-    """Remove the link between `account` and `sub` in one transaction with its audit event.
-
-    Used by the support desk (lost Login.gov access) and by Login.gov's account-purged
-    event. The legacy username stays retired; the person relinks at the next sign-in.
-    The caller ends the identity's sessions afterwards. `remove_claim=False` is for the
-    support desk repairing an account whose `sub#` claim is already gone or names another.
-    """
-    audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
-                        **detail)
-    tx = store.Transaction()
+def unlink_items(tx: store.Transaction, account: Account, sub: str, *,
+                 remove_claim: bool = True, bar: bool = False) -> None:
+    """The writes that end the link between `account` and `sub` (the caller adds the audit
+    event and commits). `bar` also bars the identity from this account."""
     if remove_claim:
         # The sub claim goes only if it names this account (never another's link).
         tx.delete("sub_claim", Claim(Claim.sub_key(sub)),
                   condition=Claim.nr_number == account.nr_number)
-    tx.update("account", account, actions=[Account.linked_sub.remove(),
-                                           Account.linked_at.remove(),
-                                           Account.linked_email.remove()],
-              condition=Account.linked_sub == sub)
+    actions = [Account.linked_sub.remove(), Account.linked_at.remove(),
+               Account.linked_email.remove()]
+    if bar:
+        actions.append(Account.barred_subs.add({sub}))
+    tx.update("account", account, actions=actions, condition=Account.linked_sub == sub)
+
+
+def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
+                    remove_claim: bool = True, bar: bool = False, **detail: str) -> None:
+    """Remove the link between `account` and `sub` in one transaction with its audit event.
+
+    Used by the support desk: `bar=False` when the person lost their Login.gov account (they
+    link again with a new one), `bar=True` when the linked identity is not the account's
+    owner (it can never link to this account again until support lifts the bar). The legacy
+    username stays retired. The caller ends the identity's sessions afterwards.
+    `remove_claim=False` repairs an account whose `sub#` claim is gone or names another.
+    """
+    audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
+                        barred="yes" if bar else "no", **detail)
+    tx = store.Transaction()
+    unlink_items(tx, account, sub, remove_claim=remove_claim, bar=bar)
     tx.audit(audit)
     try:
         tx.commit()
     except store.TransactionRefused:
         raise UnlinkConflict("account or claim changed while unlinking") from None
+    record_committed(audit, subject=keyed_hash(sub))
+
+
+def lift_bar(account: Account, sub: str, *, actor: str, reason: str) -> None:
+    """Support lifts a bar: the identity may link to this account again."""
+    audit = audit_event(account.nr_number, "identity_bar_lifted", actor=actor,
+                        subject=keyed_hash(sub), reason=reason)
+    tx = store.Transaction()
+    tx.update("account", account, actions=[Account.barred_subs.delete({sub})],
+              condition=Account.barred_subs.contains(sub))
+    tx.audit(audit)
+    try:
+        tx.commit()
+    except store.TransactionRefused:
+        raise UnlinkConflict("the identity is not barred from this account") from None
     record_committed(audit, subject=keyed_hash(sub))

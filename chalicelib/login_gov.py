@@ -310,10 +310,11 @@ def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     if not isinstance(sub, str) or not sub.strip():
         raise IdTokenError("ID token has no subject")
     token_nonce = claims.get("nonce")
-    if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+    if not isinstance(token_nonce, str) or \
+            not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
         raise NonceError("ID token nonce does not match this sign-in")
     if "at_hash" in claims and not hmac.compare_digest(
-            str(claims["at_hash"]), _at_hash(access_token)):
+            str(claims["at_hash"]).encode(), _at_hash(access_token).encode()):
         raise IdTokenError("ID token at_hash does not match the access token")
     return claims
 

@@ -3,14 +3,17 @@
 Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 
 - accounts  PK nr_number                       the registry record
-- claims    PK claim = "email#<normalized>"    uniqueness markers; written with
-                      | "sub#<login.gov sub>"  attribute_not_exists in the same
-                                               transaction as the account change
+- claims    PK claim = "email#<normalized>"    who holds an address (chalicelib.claims)
+                      | "sub#<login.gov sub>"  the account an identity is linked to
+                      | "purged#<login.gov sub>"  an identity Login.gov purged
+                                               all written in the same transaction as
+                                               the account change they belong to
 - flows     PK flow_id = "<kind>#<id>"         short-lived: sign-in state, sessions,
                                                one-time-code challenges, send counters.
             GSI by_expiry (expiry_bucket, expires_at): cleanup reads only expired items.
             GSI by_subject (subject): the sessions of one Login.gov identity.
 - audit     PK nr_number, SK at_event          append-only history per account
+            GSI by_export_day (export_day, at_event): changes made here, for the registry.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib.config import table_prefix
@@ -81,6 +85,17 @@ class Account(Model):
     # a person knows which Login.gov account holds their record (it may change at Login.gov).
     linked_email = UnicodeAttribute(null=True)
     last_reminder_at = UTCDateTimeAttribute(null=True)
+    # Who owns each field (DESIGN "Account lifecycle"; rules in chalicelib.field_ownership):
+    # `imported` is the registry row as last imported (the base of the three-way merge);
+    # `changed_here` names the fields this service changed since, with when and by whom.
+    imported = MapAttribute(null=True)
+    imported_at = UTCDateTimeAttribute(null=True)
+    changed_here = MapAttribute(null=True)
+    # Support's "disabled" is a hold of its own: the registry's status never lifts it.
+    support_hold = BooleanAttribute(null=True)
+    # Identities support evicted from this account ("not the owner"): never linked again by
+    # any route until support lifts the bar.
+    barred_subs = UnicodeSetAttribute(null=True)
     version = VersionAttribute()
 
     @property
@@ -92,16 +107,29 @@ class Account(Model):
 
 
 class Claim(Model):
-    """A uniqueness marker. PK: claim = "email#<normalized>" or "sub#<uuid>"."""
+    """Uniqueness markers, all in one table so one transaction can hold them all.
+
+    PK claim =
+    - "email#<normalized address>": who holds an address (rules in chalicelib.claims).
+      `holders` is every account listing it; `nr_number` is the one account the address
+      proves, set only for a single holder of an address that was never shared; `shared`
+      says it is, or was, on several accounts (never proof of identity, no recovery code,
+      until support clears it); `revision` counts changes (optimistic locking).
+    - "sub#<Login.gov sub>": `nr_number` is the account linked to that identity.
+    - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
+    """
 
     class Meta(_Meta):
         table_name = "claims"
 
     claim = UnicodeAttribute(hash_key=True)
-    nr_number = UnicodeAttribute()
+    nr_number = UnicodeAttribute(null=True)
+    holders = UnicodeSetAttribute(null=True)
+    shared = BooleanAttribute(null=True)
+    revision = NumberAttribute(null=True)
     created_at = UTCDateTimeAttribute(default_for_new=utc_now)
 
-    EMAIL_PREFIX, SUB_PREFIX = "email#", "sub#"
+    EMAIL_PREFIX, SUB_PREFIX, PURGED_PREFIX = "email#", "sub#", "purged#"
 
     @staticmethod
     def email_key(normalized_email: str) -> str:
@@ -111,13 +139,16 @@ class Claim(Model):
     def sub_key(sub: str) -> str:
         return Claim.SUB_PREFIX + sub
 
+    @staticmethod
+    def purged_key(sub: str) -> str:
+        return Claim.PURGED_PREFIX + sub
+
     @property
     def address(self) -> str | None:
-        """The normalized address an `email#` claim names (None for a `sub#` claim)."""
+        """The normalized address an `email#` claim names (None for other claims)."""
         if self.claim.startswith(Claim.EMAIL_PREFIX):
             return self.claim[len(Claim.EMAIL_PREFIX):]
         return None
-
 
 
 class ExpiryIndex(GlobalSecondaryIndex):
@@ -215,6 +246,18 @@ class SeenSecurityEvent(Flow, discriminator="setjti"):
     """A Login.gov security event token already received. PK: setjti#<jti>."""
 
 
+class ExportIndex(GlobalSecondaryIndex):
+    """by_export_day: PK export_day ("YYYY-MM-DD"), SK at_event. Sparse: only the changes
+    made here that the registry should take back (manage.py export-changes)."""
+
+    class Meta:
+        index_name = "by_export_day"
+        projection = AllProjection()
+
+    export_day = UnicodeAttribute(hash_key=True)
+    at_event = UnicodeAttribute(range_key=True)
+
+
 class AuditEvent(Model):
     """Append-only history. PK: nr_number, SK: at_event = "<ISO time>#<event>#<random>"."""
 
@@ -226,6 +269,9 @@ class AuditEvent(Model):
     event = UnicodeAttribute()
     actor = UnicodeAttribute()
     detail = MapAttribute(null=True)
+    export_day = UnicodeAttribute(null=True)
+
+    by_export_day = ExportIndex()
 
 
 ALL_MODELS = (Account, Claim, Flow, AuditEvent)

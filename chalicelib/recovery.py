@@ -6,7 +6,9 @@ registry primary or secondary email; we mail a one-time code there; the right co
 the two exactly as automatic linking does (chalicelib.linking.link_account: same
 transaction, same no-sharing rules, same audit event, method "recovery").
 
-The reply never tells whether an address belongs to a registry account. An unknown address
+A shared or once-shared address (chalicelib.claims) gets no code: it proves nobody, so the
+person is sent to support. Otherwise the reply never tells whether an address belongs to a
+registry account. An unknown address
 takes the same path through the database (claim read, account read, both send counters, a
 challenge written) with a decoy challenge that can never verify; only the SES call is
 skipped. Inactive or already-linked accounts are mailed a code too: the refusal comes after
@@ -16,9 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib import code_delivery, linking, notices, onetime_codes, send_limits, sessions, store
+from chalicelib import (
+    claims,
+    code_delivery,
+    linking,
+    notices,
+    onetime_codes,
+    send_limits,
+    sessions,
+    store,
+)
 from chalicelib.emails import InvalidEmail, normalize_email
-from chalicelib.errors import NoPendingCode, RecoveryEmailInvalid
+from chalicelib.errors import NoPendingCode, RecoveryEmailInvalid, SharedAddress
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Session
 from chalicelib.onetime_codes import Binding, Purpose
@@ -32,13 +43,13 @@ def _binding(session: Session) -> Binding:
     return Binding(Purpose.RECOVERY, session.subject, sessions.session_hash(session))
 
 
-def _registry_address(normalized: str) -> tuple[str, str] | None:
-    """(registry number, the address as the registry holds it) for a normalized email.
-
-    Two reads whether or not the address is known, so both paths do the same work.
+def _registry_address(claim: claims.AddressClaim | None,
+                      normalized: str) -> tuple[str, str] | None:
+    """(registry number, the address as the registry holds it) for an address that proves
+    one account. Two reads (claim, account) whether or not the address is known, so both
+    paths do the same work.
     """
-    nr_number = store.holder_of(normalized)
-    account = store.get_account(nr_number or _DECOY_ACCOUNT_KEY)
+    account = store.get_account((claim.proves if claim else None) or _DECOY_ACCOUNT_KEY)
     if account is None:
         return None
     # Mail the address on the record, not the text typed: normalization may fold two
@@ -59,8 +70,15 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     except InvalidEmail:
         raise RecoveryEmailInvalid("not an email address", email=text) from None
     binding = _binding(session)
-    found = _registry_address(normalized)
+    claim = claims.read(normalized)
+    found = _registry_address(claim, normalized)
     reservation = send_limits.reserve_send(session.subject, normalized)
+    if claim is not None and claim.proves is None:
+        # Never a code to a shared mailbox: whoever reads it is not proven to be anyone.
+        # The identity's send stays spent, as for any probe; the address's comes back.
+        send_limits.give_back(reservation, identity=False)
+        raise SharedAddress("recovery code asked at a shared address",
+                            subject=keyed_hash(session.subject))
     if found is None:
         onetime_codes.create_challenge(binding, nr_number=None, target_email=text,
                                        target_normalized=normalized, decoy=True)
@@ -100,8 +118,11 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
     shown = sessions.session_verified_emails(session)
+    # The address the code went to must still prove that account when the link commits
+    # (a registry correction may have moved it since the code was sent).
     result = linking.link_account(session.subject, challenge.nr_number,
                                   method=linking.LinkMethod.RECOVERY,
+                                  matched=challenge.target_email_normalized,
                                   login_gov_email=shown[0] if shown else None)
     if result.outcome is linking.LinkOutcome.LINKED:
         notices.send_link_notice(result.nr_number)

@@ -2,12 +2,13 @@
 
 Push delivery per RFC 8935: the body is one SET (RFC 8417), a JWT signed with Login.gov's
 published keys. We check the signature (RS256 only, the same key cache as ID tokens),
-`iss` = the discovered issuer, `aud` = our client id, a fresh `iat`, and a `jti` never seen
-before (recorded with a conditional write, so a replay is refused even in parallel).
+`iss` = the discovered issuer, `aud` = our client id, a fresh `iat`. Its `jti` is recorded
+with a conditional write in the same transaction as the action, so each event acts once.
 
 What each event does:
 - account-purged: the Login.gov account is gone; unlink so the person can relink with a
-  new Login.gov account (a purged account that re-registers gets a new `sub`).
+  new Login.gov account (a purged account that re-registers gets a new `sub`), and
+  remember the purged `sub` so no sign-in racing the event can link it.
 - account-disabled: end every session of that identity.
 - the rest: recorded in the audit trail of the linked account.
 """
@@ -16,14 +17,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist, PutError
-
-from chalicelib import linking, login_gov, sessions
-from chalicelib.audit import audit_event, record_committed
+from chalicelib import linking, login_gov, sessions, store
+from chalicelib.audit import audit_event
 from chalicelib.errors import IdentityProviderUnavailable
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Flow, SeenSecurityEvent, expiry_bucket
-from chalicelib.store import condition_failed
+from chalicelib.models import Claim, Flow, SeenSecurityEvent, expiry_bucket
 
 EVENT_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
 KNOWN_EVENTS = frozenset({
@@ -35,6 +33,7 @@ MAX_TOKEN_LENGTH = 16_384
 # How long a jti is remembered; older tokens are refused by their iat anyway.
 JTI_MEMORY_SECONDS = 7 * 24 * 3600
 MAX_TOKEN_AGE_SECONDS = 24 * 3600
+MAX_ATTEMPTS = 3
 
 
 class SecurityEventRejected(Exception):
@@ -43,6 +42,10 @@ class SecurityEventRejected(Exception):
     def __init__(self, code: str, description: str):
         super().__init__(description)
         self.code, self.description = code, description
+
+
+class SecurityEventDeferred(Exception):
+    """Not handled now (nothing changed): answered 503, so Login.gov delivers it again."""
 
 
 @dataclass(frozen=True)
@@ -97,63 +100,87 @@ def event_and_subject(claims: dict) -> tuple[str, str]:
     return name, sub
 
 
-def remember_jti(jti: str) -> None:
-    """Record the jti; a second delivery of the same token is refused (replay defence)."""
+def _seen(jti: str) -> SeenSecurityEvent:
     now = int(time.time())
     expires = now + JTI_MEMORY_SECONDS
-    try:
-        SeenSecurityEvent(f"setjti#{jti}", created_at=now, expires_at=expires,
-                          expiry_bucket=expiry_bucket(expires)).save(
-            condition=Flow.flow_id.does_not_exist())
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise  # throttled: answer 503 so Login.gov delivers it again
-        raise SecurityEventRejected("invalid_request", "jti already received") from None
+    return SeenSecurityEvent(f"setjti#{jti}", created_at=now, expires_at=expires,
+                             expiry_bucket=expiry_bucket(expires))
 
 
 def handle_security_event(token: str) -> HandledEvent:
-    """Verify, de-duplicate and act. Raises SecurityEventRejected for a 400 answer."""
+    """Verify and act, exactly once in effect. Raises SecurityEventRejected for a 400.
+
+    The event's jti is recorded in the same transaction as the action (or, where the
+    action is only ending sessions, which is idempotent, after it): a delivery that failed
+    part-way is acted on when Login.gov delivers it again, and a duplicate of one that
+    succeeded changes nothing and is answered 202 like the first.
+    """
     try:
         claims = verify_security_event_token(token)
     except IdentityProviderUnavailable:
         # No keys to verify with: the sender retries a non-2xx answer later.
         raise SecurityEventRejected("invalid_key", "signing keys unavailable") from None
     name, sub = event_and_subject(claims)
-    remember_jti(claims["jti"])
-    nr_number = linking.find_linked_account(sub)
-    action = _act(name, sub, nr_number)
+    for _ in range(MAX_ATTEMPTS):
+        nr_number = linking.find_linked_account(sub)
+        try:
+            action = _act(name, sub, nr_number, claims["jti"])
+            break
+        except _Duplicate:
+            action = "duplicate: already handled"
+            break
+        except _RaceLost:
+            continue  # a sign-in linked (or support unlinked) meanwhile: read again
+    else:
+        raise SecurityEventDeferred("the account kept changing; deliver again")
     log_event("security_event_received", risc_event=name, subject=keyed_hash(sub),
               nr_number=nr_number, action=action)
     count("SecurityEvent", event=name)
     return HandledEvent(name, sub, nr_number, action)
 
 
-def _act(name: str, sub: str, nr_number: str | None) -> str:
+class _Duplicate(Exception):
+    """This jti was handled before: nothing more to do."""
+
+
+class _RaceLost(Exception):
+    """The link changed between our read and our write: read again."""
+
+
+def _act(name: str, sub: str, nr_number: str | None, jti: str) -> str:
     actor = "login.gov:risc"
+    tx = store.Transaction()
+    # Recorded with the action: a redelivery after a failure acts, a duplicate does not.
+    tx.put("jti", _seen(jti), condition=Flow.flow_id.does_not_exist())
+    detail = ""
+    if name in ("account-purged", "account-disabled"):
+        # Idempotent, so done first: if anything below fails, the redelivery ends them again.
+        detail = f"{sessions.end_sessions_for_subject(sub)} sessions ended"
     if name == "account-purged":
-        ended = sessions.end_sessions_for_subject(sub)
-        if nr_number is None:
-            return f"no linked account; {ended} sessions ended"
-        try:
-            account = Account.get(nr_number, consistent_read=True)
-            linking.unlink_identity(account, sub, event="identity_unlinked_purged",
-                                    actor=actor, reason="Login.gov account purged")
-        except (DoesNotExist, linking.UnlinkConflict):
-            log_event("security_event_unlink_skipped", subject=keyed_hash(sub))
-            return f"link already gone; {ended} sessions ended"
-        return f"unlinked; {ended} sessions ended"
-    if name == "account-disabled":
-        ended = sessions.end_sessions_for_subject(sub)
-        _audit(nr_number, name, sub, actor, sessions_ended=str(ended))
-        return f"{ended} sessions ended"
-    _audit(nr_number, name, sub, actor)
-    return "recorded"
-
-
-def _audit(nr_number: str | None, name: str, sub: str, actor: str, **detail: str) -> None:
-    if nr_number is None:
-        return
-    event = audit_event(nr_number, f"login_gov_{name.replace('-', '_')}", actor=actor,
-                        subject=keyed_hash(sub), **detail)
-    event.save()
-    record_committed(event, subject=keyed_hash(sub))
+        # Remembered for good: a first sign-in racing this event can never link it.
+        tx.put("purged", Claim(Claim.purged_key(sub)))
+        account = store.get_account(nr_number) if nr_number else None
+        if account is not None and account.linked_sub == sub:
+            linking.unlink_items(tx, account, sub)
+            tx.audit(audit_event(nr_number, "identity_unlinked_purged", actor=actor,
+                                 subject=keyed_hash(sub), reason="Login.gov account purged"))
+            action = f"unlinked; {detail}"
+        else:
+            # Not linked as we read it: that must still hold when the purge commits.
+            tx.check("no_link", Claim, Claim.sub_key(sub), condition=Claim.claim.does_not_exist())
+            action = f"no linked account; {detail}"
+    else:
+        if nr_number is not None:
+            tx.audit(audit_event(nr_number, f"login_gov_{name.replace('-', '_')}", actor=actor,
+                                 subject=keyed_hash(sub),
+                                 **({"sessions_ended": detail} if detail else {})))
+        action = detail or "recorded"
+    try:
+        tx.commit()
+    except store.TransactionRefused as refused:
+        if refused.refused("jti"):
+            raise _Duplicate() from None
+        raise _RaceLost() from None
+    if name == "account-purged":
+        sessions.end_sessions_for_subject(sub)  # any created while we worked
+    return action

@@ -109,7 +109,9 @@ def clear_notice(session: Session) -> None:
 
 def check_csrf(session: Session, submitted: str | None) -> None:
     """Every POST form carries the session's CSRF token (cross-site form defence)."""
-    if not submitted or not hmac.compare_digest(submitted, session.csrf_token):
+    # As bytes: a submitted token in any script compares (and fails) instead of raising.
+    if not submitted or not hmac.compare_digest(submitted.encode(),
+                                                session.csrf_token.encode()):
         raise CsrfError("CSRF token missing or wrong")
 
 

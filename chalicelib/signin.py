@@ -168,8 +168,8 @@ def finish_logout(session_token: str | None, *, expected_state: str | None,
     even for someone who followed a link here.
     """
     sessions.end_session(session_token)
-    via_login_gov = bool(expected_state and returned_state and
-                         hmac.compare_digest(expected_state, returned_state))
+    via_login_gov = bool(expected_state and returned_state and hmac.compare_digest(
+        expected_state.encode(), returned_state.encode()))  # bytes: any text compares
     if not via_login_gov:
         log_event("logout_state_mismatch", logging.WARNING)
     return via_login_gov

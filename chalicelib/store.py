@@ -1,8 +1,7 @@
-"""Storage idioms, written once: claim keys, who holds an address, and transactions that
-say which item refused and why.
+"""Storage idioms, written once: account and link look-ups, the registry-number check, the
+CSV header, and transactions that say which item refused and why.
 
-- Claims are the uniqueness index (`claims` table, keys built by `models.Claim`):
-  `email#<normalized address>` and `sub#<Login.gov sub>`, each naming one account.
+- Who holds an address is chalicelib.claims (the rule) on top of this module.
 - `Transaction` is one TransactWriteItems whose items have names. When DynamoDB cancels
   it, the reasons are read per named item (DynamoDB lists them in request order, which
   PynamoDB builds as condition checks, deletes, puts, updates), and sorted into:
@@ -42,23 +41,6 @@ def is_registry_number(text: str | None) -> bool:
 
 
 # --- claims ------------------------------------------------------------------------------------
-
-def holder_of(normalized_email: str) -> str | None:
-    """The registry number whose claim holds this address, if any. One consistent read."""
-    try:
-        return Claim.get(Claim.email_key(normalized_email), consistent_read=True).nr_number
-    except DoesNotExist:
-        return None
-
-
-def holders_of(normalized_emails) -> dict[str, str]:
-    """normalized address -> registry number, for the addresses that have a claim."""
-    keys = sorted({Claim.email_key(e) for e in normalized_emails if e})
-    if not keys:
-        return {}
-    return {claim.address: claim.nr_number
-            for claim in Claim.batch_get(keys, consistent_read=True)}
-
 
 def account_linked_to(sub: str) -> str | None:
     """The registry number linked to this Login.gov identity, if any. One consistent read."""

@@ -11,7 +11,6 @@ app 8000, local Login.gov 8001, moto 5000, local mailbox 8025.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import re
@@ -65,14 +64,50 @@ def _wait_for(url: str, seconds: float = 60) -> None:
             time.sleep(0.2)
 
 
-def _manage(*args: str, env: dict) -> None:
+def _manage(*args: str, env: dict, quiet: bool = False) -> None:
+    # quiet: the command's own output names addresses; the desk wants that, a log does not.
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "--stage", "local", *args],
-                   cwd=ROOT, env=env, check=True)
+                   cwd=ROOT, env=env, check=True, capture_output=quiet)
 
 
-def _demo_rows() -> list[dict]:
-    with DEMO_CSV.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+def _seed_demo(env: dict) -> None:
+    """The demo's history, made with the commands ops and support use: the registry's
+    export, two support corrections, then the next nightly import (which keeps them)."""
+    report = str(STATE_DIR / "demo_import_rejects.csv")
+    _manage("import-accounts", str(DEMO_CSV), "--reject-report", report, env=env)
+    # Ivan's office address was on June's account too: support gives him his own, which
+    # leaves the office address once-shared on June's account.
+    _manage("set-email", "1000000011", "--primary", "ivan.petrov@example.com",
+            "--reason", "demo: office address shared with 1000000012", env=env, quiet=True)
+    # Jon's .gov primary was changed here (the FAQ's advice); the registry never learnt.
+    _manage("set-email", "1000000013", "--primary", "jon.reyes@example.net",
+            "--reason", "demo: moved off a .gov address", env=env, quiet=True)
+    print("Demo: support corrected the addresses of 1000000011 and 1000000013 (set-email).")
+    _manage("import-accounts", str(DEMO_CSV), "--reject-report", report, env=env)
+
+
+# What each demo account shows: the emails to type at the local Login.gov, and what happens.
+DEMO_NOTES = [
+    ("1000000001", "dr.alice.moreno@example.com", "links by its primary email"),
+    ("1000000002", "bashir.okafor.md@example.com", "links by its secondary email"),
+    ("1000000003", "carmen.lee@fmcsa.dot.gov",
+     "links; the account page advises leaving the .gov address"),
+    ("1000000010", "dana.personal@example.net",
+     "no match: recover with a code sent to dana.ruiz@va.gov, then change that .gov primary"),
+    ("1000000004", "d.ivanov@example.com", "disabled: refused"),
+    ("1000000005", "eve.walsh@example.org", "removed: refused"),
+    ("1000000006", "shared.office@example.com",
+     "on 1000000006 and 1000000007: shared, links nobody (contact support)"),
+    ("1000000007", "grace.kim@example.org", "links 1000000007 by its own secondary"),
+    ("1000000012", "front.desk@clinic.example.com",
+     "once-shared on June Park's account: links nobody until support runs clear-shared"),
+    ("1000000011", "ivan.petrov@example.com", "links Ivan (support corrected his address)"),
+    ("1000000013", "jon.reyes@example.net",
+     "links Jon: his primary was changed here, and the re-import kept it "
+     "(jon.reyes@cdc.gov now matches nothing)"),
+    ("1000000008", "hana.sato@example.com + d.ivanov@example.com",
+     "together: emails of two accounts, links neither"),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_for(f"http://{HOST}:{MOTO_PORT}/moto-api/")
         _manage("create-tables", env=env)
-        _manage("import-accounts", str(DEMO_CSV), "--reject-report",
-                str(STATE_DIR / "demo_import_rejects.csv"), env=env)
+        _seed_demo(env)
         _verify_mail_sender(env)
 
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -179,24 +213,6 @@ def _start_mailbox():
     return serve_mailbox(HOST, MAILBOX_PORT)
 
 
-def _demo_note(row: dict, seen: dict[str, int]) -> str:
-    from chalicelib.emails import is_institutional, try_normalize_email
-
-    if row["status"] != "active":
-        return f"{row['status']}: sign-in refused with the 'not active' page"
-    if any(seen.get(e.lower(), 0) > 1 for e in (row["primary_email"], row["secondary_email"]) if e):
-        shared = [e for e in (row["primary_email"], row["secondary_email"]) if e and seen[e.lower()] > 1]
-        others = [e for e in (row["primary_email"], row["secondary_email"]) if e and seen[e.lower()] == 1]
-        note = f"{shared[0]} is on two accounts: it links neither"
-        return note + (f"; {others[0]} links this one" if others else "")
-    notes = ["links by primary email"]
-    if row["secondary_email"]:
-        notes = ["links by primary or secondary email"]
-    if is_institutional(try_normalize_email(row["primary_email"])):
-        notes.append(".gov/.mil/.edu primary: the account page advises changing it")
-    return "; ".join(notes)
-
-
 def _print_banner(with_mailbox: bool) -> None:
     lines = [
         "",
@@ -205,17 +221,10 @@ def _print_banner(with_mailbox: bool) -> None:
     ]
     if with_mailbox:
         lines.append(f"  Local mailbox:     http://{HOST}:{MAILBOX_PORT}/  (one-time codes and notices)")
-    lines += ["", "  Demo registry accounts (sign in at the local Login.gov with one of these emails):"]
-    rows = _demo_rows()
-    seen: dict[str, int] = {}
-    for row in rows:
-        for email in (row["primary_email"], row["secondary_email"]):
-            if email:
-                seen[email.lower()] = seen.get(email.lower(), 0) + 1
-    for row in rows:
-        emails = [e for e in (row["primary_email"], row["secondary_email"]) if e]
-        lines.append(f"    {row['nr_number']}  {', '.join(emails)}")
-        lines.append(f"                {_demo_note(row, seen)}")
+    lines += ["", "  Demo registry accounts (sign in at the local Login.gov with these emails):"]
+    for number, emails, note in DEMO_NOTES:
+        lines.append(f"    {number}  {emails}")
+        lines.append(f"                {note}")
     lines += ["    any other email   no match: link with a code sent to a registry email",
               "", "  Ctrl-C stops everything.", "READY", ""]
     print("\n".join(lines), flush=True)

@@ -3,5 +3,5 @@
 - desk.py             find, unlink, disable/enable (one transaction each, audited)
 - report.py           the migration report (and templates/report.html)
 - csv_validation.py   the registry export's rows, checked without a database
-- registry_import.py  writing the valid rows
+- registry_sync.py    the three-way sync of the valid rows into the tables
 """

@@ -2,7 +2,7 @@
 
 Every row is checked on its own (registry number, names, role, status, emails) and
 registry numbers must be unique in the file. Bad rows are rejected with a reason; nothing
-about them is written. `supportdesk.registry_import` writes the valid rows.
+about them is written. `supportdesk.registry_sync` syncs the valid rows.
 """
 from __future__ import annotations
 

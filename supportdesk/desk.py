@@ -1,25 +1,31 @@
-"""Support-desk operations behind `manage.py`: find, unlink, disable/enable.
+"""Support-desk operations behind `manage.py`: find, unlink (and lift a bar), disable and
+enable, correct an email, clear a once-shared address, export changes for the registry.
 
-These are the cases the FAQ creates: "I signed in with the wrong Login.gov account" (unlink,
-the person relinks at the next sign-in), "someone else is using my account" (disable, which
-also ends the linked identity's sessions), "which email is on my record" (find).
+These are the cases the FAQ creates: "I lost my Login.gov account" (unlink, lost account),
+"someone else's Login.gov account is linked to my record" (unlink, not the owner: that
+identity is barred from the account), "someone else is using my account" (disable),
+"I no longer read my registry email" (set-email after verifying the person), "which email is
+on my record" (find).
 
-Every change is one TransactWrite holding the change and its audit event, conditioned on
-what support saw (the linked sub, the status) and on the account's version, so a change
-racing a sign-in fails cleanly instead of undoing it. Functions return plain dicts (JSON-
-ready); `manage.py` prints them.
+Every change is one transaction holding the change and its audit event, conditioned on what
+support saw and on the account's version, so a change racing a sign-in fails cleanly
+instead of undoing it. A change made here makes the field this service's
+(chalicelib.field_ownership): no registry import undoes it. Functions return plain dicts
+(JSON-ready); `manage.py` prints them.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from chalicelib import linking, sessions, store
+from chalicelib import claims, linking, sessions, store
 from chalicelib.audit import audit_event, recent_events, record_committed
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.field_ownership import effective_status, mark_changed_here
 from chalicelib.models import Account, AuditEvent
 
 RECENT_EVENTS = 10
 MAX_REASON_LENGTH = 500
+UNLINK_MODES = ("lost-account", "not-owner")
 
 
 class SupportError(Exception):
@@ -85,20 +91,27 @@ def _event_view(event: AuditEvent) -> dict:
     }
 
 
+def claim_state(claim: claims.AddressClaim | None, nr_number: str) -> str:
+    """How one address stands for one account, in the desk's words."""
+    if claim is None or not claim.names(nr_number):
+        others = f" (claim names {', '.join(sorted(claim.holders))})" if claim else ""
+        return "MISSING: no claim names this account" + others
+    if claim.contested:
+        others = ", ".join(sorted(claim.holders - {nr_number}))
+        return f"shared with {others}: links nobody, gets no recovery code"
+    if claim.once_shared:
+        return "once-shared: mail only; no link or code until `clear-shared`"
+    return "ok"
+
+
 def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     """Everything support needs about one account, JSON-ready."""
-    holders = store.holders_of(account.normalized_emails())
+    found = claims.read_many(account.normalized_emails())
 
-    def claim_state(email: str | None) -> str | None:
-        if not email:
-            return None
-        holder = holders.get(email)
-        if holder == account.nr_number:
-            return "ok"
-        if holder is None:
-            return "none (contested or missing: no automatic linking by this email)"
-        return f"held by {holder}"
+    def state(email: str | None) -> str | None:
+        return claim_state(found.get(email), account.nr_number) if email else None
 
+    marks = account.changed_here.as_dict() if account.changed_here else {}
     return {
         "nr_number": account.nr_number,
         "name": account.full_name,
@@ -106,16 +119,22 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
         "last_name": account.last_name,
         "role": account.role,
         "status": account.status,
+        "support_hold": bool(account.support_hold),
+        "registry_status": (account.imported.as_dict().get("status")
+                            if account.imported else None),
         "primary_email": account.primary_email,
-        "primary_email_claim": claim_state(account.primary_email_normalized),
+        "primary_email_claim": state(account.primary_email_normalized),
         "primary_email_institutional": is_institutional(account.primary_email_normalized),
         "secondary_email": account.secondary_email,
-        "secondary_email_claim": claim_state(account.secondary_email_normalized),
+        "secondary_email_claim": state(account.secondary_email_normalized),
+        "changed_here": {name: f"{mark.get('at', '')} by {mark.get('by', '')}"
+                         for name, mark in sorted(marks.items()) if isinstance(mark, dict)},
         "linked": bool(account.linked_sub),
         # The raw sub: not a secret, and what Login.gov's support asks for to correlate.
         "linked_sub": account.linked_sub,
         "linked_at": _iso(account.linked_at),
         "linked_email": account.linked_email,
+        "barred_subs": sorted(account.barred_subs or ()),
         "legacy_username": account.legacy_username,
         "legacy_username_retired": bool(account.legacy_username_retired),
         "last_reminder_at": _iso(account.last_reminder_at),
@@ -128,9 +147,9 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
 def find(query: str, *, scan: bool = False) -> list[dict]:
     """Accounts for a registry number or an email (any case/spacing). Raises NotFound.
 
-    By email, the claims table answers in one read. A contested address has no claim by
-    design (see account_import); `scan=True` then searches every account's emails — a full
-    table scan, for the support desk only, never for the service.
+    By email, the address's claim answers in one read, shared addresses included (it lists
+    every holder). `scan=True` also searches every account's emails — a full table scan, for
+    the desk only: it finds an address whose claim is missing (which the invariants forbid).
     """
     text = (query or "").strip()
     if store.is_registry_number(text):
@@ -141,29 +160,29 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
         email = normalize_email(text)
     except InvalidEmail:
         raise Invalid("give a 10-digit registry number or an email address") from None
-    holder = store.holder_of(email)
-    if holder is not None:
-        return [account_view(_get_account(holder))]
-    if not scan:
-        raise NotFound("no account claims this email; it may be unknown or contested "
-                       "(listed on several accounts): re-run with --scan to search all accounts")
-    condition = (Account.primary_email_normalized == email) | \
-        (Account.secondary_email_normalized == email)
-    accounts = sorted(Account.scan(filter_condition=condition), key=lambda a: a.nr_number)
-    if not accounts:
+    claim = claims.read(email)
+    numbers = set(claim.holders) if claim else set()
+    if scan:
+        condition = (Account.primary_email_normalized == email) | \
+            (Account.secondary_email_normalized == email)
+        numbers |= {a.nr_number for a in Account.scan(filter_condition=condition)}
+    if not numbers:
         raise NotFound("no account lists this email")
-    return [account_view(account) for account in accounts]
+    return [account_view(_get_account(n)) for n in sorted(numbers)]
 
 
-# --- unlink ---------------------------------------------------------------------------------
+# --- unlink, and bars -----------------------------------------------------------------------
 
-def unlink(nr_number: str, *, reason: str, actor: str) -> dict:
-    """Remove an account's Login.gov link; the person relinks at the next sign-in.
+def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
+    """Remove an account's Login.gov link; then end that identity's sessions.
 
-    One transaction: delete `sub#<sub>` (if it names this account), remove linked_sub and
-    linked_at on condition linked_sub is still the sub support saw, and the audit event.
-    The legacy username stays retired. Then the identity's sessions end.
+    mode "lost-account": the person lost their Login.gov account; they link again with a
+    new one. mode "not-owner": the linked identity is not the account's owner; it is barred
+    from this account (by any route) until support lifts the bar. One transaction: the
+    `sub#` claim (if it names this account), the link, the bar, the audit event.
     """
+    if mode not in UNLINK_MODES:
+        raise Invalid(f"--mode must be one of {', '.join(UNLINK_MODES)}")
     reason, actor = _check_reason(reason), _check_actor(actor)
     account = _get_account(nr_number)
     sub = account.linked_sub
@@ -172,23 +191,39 @@ def unlink(nr_number: str, *, reason: str, actor: str) -> dict:
     claim_removed = store.account_linked_to(sub) == account.nr_number
     try:
         linking.unlink_identity(account, sub, event="identity_unlinked", actor=actor,
-                                remove_claim=claim_removed, reason=reason)
+                                remove_claim=claim_removed, bar=mode == "not-owner",
+                                reason=reason, mode=mode)
     except linking.UnlinkConflict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
     ended = sessions.end_sessions_for_subject(sub)
-    return {"nr_number": account.nr_number, "unlinked_sub": sub,
-            "sub_claim_removed": claim_removed, "sessions_ended": ended,
+    return {"nr_number": account.nr_number, "unlinked_sub": sub, "mode": mode,
+            "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
+            "sessions_ended": ended,
             "legacy_username_retired": bool(account.legacy_username_retired)}
+
+
+def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
+    reason, actor = _check_reason(reason), _check_actor(actor)
+    account = _get_account(nr_number)
+    if sub not in (account.barred_subs or ()):
+        raise Refused(f"Login.gov sub {sub} is not barred from account {account.nr_number}")
+    try:
+        linking.lift_bar(account, sub, actor=actor, reason=reason)
+    except linking.UnlinkConflict:
+        raise Refused("the account changed at the same moment; nothing was changed") from None
+    return {"nr_number": account.nr_number, "bar_lifted_for": sub}
 
 
 # --- disable / enable -----------------------------------------------------------------------
 
 def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
-    """Disable or enable an account: status and audit event in one transaction.
+    """Disable (support's hold) or enable (lift the hold): one transaction with its audit.
 
-    Disabling ends the sessions of the linked identity. A removed account is the registry's
-    decision: it is neither disabled nor enabled here (re-import it with status active).
+    The hold is support's own: a registry import never lifts it. Enabling lifts the hold
+    only; the account is then what the registry says (a registry-disabled account stays
+    disabled). A removed account is the registry's decision: support changes nothing there.
+    Disabling ends the sessions of the linked identity.
     """
     if status not in ("active", "disabled"):
         raise Invalid("status must be active or disabled")
@@ -198,16 +233,24 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
     if previous == "removed":
         raise Refused(f"account {account.nr_number} is removed by the registry; "
                       "support does not change it")
-    result = {"nr_number": account.nr_number, "status": status, "previous_status": previous,
-              "changed": previous != status, "sessions_ended": 0}
-    if previous == status:
+    hold = status == "disabled"
+    registry_status = (account.imported.as_dict().get("status", "active")
+                       if account.imported else previous)
+    new_status = effective_status(registry_status, hold)
+    result = {"nr_number": account.nr_number, "status": new_status, "previous_status": previous,
+              "changed": previous != new_status or bool(account.support_hold) != hold,
+              "support_hold": hold, "registry_status": registry_status, "sessions_ended": 0}
+    if not result["changed"]:
         return result
     event = audit_event(account.nr_number,
-                        "account_disabled" if status == "disabled" else "account_enabled",
-                        actor=actor, reason=reason, previous_status=previous)
+                        "account_disabled" if hold else "account_enabled", actor=actor,
+                        export=True, reason=reason, previous_status=previous,
+                        status=new_status, fields="status")
     tx = store.Transaction()
-    tx.update("account", account, actions=[Account.status.set(status)],
-              condition=Account.status == previous)
+    tx.update("account", account, actions=[
+        Account.status.set(new_status), Account.support_hold.set(hold),
+        mark_changed_here(account, ["status"], actor)],
+        condition=Account.status == previous)
     tx.audit(event)
     try:
         tx.commit()
@@ -215,6 +258,145 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
         raise Refused("the account changed at the same moment; nothing was changed: "
                       "look again with `find`") from None
     record_committed(event, previous_status=previous)
-    if status == "disabled" and account.linked_sub:
+    if hold and account.linked_sub:
         result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
     return result
+
+
+# --- email corrections and shared addresses ---------------------------------------------------
+
+def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
+              actor: str) -> dict:
+    """Support corrects the primary or secondary address (None removes the secondary) after
+    verifying the person by its usual process. The field is then owned here."""
+    if slot not in ("primary", "secondary"):
+        raise Invalid("choose --primary or --secondary")
+    reason, actor = _check_reason(reason), _check_actor(actor)
+    account = _get_account(nr_number)
+    normalized = None
+    if address is not None:
+        try:
+            normalized = normalize_email(address)
+        except InvalidEmail:
+            raise Invalid("not a usable email address") from None
+        address = address.strip()
+    elif slot == "primary":
+        raise Invalid("the primary email cannot be removed")
+    field_name = f"{slot}_email"
+    old_normalized = getattr(account, f"{field_name}_normalized")
+    other = account.secondary_email_normalized if slot == "primary" \
+        else account.primary_email_normalized
+    if normalized is not None and normalized == other:
+        raise Refused(f"{address} is already this account's other address: use a swap "
+                      "(the person can do it on the account page)")
+    if normalized == old_normalized:
+        raise Refused(f"the {slot} email is already {getattr(account, field_name)}")
+    found = claims.read_many([a for a in (normalized, old_normalized) if a])
+    new_claim = found.get(normalized) if normalized else None
+    if new_claim is not None and not new_claim.names(account.nr_number):
+        holders = ", ".join(sorted(new_claim.holders))
+        raise Refused(f"{address} is on another registry account ({holders}): correct that "
+                      "account first")
+    event = audit_event(account.nr_number, "email_set_by_support", actor=actor, export=True,
+                        reason=reason, fields=field_name,
+                        old_email=getattr(account, field_name) or "", new_email=address or "")
+    tx = store.Transaction()
+    if normalized is not None:
+        claims.add_holder(tx, "new_claim", normalized, account.nr_number, None)
+    if old_normalized:
+        old_claim = found.get(old_normalized)
+        if old_claim is not None and old_claim.names(account.nr_number):
+            claims.remove_holder(tx, "old_claim", old_normalized, account.nr_number, old_claim)
+    raw, norm = getattr(Account, field_name), getattr(Account, f"{field_name}_normalized")
+    tx.update("account", account, actions=[
+        raw.set(address) if address else raw.remove(),
+        norm.set(normalized) if normalized else norm.remove(),
+        mark_changed_here(account, [field_name], actor)])
+    tx.audit(event)
+    try:
+        tx.commit()
+    except store.TransactionRefused:
+        raise Refused("the account or the address changed at the same moment; nothing was "
+                      "changed: look again with `find`") from None
+    record_committed(event, fields=field_name)
+    return {"nr_number": account.nr_number, "field": field_name,
+            "old": getattr(account, field_name), "new": address}
+
+
+def clear_shared(address: str, *, reason: str, actor: str) -> dict:
+    """Support verified the one account left on a once-shared address: it proves that
+    account again (links, recovery codes). Audited on that account."""
+    reason, actor = _check_reason(reason), _check_actor(actor)
+    try:
+        normalized = normalize_email(address)
+    except InvalidEmail:
+        raise Invalid("not a usable email address") from None
+    claim = claims.read(normalized)
+    if claim is None:
+        raise NotFound("no account lists this email")
+    if claim.contested:
+        raise Refused(f"still on several accounts ({', '.join(sorted(claim.holders))}): "
+                      "correct their addresses first")
+    if not claim.shared:
+        raise Refused("this address is not marked shared; nothing to clear")
+    (nr_number,) = claim.holders
+    account = _get_account(nr_number)
+    event = audit_event(nr_number, "shared_address_cleared", actor=actor, reason=reason)
+    tx = store.Transaction()
+    claims.clear_shared(tx, "claim", claim)
+    # The account must still hold the address when the claim clears.
+    tx.check("account", Account, nr_number,
+             condition=(Account.primary_email_normalized == normalized)
+             | (Account.secondary_email_normalized == normalized))
+    tx.audit(event)
+    try:
+        tx.commit()
+    except store.TransactionRefused:
+        raise Refused("the address changed at the same moment; nothing was changed") from None
+    record_committed(event)
+    return {"address": address, "nr_number": account.nr_number, "cleared": True}
+
+
+# --- changes for the registry ------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("at", "nr_number", "field", "old", "new", "event", "actor")
+# The fields each kind of email change (chalicelib.email_change.Change) touches.
+CHANGE_FIELDS = {"primary": "primary_email", "secondary": "secondary_email",
+                 "remove_secondary": "secondary_email",
+                 "swap": "primary_email,secondary_email"}
+
+
+def export_changes(since: str) -> list[dict]:
+    """Every email and status change made here since `since` (YYYY-MM-DD), oldest first,
+    from the audit trail: what the registry should take into its own records."""
+    try:
+        start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise Invalid("--since takes a date: YYYY-MM-DD") from None
+    today = datetime.now(timezone.utc)
+    if start > today:
+        raise Invalid("--since is in the future")
+    rows = []
+    day = start
+    while day.date() <= today.date():
+        for event in AuditEvent.by_export_day.query(day.strftime("%Y-%m-%d")):
+            detail = event.detail.as_dict() if event.detail else {}
+            fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change"), "")
+            for field_name in fields.split(","):
+                if not field_name:
+                    continue
+                old, new = _export_values(event.event, field_name, detail)
+                rows.append({"at": event.at_event.split("#", 1)[0],
+                             "nr_number": event.nr_number, "field": field_name, "old": old,
+                             "new": new, "event": event.event, "actor": event.actor})
+        day += timedelta(days=1)
+    return rows
+
+
+def _export_values(event: str, field_name: str, detail: dict) -> tuple[str, str]:
+    if field_name == "status":
+        return detail.get("previous_status", ""), detail.get("status", "")
+    if detail.get("change") == "swap":
+        old, new = detail.get("old_email", ""), detail.get("new_email", "")
+        return (old, new) if field_name == "primary_email" else (new, old)
+    return detail.get("old_email", ""), detail.get("new_email", "")

@@ -125,19 +125,27 @@ def app_client(aws, idp, chalice_project):
 def make_account(nr_number="1000000001", primary="dr.alice@example.com", secondary=None,
                  status="active", role="medical_examiner", legacy_username="alice1",
                  first_name="Alice", last_name="Examiner", claims=True):
-    """Create an account and (by default) its email claims, as the importer does."""
+    """Create an account and (by default) its email claims, as the import does: the row is
+    its imported base, and an address another account already holds becomes shared."""
+    from chalicelib import claims as address_claims
+    from chalicelib import store
     from chalicelib.emails import normalize_email
-    from chalicelib.models import Account, Claim
+    from chalicelib.models import Account
 
+    row = {"first_name": first_name, "last_name": last_name, "role": role, "status": status,
+           "primary_email": primary, "secondary_email": secondary,
+           "legacy_username": legacy_username}
     account = Account(
         nr_number, first_name=first_name, last_name=last_name, role=role, status=status,
         primary_email=primary, primary_email_normalized=normalize_email(primary),
         secondary_email=secondary,
         secondary_email_normalized=normalize_email(secondary) if secondary else None,
-        legacy_username=legacy_username)
+        legacy_username=legacy_username, imported=row)
     account.save()
     for email in account.normalized_emails() if claims else []:
-        Claim(Claim.email_key(email), nr_number=nr_number).save()
+        tx = store.Transaction()
+        address_claims.add_holder(tx, "claim", email, nr_number, address_claims.read(email))
+        tx.commit()
     return account
 
 

@@ -404,23 +404,44 @@ def signed_in(browser, account):
     return sub
 
 
-def test_throttled_security_event_changes_nothing_and_a_redelivery_acts(
+def _events_recorded() -> list:
+    return [f for f in Flow.scan() if f.flow_id.startswith("setjti#")]
+
+
+def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
         app_client, idp, dynamo, signed_in):
+    """The event id commits with the action: a failure records neither, so Login.gov's
+    redelivery acts (ending sessions is idempotent, so it may happen twice)."""
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    rule = dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
-                       key_prefix="setjti#")
+    rule = dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
+                       table="flows", key_prefix="setjti#")
     status, _ = _push(app_client, token)
     assert rule.fired == 1
-    assert status != 202
-    assert len(sessions_in_table()) == 1  # not acted on
-    assert [f for f in Flow.scan() if f.flow_id.startswith("setjti#")] == []
+    assert status == 503
+    assert _events_recorded() == []
+    assert [e.event for e in AuditEvent.query(NR) if e.event.startswith("login_gov_")] == []
     assert _push(app_client, token) == (202, None)
-    assert sessions_in_table() == []
+    assert sessions_in_table() == [] and len(_events_recorded()) == 1
+    assert [e.event for e in AuditEvent.query(NR)
+            if e.event.startswith("login_gov_")] == ["login_gov_account_disabled"]
+
+
+def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
+        app_client, idp, dynamo, signed_in):
+    token = idp.security_event_token(CLIENT_ID, "account-purged", signed_in)
+    dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
+                table="flows", key_prefix="setjti#")
+    assert _push(app_client, token)[0] == 503
+    assert Account.get(NR).linked_sub == signed_in  # nothing half-done
+    assert _push(app_client, token) == (202, None)
+    assert Account.get(NR).linked_sub is None and sub_claims() == []
+    assert _push(app_client, token) == (202, None)  # and a third delivery changes nothing
+    assert [e.event for e in AuditEvent.query(NR)].count("identity_unlinked_purged") == 1
 
 
 def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, signed_in):
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
-                key_prefix="setjti#")
+    dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
+                table="flows", key_prefix="setjti#")
     assert _push(app_client, token) == (503, {"err": "temporarily_unavailable"})
 

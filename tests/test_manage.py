@@ -131,20 +131,28 @@ def test_find_returns_at_most_ten_recent_events_newest_first(cli):
 
 def test_find_not_found_and_bad_input_exit_codes(cli):
     code, _, err = cli("find", "nobody@example.com")
-    assert code == 1 and "--scan" in err
+    assert code == 1 and "no account lists this email" in err
     assert cli("find", "9999999999")[0] == 1
     assert cli("find", "12345")[0] == 2
     assert cli("find", "not an email")[0] == 2
 
 
-def test_find_a_contested_email_needs_scan_and_shows_every_account(cli):
-    make_account("1000000004", "shared@example.com", claims=False)
-    make_account("1000000005", "own@example.com", "Shared@Example.com", claims=False)
-    assert cli("find", "shared@example.com")[0] == 1
-    code, found, _ = run_json(cli, "find", "shared@example.com", "--scan")
+def test_find_a_shared_email_shows_every_account_and_how_it_stands(cli):
+    make_account("1000000004", "shared@example.com")
+    make_account("1000000005", "own@example.com", "Shared@Example.com")
+    code, found, _ = run_json(cli, "find", "shared@example.com")
     assert code == 0
     assert [v["nr_number"] for v in found] == ["1000000004", "1000000005"]
-    assert found[0]["primary_email_claim"].startswith("none")
+    assert found[0]["primary_email_claim"].startswith("shared with 1000000005")
+    assert found[1]["secondary_email_claim"].startswith("shared with 1000000004")
+    assert found[1]["primary_email_claim"] == "ok"
+
+
+def test_find_with_scan_finds_an_address_whose_claim_is_missing(cli):
+    make_account("1000000004", "lost.claim@example.com", claims=False)
+    assert cli("find", "lost.claim@example.com")[0] == 1
+    code, found, _ = run_json(cli, "find", "lost.claim@example.com", "--scan")
+    assert code == 0 and found[0]["primary_email_claim"].startswith("MISSING")
 
 
 # --- unlink -----------------------------------------------------------------------------------
@@ -155,8 +163,8 @@ def test_unlink_removes_link_and_claim_ends_sessions_and_audits(cli):
     link("1000000006", sub)
     token, session = sessions.create_session(sub, "1000000006")
     other_token, _ = sessions.create_session("someone-else", "1000000099")
-    code, result, _ = run_json(cli, "unlink", "1000000006", "--reason",
-                               "signed in with the wrong Login.gov account")
+    code, result, _ = run_json(cli, "unlink", "1000000006", "--mode", "lost-account",
+                               "--reason", "signed in with the wrong Login.gov account")
     assert code == 0 and result["unlinked_sub"] == sub and result["sub_claim_removed"] is True
     account = Account.get("1000000006", consistent_read=True)
     assert account.linked_sub is None and account.linked_at is None
@@ -180,17 +188,18 @@ def test_after_unlink_the_person_can_link_again(cli):
 
     make_account("1000000007", "erin@example.com")
     link("1000000007", "sub-old")
-    assert cli("unlink", "1000000007", "--reason", "shared")[0] == 0
+    assert cli("unlink", "1000000007", "--mode", "lost-account", "--reason", "lost")[0] == 0
     assert link_account("sub-new", "1000000007",
                         method=LinkMethod.AUTOMATIC).outcome is LinkOutcome.LINKED
 
 
 def test_unlink_refuses_an_unlinked_or_unknown_account_and_changes_nothing(cli):
     make_account("1000000008", "fay@example.com")
-    code, _, err = cli("unlink", "1000000008", "--reason", "x")
+    code, _, err = cli("unlink", "1000000008", "--mode", "lost-account", "--reason", "x")
     assert code == 1 and "not linked" in err
-    assert cli("unlink", "9999999998", "--reason", "x")[0] == 1
-    assert cli("unlink", "1000000008", "--reason", "   ")[0] == 2
+    assert cli("unlink", "9999999998", "--mode", "lost-account", "--reason", "x")[0] == 1
+    assert cli("unlink", "1000000008", "--mode", "lost-account", "--reason", "   ")[0] == 2
+    assert cli("unlink", "1000000008", "--reason", "no mode given")[0] == 2
     assert list(AuditEvent.query("1000000008")) == []
 
 
@@ -208,7 +217,7 @@ def test_unlink_is_one_transaction_that_fails_whole_if_the_link_changed(tables, 
 
     monkeypatch.setattr(support, "_get_account", stale_read)
     with pytest.raises(support.Refused, match="changed while unlinking"):
-        support.unlink("1000000009", reason="test", actor="me")
+        support.unlink("1000000009", reason="test", actor="me", mode="lost-account")
     # Nothing of the transaction happened: claim, account and audit all unchanged.
     assert Claim.get(Claim.sub_key("sub-first")).nr_number == "1000000009"
     assert Account.get("1000000009", consistent_read=True).linked_sub == "sub-second"
@@ -331,7 +340,7 @@ def test_import_accounts_command_reports_and_exits_2_on_rejects(cli, tmp_path):
     assert (summary["rows_read"], summary["imported"], summary["rejected"]) == (2, 1, 1)
     assert "bad,rejected,nr_number must be exactly 10 digits" in report.read_text()
     code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
-    assert summary["unchanged"] == 1 and summary["write_requests"] == 0
+    assert summary["unchanged"] == 1 and summary["transactions"] == 0
 
 
 def test_import_accounts_clean_file_exits_0_and_a_bad_header_exits_2(cli, tmp_path):

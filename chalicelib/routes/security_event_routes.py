@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import edge, security_events
-from chalicelib.security_events import SecurityEventRejected
+from chalicelib.security_events import SecurityEventDeferred, SecurityEventRejected
 
 bp = Blueprint(__name__)
 
@@ -13,9 +13,15 @@ def _rejected(error: SecurityEventRejected) -> tuple[int, dict]:
     return 400, {"err": error.code, "description": error.description}
 
 
+def _deferred(error: SecurityEventDeferred) -> tuple[int, dict]:
+    # Not a refusal: 503 asks Login.gov to deliver the event again later.
+    return 503, {"err": "temporarily_unavailable", "description": str(error)}
+
+
 @bp.route("/api/security-events", methods=["POST"],
           content_types=["application/secevent+jwt", "application/jwt", "text/plain"])
-@edge.api("security_event_rejected", {SecurityEventRejected: _rejected})
+@edge.api("security_event_rejected", {SecurityEventRejected: _rejected,
+                                      SecurityEventDeferred: _deferred})
 def receive_security_event():
     security_events.handle_security_event(edge.raw_body().decode("ascii", "replace").strip())
     return edge.json_response(202, None)

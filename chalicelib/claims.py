@@ -1,0 +1,141 @@
+"""Who holds an email address: the one rule for linking, recovery, email changes, the
+registry import and the support desk (DESIGN.md, "Account lifecycle").
+
+- An address on one account that was never shared proves identity for that account: its
+  claim names it (`nr_number`), it links automatically and it receives recovery codes.
+- An address on several accounts is contested. Its claim lists every holder and proves
+  nothing: no automatic link, no recovery code, and no email change can take it. Each
+  holder can remove or replace it from their own account.
+- When only one holder is left, the address stays once-shared: it is still that account's
+  address and receives its mail, but it neither links nor receives a code until support
+  clears it after verifying the person (`manage.py clear-shared`).
+
+Every write goes into the caller's store.Transaction and is conditioned on the claim as it
+was read (its revision, or its absence), so a claim that anyone changed meanwhile refuses
+the whole transaction instead of being overwritten.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.models import Claim
+
+
+@dataclass(frozen=True)
+class AddressClaim:
+    """An `email#` claim as read: its holders, whether it is (or was) shared, its revision."""
+
+    address: str
+    holders: frozenset[str]
+    shared: bool
+    revision: int
+
+    @property
+    def proves(self) -> str | None:
+        """The account this address proves identity for, if any."""
+        if len(self.holders) == 1 and not self.shared:
+            return next(iter(self.holders))
+        return None
+
+    @property
+    def contested(self) -> bool:
+        return len(self.holders) > 1
+
+    @property
+    def once_shared(self) -> bool:
+        return len(self.holders) == 1 and self.shared
+
+    def names(self, nr_number: str) -> bool:
+        return nr_number in self.holders
+
+
+def from_item(item: Claim) -> AddressClaim:
+    # Claims written before `holders` existed name their one account in nr_number.
+    holders = set(item.holders or ()) or ({item.nr_number} if item.nr_number else set())
+    return AddressClaim(item.address, frozenset(holders), bool(item.shared), item.revision or 0)
+
+
+def read(address: str) -> AddressClaim | None:
+    """The claim on one normalized address. One consistent GetItem."""
+    try:
+        return from_item(Claim.get(Claim.email_key(address), consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def read_many(addresses) -> dict[str, AddressClaim]:
+    """normalized address -> claim, for the addresses that have one (BatchGetItem)."""
+    keys = sorted({Claim.email_key(a) for a in addresses if a})
+    if not keys:
+        return {}
+    return {item.address: from_item(item)
+            for item in Claim.batch_get(keys, consistent_read=True)}
+
+
+# --- writes (into a store.Transaction) -------------------------------------------------------
+
+def _item(address: str, holders: frozenset[str], shared: bool, revision: int) -> Claim:
+    proves = next(iter(holders)) if len(holders) == 1 and not shared else None
+    return Claim(Claim.email_key(address), nr_number=proves, holders=set(holders),
+                 shared=True if shared else None, revision=revision)
+
+
+def _as_read(current: AddressClaim | None):
+    """The claim is still what we read (or still absent): anyone's change refuses the write."""
+    if current is None:
+        return Claim.claim.does_not_exist()
+    if current.revision == 0:
+        return Claim.claim.exists() & (Claim.revision.does_not_exist() | (Claim.revision == 0))
+    return Claim.revision == current.revision
+
+
+def add_holder(tx, name: str, address: str, nr_number: str, current: AddressClaim | None,
+               *, shared: bool = False) -> AddressClaim:
+    """Put `nr_number` among the address's holders. A second holder makes it contested;
+    `shared=True` marks it shared even with one holder (an import that knows another holder
+    is coming, so the address never proves anything in between)."""
+    holders = (current.holders if current else frozenset()) | {nr_number}
+    now_shared = shared or len(holders) > 1 or bool(current and current.shared)
+    after = AddressClaim(address, holders, now_shared, (current.revision if current else 0) + 1)
+    tx.put(name, _item(address, after.holders, after.shared, after.revision),
+           condition=_as_read(current))
+    return after
+
+
+def remove_holder(tx, name: str, address: str, nr_number: str,
+                  current: AddressClaim) -> AddressClaim | None:
+    """Take `nr_number` off the address. The last holder's removal deletes the claim; a
+    contested address left with one holder stays shared (once-shared)."""
+    holders = current.holders - {nr_number}
+    if not holders:
+        tx.delete(name, Claim(Claim.email_key(address)), condition=_as_read(current))
+        return None
+    after = AddressClaim(address, holders, True, current.revision + 1)
+    tx.put(name, _item(address, after.holders, after.shared, after.revision),
+           condition=_as_read(current))
+    return after
+
+
+def release_if_sole(tx, name: str, address: str, nr_number: str) -> None:
+    """Delete an address that proves `nr_number` alone, without reading it first (the
+    common case of an email change). If the address is shared the transaction is refused
+    at `name`; the caller then reads it and uses remove_holder."""
+    tx.delete(name, Claim(Claim.email_key(address)), condition=Claim.nr_number == nr_number)
+
+
+def clear_shared(tx, name: str, current: AddressClaim) -> AddressClaim:
+    """Support verified the one holder left: the address proves identity again."""
+    if current.contested or not current.shared:
+        raise ValueError("only a once-shared address can be cleared")
+    after = AddressClaim(current.address, current.holders, False, current.revision + 1)
+    tx.put(name, _item(after.address, after.holders, False, after.revision),
+           condition=_as_read(current))
+    return after
+
+
+def still_proves(tx, name: str, address: str, nr_number: str) -> None:
+    """Check, inside the transaction, that the address still proves `nr_number`: what a
+    link matched must still hold when the link commits."""
+    tx.check(name, Claim, Claim.email_key(address), condition=Claim.nr_number == nr_number)

@@ -1,0 +1,375 @@
+"""Import the registry's export: a three-way sync that never undoes a decision made here.
+
+Rows come validated from supportdesk.csv_validation. For each row:
+
+- Fields (chalicelib.field_ownership): the account keeps the registry row as last imported.
+  A field is applied only where the registry's value changed since then and this service
+  did not change it; where both changed it differently nothing is applied and the report
+  lists the conflict with both values and dates. The registry's "removed" always wins;
+  support's hold ("disabled") is never lifted. Link fields are never touched.
+- Addresses (chalicelib.claims): an address on several accounts is shared, never proof of
+  identity; when an import leaves one holder, the address stays once-shared until support
+  clears it. An address that will be shared by the end of the run is written as shared from
+  its first write, so it never proves anyone in between.
+
+Writing: one transaction per account that changes — the account on its version (or absent,
+for a new one), every address it gains or loses conditioned on the claim as read, and its
+audit event. Unchanged rows cost no write, so re-importing the same file writes nothing. A
+failure leaves each account before or after, never between; an account that changed while
+the import ran is read again and planned once more; storage trouble stops the run cleanly
+(`stopped`), and re-running finishes the job.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import claims, store
+from chalicelib.audit import audit_event
+from chalicelib.claims import AddressClaim
+from chalicelib.emails import try_normalize_email
+from chalicelib.field_ownership import (
+    REGISTRY_FIELDS,
+    Merge,
+    changed_here,
+    effective_status,
+    merge,
+)
+from chalicelib.logs import log_event
+from chalicelib.models import Account, utc_now
+from supportdesk.csv_validation import (
+    REJECTED,
+    WARNING,
+    AccountRow,
+    ImportFileError,
+    Issue,
+    Validation,
+    validate_csv,
+    validate_file,
+    validate_text,
+)
+
+__all__ = ["ImportFileError", "ImportResult", "import_accounts", "validate_csv",
+           "validate_file", "validate_text", "write_reject_report"]
+
+REPORT_HEADER = ("row", "nr_number", "kind", "reason")
+CONFLICT = "conflict"
+# Storage trouble (throttling beyond botocore's retries): wait and try the account again
+# this many times before stopping the run.
+STORAGE_RETRIES = 3
+
+
+@dataclass
+class ImportResult:
+    rows_read: int = 0
+    imported: int = 0           # new accounts
+    updated: int = 0            # existing accounts with a write (fields, addresses or base)
+    unchanged: int = 0
+    rejected: int = 0           # rows not imported (validation, or changed while importing)
+    conflicts: int = 0          # fields both sides changed: nothing applied, reported
+    shared_emails: int = 0      # distinct addresses of this file on several accounts
+    warnings: int = 0
+    claims_written: int = 0     # claim items put or deleted
+    transactions: int = 0       # TransactWriteItems commits
+    items_read: int = 0         # accounts and claims read to plan
+    dry_run: bool = False
+    stopped: str | None = None  # why the run stopped early (storage trouble): re-run it
+    issues: list[Issue] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        names = ("rows_read", "imported", "updated", "unchanged", "rejected", "conflicts",
+                 "shared_emails", "warnings", "claims_written", "transactions", "items_read",
+                 "dry_run", "stopped")
+        return {name: getattr(self, name) for name in names}
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+def _norm(raw: str | None) -> str | None:
+    return try_normalize_email(raw) if raw else None
+
+
+def _row_values(row: AccountRow) -> dict:
+    return {"first_name": row.first_name, "last_name": row.last_name, "role": row.role,
+            "status": row.status, "primary_email": row.primary_email,
+            "secondary_email": row.secondary_email, "legacy_username": row.legacy_username}
+
+
+def _current_values(account: Account) -> dict:
+    values = {name: getattr(account, name) for name in REGISTRY_FIELDS}
+    base = account.imported.as_dict() if account.imported else {}
+    # The status the registry gave, not the effective one (support's hold is separate).
+    values["status"] = base.get("status", account.status)
+    return values
+
+
+def _comparable(name: str, value):
+    return _norm(value) if name in ("primary_email", "secondary_email") else value
+
+
+@dataclass
+class AccountPlan:
+    """What one row does to its account, decided before anything is written."""
+
+    row: AccountRow
+    existing: Account | None
+    changes: dict = field(default_factory=dict)        # Account attribute -> new value
+    base: dict = field(default_factory=dict)           # the new imported snapshot
+    conflicts: list[tuple[str, object, object]] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)  # normalized, after the import
+
+    @property
+    def nr_number(self) -> str:
+        return self.row.nr_number
+
+
+def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
+    """The three-way merge of one row with its account (pure: no reads)."""
+    theirs = _row_values(row)
+    if account is None:
+        plan = AccountPlan(row, None, base=dict(theirs))
+        plan.changes = {**{k: v for k, v in theirs.items()},
+                        "primary_email_normalized": row.primary_email_normalized,
+                        "secondary_email_normalized": row.secondary_email_normalized,
+                        "status": effective_status(row.status, False)}
+        plan.addresses = [a for a in (row.primary_email_normalized,
+                                      row.secondary_email_normalized) if a]
+        return plan
+    ours = _current_values(account)
+    base = account.imported.as_dict() if account.imported else dict(ours)
+    plan = AccountPlan(row, account, base=dict(base))
+    for name in REGISTRY_FIELDS:
+        outcome = merge(_comparable(name, base.get(name)), _comparable(name, ours[name]),
+                        _comparable(name, theirs[name]))
+        if outcome is Merge.APPLY:
+            plan.base[name] = theirs[name]
+            if name == "status":
+                continue  # the effective status is decided below
+            plan.changes[name] = theirs[name]
+            if name in ("primary_email", "secondary_email"):
+                plan.changes[f"{name}_normalized"] = _norm(theirs[name])
+        elif outcome is Merge.CONVERGED:
+            plan.base[name] = theirs[name]
+        elif outcome is Merge.CONFLICT:
+            plan.conflicts.append((name, theirs[name], ours[name]))
+        elif _comparable(name, theirs[name]) == _comparable(name, base.get(name)) \
+                and theirs[name] != base.get(name):
+            plan.base[name] = theirs[name]  # same address, new spelling: the base follows
+    status = effective_status(plan.base.get("status", "active"), bool(account.support_hold))
+    if status != account.status:
+        plan.changes["status"] = status
+    if plan.base == (account.imported.as_dict() if account.imported else None):
+        plan.base = {}  # nothing new to remember
+    primary = plan.changes.get("primary_email_normalized", account.primary_email_normalized)
+    secondary = plan.changes.get("secondary_email_normalized",
+                                 account.secondary_email_normalized)
+    if secondary == primary:
+        # A swap on one side and a change on the other: never two slots for one address.
+        plan.changes.pop("secondary_email", None)
+        plan.changes.pop("secondary_email_normalized", None)
+        plan.conflicts.append(("secondary_email", theirs["secondary_email"],
+                               ours["secondary_email"]))
+        secondary = account.secondary_email_normalized
+    plan.addresses = [a for a in (primary, secondary) if a]
+    return plan
+
+
+def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim]) -> dict[str, bool]:
+    """For every address the run touches: will it be on several accounts (or stay shared)?"""
+    in_file = {plan.nr_number: plan for plan in plans}
+    holders: dict[str, set[str]] = {}
+    for address, claim in current.items():
+        holders[address] = {n for n in claim.holders if n not in in_file}
+    for plan in plans:
+        for address in plan.addresses:
+            holders.setdefault(address, set()).add(plan.nr_number)
+    return {address: len(numbers) > 1 or bool(current.get(address) and current[address].shared)
+            for address, numbers in holders.items()}
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | None],
+                     shared: dict[str, bool], actor: str) -> tuple[store.Transaction | None,
+                                                                   dict, int]:
+    """The account's one transaction, and the claims as it leaves them (None: no write)."""
+    tx = store.Transaction()
+    after = dict(claim_state)
+    number = plan.nr_number
+    before = set(plan.existing.normalized_emails()) if plan.existing else set()
+    writes = 0
+    for address in sorted(set(plan.addresses) | before):
+        claim = after.get(address)
+        holds = claim is not None and claim.names(number)
+        if address in plan.addresses and not holds:
+            after[address] = claims.add_holder(tx, f"claim:{address}", address, number, claim,
+                                               shared=shared.get(address, False))
+            writes += 1
+        elif address not in plan.addresses and holds:
+            after[address] = claims.remove_holder(tx, f"claim:{address}", address, number,
+                                                  claim)
+            writes += 1
+    if not (plan.changes or plan.base or writes):
+        return None, after, 0
+    now = utc_now()
+    fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
+    if plan.existing is None:
+        account = Account(number, **plan.changes, imported=plan.base, imported_at=now)
+        tx.put("account", account, condition=Account.nr_number.does_not_exist())
+        event = audit_event(number, "account_imported", actor=actor)
+    else:
+        actions = [getattr(Account, name).set(value) if value is not None
+                   else getattr(Account, name).remove()
+                   for name, value in sorted(plan.changes.items())]
+        if plan.base:
+            actions += [Account.imported.set(plan.base), Account.imported_at.set(now)]
+        # The version condition (added by PynamoDB) refuses an account that changed since it
+        # was read (a link, an email change, support); link fields are never in `actions`.
+        tx.update("account", plan.existing, actions=actions)
+        event = audit_event(number, "account_updated_by_import", actor=actor,
+                            fields=",".join(fields))
+    tx.audit(event)
+    return tx, after, writes
+
+
+def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | None]]:
+    """Read the account and its addresses again and plan the row once more."""
+    account = store.get_account(plan.nr_number)
+    fresh = plan_account(plan.row, account)
+    addresses = set(fresh.addresses) | set(account.normalized_emails() if account else ())
+    found = claims.read_many(addresses)
+    return fresh, {address: found.get(address) for address in addresses}
+
+
+def import_accounts(validation: Validation, *, actor: str = "import", dry_run: bool = False,
+                    sleep: Callable[[float], None] = time.sleep) -> ImportResult:
+    """Sync the valid rows of `validation` into the tables. Idempotent."""
+    issues = list(validation.issues)
+    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run)
+    rows = validation.rows
+    existing = {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
+                                                          consistent_read=True)} if rows else {}
+    plans = [plan_account(row, existing.get(row.nr_number)) for row in rows]
+    addresses = {a for plan in plans for a in plan.addresses} | {
+        a for account in existing.values() for a in account.normalized_emails()}
+    current = claims.read_many(addresses)
+    result.items_read = len(existing) + len(current)
+    shared = shared_after(plans, current)
+    result.shared_emails = sum(1 for plan_address in {a for p in plans for a in p.addresses}
+                               if shared.get(plan_address))
+    claim_state: dict[str, AddressClaim | None] = {a: current.get(a) for a in addresses}
+    stamp = utc_now().strftime("%Y-%m-%d")
+
+    for index, plan in enumerate(plans):
+        if result.stopped:
+            break
+        for name, theirs, ours in plan.conflicts:
+            issues.append(_conflict_issue(plan, name, theirs, ours, stamp))
+        result.conflicts += len(plan.conflicts)
+        for address in plan.addresses:
+            if shared.get(address):
+                issues.append(Issue(plan.row.row, plan.nr_number, WARNING,
+                                    f"{_slot(plan, address)} email is on several registry "
+                                    "accounts: it links none of them and gets no recovery "
+                                    "code until support clears it"))
+        outcome = _write(plan, claim_state, shared, actor, dry_run, result, sleep)
+        if outcome == "changed":
+            issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
+                                "account changed while importing (linked or edited at the "
+                                "same moment) twice; nothing written for it: re-run the "
+                                "import"))
+        elif outcome == "stopped":
+            remaining = len(plans) - index
+            result.stopped = (f"DynamoDB kept refusing writes (throttled or unavailable) at "
+                              f"line {plan.row.row}; {remaining} rows not written: re-run "
+                              "the import to finish (rows already written are skipped)")
+    issues.sort(key=lambda issue: (issue.row, issue.kind))
+    result.issues = issues
+    result.rejected = sum(1 for issue in issues if issue.kind == REJECTED)
+    result.warnings = sum(1 for issue in issues if issue.kind == WARNING)
+    log_event("accounts_imported", **result.summary())
+    return result
+
+
+def _write(plan: AccountPlan, claim_state: dict, shared: dict[str, bool], actor: str,
+           dry_run: bool, result: ImportResult, sleep) -> str:
+    """Write one account; returns "written", "unchanged", "changed" or "stopped"."""
+    retried_fresh = False
+    storage_failures = 0
+    while True:
+        tx, after, claim_writes = _transaction_for(plan, claim_state, shared, actor)
+        if tx is None:
+            result.unchanged += 1
+            return "unchanged"
+        if dry_run:
+            _count(plan, result, claim_writes)
+            return "written"
+        try:
+            tx.commit()
+        except store.TransactionRefused:
+            if retried_fresh:
+                return "changed"
+            # Someone changed the account or one of its addresses since we read them.
+            retried_fresh = True
+            plan_fresh, fresh_claims = _fresh(plan)
+            plan.changes, plan.base, plan.addresses = (plan_fresh.changes, plan_fresh.base,
+                                                       plan_fresh.addresses)
+            plan.existing = plan_fresh.existing
+            claim_state.update(fresh_claims)
+            continue
+        except PynamoDBException as exc:
+            storage_failures += 1
+            if storage_failures > STORAGE_RETRIES:
+                log_event("import_stopped", nr_number=plan.nr_number,
+                          error=exc.__class__.__name__)
+                return "stopped"
+            sleep(min(2.0 ** storage_failures, 10.0))
+            continue
+        claim_state.update(after)
+        result.transactions += 1
+        _count(plan, result, claim_writes)
+        return "written"
+
+
+def _count(plan: AccountPlan, result: ImportResult, claim_writes: int) -> None:
+    result.claims_written += claim_writes
+    if plan.existing is None:
+        result.imported += 1
+    else:
+        result.updated += 1
+
+
+def _slot(plan: AccountPlan, address: str) -> str:
+    return "primary" if plan.addresses and plan.addresses[0] == address else "secondary"
+
+
+def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:
+    marks = changed_here(plan.existing) if plan.existing else {}
+    mark = marks.get(name)
+    here = f"changed here on {mark.at[:10]} by {mark.by}" if mark else "changed here"
+    return Issue(plan.row.row, plan.nr_number, CONFLICT,
+                 f"{name}: the registry's file of {stamp} says {theirs or '(none)'}; "
+                 f"this service has {ours or '(none)'} ({here}); nothing applied — "
+                 "the registry should take this service's value (manage.py export-changes), "
+                 "or support corrects it (manage.py set-email)")
+
+
+# --- the reject report -----------------------------------------------------------------------
+
+def _cell(value: object) -> str:
+    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_reject_report(path: str | Path, issues: list[Issue]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(REPORT_HEADER)
+        for issue in issues:
+            writer.writerow([issue.row, _cell(issue.nr_number), issue.kind, _cell(issue.reason)])

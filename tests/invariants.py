@@ -1,0 +1,94 @@
+"""The account lifecycle's invariants (DESIGN.md, "Account lifecycle"), checked on the
+tables as they are: after every lifecycle test and after every step of the state machine.
+
+1. Every address of every account has exactly one claim, and it names that account; no
+   claim names an account that does not hold the address; a claim proves an account
+   (`nr_number`) exactly when it has one holder and was never shared.
+2. `sub#` claims and accounts' linked subs agree both ways; one sub, at most one account;
+   a purged identity holds no link; a barred identity is not linked to that account.
+3. Every link and unlink has its audit record: per account, links minus unlinks in the
+   audit trail is 1 when linked and 0 when not; every field changed here has an audit event
+   that changed it.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from chalicelib import claims
+from chalicelib.logs import keyed_hash
+from chalicelib.models import Account, AuditEvent, Claim
+
+LINK_EVENTS = {"identity_linked"}
+UNLINK_EVENTS = {"identity_unlinked", "identity_unlinked_purged"}
+FIELD_EVENTS = {"email_changed", "email_set_by_support", "account_disabled",
+                "account_enabled"}
+
+
+def snapshot() -> tuple[dict, list]:
+    return {a.nr_number: a for a in Account.scan(consistent_read=True)}, \
+        list(Claim.scan(consistent_read=True))
+
+
+def assert_invariants() -> None:
+    accounts, items = snapshot()
+    problems: list[str] = []
+    by_address = {item.address: item for item in items if item.address is not None}
+
+    # 1. addresses and their claims
+    for account in accounts.values():
+        emails = account.normalized_emails()
+        if len(emails) != len(set(emails)):
+            problems.append(f"{account.nr_number} lists one address twice")
+        for address in emails:
+            item = by_address.get(address)
+            if item is None or not claims.from_item(item).names(account.nr_number):
+                problems.append(f"{account.nr_number}: {address} has no claim naming it")
+    for address, item in by_address.items():
+        claim = claims.from_item(item)
+        if not claim.holders:
+            problems.append(f"claim on {address} names nobody")
+        for number in claim.holders:
+            account = accounts.get(number)
+            if account is None or address not in account.normalized_emails():
+                problems.append(f"claim on {address} names {number}, which does not hold it")
+        if item.nr_number != claim.proves:
+            problems.append(f"claim on {address}: proves {item.nr_number!r}, "
+                            f"holders {sorted(claim.holders)} shared={claim.shared}")
+        if claim.contested and not claim.shared:
+            problems.append(f"claim on {address} has several holders but is not shared")
+
+    # 2. links
+    subs = {i.claim[len(Claim.SUB_PREFIX):]: i.nr_number for i in items
+            if i.claim.startswith(Claim.SUB_PREFIX)}
+    purged = {i.claim[len(Claim.PURGED_PREFIX):] for i in items
+              if i.claim.startswith(Claim.PURGED_PREFIX)}
+    for sub, number in subs.items():
+        if number not in accounts or accounts[number].linked_sub != sub:
+            problems.append(f"sub claim {sub[:8]} -> {number} without the link")
+    for account in accounts.values():
+        if account.linked_sub:
+            if subs.get(account.linked_sub) != account.nr_number:
+                problems.append(f"{account.nr_number} linked without its sub claim")
+            if account.linked_sub in purged:
+                problems.append(f"{account.nr_number} linked to a purged identity")
+            if account.linked_sub in (account.barred_subs or ()):
+                problems.append(f"{account.nr_number} linked to an identity it barred")
+
+    # 3. audit
+    for account in accounts.values():
+        events = list(AuditEvent.query(account.nr_number, consistent_read=True))
+        names = Counter(e.event for e in events)
+        links = sum(names[n] for n in LINK_EVENTS)
+        unlinks = sum(names[n] for n in UNLINK_EVENTS)
+        if links - unlinks != (1 if account.linked_sub else 0):
+            problems.append(f"{account.nr_number}: {links} links, {unlinks} unlinks in the "
+                            f"audit trail, linked={bool(account.linked_sub)}")
+        if account.linked_sub:
+            last = max((e for e in events if e.event in LINK_EVENTS),
+                       key=lambda e: e.at_event, default=None)
+            if last is None or last.actor != f"subject:{keyed_hash(account.linked_sub)}":
+                problems.append(f"{account.nr_number}: last link event is not its identity's")
+        marks = account.changed_here.as_dict() if account.changed_here else {}
+        if marks and not any(names[n] for n in FIELD_EVENTS):
+            problems.append(f"{account.nr_number}: fields changed here without an audit event")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,244 @@
+"""The registry import as a three-way sync (supportdesk.registry_sync): what it applies,
+what it leaves alone, shared addresses, one transaction per account, clean stops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chalicelib import claims
+from chalicelib.models import Account, AuditEvent
+from supportdesk.registry_sync import import_accounts, validate_file, validate_text
+from tests.aws_fixtures import (  # noqa: F401 - fixtures
+    api_calls,
+    csv_row,
+    csv_text,
+    link,
+    make_account,
+    support_env,
+    tables,
+)
+from tests.invariants import assert_invariants
+
+DEMO_CSV = Path(__file__).resolve().parent.parent / "localdev" / "demo_accounts.csv"
+WRITES = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
+
+
+def sync(*rows, **kwargs):
+    result = import_accounts(validate_text(csv_text(*rows)), **kwargs)
+    assert_invariants()
+    return result
+
+
+def claim(address):
+    return claims.read(address)
+
+
+def kinds(result, kind):
+    return {i.nr_number: i.reason for i in result.issues if i.kind == kind}
+
+
+def set_primary_here(nr_number, address, by="person"):
+    """A verified email change made by this service (as email_change commits it)."""
+    from chalicelib import store
+    from chalicelib.audit import audit_event
+    from chalicelib.field_ownership import mark_changed_here
+
+    account = Account.get(nr_number, consistent_read=True)
+    tx = store.Transaction()
+    claims.add_holder(tx, "new", address, nr_number, claims.read(address))
+    claims.remove_holder(tx, "old", account.primary_email_normalized, nr_number,
+                         claims.read(account.primary_email_normalized))
+    tx.update("account", account, actions=[
+        Account.primary_email.set(address), Account.primary_email_normalized.set(address),
+        mark_changed_here(account, ["primary_email"], by)])
+    tx.audit(audit_event(nr_number, "email_changed", actor=by, change="primary",
+                         old_email=account.primary_email, new_email=address, export=True))
+    tx.commit()
+
+
+# --- fields ---------------------------------------------------------------------------------
+
+def test_a_new_file_creates_accounts_their_claims_and_their_base(tables):
+    result = sync(csv_row("4000000001", "Dr.One@Example.com", "one.home@example.org",
+                          username="one"),
+                  csv_row("4000000002", "two@fmcsa.dot.gov", role="third_party",
+                          status="disabled"))
+    assert (result.imported, result.updated, result.unchanged, result.rejected) == (2, 0, 0, 0)
+    one = Account.get("4000000001")
+    assert (one.primary_email, one.primary_email_normalized) == \
+        ("Dr.One@Example.com", "dr.one@example.com")
+    assert one.imported.as_dict()["primary_email"] == "Dr.One@Example.com"
+    assert Account.get("4000000002").status == "disabled"
+    assert claim("dr.one@example.com").proves == "4000000001"
+    assert claim("one.home@example.org").proves == "4000000001"
+    # One transaction per account, nothing else.
+    assert result.transactions == 2 and result.claims_written == 3
+
+
+def test_reimporting_the_same_file_writes_nothing(tables, api_calls):
+    text = csv_text(*(csv_row(f"60000000{i:02d}", f"p{i}@example.com",
+                              f"s{i}@example.org" if i % 2 else "") for i in range(30)))
+    assert import_accounts(validate_text(text)).imported == 30
+    api_calls.clear()
+    again = import_accounts(validate_text(text))
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 30)
+    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+    # Reads are batched: 30 accounts in one BatchGetItem, 45 claims in one.
+    assert len(api_calls.params("BatchGetItem")) == 2 and again.items_read == 75
+
+
+def test_a_registry_change_is_applied_where_nothing_was_changed_here(tables):
+    sync(csv_row("7000000001", "pat@example.com", username="old"))
+    link("7000000001", "sub-7000")
+    result = sync(csv_row("7000000001", "pat.new@example.com", first="Patricia",
+                          username="old"), actor="import:tester")
+    assert result.updated == 1 and result.conflicts == 0
+    account = Account.get("7000000001", consistent_read=True)
+    assert (account.first_name, account.primary_email) == ("Patricia", "pat.new@example.com")
+    assert account.linked_sub == "sub-7000"  # link fields are never the import's
+    assert claim("pat@example.com") is None
+    assert claim("pat.new@example.com").proves == "7000000001"
+    (event,) = [e for e in AuditEvent.query("7000000001")
+                if e.event == "account_updated_by_import"]
+    assert event.actor == "import:tester"
+    assert "primary_email" in event.detail.as_dict()["fields"]
+
+
+def test_an_email_changed_here_is_never_undone_by_an_import(tables):
+    sync(csv_row("7100000001", "dana.ruiz@va.gov"))
+    set_primary_here("7100000001", "dana.personal@example.net")
+    result = sync(csv_row("7100000001", "dana.ruiz@va.gov"))  # the registry never learnt
+    assert result.updated == 0 and result.unchanged == 1 and result.conflicts == 0
+    assert Account.get("7100000001").primary_email_normalized == "dana.personal@example.net"
+    assert claim("dana.ruiz@va.gov") is None  # the abandoned mailbox proves nobody
+
+
+def test_both_sides_changed_is_a_conflict_that_applies_nothing_and_is_reported(tables):
+    sync(csv_row("7200000001", "first@example.com"))
+    set_primary_here("7200000001", "mine@example.com")
+    result = sync(csv_row("7200000001", "registry.fix@example.com"))
+    assert result.conflicts == 1 and result.updated == 0
+    (reason,) = kinds(result, "conflict").values()
+    assert "primary_email" in reason and "registry.fix@example.com" in reason \
+        and "mine@example.com" in reason and "changed here on" in reason
+    assert Account.get("7200000001").primary_email == "mine@example.com"
+    # Still reported next time, until one side takes the other's value...
+    assert sync(csv_row("7200000001", "registry.fix@example.com")).conflicts == 1
+    # ...when the registry adopts ours, the two agree again and nothing is written.
+    converged = sync(csv_row("7200000001", "mine@example.com"))
+    assert converged.conflicts == 0
+    assert sync(csv_row("7200000001", "mine@example.com")).updated == 0
+
+
+def test_support_disabled_is_never_lifted_and_removed_always_wins(tables):
+    from supportdesk import desk
+
+    sync(csv_row("7300000001", "held@example.com"))
+    desk.set_status("7300000001", "disabled", reason="reported shared", actor="jdoe")
+    assert sync(csv_row("7300000001", "held@example.com")).updated == 0
+    assert Account.get("7300000001").status == "disabled"
+    sync(csv_row("7300000001", "held@example.com", status="removed"))
+    assert Account.get("7300000001").status == "removed"
+    sync(csv_row("7300000001", "held@example.com", status="active"))
+    assert Account.get("7300000001").status == "disabled"  # the hold is still there
+    desk.set_status("7300000001", "active", reason="verified", actor="jdoe")
+    assert Account.get("7300000001").status == "active"
+
+
+# --- shared addresses ----------------------------------------------------------------------------
+
+def test_an_address_on_two_rows_is_shared_from_its_first_write(tables, api_calls):
+    result = sync(csv_row("5000000001", "Front.Desk@example.com"),
+                  csv_row("5000000002", "own@example.com", " front.desk@EXAMPLE.com"))
+    assert result.imported == 2 and result.shared_emails == 1
+    office = claim("front.desk@example.com")
+    assert office.holders == {"5000000001", "5000000002"} and office.proves is None
+    assert claim("own@example.com").proves == "5000000002"
+    # Never, even between the two transactions, did the address prove one account.
+    puts = [item["Put"]["Item"] for params in api_calls.params("TransactWriteItems")
+            for item in params["TransactItems"]
+            if "Put" in item
+            and item["Put"]["Item"].get("claim", {}).get("S") == "email#front.desk@example.com"]
+    assert puts and all("nr_number" not in item for item in puts)
+    assert set(kinds(result, "warning")) == {"5000000001", "5000000002"}
+
+
+def test_an_address_already_held_outside_the_file_becomes_shared(tables):
+    make_account("5100000009", "taken@example.com")  # not in the file, linked or not
+    link("5100000009", "sub-5100")
+    result = sync(csv_row("5100000001", "taken@example.com"))
+    assert result.imported == 1 and result.shared_emails == 1
+    assert claim("taken@example.com").holders == {"5100000009", "5100000001"}
+
+
+def test_a_correction_leaving_one_holder_keeps_the_address_once_shared(tables):
+    sync(csv_row("5200000001", "office@example.com"), csv_row("5200000002", "office@example.com"))
+    sync(csv_row("5200000001", "a.own@example.com"), csv_row("5200000002", "office@example.com"))
+    office = claim("office@example.com")
+    assert office.holders == {"5200000002"} and office.once_shared and office.proves is None
+
+
+# --- concurrency and failures -------------------------------------------------------------------
+
+def test_an_account_changed_during_the_import_is_planned_again_not_overwritten(tables,
+                                                                             api_calls):
+    sync(csv_row("7400000001", "race@example.com"))
+
+    def someone_changes_the_email():
+        set_primary_here("7400000001", "changed.here@example.com")
+
+    api_calls.interleave("TransactWriteItems", someone_changes_the_email,
+                         table="accounts", key_prefix="7400000001")
+    result = sync(csv_row("7400000001", "race@example.com", first="Changed"))
+    assert result.rejected == 0 and result.updated == 1
+    account = Account.get("7400000001", consistent_read=True)
+    assert account.first_name == "Changed"                     # the registry's change
+    assert account.primary_email == "changed.here@example.com"  # and ours, both kept
+    assert claim("race@example.com") is None  # the released claim did not come back
+
+
+def test_throttling_stops_the_run_cleanly_and_a_rerun_finishes(tables, api_calls):
+    rows = [csv_row(f"75000000{i:02d}", f"t{i}@example.com") for i in range(6)]
+    api_calls.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
+                   table="accounts", key_prefix="7500000003", times=10)
+    result = sync(*rows, sleep=lambda seconds: None)
+    assert result.stopped and "re-run the import" in result.stopped
+    assert result.imported == 3  # each account before or after, never between
+    assert {a.nr_number for a in Account.scan()} == {f"75000000{i:02d}" for i in range(3)}
+    api_calls.rules.clear()
+    again = sync(*rows)
+    assert again.stopped is None and again.imported == 3 and again.unchanged == 3
+
+
+def test_dry_run_writes_nothing(tables, api_calls):
+    result = import_accounts(validate_text(csv_text(csv_row("8100000001", "dry@example.com"))),
+                             dry_run=True)
+    assert result.imported == 1 and result.claims_written == 1
+    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+    assert Account.count() == 0
+
+
+def test_a_missing_claim_is_repaired_on_reimport(tables):
+    make_account("7200000009", "repair@example.com", first_name="Pat", last_name="Examiner",
+                 legacy_username=None, claims=False)
+    result = import_accounts(validate_text(csv_text(csv_row("7200000009",
+                                                            "repair@example.com"))))
+    assert result.claims_written == 1
+    assert claim("repair@example.com").proves == "7200000009"
+    assert_invariants()
+
+
+def test_the_demo_file_imports_and_shows_each_case(tables):
+    result = import_accounts(validate_file(DEMO_CSV))
+    assert result.rejected == 0 and result.conflicts == 0
+    assert claim("shared.office@example.com").contested
+    assert {a.status for a in Account.scan()} == {"active", "disabled", "removed"}
+    assert_invariants()
+
+
+@pytest.mark.parametrize("status", ["active", "disabled"])
+def test_a_registry_status_change_applies_when_support_has_no_hold(tables, status):
+    sync(csv_row("7600000001", "s@example.com", status="active"))
+    sync(csv_row("7600000001", "s@example.com", status=status))
+    assert Account.get("7600000001").status == status
