@@ -26,6 +26,7 @@ from pynamodb.attributes import NumberAttribute
 
 from chalicelib import models
 from localdev import provision
+from tests import test_policies as policies
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
@@ -61,14 +62,6 @@ def stage_env(stage: str) -> dict[str, str]:
     config = chalice_config()
     return {**config.get("environment_variables", {}),
             **config["stages"][stage].get("environment_variables", {})}
-
-
-def policy(stage: str) -> dict:
-    return json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
-
-
-def statement(stage: str, sid: str) -> dict:
-    return next(s for s in policy(stage)["Statement"] if s["Sid"] == sid)
 
 
 def sub(value, **names: str) -> str:
@@ -241,7 +234,9 @@ def test_local_stage_points_at_emulators_and_never_holds_the_private_key():
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
+def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
+    """The names the config, the template and every function's policy share. What each
+    policy may do is tests/test_policies.py's subject."""
     config = chalice_config()
     env = stage_env(stage)
     template = load_template()
@@ -250,46 +245,29 @@ def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
     assert env["LOGIN_GOV_ISSUER"] == issuers[stage]
     assert env["APP_BASE_URL"].startswith("https://")
     assert "LOGIN_GOV_PRIVATE_KEY" not in env and "AWS_ENDPOINT_URL" not in env
-    assert config["stages"][stage]["iam_policy_file"] == f"policy-{stage}.json"
     # The 5XX alarm's Stage dimension is the API Gateway stage.
     assert config["stages"][stage]["api_gateway_stage"] == stage
-
-    prefix = env["TABLE_PREFIX"]
-    assert prefix == f"nrcme-{stage}-"
-    tables = {f"arn:aws:dynamodb:us-east-1:*:table/{prefix}{suffix}"
-              for suffix in models.TABLE_SUFFIXES.values()}
-    assert set(statement(stage, "ItemsAndTransactionsOnStageTables")["Resource"]) == tables
-    assert statement(stage, "QueryFlowIndexes")["Resource"] == [
-        f"arn:aws:dynamodb:us-east-1:*:table/{prefix}flows/index/*"]
+    assert env["TABLE_PREFIX"] == f"nrcme-{stage}-"
 
     outputs = template["Outputs"]
     secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["HMAC_ROOT_KEY_PARAMETER"]}
     assert secret_names == {sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
                             sub(outputs["HmacRootKeyParameterName"]["Value"], Stage=stage)}
-    assert set(statement(stage, "ReadStageSecrets")["Resource"]) == {
-        f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
-
+    secret_arns = {f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
     alias = sub(template["Resources"]["DataKeyAlias"]["Properties"]["AliasName"], Stage=stage)
-    kms = statement(stage, "TableKeyOnlyThroughDynamoDB")["Condition"]
-    assert kms["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == alias
-    assert kms["StringEquals"]["kms:ViaService"] == "dynamodb.us-east-1.amazonaws.com"
 
-    mail = statement(stage, "SendMailAsStageSenderOnly")
-    assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
-    assert mail["Resource"] == [
-        "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
-
-
-@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_policy_names_its_stages_resources_or_states_a_condition(stage):
-    own_names = (f"nrcme-{stage}-", f"nrcme-signin-{stage}", f"/nrcme/{stage}/")
-    for entry in policy(stage)["Statement"]:
-        assert entry["Effect"] == "Allow"
-        assert not any(action.endswith("*") for action in entry["Action"]), entry["Sid"]
-        for resource in entry["Resource"]:
-            assert resource != "*", entry["Sid"]
-            assert any(name in resource for name in own_names) or "Condition" in entry, (
-                entry["Sid"])
+    for function in policies.FUNCTIONS:
+        by_sid = {s["Sid"]: s for s in policies.policy(stage, function)["Statement"]}
+        if "ReadStageSecrets" in by_sid:
+            assert set(by_sid["ReadStageSecrets"]["Resource"]) <= secret_arns
+        kms = by_sid["TableKeyOnlyThroughDynamoDB"]["Condition"]
+        assert kms["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == alias
+        assert kms["StringEquals"]["kms:ViaService"] == "dynamodb.us-east-1.amazonaws.com"
+        if "SendMailAsStageSenderOnly" in by_sid:
+            mail = by_sid["SendMailAsStageSenderOnly"]
+            assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
+            assert mail["Resource"] == [
+                "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
 
 
 # --- (c), (d) chalice package ------------------------------------------------------------------
