@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pynamodb.attributes import NumberAttribute
 
-from chalicelib import models
+from chalicelib import logs, models
 from localdev import provision
 from tests import test_policies as policies
 
@@ -117,6 +117,34 @@ def test_every_table_is_on_demand_encrypted_recoverable_protected_and_tagged():
         assert table["DeletionProtectionEnabled"] == {"Fn::If": ["IsDeployed", True, False]}
         assert {tag["Key"] for tag in table["Tags"]} == {"Project", "Stage", "DataClassification"}
     assert template["Resources"]["DataKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_cloudwatch_may_use_the_key_only_for_this_accounts_alarms():
+    statements = load_template()["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements
+                     if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    condition = cloudwatch["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert sub(condition["ArnLike"]["aws:SourceArn"]) == (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+    # Every other principal is the account itself (access delegated to IAM).
+    others = [s for s in statements if s is not cloudwatch]
+    assert [s["Principal"] for s in others] == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]
+
+
+def test_a_reached_guess_cap_raises_an_alarm():
+    alarm = load_template()["Resources"]["RecoveryGuessCapAlarm"]
+    properties = alarm["Properties"]
+    assert alarm["Condition"] == "IsDeployed"
+    # The app's embedded metric (chalicelib.logs.count): namespace, name, no dimensions.
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        logs.METRIC_NAMESPACE, "RecoveryGuessCapReached")
+    assert "Dimensions" not in properties
+    assert (properties["Statistic"], properties["Period"], properties["Threshold"],
+            properties["ComparisonOperator"]) == (
+        "Sum", 300, 1, "GreaterThanOrEqualToThreshold")
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_flows_ttl_is_the_models_expiry_attribute():
