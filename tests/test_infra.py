@@ -78,8 +78,16 @@ def as_set(entries) -> set[tuple[str, str]]:
 
 # --- (a) lint --------------------------------------------------------------------------------
 
-def test_template_has_no_cfn_lint_findings():
-    result = run([str(BIN_DIR / "cfn-lint"), "--", str(TEMPLATE)])
+TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
+
+
+def test_infra_holds_the_stack_and_the_edge_templates():
+    assert [path.name for path in TEMPLATES] == ["template.yaml", "waf.yaml"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
+def test_template_has_no_cfn_lint_findings(template):
+    result = run([str(BIN_DIR / "cfn-lint"), "--", str(template)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
 
@@ -273,7 +281,7 @@ def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
     assert env["LOGIN_GOV_ISSUER"] == issuers[stage]
     assert env["APP_BASE_URL"].startswith("https://")
     assert "LOGIN_GOV_PRIVATE_KEY" not in env and "AWS_ENDPOINT_URL" not in env
-    # The 5XX alarm's Stage dimension is the API Gateway stage.
+    # The 5XX alarm's Stage dimension and the WAF association are the API Gateway stage.
     assert config["stages"][stage]["api_gateway_stage"] == stage
     assert env["TABLE_PREFIX"] == f"nrcme-{stage}-"
 
