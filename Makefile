@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
-	$(BIN)/cfn-lint infra/template.yaml
+	$(BIN)/cfn-lint infra/*.yaml
 
 # PIP_NO_DEPS=1: pip installs exactly requirements.txt, so botocore (in the Lambda runtime)
 # stays out of the zip. STAGE=dev|prod; see docs/deploy.md.

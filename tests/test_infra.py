@@ -24,8 +24,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pynamodb.attributes import NumberAttribute
 
-from chalicelib import models
+from chalicelib import logs, models
 from localdev import provision
+from tests import test_policies as policies
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
@@ -63,14 +64,6 @@ def stage_env(stage: str) -> dict[str, str]:
             **config["stages"][stage].get("environment_variables", {})}
 
 
-def policy(stage: str) -> dict:
-    return json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
-
-
-def statement(stage: str, sid: str) -> dict:
-    return next(s for s in policy(stage)["Statement"] if s["Sid"] == sid)
-
-
 def sub(value, **names: str) -> str:
     """Resolve a template's `!Sub "..${Name}.."` for the given parameter values."""
     text = value["Fn::Sub"] if isinstance(value, dict) else value
@@ -85,8 +78,16 @@ def as_set(entries) -> set[tuple[str, str]]:
 
 # --- (a) lint --------------------------------------------------------------------------------
 
-def test_template_has_no_cfn_lint_findings():
-    result = run([str(BIN_DIR / "cfn-lint"), "--", str(TEMPLATE)])
+TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
+
+
+def test_infra_holds_the_stack_and_the_edge_templates():
+    assert [path.name for path in TEMPLATES] == ["template.yaml", "waf.yaml"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
+def test_template_has_no_cfn_lint_findings(template):
+    result = run([str(BIN_DIR / "cfn-lint"), "--", str(template)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
 
@@ -124,6 +125,34 @@ def test_every_table_is_on_demand_encrypted_recoverable_protected_and_tagged():
         assert table["DeletionProtectionEnabled"] == {"Fn::If": ["IsDeployed", True, False]}
         assert {tag["Key"] for tag in table["Tags"]} == {"Project", "Stage", "DataClassification"}
     assert template["Resources"]["DataKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_cloudwatch_may_use_the_key_only_for_this_accounts_alarms():
+    statements = load_template()["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements
+                     if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    condition = cloudwatch["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert sub(condition["ArnLike"]["aws:SourceArn"]) == (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+    # Every other principal is the account itself (access delegated to IAM).
+    others = [s for s in statements if s is not cloudwatch]
+    assert [s["Principal"] for s in others] == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]
+
+
+def test_a_reached_guess_cap_raises_an_alarm():
+    alarm = load_template()["Resources"]["RecoveryGuessCapAlarm"]
+    properties = alarm["Properties"]
+    assert alarm["Condition"] == "IsDeployed"
+    # The app's embedded metric (chalicelib.logs.count): namespace, name, no dimensions.
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        logs.METRIC_NAMESPACE, "RecoveryGuessCapReached")
+    assert "Dimensions" not in properties
+    assert (properties["Statistic"], properties["Period"], properties["Threshold"],
+            properties["ComparisonOperator"]) == (
+        "Sum", 300, 1, "GreaterThanOrEqualToThreshold")
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_flows_ttl_is_the_models_expiry_attribute():
@@ -241,7 +270,9 @@ def test_local_stage_points_at_emulators_and_never_holds_the_private_key():
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
+def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
+    """The names the config, the template and every function's policy share. What each
+    policy may do is tests/test_policies.py's subject."""
     config = chalice_config()
     env = stage_env(stage)
     template = load_template()
@@ -250,46 +281,29 @@ def test_deployed_stage_config_matches_its_policy_and_the_template(stage):
     assert env["LOGIN_GOV_ISSUER"] == issuers[stage]
     assert env["APP_BASE_URL"].startswith("https://")
     assert "LOGIN_GOV_PRIVATE_KEY" not in env and "AWS_ENDPOINT_URL" not in env
-    assert config["stages"][stage]["iam_policy_file"] == f"policy-{stage}.json"
-    # The 5XX alarm's Stage dimension is the API Gateway stage.
+    # The 5XX alarm's Stage dimension and the WAF association are the API Gateway stage.
     assert config["stages"][stage]["api_gateway_stage"] == stage
-
-    prefix = env["TABLE_PREFIX"]
-    assert prefix == f"nrcme-{stage}-"
-    tables = {f"arn:aws:dynamodb:us-east-1:*:table/{prefix}{suffix}"
-              for suffix in models.TABLE_SUFFIXES.values()}
-    assert set(statement(stage, "ItemsAndTransactionsOnStageTables")["Resource"]) == tables
-    assert statement(stage, "QueryFlowIndexes")["Resource"] == [
-        f"arn:aws:dynamodb:us-east-1:*:table/{prefix}flows/index/*"]
+    assert env["TABLE_PREFIX"] == f"nrcme-{stage}-"
 
     outputs = template["Outputs"]
     secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["HMAC_ROOT_KEY_PARAMETER"]}
     assert secret_names == {sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
                             sub(outputs["HmacRootKeyParameterName"]["Value"], Stage=stage)}
-    assert set(statement(stage, "ReadStageSecrets")["Resource"]) == {
-        f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
-
+    secret_arns = {f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
     alias = sub(template["Resources"]["DataKeyAlias"]["Properties"]["AliasName"], Stage=stage)
-    kms = statement(stage, "TableKeyOnlyThroughDynamoDB")["Condition"]
-    assert kms["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == alias
-    assert kms["StringEquals"]["kms:ViaService"] == "dynamodb.us-east-1.amazonaws.com"
 
-    mail = statement(stage, "SendMailAsStageSenderOnly")
-    assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
-    assert mail["Resource"] == [
-        "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
-
-
-@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_policy_names_its_stages_resources_or_states_a_condition(stage):
-    own_names = (f"nrcme-{stage}-", f"nrcme-signin-{stage}", f"/nrcme/{stage}/")
-    for entry in policy(stage)["Statement"]:
-        assert entry["Effect"] == "Allow"
-        assert not any(action.endswith("*") for action in entry["Action"]), entry["Sid"]
-        for resource in entry["Resource"]:
-            assert resource != "*", entry["Sid"]
-            assert any(name in resource for name in own_names) or "Condition" in entry, (
-                entry["Sid"])
+    for function in policies.FUNCTIONS:
+        by_sid = {s["Sid"]: s for s in policies.policy(stage, function)["Statement"]}
+        if "ReadStageSecrets" in by_sid:
+            assert set(by_sid["ReadStageSecrets"]["Resource"]) <= secret_arns
+        kms = by_sid["TableKeyOnlyThroughDynamoDB"]["Condition"]
+        assert kms["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == alias
+        assert kms["StringEquals"]["kms:ViaService"] == "dynamodb.us-east-1.amazonaws.com"
+        if "SendMailAsStageSenderOnly" in by_sid:
+            mail = by_sid["SendMailAsStageSenderOnly"]
+            assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
+            assert mail["Resource"] == [
+                "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
 
 
 # --- (c), (d) chalice package ------------------------------------------------------------------
