@@ -99,6 +99,7 @@ def error_response(error: ServiceError, cookies: list[str] | None = None, *,
         return pages.redirect(_redirect_target(entry), cookies=cookies)
     current = state()
     context = {"signed_in": current.session is not None,
+               "linked": bool(current.session and current.session.nr_number),
                "csrf_token": current.session.csrf_token if current.session else None}
     if entry.form is not None:
         context.update(FORM_CONTEXTS[entry.form](current, error))
@@ -172,6 +173,19 @@ def form() -> dict[str, str]:
     fields = {name: values[0] for name, values in parsed.items()}
     state().form = fields
     return fields
+
+
+def optional_session() -> Session | None:
+    """This browser's live session, or None: for pages anyone may see whose header says
+    whether you are signed in. No cookie, no read."""
+    current = state()
+    token = cookie(web.SESSION_COOKIE)
+    if not token:
+        return None
+    session = sessions.load_session(token)
+    if session is not None:
+        current.session, current.session_token = session, token
+    return session
 
 
 def signed_in(*, linked: bool | None = True) -> Session:
