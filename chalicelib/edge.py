@@ -234,7 +234,8 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
     if session is None:
         raise NotSignedIn("code page without a session")
     action = "/link/recover/verify" if purpose == "recovery" else "/account/email/confirm"
-    return {"signed_in": True, "csrf_token": session.csrf_token, "purpose": purpose,
+    return {"signed_in": True, "linked": purpose != "recovery",
+            "csrf_token": session.csrf_token, "purpose": purpose,
             "target_email": target_email, "form_action": action,
             "minutes": settings.challenge_ttl // 60,
             "sends_per_hour": settings.code_sends_per_hour}

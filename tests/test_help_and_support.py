@@ -46,6 +46,10 @@ def assert_names_support(body: str) -> None:
     assert SUPPORT["SUPPORT_HOURS"] in body and f'href="{SUPPORT["SUPPORT_URL"]}"' in body
 
 
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
 def references_on(body: str) -> list[str]:
     return re.findall(r'<strong class="reference">([^<]+)</strong>', body)
 
@@ -123,6 +127,17 @@ def test_signed_in_header_and_home_page_offer_the_account_and_sign_out(browser):
     assert "Sign in with Login.gov</a>" in browser.get("/").body
 
 
+def test_signed_in_but_not_linked_the_header_leads_to_linking_not_to_a_loop(browser, mailbox):
+    signed_in_unmatched(browser)
+    for path in ("/", "/help", "/link/no-match", "/link/recover", "/no-such-page"):
+        header = browser.get(path).body.split("<main", 1)[0]
+        assert '<a href="/link/no-match">Link your registry account</a>' in header, path
+        assert 'href="/account"' not in header, path
+    home = main_part(browser.get("/").body)
+    assert "not linked to a National Registry account yet" in home
+    assert 'class="button" href="/link/no-match"' in home
+
+
 # --- refusal pages: help, support contact, reference -------------------------------------------
 
 def _no_match(browser):
@@ -196,11 +211,11 @@ def test_a_refusal_page_links_its_help_names_support_and_shows_a_reference_to_it
 def test_the_stuck_cases_name_themselves(browser, mailbox, support):
     """No longer reading any registry address, and a lost Login.gov account: each page says
     what to do, with the support desk's contact details in the sentence."""
-    no_match = main_part(_no_match(browser).body)
+    no_match = text_of(main_part(_no_match(browser).body))
     assert "If you no longer read any of your registry email addresses" in no_match
     assert f"{SUPPORT['SUPPORT_PHONE']} or {SUPPORT['SUPPORT_EMAIL']}" in no_match
     request_recovery(browser, "dr.someone@example.org")
-    code_page = main_part(browser.get("/link/recover/verify").body)
+    code_page = text_of(main_part(browser.get("/link/recover/verify").body))
     assert "No longer read that mailbox, or any of your registry email addresses?" in code_page
     assert f"{SUPPORT['SUPPORT_PHONE']} or {SUPPORT['SUPPORT_EMAIL']}" in code_page
     browser.cookies.clear()

@@ -16,6 +16,7 @@ def help_page():
     session = edge.optional_session()
     settings = get_settings()
     return pages.render("help.html", signed_in=session is not None,
+                        linked=bool(session and session.nr_number),
                         login_gov_account_url=settings.login_gov_account_url,
                         minutes=settings.challenge_ttl // 60,
                         max_attempts=settings.code_max_attempts,

@@ -13,7 +13,8 @@ bp = Blueprint(__name__)
 @edge.page
 def landing():
     session = edge.optional_session()  # one read, and only with a session cookie
-    return pages.render("landing.html", signed_in=session is not None)
+    return pages.render("landing.html", signed_in=session is not None,
+                        linked=bool(session and session.nr_number))
 
 
 @bp.route("/login")
