@@ -41,9 +41,13 @@ lint: $(STAMP)
 # PIP_NO_DEPS=1: pip installs exactly requirements.txt, so botocore (in the Lambda runtime)
 # stays out of the zip. STAGE=dev|prod; see docs/deploy.md.
 STAGE ?= dev
+# chalice package merges one template: infra/merge_templates.py makes it from these, in order.
+MERGE_TEMPLATES := infra/template.yaml infra/api_responses.yaml
 package: $(STAMP)
-	rm -rf build/package && PIP_NO_DEPS=1 $(BIN)/chalice package --stage $(STAGE) \
-	  --merge-template infra/template.yaml build/package
+	rm -rf build/package && $(BIN)/python infra/merge_templates.py --stage $(STAGE) \
+	  --out build/merge-template.yaml $(MERGE_TEMPLATES)
+	PIP_NO_DEPS=1 $(BIN)/chalice package --stage $(STAGE) \
+	  --merge-template build/merge-template.yaml build/package
 
 deploy: $(STAMP)
 	PIP_NO_DEPS=1 $(BIN)/chalice deploy --stage $(STAGE)

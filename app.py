@@ -7,6 +7,7 @@ from chalice import Chalice
 from chalicelib import edge
 from chalicelib.routes import (
     account_routes,
+    help_routes,
     recovery_routes,
     schedules,
     security_event_routes,
@@ -19,4 +20,5 @@ app.register_blueprint(signin_routes.bp)
 app.register_blueprint(account_routes.bp)
 app.register_blueprint(recovery_routes.bp)
 app.register_blueprint(security_event_routes.bp)
+app.register_blueprint(help_routes.bp)
 app.register_blueprint(schedules.bp)

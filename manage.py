@@ -8,7 +8,8 @@ into the environment; variables already set in the real environment win. That ha
 before chalicelib is imported, because chalicelib reads its settings from the environment.
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
-set-email, clear-shared, export-changes, report, run-cleanup, send-reminders. Human-readable output by default, --json for scripts.
+set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace.
+Human-readable output by default, --json for scripts.
 Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, 3 an import
 stopped early (storage trouble): run it again.
 """
@@ -358,6 +359,57 @@ def cmd_send_reminders(args) -> int:
     return EXIT_OK
 
 
+def cmd_trace(args) -> int:
+    from supportdesk import trace
+
+    reference = trace.parse_reference(args.reference)
+    if args.log_file:
+        result = trace.search_file(reference, args.log_file)
+
+        def human(d):
+            print(f"Reference {d['reference']}: request {', '.join(d['request_ids'])}")
+            _print_records(d["lines"])
+            if d["related"]:
+                print("Other requests of the same Login.gov identity (subject):")
+                _print_records(d["related"], with_request=True)
+        _emit(args, result, human)
+        return EXIT_OK
+    if args.stage in trace.LOCAL_STAGES:
+        raise CliError("the local stage logs to the terminal of `make run` (the browser tests "
+                       "keep it in test-artifacts/e2e/stack.log): pass --log-file FILE")
+    app_name = json.loads(Path(args.config).read_text(encoding="utf-8"))["app_name"]
+    result = trace.cloudwatch_instructions(reference, app_name, args.stage, args.days)
+
+    def human(d):
+        print(f"Reference {d['reference']} is the start of a request id. That request's log "
+              "lines are in CloudWatch Logs,")
+        print(f"log group {', '.join(d['log_groups'])}. This command does not read AWS: in the "
+              "console open")
+        print("CloudWatch > Logs Insights, choose that log group and a time range that covers "
+              "when the person")
+        print("saw the page, and run:\n")
+        print("\n".join("    " + line for line in d["query"].splitlines()))
+        print("\nThe `event` field names what the person was refused; `nr_number` the account "
+              "when there is one.")
+        print("To see the other requests of the same Login.gov identity (the sign-in before a "
+              "no-match page,")
+        print("for example), run this with the `subject` value from the first query:\n")
+        print("\n".join("    " + line for line in d["subject_query"].splitlines()))
+        print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
+        print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
+    _emit(args, result, human)
+    return EXIT_OK
+
+
+def _print_records(records: list[dict], with_request: bool = False) -> None:
+    from supportdesk.trace import FIELDS
+
+    for record in records:
+        shown = [(k, record[k]) for k in FIELDS if record.get(k) not in (None, "")]
+        prefix = f"  [{record.get('request_id', '-')[:8]}] " if with_request else "  "
+        print(prefix + ", ".join(f"{k}={v}" for k, v in shown))
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,6 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("send-reminders", parents=[common],
                             help="email reminders about institutional primary emails")
     p.set_defaults(handler=cmd_send_reminders)
+
+    p = commands.add_parser("trace", parents=[common],
+                            help="find the request behind a reference shown on a refusal page")
+    p.add_argument("reference", metavar="REFERENCE",
+                   help="the reference the person read from the page (8 letters and digits)")
+    p.add_argument("--log-file", metavar="FILE",
+                   help="search this file of log lines (make run's output, a CloudWatch "
+                        "export) instead of printing the CloudWatch Logs Insights query")
+    p.add_argument("--days", type=int, default=7,
+                   help="time range of the printed AWS CLI command (default 7)")
+    p.set_defaults(handler=cmd_trace)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import sessions
+from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
 from chalicelib.errors import AccountInactive, AlreadyLinked, NotLinkedYet, NotSignedIn
 from chalicelib.models import Account, Session
@@ -56,6 +57,7 @@ def account_page_context(account: Account) -> dict:
         "account": account,
         "role_label": ROLE_LABELS.get(account.role, account.role),
         "institutional_primary": is_institutional(account.primary_email_normalized),
+        "login_gov_account_url": get_settings().login_gov_account_url,
     }
 
 

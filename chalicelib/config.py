@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
 DEFAULT_TABLE_PREFIX = "nrcme-local-"
+# Placeholders, like the example.gov domains in .chalice/config.json: each deployed stage
+# sets its real support desk (docs/deploy.md, step 0). 555-01xx numbers are never assigned.
+DEFAULT_SUPPORT_PHONE = "1-800-555-0100"
+DEFAULT_SUPPORT_EMAIL = "support@nrcme.example.gov"
+DEFAULT_SUPPORT_HOURS = "Monday to Friday, 8 a.m. to 8 p.m. Eastern Time"
+DEFAULT_SUPPORT_URL = "https://nrcme.example.gov/support"
 
 
 def table_prefix() -> str:
@@ -20,6 +26,42 @@ def table_prefix() -> str:
 
 class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: a deploy mistake, not a user error."""
+
+
+@dataclass(frozen=True)
+class SupportContact:
+    """The National Registry support desk, as every page footer, refusal page and mail names
+    it (SUPPORT_PHONE, SUPPORT_EMAIL, SUPPORT_HOURS, SUPPORT_URL)."""
+
+    phone: str
+    email: str
+    hours: str
+    url: str
+
+    @property
+    def phone_uri(self) -> str:
+        """tel: link for the phone number (digits and a leading +; a US number gets +1)."""
+        digits = "".join(ch for ch in self.phone if ch.isdigit())
+        if self.phone.strip().startswith("+"):
+            return "tel:+" + digits
+        if len(digits) == 10:
+            digits = "1" + digits
+        return "tel:+" + digits
+
+
+@functools.lru_cache(maxsize=1)
+def support_contact() -> SupportContact:
+    """Read without the other settings: the server-error page shows it even when a required
+    setting is missing."""
+    def value(name: str, default: str) -> str:
+        return os.environ.get(name, "").strip() or default
+
+    return SupportContact(
+        phone=value("SUPPORT_PHONE", DEFAULT_SUPPORT_PHONE),
+        email=value("SUPPORT_EMAIL", DEFAULT_SUPPORT_EMAIL),
+        hours=value("SUPPORT_HOURS", DEFAULT_SUPPORT_HOURS),
+        url=value("SUPPORT_URL", DEFAULT_SUPPORT_URL),
+    )
 
 
 def _int(name: str, default: int) -> int:
@@ -82,6 +124,12 @@ class Settings:
         return self.app_base_url + "/signed-out"
 
     @property
+    def login_gov_account_url(self) -> str:
+        """Where a person changes the emails of their Login.gov account (production:
+        https://secure.login.gov/account)."""
+        return self.login_gov_issuer.rstrip("/") + "/account"
+
+    @property
     def secure_cookies(self) -> bool:
         # Browsers drop Secure cookies on plain http, which only the local stage uses.
         return self.app_base_url.startswith("https://")
@@ -135,3 +183,4 @@ def get_settings() -> Settings:
 
 def reset_settings() -> None:
     get_settings.cache_clear()
+    support_contact.cache_clear()

@@ -99,6 +99,7 @@ def error_response(error: ServiceError, cookies: list[str] | None = None, *,
         return pages.redirect(_redirect_target(entry), cookies=cookies)
     current = state()
     context = {"signed_in": current.session is not None,
+               "linked": bool(current.session and current.session.nr_number),
                "csrf_token": current.session.csrf_token if current.session else None}
     if entry.form is not None:
         context.update(FORM_CONTEXTS[entry.form](current, error))
@@ -174,6 +175,19 @@ def form() -> dict[str, str]:
     return fields
 
 
+def optional_session() -> Session | None:
+    """This browser's live session, or None: for pages anyone may see whose header says
+    whether you are signed in. No cookie, no read."""
+    current = state()
+    token = cookie(web.SESSION_COOKIE)
+    if not token:
+        return None
+    session = sessions.load_session(token)
+    if session is not None:
+        current.session, current.session_token = session, token
+    return session
+
+
 def signed_in(*, linked: bool | None = True) -> Session:
     """This browser's live session (see accounts.signed_in_session for `linked`)."""
     current = state()
@@ -220,7 +234,8 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
     if session is None:
         raise NotSignedIn("code page without a session")
     action = "/link/recover/verify" if purpose == "recovery" else "/account/email/confirm"
-    return {"signed_in": True, "csrf_token": session.csrf_token, "purpose": purpose,
+    return {"signed_in": True, "linked": purpose != "recovery",
+            "csrf_token": session.csrf_token, "purpose": purpose,
             "target_email": target_email, "form_action": action,
             "minutes": settings.challenge_ttl // 60,
             "sends_per_hour": settings.code_sends_per_hour}

@@ -54,6 +54,7 @@ CODED_CHANGES = (Change.PRIMARY, Change.SECONDARY)
 class Requested(Enum):
     ADVICE = "advice"        # institutional address: show the FAQ's advice first
     CODE_SENT = "code_sent"
+    CONFIRM = "confirm"      # remove or swap: ask "are you sure?" before acting
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,19 @@ def parse_change(value: str | None) -> Change:
 
 
 def submit(session: Session, account: Account, *, change: str | None, email: str | None,
-           acknowledged: bool) -> Requested | Applied:
-    """The email form's one entry point: apply a change that needs no code, or start one
-    that does (ADVICE first for .gov/.mil/.edu, then CODE_SENT)."""
+           acknowledged: bool, confirmed: bool = False) -> Requested | Applied:
+    """The email form's one entry point: apply a change that needs no code once confirmed
+    (CONFIRM first), or start one that does (ADVICE first for .gov/.mil/.edu, then
+    CODE_SENT)."""
     parsed = parse_change(change)
-    if parsed is Change.REMOVE_SECONDARY:
-        return remove_secondary(session, account)
-    if parsed is Change.SWAP:
+    if parsed in (Change.REMOVE_SECONDARY, Change.SWAP):
+        if not account.secondary_email_normalized:
+            raise NewEmailInvalid("no secondary email", reason="no_secondary")
+        if not confirmed:
+            # One click must not move where we write: a second POST says "yes".
+            return Requested.CONFIRM
+        if parsed is Change.REMOVE_SECONDARY:
+            return remove_secondary(session, account)
         return swap(session, account)
     return request_change(session, account, parsed, email, acknowledged=acknowledged)
 

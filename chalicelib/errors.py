@@ -196,6 +196,13 @@ class WrongCode(CodeError):
     event = "code_wrong"
 
 
+class CodeMalformed(CodeError):
+    """What was typed cannot be a code (not 6 digits once spaces and dashes are dropped);
+    no try was counted (context: purpose, target_email)."""
+
+    event = "code_malformed"
+
+
 class NoPendingCode(CodeError):
     """No live code for this purpose in this browser session (never sent, used, cancelled,
     or sent to another session or for another purpose: indistinguishable on purpose)."""

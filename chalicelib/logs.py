@@ -29,8 +29,21 @@ if not logger.handlers:
     logger.propagate = False
 
 
+REFERENCE_LENGTH = 8
+
+
 def set_request_id(request_id: str | None) -> None:
     _request_id.set(request_id or "-")
+
+
+def support_reference() -> str | None:
+    """The short reference a refusal page shows: the first characters of this request's id,
+    which every log line of the request carries. Enough to find the request among a few
+    days of logs (`manage.py trace`), short enough to read out on the phone."""
+    request_id = _request_id.get()
+    if not request_id or request_id == "-":
+        return None
+    return request_id[:REFERENCE_LENGTH].lower()
 
 
 def keyed_hash(value: str | None) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from chalicelib.config import get_settings
+from chalicelib.config import get_settings, support_contact
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.pages import TEMPLATES
@@ -70,6 +70,9 @@ class RenderedMail:
 
 
 def render_mail(template_name: str, **context) -> RenderedMail:
+    # Every mail names the support desk; the email-change notice also points to Login.gov.
+    context = {"support": support_contact(),
+               "login_gov_account_url": get_settings().login_gov_account_url, **context}
     env = _environment()
     text_module = env.get_template(f"{template_name}.txt").make_module(context)
     subject = str(getattr(text_module, "subject", "")).strip()

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
@@ -31,7 +32,7 @@ import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib.config import get_settings
-from chalicelib.errors import CodeExpired, NoPendingCode, TooManyAttempts, WrongCode
+from chalicelib.errors import CodeExpired, CodeMalformed, NoPendingCode, TooManyAttempts, WrongCode
 from chalicelib.logs import keyed_hash, log_event
 from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.models import Challenge, Flow, expiry_bucket
@@ -72,10 +73,19 @@ def _new_code() -> str:
     return pyotp.HOTP(pyotp.random_base32(), digits=CODE_DIGITS).at(0)
 
 
+# Separators people type or paste inside a code: spaces (NFKC folds no-break spaces to
+# them) and hyphens/dashes.
+_SEPARATORS = frozenset(" \t\r\n-\u2010\u2011\u2012\u2013\u2014\u2212")
+
+
 def _clean_code(submitted: str | None) -> str:
-    """What a person typed, without spaces and dashes; anything else stays as typed."""
-    text = (submitted or "")[:MAX_CODE_INPUT_LENGTH]
-    return "".join(ch for ch in text if ch not in " -\t")
+    """What a person typed, without separators; full-width digits folded to ASCII (NFKC)."""
+    text = unicodedata.normalize("NFKC", (submitted or "")[:MAX_CODE_INPUT_LENGTH])
+    return "".join(ch for ch in text if ch not in _SEPARATORS)
+
+
+def _well_formed(code: str) -> bool:
+    return len(code) == CODE_DIGITS and all("0" <= ch <= "9" for ch in code)
 
 
 def create_challenge(binding: Binding, *, nr_number: str | None, target_email: str,
@@ -121,10 +131,15 @@ def create_challenge(binding: Binding, *, nr_number: str | None, target_email: s
 def verify(binding: Binding, submitted: str | None) -> Challenge:
     """Count one try and compare; the live, matching challenge, or a typed CodeError.
 
-    One UpdateItem on the way in (plus one GetItem only to explain a refusal).
+    One UpdateItem on the way in (plus one GetItem only to explain a refusal). Text that
+    cannot be a code (a letter, a digit too many) is a typo, not a guess: it is refused
+    before the try is counted.
     """
     settings = get_settings()
     now = int(time.time())
+    code = _clean_code(submitted)
+    if not _well_formed(code):
+        raise _malformed(binding, now)
     challenge = Challenge(binding.challenge_id)
     try:
         # The try is counted before the comparison, atomically with every check that makes
@@ -145,7 +160,6 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
         if not condition_failed(exc):
             raise
         raise _why_refused(binding, now) from None
-    code = _clean_code(submitted)
     salt = challenge.code_salt or ""
     matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
                                   challenge.code_hash)
@@ -160,6 +174,16 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
                         purpose=binding.purpose.value, target_email=challenge.target_email,
                         subject=subject)
     return challenge
+
+
+def _malformed(binding: Binding, now: int) -> Exception:
+    """Not a code at all: the code page again (for the address of the live code), or why
+    there is no live code. Nothing is counted: a typo costs no try."""
+    live = pending(binding)
+    if live is None:
+        return _why_refused(binding, now)
+    return CodeMalformed("not 6 digits", purpose=binding.purpose.value,
+                         target_email=live.target_email)
 
 
 def _why_refused(binding: Binding, now: int) -> Exception:

@@ -15,7 +15,8 @@ from pathlib import Path
 from chalice import Response
 
 from chalicelib import errors as e
-from chalicelib.logs import count, log_event
+from chalicelib.config import support_contact
+from chalicelib.logs import count, log_event, support_reference
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECURITY_HEADERS = {
@@ -46,6 +47,8 @@ def _environment():
 
 def render(template: str, status: int = 200, cookies: list[str] | None = None,
            **context) -> Response:
+    # Every page's footer names the support desk.
+    context.setdefault("support", support_contact())
     body = _environment().get_template(template).render(**context)
     headers: dict = {"Content-Type": HTML, **SECURITY_HEADERS}
     if cookies:
@@ -114,6 +117,7 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     # one-time codes
     e.CodeError: CODE_UNUSABLE,
     e.WrongCode: Page("code_entry.html", 400, form="code"),
+    e.CodeMalformed: Page("code_entry.html", 400, form="code"),
     e.TooManyAttempts: Page("code_unusable.html", 429),
     e.SendLimitReached: Page("code_send_limit.html", 429),
     e.MailNotSent: Page("mail_failed.html", 503),
@@ -151,9 +155,11 @@ def render_error(error: e.ServiceError, cookies: list[str] | None = None, *,
     if isinstance(entry, Redirect):
         raise TypeError(f"{type(error).__name__} is a redirect, not a page")
     log_refusal(error, exc_info=exc_info)
-    return render(entry.template, status=entry.status, cookies=cookies, error=error, **context)
+    # The reference finds this refusal's log line (manage.py trace).
+    return render(entry.template, status=entry.status, cookies=cookies, error=error,
+                  reference=support_reference(), **context)
 
 
 def render_server_error() -> Response:
     """Anything unexpected: a page, never a stack trace (the edge logged the traceback)."""
-    return render("error_server.html", status=500)
+    return render("error_server.html", status=500, reference=support_reference())

@@ -3,7 +3,8 @@
 Starts, in this process, an embedded moto server (DynamoDB, SES, CloudFormation) and the
 local Login.gov; provisions the tables from infra/template.yaml and imports the demo
 accounts through manage.py (the same commands ops use); then serves the app with
-`chalice local --no-autoreload`. Ctrl-C stops everything it started.
+`chalice local --no-autoreload` (through localdev/chalice_local.py, which matches `{proxy+}`
+routes as API Gateway does). Ctrl-C stops everything it started.
 
 Ports are fixed because the local stage in .chalice/config.json names them:
 app 8000, local Login.gov 8001, moto 5000, local mailbox 8025.
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(mailbox)
 
         chalice = subprocess.Popen(
-            [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload",
+            # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py).
+            [sys.executable, "-m", "localdev.chalice_local", "local", "--no-autoreload",
              "--stage", "local", "--host", HOST, "--port", str(APP_PORT)],
             cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1)

@@ -55,8 +55,8 @@ FORMS = [
     ("/link/recover", {"email": "dr.alice@example.com"}, "unmatched_browser"),
     ("/link/recover/verify", {"code": "123456"}, "unmatched_browser"),
     ("/account/email", {"change": "primary", "email": "new@example.com"}, "linked_browser"),
-    ("/account/email", {"change": "swap"}, "linked_browser"),
-    ("/account/email", {"change": "remove_secondary"}, "linked_browser"),
+    ("/account/email", {"change": "swap", "confirm": "yes"}, "linked_browser"),
+    ("/account/email", {"change": "remove_secondary", "confirm": "yes"}, "linked_browser"),
     ("/account/email/confirm", {"code": "123456"}, "pending_browser"),
     ("/account/email/cancel", {}, "pending_browser"),
 ]
@@ -115,7 +115,7 @@ def test_every_form_on_every_page_carries_the_token(linked_browser, mailbox):
 def test_a_form_body_that_is_too_large_is_refused(linked_browser, mailbox):
     token = session_csrf(linked_browser, linked=True)
     page = linked_browser.post("/account/email", {"csrf_token": token, "change": "swap",
-                                                  "padding": "x" * 5000})
+                                                  "confirm": "yes", "padding": "x" * 5000})
     assert page.status == 400
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
@@ -125,13 +125,14 @@ def test_a_post_that_is_not_a_form_is_refused(linked_browser, mailbox):
     cookie = "; ".join(f"{k}={v}" for k, v in linked_browser.cookies.items())
     response = linked_browser.client.http.post(
         "/account/email", headers={"Content-Type": "application/json", "Cookie": cookie},
-        body=f'{{"csrf_token": "{token}", "change": "swap"}}')
+        body=f'{{"csrf_token": "{token}", "change": "swap", "confirm": "yes"}}')
     assert response.status_code == 415
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
 
 def test_a_post_without_a_session_goes_to_sign_in_and_changes_nothing(browser, mailbox):
     make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
-    page = browser.post("/account/email", {"csrf_token": "x", "change": "swap"})
+    page = browser.post("/account/email", {"csrf_token": "x", "change": "swap",
+                                           "confirm": "yes"})
     assert page.status == 302 and page.location.startswith("/login")
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"

@@ -26,7 +26,7 @@ def test_app_py_registers_middleware_and_blueprints_and_nothing_else():
     assert isinstance(statements[0], ast.Assign)  # app = Chalice(...)
     calls = [ast.unparse(node.value.func) for node in statements[1:]]
     assert calls[0] == "app.register_middleware"
-    assert set(calls[1:]) == {"app.register_blueprint"} and len(calls) == 6
+    assert set(calls[1:]) == {"app.register_blueprint"} and len(calls) == 7
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Try))]
 
 
@@ -93,3 +93,13 @@ def test_an_error_page_keeps_the_signed_in_header(browser, app_client):
     page = browser.post("/account/email", {"csrf_token": "wrong", "change": "swap"})
     assert page.status == 403
     assert 'href="/logout"' in page.body and "Sign in with Login.gov</a>" not in page.body
+
+
+def test_every_refusal_page_of_the_table_offers_help_and_support():
+    """Refusal pages include the help link and support contact; a form shown again with
+    its own inline error (code entry, recovery form, email form) is not a refusal page."""
+    missing = sorted({entry.template for entry in pages.ERROR_RESPONSES.values()
+                      if isinstance(entry, pages.Page) and entry.form is None
+                      and '{% include "_support.html" %}'
+                      not in (pages.TEMPLATES / entry.template).read_text()})
+    assert missing == []

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from chalicelib import mail, onetime_codes
 from chalicelib.errors import EmailAddressTaken
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
-from tests.conftest import Browser, make_account
+from tests.conftest import Browser, make_account, parse_forms
 from tests.mail_fixtures import calls, csrf_of, enter_code, mailbox, session_csrf  # noqa: F401
 
 CHANGED_NOTICE = "The email addresses on your National Registry account changed"
@@ -24,12 +24,14 @@ def linked(browser, nr_number="1000000001", primary="dr.alice@example.com", seco
     return browser
 
 
-def ask(browser, change, email=None, acknowledge=False):
+def ask(browser, change, email=None, acknowledge=False, confirmed=False):
     fields = {"csrf_token": session_csrf(browser, linked=True), "change": change}
     if email is not None:
         fields["email"] = email
     if acknowledge:
         fields["acknowledge"] = "yes"
+    if confirmed:
+        fields["confirm"] = "yes"
     return browser.post("/account/email", fields)
 
 
@@ -101,7 +103,7 @@ def test_adding_a_secondary_tells_the_primary(browser, mailbox):
 
 def test_removing_the_secondary_releases_it_and_tells_it(browser, mailbox):
     linked(browser, secondary="alice.home@example.org")
-    page = ask(browser, "remove_secondary")
+    page = ask(browser, "remove_secondary", confirmed=True)
     assert page.status == 200 and "alice.home@example.org is no longer on your account" \
         in page.body
     account = Account.get("1000000001")
@@ -118,7 +120,8 @@ def test_swapping_moves_no_claims_and_tells_the_old_primary(browser, mailbox, ca
     before = email_claims()
     token = session_csrf(browser, linked=True)
     calls.clear()
-    page = browser.post("/account/email", {"csrf_token": token, "change": "swap"})
+    page = browser.post("/account/email", {"csrf_token": token, "change": "swap",
+                                           "confirm": "yes"})
     assert page.status == 200
     account = Account.get("1000000001")
     assert (account.primary_email, account.secondary_email) == \
@@ -130,6 +133,26 @@ def test_swapping_moves_no_claims_and_tells_the_old_primary(browser, mailbox, ca
     assert transaction
     assert mailbox.subjects("dr.alice@example.com")[-1] == CHANGED_NOTICE
     assert email_events()[0]["change"] == "swap"
+
+
+@pytest.mark.parametrize("change", ["swap", "remove_secondary"])
+def test_swap_and_remove_ask_for_confirmation_and_change_nothing_before_it(
+        browser, mailbox, change):
+    linked(browser, secondary="alice.home@example.org")
+    sent = len(mailbox.messages)                                 # the link notice
+    page = ask(browser, change)
+    assert page.status == 200
+    assert ("Make alice.home@example.org your primary email?" if change == "swap"
+            else "Remove alice.home@example.org from your account?") in page.body
+    (form,) = [f for f in parse_forms(page.body) if f["action"] == "/account/email"]
+    assert form["fields"]["change"] == change and form["fields"]["confirm"] == "yes"
+    assert form["fields"]["csrf_token"] == session_csrf(browser, linked=True)
+    account = Account.get("1000000001")
+    assert (account.primary_email, account.secondary_email) == \
+        ("dr.alice@example.com", "alice.home@example.org")
+    assert email_events() == [] and len(mailbox.messages) == sent
+    page = browser.post("/account/email", form["fields"])       # "Yes"
+    assert page.status == 200 and email_events()[0]["change"] == change
 
 
 @pytest.mark.parametrize("change", ["swap", "remove_secondary"])
@@ -305,7 +328,7 @@ def test_the_loser_of_an_address_race_sees_a_clear_page(app_client, idp, mailbox
 def test_a_change_made_stale_by_another_change_is_refused(browser, mailbox):
     linked(browser, secondary="alice.home@example.org")
     ask(browser, "primary", "alice.personal@example.com")
-    ask(browser, "swap")                                     # the primary is now another one
+    ask(browser, "swap", confirmed=True)                     # the primary is now another one
     page = confirm(browser, mailbox.code_for("alice.personal@example.com"))
     assert page.status == 409 and "changed while this change was in progress" in page.body
     account = Account.get("1000000001")

@@ -78,11 +78,14 @@ def as_set(entries) -> set[tuple[str, str]]:
 
 # --- (a) lint --------------------------------------------------------------------------------
 
-TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
+# Stacks of their own; api_responses.yaml is a fragment `make package` merges into the app's
+# SAM template (linted there, by test_merged_sam_template_has_no_cfn_lint_findings).
+TEMPLATES = [PROJECT_DIR / "infra" / name for name in ("template.yaml", "waf.yaml")]
 
 
 def test_infra_holds_the_stack_and_the_edge_templates():
-    assert [path.name for path in TEMPLATES] == ["template.yaml", "waf.yaml"]
+    assert sorted(path.name for path in (PROJECT_DIR / "infra").glob("*.yaml")) == \
+        ["api_responses.yaml", "template.yaml", "waf.yaml"]
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
@@ -308,9 +311,18 @@ def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
 
 # --- (c), (d) chalice package ------------------------------------------------------------------
 
+def makefile_merge_templates() -> list[str]:
+    """The templates `make package` merges (Makefile MERGE_TEMPLATES), in order."""
+    for line in (PROJECT_DIR / "Makefile").read_text().splitlines():
+        if line.startswith("MERGE_TEMPLATES :="):
+            return line.split(":=", 1)[1].split()
+    raise AssertionError("Makefile has no MERGE_TEMPLATES")
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory):
-    """`chalice package --stage prod --merge-template infra/template.yaml` of a project copy."""
+    """`make package STAGE=prod` of a project copy: infra/merge_templates.py merges the
+    Makefile's MERGE_TEMPLATES into one file, and `chalice package --merge-template` it."""
     root = tmp_path_factory.mktemp("package")
     project = root / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
@@ -325,8 +337,13 @@ def packaged(tmp_path_factory):
     # The Lambda runtime has boto3/botocore; requirements.txt pins everything else, and
     # PIP_NO_DEPS keeps Chalice's pip from pulling botocore back in through pynamodb.
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "PIP_NO_DEPS": "1"})
+    result = run([sys.executable, "infra/merge_templates.py", "--stage", "prod", "--out",
+                  str(root / "merge-template.yaml"), *makefile_merge_templates()],
+                 cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
     result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod",
-                  "--merge-template", "infra/template.yaml", str(out)], cwd=project, env=env)
+                  "--merge-template", str(root / "merge-template.yaml"), str(out)],
+                 cwd=project, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -338,6 +355,34 @@ def test_merged_sam_template_has_no_cfn_lint_findings(packaged):
     assert result.returncode == 0, result.stdout + result.stderr
     resources = load_template(sam)["Resources"]
     assert {"APIHandler", "FlowsTable", "DataKey"} <= set(resources)
+
+
+def test_api_gateway_answers_unknown_paths_and_methods_with_the_sites_404_page(
+        packaged, monkeypatch):
+    from chalicelib import config, pages
+    from chalicelib.errors import NotFound
+
+    for name, value in stage_env("prod").items():
+        if name.startswith("SUPPORT_"):             # the page names the stage's support desk
+            monkeypatch.setenv(name, value)
+    (sam,) = [p for p in (packaged / "sam.yaml", packaged / "sam.json") if p.exists()]
+    api = load_template(sam)["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "/{proxy+}" in api["paths"]                  # unknown paths: the app's 404 route
+    responses = api["x-amazon-apigateway-gateway-responses"]
+    entry = pages.response_for(NotFound("probe"))
+    config.reset_settings()
+    page = pages.render(entry.template, status=entry.status, signed_in=False).body
+    assert config.support_contact().phone in page
+    for kind in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
+        response = responses[kind]
+        assert int(response["statusCode"]) == entry.status == 404
+        assert set(response["responseTemplates"].values()) == {page}
+        headers = {name.removeprefix("gatewayresponse.header."): value
+                   for name, value in response["responseParameters"].items()}
+        assert headers == {name: f"'{value}'" for name, value in
+                           {"Content-Type": pages.HTML, **pages.SECURITY_HEADERS}.items()}
+    monkeypatch.undo()
+    config.reset_settings()
 
 
 def test_deployment_zip_is_small(packaged):

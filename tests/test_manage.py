@@ -398,3 +398,82 @@ def test_send_reminders_mails_linked_institutional_primaries(cli):
     assert code == 0 and result["sent"] == 1 and result["candidates"] == 1
     code, result, _ = run_json(cli, "send-reminders")
     assert code == 0 and result["sent"] == 0  # once per 30 days
+
+
+# --- trace: the reference on a refusal page ----------------------------------------------------
+
+REQUEST = "3f2a9c1d-7b7e-4c43-9d55-1f0e5a2b6c7d"
+SIGNIN = "0b1c2d3e-aaaa-4bbb-8ccc-000000000001"
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    """Lines as `make run` prints them: access log, JSON lines, a CloudWatch export line."""
+    path = tmp_path / "stack.log"
+    lines = [
+        '127.0.0.1 - - [01/Jan/2026 10:00:00] "GET /auth/callback?[redacted] HTTP/1.1" 302 -',
+        json.dumps({"event": "link_refused_no_match", "request_id": SIGNIN,
+                    "subject": "c6f316d1daf64bf0", "emails": 1}),
+        json.dumps({"event": "signin_returning", "request_id": "ffff0000-0000-4000-8000-"
+                    "000000000000", "subject": "someoneelse00000"}),
+        json.dumps({"timestamp": 1767261600000, "message": json.dumps(
+            {"event": "link_no_match_shown", "request_id": REQUEST,
+             "subject": "c6f316d1daf64bf0"})}),
+        "not json {at all",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_trace_finds_the_request_and_the_same_identitys_sign_in_in_a_log_file(cli, log_file):
+    code, data, _ = run_json(cli, "trace", "3F2A 9C1D", "--log-file", str(log_file))
+    assert code == 0
+    assert data["request_ids"] == [REQUEST]
+    assert [r["event"] for r in data["lines"]] == ["link_no_match_shown"]
+    assert [r["request_id"] for r in data["related"]] == [SIGNIN]
+    code, out, _ = cli("trace", "3f2a9c1d", "--log-file", str(log_file))
+    assert code == 0 and "event=link_no_match_shown" in out
+    assert f"[{SIGNIN[:8]}] event=link_refused_no_match" in out
+
+
+def test_trace_says_when_a_reference_is_not_in_the_file(cli, log_file):
+    code, _, err = cli("trace", "deadbeef", "--log-file", str(log_file))
+    assert code == 1 and "no log line" in err
+
+
+@pytest.mark.parametrize("typed", ["3f2a9c1", "3f2a9c1g", "", "abc' or 1=1"])
+def test_trace_refuses_what_cannot_be_a_reference(cli, typed):
+    code, _, err = cli("trace", typed, stage="prod")
+    assert code == 2 and "for example 3f2a9c1d" in err
+
+
+def test_trace_for_a_deployed_stage_prints_the_logs_insights_query_and_log_group(cli):
+    code, out, _ = cli("--json", "trace", "3f2a9c1d", stage="prod")
+    data = json.loads(out)
+    assert code == 0
+    assert data["log_groups"] == ["/aws/lambda/nrcme-signin-prod"]
+    assert "| filter request_id like /^3f2a9c1d/" in data["query"]
+    assert "--log-group-name /aws/lambda/nrcme-signin-prod" in data["aws_cli"]
+    code, out, _ = cli("trace", "3f2a9c1d", stage="prod")
+    assert code == 0 and "Logs Insights" in out and "/aws/lambda/nrcme-signin-prod" in out
+    assert "does not read AWS" in out
+
+
+def test_trace_log_group_is_the_one_the_infra_stack_creates():
+    from cfnlint.decode import decode
+
+    from supportdesk import trace
+
+    template, _ = decode(str(manage.PROJECT_DIR / "infra" / "template.yaml"))
+    group = template["Resources"]["ApiHandlerLogGroup"]["Properties"]["LogGroupName"]
+    app_name = json.loads(manage.DEFAULT_CONFIG.read_text())["app_name"]
+    assert trace.log_groups(app_name, "prod") == \
+        [group["Fn::Sub"].replace("${Stage}", "prod")]
+
+
+def test_trace_on_the_local_stage_asks_for_the_log_file(cli, stage_config):
+    config = json.loads(stage_config.read_text())
+    config["stages"]["local"] = {}
+    stage_config.write_text(json.dumps(config))
+    code, _, err = cli("trace", "3f2a9c1d", stage="local")
+    assert code == 2 and "--log-file" in err

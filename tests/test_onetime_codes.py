@@ -10,6 +10,7 @@ import pytest
 from chalicelib import onetime_codes
 from chalicelib.errors import (
     CodeExpired,
+    CodeMalformed,
     NoPendingCode,
     TooManyAttempts,
     WrongCode,
@@ -84,6 +85,41 @@ def test_a_verified_code_cannot_use_up_a_newer_challenge(app_client):
     assert onetime_codes.verify(b, newer)
 
 
+@pytest.mark.parametrize("typed", ["12345a", "12345", "1234567", "", "one two", "12.34.56",
+                                   "١٢٣٤٥٦"])
+def test_text_that_cannot_be_a_code_is_refused_without_using_a_try(app_client, typed):
+    b = binding()
+    code = issue(b)
+    with pytest.raises(CodeMalformed) as refused:
+        onetime_codes.verify(b, typed)
+    assert refused.value.context == {"purpose": "recovery",
+                                     "target_email": "dr.alice@example.com"}
+    assert Challenge.get(b.challenge_id).attempts == 0
+    assert onetime_codes.verify(b, code).nr_number == "1000000001"
+
+
+@pytest.mark.parametrize("spaced", ["{a} {b}", "{a}-{b}", " {a}\u00a0{b} ", "{a}\u2013{b}",
+                                    "{a}\t{b}\n"])
+def test_spaces_and_dashes_inside_a_code_are_forgiven(app_client, spaced):
+    b = binding()
+    code = issue(b)
+    assert onetime_codes.verify(b, spaced.format(a=code[:3], b=code[3:])).nr_number \
+        == "1000000001"
+    assert Challenge.get(b.challenge_id).attempts == 1
+
+
+def test_full_width_digits_are_read_as_digits(app_client):
+    b = binding()
+    code = issue(b)
+    full_width = "".join(chr(ord("０") + int(d)) for d in code)
+    assert onetime_codes.verify(b, full_width).nr_number == "1000000001"
+
+
+def test_a_malformed_code_without_a_live_challenge_says_why(app_client):
+    with pytest.raises(NoPendingCode):
+        onetime_codes.verify(binding(), "abc")
+
+
 def test_five_wrong_codes_kill_the_code_even_for_the_right_one(app_client):
     b = binding()
     code = issue(b)
@@ -94,7 +130,7 @@ def test_five_wrong_codes_kill_the_code_even_for_the_right_one(app_client):
         remaining.append(refused.value.context["remaining"])
     assert remaining == [4, 3, 2, 1]
     with pytest.raises(TooManyAttempts):
-        onetime_codes.verify(b, "not a code")          # the fifth wrong try
+        onetime_codes.verify(b, wrong(code))           # the fifth wrong try
     with pytest.raises(TooManyAttempts):
         onetime_codes.verify(b, code)
     assert Challenge.get(b.challenge_id).attempts == 5  # the refused right code was not counted
@@ -177,9 +213,11 @@ def test_a_decoy_has_no_code_no_account_and_never_verifies(app_client):
                                           target_normalized="x@example.com", decoy=True) is None
     stored = Challenge.get(b.challenge_id)
     assert stored.nr_number is None and stored.expires_at > time.time()
-    for guess in ("000000", "123456", "999999", ""):
+    for guess in ("000000", "123456", "999999"):
         with pytest.raises(WrongCode):
             onetime_codes.verify(b, guess)
+    with pytest.raises(CodeMalformed):  # like a real challenge: a typo is no try
+        onetime_codes.verify(b, "")
 
 
 def test_discard_removes_only_this_sessions_challenge(app_client):

@@ -266,7 +266,9 @@ def unused_grants(statements: list[dict], needs: list[Need]) -> list[str]:
 # --- the tours ---------------------------------------------------------------------------------
 
 def ask_email_change(browser: Browser, change: str, email: str | None = None):
-    fields = {"csrf_token": session_csrf(browser, linked=True), "change": change}
+    # confirm=yes: swap and remove ask for a confirmation first.
+    fields = {"csrf_token": session_csrf(browser, linked=True), "change": change,
+              "confirm": "yes"}
     if email is not None:
         fields["email"] = email
     return browser.post("/account/email", fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import accounts, edge, email_change, pages
+from chalicelib.config import get_settings
 
 bp = Blueprint(__name__)
 
@@ -33,14 +34,19 @@ def account_email_change():
     record = edge.signed_in_account()
     outcome = email_change.submit(session, record, change=form.get("change"),
                                   email=form.get("email"),
-                                  acknowledged=form.get("acknowledge") == "yes")
+                                  acknowledged=form.get("acknowledge") == "yes",
+                                  confirmed=form.get("confirm") == "yes")
+    if outcome is email_change.Requested.CONFIRM:
+        return pages.render("email_change_confirm.html", signed_in=True,
+                            csrf_token=session.csrf_token, change=form.get("change"),
+                            account=record)
     if outcome is email_change.Requested.ADVICE:
         return pages.render("email_institutional_advice.html", signed_in=True,
                             csrf_token=session.csrf_token, change=form.get("change"),
                             email=form.get("email", "").strip())
     if outcome is email_change.Requested.CODE_SENT:
         return pages.redirect("/account/email/confirm")
-    return pages.render("email_changed.html", signed_in=True, applied=outcome)
+    return _changed(record, outcome)
 
 
 @bp.route("/account/email/confirm", methods=["GET"])
@@ -60,7 +66,14 @@ def account_email_confirm():
     session, form = edge.posted(linked=True)
     record = edge.signed_in_account()
     applied = email_change.confirm_change(session, record, form.get("code"))
-    return pages.render("email_changed.html", signed_in=True, applied=applied)
+    return _changed(record, applied)
+
+
+def _changed(record, applied: email_change.Applied):
+    # Login.gov keeps its own addresses: the page says to change them there too.
+    return pages.render("email_changed.html", signed_in=True, applied=applied,
+                        linked_email=record.linked_email,
+                        login_gov_account_url=get_settings().login_gov_account_url)
 
 
 @bp.route("/account/email/cancel", methods=["POST"], content_types=edge.FORM)

@@ -5,6 +5,7 @@ from chalice import Blueprint
 
 from chalicelib import edge, pages, recovery, sessions, web
 from chalicelib.config import get_settings
+from chalicelib.logs import keyed_hash, log_event, support_reference
 
 bp = Blueprint(__name__)
 
@@ -13,14 +14,19 @@ bp = Blueprint(__name__)
 @edge.page
 def link_no_match():
     session = edge.signed_in(linked=None)
-    return pages.render("link_no_match.html", signed_in=True, csrf_token=session.csrf_token)
+    # A refusal page reached by redirect: this line is what its support reference finds,
+    # and its subject leads to the sign-in that was refused (manage.py trace).
+    log_event("link_no_match_shown", subject=keyed_hash(session.subject))
+    return pages.render("link_no_match.html", signed_in=True, linked=bool(session.nr_number),
+                        csrf_token=session.csrf_token, reference=support_reference())
 
 
 @bp.route("/link/recover", methods=["GET"])
 @edge.page
 def link_recover_form():
     session = edge.signed_in(linked=False)
-    return pages.render("link_recover.html", signed_in=True, csrf_token=session.csrf_token,
+    return pages.render("link_recover.html", signed_in=True, linked=False,
+                        csrf_token=session.csrf_token,
                         login_gov_emails=sessions.session_verified_emails(session))
 
 

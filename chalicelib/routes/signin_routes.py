@@ -12,7 +12,9 @@ bp = Blueprint(__name__)
 @bp.route("/")
 @edge.page
 def landing():
-    return pages.render("landing.html", signed_in=False)
+    session = edge.optional_session()  # one read, and only with a session cookie
+    return pages.render("landing.html", signed_in=session is not None,
+                        linked=bool(session and session.nr_number))
 
 
 @bp.route("/login")

@@ -46,7 +46,7 @@ def test_recover_link_with_code_then_change_gov_primary(page):
     page.wait_for_url(APP + "/account/email")
     assert_accessible(page)
     page.get_by_label("New primary email address").fill("dana.personal@example.net")
-    page.get_by_role("button", name="Send a code to this address").first.click()
+    page.get_by_role("button", name="Send a code to my new primary address").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
     page.get_by_label("6-digit code").fill(newest_code_for(page, "dana.personal@example.net"))
     page.get_by_role("button", name="Continue").click()
