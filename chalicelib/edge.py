@@ -66,29 +66,28 @@ def request_context(event, get_response):
 
 # --- wrappers -----------------------------------------------------------------------------------
 
-def page(view=None, *, clear_session_on_error: bool = False):
-    """Route wrapper for HTML: typed errors to pages, and never a bare 5xx."""
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
+def page(view):
+    """Route wrapper for HTML: typed errors to pages, and never a bare 5xx.
+
+    An error page never ends a session: a failed request is no reason to sign anyone out.
+    """
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
             try:
-                try:
-                    return view(*args, **kwargs)
-                except ServiceError as error:
-                    cookies = [web.clear_cookie(web.SESSION_COOKIE)] \
-                        if clear_session_on_error else None
-                    return error_response(error, cookies=cookies)
-                except PynamoDBException:
-                    # Throttling or an outage after botocore's bounded retries: transactions
-                    # committed whole or not at all, so the page can say nothing changed.
-                    return error_response(StorageUnavailable("DynamoDB call failed"),
-                                          exc_info=True)
-            except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
-                # unexpected, the error page's own failures included.
-                log_event("unhandled_error", logging.ERROR, exc_info=True)
-                return pages.render_server_error()
-        return wrapper
-    return decorate(view) if view is not None else decorate
+                return view(*args, **kwargs)
+            except ServiceError as error:
+                return error_response(error)
+            except PynamoDBException:
+                # Throttling or an outage after botocore's bounded retries: transactions
+                # committed whole or not at all, so the page can say nothing changed.
+                return error_response(StorageUnavailable("DynamoDB call failed"),
+                                      exc_info=True)
+        except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
+            # unexpected, the error page's own failures included.
+            log_event("unhandled_error", logging.ERROR, exc_info=True)
+            return pages.render_server_error()
+    return wrapper
 
 
 def error_response(error: ServiceError, cookies: list[str] | None = None, *,
@@ -154,6 +153,13 @@ def query() -> dict[str, str]:
 
 def cookie(name: str) -> str | None:
     return web.read_cookie(request().headers, name)
+
+
+def signin_binding(state: str | None) -> str | None:
+    """The binding cookie /login issued for the sign-in with this state, if this browser
+    holds it."""
+    name = web.signin_cookie(state)
+    return cookie(name) if name else None
 
 
 def raw_body() -> bytes:

@@ -28,7 +28,13 @@ class SignInError(ServiceError):
     event = "signin_failed"
 
 
-class SignInCancelled(SignInError):
+class LoginGovReturnedError(SignInError):
+    """Login.gov sent the browser back with an `error` instead of a code."""
+
+    event = "signin_failed"
+
+
+class SignInCancelled(LoginGovReturnedError):
     """The person cancelled at Login.gov."""
 
     event = "signin_cancelled"

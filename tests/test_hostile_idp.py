@@ -191,7 +191,7 @@ def test_rp_discovery_issuer_not_matching_config(browser, account, idp, logged):
     page = browser.get("/login")
     assert 400 <= page.status < 500 and "text/html" in page.headers["Content-Type"]
     assert page.location is None
-    assert "nr_signin" not in browser.cookies
+    assert not browser.has_signin_cookie()
     assert signin_states_in_table() == []
     assert "discovery_failed" in logged.names()
 
