@@ -2,6 +2,8 @@
 
 - `request_context`: middleware for every event (HTTP, schedules, queues): the request id
   that every log line carries, and the per-request state below.
+- `security_headers`: middleware for every HTTP answer (pages, redirects, JSON, and
+  Chalice's own 405/415 answers): the one place the security headers are set.
 - `page`: the route wrapper for HTML. A route parses, makes one call into its workflow and
   renders; every failure it raises becomes a response through the one error map
   (`chalicelib.pages.ERROR_RESPONSES`), so no route has an `except` of its own.
@@ -62,6 +64,29 @@ def request_context(event, get_response):
     set_request_id(getattr(context, "aws_request_id", None))
     _state.set(RequestState(request=event))
     return get_response(event)
+
+
+SECURITY_HEADERS = {
+    # HTTPS only, for a year, subdomains included (browsers ignore it on the local http stage).
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    # Codes, addresses and sessions are in these answers: no cache keeps a copy.
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def security_headers(event, get_response):
+    """HTTP middleware: every answer carries SECURITY_HEADERS, whatever made it. Set last,
+    so no route or error path can leave one out or weaken it."""
+    response = get_response(event)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 # --- wrappers -----------------------------------------------------------------------------------
@@ -136,7 +161,7 @@ def api(rejected_event: str,
 
 
 def json_response(status: int, body: dict | None) -> Response:
-    headers = {"Content-Type": "application/json", **pages.SECURITY_HEADERS}
+    headers = {"Content-Type": "application/json"}
     return Response(json.dumps(body) if body is not None else "", status_code=status,
                     headers=headers)
 

@@ -18,16 +18,6 @@ from chalicelib import errors as e
 from chalicelib.logs import count, log_event
 
 TEMPLATES = Path(__file__).parent / "templates"
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
-}
 HTML = "text/html; charset=utf-8"
 
 
@@ -47,14 +37,15 @@ def _environment():
 def render(template: str, status: int = 200, cookies: list[str] | None = None,
            **context) -> Response:
     body = _environment().get_template(template).render(**context)
-    headers: dict = {"Content-Type": HTML, **SECURITY_HEADERS}
+    # Security headers are added to every answer by edge.security_headers.
+    headers: dict = {"Content-Type": HTML}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body=body, status_code=status, headers=headers)
 
 
 def redirect(location: str, cookies: list[str] | None = None) -> Response:
-    headers: dict = {"Location": location, **SECURITY_HEADERS}
+    headers: dict = {"Location": location}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body="", status_code=302, headers=headers)
