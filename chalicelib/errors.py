@@ -74,6 +74,12 @@ class NonceError(IdTokenError):
     event = "id_token_nonce_rejected"
 
 
+class AcrError(IdTokenError):
+    """The ID token's `acr` is missing or not one of the requested LOGIN_GOV_ACR_VALUES."""
+
+    event = "id_token_acr_rejected"
+
+
 class UserInfoError(SignInError):
     """Userinfo failed or named a different subject than the ID token."""
 
