@@ -61,8 +61,15 @@ class Settings:
     http_read_timeout: float = 6.0
     # One-time codes.
     code_max_attempts: int = 5
-    code_sends_per_hour: int = 3                # per Login.gov identity
-    code_sends_per_address_per_hour: int = 3    # per target email address
+    code_sends_per_hour: int = 5                        # per Login.gov identity
+    code_sends_per_identity_address_per_hour: int = 3   # per identity and target address
+    # Per target address, all identities together: above the per-(identity, address) limit,
+    # so one identity cannot use up an owner's allowance (4 identities needed to do it).
+    code_sends_per_address_per_hour: int = 10
+    # Wrong codes per UTC day: per Login.gov identity (both purposes), and per registry
+    # account for recovery (then its recovery pauses for the day and its owner is told).
+    code_failed_guesses_per_identity_per_day: int = 10
+    recovery_failed_guesses_per_account_per_day: int = 10
     # Mail (SES): fail fast, so a sick SES cannot hold a request near the Lambda timeout.
     mail_connect_timeout: float = 2.0
     mail_read_timeout: float = 4.0
@@ -122,8 +129,14 @@ def get_settings() -> Settings:
         http_connect_timeout=float(_int("LOGIN_GOV_CONNECT_TIMEOUT_MS", 3000)) / 1000,
         http_read_timeout=float(_int("LOGIN_GOV_READ_TIMEOUT_MS", 6000)) / 1000,
         code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
-        code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 3),
-        code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 3),
+        code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 5),
+        code_sends_per_identity_address_per_hour=_int(
+            "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR", 3),
+        code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 10),
+        code_failed_guesses_per_identity_per_day=_int(
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10),
+        recovery_failed_guesses_per_account_per_day=_int(
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 10),
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),

@@ -254,7 +254,9 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
     return {"signed_in": True, "csrf_token": session.csrf_token, "purpose": purpose,
             "target_email": target_email, "form_action": action,
             "minutes": settings.challenge_ttl // 60,
-            "sends_per_hour": settings.code_sends_per_hour}
+            # A resend goes to the same address: the tighter of the two limits applies.
+            "sends_per_hour": min(settings.code_sends_per_hour,
+                                  settings.code_sends_per_identity_address_per_hour)}
 
 
 def recover_form(current: RequestState, error: ServiceError) -> dict:

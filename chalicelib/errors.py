@@ -201,8 +201,23 @@ class TooManyAttempts(CodeError):
     event = "code_attempts_exhausted"
 
 
+class RecoveryPaused(TooManyAttempts):
+    """Recovery codes for this registry account reached RECOVERY_FAILED_GUESSES_PER_ACCOUNT_
+    PER_DAY wrong guesses today: none is checked until the day ends. Shown as a dead code, as
+    a decoy's would be, so the answer never tells that the address is a registry address."""
+
+    event = "recovery_paused"
+
+
+class GuessLimitReached(CodeError):
+    """This Login.gov identity reached CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY wrong codes."""
+
+    event = "code_guess_limited"
+
+
 class SendLimitReached(ServiceError):
-    """Too many codes sent to this identity or this address within the hour."""
+    """Too many codes sent to this identity, to this address by this identity, or to this
+    address by everyone, within the hour."""
 
     event = "code_send_limited"
 

@@ -102,6 +102,7 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.CodeError: CODE_UNUSABLE,
     e.WrongCode: Page("code_entry.html", 400, form="code"),
     e.TooManyAttempts: Page("code_unusable.html", 429),
+    e.GuessLimitReached: Page("code_unusable.html", 429),
     e.SendLimitReached: Page("code_send_limit.html", 429),
     e.MailNotSent: Page("mail_failed.html", 503),
     # recovery and email change
