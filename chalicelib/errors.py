@@ -248,6 +248,19 @@ class EmailChangeRefused(ServiceError):
     event = "email_change_refused"
 
 
+class EmailChangeLimitReached(EmailChangeRefused):
+    """Too many changes without a code (remove, swap) on this account within the hour."""
+
+    event = "email_change_limited"
+
+
+class RecentSignInRequired(ServiceError):
+    """Changing the primary email needs a Login.gov sign-in within
+    PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
+
+    event = "recent_signin_required"
+
+
 class EmailAddressTaken(EmailChangeRefused):
     """The new address belongs to a registry account (never says whose)."""
 

@@ -109,6 +109,9 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.RecoveryEmailInvalid: Page("link_recover.html", 400, form="recover"),
     e.NewEmailInvalid: Page("account_email.html", 400, form="email"),
     e.EmailChangeRefused: EMAIL_CHANGE_REFUSED,
+    e.EmailChangeLimitReached: Page("email_change_refused.html", 429),
+    # Not a refusal: through Login.gov again, then back to the form (return_to).
+    e.RecentSignInRequired: Redirect("login"),
 }
 
 # Context fields that may appear in the refusal's log line (never an address or a code).

@@ -140,6 +140,61 @@ def test_swap_and_remove_need_a_secondary(browser, mailbox, change):
     assert email_events() == []
 
 
+def test_swaps_and_removals_are_limited_per_account_per_hour(browser, mailbox):
+    """Changes without a code send a notice each: a flood of them is refused."""
+    linked(browser, secondary="alice.home@example.org")
+    statuses = [ask(browser, "swap").status for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]    # EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR
+    page = ask(browser, "remove_secondary")
+    assert page.status == 429 and "Please wait up to an hour" in page.body
+    assert len([e for e in email_events() if e["change"] == "swap"]) == 3
+    notices = [m for m in mailbox.messages if m.subject == CHANGED_NOTICE]
+    assert len(notices) == 3
+    assert Account.get("1000000001").secondary_email == "dr.alice@example.com"
+
+
+def make_sign_in_old(minutes: int) -> None:
+    """The browser's session began `minutes` ago (the only session in these tests)."""
+    from chalicelib.models import Session
+
+    (session,) = [f for f in Flow.scan() if isinstance(f, Session)]
+    session.update(actions=[Session.created_at.set(int(time.time()) - minutes * 60)])
+
+
+@pytest.mark.parametrize("change, fields", [
+    ("primary", {"email": "alice.personal@example.com"}),
+    ("swap", {}),
+])
+def test_changing_the_primary_needs_a_recent_sign_in(browser, mailbox, change, fields):
+    linked(browser, secondary="alice.home@example.org")
+    make_sign_in_old(16)                            # PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS
+    token = session_csrf(browser, linked=True)
+    page = browser.post("/account/email", {"csrf_token": token, "change": change, **fields})
+    assert page.status == 302 and page.location == "/login?return_to=/account/email"
+    assert mailbox.to("alice.personal@example.com") == [] and email_events() == []
+    # Through Login.gov again, and back to the form, signed in afresh.
+    callback = browser.authorize(browser.get(page.location).location, ["dr.alice@example.com"],
+                                 sub=Account.get("1000000001").linked_sub)
+    back = browser.get(callback)
+    assert back.status == 302 and back.location == "/account/email"
+    form = browser.get(back.location)
+    assert form.status == 200
+    page = browser.post("/account/email", {"csrf_token": csrf_of(form), "change": change,
+                                           **fields})
+    if change == "primary":
+        assert page.location == "/account/email/confirm"
+        assert mailbox.subjects("alice.personal@example.com") == [CONFIRM_SUBJECT]
+    else:
+        assert page.status == 200 and email_events()[0]["change"] == "swap"
+
+
+def test_a_secondary_change_does_not_need_a_recent_sign_in(browser, mailbox):
+    linked(browser)
+    make_sign_in_old(60)
+    page = ask(browser, "secondary", "alice.home@example.org")
+    assert page.location == "/account/email/confirm"
+
+
 @pytest.mark.parametrize("others", ["primary", "secondary"])
 def test_an_address_on_another_account_is_refused_without_saying_whose(
         app_client, idp, mailbox, others):
