@@ -40,8 +40,8 @@ from chalicelib import (
     store,
 )
 from chalicelib.audit import audit_event, record_committed
-from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
 from chalicelib.config import get_settings
+from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,

@@ -13,9 +13,9 @@ registry. Two cumulative caps, per UTC day (chalicelib.counters):
   addresses are marked paused, so a recovery send to them becomes a decoy
   (chalicelib.code_delivery) and the pause never tells a stranger that the address is a
   registry address. The mark is read by every send (send_limits.reserve_send), known
-  address or not, so both take the same DynamoDB requests. The account's addresses are told by mail, the event is
-  logged (`recovery_guess_cap_reached`) and counted (metric RecoveryGuessCapReached, which
-  an alarm watches).
+  address or not, so both take the same DynamoDB requests. The account's addresses are
+  told by mail, the event is logged (`recovery_guess_cap_reached`) and counted (metric
+  RecoveryGuessCapReached, which an alarm watches).
 
 A guess takes its slots before the code is compared (conditional ADD), so parallel
 guesses cannot pass a cap; a right code gives its slots back, so only wrong ones count.

@@ -15,10 +15,10 @@ chalicelib.code_delivery joins a code, its send allowance and its mail). The rul
 - Every guess is counted before it is compared: one conditional ADD that also requires the
   challenge to be live, bound to this identity and session, and under CODE_MAX_ATTEMPTS.
   Parallel guesses cannot exceed the limit, and a dead challenge stays dead for the right
-  code too. Each guess also takes a slot under the day's caps on wrong codes
-  per identity and, for recovery, per registry account (chalicelib.guess_limits); a right
-  code gives them back. A code that matches is single-use: the caller deletes the challenge on condition
-  it still exists (alone, or inside the transaction that applies the change).
+  code too. Each guess also takes a slot under the day's caps on wrong codes per identity
+  and, for recovery, per registry account (chalicelib.guess_limits); a right code gives
+  them back. A code that matches is single-use: the caller deletes the challenge on
+  condition it still exists (alone, or inside the transaction that applies the change).
 """
 from __future__ import annotations
 
