@@ -1,4 +1,4 @@
-"""The Chalice app: one middleware and the blueprints, nothing else.
+"""The Chalice app: two middleware functions and the blueprints, nothing else.
 
 Where things live: README.md, "Where things live".
 """
@@ -16,6 +16,7 @@ from chalicelib.routes import (
 
 app = Chalice(app_name="nrcme-signin")
 app.register_middleware(edge.request_context, "all")
+app.register_middleware(edge.security_headers, "http")
 app.register_blueprint(signin_routes.bp)
 app.register_blueprint(account_routes.bp)
 app.register_blueprint(recovery_routes.bp)

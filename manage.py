@@ -8,8 +8,8 @@ into the environment; variables already set in the real environment win. That ha
 before chalicelib is imported, because chalicelib reads its settings from the environment.
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
-set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace.
-Human-readable output by default, --json for scripts.
+set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace,
+check-email-keys. Human-readable output by default, --json for scripts.
 Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, 3 an import
 stopped early (storage trouble): run it again.
 """
@@ -410,6 +410,42 @@ def _print_records(records: list[dict], with_request: bool = False) -> None:
         print(prefix + ", ".join(f"{k}={v}" for k, v in shown))
 
 
+def cmd_check_email_keys(args) -> int:
+    from supportdesk.email_keys import check_email_keys
+
+    result = check_email_keys()
+
+    def human(d):
+        rows = d["changes"]
+        if not rows:
+            print(f"No stored email key would change ({d['accounts_checked']} accounts checked).")
+            return
+        keys = "key would" if len(rows) == 1 else "keys would"
+        print(f"{len(rows)} stored email {keys} change "
+              f"({d['accounts_checked']} accounts checked):")
+        _print_table(
+            ["account", "field", "email", "stored key", "new key", "stored key held by",
+             "new key held by", "note"],
+            [[r["nr_number"], r["field"], r["email"] or "-", r["stored_key"] or "-",
+              r["new_key"] or "(invalid)", r["stored_key_holder"] or "-",
+              r["new_key_holder"] or "-", _key_note(r)] for r in rows])
+    _emit(args, result, human)
+    return EXIT_REFUSED if result["changes"] else EXIT_OK
+
+
+def _key_note(row: dict) -> str:
+    notes = []
+    if row["new_key"] is None:
+        notes.append("address no longer valid")
+    elif row["conflict"]:
+        notes.append("CONFLICT: new key held by another account")
+    if row["stored_key_also_used_by"]:
+        notes.append("old key also on " + " ".join(row["stored_key_also_used_by"]))
+    if row["new_key_also_used_by"]:
+        notes.append("new key also on " + " ".join(row["new_key_also_used_by"]))
+    return "; ".join(notes) or "new key free"
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -530,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7,
                    help="time range of the printed AWS CLI command (default 7)")
     p.set_defaults(handler=cmd_trace)
+
+
+    p = commands.add_parser("check-email-keys", parents=[common],
+                            help="list stored email keys the normalization rule would change "
+                                 "(read-only; exit 1 when there are any)")
+    p.set_defaults(handler=cmd_check_email_keys)
     return parser
 
 

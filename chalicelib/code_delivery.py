@@ -8,7 +8,8 @@ from __future__ import annotations
 from chalicelib import mail, onetime_codes
 from chalicelib.config import get_settings
 from chalicelib.errors import MailNotSent
-from chalicelib.onetime_codes import Binding
+from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.onetime_codes import Binding, Purpose
 from chalicelib.send_limits import SendReservation, give_back
 
 
@@ -18,8 +19,17 @@ def send_code(binding: Binding, reservation: SendReservation, *, to: str, templa
     """Create the challenge and mail its code; on a failed send, undo both (MailNotSent).
 
     A failed send is not the person's fault: their allowance comes back and no dead code
-    is left behind.
+    is left behind. While an account's recovery is paused (too many wrong codes today,
+    chalicelib.guess_limits) a recovery send becomes a decoy: a challenge no code
+    verifies, and no mail, exactly what an address that is no registry address gets.
     """
+    if binding.purpose is Purpose.RECOVERY and reservation.recovery_paused:
+        onetime_codes.create_challenge(binding, nr_number=None, target_email=target_email,
+                                       target_normalized=target_normalized, decoy=True)
+        log_event("recovery_code_suppressed", nr_number=nr_number,
+                  subject=keyed_hash(binding.subject))
+        count("RecoveryCodeSuppressed")
+        return
     code = onetime_codes.create_challenge(binding, nr_number=nr_number,
                                           target_email=target_email,
                                           target_normalized=target_normalized, details=details)

@@ -103,12 +103,25 @@ class Settings:
     http_read_timeout: float = 6.0
     # One-time codes.
     code_max_attempts: int = 5
-    code_sends_per_hour: int = 3                # per Login.gov identity
-    code_sends_per_address_per_hour: int = 3    # per target email address
+    code_sends_per_hour: int = 5                        # per Login.gov identity
+    code_sends_per_identity_address_per_hour: int = 3   # per identity and target address
+    # Per target address, all identities together: above the per-(identity, address) limit,
+    # so one identity cannot use up an owner's allowance (4 identities needed to do it).
+    code_sends_per_address_per_hour: int = 10
+    # Wrong codes per UTC day: per Login.gov identity (both purposes), and per registry
+    # account for recovery (then its recovery pauses for the day and its owner is told).
+    code_failed_guesses_per_identity_per_day: int = 10
+    recovery_failed_guesses_per_account_per_day: int = 10
     # Mail (SES): fail fast, so a sick SES cannot hold a request near the Lambda timeout.
     mail_connect_timeout: float = 2.0
     mail_read_timeout: float = 4.0
     mail_max_attempts: int = 2
+    # Email changes without a code (remove the secondary, swap) per account per hour: each
+    # mails a notice, so unlimited ones would flood the account's mailboxes.
+    email_changes_without_code_per_hour: int = 3
+    # Changing the primary (or swapping it) needs a Login.gov sign-in this recent: a session
+    # left open, or stolen, cannot move where the account's mail and recovery codes go.
+    primary_change_recent_signin_seconds: int = 15 * 60
     # Form posts: larger bodies are refused before parsing.
     form_max_bytes: int = 4096
     # Reminders about institutional primary emails.
@@ -170,11 +183,20 @@ def get_settings() -> Settings:
         http_connect_timeout=float(_int("LOGIN_GOV_CONNECT_TIMEOUT_MS", 3000)) / 1000,
         http_read_timeout=float(_int("LOGIN_GOV_READ_TIMEOUT_MS", 6000)) / 1000,
         code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
-        code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 3),
-        code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 3),
+        code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 5),
+        code_sends_per_identity_address_per_hour=_int(
+            "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR", 3),
+        code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 10),
+        code_failed_guesses_per_identity_per_day=_int(
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10),
+        recovery_failed_guesses_per_account_per_day=_int(
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 10),
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),
+        email_changes_without_code_per_hour=_int("EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR", 3),
+        primary_change_recent_signin_seconds=_int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS",
+                                                  15 * 60),
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),

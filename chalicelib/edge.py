@@ -2,6 +2,8 @@
 
 - `request_context`: middleware for every event (HTTP, schedules, queues): the request id
   that every log line carries, and the per-request state below.
+- `security_headers`: middleware for every HTTP answer (pages, redirects, JSON, and
+  Chalice's own 405/415 answers): the one place the security headers are set.
 - `page`: the route wrapper for HTML. A route parses, makes one call into its workflow and
   renders; every failure it raises becomes a response through the one error map
   (`chalicelib.pages.ERROR_RESPONSES`), so no route has an `except` of its own.
@@ -64,31 +66,53 @@ def request_context(event, get_response):
     return get_response(event)
 
 
+SECURITY_HEADERS = {
+    # HTTPS only, for a year, subdomains included (browsers ignore it on the local http stage).
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    # Codes, addresses and sessions are in these answers: no cache keeps a copy.
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def security_headers(event, get_response):
+    """HTTP middleware: every answer carries SECURITY_HEADERS, whatever made it. Set last,
+    so no route or error path can leave one out or weaken it."""
+    response = get_response(event)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 # --- wrappers -----------------------------------------------------------------------------------
 
-def page(view=None, *, clear_session_on_error: bool = False):
-    """Route wrapper for HTML: typed errors to pages, and never a bare 5xx."""
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
+def page(view):
+    """Route wrapper for HTML: typed errors to pages, and never a bare 5xx.
+
+    An error page never ends a session: a failed request is no reason to sign anyone out.
+    """
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
             try:
-                try:
-                    return view(*args, **kwargs)
-                except ServiceError as error:
-                    cookies = [web.clear_cookie(web.SESSION_COOKIE)] \
-                        if clear_session_on_error else None
-                    return error_response(error, cookies=cookies)
-                except PynamoDBException:
-                    # Throttling or an outage after botocore's bounded retries: transactions
-                    # committed whole or not at all, so the page can say nothing changed.
-                    return error_response(StorageUnavailable("DynamoDB call failed"),
-                                          exc_info=True)
-            except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
-                # unexpected, the error page's own failures included.
-                log_event("unhandled_error", logging.ERROR, exc_info=True)
-                return pages.render_server_error()
-        return wrapper
-    return decorate(view) if view is not None else decorate
+                return view(*args, **kwargs)
+            except ServiceError as error:
+                return error_response(error)
+            except PynamoDBException:
+                # Throttling or an outage after botocore's bounded retries: transactions
+                # committed whole or not at all, so the page can say nothing changed.
+                return error_response(StorageUnavailable("DynamoDB call failed"),
+                                      exc_info=True)
+        except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
+            # unexpected, the error page's own failures included.
+            log_event("unhandled_error", logging.ERROR, exc_info=True)
+            return pages.render_server_error()
+    return wrapper
 
 
 def error_response(error: ServiceError, cookies: list[str] | None = None, *,
@@ -138,7 +162,7 @@ def api(rejected_event: str,
 
 
 def json_response(status: int, body: dict | None) -> Response:
-    headers = {"Content-Type": "application/json", **pages.SECURITY_HEADERS}
+    headers = {"Content-Type": "application/json"}
     return Response(json.dumps(body) if body is not None else "", status_code=status,
                     headers=headers)
 
@@ -155,6 +179,13 @@ def query() -> dict[str, str]:
 
 def cookie(name: str) -> str | None:
     return web.read_cookie(request().headers, name)
+
+
+def signin_binding(state: str | None) -> str | None:
+    """The binding cookie /login issued for the sign-in with this state, if this browser
+    holds it."""
+    name = web.signin_cookie(state)
+    return cookie(name) if name else None
 
 
 def raw_body() -> bytes:
@@ -238,7 +269,9 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
             "csrf_token": session.csrf_token, "purpose": purpose,
             "target_email": target_email, "form_action": action,
             "minutes": settings.challenge_ttl // 60,
-            "sends_per_hour": settings.code_sends_per_hour}
+            # A resend goes to the same address: the tighter of the two limits applies.
+            "sends_per_hour": min(settings.code_sends_per_hour,
+                                  settings.code_sends_per_identity_address_per_hour)}
 
 
 def recover_form(current: RequestState, error: ServiceError) -> dict:

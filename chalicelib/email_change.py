@@ -17,21 +17,40 @@ address, so no code). The rules:
   address stays claimed until that transaction commits.
 - After the change, the address that was replaced (or the primary, when a secondary is
   added) gets a notice.
+- Changing the primary, or swapping it with the secondary, needs a Login.gov sign-in
+  within PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS (past it, the person signs in again and
+  comes back to the form). Swap too: adding a secondary and then swapping would otherwise
+  move the primary without one.
+- Changes without a code (remove, swap) are limited per account per hour
+  (EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR): each mails a notice.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 
-from chalicelib import claims, code_delivery, notices, onetime_codes, send_limits, sessions, store
+from chalicelib import (
+    claims,
+    code_delivery,
+    counters,
+    notices,
+    onetime_codes,
+    send_limits,
+    sessions,
+    store,
+)
 from chalicelib.audit import audit_event, record_committed
+from chalicelib.config import get_settings
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
 from chalicelib.field_ownership import mark_changed_here
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,
+    EmailChangeLimitReached,
     NewEmailInvalid,
     NoPendingCode,
+    RecentSignInRequired,
 )
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account, Session
@@ -99,6 +118,8 @@ def submit(session: Session, account: Account, *, change: str | None, email: str
     (CONFIRM first), or start one that does (ADVICE first for .gov/.mil/.edu, then
     CODE_SENT)."""
     parsed = parse_change(change)
+    if parsed in (Change.PRIMARY, Change.SWAP):
+        require_recent_signin(session, parsed)
     if parsed in (Change.REMOVE_SECONDARY, Change.SWAP):
         if not account.secondary_email_normalized:
             raise NewEmailInvalid("no secondary email", reason="no_secondary")
@@ -109,6 +130,17 @@ def submit(session: Session, account: Account, *, change: str | None, email: str
             return remove_secondary(session, account)
         return swap(session, account)
     return request_change(session, account, parsed, email, acknowledged=acknowledged)
+
+
+def require_recent_signin(session: Session, change: Change) -> None:
+    """A primary change needs a fresh Login.gov sign-in: a session left open on a shared
+    computer, or stolen, must not redirect the account's mail and recovery codes."""
+    age = int(time.time()) - int(session.created_at)
+    if age > get_settings().primary_change_recent_signin_seconds:
+        log_event("email_change_needs_recent_signin", subject=keyed_hash(session.subject),
+                  nr_number=session.nr_number, change=change.value, age=age)
+        raise RecentSignInRequired("sign in again to change the primary email",
+                                   change=change.value, nr_number=session.nr_number)
 
 
 # --- request: check the address and mail a code ---------------------------------------------
@@ -250,11 +282,23 @@ def _lost(refused: store.TransactionRefused, binding: Binding) -> Exception:
     return EmailChangeConflict("the account changed during the email change")
 
 
+def _count_change_without_code(account: Account, change: Change) -> str:
+    """Count one remove or swap for the account this hour, or refuse (notice flood)."""
+    window = counters.window_of(int(time.time()), 3600)
+    counter = f"sendcount#nocode-change-{account.nr_number}#{window}"
+    if counters.take(counter, get_settings().email_changes_without_code_per_hour,
+                     expires_at=(window + 1) * 3600) is None:
+        raise EmailChangeLimitReached("too many changes without a code this hour",
+                                      nr_number=account.nr_number, change=change.value)
+    return counter
+
+
 # --- changes without a new address --------------------------------------------------------------
 
 def remove_secondary(session: Session, account: Account) -> Applied:
     if not account.secondary_email_normalized:
         raise NewEmailInvalid("no secondary email", reason="no_secondary")
+    counter = _count_change_without_code(account, Change.REMOVE_SECONDARY)
     old_email = account.secondary_email
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=Change.REMOVE_SECONDARY.value, old_email=old_email or "",
@@ -280,6 +324,7 @@ def remove_secondary(session: Session, account: Account) -> Applied:
                 old_claim = claims.read(address)  # shared: remove our share of it
                 if old_claim is not None and old_claim.names(account.nr_number):
                     continue
+            counters.give(counter)  # nothing changed, no notice: not a change to count
             raise EmailChangeConflict("the account changed during the removal") from None
     return _applied_without_code(session, account, event, Change.REMOVE_SECONDARY,
                                  old_email, None, notify=old_email)
@@ -289,6 +334,7 @@ def swap(session: Session, account: Account) -> Applied:
     """Make the secondary the primary and the primary the secondary. Moves no claims."""
     if not account.secondary_email_normalized:
         raise NewEmailInvalid("no secondary email", reason="no_secondary")
+    counter = _count_change_without_code(account, Change.SWAP)
     old_primary, new_primary = account.primary_email, account.secondary_email
     event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
                         change=Change.SWAP.value, old_email=old_primary, new_email=new_primary,
@@ -305,6 +351,7 @@ def swap(session: Session, account: Account) -> Applied:
     try:
         tx.commit()
     except store.TransactionRefused:
+        counters.give(counter)
         raise EmailChangeConflict("the account changed during the swap") from None
     return _applied_without_code(session, account, event, Change.SWAP, old_primary,
                                  new_primary, notify=old_primary)

@@ -1,16 +1,26 @@
 """The one email normalization rule, used for every comparison and every index key.
 
-email-validator does the RFC syntax and IDNA work (hand-written regexes get both wrong);
-on top of it we case-fold the local part, because registry users typed their addresses in
-every case and mail providers treat them case-insensitively, and we key on the ASCII (IDNA)
-form of the domain so `bücher.example` and `xn--bcher-kva.example` are one address.
+Two addresses get one key only if they are the same mailbox:
+
+- NFC first, so a decomposed `é` and a precomposed one are one character;
+- email-validator checks the RFC syntax and gives the IDNA (ASCII) form of the domain, so
+  `bücher.example` and `xn--bcher-kva.example` are one address (domains are case-blind);
+- in the local part only the ASCII letters A-Z are lower-cased (RFC 5321 practice: registry
+  users typed their addresses in every case, and mail providers match those letters
+  case-insensitively). Every other character is kept exactly: Unicode case folding or NFKC
+  would merge different mailboxes (`baſhir`→`bashir`, `straße`→`strasse`, `oﬃce`→`office`,
+  `σπύρος`→`σπύροσ`), letting a Login.gov account verified at a look-alike address link,
+  or claim, someone else's record.
 """
 from __future__ import annotations
 
+import string
 import unicodedata
 
 INSTITUTIONAL_TLDS = frozenset({"gov", "mil", "edu"})
 MAX_EMAIL_LENGTH = 254
+# Only A-Z -> a-z: str.lower() would also map the Kelvin sign to k and Ü to ü.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 class InvalidEmail(ValueError):
@@ -34,7 +44,7 @@ def normalize_email(raw: str) -> str:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from None
-    return f"{result.local_part.casefold()}@{result.ascii_domain.lower()}"
+    return f"{result.local_part.translate(_ASCII_LOWER)}@{result.ascii_domain.lower()}"
 
 
 def try_normalize_email(raw: str | None) -> str | None:

@@ -28,7 +28,13 @@ class SignInError(ServiceError):
     event = "signin_failed"
 
 
-class SignInCancelled(SignInError):
+class LoginGovReturnedError(SignInError):
+    """Login.gov sent the browser back with an `error` instead of a code."""
+
+    event = "signin_failed"
+
+
+class SignInCancelled(LoginGovReturnedError):
     """The person cancelled at Login.gov."""
 
     event = "signin_cancelled"
@@ -66,6 +72,12 @@ class NonceError(IdTokenError):
     """The ID token nonce is missing or does not match the sign-in request."""
 
     event = "id_token_nonce_rejected"
+
+
+class AcrError(IdTokenError):
+    """The ID token's `acr` is missing or not one of the requested LOGIN_GOV_ACR_VALUES."""
+
+    event = "id_token_acr_rejected"
 
 
 class UserInfoError(SignInError):
@@ -222,8 +234,23 @@ class TooManyAttempts(CodeError):
     event = "code_attempts_exhausted"
 
 
+class RecoveryPaused(TooManyAttempts):
+    """Recovery codes for this registry account reached RECOVERY_FAILED_GUESSES_PER_ACCOUNT_
+    PER_DAY wrong guesses today: none is checked until the day ends. Shown as a dead code, as
+    a decoy's would be, so the answer never tells that the address is a registry address."""
+
+    event = "recovery_paused"
+
+
+class GuessLimitReached(CodeError):
+    """This Login.gov identity reached CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY wrong codes."""
+
+    event = "code_guess_limited"
+
+
 class SendLimitReached(ServiceError):
-    """Too many codes sent to this identity or this address within the hour."""
+    """Too many codes sent to this identity, to this address by this identity, or to this
+    address by everyone, within the hour."""
 
     event = "code_send_limited"
 
@@ -252,6 +279,19 @@ class EmailChangeRefused(ServiceError):
     """An email change could not be made."""
 
     event = "email_change_refused"
+
+
+class EmailChangeLimitReached(EmailChangeRefused):
+    """Too many changes without a code (remove, swap) on this account within the hour."""
+
+    event = "email_change_limited"
+
+
+class RecentSignInRequired(ServiceError):
+    """Changing the primary email needs a Login.gov sign-in within
+    PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
+
+    event = "recent_signin_required"
 
 
 class EmailAddressTaken(EmailChangeRefused):

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 from chalicelib import http_client
 from chalicelib.config import get_settings
 from chalicelib.errors import (
+    AcrError,
     IdentityProviderUnavailable,
     IdTokenError,
     NonceError,
@@ -304,7 +305,7 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
 
 
 def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
-    """Verify signature, issuer, audience, times, nonce and at_hash; return the claims."""
+    """Verify signature, issuer, audience, times, nonce, acr and at_hash; return the claims."""
     claims = verify_login_gov_jwt(id_token, require=["iss", "aud", "sub", "exp", "iat", "nonce"])
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
@@ -313,10 +314,20 @@ def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     if not isinstance(token_nonce, str) or \
             not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
         raise NonceError("ID token nonce does not match this sign-in")
+    _check_acr(claims.get("acr"))
     if "at_hash" in claims and not hmac.compare_digest(
             str(claims["at_hash"]).encode(), _at_hash(access_token).encode()):
         raise IdTokenError("ID token at_hash does not match the access token")
     return claims
+
+
+def _check_acr(acr) -> None:
+    """OpenID Connect Core 3.1.3.7 (12): the `acr` must be one this sign-in asked for.
+    Login.gov echoes the requested value (`urn:acr.login.gov:auth-only`, or the legacy
+    `http://idmanagement.gov/ns/assurance/ial/1` to a legacy request): exactly those count."""
+    requested = get_settings().login_gov_acr_values.split()
+    if not isinstance(acr, str) or acr not in requested:
+        raise AcrError("ID token acr is not one that was requested")
 
 
 # --- Userinfo ----------------------------------------------------------------------------------
@@ -346,15 +357,21 @@ def get_userinfo(access_token: str, *, expected_sub: str) -> dict:
 
 def verified_emails(userinfo: dict) -> list[str]:
     """The addresses Login.gov has confirmed: the shared `email` first (when email_verified),
-    then all_emails."""
+    then all_emails — without the shared `email` when Login.gov says it is not verified."""
+    from chalicelib.emails import try_normalize_email
+
     found: list[str] = []
     shared = shared_email(userinfo)
-    # Refuse an unverified email: linking on it would let anyone pre-register a victim's address.
     if shared:
         found.append(shared)
+    # Refuse an unverified email even where all_emails lists it too: linking on it would
+    # let anyone pre-register a victim's address (pre-registration takeover).
+    email = userinfo.get("email")
+    unverified = try_normalize_email(email) if isinstance(email, str) and not shared else None
     all_emails = userinfo.get("all_emails")
     if isinstance(all_emails, list):
-        found.extend(e for e in all_emails if isinstance(e, str))
+        found.extend(e for e in all_emails if isinstance(e, str)
+                     and (unverified is None or try_normalize_email(e) != unverified))
     return list(dict.fromkeys(found))
 
 

@@ -4,6 +4,8 @@
   hear that a Login.gov account is now linked, so a wrong link is noticed by its owner.
 - After an email change, the address that stopped being (or was never before) where we
   write, hears of it: the old primary or secondary, or the primary when a secondary is added.
+- When wrong recovery codes for an account reach the day's cap (chalicelib.guess_limits),
+  the account's addresses hear that linking by code is paused, and why.
 
 Notices are best-effort: the change they report has already committed, so a notice that
 cannot go out is logged and counted (`notice_not_sent`, metric NoticeNotSent) and never
@@ -14,12 +16,14 @@ from __future__ import annotations
 import logging
 
 from chalicelib import mail
+from chalicelib.config import get_settings
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account
 
 LINK_NOTICE = "link_notice"
 EMAIL_CHANGED_NOTICE = "email_changed_notice"
+RECOVERY_PAUSED_NOTICE = "recovery_paused_notice"
 
 
 def send_link_notice(nr_number: str, account: Account | None = None) -> bool:
@@ -45,6 +49,19 @@ def send_email_changed_notice(to: str, account: Account, *, change: str,
               old_email=old_email, new_email_hint=mask_email(new_email))
     except Exception as exc:  # noqa: BLE001 - as above: the change has committed
         _not_sent(EMAIL_CHANGED_NOTICE, account.nr_number, exc)
+        return False
+    return True
+
+
+def send_recovery_paused_notice(account: Account) -> bool:
+    """Tell every address on the account that too many wrong recovery codes paused linking
+    by code for the day: the owner learns of an attack, or why their own codes stopped."""
+    try:
+        recipients = _distinct([account.primary_email, account.secondary_email])
+        _send(recipients, RECOVERY_PAUSED_NOTICE, account=account,
+              cap=get_settings().recovery_failed_guesses_per_account_per_day)
+    except Exception as exc:  # noqa: BLE001 - as above: the pause holds whatever the mail does
+        _not_sent(RECOVERY_PAUSED_NOTICE, account.nr_number, exc)
         return False
     return True
 

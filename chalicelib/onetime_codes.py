@@ -15,8 +15,10 @@ chalicelib.code_delivery joins a code, its send allowance and its mail). The rul
 - Every guess is counted before it is compared: one conditional ADD that also requires the
   challenge to be live, bound to this identity and session, and under CODE_MAX_ATTEMPTS.
   Parallel guesses cannot exceed the limit, and a dead challenge stays dead for the right
-  code too. A code that matches is single-use: the caller deletes the challenge on condition
-  it still exists (alone, or inside the transaction that applies the change).
+  code too. Each guess also takes a slot under the day's caps on wrong codes per identity
+  and, for recovery, per registry account (chalicelib.guess_limits); a right code gives
+  them back. A code that matches is single-use: the caller deletes the challenge on
+  condition it still exists (alone, or inside the transaction that applies the change).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from enum import Enum
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
+from chalicelib import guess_limits
 from chalicelib.config import get_settings
 from chalicelib.errors import CodeExpired, CodeMalformed, NoPendingCode, TooManyAttempts, WrongCode
 from chalicelib.logs import keyed_hash, log_event
@@ -160,10 +163,17 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
         if not condition_failed(exc):
             raise
         raise _why_refused(binding, now) from None
+    # The day's caps on wrong codes (guessing at scale), also before the comparison.
+    slots = guess_limits.take_guess(
+        binding.subject, purpose=binding.purpose.value,
+        recovery_account=challenge.nr_number if binding.purpose is Purpose.RECOVERY else None)
     salt = challenge.code_salt or ""
     matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
                                   challenge.code_hash)
-    if not matches:
+    if matches:
+        guess_limits.right_guess(slots)
+    else:
+        guess_limits.wrong_guess(slots)
         # Logged and counted once, at the edge (code_wrong / code_attempts_exhausted).
         remaining = settings.code_max_attempts - challenge.attempts
         subject = keyed_hash(binding.subject)

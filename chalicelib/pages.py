@@ -19,16 +19,6 @@ from chalicelib.config import support_contact
 from chalicelib.logs import count, log_event, support_reference
 
 TEMPLATES = Path(__file__).parent / "templates"
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
-}
 HTML = "text/html; charset=utf-8"
 
 
@@ -50,14 +40,15 @@ def render(template: str, status: int = 200, cookies: list[str] | None = None,
     # Every page's footer names the support desk.
     context.setdefault("support", support_contact())
     body = _environment().get_template(template).render(**context)
-    headers: dict = {"Content-Type": HTML, **SECURITY_HEADERS}
+    # Security headers are added to every answer by edge.security_headers.
+    headers: dict = {"Content-Type": HTML}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body=body, status_code=status, headers=headers)
 
 
 def redirect(location: str, cookies: list[str] | None = None) -> Response:
-    headers: dict = {"Location": location, **SECURITY_HEADERS}
+    headers: dict = {"Location": location}
     if cookies:
         headers["Set-Cookie"] = cookies
     return Response(body="", status_code=302, headers=headers)
@@ -119,12 +110,16 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.WrongCode: Page("code_entry.html", 400, form="code"),
     e.CodeMalformed: Page("code_entry.html", 400, form="code"),
     e.TooManyAttempts: Page("code_unusable.html", 429),
+    e.GuessLimitReached: Page("code_unusable.html", 429),
     e.SendLimitReached: Page("code_send_limit.html", 429),
     e.MailNotSent: Page("mail_failed.html", 503),
     # recovery and email change
     e.RecoveryEmailInvalid: Page("link_recover.html", 400, form="recover"),
     e.NewEmailInvalid: Page("account_email.html", 400, form="email"),
     e.EmailChangeRefused: EMAIL_CHANGE_REFUSED,
+    e.EmailChangeLimitReached: Page("email_change_refused.html", 429),
+    # Not a refusal: through Login.gov again, then back to the form (return_to).
+    e.RecentSignInRequired: Redirect("login"),
 }
 
 # Context fields that may appear in the refusal's log line (never an address or a code).

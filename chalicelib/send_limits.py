@@ -1,11 +1,17 @@
-"""How many one-time codes may be sent: per Login.gov identity and per target address.
+"""How many one-time codes may be sent: per identity, per (identity, address), per address.
 
-Sends are counted in fixed hourly windows, per identity (CODE_SENDS_PER_HOUR) and per
-target address (CODE_SENDS_PER_ADDRESS_PER_HOUR): ADD 1 on condition the counter is under
-the limit, so the database decides the limit even for two sends at once. A send that
-fails is given back (ADD -1), so SES trouble does not burn a person's allowance.
-Counters are flow items (`sendcount#...`): they expire with their window and cleanup
-removes them.
+Sends are counted in fixed hourly windows (chalicelib.counters):
+
+- per Login.gov identity (CODE_SENDS_PER_HOUR): what one person may ask for in all;
+- per identity and target address (CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR): what one
+  person may send to one address;
+- per target address, all identities together (CODE_SENDS_PER_ADDRESS_PER_HOUR): a larger
+  cap on the mail one mailbox receives. Larger than the per-(identity, address) limit, so
+  one identity cannot use up an address's allowance and lock its owner out of codes.
+
+Each ADD is conditional, so the database decides the limits even for two sends at once. A
+send that fails is given back, so SES trouble does not burn a person's allowance. How many
+wrong codes may be guessed is chalicelib.guess_limits.
 """
 from __future__ import annotations
 
@@ -13,13 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from pynamodb.exceptions import UpdateError
-
+from chalicelib import counters, guess_limits
 from chalicelib.config import get_settings
 from chalicelib.errors import SendLimitReached
 from chalicelib.logs import keyed_hash
-from chalicelib.models import SendCounter, expiry_bucket
-from chalicelib.store import condition_failed
 
 SEND_WINDOW_SECONDS = 3600
 
@@ -29,7 +32,11 @@ class SendReservation:
     """Sends counted for one code; give_back() returns them if the mail did not go out."""
 
     identity_counter: str
+    pair_counter: str
     address_counter: str
+    # Recovery codes to this address are paused today (chalicelib.guess_limits): read here,
+    # for every send, so a known and an unknown address cost the same requests.
+    recovery_paused: bool = False
 
 
 def _counter_id(kind: str, key: str, window: int) -> str:
@@ -37,66 +44,50 @@ def _counter_id(kind: str, key: str, window: int) -> str:
 
 
 def reserve_send(subject: str, target_normalized: str) -> SendReservation:
-    """Count one send for the identity and one for the address, or raise SendLimitReached.
+    """Count one send for the identity, the (identity, address) pair and the address, or
+    raise SendLimitReached having counted none.
 
-    Two UpdateItems (a third, to give the identity's back, when the address is at its limit).
+    One GetItem (is recovery to this address paused?) and three UpdateItems (and one
+    give-back per counter already taken when a later one refuses).
     """
     settings = get_settings()
-    now = int(time.time())
-    window = now // SEND_WINDOW_SECONDS
-    identity = _counter_id("subject", subject, window)
-    address = _counter_id("address", target_normalized, window)
-    if not _take(identity, settings.code_sends_per_hour, now, window, subject=subject):
-        _limited("identity", subject)
-    if not _take(address, settings.code_sends_per_address_per_hour, now, window):
-        _give(identity)
-        _limited("address", subject)
-    return SendReservation(identity, address)
+    paused = guess_limits.address_paused(target_normalized)
+    window = counters.window_of(int(time.time()), SEND_WINDOW_SECONDS)
+    expires = (window + 1) * SEND_WINDOW_SECONDS
+    reservation = SendReservation(
+        identity_counter=_counter_id("subject", subject, window),
+        pair_counter=_counter_id("pair", f"{subject}\n{target_normalized}", window),
+        address_counter=_counter_id("address", target_normalized, window),
+        recovery_paused=paused)
+    steps = [
+        ("identity", reservation.identity_counter, settings.code_sends_per_hour, subject),
+        ("identity_address", reservation.pair_counter,
+         settings.code_sends_per_identity_address_per_hour, None),
+        ("address", reservation.address_counter, settings.code_sends_per_address_per_hour,
+         None),
+    ]
+    taken: list[str] = []
+    for which, counter_id, limit, counter_subject in steps:
+        if counters.take(counter_id, limit, expires_at=expires, subject=counter_subject) is None:
+            for earlier in taken:
+                counters.give(earlier)
+            _limited(which, subject)
+        taken.append(counter_id)
+    return reservation
 
 
 def give_back(reservation: SendReservation, *, identity: bool = True,
               address: bool = True) -> None:
-    """Return counted sends (ADD -1, never below zero)."""
+    """Return counted sends (ADD -1, never below zero). `address` returns the address's
+    and the (identity, address) pair's; `identity` the identity's."""
     if identity:
-        _give(reservation.identity_counter)
+        counters.give(reservation.identity_counter)
     if address:
-        _give(reservation.address_counter)
+        counters.give(reservation.pair_counter)
+        counters.give(reservation.address_counter)
 
 
 def _limited(which: str, subject: str) -> NoReturn:
     # Logged and counted once, at the edge, from the error's context.
     raise SendLimitReached(f"send limit reached for this {which}", limit=which,
                            subject=keyed_hash(subject))
-
-
-def _take(counter_id: str, limit: int, now: int, window: int, *,
-          subject: str | None = None) -> bool:
-    expires = (window + 1) * SEND_WINDOW_SECONDS
-    actions = [
-        SendCounter.sends.add(1),
-        SendCounter.kind.set(SendCounter),
-        SendCounter.created_at.set(SendCounter.created_at | now),
-        SendCounter.expires_at.set(expires),
-        SendCounter.expiry_bucket.set(expiry_bucket(expires)),
-    ]
-    if subject is not None:
-        actions.append(SendCounter.subject.set(subject))
-    try:
-        # The database decides the limit: two sends at once cannot both take the last one.
-        SendCounter(counter_id).update(
-            actions=actions,
-            condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit))
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
-        return False
-    return True
-
-
-def _give(counter_id: str) -> None:
-    try:
-        SendCounter(counter_id).update(actions=[SendCounter.sends.add(-1)],
-                                       condition=SendCounter.sends > 0)
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise

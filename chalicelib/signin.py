@@ -1,15 +1,21 @@
 """The sign-in flow: start at /login, finish at /auth/callback.
 
-State is single-use and bound to the browser that started the sign-in: /login stores
-sha256(state) with the nonce, the return path and a hash of a random browser-binding
-cookie; the callback consumes that record in one conditional update that also checks the
-cookie, so a replayed state, or a state carried to another browser, fails closed.
+State is single-use and bound to the browser that started the sign-in: each /login makes
+a fresh random binding for its own state, stores sha256(state) with the nonce, the return
+path and sha256(binding), and hands the binding to the browser in a cookie named after
+that state (chalicelib.web.signin_cookie). The callback consumes the record in one
+conditional update that also checks the binding, so a replayed state, or a state carried
+to another browser, fails closed. A binding the browser sends is never adopted: a planted
+one (login CSRF) would otherwise bind the victim's sign-ins to a value the attacker knows.
+
+A failed or repeated callback never ends a valid session: a person who is signed in and
+comes back through a spent or cancelled sign-in (Back, then Continue at Login.gov; Sign in,
+then Cancel) is sent where that sign-in was going, as they are.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +26,7 @@ from chalicelib import linking, login_gov, notices, sessions
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 from chalicelib.errors import (
+    LoginGovReturnedError,
     NoMatchingAccount,
     ReturnToRejected,
     SignInCancelled,
@@ -34,24 +41,25 @@ from chalicelib.redirects import DEFAULT_RETURN_PATH, safe_return_path
 MAX_STATE_LENGTH = 128
 MAX_CODE_LENGTH = 512
 MAX_BINDING_LENGTH = 128
-_BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 @dataclass(frozen=True)
 class StartedSignIn:
     authorization_url: str
-    browser_binding: str  # value for the sign-in cookie
+    state: str                # names the binding cookie (chalicelib.web.signin_cookie)
+    browser_binding: str      # its value
 
 
-def start_signin(return_to: str | None, browser_binding: str | None) -> StartedSignIn:
-    """Record a fresh state and nonce and build Login.gov's authorization URL."""
+def start_signin(return_to: str | None) -> StartedSignIn:
+    """Record a fresh state, nonce and browser binding; build Login.gov's authorization URL.
+
+    The binding is always new: never one the browser sends (see the module docstring).
+    """
     settings = get_settings()
     return_path = safe_return_path(return_to) if return_to else DEFAULT_RETURN_PATH
     if return_path is None:
         raise ReturnToRejected("return_to is not a same-site path")
-    # Reuse this browser's binding so two tabs signing in at once both work.
-    binding = browser_binding if browser_binding and _BINDING.match(browser_binding) \
-        else login_gov.random_token()
+    binding = login_gov.random_token()
     state, nonce = login_gov.random_token(), login_gov.random_token()
     url = login_gov.build_authorization_url(state, nonce)
     now = int(time.time())
@@ -65,7 +73,7 @@ def start_signin(return_to: str | None, browser_binding: str | None) -> StartedS
         expires_at=expires,
         expiry_bucket=expiry_bucket(expires),
     ).save(condition=Flow.flow_id.does_not_exist())
-    return StartedSignIn(authorization_url=url, browser_binding=binding)
+    return StartedSignIn(authorization_url=url, state=state, browser_binding=binding)
 
 
 def consume_state(state: str, browser_binding: str | None) -> SignInState:
@@ -97,17 +105,52 @@ class SignInOutcome(Enum):
     RETURNING = "returning"
     LINKED = "linked"
     NEEDS_RECOVERY = "needs_recovery"
+    STILL_SIGNED_IN = "still_signed_in"   # a spent or cancelled sign-in; the session stays
 
 
 @dataclass(frozen=True)
 class CompletedSignIn:
     outcome: SignInOutcome
-    session_token: str
+    session_token: str | None   # a new session's cookie token (None: keep the current one)
     redirect_to: str
 
 
-def complete_signin(params: dict[str, str], browser_binding: str | None) -> CompletedSignIn:
-    """Handle the callback query; return where to send the browser, or raise a typed error."""
+def complete_signin(params: dict[str, str], browser_binding: str | None, *,
+                    session_token: str | None = None) -> CompletedSignIn:
+    """Handle the callback query; return where to send the browser, or raise a typed error.
+
+    `session_token` is the browser's current session cookie, if any: a signed-in person
+    whose callback is spent, foreign or cancelled goes on, signed in, instead of to an error.
+    """
+    try:
+        return _complete_signin(params, browser_binding)
+    except (StateError, LoginGovReturnedError) as error:
+        still = _still_signed_in(session_token, params.get("state", ""))
+        if still is None:
+            raise
+        log_event("signin_callback_while_signed_in", reason=error.event)
+        count("SignIn", outcome=SignInOutcome.STILL_SIGNED_IN.value)
+        return still
+
+
+def _still_signed_in(session_token: str | None, state: str) -> CompletedSignIn | None:
+    """Where a signed-in person goes after a callback that cannot sign them in: the spent
+    state's return path if it is still stored (a same-site path, checked at /login), else
+    their account. None when there is no live session."""
+    if sessions.load_session(session_token) is None:
+        return None
+    return_to = DEFAULT_RETURN_PATH
+    if state and len(state) <= MAX_STATE_LENGTH:
+        try:
+            record = SignInState.get(f"signin#{sha256_hex(state)}", consistent_read=True)
+            if isinstance(record, SignInState) and record.return_to:
+                return_to = record.return_to
+        except SignInState.DoesNotExist:
+            pass
+    return CompletedSignIn(SignInOutcome.STILL_SIGNED_IN, None, return_to)
+
+
+def _complete_signin(params: dict[str, str], browser_binding: str | None) -> CompletedSignIn:
     state = params.get("state", "")
     error = params.get("error")
     if error:
@@ -118,7 +161,7 @@ def complete_signin(params: dict[str, str], browser_binding: str | None) -> Comp
                 pass
         if error == "access_denied":
             raise SignInCancelled("cancelled at Login.gov")
-        raise SignInError(f"Login.gov returned error {error[:40]!r}")
+        raise LoginGovReturnedError(f"Login.gov returned error {error[:40]!r}")
     code = params.get("code", "")
     if not code or len(code) > MAX_CODE_LENGTH:
         raise SignInError("authorization code missing or malformed")

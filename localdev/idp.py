@@ -55,6 +55,7 @@ FAULTS = {
     "userinfo_status": "answer userinfo with this HTTP status",
     "userinfo_delay": "sleep this many seconds before answering userinfo",
     "userinfo_sub": "put this sub in userinfo instead of the real one",
+    "userinfo_email_verified": "send this as email_verified (the shared email stays in all_emails)",
     "jwks_status": "answer the JWKS request with this HTTP status",
     "id_token_claims": "dict merged into the ID token claims (None values delete a claim)",
     "id_token_alg": "'none' or 'HS256-public' to sign the ID token badly",
@@ -391,7 +392,7 @@ class LocalLoginGov:
                 "sub": idp.faults.get("userinfo_sub", sub),
                 "iss": idp.issuer,
                 "email": emails[0],
-                "email_verified": True,
+                "email_verified": idp.faults.get("userinfo_email_verified", True),
                 "all_emails": emails,
                 "verified_at": None,
             })

@@ -232,6 +232,15 @@ class Browser:
         assert resp.status_code == 302, resp.text
         return resp.headers["Location"]
 
+    def signin_binding(self, state: str) -> str | None:
+        """The binding cookie /login set for the sign-in with this state."""
+        from chalicelib import web
+
+        return self.cookies.get(web.cookie_name(web.signin_cookie(state)))
+
+    def has_signin_cookie(self) -> bool:
+        return any("nr_signin" in name for name in self.cookies)
+
     def sign_in(self, emails: list[str], return_to: str | None = None,
                 sub: str | None = None) -> Page:
         """The whole round trip; returns the app's answer to the callback (not followed)."""

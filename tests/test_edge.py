@@ -25,8 +25,8 @@ def test_app_py_registers_middleware_and_blueprints_and_nothing_else():
                   and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     assert isinstance(statements[0], ast.Assign)  # app = Chalice(...)
     calls = [ast.unparse(node.value.func) for node in statements[1:]]
-    assert calls[0] == "app.register_middleware"
-    assert set(calls[1:]) == {"app.register_blueprint"} and len(calls) == 7
+    assert calls[:2] == ["app.register_middleware"] * 2
+    assert set(calls[2:]) == {"app.register_blueprint"} and len(calls) == 8
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Try))]
 
 
@@ -103,3 +103,47 @@ def test_every_refusal_page_of_the_table_offers_help_and_support():
                       and '{% include "_support.html" %}'
                       not in (pages.TEMPLATES / entry.template).read_text()})
     assert missing == []
+
+
+# --- security headers on every answer --------------------------------------------------------------
+
+REQUIRED_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def assert_security_headers(response) -> None:
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    for name, value in REQUIRED_HEADERS.items():
+        assert headers.get(name.lower()) == value, (name, response.status_code, headers)
+    assert "frame-ancestors 'none'" in headers.get("content-security-policy", "")
+
+
+@pytest.mark.parametrize("method, path, headers, status", [
+    ("GET", "/account", {}, 302),                                    # redirect to sign in
+    ("GET", "/login", {}, 302),                                      # redirect to Login.gov
+    ("GET", "/", {}, 200),
+    ("POST", "/api/security-events", {"Content-Type": "application/secevent+jwt"}, 400),
+    ("POST", "/api/security-events", {"Content-Type": "application/json"}, 415),  # Chalice's
+    ("GET", "/api/security-events", {}, 405),                                      # JSON too
+    ("POST", "/account/email", {"Content-Type": "application/json"}, 415),
+])
+def test_every_answer_carries_the_security_headers(app_client, method, path, headers, status):
+    response = getattr(app_client.http, method.lower())(path, headers=headers, body=b"x") \
+        if method == "POST" else app_client.http.get(path, headers=headers)
+    assert response.status_code == status
+    assert_security_headers(response)
+
+
+def test_a_page_may_not_weaken_the_security_headers(app_client):
+    """One place sets them last: whatever a route's response says, these values win."""
+    from chalice import Response
+
+    from chalicelib import edge
+
+    weak = Response(body="", status_code=200, headers={"Cache-Control": "public, max-age=60"})
+    answer = edge.security_headers(None, lambda event: weak)
+    assert_security_headers(answer)

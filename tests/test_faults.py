@@ -145,7 +145,7 @@ def test_discovery_unreachable_with_no_cache_is_a_clear_page(browser, account, i
     reset_app_caches()
     page = browser.get("/login")
     assert 400 <= page.status < 500 and "not responding" in page.body
-    assert page.location is None and "nr_signin" not in browser.cookies
+    assert page.location is None and not browser.has_signin_cookie()
     assert signin_states_in_table() == []
 
 
@@ -179,7 +179,7 @@ def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, d
     page = browser.get("/login")
     assert rule.fired == 1
     assert_storage_page(page)
-    assert "nr_signin" not in browser.cookies
+    assert not browser.has_signin_cookie()
     assert signin_states_in_table() == []
     # The fault has passed: the same browser starts a sign-in normally.
     assert browser.get("/login").status == 302

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from chalicelib import web
 from chalicelib.models import Account, Flow
 from localdev.idp import generate_rsa_key
 from tests.assertions import sessions_in_table, signin_states_in_table, sub_claims
@@ -82,8 +83,9 @@ def live_signin(app_client) -> tuple[str, str]:
     """(state, sign-in cookie) of a real sign-in in flight, as /login starts it."""
     resp = app_client.http.get("/login")
     assert resp.status_code == 302
-    (binding,) = cookie_values(resp.headers, "nr_signin")
-    return query_of(resp.headers["Location"])["state"], binding
+    state = query_of(resp.headers["Location"])["state"]
+    (binding,) = cookie_values(resp.headers, web.signin_cookie(state))
+    return state, binding
 
 
 # --- (a) callback query strings ------------------------------------------------------------------
@@ -112,7 +114,7 @@ def test_callback_never_5xx_and_stores_nothing(app_client, account, request):
     headers = {}
     if live:
         state, binding = live_signin(app_client)
-        headers["Cookie"] = f"nr_signin={binding}"
+        headers["Cookie"] = f"{web.signin_cookie(state)}={binding}"
         query += f"&{tail}x&state={quote(state)}" if tail else f"&state={quote(state)}"
     resp = app_client.http.get("/auth/callback?" + query, headers=headers)
     event(f"live state: {live}, {resp.status_code}")
@@ -198,7 +200,7 @@ def test_return_to_with_a_trailing_newline_is_refused(app_client, idp, account):
 
 # --- (c) Cookie headers ------------------------------------------------------------------------
 
-cookie_names = st.one_of(st.sampled_from(["nr_session", "nr_signin", "nr_logout"]),
+cookie_names = st.one_of(st.sampled_from(["nr_session", "nr_signin", "nr_logout", "nr_signin_" + "0" * 16]),
                          st.text(max_size=12))
 cookie_headers = st.one_of(
     st.text(max_size=300),

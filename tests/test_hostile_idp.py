@@ -169,7 +169,51 @@ def test_rp_nonce_invalid(browser, account, idp, logged, variant, event):
     refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged, event=event)
 
 
+# --- acr: the assurance asked for -------------------------------------------------------------
+
+@pytest.mark.parametrize("acr", [
+    pytest.param("urn:acr.login.gov:verified", id="another-level"),
+    pytest.param("http://idmanagement.gov/ns/assurance/ial/1", id="legacy-not-requested"),
+    pytest.param(None, id="acr-absent"),
+    pytest.param(["urn:acr.login.gov:auth-only"], id="not-a-string"),
+])
+def test_an_acr_that_was_not_requested_is_refused(browser, account, idp, logged, acr):
+    """Reject: `acr` must be one of LOGIN_GOV_ACR_VALUES, exactly."""
+    idp.faults["id_token_claims"] = {"acr": acr}
+    refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged,
+                              event="id_token_acr_rejected")
+
+
+def test_the_legacy_acr_is_accepted_when_it_is_what_was_requested(browser, account, idp,
+                                                                   monkeypatch):
+    """Accept: Login.gov answers the legacy IAL1 value to a legacy request."""
+    monkeypatch.setenv("LOGIN_GOV_ACR_VALUES", "http://idmanagement.gov/ns/assurance/ial/1")
+    reset_app_caches()
+    url = browser.start_signin()
+    assert query_of(url)["acr_values"] == "http://idmanagement.gov/ns/assurance/ial/1"
+    assert_signed_in_and_linked(browser.get(browser.authorize(url, [EMAIL])), browser)
+
+
 # --- Userinfo -----------------------------------------------------------------------------------
+
+def test_an_email_marked_unverified_never_links_even_in_all_emails(browser, account, idp,
+                                                                   logged):
+    """Reject the address: `email_verified: false` outweighs its place in `all_emails`."""
+    idp.faults["userinfo_email_verified"] = False
+    page = browser.sign_in([EMAIL])
+    assert page.status == 302 and page.location == "/link/no-match"
+    assert Account.get("1000000001").linked_sub is None and sub_claims() == []
+
+
+def test_other_verified_emails_still_link_when_the_shared_one_is_unverified(
+        browser, idp, app_client):
+    """Accept: only the unverified address is dropped; a verified one in all_emails links."""
+    make_account(primary="dr.alice@example.com")
+    idp.faults["userinfo_email_verified"] = False
+    page = browser.sign_in(["unconfirmed@example.net", "dr.alice@example.com"])
+    assert_signed_in_and_linked(page, browser)
+
+
 
 @pytest.mark.parametrize("variant", ["another-subject", "null", "case-changed"])
 def test_rp_userinfo_bad_sub_claim(browser, account, idp, logged, variant):
@@ -191,7 +235,7 @@ def test_rp_discovery_issuer_not_matching_config(browser, account, idp, logged):
     page = browser.get("/login")
     assert 400 <= page.status < 500 and "text/html" in page.headers["Content-Type"]
     assert page.location is None
-    assert "nr_signin" not in browser.cookies
+    assert not browser.has_signin_cookie()
     assert signin_states_in_table() == []
     assert "discovery_failed" in logged.names()
 

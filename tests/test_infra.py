@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pynamodb.attributes import NumberAttribute
 
-from chalicelib import logs, models
+from chalicelib import edge, logs, models
 from localdev import provision
 from tests import test_policies as policies
 
@@ -380,7 +380,7 @@ def test_api_gateway_answers_unknown_paths_and_methods_with_the_sites_404_page(
         headers = {name.removeprefix("gatewayresponse.header."): value
                    for name, value in response["responseParameters"].items()}
         assert headers == {name: f"'{value}'" for name, value in
-                           {"Content-Type": pages.HTML, **pages.SECURITY_HEADERS}.items()}
+                           {"Content-Type": pages.HTML, **edge.SECURITY_HEADERS}.items()}
     monkeypatch.undo()
     config.reset_settings()
 

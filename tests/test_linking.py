@@ -200,7 +200,8 @@ def test_twenty_racing_first_signins_link_exactly_one(app_client, idp):
         b = Browser(app_client, idp)
         callback = b.authorize(b.start_signin(), ["front.desk@example.com"],
                                sub=str(uuid.uuid4()))
-        attempts.append((query_of(callback), b.cookies["nr_signin"]))
+        params = query_of(callback)
+        attempts.append((params, b.signin_binding(params["state"])))
     barrier = threading.Barrier(20)
     results = [None] * 20
 

@@ -1,4 +1,5 @@
-"""Send limits for one-time codes (chalicelib.send_limits): per identity, per address."""
+"""Send limits for one-time codes (chalicelib.send_limits): per identity, per (identity,
+address), and a larger cap per address."""
 from __future__ import annotations
 
 import threading
@@ -7,29 +8,72 @@ import time
 import pytest
 
 from chalicelib import send_limits
+from chalicelib.config import get_settings
 from chalicelib.errors import SendLimitReached
 from chalicelib.models import Flow, SendCounter
+from tests.conftest import Browser, make_account
+from tests.mail_fixtures import mailbox, request_recovery, signed_in_unmatched  # noqa: F401
+
+
+def test_the_default_limits_let_one_identity_use_only_part_of_an_address_allowance(app_client):
+    settings = get_settings()
+    assert settings.code_sends_per_identity_address_per_hour < \
+        settings.code_sends_per_address_per_hour
+    assert settings.code_sends_per_identity_address_per_hour <= settings.code_sends_per_hour
 
 
 def test_sends_are_limited_per_identity(app_client):
-    for i in range(3):
+    limit = get_settings().code_sends_per_hour
+    for i in range(limit):
         send_limits.reserve_send("sub-a", f"a{i}@example.com")
     with pytest.raises(SendLimitReached):
-        send_limits.reserve_send("sub-a", "a9@example.com")
-    send_limits.reserve_send("sub-b", "a9@example.com")  # another identity is not limited
+        send_limits.reserve_send("sub-a", "a99@example.com")
+    send_limits.reserve_send("sub-b", "a99@example.com")  # another identity is not limited
 
 
-def test_sends_are_limited_per_address_and_a_refusal_costs_the_identity_nothing(app_client):
-    for i in range(3):
-        send_limits.reserve_send(f"sub-{i}", "victim@example.com")
-    with pytest.raises(SendLimitReached):
+def test_sends_are_limited_per_identity_and_address(app_client):
+    limit = get_settings().code_sends_per_identity_address_per_hour
+    for _ in range(limit):
+        send_limits.reserve_send("sub-a", "victim@example.com")
+    with pytest.raises(SendLimitReached) as refused:
+        send_limits.reserve_send("sub-a", "victim@example.com")
+    assert refused.value.context["limit"] == "identity_address"
+    send_limits.reserve_send("sub-a", "another@example.com")  # the identity has sends left
+    send_limits.reserve_send("sub-b", "victim@example.com")   # the address has sends left
+
+
+def test_an_address_has_a_larger_cap_for_everyone_and_a_refusal_costs_nothing(app_client):
+    settings = get_settings()
+    per_pair, cap = settings.code_sends_per_identity_address_per_hour, \
+        settings.code_sends_per_address_per_hour
+    for i in range(cap):
+        send_limits.reserve_send(f"sub-{i // per_pair}", "victim@example.com")
+    with pytest.raises(SendLimitReached) as refused:
         send_limits.reserve_send("sub-x", "victim@example.com")
-    for i in range(3):  # sub-x still has its whole allowance
+    assert refused.value.context["limit"] == "address"
+    for i in range(settings.code_sends_per_hour):  # sub-x still has its whole allowance
         send_limits.reserve_send("sub-x", f"other{i}@example.com")
 
 
+def test_one_identity_cannot_lock_an_owner_out_of_codes(app_client, idp, mailbox):
+    """An attacker asks for codes for a doctor's registry address until refused; the doctor,
+    signed in with their own Login.gov account, still gets a code."""
+    make_account(primary="dr.alice@example.com")
+    attacker, owner = Browser(app_client, idp), Browser(app_client, idp)
+    form = signed_in_unmatched(attacker, "mallory@example.net")
+    statuses = []
+    while 429 not in statuses and len(statuses) < 20:
+        statuses.append(request_recovery(attacker, "dr.alice@example.com", form).status)
+    assert statuses[-1] == 429
+    page = request_recovery(owner, "dr.alice@example.com",
+                            signed_in_unmatched(owner, "alice.personal@example.net"))
+    assert page.status == 302 and page.location == "/link/recover/verify"
+    assert len(mailbox.to("dr.alice@example.com")) == statuses.count(302) + 1
+
+
 def test_a_given_back_send_can_be_used_again(app_client):
-    reservations = [send_limits.reserve_send("sub-a", "a@example.com") for _ in range(3)]
+    limit = get_settings().code_sends_per_identity_address_per_hour
+    reservations = [send_limits.reserve_send("sub-a", "a@example.com") for _ in range(limit)]
     send_limits.give_back(reservations[-1])
     send_limits.reserve_send("sub-a", "a@example.com")
     with pytest.raises(SendLimitReached):
@@ -44,7 +88,19 @@ def test_the_limits_are_settings(app_client, monkeypatch):
     send_limits.reserve_send("sub-a", "a@example.com")
     with pytest.raises(SendLimitReached):
         send_limits.reserve_send("sub-a", "b@example.com")
-    monkeypatch.delenv("CODE_SENDS_PER_HOUR")
+    monkeypatch.setenv("CODE_SENDS_PER_HOUR", "5")
+    monkeypatch.setenv("CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR", "1")
+    monkeypatch.setenv("CODE_SENDS_PER_ADDRESS_PER_HOUR", "2")
+    config.reset_settings()
+    send_limits.reserve_send("sub-b", "c@example.com")
+    with pytest.raises(SendLimitReached):
+        send_limits.reserve_send("sub-b", "c@example.com")
+    send_limits.reserve_send("sub-c", "c@example.com")
+    with pytest.raises(SendLimitReached):
+        send_limits.reserve_send("sub-d", "c@example.com")
+    for name in ("CODE_SENDS_PER_HOUR", "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR",
+                 "CODE_SENDS_PER_ADDRESS_PER_HOUR"):
+        monkeypatch.delenv(name)
     config.reset_settings()
 
 
@@ -63,17 +119,18 @@ def test_parallel_sends_cannot_exceed_the_limit(app_client):
     threads = [threading.Thread(target=send, args=(i,)) for i in range(12)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert taken.count(True) == 3
+    limit = get_settings().code_sends_per_hour
+    assert taken.count(True) == limit
     counters = [f for f in Flow.scan() if isinstance(f, SendCounter) and f.subject == "sub-a"]
-    assert [c.sends for c in counters] == [3]
+    assert [c.sends for c in counters] == [limit]
 
 
 def test_counters_are_flow_items_cleanup_can_find(app_client):
     send_limits.reserve_send("sub-a", "a@example.com")
     counters = [f for f in Flow.scan() if isinstance(f, SendCounter)]
-    assert len(counters) == 2  # one for the identity, one for the address
+    assert len(counters) == 3  # the identity, the identity and address, the address
     for counter in counters:
         assert counter.expires_at > time.time() and counter.expires_at % 3600 == 0
         assert counter.expiry_bucket and counter.created_at and counter.sends == 1
         assert "a@example.com" not in counter.flow_id and "sub-a" not in counter.flow_id
-    assert sorted(str(c.subject) for c in counters) == ["None", "sub-a"]
+    assert sorted(str(c.subject) for c in counters) == ["None", "None", "sub-a"]

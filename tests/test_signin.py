@@ -79,15 +79,69 @@ def test_unknown_kid_refetches_once_then_refuses(browser, account, idp, monkeypa
     assert idp.count("/api/openid_connect/certs") == fetches_before + 1
 
 
-def test_replayed_state_is_refused(browser, account):
+def test_replayed_state_is_refused(browser, other_browser, account):
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     first = browser.get(callback)
     assert first.status == 302
     session_count = len(sessions_in_table())
-    replay = browser.get(callback)
+    replay = other_browser.get(callback)   # someone who is not signed in
     assert replay.status == 400
-    assert "could not complete your sign-in" in replay.body
+    assert "Your sign-in took too long or was already finished" in replay.body
+    assert "used twice" not in replay.body
+    assert 'href="/login"' in replay.body and "Sign in again" in replay.body
     assert len(sessions_in_table()) == session_count
+    assert "nr_session" not in other_browser.cookies
+
+
+# --- a failed or repeated callback never ends a valid session ---------------------------------
+
+def test_back_then_continue_after_signing_in_lands_on_the_account(browser, account):
+    """Back from the account page shows Login.gov's page for the finished sign-in; Continue
+    sends a new code with the spent state. The person is signed in: no error, same session."""
+    authorize_url = browser.start_signin(return_to="/account/email")
+    assert browser.get(browser.authorize(authorize_url, [EMAIL])).status == 302
+    session = browser.cookies["nr_session"]
+    again = browser.get(browser.authorize(authorize_url, [EMAIL]))
+    assert again.status == 302 and again.location == "/account/email"
+    assert browser.cookies["nr_session"] == session
+    assert browser.get("/account").status == 200
+    assert len(sessions_in_table()) == 1
+
+
+def test_cancel_while_signed_in_keeps_the_session_and_goes_to_the_account(browser, account):
+    """Home -> Sign in -> Cancel at Login.gov while signed in."""
+    browser.follow(browser.sign_in([EMAIL]))
+    session = browser.cookies["nr_session"]
+    callback = browser.authorize(browser.start_signin(), [EMAIL], action="cancel")
+    page = browser.get(callback)
+    assert page.status == 302 and page.location == "/account"
+    assert browser.cookies["nr_session"] == session
+    assert browser.get("/account").status == 200
+
+
+def test_cancel_while_signed_in_goes_where_the_person_was_going(browser, account):
+    browser.follow(browser.sign_in([EMAIL]))
+    callback = browser.authorize(browser.start_signin(return_to="/account/email"), [EMAIL],
+                                 action="cancel")
+    assert browser.get(callback).location == "/account/email"
+
+
+def test_a_failed_callback_does_not_end_the_session(browser, account, idp):
+    browser.follow(browser.sign_in([EMAIL]))
+    idp.faults["id_token_claims"] = {"aud": "someone-else"}
+    page = browser.sign_in([EMAIL])
+    assert page.status == 400 and "could not complete your sign-in" in page.body
+    assert "nr_session" in browser.cookies
+    assert browser.get("/account").status == 200
+
+
+def test_a_used_state_after_signing_out_asks_to_sign_in_again(browser, account):
+    authorize_url = browser.start_signin()
+    browser.follow(browser.get(browser.authorize(authorize_url, [EMAIL])))
+    browser.get("/logout")
+    page = browser.get(browser.authorize(authorize_url, [EMAIL]))
+    assert page.status == 400
+    assert "Your sign-in took too long or was already finished" in page.body
 
 
 def test_callback_in_another_browser_is_refused_and_leaves_the_owner_able_to_finish(
@@ -243,7 +297,7 @@ def test_concurrent_callbacks_with_one_state_only_one_wins(app_client, idp, acco
 
     owner = Browser(app_client, idp)
     params = query_of(owner.authorize(owner.start_signin(), [EMAIL]))
-    binding = owner.cookies["nr_signin"]
+    binding = owner.signin_binding(params["state"])
     results = []
     barrier = threading.Barrier(5)
 
@@ -274,3 +328,97 @@ def test_visiting_signed_out_directly_really_signs_out(browser, account):
     assert page.status == 200 and "You are signed out" in page.body
     assert sessions_in_table() == []
     assert browser.get("/account").status == 302
+
+
+# --- the browser binding: issued by the server, one per sign-in ---------------------------------
+
+def signin_cookies(browser) -> dict[str, str]:
+    return {k: v for k, v in browser.cookies.items() if "nr_signin" in k}
+
+
+def path_of(url: str) -> str:
+    """The app path of a URL on any stage's base URL (the test client takes paths)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def test_login_never_adopts_a_binding_the_browser_sends(browser, other_browser, account):
+    """A planted binding (sibling subdomain, plain http) is not reused: the attacker who
+    planted it cannot finish the victim's sign-in with it."""
+    planted = "A" * 43
+    browser.cookies["nr_signin"] = planted
+    callback = browser.authorize(browser.start_signin(), [EMAIL])
+    issued = {k: v for k, v in signin_cookies(browser).items() if k != "nr_signin"}
+    assert issued and planted not in issued.values()
+    # The attacker knows the planted value and, from a leaked callback URL, the state.
+    from chalicelib import web
+
+    state = query_of(callback)["state"]
+    other_browser.cookies.update({"nr_signin": planted, web.signin_cookie(state): planted})
+    assert_refused(other_browser.get(callback), other_browser)
+    # The victim, whose browser holds the binding the server issued, finishes.
+    assert browser.get(callback).status == 302
+
+
+def test_each_login_issues_its_own_binding_for_its_own_state(browser, account):
+    first = query_of(browser.start_signin())["state"]
+    second = query_of(browser.start_signin())["state"]
+    cookies = signin_cookies(browser)
+    assert len(cookies) == 2 and len(set(cookies.values())) == 2
+    from chalicelib import web
+
+    assert set(cookies) == {web.signin_cookie(first), web.signin_cookie(second)}
+
+
+@pytest.fixture
+def https_stage(monkeypatch, idp):
+    """The app on an https base URL (every AWS stage), registered at the local Login.gov."""
+    from chalicelib.config import reset_settings
+
+    base = "https://127.0.0.1:8000"
+    client = idp.clients[os.environ["LOGIN_GOV_CLIENT_ID"]]
+    client.redirect_uris.append(base + "/auth/callback")
+    monkeypatch.setenv("APP_BASE_URL", base)
+    reset_settings()
+    yield base
+    client.redirect_uris.remove(base + "/auth/callback")
+    monkeypatch.delenv("APP_BASE_URL")
+    os.environ["APP_BASE_URL"] = "http://127.0.0.1:8000"
+    reset_settings()
+
+
+def test_https_cookies_are_host_prefixed_and_secure(browser, account, https_stage):
+    resp = browser.client.http.get("/login")
+    set_cookie = resp.headers["Set-Cookie"]
+    for cookie in set_cookie if isinstance(set_cookie, list) else [set_cookie]:
+        attributes = [a.strip() for a in cookie.split(";")]
+        assert attributes[0].startswith("__Host-nr_signin_")
+        assert "Secure" in attributes and "Path=/" in attributes
+        assert not any(a.lower().startswith("domain") for a in attributes)
+    callback = browser.authorize(resp.headers["Location"], [EMAIL])
+    browser._store_cookies(resp.headers)
+    page = browser.get(path_of(callback))
+    assert page.status == 302 and page.location == "/account"
+    assert "__Host-nr_session" in browser.cookies and "nr_session" not in browser.cookies
+    assert browser.get("/account").status == 200
+
+
+def test_a_planted_binding_cannot_finish_the_attackers_signin_in_the_victims_browser(
+        browser, other_browser, account, https_stage):
+    """Login CSRF: the attacker starts a sign-in, signs in at Login.gov as themselves, plants
+    their binding in the victim's browser under every name a sibling subdomain or a plain
+    http answer can set, and sends the victim to the callback."""
+    from chalicelib import web
+
+    attacker = other_browser
+    callback = attacker.authorize(attacker.start_signin(), ["mallory@example.net"])
+    state = query_of(callback)["state"]
+    (binding,) = signin_cookies(attacker).values()
+    base_name = web.signin_cookie(state).removeprefix("__Host-")
+    browser.cookies.update({"nr_signin": binding, base_name: binding})
+    page = browser.get(path_of(callback))
+    assert page.status == 400
+    assert not any("nr_session" in name for name in browser.cookies)
+    assert sessions_in_table() == []

@@ -20,20 +20,25 @@ def landing():
 @bp.route("/login")
 @edge.page
 def login():
-    started = signin.start_signin(edge.query().get("return_to"), edge.cookie(web.SIGNIN_COOKIE))
-    cookie = web.set_cookie(web.SIGNIN_COOKIE, started.browser_binding,
+    started = signin.start_signin(edge.query().get("return_to"))
+    cookie = web.set_cookie(web.signin_cookie(started.state), started.browser_binding,
                             get_settings().signin_state_ttl)
     return pages.redirect(started.authorization_url, cookies=[cookie])
 
 
 @bp.route("/auth/callback")
-@edge.page(clear_session_on_error=True)
+@edge.page
 def auth_callback():
-    done = signin.complete_signin(edge.query(), edge.cookie(web.SIGNIN_COOKIE))
-    return pages.redirect(done.redirect_to, cookies=[
-        web.set_cookie(web.SESSION_COOKIE, done.session_token,
-                       get_settings().session_absolute_ttl),
-    ])
+    params = edge.query()
+    done = signin.complete_signin(params, edge.signin_binding(params.get("state")),
+                                  session_token=edge.cookie(web.SESSION_COOKIE))
+    # This sign-in's binding has done its work; a new session replaces the cookie, if any.
+    binding_cookie = web.signin_cookie(params.get("state"))
+    cookies = [web.clear_cookie(binding_cookie)] if binding_cookie else []
+    if done.session_token:
+        cookies.append(web.set_cookie(web.SESSION_COOKIE, done.session_token,
+                                      get_settings().session_absolute_ttl))
+    return pages.redirect(done.redirect_to, cookies=cookies)
 
 
 @bp.route("/logout")

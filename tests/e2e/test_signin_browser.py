@@ -80,3 +80,42 @@ def test_no_match_explains_and_offers_recovery(page):
     assert page.url == APP + "/link/no-match"
     assert page.get_by_role("heading", name="Link with your registry email instead").is_visible()
     assert_accessible(page)
+
+
+def test_back_after_signing_in_then_continue_keeps_the_session(page):
+    """Back from the account page shows Login.gov's page of the finished sign-in; Continue
+    there comes back with a spent state. The person stays signed in, with no error."""
+    sign_in_at_local_login_gov(page, ["dr.alice.moreno@example.com"])
+    assert page.url == APP + "/account"
+    page.go_back()
+    page.wait_for_url("http://127.0.0.1:8001/**")
+    page.get_by_label("Email addresses on this Login.gov account").fill(
+        "dr.alice.moreno@example.com")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(APP + "/account")
+    assert page.get_by_role("heading", name="Your National Registry account",
+                            exact=True).is_visible()
+    assert page.get_by_text("1000000001").is_visible()
+    assert "could not complete" not in page.content()
+    page.goto(APP + "/account")                       # the session is intact
+    assert page.url == APP + "/account"
+
+
+def test_sign_in_then_cancel_while_signed_in_keeps_the_session(page):
+    """Home, Sign in, Cancel at Login.gov: back on the account, still signed in."""
+    sign_in_at_local_login_gov(page, ["dr.alice.moreno@example.com"])
+    page.goto(APP + "/")
+    sign_in = page.get_by_role("link", name="Sign in with Login.gov")
+    if sign_in.count():
+        sign_in.first.click()
+    else:  # a home page that knows the person is signed in offers no sign-in link
+        page.goto(APP + "/login")
+    page.wait_for_url("http://127.0.0.1:8001/**")
+    page.get_by_role("button", name="Cancel and return").click()
+    page.wait_for_url(APP + "/account")
+    assert page.get_by_role("heading", name="Your National Registry account",
+                            exact=True).is_visible()
+    assert "cancelled" not in page.content()
+    assert_accessible(page)
+    page.goto(APP + "/account")
+    assert page.url == APP + "/account"

@@ -1,0 +1,141 @@
+"""Cumulative caps on wrong one-time codes (chalicelib.guess_limits): per identity per day,
+and per registry account per day for recovery, which then pauses and tells the owner."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.models import Account, Claim
+from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
+from tests.conftest import Browser, make_account
+from tests.mail_fixtures import (  # noqa: F401 - fixtures
+    csrf_of,
+    enter_code,
+    mailbox,
+    request_recovery,
+    signed_in_unmatched,
+)
+
+PAUSED_NOTICE = "Linking by code is paused on your National Registry account"
+VICTIM = "dr.alice@example.com"
+ACCOUNT_CAP, IDENTITY_CAP, TRIES = 10, 10, 5
+
+
+@pytest.fixture(autouse=True)
+def caps(monkeypatch):
+    """The defaults, named here so each test reads as numbers."""
+    from chalicelib import config
+
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", str(ACCOUNT_CAP))
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", str(IDENTITY_CAP))
+    monkeypatch.setenv("CODE_MAX_ATTEMPTS", str(TRIES))
+    config.reset_settings()
+    yield
+    monkeypatch.undo()
+    config.reset_settings()
+
+
+def wrong_code_for(mailbox, address: str) -> str:
+    code = mailbox.code_for(address)
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def sub_claims() -> list[Claim]:
+    return [c for c in Claim.scan() if c.claim.startswith("sub#")]
+
+
+def attacker(app_client, idp, n: int) -> Browser:
+    b = Browser(app_client, idp)
+    signed_in_unmatched(b, f"mallory{n}@example.net")
+    return b
+
+
+def guess_wrong(browser, times: int, code: str = "000000") -> list[int]:
+    return [enter_code(browser, "/link/recover/verify", code).status for _ in range(times)]
+
+
+def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
+        app_client, idp, mailbox, logged):
+    make_account(primary=VICTIM, secondary="alice.home@example.org")
+    cap, tries = ACCOUNT_CAP, TRIES
+    # The owner asked for a code earlier and has not entered it yet.
+    owner = attacker(app_client, idp, 99)
+    request_recovery(owner, VICTIM)
+    owners_code = mailbox.code_for(VICTIM)
+    # Attackers, each with a Login.gov identity of their own, guess codes sent to the victim.
+    wrong = 0
+    n = 0
+    while wrong < cap:
+        n += 1
+        mallory = attacker(app_client, idp, n)
+        assert request_recovery(mallory, VICTIM).status == 302
+        bad = wrong_code_for(mailbox, VICTIM)
+        statuses = guess_wrong(mallory, min(tries, cap - wrong), bad)
+        wrong += len(statuses)
+    assert logged.names().count("recovery_guess_cap_reached") == 1
+    assert len([r for r in logged.records if "RecoveryGuessCapReached" in r]) == 1
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+    (notice,) = [m for m in mailbox.messages if m.subject == PAUSED_NOTICE]
+    assert notice.destinations["ToAddresses"] == [VICTIM, "alice.home@example.org"]
+    # Verifying stops: even the owner's right code is refused today.
+    page = enter_code(owner, "/link/recover/verify", owners_code)
+    assert page.status == 429 and "no longer works" in page.body
+    assert Account.get("1000000001").linked_sub is None and sub_claims() == []
+    # Sending stops, and the answer is the one an unknown address gets: no mail goes out.
+    mails = len(mailbox.messages)
+    late = attacker(app_client, idp, 100)
+    page = request_recovery(late, VICTIM)
+    assert page.status == 302 and page.location == "/link/recover/verify"
+    assert len(mailbox.messages) == mails
+    assert "recovery_code_suppressed" in logged.names()
+    assert guess_wrong(late, 1) == [400]        # a wrong-code page, as for any address
+    assert sub_claims() == []
+
+
+def test_a_right_code_is_not_a_failed_guess(app_client, idp, mailbox, monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
+    config.reset_settings()
+    make_account(primary=VICTIM)
+    mallory = attacker(app_client, idp, 1)
+    request_recovery(mallory, VICTIM)
+    assert guess_wrong(mallory, 2, wrong_code_for(mailbox, VICTIM)) == [400, 400]
+    owner = attacker(app_client, idp, 2)
+    request_recovery(owner, VICTIM)
+    assert enter_code(owner, "/link/recover/verify", mailbox.code_for(VICTIM)).status == 302
+    assert PAUSED_NOTICE not in mailbox.subjects(VICTIM)
+    assert Account.get("1000000001").linked_sub
+
+
+def test_one_identity_has_a_daily_cap_on_wrong_codes(browser, mailbox):
+    """Every send gives fresh tries; the identity's day does not."""
+    cap, tries = IDENTITY_CAP, TRIES
+    form = signed_in_unmatched(browser)
+    wrong, n = 0, 0
+    while wrong < cap:
+        n += 1
+        assert request_recovery(browser, f"nobody{n}@example.com", form).status == 302
+        wrong += len(guess_wrong(browser, min(tries, cap - wrong)))
+    assert request_recovery(browser, "nobody-else@example.com", form).status == 302
+    page = enter_code(browser, "/link/recover/verify", "000000")
+    assert page.status == 429
+    assert "Too many wrong codes were entered today for your Login.gov account" in page.body
+
+
+def test_the_identity_cap_counts_email_change_codes_too(browser, mailbox, monkeypatch):
+    import uuid
+
+    from chalicelib import config
+
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
+    config.reset_settings()
+    make_account(primary=VICTIM)
+    assert browser.sign_in([VICTIM], sub=str(uuid.uuid4())).location == "/account"
+    token = csrf_of(browser.get("/account/email"))
+    browser.post("/account/email", {"csrf_token": token, "change": "secondary",
+                                    "email": "alice.home@example.org"})
+    statuses = [enter_code(browser, "/account/email/confirm", "000000").status
+                for _ in range(3)]
+    assert statuses == [400, 400, 429]
+    right = enter_code(browser, "/account/email/confirm", mailbox.code_for("alice.home@example.org"))
+    assert right.status == 429 and Account.get("1000000001").secondary_email is None
