@@ -8,6 +8,7 @@ from chalicelib import edge
 from chalicelib.routes import (
     account_routes,
     help_routes,
+    mail_worker,
     recovery_routes,
     schedules,
     security_event_routes,
@@ -23,3 +24,4 @@ app.register_blueprint(recovery_routes.bp)
 app.register_blueprint(security_event_routes.bp)
 app.register_blueprint(help_routes.bp)
 app.register_blueprint(schedules.bp)
+app.register_blueprint(mail_worker.bp)

@@ -24,6 +24,12 @@ def table_prefix() -> str:
     return os.environ.get("TABLE_PREFIX") or DEFAULT_TABLE_PREFIX
 
 
+def outbox_queue_name() -> str:
+    """OUTBOX_QUEUE_NAME (default TABLE_PREFIX + "outbox", as infra/template.yaml names it),
+    read without the other settings: the mail worker's decorator needs it at import."""
+    return os.environ.get("OUTBOX_QUEUE_NAME") or table_prefix() + "outbox"
+
+
 class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: a deploy mistake, not a user error."""
 
@@ -116,6 +122,11 @@ class Settings:
     mail_connect_timeout: float = 2.0
     mail_read_timeout: float = 4.0
     mail_max_attempts: int = 2
+    # The outbox (SQS): requests only enqueue, so its calls must be quick to give up.
+    outbox_queue_name: str = "nrcme-local-outbox"
+    outbox_connect_timeout: float = 1.0
+    outbox_read_timeout: float = 2.0
+    outbox_max_attempts: int = 2
     # Email changes without a code (remove the secondary, swap) per account per hour: each
     # mails a notice, so unlimited ones would flood the account's mailboxes.
     email_changes_without_code_per_hour: int = 3
@@ -194,6 +205,10 @@ def get_settings() -> Settings:
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),
+        outbox_queue_name=outbox_queue_name(),
+        outbox_connect_timeout=float(_int("OUTBOX_CONNECT_TIMEOUT_MS", 1000)) / 1000,
+        outbox_read_timeout=float(_int("OUTBOX_READ_TIMEOUT_MS", 2000)) / 1000,
+        outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", 2),
         email_changes_without_code_per_hour=_int("EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR", 3),
         primary_change_recent_signin_seconds=_int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS",
                                                   15 * 60),

@@ -144,6 +144,13 @@ class MatchChanged(LinkRefused):
     event = "link_refused_match_changed"
 
 
+class LinkedButNotSignedIn(ServiceError):
+    """The link committed, then a later step of the same request failed (starting the
+    session): the accounts ARE linked, and signing in again finishes the job."""
+
+    event = "linked_but_not_signed_in"
+
+
 class IdentityPurged(LinkRefused):
     """Login.gov purged this identity; it is never linked again."""
 
@@ -256,9 +263,16 @@ class SendLimitReached(ServiceError):
 
 
 class MailNotSent(ServiceError):
-    """SES refused or did not answer; nothing was counted against the sender's allowance."""
+    """SES refused or did not answer (the outbox worker: SQS delivers the message again)."""
 
     event = "mail_send_failed"
+
+
+class MailNotQueued(ServiceError):
+    """The outbox (SQS) did not take the message; nothing was counted against the sender's
+    allowance and no code is waiting."""
+
+    event = "mail_not_queued"
 
 
 # --- Recovery and email change --------------------------------------------------------------

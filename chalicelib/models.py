@@ -242,6 +242,11 @@ class SendCounter(Flow, discriminator="sendcount"):
     sends = NumberAttribute(default=0)
 
 
+class SentMail(Flow, discriminator="mailsent"):
+    """An outbox message SES accepted. PK: mailsent#<SQS message id>. SQS delivers a message
+    at least once; the worker skips one it already sent (chalicelib.outbox)."""
+
+
 class SeenSecurityEvent(Flow, discriminator="setjti"):
     """A Login.gov security event token already received. PK: setjti#<jti>."""
 

@@ -7,17 +7,19 @@
 - When wrong recovery codes for an account reach the day's cap (chalicelib.guess_limits),
   the account's addresses hear that linking by code is paused, and why.
 
-Notices are best-effort: the change they report has already committed, so a notice that
-cannot go out is logged and counted (`notice_not_sent`, metric NoticeNotSent) and never
-turns a finished change into an error page.
+Each address gets its own message, showing only its own address (an old address must not
+learn the new one). Notices are queued in the outbox (chalicelib.outbox) after the change
+committed, and are best-effort: a notice the outbox does not take is logged and counted
+(`notice_not_sent`, metric NoticeNotSent) and never turns a finished change into an error
+page.
 """
 from __future__ import annotations
 
 import logging
 
-from chalicelib import mail
+from chalicelib import outbox
 from chalicelib.config import get_settings
-from chalicelib.errors import MailNotSent
+from chalicelib.errors import MailNotQueued
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account
 
@@ -67,13 +69,13 @@ def send_recovery_paused_notice(account: Account) -> bool:
 
 
 def _send(recipients: list[str], template: str, **context) -> None:
-    mail.send_mail(recipients, template, **context)
-    log_event("notice_sent", notice=template, to=[keyed_hash(r) for r in recipients])
+    outbox.enqueue_each(template, recipients, **context)
+    log_event("notice_queued", notice=template, to=[keyed_hash(r) for r in recipients])
 
 
 def _not_sent(template: str, nr_number: str, exc: Exception) -> None:
     # The class name only: an exception's text or traceback may carry an address.
-    reason = exc.context.get("reason") if isinstance(exc, MailNotSent) else None
+    reason = exc.context.get("reason") if isinstance(exc, MailNotQueued) else None
     log_event("notice_not_sent", logging.WARNING, notice=template, nr_number=nr_number,
               error=exc.__class__.__name__, reason=reason)
     count("NoticeNotSent", notice=template)

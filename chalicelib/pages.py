@@ -97,6 +97,7 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.LinkBarred: Page("link_barred.html", 403),
     e.MatchChanged: Page("link_match_changed.html", 409),
     e.IdentityPurged: SIGNIN_PAGE,
+    e.LinkedButNotSignedIn: Page("linked_sign_in_again.html", 503),
     # sessions and forms
     e.NotSignedIn: Redirect("login"),
     e.NotLinkedYet: Redirect("/link/no-match"),
@@ -113,6 +114,7 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.GuessLimitReached: Page("code_unusable.html", 429),
     e.SendLimitReached: Page("code_send_limit.html", 429),
     e.MailNotSent: Page("mail_failed.html", 503),
+    e.MailNotQueued: Page("mail_failed.html", 503),
     # recovery and email change
     e.RecoveryEmailInvalid: Page("link_recover.html", 400, form="recover"),
     e.NewEmailInvalid: Page("account_email.html", 400, form="email"),

@@ -8,15 +8,18 @@ transaction, same no-sharing rules, same audit event, method "recovery").
 
 A shared or once-shared address (chalicelib.claims) gets no code: it proves nobody, so the
 person is sent to support. Otherwise the reply never tells whether an address belongs to a
-registry account. An unknown address
-takes the same path through the database (claim read, account read, both send counters, a
-challenge written) with a decoy challenge that can never verify; only the SES call is
-skipped. Inactive or already-linked accounts are mailed a code too: the refusal comes after
-the code, to someone who proved control of the address.
+registry account. An unknown address takes the same path through the database (claim
+read, account read, the send counters, a challenge written) with a decoy challenge that can
+never verify, and queues a decoy message the outbox worker drops: the same requests in the
+same order, and no mail. Inactive or already-linked accounts are mailed a code too: the
+refusal comes after the code, to someone who proved control of the address.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import (
     claims,
@@ -24,8 +27,10 @@ from chalicelib import (
     linking,
     notices,
     onetime_codes,
+    outbox,
     send_limits,
     sessions,
+    signin,
     store,
 )
 from chalicelib.emails import InvalidEmail, normalize_email
@@ -82,6 +87,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     if found is None:
         onetime_codes.create_challenge(binding, nr_number=None, target_email=text,
                                        target_normalized=normalized, decoy=True)
+        outbox.enqueue_decoy()  # the same requests, and time, as a real code's mail
         log_event("recovery_code_requested", subject=keyed_hash(session.subject),
                   target=keyed_hash(normalized), known=False)
         count("RecoveryCodeRequested", known="false")
@@ -127,7 +133,11 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     if result.outcome is linking.LinkOutcome.LINKED:
         notices.send_link_notice(result.nr_number)
     # A new session for the linked identity (and no reuse of the pre-link one).
-    token, _ = sessions.create_session(session.subject, result.nr_number, notice="linked")
-    sessions.end_session(session_token)
+    token = signin.start_linked_session(session.subject, result.nr_number, notice="linked")
+    try:
+        sessions.end_session(session_token)
+    except PynamoDBException:
+        # The old, unlinked session: it holds no account, and expires on its own.
+        log_event("old_session_not_ended", logging.WARNING, nr_number=result.nr_number)
     count("SignIn", outcome="recovered")
     return RecoveredLink(result.nr_number, token)

@@ -2,8 +2,8 @@
 
 At most one reminder per account per REMINDER_INTERVAL_DAYS, even with two runs at once:
 an account's reminder slot is claimed with a conditional update of `last_reminder_at`
-before the mail goes out, and given back if SES refuses, so a failed send is retried by a
-later run. Each run handles at most `limit` accounts and logs one summary line.
+before the mail is queued (chalicelib.outbox), and given back if the outbox does not take
+it, so a failed send is retried by a later run. Each run handles at most `limit` accounts and logs one summary line.
 
 Finding candidates is a filtered, paginated Scan of the accounts table (linked accounts
 whose last reminder is old enough): a once-a-day job over ~93,000 small items, cheaper than
@@ -16,10 +16,10 @@ from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import mail
+from chalicelib import outbox
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
-from chalicelib.errors import MailNotSent
+from chalicelib.errors import MailNotQueued
 from chalicelib.logs import count, log_event
 from chalicelib.models import Account
 
@@ -59,8 +59,8 @@ def send_institutional_email_reminders(now: datetime | None = None,
             summary.already_claimed += 1
             continue
         try:
-            mail.send_mail(account.primary_email, REMINDER_TEMPLATE, account=account)
-        except MailNotSent:
+            outbox.enqueue(REMINDER_TEMPLATE, account.primary_email, account=account)
+        except MailNotQueued:
             _release_slot(account, now)
             summary.failed += 1
             continue

@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from chalicelib import linking, login_gov, notices, sessions
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 from chalicelib.errors import (
+    LinkedButNotSignedIn,
     LoginGovReturnedError,
     NoMatchingAccount,
     ReturnToRejected,
@@ -195,11 +196,24 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
         else SignInOutcome.RETURNING
     if outcome is SignInOutcome.LINKED:
         notices.send_link_notice(result.nr_number)  # best-effort: never fails the sign-in
-    token, _ = sessions.create_session(
-        sub, result.nr_number, notice="linked" if outcome is SignInOutcome.LINKED else None)
+    token = start_linked_session(sub, result.nr_number,
+                                 notice="linked" if outcome is SignInOutcome.LINKED else None)
     count("SignIn", outcome=outcome.value)
     redirect = "/account" if outcome is SignInOutcome.LINKED else signin_state.return_to
     return CompletedSignIn(outcome, token, redirect)
+
+
+def start_linked_session(sub: str, nr_number: str, *, notice: str | None) -> str:
+    """The session after a link: if it cannot start, the page must still tell the truth —
+    the link has committed; signing in again finishes (never "nothing was changed")."""
+    try:
+        token, _ = sessions.create_session(sub, nr_number, notice=notice)
+    except PynamoDBException as exc:
+        log_event("session_not_started_after_link", logging.ERROR, nr_number=nr_number,
+                  error=exc.__class__.__name__)
+        raise LinkedButNotSignedIn("linked; the session could not start",
+                                   nr_number=nr_number) from None
+    return token
 
 
 def finish_logout(session_token: str | None, *, expected_state: str | None,

@@ -5,8 +5,9 @@ One helper for the tests and the benchmark (never deployed):
 - `AwsCalls` records every API call any botocore client makes: service, operation and
   parameters. Tests count requests per workflow with it; `make bench` counts them per
   sign-in.
-- Its fault rules make DynamoDB misbehave as it does in production: `fail` answers the
-  next matching calls with the error DynamoDB would send after botocore's own retries
+- Its fault rules make DynamoDB (and SQS, by operation and queue URL) misbehave as they do
+  in production: `fail` answers the next matching calls with the error AWS would send
+  after botocore's own retries
   (throttling, a cancelled transaction with its reasons), `interleave` runs another writer
   just before a call (to stage a lost race), `unreachable` makes every HTTP attempt of an
   operation fail to connect (to count botocore's retries), and `lose_answer` lets a call
@@ -17,6 +18,7 @@ Install with `watching(monkeypatch)` in a test, or `install()` / `uninstall()` i
 """
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ def targets(operation: str, params: dict) -> list[tuple[str, str | None]]:
                 for r in request]
             found.extend((table, _hash_value(entry)) for entry in entries)
         return found
+    if "QueueUrl" in params:  # SQS: the queue is the "table"
+        return [(params["QueueUrl"], None)]
     return [(params.get("TableName", ""), _hash_value(params.get("Key") or params.get("Item")))]
 
 
@@ -129,6 +133,15 @@ class AwsCalls:
     def clear(self) -> None:
         self.calls.clear()
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Calls made inside are not recorded (another actor's: a local worker's drain)."""
+        kept = len(self.calls)
+        try:
+            yield
+        finally:
+            del self.calls[kept:]
+
     # --- faults ----------------------------------------------------------------------------
 
     def fail(self, operation, code, *, table=None, key_prefix=None, times=1, reasons=None):
@@ -167,9 +180,7 @@ class AwsCalls:
     def __call__(self, client, operation, params):
         service = client.meta.service_model.service_name
         self.calls.append(Call(service, operation, params))
-        if service != "dynamodb":
-            return self._original(client, operation, params)
-        if operation in self._unreachable and \
+        if operation in self._unreachable and service == "dynamodb" and \
                 not any(c is client and e.endswith(operation) for c, e, _ in self._hooked):
             self._refuse_connections(client, operation)
         for rule in self.rules:

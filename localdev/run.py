@@ -150,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         mailbox = _start_mailbox()
         if mailbox is not None:
             servers.append(mailbox)
+        # The outbox's worker (the send_queued_mail Lambda in AWS), in this process, with
+        # the environment `chalice local` gets (the stage's values win, as they do there).
+        os.environ.update(env)
+        from localdev.outbox_worker import serve_outbox
+
+        serve_outbox(stopping)
 
         chalice = subprocess.Popen(
             # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py).
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.shutdown()
         moto.stop()
-        print("Stopped the app, the local Login.gov, the mailbox and moto.")
+        print("Stopped the app, the local Login.gov, the mailbox, the outbox worker and moto.")
 
 
 # chalice local's access log prints whole request lines; codes and states live in the query.

@@ -57,11 +57,17 @@ def tables(support_env):
     from localdev.moto_support import serialize_dynamodb_writes
 
     serialize_dynamodb_writes()  # make moto decide concurrent writes as DynamoDB does
+    from chalicelib import config, outbox
+    from localdev.outbox_worker import create_queues
+
     with mock_aws():
         models.use_table_prefix(os.environ["TABLE_PREFIX"])
         for model in models.ALL_MODELS:
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        outbox.reset()
+        create_queues(config.outbox_queue_name())
         yield
+        outbox.reset()
         models.use_table_prefix(os.environ["TABLE_PREFIX"])  # drop clients bound to the mock
 
 

@@ -67,12 +67,13 @@ def idp_server():
 
 
 def reset_app_caches() -> None:
-    from chalicelib import config, http_client, login_gov, secrets
+    from chalicelib import config, http_client, login_gov, outbox, secrets
 
     config.reset_settings()
     secrets.reset_secrets()
     http_client.reset_pool()
     login_gov.reset_caches()
+    outbox.reset()
 
 
 @pytest.fixture
@@ -93,11 +94,17 @@ def aws():
     """moto with the app's tables created from the models."""
     from chalicelib import models
 
+    from chalicelib import config, outbox
+    from localdev.outbox_worker import create_queues
+
     with mock_aws():
         models.use_table_prefix(os.environ["TABLE_PREFIX"])
         for model in models.ALL_MODELS:
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        outbox.reset()
+        create_queues(config.outbox_queue_name())
         yield
+        outbox.reset()
 
 
 @pytest.fixture(scope="session")

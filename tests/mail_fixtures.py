@@ -20,7 +20,8 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 
 class Mailbox:
-    """What moto's SES has accepted in this test."""
+    """What moto's SES has accepted in this test, once the outbox is drained (the worker's
+    part, which chalice's test client does not run by itself)."""
 
     @staticmethod
     def _backend():
@@ -31,6 +32,9 @@ class Mailbox:
 
     @property
     def messages(self) -> list:
+        from localdev.outbox_worker import drain
+
+        drain()
         return list(self._backend().sent_messages)
 
     def to(self, address: str) -> list:

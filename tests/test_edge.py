@@ -26,7 +26,7 @@ def test_app_py_registers_middleware_and_blueprints_and_nothing_else():
     assert isinstance(statements[0], ast.Assign)  # app = Chalice(...)
     calls = [ast.unparse(node.value.func) for node in statements[1:]]
     assert calls[:2] == ["app.register_middleware"] * 2
-    assert set(calls[2:]) == {"app.register_blueprint"} and len(calls) == 8
+    assert set(calls[2:]) == {"app.register_blueprint"} and len(calls) == 9
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Try))]
 
 

@@ -6,9 +6,8 @@ import time
 import uuid
 
 import pytest
-from botocore.stub import Stubber
 
-from chalicelib import mail, onetime_codes
+from chalicelib import onetime_codes
 from chalicelib.errors import EmailAddressTaken
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from tests.conftest import Browser, make_account, parse_forms
@@ -405,24 +404,22 @@ def test_a_disabled_account_cannot_change_its_email(browser, mailbox):
     assert email_claims() == {"email#dr.alice@example.com": "1000000001"}
 
 
-def test_an_ses_failure_sends_no_code_and_keeps_the_allowance(browser, mailbox):
+def test_an_outbox_failure_sends_no_code_and_keeps_the_allowance(browser, mailbox, calls):
     linked(browser)
-    with Stubber(mail.ses_client()) as ses:
-        ses.add_client_error("send_email", "MessageRejected", http_status_code=400)
-        page = ask(browser, "primary", "alice.personal@example.com")
+    calls.fail("SendMessage", "ServiceUnavailable")
+    page = ask(browser, "primary", "alice.personal@example.com")
     assert page.status == 503 and "could not send the email" in page.body
     assert challenges() == []
     assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)} == {0}
 
 
-def test_a_failed_notice_does_not_undo_or_fail_the_change(browser, mailbox):
+def test_a_failed_notice_does_not_undo_or_fail_the_change(browser, mailbox, calls):
     linked(browser)
     ask(browser, "primary", "alice.personal@example.com")
     code = mailbox.code_for("alice.personal@example.com")
     token = session_csrf(browser, linked=True)
-    with Stubber(mail.ses_client()) as ses:
-        ses.add_client_error("send_email", "Throttling", http_status_code=400)
-        page = enter_code(browser, "/account/email/confirm", code, token)
+    calls.fail("SendMessage", "ServiceUnavailable")
+    page = enter_code(browser, "/account/email/confirm", code, token)
     assert page.status == 200 and "We sent a notice" not in page.body
     assert Account.get("1000000001").primary_email == "alice.personal@example.com"
 
@@ -440,12 +437,14 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     calls.clear()
     request_recovery(rec, "rec@example.com", form)
     recovery_send = calls.count("dynamodb")
+    recovery_send_sqs = calls.count("sqs")
     token = csrf_of(rec.get("/link/recover"))
     mails_before = len(mailbox.messages)
+    code = mailbox.code_for("rec@example.com")  # the worker's part, not the request's
     calls.clear()
-    assert enter_code(rec, "/link/recover/verify", mailbox.code_for("rec@example.com"),
-                      token).location == "/account"
+    assert enter_code(rec, "/link/recover/verify", code, token).location == "/account"
     recovery_verify = calls.count("dynamodb")
+    recovery_verify_sqs = calls.count("sqs")
     recovery_verify_mails = len(mailbox.messages) - mails_before
 
     browser = linked(Browser(app_client, idp))
@@ -455,11 +454,12 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     browser.post("/account/email", {"csrf_token": token, "change": "primary",
                                     "email": "alice.personal@example.com"})
     change_send = calls.count("dynamodb")
+    code = mailbox.code_for("alice.personal@example.com")
     calls.clear()
-    page = enter_code(browser, "/account/email/confirm",
-                      mailbox.code_for("alice.personal@example.com"), token)
+    page = enter_code(browser, "/account/email/confirm", code, token)
     assert page.status == 200
     change_confirm = calls.count("dynamodb")
+    change_confirm_sqs = calls.count("sqs")
     change_mails = len(mailbox.messages) - mails_before
 
     print(f"\nrecovery send: {sum(recovery_send.values())} {dict(recovery_send)}; "
@@ -482,6 +482,10 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     assert change_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
     assert recovery_verify_mails == 1                      # the link notice
     assert change_mails == 2                               # the code, then the notice
+    # Mail is one SQS request per request (the queue's URL is looked up once a container).
+    assert recovery_send_sqs == {"GetQueueUrl": 1, "SendMessage": 1}
+    assert recovery_verify_sqs == {"SendMessage": 1}       # one address: one message
+    assert change_confirm_sqs == {"SendMessage": 1}
 
 
 def _forms(html):

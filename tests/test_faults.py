@@ -354,15 +354,16 @@ def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
 # --- DynamoDB: the session write after a link -------------------------------------------------------------
 
 def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, account, idp, dynamo):
-    """The link commits, the session write is throttled: a 503, the link whole, no session;
-    signing in again finds the link (no second link, no second audit event)."""
+    """The link commits, the session write is throttled: a 503 that tells the truth (the
+    accounts are linked; sign in again), the link whole, no session; signing in again finds
+    the link (no second link, no second audit event)."""
     sub = str(uuid.uuid4())
     rule = dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
                        key_prefix="session#")
     page = browser.sign_in([EMAIL], sub=sub)
     assert rule.fired == 1
-    assert page.status == 503 and STORAGE_PAGE in page.body
-    # NB: the page also says "nothing was changed", though the link above committed.
+    assert page.status == 503 and "Your accounts are linked" in page.body
+    assert NOTHING_CHANGED not in page.body
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert Account.get(NR).linked_sub == sub
     assert_nothing_half_written()

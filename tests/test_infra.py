@@ -501,3 +501,32 @@ def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
                  env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "nrcme-signin"
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+def test_the_outbox_queue_is_encrypted_redriven_to_a_watched_dead_letter_queue():
+    from localdev.outbox_worker import MAX_RECEIVES
+
+    resources = load_template()["Resources"]
+    queue, dead = resources["OutboxQueue"]["Properties"], \
+        resources["OutboxDeadLetterQueue"]["Properties"]
+    assert queue["QueueName"] == {"Fn::Sub": "${TablePrefix}outbox"}
+    for props in (queue, dead):
+        assert props["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": MAX_RECEIVES}
+    # AWS: a visibility timeout of at least six times the consumer's timeout.
+    worker_timeout = chalice_config()["lambda_functions"]["send_queued_mail"]["lambda_timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    alarm = resources["OutboxDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {
+        "Fn::GetAtt": ["OutboxDeadLetterQueue", "QueueName"]}}]
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+@pytest.mark.parametrize("stage", ("local",) + DEPLOYED_STAGES)
+def test_each_stage_sends_and_reads_the_queue_its_stack_names(stage):
+    env = stage_env(stage)
+    assert env["OUTBOX_QUEUE_NAME"] == env["TABLE_PREFIX"] + "outbox"

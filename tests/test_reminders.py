@@ -6,8 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib import mail
-from chalicelib.errors import MailNotSent
 from chalicelib.models import Account
 from chalicelib.reminders import send_institutional_email_reminders
 from tests.conftest import make_account
@@ -63,15 +61,15 @@ def test_two_runs_at_once_send_one_reminder(accounts):
     assert len(accounts.to("examiner@fmcsa.dot.gov")) == 1
 
 
-def test_failed_send_gives_the_slot_back_for_the_next_run(accounts, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise MailNotSent("SES refused")
+def test_a_reminder_the_outbox_refuses_gives_the_slot_back_for_the_next_run(accounts,
+                                                                           monkeypatch):
+    from localdev import aws_calls
 
-    monkeypatch.setattr(mail, "send_mail", refuse)
+    faults = aws_calls.watching(monkeypatch)
+    faults.fail("SendMessage", "ServiceUnavailable")
     summary = send_institutional_email_reminders(now=NOW)
     assert summary.failed == 1 and summary.sent == 0
     assert Account.get("1000000001").last_reminder_at is None
-    monkeypatch.undo()
     assert send_institutional_email_reminders(now=NOW).sent == 1
 
 
