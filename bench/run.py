@@ -367,8 +367,10 @@ def _session_item(sub: str, now: int) -> dict:
             "csrf_token": {"S": pysecrets.token_urlsafe(32)}}
 
 
-def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int):
-    """p50 of a returning user's callback vs p50 of its raw requests done directly."""
+def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *,
+                             between=None, all_times: bool = False):
+    """p50 of a returning user's callback vs p50 of its raw requests done directly
+    (`all_times`: every sample instead; `between` runs once per pair, e.g. a third timing)."""
     import secrets as pysecrets
 
     import boto3
@@ -439,7 +441,81 @@ def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int):
         ddb.put_item(TableName="nrcme-local-flows", Item=_session_item(sub, now),
                      ConditionExpression="attribute_not_exists(flow_id)")
         raw_times.append(time.perf_counter() - t0)
+        if between is not None:
+            between()
+    if all_times:
+        return app_times, raw_times
     return statistics.median(app_times), statistics.median(raw_times)
+
+
+def _noop_chalice_local(port: int):
+    """chalice local serving bench/noop_app: what a request costs chalice local itself."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload",
+         "--port", str(port)], cwd=ROOT / "bench" / "noop_app", stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    import requests
+
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=1)
+            return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the no-op chalice local did not start")
+
+
+def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure]:
+    """A returning user's callback through `make run` ÷ the same raw round trips: the token
+    request with one RS256 client assertion, DynamoDB's update, get and put, and chalice
+    local's own cost for one request (a no-op app), all measured alternately."""
+    import requests
+
+    app, idp = "http://127.0.0.1:8000", "http://127.0.0.1:8001"
+    proc = _run_stack()
+    noop_port = free_port()
+    noop = _noop_chalice_local(noop_port)
+    try:
+        emails = [f"overhead.user{i:02d}@example.com" for i in range(5)]
+        import csv
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
+                             "secondary_email", "legacy_username", "status"])
+            for i, email in enumerate(emails):
+                writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
+                                 "", f"load{i}", "active"])
+        local_env = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
+        subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
+                        f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+        for email in emails:  # first sign-ins: link, so that every timed one is returning
+            _callback_vs_bare_script(app, idp, [email], 1)
+        noop_times = []
+        session = requests.Session()
+
+        def noop_once() -> None:
+            t0 = time.perf_counter()
+            session.get(f"http://127.0.0.1:{noop_port}/", allow_redirects=False, timeout=10)
+            noop_times.append(time.perf_counter() - t0)
+
+        app_times, raw_times = _callback_vs_bare_script(app, idp, emails, samples,
+                                                        between=noop_once, all_times=True)
+    finally:
+        os.killpg(noop.pid, 15)
+        _stop_stack(proc)
+    app_p50 = statistics.median(app_times)
+    raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times)])
+    ratio = app_p50 / raw_p50
+    return [Figure("returning-user callback p50 ÷ its raw round trips (incl. one RS256 "
+                   "assertion and chalice local's own cost)", round(ratio, 3), "≤ 1.15",
+                   ratio <= 1.15,
+                   f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms "
+                   f"(raw {statistics.median(raw_times) * 1000:.1f} + chalice local "
+                   f"{statistics.median(noop_times) * 1000:.1f}); {samples} alternating runs")]
 
 
 def _fresh_tables(prefix: str) -> None:
@@ -592,6 +668,7 @@ SECTIONS = {
     "package_size": package_size,
     "load": load,
     "lifecycle_soak": lifecycle_soak,
+    "callback_overhead": callback_overhead,
 }
 
 
