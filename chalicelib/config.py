@@ -130,9 +130,10 @@ class Settings:
     # Email changes without a code (remove the secondary, swap) per account per hour: each
     # mails a notice, so unlimited ones would flood the account's mailboxes.
     email_changes_without_code_per_hour: int = 3
-    # Changing the primary (or swapping it) needs a Login.gov sign-in this recent: a session
-    # left open, or stolen, cannot move where the account's mail and recovery codes go.
-    primary_change_recent_signin_seconds: int = 15 * 60
+    # Every email change (add, replace, remove, swap) needs a Login.gov sign-in this recent:
+    # each address proves who holds the account (automatic linking, recovery codes), so a
+    # session left open, or stolen, must not move any of them.
+    email_change_recent_signin_seconds: int = 15 * 60
     # Form posts: larger bodies are refused before parsing.
     form_max_bytes: int = 4096
     # Reminders about institutional primary emails.
@@ -210,8 +211,10 @@ def get_settings() -> Settings:
         outbox_read_timeout=float(_int("OUTBOX_READ_TIMEOUT_MS", 2000)) / 1000,
         outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", 2),
         email_changes_without_code_per_hour=_int("EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR", 3),
-        primary_change_recent_signin_seconds=_int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS",
-                                                  15 * 60),
+        # The old name (when it covered only the primary) still works; the new one wins.
+        email_change_recent_signin_seconds=_int(
+            "EMAIL_CHANGE_RECENT_SIGNIN_SECONDS",
+            _int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS", 15 * 60)),
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),

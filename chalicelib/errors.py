@@ -302,8 +302,8 @@ class EmailChangeLimitReached(EmailChangeRefused):
 
 
 class RecentSignInRequired(ServiceError):
-    """Changing the primary email needs a Login.gov sign-in within
-    PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
+    """Changing an email address needs a Login.gov sign-in within
+    EMAIL_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
 
     event = "recent_signin_required"
 
