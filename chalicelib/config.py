@@ -116,8 +116,11 @@ class Settings:
     code_sends_per_address_per_hour: int = 10
     # Wrong codes per UTC day: per Login.gov identity (both purposes), and per registry
     # account for recovery (then its recovery pauses for the day and its owner is told).
+    # Threat: one identity pausing anyone's recovery every day. An identity's wrong codes
+    # for one account are at most its own day's, so an account cap 3x the identity cap
+    # needs three identities to pause an account; get_settings refuses a cap one could fill.
     code_failed_guesses_per_identity_per_day: int = 10
-    recovery_failed_guesses_per_account_per_day: int = 10
+    recovery_failed_guesses_per_account_per_day: int = 30
     # Mail (SES): fail fast, so a sick SES cannot hold a request near the Lambda timeout.
     mail_connect_timeout: float = 2.0
     mail_read_timeout: float = 4.0
@@ -172,6 +175,21 @@ def _required(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    return _checked(_read_settings())
+
+
+def _checked(settings: Settings) -> Settings:
+    """Refuse settings that undo a security property instead of running without it."""
+    if settings.recovery_failed_guesses_per_account_per_day <= \
+            settings.code_failed_guesses_per_identity_per_day:
+        # One identity's day of wrong codes would pause an account's recovery.
+        raise ConfigurationError(
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY must be greater than "
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY (3 times it is the default)")
+    return settings
+
+
+def _read_settings() -> Settings:
     base_url = _required("APP_BASE_URL").rstrip("/")
     return Settings(
         app_base_url=base_url,
@@ -202,7 +220,7 @@ def get_settings() -> Settings:
         code_failed_guesses_per_identity_per_day=_int(
             "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10),
         recovery_failed_guesses_per_account_per_day=_int(
-            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 10),
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 30),
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),

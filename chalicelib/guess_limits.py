@@ -8,7 +8,10 @@ registry. Two cumulative caps, per UTC day (chalicelib.counters):
   what any number of sends gives one identity, so an attacker's guesses scale only with
   the Login.gov accounts they hold;
 - per registry account, recovery only (RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY):
-  bounds what any number of identities gets against one record. When it is reached the
+  bounds what any number of identities gets against one record. It is kept above the
+  identity cap (3 times it by default; chalicelib.config refuses less): an identity's
+  wrong codes against one account are at most its day's, so no single identity can pause
+  someone's recovery, and a pause takes three. When it is reached the
   account's recovery pauses for the rest of the day: no code for it is checked, and its
   addresses are marked paused, so a recovery send to them becomes a decoy
   (chalicelib.code_delivery) and the pause never tells a stranger that the address is a
