@@ -77,9 +77,11 @@ def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
     notices = [m for m in mailbox.messages if m.subject == PAUSED_NOTICE]
     assert [n.destinations["ToAddresses"] for n in notices] == [  # one each, on its own
         [VICTIM], ["alice.home@example.org"]]
-    # Verifying stops: even the owner's right code is refused today.
+    # Verifying stops: even the owner's right code is refused today, answered as a wrong
+    # code (as a decoy's would be); the page and the pause mail say why it may be.
     page = enter_code(owner, "/link/recover/verify", owners_code)
-    assert page.status == 429 and "no longer works" in page.body
+    assert page.status == 400 and "That code is not right" in page.body
+    assert "linking by code is paused on your account, no code works" in page.body
     assert Account.get("1000000001").linked_sub is None and sub_claims() == []
     # Sending stops, and the answer is the one an unknown address gets: no mail goes out.
     mails = len(mailbox.messages)
@@ -205,3 +207,47 @@ def test_the_identity_cap_counts_email_change_codes_too(browser, mailbox, monkey
     assert statuses == [400, 400, 429]
     right = enter_code(browser, "/account/email/confirm", mailbox.code_for("alice.home@example.org"))
     assert right.status == 429 and Account.get("1000000001").secondary_email is None
+
+
+# --- a pause tells a stranger nothing ------------------------------------------------------------
+
+def spend_days_on(app_client, idp, mailbox, address: str, tag: str, identities: int = 3):
+    """`identities` Login.gov identities each spend their day of wrong codes on `address`."""
+    for n in range(identities):
+        burner = attacker(app_client, idp, f"{tag}{n}")
+        wrong = 0
+        while wrong < IDENTITY_CAP:
+            assert request_recovery(burner, address).status == 302
+            bad = wrong_code_for(mailbox, address) if address == VICTIM else "000000"
+            wrong += len(guess_wrong(burner, min(TRIES, IDENTITY_CAP - wrong), bad))
+
+
+def comparable(page, typed: str) -> tuple:
+    import re
+
+    body = page.body.replace(typed, "ADDRESS")
+    body = re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', body)
+    body = re.sub(r'class="reference">[^<]*<', 'class="reference"><', body)
+    headers = {k.lower(): v for k, v in page.headers.items()}
+    return page.status, headers, body
+
+
+def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client, idp, mailbox):
+    """Pausing an account must not tell whether an address is a registry address: a guess
+    on a code sent before the pause, even the right one, is answered as on a decoy."""
+    make_account(primary=VICTIM)
+    answers = {}
+    for name, target in (("known", VICTIM), ("unknown", "nobody@example.com")):
+        probe = attacker(app_client, idp, f"probe-{name}")
+        assert request_recovery(probe, target).status == 302     # a code before the pause
+        first = mailbox.code_for(VICTIM) if name == "known" else "123456"  # the right code
+        spend_days_on(app_client, idp, mailbox, target, f"burner-{name}")
+        pages = [enter_code(probe, "/link/recover/verify", code)
+                 for code in (first, "000000", "000001", "000002", "000003")]
+        answers[name] = [comparable(page, target) for page in pages]
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+    assert [a[0] for a in answers["known"]] == [400, 400, 400, 400, 429]
+    assert "That code is not right. You have 4 tries left." in answers["known"][0][2]
+    for known, unknown in zip(answers["known"], answers["unknown"]):
+        assert known == unknown
+    assert Account.get("1000000001").linked_sub is None and sub_claims() == []
