@@ -18,8 +18,9 @@ chalicelib.code_delivery joins a code, its send allowance and its mail). The rul
   code too. Each guess also takes a slot under the day's caps on wrong codes per identity
   and, for recovery, per registry account (chalicelib.guess_limits); a right code gives
   them back. While an account's recovery is paused no code verifies, and a guess is
-  answered as a wrong one. A code that matches is single-use: the caller deletes the challenge on
-  condition it still exists (alone, or inside the transaction that applies the change).
+  answered as a wrong one. A code that matches is single-use: the caller deletes the
+  challenge on condition it still exists (alone, or inside the transaction that applies
+  the change).
 """
 from __future__ import annotations
 
