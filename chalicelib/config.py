@@ -116,8 +116,11 @@ class Settings:
     code_sends_per_address_per_hour: int = 10
     # Wrong codes per UTC day: per Login.gov identity (both purposes), and per registry
     # account for recovery (then its recovery pauses for the day and its owner is told).
+    # Threat: one identity pausing anyone's recovery every day. An identity's wrong codes
+    # for one account are at most its own day's, so an account cap 3x the identity cap
+    # needs three identities to pause an account; get_settings refuses a cap one could fill.
     code_failed_guesses_per_identity_per_day: int = 10
-    recovery_failed_guesses_per_account_per_day: int = 10
+    recovery_failed_guesses_per_account_per_day: int = 30
     # Mail (SES): fail fast, so a sick SES cannot hold a request near the Lambda timeout.
     mail_connect_timeout: float = 2.0
     mail_read_timeout: float = 4.0
@@ -130,9 +133,10 @@ class Settings:
     # Email changes without a code (remove the secondary, swap) per account per hour: each
     # mails a notice, so unlimited ones would flood the account's mailboxes.
     email_changes_without_code_per_hour: int = 3
-    # Changing the primary (or swapping it) needs a Login.gov sign-in this recent: a session
-    # left open, or stolen, cannot move where the account's mail and recovery codes go.
-    primary_change_recent_signin_seconds: int = 15 * 60
+    # Every email change (add, replace, remove, swap) needs a Login.gov sign-in this recent:
+    # each address proves who holds the account (automatic linking, recovery codes), so a
+    # session left open, or stolen, must not move any of them.
+    email_change_recent_signin_seconds: int = 15 * 60
     # Form posts: larger bodies are refused before parsing.
     form_max_bytes: int = 4096
     # Reminders about institutional primary emails.
@@ -171,6 +175,21 @@ def _required(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    return _checked(_read_settings())
+
+
+def _checked(settings: Settings) -> Settings:
+    """Refuse settings that undo a security property instead of running without it."""
+    if settings.recovery_failed_guesses_per_account_per_day <= \
+            settings.code_failed_guesses_per_identity_per_day:
+        # One identity's day of wrong codes would pause an account's recovery.
+        raise ConfigurationError(
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY must be greater than "
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY (3 times it is the default)")
+    return settings
+
+
+def _read_settings() -> Settings:
     base_url = _required("APP_BASE_URL").rstrip("/")
     return Settings(
         app_base_url=base_url,
@@ -201,7 +220,7 @@ def get_settings() -> Settings:
         code_failed_guesses_per_identity_per_day=_int(
             "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10),
         recovery_failed_guesses_per_account_per_day=_int(
-            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 10),
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 30),
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),
@@ -210,8 +229,10 @@ def get_settings() -> Settings:
         outbox_read_timeout=float(_int("OUTBOX_READ_TIMEOUT_MS", 2000)) / 1000,
         outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", 2),
         email_changes_without_code_per_hour=_int("EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR", 3),
-        primary_change_recent_signin_seconds=_int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS",
-                                                  15 * 60),
+        # The old name (when it covered only the primary) still works; the new one wins.
+        email_change_recent_signin_seconds=_int(
+            "EMAIL_CHANGE_RECENT_SIGNIN_SECONDS",
+            _int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS", 15 * 60)),
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),

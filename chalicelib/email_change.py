@@ -17,10 +17,11 @@ address, so no code). The rules:
   address stays claimed until that transaction commits.
 - After the change, the address that was replaced (or the primary, when a secondary is
   added) gets a notice.
-- Changing the primary, or swapping it with the secondary, needs a Login.gov sign-in
-  within PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS (past it, the person signs in again and
-  comes back to the form). Swap too: adding a secondary and then swapping would otherwise
-  move the primary without one.
+- Every change (primary, secondary, remove, swap) needs a Login.gov sign-in within
+  EMAIL_CHANGE_RECENT_SIGNIN_SECONDS (past it, the person signs in again and comes back to
+  the form). The secondary too: it links automatically and receives recovery codes, so a
+  stolen session that planted its own mailbox there would link the record to the thief
+  after any unlink (a Login.gov purge, support's lost-account).
 - Changes without a code (remove, swap) are limited per account per hour
   (EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR): each mails a notice.
 """
@@ -118,8 +119,7 @@ def submit(session: Session, account: Account, *, change: str | None, email: str
     (CONFIRM first), or start one that does (ADVICE first for .gov/.mil/.edu, then
     CODE_SENT)."""
     parsed = parse_change(change)
-    if parsed in (Change.PRIMARY, Change.SWAP):
-        require_recent_signin(session, parsed)
+    require_recent_signin(session, parsed)  # before any page, advice or confirmation
     if parsed in (Change.REMOVE_SECONDARY, Change.SWAP):
         if not account.secondary_email_normalized:
             raise NewEmailInvalid("no secondary email", reason="no_secondary")
@@ -133,13 +133,13 @@ def submit(session: Session, account: Account, *, change: str | None, email: str
 
 
 def require_recent_signin(session: Session, change: Change) -> None:
-    """A primary change needs a fresh Login.gov sign-in: a session left open on a shared
-    computer, or stolen, must not redirect the account's mail and recovery codes."""
+    """Any email change needs a fresh Login.gov sign-in: a session left open on a shared
+    computer, or stolen, must not redirect the account's mail, recovery codes or links."""
     age = int(time.time()) - int(session.created_at)
-    if age > get_settings().primary_change_recent_signin_seconds:
+    if age > get_settings().email_change_recent_signin_seconds:
         log_event("email_change_needs_recent_signin", subject=keyed_hash(session.subject),
                   nr_number=session.nr_number, change=change.value, age=age)
-        raise RecentSignInRequired("sign in again to change the primary email",
+        raise RecentSignInRequired("sign in again to change an email address",
                                    change=change.value, nr_number=session.nr_number)
 
 

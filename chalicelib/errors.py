@@ -241,10 +241,11 @@ class TooManyAttempts(CodeError):
     event = "code_attempts_exhausted"
 
 
-class RecoveryPaused(TooManyAttempts):
+class RecoveryPaused(WrongCode):
     """Recovery codes for this registry account reached RECOVERY_FAILED_GUESSES_PER_ACCOUNT_
-    PER_DAY wrong guesses today: none is checked until the day ends. Shown as a dead code, as
-    a decoy's would be, so the answer never tells that the address is a registry address."""
+    PER_DAY wrong guesses today: none verifies until the day ends. Shown as a wrong code, as
+    a decoy's guess is, so the answer never tells that the address is a registry address;
+    logged and counted under its own name (context: remaining, nr_number)."""
 
     event = "recovery_paused"
 
@@ -302,8 +303,8 @@ class EmailChangeLimitReached(EmailChangeRefused):
 
 
 class RecentSignInRequired(ServiceError):
-    """Changing the primary email needs a Login.gov sign-in within
-    PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
+    """Changing an email address needs a Login.gov sign-in within
+    EMAIL_CHANGE_RECENT_SIGNIN_SECONDS: the person signs in again and comes back."""
 
     event = "recent_signin_required"
 

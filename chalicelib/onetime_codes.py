@@ -17,8 +17,10 @@ chalicelib.code_delivery joins a code, its send allowance and its mail). The rul
   Parallel guesses cannot exceed the limit, and a dead challenge stays dead for the right
   code too. Each guess also takes a slot under the day's caps on wrong codes per identity
   and, for recovery, per registry account (chalicelib.guess_limits); a right code gives
-  them back. A code that matches is single-use: the caller deletes the challenge on
-  condition it still exists (alone, or inside the transaction that applies the change).
+  them back. While an account's recovery is paused no code verifies, and a guess is
+  answered as a wrong one. A code that matches is single-use: the caller deletes the
+  challenge on condition it still exists (alone, or inside the transaction that applies
+  the change).
 """
 from __future__ import annotations
 
@@ -35,7 +37,14 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib import guess_limits
 from chalicelib.config import get_settings
-from chalicelib.errors import CodeExpired, CodeMalformed, NoPendingCode, TooManyAttempts, WrongCode
+from chalicelib.errors import (
+    CodeExpired,
+    CodeMalformed,
+    NoPendingCode,
+    RecoveryPaused,
+    TooManyAttempts,
+    WrongCode,
+)
 from chalicelib.logs import keyed_hash, log_event
 from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.models import Challenge, Flow, expiry_bucket
@@ -163,27 +172,35 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
         if not condition_failed(exc):
             raise
         raise _why_refused(binding, now) from None
-    # The day's caps on wrong codes (guessing at scale), also before the comparison.
-    slots = guess_limits.take_guess(
-        binding.subject, purpose=binding.purpose.value,
-        recovery_account=challenge.nr_number if binding.purpose is Purpose.RECOVERY else None)
+    # The day's caps on wrong codes (guessing at scale), also before the comparison. A
+    # recovery guess counts against the challenge's account, or a decoy's stand-in for one.
+    recovery = guess_limits.RecoveryGuess(challenge.nr_number,
+                                          challenge.target_email_normalized) \
+        if binding.purpose is Purpose.RECOVERY else None
+    slots = guess_limits.take_guess(binding.subject, purpose=binding.purpose.value,
+                                    recovery=recovery)
     salt = challenge.code_salt or ""
     matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
                                   challenge.code_hash)
-    if matches:
+    if matches and not slots.paused:
         guess_limits.right_guess(slots)
-    else:
-        guess_limits.wrong_guess(slots)
-        # Logged and counted once, at the edge (code_wrong / code_attempts_exhausted).
-        remaining = settings.code_max_attempts - challenge.attempts
-        subject = keyed_hash(binding.subject)
-        if remaining <= 0:
-            raise TooManyAttempts("that was the last try", purpose=binding.purpose.value,
-                                  subject=subject)
-        raise WrongCode("code does not match", remaining=remaining,
-                        purpose=binding.purpose.value, target_email=challenge.target_email,
-                        subject=subject)
-    return challenge
+        return challenge
+    guess_limits.wrong_guess(slots)
+    # Logged and counted once, at the edge (code_wrong, recovery_paused,
+    # code_attempts_exhausted). Paused or not, the person sees the same wrong-code page: a
+    # pause must not tell that the address is a registry address (chalicelib.guess_limits).
+    remaining = settings.code_max_attempts - challenge.attempts
+    subject = keyed_hash(binding.subject)
+    if remaining <= 0:
+        raise TooManyAttempts("that was the last try", purpose=binding.purpose.value,
+                              subject=subject)
+    if slots.paused and challenge.nr_number:
+        raise RecoveryPaused("recovery paused for this account today", remaining=remaining,
+                             purpose=binding.purpose.value, target_email=challenge.target_email,
+                             nr_number=challenge.nr_number, subject=subject)
+    raise WrongCode("code does not match", remaining=remaining,
+                    purpose=binding.purpose.value, target_email=challenge.target_email,
+                    subject=subject)
 
 
 def _malformed(binding: Binding, now: int) -> Exception:

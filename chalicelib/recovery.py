@@ -11,8 +11,10 @@ person is sent to support. Otherwise the reply never tells whether an address be
 registry account. An unknown address takes the same path through the database (claim
 read, account read, the send counters, a challenge written) with a decoy challenge that can
 never verify, and queues a decoy message the outbox worker drops: the same requests in the
-same order, and no mail. Inactive or already-linked accounts are mailed a code too: the
-refusal comes after the code, to someone who proved control of the address.
+same order, and no mail. A wrong guess on a decoy counts against a stand-in account of its
+own (chalicelib.guess_limits), so guessing costs the same requests too. Inactive or
+already-linked accounts are mailed a code too: the refusal comes after the code, to
+someone who proved control of the address.
 """
 from __future__ import annotations
 

@@ -185,15 +185,20 @@ def make_sign_in_old(minutes: int) -> None:
 
 @pytest.mark.parametrize("change, fields", [
     ("primary", {"email": "alice.personal@example.com"}),
+    ("secondary", {"email": "alice.personal@example.com"}),
     ("swap", {"confirm": "yes"}),
+    ("remove_secondary", {"confirm": "yes"}),
 ])
-def test_changing_the_primary_needs_a_recent_sign_in(browser, mailbox, change, fields):
+def test_every_email_change_needs_a_recent_sign_in(browser, mailbox, change, fields):
+    """Every address on the account proves who holds it (automatic linking, recovery
+    codes): a session left open or stolen must not add, replace or remove one."""
     linked(browser, secondary="alice.home@example.org")
-    make_sign_in_old(16)                            # PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS
+    make_sign_in_old(16)                            # EMAIL_CHANGE_RECENT_SIGNIN_SECONDS
     token = session_csrf(browser, linked=True)
     page = browser.post("/account/email", {"csrf_token": token, "change": change, **fields})
     assert page.status == 302 and page.location == "/login?return_to=/account/email"
     assert mailbox.to("alice.personal@example.com") == [] and email_events() == []
+    assert challenges() == []
     # Through Login.gov again, and back to the form, signed in afresh.
     callback = browser.authorize(browser.get(page.location).location, ["dr.alice@example.com"],
                                  sub=Account.get("1000000001").linked_sub)
@@ -203,18 +208,58 @@ def test_changing_the_primary_needs_a_recent_sign_in(browser, mailbox, change, f
     assert form.status == 200
     page = browser.post("/account/email", {"csrf_token": csrf_of(form), "change": change,
                                            **fields})
-    if change == "primary":
+    if change in ("primary", "secondary"):
         assert page.location == "/account/email/confirm"
         assert mailbox.subjects("alice.personal@example.com") == [CONFIRM_SUBJECT]
     else:
-        assert page.status == 200 and email_events()[0]["change"] == "swap"
+        assert page.status == 200 and email_events()[0]["change"] == change
 
 
-def test_a_secondary_change_does_not_need_a_recent_sign_in(browser, mailbox):
-    linked(browser)
+@pytest.mark.parametrize("change", ["secondary", "swap", "remove_secondary"])
+def test_the_confirmation_step_of_a_stale_session_is_refused_too(browser, mailbox, change):
+    """The "are you sure?" and advice pages are no way around it either."""
+    linked(browser, secondary="alice.home@example.org")
+    make_sign_in_old(16)
+    page = ask(browser, change, None if change != "secondary" else "examiner@cdc.gov")
+    assert page.status == 302 and page.location == "/login?return_to=/account/email"
+
+
+def test_a_stale_session_cannot_plant_a_secondary_that_links_after_an_unlink(
+        app_client, idp, mailbox):
+    """The review's story: a thief with an old session sets the secondary to their own
+    mailbox; after a Login.gov purge their own Login.gov account would link the record."""
+    from chalicelib import security_events
+    from tests.conftest import CLIENT_ID
+
+    victim = linked(Browser(app_client, idp), secondary="alice.home@example.org")
+    victim_sub = Account.get("1000000001").linked_sub
     make_sign_in_old(60)
-    page = ask(browser, "secondary", "alice.home@example.org")
-    assert page.location == "/account/email/confirm"
+    page = ask(victim, "secondary", "mallory@evil.example")
+    assert page.location == "/login?return_to=/account/email"
+    assert mailbox.to("mallory@evil.example") == []
+    security_events.handle_security_event(
+        idp.security_event_token(CLIENT_ID, "account-purged", victim_sub))
+    thief = Browser(app_client, idp)
+    assert thief.sign_in(["mallory@evil.example"]).location == "/link/no-match"
+    account = Account.get("1000000001")
+    assert account.secondary_email == "alice.home@example.org" and account.linked_sub is None
+
+
+def test_the_old_name_of_the_recent_sign_in_setting_still_works(browser, mailbox, monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.setenv("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS", "7200")
+    config.reset_settings()
+    linked(browser, secondary="alice.home@example.org")
+    make_sign_in_old(60)
+    assert ask(browser, "secondary", "new.home@example.org").location == \
+        "/account/email/confirm"
+    monkeypatch.setenv("EMAIL_CHANGE_RECENT_SIGNIN_SECONDS", "1800")    # the new name wins
+    config.reset_settings()
+    assert ask(browser, "secondary", "new.home@example.org").location == \
+        "/login?return_to=/account/email"
+    monkeypatch.undo()
+    config.reset_settings()
 
 
 @pytest.mark.parametrize("others", ["primary", "secondary"])

@@ -17,7 +17,7 @@ from tests.mail_fixtures import (  # noqa: F401 - fixtures
 
 PAUSED_NOTICE = "Linking by code is paused on your National Registry account"
 VICTIM = "dr.alice@example.com"
-ACCOUNT_CAP, IDENTITY_CAP, TRIES = 10, 10, 5
+ACCOUNT_CAP, IDENTITY_CAP, TRIES = 30, 10, 5
 
 
 @pytest.fixture(autouse=True)
@@ -77,9 +77,11 @@ def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
     notices = [m for m in mailbox.messages if m.subject == PAUSED_NOTICE]
     assert [n.destinations["ToAddresses"] for n in notices] == [  # one each, on its own
         [VICTIM], ["alice.home@example.org"]]
-    # Verifying stops: even the owner's right code is refused today.
+    # Verifying stops: even the owner's right code is refused today, answered as a wrong
+    # code (as a decoy's would be); the page and the pause mail say why it may be.
     page = enter_code(owner, "/link/recover/verify", owners_code)
-    assert page.status == 429 and "no longer works" in page.body
+    assert page.status == 400 and "That code is not right" in page.body
+    assert "linking by code is paused on your account, no code works" in page.body
     assert Account.get("1000000001").linked_sub is None and sub_claims() == []
     # Sending stops, and the answer is the one an unknown address gets: no mail goes out.
     mails = len(mailbox.messages)
@@ -92,9 +94,74 @@ def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
     assert sub_claims() == []
 
 
+def test_one_identity_can_never_pause_an_account(app_client, idp, mailbox, monkeypatch):
+    """The default caps: one identity's whole day of wrong codes (10) is a third of an
+    account's (30), so pausing someone's recovery takes three Login.gov identities."""
+    from chalicelib import config
+
+    for name in ("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
+                 "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "CODE_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name)
+    config.reset_settings()
+    make_account(primary=VICTIM)
+    identities = []
+    for n in (1, 2, 3):
+        mallory = attacker(app_client, idp, n)
+        identities.append(mallory)
+        statuses = []
+        while len(statuses) < 10:               # the identity's day, over as many sends
+            assert request_recovery(mallory, VICTIM).status == 302
+            statuses += guess_wrong(mallory, min(5, 10 - len(statuses)),
+                                    wrong_code_for(mailbox, VICTIM))
+        # Its own day is over, on a fresh code too.
+        assert request_recovery(mallory, VICTIM).status == 302
+        page = enter_code(mallory, "/link/recover/verify", "000000")
+        assert page.status == 429 and "for your Login.gov account" in page.body
+        if n < 3:
+            # The owner still gets a code, and it works.
+            assert PAUSED_NOTICE not in mailbox.subjects(VICTIM)
+    # The third identity's tenth wrong code was the account's thirtieth: paused.
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+
+
+def test_the_owner_gets_a_code_after_one_identity_spent_its_day(app_client, idp, mailbox,
+                                                               monkeypatch):
+    from chalicelib import config
+
+    for name in ("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
+                 "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "CODE_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name)
+    config.reset_settings()
+    make_account(primary=VICTIM)
+    mallory = attacker(app_client, idp, 1)
+    for _ in range(2):                          # 2 sends x 5 tries: the identity's day
+        assert request_recovery(mallory, VICTIM).status == 302
+        guess_wrong(mallory, 5, wrong_code_for(mailbox, VICTIM))
+    owner = attacker(app_client, idp, 2)
+    before = len(mailbox.to(VICTIM))
+    assert request_recovery(owner, VICTIM).status == 302
+    assert len(mailbox.to(VICTIM)) == before + 1   # a code reached the owner
+    page = enter_code(owner, "/link/recover/verify", mailbox.code_for(VICTIM))
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get("1000000001").linked_sub and PAUSED_NOTICE not in mailbox.subjects(VICTIM)
+
+
+@pytest.mark.parametrize("account_cap", ["10", "9"])
+def test_an_account_cap_one_identity_could_fill_is_a_configuration_error(
+        monkeypatch, account_cap):
+    from chalicelib import config
+
+    monkeypatch.setenv("LOGIN_GOV_ISSUER", "http://127.0.0.1:8001/")
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", account_cap)
+    config.reset_settings()
+    with pytest.raises(config.ConfigurationError, match="RECOVERY_FAILED_GUESSES"):
+        config.get_settings()
+
+
 def test_a_right_code_is_not_a_failed_guess(app_client, idp, mailbox, monkeypatch):
     from chalicelib import config
 
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
     monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
     config.reset_settings()
     make_account(primary=VICTIM)
@@ -140,3 +207,47 @@ def test_the_identity_cap_counts_email_change_codes_too(browser, mailbox, monkey
     assert statuses == [400, 400, 429]
     right = enter_code(browser, "/account/email/confirm", mailbox.code_for("alice.home@example.org"))
     assert right.status == 429 and Account.get("1000000001").secondary_email is None
+
+
+# --- a pause tells a stranger nothing ------------------------------------------------------------
+
+def spend_days_on(app_client, idp, mailbox, address: str, tag: str, identities: int = 3):
+    """`identities` Login.gov identities each spend their day of wrong codes on `address`."""
+    for n in range(identities):
+        burner = attacker(app_client, idp, f"{tag}{n}")
+        wrong = 0
+        while wrong < IDENTITY_CAP:
+            assert request_recovery(burner, address).status == 302
+            bad = wrong_code_for(mailbox, address) if address == VICTIM else "000000"
+            wrong += len(guess_wrong(burner, min(TRIES, IDENTITY_CAP - wrong), bad))
+
+
+def comparable(page, typed: str) -> tuple:
+    import re
+
+    body = page.body.replace(typed, "ADDRESS")
+    body = re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', body)
+    body = re.sub(r'class="reference">[^<]*<', 'class="reference"><', body)
+    headers = {k.lower(): v for k, v in page.headers.items()}
+    return page.status, headers, body
+
+
+def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client, idp, mailbox):
+    """Pausing an account must not tell whether an address is a registry address: a guess
+    on a code sent before the pause, even the right one, is answered as on a decoy."""
+    make_account(primary=VICTIM)
+    answers = {}
+    for name, target in (("known", VICTIM), ("unknown", "nobody@example.com")):
+        probe = attacker(app_client, idp, f"probe-{name}")
+        assert request_recovery(probe, target).status == 302     # a code before the pause
+        first = mailbox.code_for(VICTIM) if name == "known" else "123456"  # the right code
+        spend_days_on(app_client, idp, mailbox, target, f"burner-{name}")
+        pages = [enter_code(probe, "/link/recover/verify", code)
+                 for code in (first, "000000", "000001", "000002", "000003")]
+        answers[name] = [comparable(page, target) for page in pages]
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+    assert [a[0] for a in answers["known"]] == [400, 400, 400, 400, 429]
+    assert "That code is not right. You have 4 tries left." in answers["known"][0][2]
+    for known, unknown in zip(answers["known"], answers["unknown"]):
+        assert known == unknown
+    assert Account.get("1000000001").linked_sub is None and sub_claims() == []

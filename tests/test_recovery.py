@@ -277,3 +277,38 @@ def _forms(html):
     from tests.conftest import parse_forms
 
     return parse_forms(html)
+
+
+def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address(
+        app_client, idp, mailbox, calls, monkeypatch):
+    """The same AWS requests in the same order, for an ordinary wrong code, the one that
+    fills the account's daily cap (pausing it), and one while it is paused."""
+    from chalicelib import config
+    from tests.mail_fixtures import session_csrf
+
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
+    config.reset_settings()
+    make_account(primary="dr.alice@example.com")
+    shapes, statuses = {}, {}
+    for name, email in [("known", "dr.alice@example.com"), ("unknown", "nobody@example.com")]:
+        guesses = []
+        for who in ("first", "second"):
+            b = Browser(app_client, idp)
+            request_recovery(b, email, signed_in_unmatched(b, f"{name}-{who}@example.net"))
+            token = session_csrf(b, linked=False)
+            for _ in range(2):           # 2 + 2 wrong codes: the 3rd fills the account's cap
+                calls.clear()
+                page = enter_code(b, "/link/recover/verify", "000000", token)
+                guesses.append([(c.service, c.operation) for c in calls.calls])
+                statuses.setdefault(name, []).append(page.status)
+        shapes[name] = guesses
+    assert statuses["known"] == statuses["unknown"] == [400, 400, 400, 400]
+    for known, unknown in zip(shapes["known"], shapes["unknown"]):
+        assert known == unknown
+    ordinary, _, filling, paused = shapes["known"]
+    assert [op for service, op in ordinary] == ["GetItem", "UpdateItem", "UpdateItem",
+                                                "UpdateItem"]  # session, try, identity, account
+    assert ("sqs", "SendMessage") in filling and paused == ordinary
+    assert "Linking by code is paused on your National Registry account" in \
+        mailbox.subjects("dr.alice@example.com")
