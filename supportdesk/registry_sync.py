@@ -10,7 +10,10 @@ Rows come validated from supportdesk.csv_validation. For each row:
 - Addresses (chalicelib.claims): an address on several accounts is shared, never proof of
   identity; when an import leaves one holder, the address stays once-shared until support
   clears it. An address that will be shared by the end of the run is written as shared from
-  its first write, so it never proves anyone in between.
+  its first write, so it never proves anyone in between. An address the run moves from one
+  account to another (a correction, two accounts swapping) may be contested for a moment
+  between their transactions, which is safe; it ends proving its new holder, unless it was
+  shared before the run.
 
 Writing: one transaction per account that changes — the account on its version (or absent,
 for a new one), every address it gains or loses conditioned on the claim as read, and its
@@ -179,8 +182,9 @@ def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
     return plan
 
 
-def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim]) -> dict[str, bool]:
-    """For every address the run touches: will it be on several accounts (or stay shared)?"""
+def holders_after(plans: list[AccountPlan],
+                  current: dict[str, AddressClaim]) -> dict[str, frozenset[str]]:
+    """For every address the run touches: the accounts that will hold it when it ends."""
     in_file = {plan.nr_number: plan for plan in plans}
     holders: dict[str, set[str]] = {}
     for address, claim in current.items():
@@ -188,15 +192,40 @@ def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim]) -> 
     for plan in plans:
         for address in plan.addresses:
             holders.setdefault(address, set()).add(plan.nr_number)
+    return {address: frozenset(numbers) for address, numbers in holders.items()}
+
+
+def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim],
+                 holders: dict[str, frozenset[str]] | None = None) -> dict[str, bool]:
+    """For every address the run touches: will it be on several accounts (or stay shared)?
+
+    False means the run's final state is "one holder, not shared": the address was not
+    shared before the run and ends on one account, even if it is contested for a moment
+    while the run moves it from one account to another."""
+    holders = holders_after(plans, current) if holders is None else holders
     return {address: len(numbers) > 1 or bool(current.get(address) and current[address].shared)
             for address, numbers in holders.items()}
 
 
 # --- writing ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Outlook:
+    """Where the run leaves each address it touches: its holders, and whether it is shared."""
+
+    holders: dict[str, frozenset[str]]
+    shared: dict[str, bool]
+
+    def keep_shared(self, address: str, left: frozenset[str]) -> bool:
+        """Removing a holder leaves `left`: does the address stay (once-)shared? Only an
+        address the run leaves unshared, on exactly the account(s) the run expects, is
+        freed; anything else (shared before, someone else in between) stays shared."""
+        return self.shared.get(address, True) or left != self.holders.get(address)
+
+
 def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | None],
-                     shared: dict[str, bool], actor: str) -> tuple[store.Transaction | None,
-                                                                   dict, int]:
+                     outlook: Outlook, actor: str) -> tuple[store.Transaction | None,
+                                                            dict, int]:
     """The account's one transaction, and the claims as it leaves them (None: no write)."""
     tx = store.Transaction()
     after = dict(claim_state)
@@ -208,11 +237,12 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
         holds = claim is not None and claim.names(number)
         if address in plan.addresses and not holds:
             after[address] = claims.add_holder(tx, f"claim:{address}", address, number, claim,
-                                               shared=shared.get(address, False))
+                                               shared=outlook.shared.get(address, False))
             writes += 1
         elif address not in plan.addresses and holds:
+            keep = outlook.keep_shared(address, claim.holders - {number})
             after[address] = claims.remove_holder(tx, f"claim:{address}", address, number,
-                                                  claim)
+                                                  claim, keep_shared=keep)
             writes += 1
     if not (plan.changes or plan.base or writes):
         return None, after, 0
@@ -259,7 +289,9 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
         a for account in existing.values() for a in account.normalized_emails()}
     current = claims.read_many(addresses)
     result.items_read = len(existing) + len(current)
-    shared = shared_after(plans, current)
+    final = holders_after(plans, current)
+    shared = shared_after(plans, current, final)
+    outlook = Outlook(final, shared)
     result.shared_emails = sum(1 for plan_address in {a for p in plans for a in p.addresses}
                                if shared.get(plan_address))
     claim_state: dict[str, AddressClaim | None] = {a: current.get(a) for a in addresses}
@@ -277,7 +309,7 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
                                     f"{_slot(plan, address)} email is on several registry "
                                     "accounts: it links none of them and gets no recovery "
                                     "code until support clears it"))
-        outcome = _write(plan, claim_state, shared, actor, dry_run, result, sleep)
+        outcome = _write(plan, claim_state, outlook, actor, dry_run, result, sleep)
         if outcome == "changed":
             issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
                                 "account changed while importing (linked or edited at the "
@@ -296,17 +328,21 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     return result
 
 
-def _write(plan: AccountPlan, claim_state: dict, shared: dict[str, bool], actor: str,
+def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
            dry_run: bool, result: ImportResult, sleep) -> str:
     """Write one account; returns "written", "unchanged", "changed" or "stopped"."""
     retried_fresh = False
     storage_failures = 0
     while True:
-        tx, after, claim_writes = _transaction_for(plan, claim_state, shared, actor)
+        tx, after, claim_writes = _transaction_for(plan, claim_state, outlook, actor)
         if tx is None:
             result.unchanged += 1
             return "unchanged"
         if dry_run:
+            # As if committed: later rows see the claims this one leaves, so a dry run's
+            # counts are the real run's (transactions: those it would commit).
+            claim_state.update(after)
+            result.transactions += 1
             _count(plan, result, claim_writes)
             return "written"
         try:
