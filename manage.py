@@ -174,6 +174,11 @@ def cmd_import_accounts(args) -> int:
     return EXIT_USAGE if result.rejected else EXIT_OK
 
 
+def _who(d: dict) -> str:
+    """`Account N (Name, primary@example.com)`: so a mistyped number is noticed."""
+    return f"Account {d['nr_number']} ({d['name']}, {d['primary_email']})"
+
+
 def _print_account(view: dict) -> None:
     print(f"Account {view['nr_number']}")
     _print_pairs([
@@ -301,12 +306,23 @@ def _cmd_status(args, status: str) -> int:
                                 actor=args.actor or _default_actor())
 
     def human(d):
-        if not d["changed"]:
-            print(f"Account {d['nr_number']} is already {d['status']}; nothing changed.")
+        who = _who(d)
+        ended = f" {d['sessions_ended']} session(s) ended." if d["support_hold"] else ""
+        if d["support_hold"] and not d["changed"]:
+            print(f"{who}: support's hold is already on; nothing changed.{ended}")
+        elif d["support_hold"] and d["registry_status"] == "disabled":
+            print(f"{who}: support's hold is on (the registry also says disabled; the hold "
+                  f"stays if the registry re-activates the account).{ended}")
+        elif d["support_hold"]:
+            print(f"{who}: support's hold is on; {d['previous_status']} -> {d['status']}."
+                  f"{ended}")
+        elif not d["changed"]:
+            print(f"{who} is {d['status']} and support has no hold on it; nothing changed.")
+        elif d["status"] == "disabled":
+            print(f"{who}: support's hold lifted, but the account stays disabled: the "
+                  "registry says disabled (its next export decides).")
         else:
-            print(f"Account {d['nr_number']}: {d['previous_status']} -> {d['status']}"
-                  + (f"; {d['sessions_ended']} session(s) ended." if status == "disabled"
-                     else "."))
+            print(f"{who}: support's hold lifted; the account is {d['status']}.")
     _emit(args, result, human)
     return EXIT_OK
 

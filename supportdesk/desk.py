@@ -82,6 +82,12 @@ def _get_account(nr_number: str) -> Account:
     return account
 
 
+def _who(account: Account) -> dict:
+    """Name and primary email, shown with every confirmation so a wrong number is noticed."""
+    return {"nr_number": account.nr_number, "name": account.full_name,
+            "primary_email": account.primary_email}
+
+
 def _event_view(event: AuditEvent) -> dict:
     return {
         "at": event.at_event.split("#", 1)[0],
@@ -218,12 +224,16 @@ def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
 # --- disable / enable -----------------------------------------------------------------------
 
 def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
-    """Disable (support's hold) or enable (lift the hold): one transaction with its audit.
+    """Disable (put support's hold on) or enable (lift it): one transaction with its audit.
 
-    The hold is support's own: a registry import never lifts it. Enabling lifts the hold
-    only; the account is then what the registry says (a registry-disabled account stays
-    disabled). A removed account is the registry's decision: support changes nothing there.
-    Disabling ends the sessions of the linked identity.
+    The hold is support's own, a field of its own (`support_hold`), never the registry's
+    status: a registry import never lifts it, and `export-changes` hands it to the
+    registry as `support_hold`, so the registry never records our hold as its "disabled"
+    (which no `enable` could then undo). Enabling lifts the hold only; the account is then
+    what the registry says. `enable` on an account that only the registry disabled is
+    refused: there is nothing of support's to lift. A removed account is the registry's
+    decision: support changes nothing there. Disabling ends the linked identity's sessions
+    (again, when the hold was already on: harmless, and it finishes an interrupted run).
     """
     if status not in ("active", "disabled"):
         raise Invalid("status must be active or disabled")
@@ -234,30 +244,36 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
         raise Refused(f"account {account.nr_number} is removed by the registry; "
                       "support does not change it")
     hold = status == "disabled"
+    had_hold = bool(account.support_hold)
     registry_status = (account.imported.as_dict().get("status", "active")
                        if account.imported else previous)
+    if not hold and not had_hold and registry_status == "disabled":
+        raise Refused(f"account {account.nr_number} is disabled because the registry says "
+                      "disabled; support has no hold to lift (the registry re-activates it "
+                      "in its export)")
     new_status = effective_status(registry_status, hold)
-    result = {"nr_number": account.nr_number, "status": new_status, "previous_status": previous,
-              "changed": previous != new_status or bool(account.support_hold) != hold,
-              "support_hold": hold, "registry_status": registry_status, "sessions_ended": 0}
-    if not result["changed"]:
-        return result
-    event = audit_event(account.nr_number,
-                        "account_disabled" if hold else "account_enabled", actor=actor,
-                        export=True, reason=reason, previous_status=previous,
-                        status=new_status, fields="status")
-    tx = store.Transaction()
-    tx.update("account", account, actions=[
-        Account.status.set(new_status), Account.support_hold.set(hold),
-        mark_changed_here(account, ["status"], actor)],
-        condition=Account.status == previous)
-    tx.audit(event)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise Refused("the account changed at the same moment; nothing was changed: "
-                      "look again with `find`") from None
-    record_committed(event, previous_status=previous)
+    result = {**_who(account), "status": new_status, "previous_status": previous,
+              "changed": had_hold != hold, "support_hold": hold,
+              "previous_support_hold": had_hold, "registry_status": registry_status,
+              "sessions_ended": 0}
+    if result["changed"]:
+        event = audit_event(account.nr_number,
+                            "account_disabled" if hold else "account_enabled", actor=actor,
+                            export=True, reason=reason, previous_status=previous,
+                            status=new_status, fields="support_hold",
+                            hold="on" if hold else "off")
+        tx = store.Transaction()
+        tx.update("account", account, actions=[
+            Account.status.set(new_status), Account.support_hold.set(hold),
+            mark_changed_here(account, ["support_hold"], actor)],
+            condition=Account.status == previous)
+        tx.audit(event)
+        try:
+            tx.commit()
+        except store.TransactionRefused:
+            raise Refused("the account changed at the same moment; nothing was changed: "
+                          "look again with `find`") from None
+        record_committed(event, previous_status=previous)
     if hold and account.linked_sub:
         result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
     return result
@@ -360,6 +376,9 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
 # --- changes for the registry ------------------------------------------------------------------
 
 EXPORT_COLUMNS = ("at", "nr_number", "field", "old", "new", "event", "actor")
+# Support's hold is exported as its own field, never as the registry's status (older
+# events recorded it as "status": they are exported the same way).
+HOLD_EVENTS = {"account_disabled": ("off", "on"), "account_enabled": ("on", "off")}
 # The fields each kind of email change (chalicelib.email_change.Change) touches.
 CHANGE_FIELDS = {"primary": "primary_email", "secondary": "secondary_email",
                  "remove_secondary": "secondary_email",
@@ -382,6 +401,8 @@ def export_changes(since: str) -> list[dict]:
         for event in AuditEvent.by_export_day.query(day.strftime("%Y-%m-%d")):
             detail = event.detail.as_dict() if event.detail else {}
             fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change"), "")
+            if event.event in HOLD_EVENTS:
+                fields = "support_hold"
             for field_name in fields.split(","):
                 if not field_name:
                     continue
@@ -394,8 +415,8 @@ def export_changes(since: str) -> list[dict]:
 
 
 def _export_values(event: str, field_name: str, detail: dict) -> tuple[str, str]:
-    if field_name == "status":
-        return detail.get("previous_status", ""), detail.get("status", "")
+    if field_name == "support_hold":
+        return HOLD_EVENTS[event]
     if detail.get("change") == "swap":
         old, new = detail.get("old_email", ""), detail.get("new_email", "")
         return (old, new) if field_name == "primary_email" else (new, old)

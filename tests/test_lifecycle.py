@@ -279,7 +279,7 @@ def test_export_changes_lists_what_was_changed_here(app_client, idp, desk, mailb
                for line in lines[1:]}
     assert changes == {("1000000001", "primary_email", "alice.home@example.org"),
                        ("1000000002", "secondary_email", "bob.home@example.org"),
-                       ("1000000002", "status", "disabled")}
+                       ("1000000002", "support_hold", "on")}
 
 
 def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, idp, desk,

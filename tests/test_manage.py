@@ -248,6 +248,73 @@ def test_disable_then_enable(cli):
                       ("account_enabled", "support:support-tester", "verified owner")]
 
 
+@pytest.fixture
+def registry(cli, tmp_path):
+    """Import rows as the registry's export, through manage.py; returns (code, out, err)."""
+    files = iter(range(1000))
+
+    def run(*rows, extra=()):
+        path = tmp_path / f"registry-{next(files)}.csv"
+        path.write_text(csv_text(*rows))
+        return cli("import-accounts", str(path), *extra)
+    return run
+
+
+def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(
+        cli, registry):
+    registry(csv_row("1000000020", "held@example.com"))
+    assert cli("disable", "1000000020", "--reason", "misuse")[0] == 0
+    assert cli("enable", "1000000020", "--reason", "resolved")[0] == 0
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    code, rows, _ = run_json(cli, "export-changes", "--since", today)
+    assert code == 0
+    assert [(r["field"], r["old"], r["new"]) for r in rows] == [
+        ("support_hold", "off", "on"), ("support_hold", "on", "off")]
+
+
+def test_enable_refuses_when_only_the_registry_says_disabled(cli, registry):
+    registry(csv_row("1000000021", "reg.disabled@example.com", status="disabled"))
+    code, out, err = cli("enable", "1000000021", "--reason", "person called")
+    assert code == 1 and out == ""
+    assert "the registry says disabled; support has no hold to lift" in err
+    assert [e.event for e in AuditEvent.query("1000000021")] == ["account_imported"]
+
+
+def test_disable_on_a_registry_disabled_account_sets_the_hold_and_says_so(cli, registry):
+    registry(csv_row("1000000022", "both@example.com", status="disabled"))
+    code, out, _ = cli("disable", "1000000022", "--reason", "misuse reported")
+    assert code == 0 and "hold is on" in out and "registry also says disabled" in out
+    # The registry re-activates it: the hold keeps it disabled until support lifts it.
+    registry(csv_row("1000000022", "both@example.com", status="active"))
+    assert Account.get("1000000022", consistent_read=True).status == "disabled"
+    code, out, _ = cli("enable", "1000000022", "--reason", "resolved")
+    assert code == 0 and "hold lifted" in out and "active" in out
+    assert Account.get("1000000022", consistent_read=True).status == "active"
+
+
+def test_enable_after_the_registry_took_a_disable_says_the_account_stays_disabled(
+        cli, registry):
+    # Before the hold had its own field, an export could hand the registry "disabled".
+    registry(csv_row("1000000023", "old.export@example.com"))
+    assert cli("disable", "1000000023", "--reason", "misuse")[0] == 0
+    registry(csv_row("1000000023", "old.export@example.com", status="disabled"))
+    code, out, _ = cli("enable", "1000000023", "--reason", "resolved")
+    assert code == 0 and "hold lifted" in out
+    assert "stays disabled" in out and "the registry says disabled" in out
+    assert "disabled -> disabled" not in out
+    code, _, err = cli("enable", "1000000023", "--reason", "again")
+    assert code == 1 and "the registry says disabled; support has no hold to lift" in err
+
+
+def test_disable_and_enable_that_change_nothing_say_why(cli, registry):
+    registry(csv_row("1000000024", "quiet@example.com"))
+    code, out, _ = cli("enable", "1000000024", "--reason", "check")
+    assert code == 0 and "support has no hold" in out and "nothing changed" in out
+    cli("disable", "1000000024", "--reason", "misuse")
+    code, out, _ = cli("disable", "1000000024", "--reason", "again")
+    assert code == 0 and "hold is already on" in out and "nothing changed" in out
+
+
 def test_a_removed_account_is_not_enabled_by_support(cli):
     make_account("1000000011", "ivy@example.com", status="removed")
     code, _, err = cli("enable", "1000000011", "--reason", "asked")
