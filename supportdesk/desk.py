@@ -97,8 +97,11 @@ def _event_view(event: AuditEvent) -> dict:
     }
 
 
-def claim_state(claim: claims.AddressClaim | None, nr_number: str) -> str:
+def claim_state(claim: claims.AddressClaim | None, nr_number: str,
+                removed: bool = False) -> str:
     """How one address stands for one account, in the desk's words."""
+    if removed and (claim is None or not claim.names(nr_number)):
+        return "removed: holds no address (free for other accounts; back if re-activated)"
     if claim is None or not claim.names(nr_number):
         others = f" (claim names {', '.join(sorted(claim.holders))})" if claim else ""
         return "MISSING: no claim names this account" + others
@@ -115,7 +118,8 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     found = claims.read_many(account.normalized_emails())
 
     def state(email: str | None) -> str | None:
-        return claim_state(found.get(email), account.nr_number) if email else None
+        return claim_state(found.get(email), account.nr_number,
+                           account.status == "removed") if email else None
 
     marks = account.changed_here.as_dict() if account.changed_here else {}
     return {
@@ -173,7 +177,9 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
             (Account.secondary_email_normalized == email)
         numbers |= {a.nr_number for a in Account.scan(filter_condition=condition)}
     if not numbers:
-        raise NotFound("no account lists this email")
+        raise NotFound("no account lists this email" if scan else
+                       "no account lists this email (a removed account holds no address: "
+                       "`find --scan` also searches every account's addresses)")
     return [account_view(_get_account(n)) for n in sorted(numbers)]
 
 
@@ -289,6 +295,10 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         raise Invalid("choose --primary or --secondary")
     reason, actor = _check_reason(reason), _check_actor(actor)
     account = _get_account(nr_number)
+    if account.status == "removed":
+        # A removed account holds no address: the registry re-activates it first.
+        raise Refused(f"account {account.nr_number} is removed by the registry; its "
+                      "addresses are free and support does not change them")
     normalized = None
     if address is not None:
         try:

@@ -142,6 +142,8 @@ def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
                         "status": effective_status(row.status, False)}
         plan.addresses = [a for a in (row.primary_email_normalized,
                                       row.secondary_email_normalized) if a]
+        if plan.changes["status"] == "removed":
+            plan.addresses = []  # a removed account holds no address
         return plan
     ours = _current_values(account)
     base = account.imported.as_dict() if account.imported else dict(ours)
@@ -178,7 +180,9 @@ def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
         plan.conflicts.append(("secondary_email", theirs["secondary_email"],
                                ours["secondary_email"]))
         secondary = account.secondary_email_normalized
-    plan.addresses = [a for a in (primary, secondary) if a]
+    # The registry decides who is certified: a removed account holds no address (they are
+    # free for whoever the registry gives them to), and takes them back if re-activated.
+    plan.addresses = [a for a in (primary, secondary) if a] if status != "removed" else []
     return plan
 
 
@@ -306,9 +310,7 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
         for address in plan.addresses:
             if shared.get(address):
                 issues.append(Issue(plan.row.row, plan.nr_number, WARNING,
-                                    f"{_slot(plan, address)} email is on several registry "
-                                    "accounts: it links none of them and gets no recovery "
-                                    "code until support clears it"))
+                                    _shared_warning(plan, address, final[address])))
         outcome = _write(plan, claim_state, outlook, actor, dry_run, result, sleep)
         if outcome == "changed":
             issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
@@ -382,6 +384,19 @@ def _count(plan: AccountPlan, result: ImportResult, claim_writes: int) -> None:
 
 def _slot(plan: AccountPlan, address: str) -> str:
     return "primary" if plan.addresses and plan.addresses[0] == address else "secondary"
+
+
+def _shared_warning(plan: AccountPlan, address: str, holders: frozenset[str]) -> str:
+    others = sorted(holders - {plan.nr_number})
+    slot = _slot(plan, address)
+    if others:
+        return (f"{slot} email {address} is also on registry "
+                f"account{'s' if len(others) > 1 else ''} {', '.join(others)}: it links none "
+                "of them and gets no recovery code until the accounts are corrected and "
+                "support clears it (manage.py find, clear-shared)")
+    return (f"{slot} email {address} was on several registry accounts (once-shared): it "
+            "links nobody and gets no recovery code until support verifies the person and "
+            "clears it (manage.py clear-shared)")
 
 
 def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:

@@ -355,3 +355,47 @@ def test_support_unlink_of_a_removed_session_holder_ends_sessions(app_client, id
     assert len(sessions_for(sub)) == 1
     desk("unlink", "1000000008", "--mode", "lost-account", "--reason", "r")
     assert sessions_for(sub) == [] and sessions.load_session(None) is None
+
+
+# --- removed accounts ----------------------------------------------------------------------------
+
+def test_a_renumbered_person_links_their_new_account(app_client, idp, desk):
+    desk.registry(row("1000000001", "renumbered@example.com"))
+    # The registry removes the old number and adds a new one with the same address.
+    code, out, _ = desk.registry(row("1000000001", "renumbered@example.com", status="removed"),
+                                 row("1000000002", "renumbered@example.com"))
+    assert code == 0 and "shared emails                0" in out
+    assert sign_in(person(app_client, idp), "renumbered@example.com").location == "/account"
+    assert linked_to("1000000002") is not None and linked_to("1000000001") is None
+    assert_invariants()
+
+
+def test_a_removed_account_keeps_its_link_and_the_same_identity_signs_back_in_when_re_added(
+        app_client, idp, desk):
+    desk.registry(row("1000000003", "comes.back@example.com"))
+    sub = str(uuid.uuid4())
+    assert sign_in(person(app_client, idp), "comes.back@example.com", sub=sub).location == \
+        "/account"
+    desk.registry(row("1000000003", "comes.back@example.com", status="removed"))
+    assert linked_to("1000000003") == sub  # the link stays
+    removed = person(app_client, idp)
+    assert removed.follow(sign_in(removed, "comes.back@example.com", sub=sub)).status == 403
+    code, out, _ = desk("find", "1000000003")
+    assert code == 0 and "removed" in out
+    desk.registry(row("1000000003", "comes.back@example.com"))
+    back = person(app_client, idp)
+    assert back.follow(sign_in(back, "comes.back@example.com", sub=sub)).status == 200
+    assert_invariants()
+
+
+def test_support_does_not_set_an_email_on_a_removed_account(app_client, desk):
+    desk.registry(row("1000000004", "gone@example.com", status="removed"))
+    code, _, err = desk("set-email", "1000000004", "--primary", "new@example.com",
+                        "--reason", "ticket 5")
+    assert code == 1 and "removed" in err
+    assert Account.get("1000000004").primary_email == "gone@example.com"
+    code, out, err = desk("find", "gone@example.com")
+    assert code == 1 and "--scan" in err
+    code, out, _ = desk("find", "gone@example.com", "--scan")
+    assert code == 0 and "removed: holds no address" in out
+    assert_invariants()

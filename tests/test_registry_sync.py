@@ -294,3 +294,51 @@ def test_a_dry_run_counts_what_the_real_run_writes(tables):
     # Every count is what the real run does, transactions included (those it would commit).
     assert dry.summary() | {"dry_run": None} == real.summary() | {"dry_run": None}
     assert real.transactions == 2
+
+
+# --- removed accounts hold no address ------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["removed first", "added first"])
+def test_a_renumbered_person_keeps_their_address_on_the_new_account(tables, order):
+    sync(csv_row("8500000001", "renumbered@example.com", "home@example.org"))
+    rows = [csv_row("8500000001", "renumbered@example.com", "home@example.org",
+                    status="removed"),
+            csv_row("8500000002", "renumbered@example.com")]
+    result = sync(*(rows if order == "removed first" else rows[::-1]))
+    assert result.shared_emails == 0 and kinds(result, "warning") == {}
+    assert claim("renumbered@example.com").proves == "8500000002"
+    assert claim("home@example.org") is None  # free: the removed account holds nothing
+    assert Account.get("8500000001").primary_email == "renumbered@example.com"  # kept
+
+
+def test_a_removed_account_releases_its_addresses_and_takes_them_back_when_re_activated(
+        tables):
+    sync(csv_row("8600000001", "back@example.com", "back.home@example.org"))
+    sync(csv_row("8600000001", "back@example.com", "back.home@example.org",
+                 status="removed"))
+    assert claim("back@example.com") is None and claim("back.home@example.org") is None
+    result = sync(csv_row("8600000001", "back@example.com", "back.home@example.org"))
+    assert result.updated == 1
+    assert claim("back@example.com").proves == "8600000001"
+    assert claim("back.home@example.org").proves == "8600000001"
+
+
+def test_a_re_activated_account_shares_an_address_someone_took_meanwhile(tables):
+    sync(csv_row("8700000001", "taken.meanwhile@example.com", status="removed"),
+         csv_row("8700000002", "taken.meanwhile@example.com"))
+    assert claim("taken.meanwhile@example.com").proves == "8700000002"
+    result = sync(csv_row("8700000001", "taken.meanwhile@example.com"))
+    held = claim("taken.meanwhile@example.com")
+    assert held.holders == {"8700000001", "8700000002"} and held.proves is None
+    (warning,) = kinds(result, "warning").values()
+    assert "taken.meanwhile@example.com" in warning and "8700000002" in warning
+
+
+def test_a_shared_address_warning_names_the_address_and_the_other_accounts(tables):
+    result = sync(csv_row("8800000001", "desk@example.com"),
+                  csv_row("8800000002", "own@example.com", "desk@example.com"),
+                  csv_row("8800000003", "desk@example.com"))
+    warnings = kinds(result, "warning")
+    assert "desk@example.com" in warnings["8800000002"]
+    assert "8800000001" in warnings["8800000002"] and "8800000003" in warnings["8800000002"]
+    assert "secondary" in warnings["8800000002"] and "primary" in warnings["8800000001"]
