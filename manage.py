@@ -10,8 +10,10 @@ before chalicelib is imported, because chalicelib reads its settings from the en
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace,
 check-email-keys. Human-readable output by default, --json for scripts.
-Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, 3 an import
-stopped early (storage trouble): run it again.
+Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, credentials or
+permission); 2 usage or validation error (a refused import file: nothing imported); 3
+storage unavailable or throttled (nothing, or only whole accounts, written): run it
+again; 4 an import that wrote the file's valid rows but rejected others.
 """
 from __future__ import annotations
 
@@ -28,7 +30,13 @@ PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_CODES = ("Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, no "
+              "credentials, no permission: the message says what to set); 2 usage or "
+              "validation error (import-accounts: the file was refused, nothing imported); 3 "
+              "storage unavailable or throttled: nothing, or only whole accounts, were "
+              "written: run it again; 4 import-accounts imported the file but rejected some "
+              "rows (see the reject report).")
 
 
 class CliError(Exception):
@@ -135,29 +143,82 @@ def cmd_create_tables(args) -> int:
     return EXIT_OK
 
 
+def _check_report_path(path: str) -> None:
+    """Refuse a reject report that cannot be written before the import writes anything."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        problem = "that is a folder"
+    elif not folder.is_dir():
+        problem = f"folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        problem = "not allowed to write there"
+    else:
+        return
+    raise CliError(f"cannot write the reject report to {path}: {problem}; nothing was imported")
+
+
+def _reject_report(args, result) -> tuple[str | None, str | None]:
+    """Write (or clear) the reject report: (where it is, or None; what was removed, or None).
+
+    The default report (FILE.rejects.csv) is written when the run has anything to report
+    and removed when it has nothing: a report left from an earlier run must not be taken
+    for this one's. An explicit --reject-report is always written (the header alone when
+    nothing is to report)."""
+    from supportdesk import registry_sync
+
+    if args.reject_report is not None:
+        registry_sync.write_reject_report(args.reject_report, result.issues)
+        return args.reject_report, None
+    default = Path(str(args.file) + ".rejects.csv")
+    if result.issues:
+        registry_sync.write_reject_report(default, result.issues)
+        return str(default), None
+    if default.is_file():
+        default.unlink()
+        return None, str(default)
+    return None, None
+
+
 def cmd_import_accounts(args) -> int:
     from supportdesk import registry_sync
 
+    if args.reject_report is not None:
+        _check_report_path(args.reject_report)
     try:
         validation = registry_sync.validate_file(args.file)
     except registry_sync.ImportFileError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}; nothing was imported") from None
     result = registry_sync.import_accounts(
         validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
         dry_run=args.dry_run)
-    report_path = args.reject_report
-    if report_path is None and result.issues:
-        report_path = str(args.file) + ".rejects.csv"
-    if report_path is not None:
-        registry_sync.write_reject_report(report_path, result.issues)
+    report_error = None
+    try:
+        report_path, removed = _reject_report(args, result)
+    except OSError as exc:
+        report_path, removed = None, None
+        report_error = (f"the import finished (summary above), but its reject report could "
+                        f"not be written to {args.reject_report or str(args.file) + '.rejects.csv'}"
+                        f": {exc.strerror or exc}; run it again with --reject-report PATH "
+                        "(it writes nothing twice)")
     data = result.summary()
     data["reject_report"] = report_path
+    data["reject_report_removed"] = removed
+    reported = len(result.issues)
 
     def human(d):
         if d["stopped"]:
             print(f"Import STOPPED: {d['stopped']}")
         else:
             print("Dry run: nothing written." if d["dry_run"] else "Import finished.")
+        if d["reject_report"]:
+            report = f"{d['reject_report']} ({reported} row{'s' if reported != 1 else ''})"
+        elif report_error:
+            report = "NOT WRITTEN (see the error below)"
+        elif d["reject_report_removed"]:
+            report = f"none (nothing to report; removed the old {d['reject_report_removed']})"
+        else:
+            report = "none (nothing to report)"
         _print_pairs([
             ("rows read", d["rows_read"]), ("imported (new)", d["imported"]),
             ("updated", d["updated"]), ("unchanged", d["unchanged"]),
@@ -166,12 +227,16 @@ def cmd_import_accounts(args) -> int:
             ("shared emails", d["shared_emails"]),
             ("warnings", d["warnings"]), ("claims written", d["claims_written"]),
             ("transactions", d["transactions"]), ("items read", d["items_read"]),
-            ("reject report", d["reject_report"]),
+            ("reject report", report),
         ])
     _emit(args, data, human)
+    if report_error:
+        print(f"error: {report_error}", file=sys.stderr)
     if result.stopped:
         return EXIT_INCOMPLETE
-    return EXIT_USAGE if result.rejected else EXIT_OK
+    if report_error:
+        return EXIT_REFUSED
+    return EXIT_PARTIAL if result.rejected else EXIT_OK
 
 
 def _who(d: dict) -> str:
@@ -473,8 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="machine-readable output")
     parser = argparse.ArgumentParser(
         prog="manage.py", description="NRCME sign-in: support and operations commands.",
-        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, "
-               "3 an import stopped early (storage trouble): run it again.")
+        epilog=EXIT_CODES)
     parser.add_argument("--stage", required=True,
                         help="stage in .chalice/config.json (local, dev, prod)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=argparse.SUPPRESS)
@@ -490,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="import registry accounts from CSV")
     p.add_argument("file", help="CSV with header " + ",".join(CSV_HEADER))
     p.add_argument("--reject-report", metavar="PATH",
-                   help="where to write rejected rows and warnings "
-                        "(default: FILE.rejects.csv when there are any)")
+                   help="where to write rejected rows, conflicts and warnings (default: "
+                        "FILE.rejects.csv when there are any; a clean run removes it)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and compare with the table, write nothing")
     p.add_argument("--actor", help="name in the audit history (default $USER)")
@@ -606,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError
+        from supportdesk.aws_trouble import explain as explain_aws_trouble
         from supportdesk.desk import SupportError
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -627,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"error: configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - AWS trouble is one line for the desk
+        trouble = explain_aws_trouble(exc)
+        if trouble is None:
+            raise  # a bug: the traceback is what an engineer needs
+        print(f"error: {trouble.message}", file=sys.stderr)
+        return trouble.exit_code
     finally:
         for handler, stream in zip(handlers, previous):
             handler.setStream(stream)

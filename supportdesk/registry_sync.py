@@ -45,6 +45,7 @@ from chalicelib.field_ownership import (
 )
 from chalicelib.logs import log_event
 from chalicelib.models import Account, utc_now
+from supportdesk.aws_trouble import is_transient
 from supportdesk.csv_validation import (
     REJECTED,
     WARNING,
@@ -271,6 +272,27 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
     return tx, after, writes
 
 
+class StorageStopped(Exception):
+    """DynamoDB kept refusing (throttled or unavailable) after STORAGE_RETRIES waits."""
+
+
+def _with_storage_retries(call: Callable, sleep: Callable[[float], None]):
+    """`call()`, waiting and trying again while DynamoDB is throttled or unavailable.
+    Other failures (no credentials, no permission) are raised at once: waiting won't help."""
+    failures = 0
+    while True:
+        try:
+            return call()
+        except PynamoDBException as exc:
+            if not is_transient(exc):
+                raise
+            failures += 1
+            if failures > STORAGE_RETRIES:
+                log_event("import_stopped", error=exc.__class__.__name__)
+                raise StorageStopped(exc.__class__.__name__) from None
+            sleep(min(2.0 ** failures, 10.0))
+
+
 def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | None]]:
     """Read the account and its addresses again and plan the row once more."""
     account = store.get_account(plan.nr_number)
@@ -281,17 +303,29 @@ def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | Non
 
 
 def import_accounts(validation: Validation, *, actor: str = "import", dry_run: bool = False,
-                    sleep: Callable[[float], None] = time.sleep) -> ImportResult:
+                    sleep: Callable[[float], None] | None = None) -> ImportResult:
     """Sync the valid rows of `validation` into the tables. Idempotent."""
+    sleep = sleep or time.sleep
     issues = list(validation.issues)
     result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run)
     rows = validation.rows
-    existing = {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
-                                                          consistent_read=True)} if rows else {}
-    plans = [plan_account(row, existing.get(row.nr_number)) for row in rows]
-    addresses = {a for plan in plans for a in plan.addresses} | {
-        a for account in existing.values() for a in account.normalized_emails()}
-    current = claims.read_many(addresses)
+
+    def read_accounts():
+        return {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
+                                                          consistent_read=True)}
+    try:
+        existing = _with_storage_retries(read_accounts, sleep) if rows else {}
+        plans = [plan_account(row, existing.get(row.nr_number)) for row in rows]
+        addresses = {a for plan in plans for a in plan.addresses} | {
+            a for account in existing.values() for a in account.normalized_emails()}
+        current = _with_storage_retries(lambda: claims.read_many(addresses), sleep)
+    except StorageStopped:
+        result.stopped = ("DynamoDB kept refusing reads (throttled or unavailable) before "
+                          "anything was written; nothing was written: re-run the import")
+        result.issues = list(validation.issues)
+        result.rejected = validation.rejected
+        log_event("accounts_imported", **result.summary())
+        return result
     result.items_read = len(existing) + len(current)
     final = holders_after(plans, current)
     shared = shared_after(plans, current, final)
@@ -354,13 +388,18 @@ def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
                 return "changed"
             # Someone changed the account or one of its addresses since we read them.
             retried_fresh = True
-            plan_fresh, fresh_claims = _fresh(plan)
+            try:
+                plan_fresh, fresh_claims = _with_storage_retries(lambda: _fresh(plan), sleep)
+            except StorageStopped:
+                return "stopped"
             plan.changes, plan.base, plan.addresses = (plan_fresh.changes, plan_fresh.base,
                                                        plan_fresh.addresses)
             plan.existing = plan_fresh.existing
             claim_state.update(fresh_claims)
             continue
         except PynamoDBException as exc:
+            if not is_transient(exc):
+                raise  # no credentials, no permission: waiting won't help
             storage_failures += 1
             if storage_failures > STORAGE_RETRIES:
                 log_event("import_stopped", nr_number=plan.nr_number,
