@@ -180,9 +180,26 @@ def _reject_report(args, result) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _export_date(text: str | None) -> str | None:
+    """--exported-on: a real day, not after tomorrow (UTC; the registry may be a day ahead)."""
+    if text is None:
+        return None
+    from datetime import date, datetime, timedelta, timezone
+
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError("--exported-on takes the day the registry produced the file: "
+                       "YYYY-MM-DD") from None
+    if day > datetime.now(timezone.utc).date() + timedelta(days=1):
+        raise CliError(f"--exported-on {day.isoformat()} is in the future")
+    return day.isoformat()
+
+
 def cmd_import_accounts(args) -> int:
     from supportdesk import registry_sync
 
+    exported_on = _export_date(args.exported_on)
     if args.reject_report is not None:
         _check_report_path(args.reject_report)
     try:
@@ -191,7 +208,7 @@ def cmd_import_accounts(args) -> int:
         raise CliError(f"{exc}; nothing was imported") from None
     result = registry_sync.import_accounts(
         validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
-        dry_run=args.dry_run)
+        dry_run=args.dry_run, exported_on=exported_on)
     report_error = None
     try:
         report_path, removed = _reject_report(args, result)
@@ -225,7 +242,9 @@ def cmd_import_accounts(args) -> int:
             ("rejected", d["rejected"]),
             ("conflicts (nothing applied)", d["conflicts"]),
             ("shared emails", d["shared_emails"]),
-            ("warnings", d["warnings"]), ("claims written", d["claims_written"]),
+            ("warnings", d["warnings"]),
+            ("older than imported (not applied)", d["older"]),
+            ("claims written", d["claims_written"]),
             ("transactions", d["transactions"]), ("items read", d["items_read"]),
             ("reject report", report),
         ])
@@ -557,8 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write rejected rows, conflicts and warnings (default: "
                         "FILE.rejects.csv when there are any; a clean run removes it)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate and compare with the table, write nothing")
-    p.add_argument("--actor", help="name in the audit history (default $USER)")
+                   help="validate and compare with the table, write nothing (the counts are "
+                        "the real run's)")
+    p.add_argument("--exported-on", metavar="YYYY-MM-DD",
+                   help="the day the registry produced the file: a row older than the "
+                        "export an account was last changed from is not applied (a "
+                        "warning); without it, every row is applied as before")
+    p.add_argument("--actor", help="name in the audit history, as import:NAME (default $USER)")
     p.set_defaults(handler=cmd_import_accounts)
 
     p = commands.add_parser("find", parents=[common],

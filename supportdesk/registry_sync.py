@@ -78,17 +78,19 @@ class ImportResult:
     conflicts: int = 0          # fields both sides changed: nothing applied, reported
     shared_emails: int = 0      # distinct addresses of this file on several accounts
     warnings: int = 0
+    older: int = 0              # rows of an older export than the account's: not applied
     claims_written: int = 0     # claim items put or deleted
     transactions: int = 0       # TransactWriteItems commits
     items_read: int = 0         # accounts and claims read to plan
     dry_run: bool = False
+    exported_on: str | None = None  # the day the registry produced the file, if given
     stopped: str | None = None  # why the run stopped early (storage trouble): re-run it
     issues: list[Issue] = field(default_factory=list)
 
     def summary(self) -> dict:
         names = ("rows_read", "imported", "updated", "unchanged", "rejected", "conflicts",
-                 "shared_emails", "warnings", "claims_written", "transactions", "items_read",
-                 "dry_run", "stopped")
+                 "shared_emails", "warnings", "older", "claims_written", "transactions",
+                 "items_read", "dry_run", "exported_on", "stopped")
         return {name: getattr(self, name) for name in names}
 
 
@@ -126,17 +128,36 @@ class AccountPlan:
     base: dict = field(default_factory=dict)           # the new imported snapshot
     conflicts: list[tuple[str, object, object]] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)  # normalized, after the import
+    file_date: str | None = None     # the export's date (--exported-on), if given
+    older_than: str | None = None    # the account's newer export date: nothing applied
 
     @property
     def nr_number(self) -> str:
         return self.row.nr_number
 
+    @property
+    def new_export_date(self) -> str | None:
+        """The export date to remember, when this file is newer than the account's."""
+        known = self.existing.exported_on if self.existing else None
+        return self.file_date if self.file_date and (known is None or self.file_date > known) \
+            else None
 
-def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
-    """The three-way merge of one row with its account (pure: no reads)."""
+
+def plan_account(row: AccountRow, account: Account | None,
+                 file_date: str | None = None) -> AccountPlan:
+    """The three-way merge of one row with its account (pure: no reads).
+
+    With `file_date` (the day the registry produced the export), a row from an export
+    older than the one the account was last changed from is not applied: re-running an
+    old file must not undo a newer registry decision. Its account keeps what it holds."""
     theirs = _row_values(row)
+    if account is not None and file_date and account.exported_on \
+            and file_date < account.exported_on:
+        plan = AccountPlan(row, account, file_date=file_date, older_than=account.exported_on)
+        plan.addresses = account.normalized_emails() if account.status != "removed" else []
+        return plan
     if account is None:
-        plan = AccountPlan(row, None, base=dict(theirs))
+        plan = AccountPlan(row, None, base=dict(theirs), file_date=file_date)
         plan.changes = {**{k: v for k, v in theirs.items()},
                         "primary_email_normalized": row.primary_email_normalized,
                         "secondary_email_normalized": row.secondary_email_normalized,
@@ -148,7 +169,7 @@ def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
         return plan
     ours = _current_values(account)
     base = account.imported.as_dict() if account.imported else dict(ours)
-    plan = AccountPlan(row, account, base=dict(base))
+    plan = AccountPlan(row, account, base=dict(base), file_date=file_date)
     for name in REGISTRY_FIELDS:
         outcome = merge(_comparable(name, base.get(name)), _comparable(name, ours[name]),
                         _comparable(name, theirs[name]))
@@ -254,7 +275,8 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
     now = utc_now()
     fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
     if plan.existing is None:
-        account = Account(number, **plan.changes, imported=plan.base, imported_at=now)
+        account = Account(number, **plan.changes, imported=plan.base, imported_at=now,
+                          exported_on=plan.file_date)
         tx.put("account", account, condition=Account.nr_number.does_not_exist())
         event = audit_event(number, "account_imported", actor=actor)
     else:
@@ -263,6 +285,8 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
                    for name, value in sorted(plan.changes.items())]
         if plan.base:
             actions += [Account.imported.set(plan.base), Account.imported_at.set(now)]
+        if plan.new_export_date:  # only with a write: re-running a file stays free
+            actions.append(Account.exported_on.set(plan.new_export_date))
         # The version condition (added by PynamoDB) refuses an account that changed since it
         # was read (a link, an email change, support); link fields are never in `actions`.
         tx.update("account", plan.existing, actions=actions)
@@ -296,18 +320,24 @@ def _with_storage_retries(call: Callable, sleep: Callable[[float], None]):
 def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | None]]:
     """Read the account and its addresses again and plan the row once more."""
     account = store.get_account(plan.nr_number)
-    fresh = plan_account(plan.row, account)
+    fresh = plan_account(plan.row, account, plan.file_date)
     addresses = set(fresh.addresses) | set(account.normalized_emails() if account else ())
     found = claims.read_many(addresses)
     return fresh, {address: found.get(address) for address in addresses}
 
 
 def import_accounts(validation: Validation, *, actor: str = "import", dry_run: bool = False,
+                    exported_on: str | None = None,
                     sleep: Callable[[float], None] | None = None) -> ImportResult:
-    """Sync the valid rows of `validation` into the tables. Idempotent."""
+    """Sync the valid rows of `validation` into the tables. Idempotent.
+
+    `exported_on` (YYYY-MM-DD): the day the registry produced the file. Each account
+    remembers the newest export it was changed from; a row of an older export is not
+    applied (a warning). Without it, rows are applied whatever their age (as before)."""
     sleep = sleep or time.sleep
     issues = list(validation.issues)
-    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run)
+    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run,
+                          exported_on=exported_on)
     rows = validation.rows
 
     def read_accounts():
@@ -315,7 +345,7 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
                                                           consistent_read=True)}
     try:
         existing = _with_storage_retries(read_accounts, sleep) if rows else {}
-        plans = [plan_account(row, existing.get(row.nr_number)) for row in rows]
+        plans = [plan_account(row, existing.get(row.nr_number), exported_on) for row in rows]
         addresses = {a for plan in plans for a in plan.addresses} | {
             a for account in existing.values() for a in account.normalized_emails()}
         current = _with_storage_retries(lambda: claims.read_many(addresses), sleep)
@@ -333,11 +363,17 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     result.shared_emails = sum(1 for plan_address in {a for p in plans for a in p.addresses}
                                if shared.get(plan_address))
     claim_state: dict[str, AddressClaim | None] = {a: current.get(a) for a in addresses}
-    stamp = utc_now().strftime("%Y-%m-%d")
+    # Who "says" a value in a conflict: the file, when its date is known; else this run.
+    stamp = (f"the registry's file of {exported_on}" if exported_on
+             else f"this import (run on {utc_now().strftime('%Y-%m-%d')})")
 
     for index, plan in enumerate(plans):
         if result.stopped:
             break
+        if plan.older_than:
+            result.older += 1
+            issues.append(_older_issue(plan))
+            continue
         for name, theirs, ours in plan.conflicts:
             issues.append(_conflict_issue(plan, name, theirs, ours, stamp))
         result.conflicts += len(plan.conflicts)
@@ -346,7 +382,10 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
                 issues.append(Issue(plan.row.row, plan.nr_number, WARNING,
                                     _shared_warning(plan, address, final[address])))
         outcome = _write(plan, claim_state, outlook, actor, dry_run, result, sleep)
-        if outcome == "changed":
+        if outcome == "older":  # a newer export was imported while this one ran
+            result.older += 1
+            issues.append(_older_issue(plan))
+        elif outcome == "changed":
             issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
                                 "account changed while importing (linked or edited at the "
                                 "same moment) twice; nothing written for it: re-run the "
@@ -366,7 +405,7 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
 
 def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
            dry_run: bool, result: ImportResult, sleep) -> str:
-    """Write one account; returns "written", "unchanged", "changed" or "stopped"."""
+    """Write one account; returns "written", "unchanged", "changed", "older" or "stopped"."""
     retried_fresh = False
     storage_failures = 0
     while True:
@@ -396,6 +435,9 @@ def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
                                                        plan_fresh.addresses)
             plan.existing = plan_fresh.existing
             claim_state.update(fresh_claims)
+            if plan_fresh.older_than:
+                plan.older_than = plan_fresh.older_than
+                return "older"
             continue
         except PynamoDBException as exc:
             if not is_transient(exc):
@@ -438,12 +480,18 @@ def _shared_warning(plan: AccountPlan, address: str, holders: frozenset[str]) ->
             "clears it (manage.py clear-shared)")
 
 
+def _older_issue(plan: AccountPlan) -> Issue:
+    return Issue(plan.row.row, plan.nr_number, WARNING,
+                 f"not applied: this file (exported on {plan.file_date}) is older than the "
+                 f"export of {plan.older_than} already imported for this account")
+
+
 def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:
     marks = changed_here(plan.existing) if plan.existing else {}
     mark = marks.get(name)
     here = f"changed here on {mark.at[:10]} by {mark.by}" if mark else "changed here"
     return Issue(plan.row.row, plan.nr_number, CONFLICT,
-                 f"{name}: the registry's file of {stamp} says {theirs or '(none)'}; "
+                 f"{name}: {stamp} says {theirs or '(none)'}; "
                  f"this service has {ours or '(none)'} ({here}); nothing applied — "
                  "the registry should take this service's value (manage.py export-changes), "
                  "or support corrects it (manage.py set-email)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 import types
@@ -693,3 +694,18 @@ def test_help_lists_the_exit_codes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "3 storage unavailable or throttled" in text
     assert "4 import-accounts imported the file but rejected some rows" in text
+
+
+def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registry, tmp_path):
+    assert registry(csv_row("1000000041", "d@example.com", status="removed"),
+                    extra=("--exported-on", "2026-03-03"))[0] == 0
+    code, out, _ = registry(csv_row("1000000041", "d@example.com"),
+                            extra=("--exported-on", "2026-03-02"))
+    assert code == 0 and re.search(r"older than imported \(not applied\) +1\n", out)
+    report = (tmp_path / "registry-1.csv.rejects.csv").read_text()
+    assert "older than the export of 2026-03-03 already imported" in report
+    assert Account.get("1000000041").status == "removed"
+    for bad in ("03/02/2026", "2026-02-30", "2999-01-01"):
+        code, _, err = registry(csv_row("1000000041", "d@example.com"),
+                                extra=("--exported-on", bad))
+        assert code == 2 and "--exported-on" in err

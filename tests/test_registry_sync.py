@@ -342,3 +342,63 @@ def test_a_shared_address_warning_names_the_address_and_the_other_accounts(table
     assert "desk@example.com" in warnings["8800000002"]
     assert "8800000001" in warnings["8800000002"] and "8800000003" in warnings["8800000002"]
     assert "secondary" in warnings["8800000002"] and "primary" in warnings["8800000001"]
+
+
+# --- the export's date: an older file never undoes a newer one ----------------------------------
+
+def test_a_row_from_an_older_export_is_not_applied_and_is_reported(tables):
+    monday = csv_row("8900000001", "dated@example.com", status="active")
+    tuesday = csv_row("8900000001", "dated@example.com", status="removed")
+    sync(monday, exported_on="2026-03-02")
+    sync(tuesday, exported_on="2026-03-03")
+    assert Account.get("8900000001").exported_on == "2026-03-03"
+    rerun = sync(monday, exported_on="2026-03-02")  # Monday's file again, by mistake
+    assert Account.get("8900000001").status == "removed"
+    assert rerun.older == 1 and rerun.updated == 0
+    (warning,) = kinds(rerun, "warning").values()
+    assert "older than the export of 2026-03-03 already imported" in warning
+
+
+def test_re_running_the_same_dated_export_writes_nothing(tables, api_calls):
+    text = csv_text(csv_row("8900000002", "same@example.com", first="Sam"))
+    import_accounts(validate_text(text), exported_on="2026-03-02")
+    api_calls.clear()
+    again = import_accounts(validate_text(text), exported_on="2026-03-02")
+    assert (again.unchanged, again.older, again.updated) == (1, 0, 0)
+    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+
+
+def test_a_newer_export_is_applied_and_remembered_and_an_undated_run_behaves_as_before(tables):
+    sync(csv_row("8900000003", "dated@example.org", first="Old"), exported_on="2026-03-02")
+    sync(csv_row("8900000003", "dated@example.org", first="New"), exported_on="2026-03-04")
+    account = Account.get("8900000003")
+    assert (account.first_name, account.exported_on) == ("New", "2026-03-04")
+    # Without --exported-on nothing is compared: applied as today, the date left alone.
+    sync(csv_row("8900000003", "dated@example.org", first="Undated"))
+    account = Account.get("8900000003")
+    assert (account.first_name, account.exported_on) == ("Undated", "2026-03-04")
+
+
+def test_an_older_rows_addresses_count_as_the_account_holds_them(tables):
+    sync(csv_row("8900000004", "kept@example.com"), exported_on="2026-03-05")
+    # An older file also gives the address to a new account: the address is shared, as
+    # the account not updated still holds it.
+    result = sync(csv_row("8900000004", "other@example.com"),
+                  csv_row("8900000005", "kept@example.com"), exported_on="2026-03-01")
+    assert Account.get("8900000004").primary_email == "kept@example.com"
+    assert claim("kept@example.com").holders == {"8900000004", "8900000005"}
+    assert result.older == 1
+
+
+def test_the_conflict_report_says_which_file_or_which_run(tables):
+    from datetime import datetime, timezone
+
+    sync(csv_row("8900000006", "first@example.com"))
+    set_primary_here("8900000006", "mine@example.com")
+    undated = sync(csv_row("8900000006", "registry.fix@example.com"))
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    (reason,) = kinds(undated, "conflict").values()
+    assert f"this import (run on {today}) says registry.fix@example.com" in reason
+    dated = sync(csv_row("8900000006", "registry.fix@example.com"), exported_on="2026-03-02")
+    (reason,) = kinds(dated, "conflict").values()
+    assert "the registry's file of 2026-03-02 says registry.fix@example.com" in reason
