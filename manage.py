@@ -18,7 +18,6 @@ again; 4 an import that wrote the file's valid rows but rejected others.
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import json
 import logging
@@ -372,10 +371,10 @@ def cmd_export_changes(args) -> int:
 
     rows = support.export_changes(args.since)
     if args.format == "csv" and not args.json:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(support.EXPORT_COLUMNS)
-        for row in rows:
-            writer.writerow([row[c] for c in support.EXPORT_COLUMNS])
+        from supportdesk.csv_cells import write_rows
+
+        write_rows(sys.stdout, support.EXPORT_COLUMNS,
+                   ([row[c] for c in support.EXPORT_COLUMNS] for row in rows))
         return EXIT_OK
     _emit(args, rows, lambda found: _print_table(
         list(support.EXPORT_COLUMNS), [[r[c] for c in support.EXPORT_COLUMNS] for r in found])

@@ -24,7 +24,6 @@ the import ran is read again and planned once more; storage trouble stops the ru
 """
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from chalicelib.field_ownership import (
 from chalicelib.logs import log_event
 from chalicelib.models import Account, utc_now
 from supportdesk.aws_trouble import is_transient
+from supportdesk.csv_cells import write_rows
 from supportdesk.csv_validation import (
     REJECTED,
     WARNING,
@@ -499,15 +499,7 @@ def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> I
 
 # --- the reject report -----------------------------------------------------------------------
 
-def _cell(value: object) -> str:
-    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_reject_report(path: str | Path, issues: list[Issue]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(REPORT_HEADER)
-        for issue in issues:
-            writer.writerow([issue.row, _cell(issue.nr_number), issue.kind, _cell(issue.reason)])
+        write_rows(stream, REPORT_HEADER,
+                   ([issue.row, issue.nr_number, issue.kind, issue.reason] for issue in issues))

@@ -709,3 +709,15 @@ def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registr
         code, _, err = registry(csv_row("1000000041", "d@example.com"),
                                 extra=("--exported-on", bad))
         assert code == 2 and "--exported-on" in err
+
+
+def test_export_changes_csv_writes_no_formula_cells(cli, registry):
+    registry(csv_row("1000000042", "formula@example.com"))
+    assert cli("set-email", "1000000042", "--secondary", "=1+2@example.com",
+               "--reason", "as typed by the person")[0] == 0
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
+    import csv as csv_module
+    rows = list(csv_module.reader(out.splitlines()))
+    assert code == 0 and rows[1][2:5] == ["secondary_email", "", "'=1+2@example.com"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
