@@ -316,7 +316,7 @@ def cmd_unlink(args) -> int:
                             actor=args.actor or _default_actor(), mode=args.mode)
 
     def human(d):
-        print(f"Account {d['nr_number']} unlinked from Login.gov sub {d['unlinked_sub']}; "
+        print(f"{_who(d)} unlinked from Login.gov sub {d['unlinked_sub']}; "
               f"{d['sessions_ended']} session(s) ended; the legacy username stays retired.")
         if d["barred"]:
             print("That Login.gov identity is barred from this account until "
@@ -335,7 +335,7 @@ def cmd_lift_bar(args) -> int:
     result = support.lift_bar(args.nr_number, args.sub, reason=args.reason,
                               actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"Login.gov sub {d['bar_lifted_for']} may link to account {d['nr_number']} again."))
+        f"Login.gov sub {d['bar_lifted_for']} may link to {_who(d)} again."))
     return EXIT_OK
 
 
@@ -349,10 +349,21 @@ def cmd_set_email(args) -> int:
         address = args.primary or args.secondary
     result = support.set_email(args.nr_number, slot=slot, address=address,
                                reason=args.reason, actor=args.actor or _default_actor())
-    _emit(args, result, lambda d: print(
-        f"Account {d['nr_number']}: {d['field']} {d['old'] or '(none)'} -> "
-        f"{d['new'] or '(none)'}. The field is now owned here: imports will not undo it; "
-        "`export-changes` hands it to the registry."))
+    def human(d):
+        if d["rekeyed"]:
+            print(f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key {d['old_key']} "
+                  f"-> {d['new_key']}). The address did not change: nobody was told, "
+                  "nothing to export, the field stays the registry's.")
+            return
+        print(f"{_who(d)}: {d['field']} {d['old'] or '(none)'} -> {d['new'] or '(none)'}. "
+              "The field is now owned here: imports will not undo it; `export-changes` "
+              "hands it to the registry.")
+        if d["notified"]:
+            print("Email-changed notice queued to: " + ", ".join(d["notified"]) + ".")
+        if d["not_notified"]:
+            print("The email-changed notice to " + ", ".join(d["not_notified"]) + " could "
+                  "not be queued (logged as notice_not_sent): tell the person yourself.")
+    _emit(args, result, human)
     return EXIT_OK
 
 
@@ -362,7 +373,7 @@ def cmd_clear_shared(args) -> int:
     result = support.clear_shared(args.address, reason=args.reason,
                                   actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"{d['address']} proves account {d['nr_number']} again (links, recovery codes)."))
+        f"{d['address']} proves {_who(d)} again (links, recovery codes)."))
     return EXIT_OK
 
 

@@ -17,9 +17,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from chalicelib import claims, linking, sessions, store
+from chalicelib import claims, linking, notices, sessions, store
 from chalicelib.audit import audit_event, recent_events, record_committed
-from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.emails import (
+    InvalidEmail,
+    is_institutional,
+    normalize_email,
+    try_normalize_email,
+)
 from chalicelib.field_ownership import effective_status, mark_changed_here
 from chalicelib.models import Account, AuditEvent
 
@@ -209,7 +214,7 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
     ended = sessions.end_sessions_for_subject(sub)
-    return {"nr_number": account.nr_number, "unlinked_sub": sub, "mode": mode,
+    return {**_who(account), "unlinked_sub": sub, "mode": mode,
             "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
             "sessions_ended": ended,
             "legacy_username_retired": bool(account.legacy_username_retired)}
@@ -224,7 +229,7 @@ def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
         linking.lift_bar(account, sub, actor=actor, reason=reason)
     except linking.UnlinkConflict:
         raise Refused("the account changed at the same moment; nothing was changed") from None
-    return {"nr_number": account.nr_number, "bar_lifted_for": sub}
+    return {**_who(account), "bar_lifted_for": sub}
 
 
 # --- disable / enable -----------------------------------------------------------------------
@@ -290,7 +295,14 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
 def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
               actor: str) -> dict:
     """Support corrects the primary or secondary address (None removes the secondary) after
-    verifying the person by its usual process. The field is then owned here."""
+    verifying the person by its usual process. The field is then owned here.
+
+    The replaced address hears of it as after a person's own change (and the primary too,
+    when the secondary changes): a wrong correction is noticed by the owner. Giving the
+    address the account already has, whose stored key an older normalization rule made
+    (`check-email-keys`), re-keys it: the claim moves to today's key, the address and its
+    owner are unchanged, so nobody is told, nothing is exported and the field stays the
+    registry's."""
     if slot not in ("primary", "secondary"):
         raise Invalid("choose --primary or --secondary")
     reason, actor = _check_reason(reason), _check_actor(actor)
@@ -309,23 +321,34 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     elif slot == "primary":
         raise Invalid("the primary email cannot be removed")
     field_name = f"{slot}_email"
+    old_address = getattr(account, field_name)
     old_normalized = getattr(account, f"{field_name}_normalized")
     other = account.secondary_email_normalized if slot == "primary" \
         else account.primary_email_normalized
     if normalized is not None and normalized == other:
         raise Refused(f"{address} is already this account's other address: use a swap "
                       "(the person can do it on the account page)")
+    if normalized is None and old_normalized is None:
+        raise Refused(f"there is no secondary email on account {account.nr_number}; nothing "
+                      "to remove")
     if normalized == old_normalized:
-        raise Refused(f"the {slot} email is already {getattr(account, field_name)}")
+        raise Refused(f"the {slot} email is already {old_address}")
+    rekey = normalized is not None and try_normalize_email(old_address) == normalized
     found = claims.read_many([a for a in (normalized, old_normalized) if a])
     new_claim = found.get(normalized) if normalized else None
     if new_claim is not None and not new_claim.names(account.nr_number):
         holders = ", ".join(sorted(new_claim.holders))
         raise Refused(f"{address} is on another registry account ({holders}): correct that "
                       "account first")
-    event = audit_event(account.nr_number, "email_set_by_support", actor=actor, export=True,
-                        reason=reason, fields=field_name,
-                        old_email=getattr(account, field_name) or "", new_email=address or "")
+    if rekey:
+        event = audit_event(account.nr_number, "email_rekeyed_by_support", actor=actor,
+                            reason=reason, fields=field_name, old_key=old_normalized or "",
+                            new_key=normalized)
+        address = old_address  # the registry's spelling stays: only the key changes
+    else:
+        event = audit_event(account.nr_number, "email_set_by_support", actor=actor,
+                            export=True, reason=reason, fields=field_name,
+                            old_email=old_address or "", new_email=address or "")
     tx = store.Transaction()
     if normalized is not None:
         claims.add_holder(tx, "new_claim", normalized, account.nr_number, None)
@@ -334,10 +357,11 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         if old_claim is not None and old_claim.names(account.nr_number):
             claims.remove_holder(tx, "old_claim", old_normalized, account.nr_number, old_claim)
     raw, norm = getattr(Account, field_name), getattr(Account, f"{field_name}_normalized")
-    tx.update("account", account, actions=[
-        raw.set(address) if address else raw.remove(),
-        norm.set(normalized) if normalized else norm.remove(),
-        mark_changed_here(account, [field_name], actor)])
+    actions = [raw.set(address) if address else raw.remove(),
+               norm.set(normalized) if normalized else norm.remove()]
+    if not rekey:
+        actions.append(mark_changed_here(account, [field_name], actor))
+    tx.update("account", account, actions=actions)
     tx.audit(event)
     try:
         tx.commit()
@@ -345,8 +369,32 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         raise Refused("the account or the address changed at the same moment; nothing was "
                       "changed: look again with `find`") from None
     record_committed(event, fields=field_name)
-    return {"nr_number": account.nr_number, "field": field_name,
-            "old": getattr(account, field_name), "new": address}
+    result = {**_who(account), "field": field_name, "old": old_address, "new": address,
+              "rekeyed": rekey, "old_key": old_normalized, "new_key": normalized,
+              "notified": [], "not_notified": []}
+    if slot == "primary" and not rekey:
+        result["primary_email"] = address
+    if not rekey:
+        _tell_of_change(account, slot, old_address, address, result)
+    return result
+
+
+def _tell_of_change(account: Account, slot: str, old: str | None, new: str | None,
+                    result: dict) -> None:
+    """The email-changed notices of a support correction (best-effort, as for a person's
+    own change: the correction has committed whatever the mail does)."""
+    if slot == "primary":
+        sends = [(old, "primary")]
+    elif old is None:
+        sends = [(account.primary_email, "secondary")]               # a secondary added
+    elif new is None:
+        sends = [(old, "remove_secondary"), (account.primary_email, "secondary_removed")]
+    else:
+        sends = [(old, "secondary"), (account.primary_email, "secondary_changed")]
+    for to, change in sends:
+        sent = notices.send_email_changed_notice(to, account, change=change, old_email=old,
+                                                 new_email=new)
+        result["notified" if sent else "not_notified"].append(to)
 
 
 def clear_shared(address: str, *, reason: str, actor: str) -> dict:
@@ -380,7 +428,7 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
     except store.TransactionRefused:
         raise Refused("the address changed at the same moment; nothing was changed") from None
     record_committed(event)
-    return {"address": address, "nr_number": account.nr_number, "cleared": True}
+    return {**_who(account), "address": address, "cleared": True}
 
 
 # --- changes for the registry ------------------------------------------------------------------

@@ -400,3 +400,88 @@ def test_support_does_not_set_an_email_on_a_removed_account(app_client, desk):
     code, out, _ = desk("find", "gone@example.com", "--scan")
     assert code == 0 and "removed: holds no address" in out
     assert_invariants()
+
+
+# --- the desk's confirmations and notices ---------------------------------------------------------
+
+def test_every_desk_confirmation_names_the_account_and_its_primary(app_client, idp, desk):
+    desk.registry(row("1000000009", "pat.owner@example.com", first="Patricia"),
+                  row("1000000008", "office@example.com"),
+                  row("1000000007", "office@example.com"))
+    wrong = str(uuid.uuid4())
+    sign_in(person(app_client, idp), "pat.owner@example.com", sub=wrong)
+    who = "(Patricia Examiner, pat.owner@example.com)"
+    outputs = [
+        desk("unlink", "1000000009", "--mode", "not-owner", "--reason", "t1"),
+        desk("lift-bar", "1000000009", wrong, "--reason", "t2"),
+        desk("disable", "1000000009", "--reason", "t3"),
+        desk("enable", "1000000009", "--reason", "t4"),
+        desk("set-email", "1000000009", "--secondary", "pat.home@example.org", "--reason", "t5"),
+    ]
+    for code, out, err in outputs:
+        assert code == 0 and who in out, (out, err)
+    desk("set-email", "1000000008", "--primary", "own@example.com", "--reason", "t6")
+    code, out, _ = desk("clear-shared", "office@example.com", "--reason", "t7")
+    assert code == 0 and "(Pat Examiner, office@example.com)" in out
+    assert_invariants()
+
+
+@pytest.mark.parametrize("argv, told", [
+    (("--primary", "new.primary@example.com"),
+     {"old.primary@example.com": "was changed from this address"}),
+    (("--secondary", "new.second@example.org"),
+     {"old.second@example.org": "was changed from this address",
+      "old.primary@example.com": "secondary email address of your National Registry account"}),
+    (("--remove-secondary",),
+     {"old.second@example.org": "This address was removed",
+      "old.primary@example.com": "was removed. This address stays your primary"}),
+])
+def test_set_email_tells_the_replaced_address_as_a_persons_own_change_does(
+        app_client, desk, mailbox, argv, told):
+    desk.registry(row("1000000010", "old.primary@example.com", "old.second@example.org"))
+    code, out, _ = desk("set-email", "1000000010", *argv, "--reason", "ticket 8")
+    assert code == 0
+    for address, text in told.items():
+        (notice,) = mailbox.to(address)
+        assert notice.subject.startswith("The email addresses on your National Registry")
+        assert text in notice.body and "registry number ending 0010" in notice.body
+        assert address in out  # the desk is told who was told
+    assert "notice" in out
+    new = [a for a in ("new.primary@example.com", "new.second@example.org") if a in argv]
+    assert all(mailbox.to(a) == [] for a in new)
+
+
+def test_set_email_adding_a_secondary_tells_the_primary(app_client, desk, mailbox):
+    desk.registry(row("1000000011", "only.primary@example.com"))
+    code, out, _ = desk("set-email", "1000000011", "--secondary", "added@example.org",
+                        "--reason", "ticket 9")
+    assert code == 0 and "only.primary@example.com" in out
+    (notice,) = mailbox.to("only.primary@example.com")
+    assert "was added" in notice.body
+
+
+def test_set_email_says_there_is_no_secondary_instead_of_none(app_client, desk):
+    desk.registry(row("1000000012", "no.second@example.com"))
+    code, out, err = desk("set-email", "1000000012", "--remove-secondary", "--reason", "t")
+    assert code == 1 and "there is no secondary email" in err
+    assert "None" not in out + err
+
+
+def test_a_re_key_by_set_email_says_re_keyed_tells_nobody_and_is_not_exported(
+        app_client, desk, mailbox):
+    from datetime import date
+
+    from tests.test_email_keys import stored_under_the_old_rule
+
+    desk.registry(row("1000000013", "b.okafor@example.org", "baſhir.okafor.md@example.com"))
+    stored_under_the_old_rule("1000000013", secondary="bashir.okafor.md@example.com")
+    code, out, _ = desk("set-email", "1000000013", "--secondary",
+                        "baſhir.okafor.md@example.com", "--reason", "check-email-keys")
+    assert code == 0 and "re-keyed" in out
+    assert "baſhir.okafor.md@example.com -> baſhir.okafor.md@example.com" not in out
+    assert mailbox.to("b.okafor@example.org") == []
+    assert mailbox.to("baſhir.okafor.md@example.com") == []
+    assert desk("check-email-keys")[0] == 0
+    code, out, _ = desk("export-changes", "--since", date.today().isoformat())
+    assert code == 0 and "1000000013" not in out
+    assert_invariants()
