@@ -309,9 +309,22 @@ def cmd_find(args) -> int:
     return EXIT_OK
 
 
+UNLINK_USAGE = (
+    "unlink needs --mode and --reason. Choose the mode by what happened: "
+    "--mode lost-account: the person lost their Login.gov account (and made a new one); "
+    "their new Login.gov account links at their next sign-in. "
+    "--mode not-owner: the Login.gov account linked is not the account's owner's; it is "
+    "barred from this account until `lift-bar`, and the owner links their own. "
+    "--reason: why, in words (a ticket, how you verified the person); it is kept in the "
+    "audit trail. For example: unlink 1000000001 --mode lost-account --reason \"ticket 42, "
+    "verified by phone\"")
+
+
 def cmd_unlink(args) -> int:
     from supportdesk import desk as support
 
+    if args.mode not in support.UNLINK_MODES or not (args.reason or "").strip():
+        raise CliError(UNLINK_USAGE)
     result = support.unlink(args.nr_number, reason=args.reason,
                             actor=args.actor or _default_actor(), mode=args.mode)
 
@@ -602,18 +615,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also scan every account for the email (finds a missing claim)")
     p.set_defaults(handler=cmd_find)
 
-    def audited(parser_):
-        parser_.add_argument("--reason", required=True, help="why (kept in the audit history)")
+    def audited(parser_, required=True):
+        parser_.add_argument("--reason", required=required,
+                             help="why (kept in the audit history)")
         parser_.add_argument("--actor", help="support person's name (default $USER)")
 
     p = commands.add_parser("unlink", parents=[common],
                             help="remove the Login.gov link of an account")
     p.add_argument("nr_number", metavar="NUMBER")
-    p.add_argument("--mode", required=True, choices=("lost-account", "not-owner"),
+    # Checked by cmd_unlink, which explains both choices in words when one is missing.
+    p.add_argument("--mode", metavar="lost-account|not-owner",
                    help="lost-account: the person lost their Login.gov account (they link a "
                         "new one); not-owner: the linked identity is not the owner (it is "
-                        "barred from this account until lift-bar)")
-    audited(p)
+                        "barred from this account until lift-bar). Required")
+    audited(p, required=False)
     p.set_defaults(handler=cmd_unlink)
 
     p = commands.add_parser("lift-bar", parents=[common],

@@ -721,3 +721,21 @@ def test_export_changes_csv_writes_no_formula_cells(cli, registry):
     rows = list(csv_module.reader(out.splitlines()))
     assert code == 0 and rows[1][2:5] == ["secondary_email", "", "'=1+2@example.com"]
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+@pytest.mark.parametrize("argv", [
+    ("unlink", "1000000043"),
+    ("unlink", "1000000043", "--reason", "ticket 4"),
+    ("unlink", "1000000043", "--mode", "lost", "--reason", "ticket 4"),
+    ("unlink", "1000000043", "--mode", "not-owner"),
+])
+def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cli, argv):
+    make_account("1000000043", "linked@example.com")
+    link("1000000043", "sub-43")
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    text = " ".join(err.split())
+    assert "--mode lost-account" in text and "lost their Login.gov account" in text
+    assert "--mode not-owner" in text and "not the account's owner" in text
+    assert "--reason" in text and "audit" in text
+    assert Account.get("1000000043", consistent_read=True).linked_sub == "sub-43"
