@@ -348,7 +348,7 @@ def cmd_lift_bar(args) -> int:
     result = support.lift_bar(args.nr_number, args.sub, reason=args.reason,
                               actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"Login.gov sub {d['bar_lifted_for']} may link to {_who(d)} again."))
+        f"{_who(d)}: Login.gov sub {d['bar_lifted_for']} may link to it again."))
     return EXIT_OK
 
 
@@ -386,7 +386,7 @@ def cmd_clear_shared(args) -> int:
     result = support.clear_shared(args.address, reason=args.reason,
                                   actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"{d['address']} proves {_who(d)} again (links, recovery codes)."))
+        f"{_who(d)}: {d['address']} proves this account again (links, recovery codes)."))
     return EXIT_OK
 
 
