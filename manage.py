@@ -364,8 +364,9 @@ def cmd_set_email(args) -> int:
                                reason=args.reason, actor=args.actor or _default_actor())
     def human(d):
         if d["rekeyed"]:
-            print(f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key {d['old_key']} "
-                  f"-> {d['new_key']}). The address did not change: nobody was told, "
+            print(f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key "
+                  f"{d['old_key'] or '(none)'} -> {d['new_key']}). The address did not "
+                  "change: nobody was told, "
                   "nothing to export, the field stays the registry's.")
             return
         print(f"{_who(d)}: {d['field']} {d['old'] or '(none)'} -> {d['new'] or '(none)'}. "
