@@ -10,13 +10,14 @@ before chalicelib is imported, because chalicelib reads its settings from the en
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace,
 check-email-keys. Human-readable output by default, --json for scripts.
-Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, 3 an import
-stopped early (storage trouble): run it again.
+Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, credentials or
+permission); 2 usage or validation error (a refused import file: nothing imported); 3
+storage unavailable or throttled (nothing, or only whole accounts, written): run it
+again; 4 an import that wrote the file's valid rows but rejected others.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import json
 import logging
@@ -28,7 +29,13 @@ PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_CODES = ("Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, no "
+              "credentials, no permission: the message says what to set); 2 usage or "
+              "validation error (import-accounts: the file was refused, nothing imported); 3 "
+              "storage unavailable or throttled: nothing, or only whole accounts, were "
+              "written: run it again; 4 import-accounts imported the file but rejected some "
+              "rows (see the reject report).")
 
 
 class CliError(Exception):
@@ -135,43 +142,124 @@ def cmd_create_tables(args) -> int:
     return EXIT_OK
 
 
+def _check_report_path(path: str) -> None:
+    """Refuse a reject report that cannot be written before the import writes anything."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        problem = "that is a folder"
+    elif not folder.is_dir():
+        problem = f"folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        problem = "not allowed to write there"
+    else:
+        return
+    raise CliError(f"cannot write the reject report to {path}: {problem}; nothing was imported")
+
+
+def _reject_report(args, result) -> tuple[str | None, str | None]:
+    """Write (or clear) the reject report: (where it is, or None; what was removed, or None).
+
+    The default report (FILE.rejects.csv) is written when the run has anything to report
+    and removed when it has nothing: a report left from an earlier run must not be taken
+    for this one's. An explicit --reject-report is always written (the header alone when
+    nothing is to report)."""
+    from supportdesk import registry_sync
+
+    if args.reject_report is not None:
+        registry_sync.write_reject_report(args.reject_report, result.issues)
+        return args.reject_report, None
+    default = Path(str(args.file) + ".rejects.csv")
+    if result.issues:
+        registry_sync.write_reject_report(default, result.issues)
+        return str(default), None
+    if default.is_file():
+        default.unlink()
+        return None, str(default)
+    return None, None
+
+
+def _export_date(text: str | None) -> str | None:
+    """--exported-on: a real day, not after tomorrow (UTC; the registry may be a day ahead)."""
+    if text is None:
+        return None
+    from datetime import date, datetime, timedelta, timezone
+
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError("--exported-on takes the day the registry produced the file: "
+                       "YYYY-MM-DD") from None
+    if day > datetime.now(timezone.utc).date() + timedelta(days=1):
+        raise CliError(f"--exported-on {day.isoformat()} is in the future")
+    return day.isoformat()
+
+
 def cmd_import_accounts(args) -> int:
     from supportdesk import registry_sync
 
+    exported_on = _export_date(args.exported_on)
+    if args.reject_report is not None:
+        _check_report_path(args.reject_report)
     try:
         validation = registry_sync.validate_file(args.file)
     except registry_sync.ImportFileError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc}; nothing was imported") from None
     result = registry_sync.import_accounts(
         validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
-        dry_run=args.dry_run)
-    report_path = args.reject_report
-    if report_path is None and result.issues:
-        report_path = str(args.file) + ".rejects.csv"
-    if report_path is not None:
-        registry_sync.write_reject_report(report_path, result.issues)
+        dry_run=args.dry_run, exported_on=exported_on)
+    report_error = None
+    try:
+        report_path, removed = _reject_report(args, result)
+    except OSError as exc:
+        report_path, removed = None, None
+        report_error = (f"the import finished (summary above), but its reject report could "
+                        f"not be written to {args.reject_report or str(args.file) + '.rejects.csv'}"
+                        f": {exc.strerror or exc}; run it again with --reject-report PATH "
+                        "(it writes nothing twice)")
     data = result.summary()
     data["reject_report"] = report_path
+    data["reject_report_removed"] = removed
+    reported = len(result.issues)
 
     def human(d):
         if d["stopped"]:
             print(f"Import STOPPED: {d['stopped']}")
         else:
             print("Dry run: nothing written." if d["dry_run"] else "Import finished.")
+        if d["reject_report"]:
+            report = f"{d['reject_report']} ({reported} row{'s' if reported != 1 else ''})"
+        elif report_error:
+            report = "NOT WRITTEN (see the error below)"
+        elif d["reject_report_removed"]:
+            report = f"none (nothing to report; removed the old {d['reject_report_removed']})"
+        else:
+            report = "none (nothing to report)"
         _print_pairs([
             ("rows read", d["rows_read"]), ("imported (new)", d["imported"]),
             ("updated", d["updated"]), ("unchanged", d["unchanged"]),
             ("rejected", d["rejected"]),
             ("conflicts (nothing applied)", d["conflicts"]),
             ("shared emails", d["shared_emails"]),
-            ("warnings", d["warnings"]), ("claims written", d["claims_written"]),
+            ("warnings", d["warnings"]),
+            ("older than imported (not applied)", d["older"]),
+            ("claims written", d["claims_written"]),
             ("transactions", d["transactions"]), ("items read", d["items_read"]),
-            ("reject report", d["reject_report"]),
+            ("reject report", report),
         ])
     _emit(args, data, human)
+    if report_error:
+        print(f"error: {report_error}", file=sys.stderr)
     if result.stopped:
         return EXIT_INCOMPLETE
-    return EXIT_USAGE if result.rejected else EXIT_OK
+    if report_error:
+        return EXIT_REFUSED
+    return EXIT_PARTIAL if result.rejected else EXIT_OK
+
+
+def _who(d: dict) -> str:
+    """`Account N (Name, primary@example.com)`: so a mistyped number is noticed."""
+    return f"Account {d['nr_number']} ({d['name']}, {d['primary_email']})"
 
 
 def _print_account(view: dict) -> None:
@@ -221,14 +309,27 @@ def cmd_find(args) -> int:
     return EXIT_OK
 
 
+UNLINK_USAGE = (
+    "unlink needs --mode and --reason. Choose the mode by what happened: "
+    "--mode lost-account: the person lost their Login.gov account (and made a new one); "
+    "their new Login.gov account links at their next sign-in. "
+    "--mode not-owner: the Login.gov account linked is not the account's owner's; it is "
+    "barred from this account until `lift-bar`, and the owner links their own. "
+    "--reason: why, in words (a ticket, how you verified the person); it is kept in the "
+    "audit trail. For example: unlink 1000000001 --mode lost-account --reason \"ticket 42, "
+    "verified by phone\"")
+
+
 def cmd_unlink(args) -> int:
     from supportdesk import desk as support
 
+    if args.mode not in support.UNLINK_MODES or not (args.reason or "").strip():
+        raise CliError(UNLINK_USAGE)
     result = support.unlink(args.nr_number, reason=args.reason,
                             actor=args.actor or _default_actor(), mode=args.mode)
 
     def human(d):
-        print(f"Account {d['nr_number']} unlinked from Login.gov sub {d['unlinked_sub']}; "
+        print(f"{_who(d)} unlinked from Login.gov sub {d['unlinked_sub']}; "
               f"{d['sessions_ended']} session(s) ended; the legacy username stays retired.")
         if d["barred"]:
             print("That Login.gov identity is barred from this account until "
@@ -247,7 +348,7 @@ def cmd_lift_bar(args) -> int:
     result = support.lift_bar(args.nr_number, args.sub, reason=args.reason,
                               actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"Login.gov sub {d['bar_lifted_for']} may link to account {d['nr_number']} again."))
+        f"{_who(d)}: Login.gov sub {d['bar_lifted_for']} may link to it again."))
     return EXIT_OK
 
 
@@ -261,10 +362,22 @@ def cmd_set_email(args) -> int:
         address = args.primary or args.secondary
     result = support.set_email(args.nr_number, slot=slot, address=address,
                                reason=args.reason, actor=args.actor or _default_actor())
-    _emit(args, result, lambda d: print(
-        f"Account {d['nr_number']}: {d['field']} {d['old'] or '(none)'} -> "
-        f"{d['new'] or '(none)'}. The field is now owned here: imports will not undo it; "
-        "`export-changes` hands it to the registry."))
+    def human(d):
+        if d["rekeyed"]:
+            print(f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key "
+                  f"{d['old_key'] or '(none)'} -> {d['new_key']}). The address did not "
+                  "change: nobody was told, "
+                  "nothing to export, the field stays the registry's.")
+            return
+        print(f"{_who(d)}: {d['field']} {d['old'] or '(none)'} -> {d['new'] or '(none)'}. "
+              "The field is now owned here: imports will not undo it; `export-changes` "
+              "hands it to the registry.")
+        if d["notified"]:
+            print("Email-changed notice queued to: " + ", ".join(d["notified"]) + ".")
+        if d["not_notified"]:
+            print("The email-changed notice to " + ", ".join(d["not_notified"]) + " could "
+                  "not be queued (logged as notice_not_sent): tell the person yourself.")
+    _emit(args, result, human)
     return EXIT_OK
 
 
@@ -274,7 +387,7 @@ def cmd_clear_shared(args) -> int:
     result = support.clear_shared(args.address, reason=args.reason,
                                   actor=args.actor or _default_actor())
     _emit(args, result, lambda d: print(
-        f"{d['address']} proves account {d['nr_number']} again (links, recovery codes)."))
+        f"{_who(d)}: {d['address']} proves this account again (links, recovery codes)."))
     return EXIT_OK
 
 
@@ -283,10 +396,10 @@ def cmd_export_changes(args) -> int:
 
     rows = support.export_changes(args.since)
     if args.format == "csv" and not args.json:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(support.EXPORT_COLUMNS)
-        for row in rows:
-            writer.writerow([row[c] for c in support.EXPORT_COLUMNS])
+        from supportdesk.csv_cells import write_rows
+
+        write_rows(sys.stdout, support.EXPORT_COLUMNS,
+                   ([row[c] for c in support.EXPORT_COLUMNS] for row in rows))
         return EXIT_OK
     _emit(args, rows, lambda found: _print_table(
         list(support.EXPORT_COLUMNS), [[r[c] for c in support.EXPORT_COLUMNS] for r in found])
@@ -301,12 +414,23 @@ def _cmd_status(args, status: str) -> int:
                                 actor=args.actor or _default_actor())
 
     def human(d):
-        if not d["changed"]:
-            print(f"Account {d['nr_number']} is already {d['status']}; nothing changed.")
+        who = _who(d)
+        ended = f" {d['sessions_ended']} session(s) ended." if d["support_hold"] else ""
+        if d["support_hold"] and not d["changed"]:
+            print(f"{who}: support's hold is already on; nothing changed.{ended}")
+        elif d["support_hold"] and d["registry_status"] == "disabled":
+            print(f"{who}: support's hold is on (the registry also says disabled; the hold "
+                  f"stays if the registry re-activates the account).{ended}")
+        elif d["support_hold"]:
+            print(f"{who}: support's hold is on; {d['previous_status']} -> {d['status']}."
+                  f"{ended}")
+        elif not d["changed"]:
+            print(f"{who} is {d['status']} and support has no hold on it; nothing changed.")
+        elif d["status"] == "disabled":
+            print(f"{who}: support's hold lifted, but the account stays disabled: the "
+                  "registry says disabled (its next export decides).")
         else:
-            print(f"Account {d['nr_number']}: {d['previous_status']} -> {d['status']}"
-                  + (f"; {d['sessions_ended']} session(s) ended." if status == "disabled"
-                     else "."))
+            print(f"{who}: support's hold lifted; the account is {d['status']}.")
     _emit(args, result, human)
     return EXIT_OK
 
@@ -457,8 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="machine-readable output")
     parser = argparse.ArgumentParser(
         prog="manage.py", description="NRCME sign-in: support and operations commands.",
-        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage or validation error, "
-               "3 an import stopped early (storage trouble): run it again.")
+        epilog=EXIT_CODES)
     parser.add_argument("--stage", required=True,
                         help="stage in .chalice/config.json (local, dev, prod)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=argparse.SUPPRESS)
@@ -474,11 +597,16 @@ def build_parser() -> argparse.ArgumentParser:
                             help="import registry accounts from CSV")
     p.add_argument("file", help="CSV with header " + ",".join(CSV_HEADER))
     p.add_argument("--reject-report", metavar="PATH",
-                   help="where to write rejected rows and warnings "
-                        "(default: FILE.rejects.csv when there are any)")
+                   help="where to write rejected rows, conflicts and warnings (default: "
+                        "FILE.rejects.csv when there are any; a clean run removes it)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate and compare with the table, write nothing")
-    p.add_argument("--actor", help="name in the audit history (default $USER)")
+                   help="validate and compare with the table, write nothing (the counts are "
+                        "the real run's)")
+    p.add_argument("--exported-on", metavar="YYYY-MM-DD",
+                   help="the day the registry produced the file: a row older than the "
+                        "export an account was last changed from is not applied (a "
+                        "warning); without it, every row is applied as before")
+    p.add_argument("--actor", help="name in the audit history, as import:NAME (default $USER)")
     p.set_defaults(handler=cmd_import_accounts)
 
     p = commands.add_parser("find", parents=[common],
@@ -488,18 +616,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also scan every account for the email (finds a missing claim)")
     p.set_defaults(handler=cmd_find)
 
-    def audited(parser_):
-        parser_.add_argument("--reason", required=True, help="why (kept in the audit history)")
+    def audited(parser_, required=True):
+        parser_.add_argument("--reason", required=required,
+                             help="why (kept in the audit history)")
         parser_.add_argument("--actor", help="support person's name (default $USER)")
 
     p = commands.add_parser("unlink", parents=[common],
                             help="remove the Login.gov link of an account")
     p.add_argument("nr_number", metavar="NUMBER")
-    p.add_argument("--mode", required=True, choices=("lost-account", "not-owner"),
+    # Checked by cmd_unlink, which explains both choices in words when one is missing.
+    p.add_argument("--mode", metavar="lost-account|not-owner",
                    help="lost-account: the person lost their Login.gov account (they link a "
                         "new one); not-owner: the linked identity is not the owner (it is "
-                        "barred from this account until lift-bar)")
-    audited(p)
+                        "barred from this account until lift-bar). Required")
+    audited(p, required=False)
     p.set_defaults(handler=cmd_unlink)
 
     p = commands.add_parser("lift-bar", parents=[common],
@@ -590,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError
+        from supportdesk.aws_trouble import explain as explain_aws_trouble
         from supportdesk.desk import SupportError
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -611,6 +742,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"error: configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - AWS trouble is one line for the desk
+        trouble = explain_aws_trouble(exc)
+        if trouble is None:
+            raise  # a bug: the traceback is what an engineer needs
+        print(f"error: {trouble.message}", file=sys.stderr)
+        return trouble.exit_code
     finally:
         for handler, stream in zip(handlers, previous):
             handler.setStream(stream)

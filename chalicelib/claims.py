@@ -105,14 +105,20 @@ def add_holder(tx, name: str, address: str, nr_number: str, current: AddressClai
 
 
 def remove_holder(tx, name: str, address: str, nr_number: str,
-                  current: AddressClaim) -> AddressClaim | None:
+                  current: AddressClaim, *, keep_shared: bool = True) -> AddressClaim | None:
     """Take `nr_number` off the address. The last holder's removal deletes the claim; a
-    contested address left with one holder stays shared (once-shared)."""
+    contested address left with one holder stays shared (once-shared).
+
+    `keep_shared=False` is for the registry import only: an address it moves from one
+    account to another in one run is contested for a moment (the new holder was added
+    first) but was never on two accounts in the registry's eyes, so the holder it leaves
+    is proven by it. Email changes and support always keep it shared."""
     holders = current.holders - {nr_number}
     if not holders:
         tx.delete(name, Claim(Claim.email_key(address)), condition=_as_read(current))
         return None
-    after = AddressClaim(address, holders, True, current.revision + 1)
+    shared = keep_shared or len(holders) > 1
+    after = AddressClaim(address, holders, shared, current.revision + 1)
     tx.put(name, _item(address, after.holders, after.shared, after.revision),
            condition=_as_read(current))
     return after

@@ -9,7 +9,8 @@
   import reports a conflict. Unlinking never hands a field back.
 - Status is two things: the registry's status and support's hold. The registry's "removed"
   always wins (the registry decides who is certified); support's "disabled" is a hold that
-  no import lifts.
+  no import lifts, recorded and exported as its own field (`support_hold`), never as the
+  registry's status.
 """
 from __future__ import annotations
 

@@ -90,6 +90,9 @@ class Account(Model):
     # `changed_here` names the fields this service changed since, with when and by whom.
     imported = MapAttribute(null=True)
     imported_at = UTCDateTimeAttribute(null=True)
+    # The day the registry produced the export this account was last changed from
+    # (`import-accounts --exported-on`, YYYY-MM-DD): a row of an older export is not applied.
+    exported_on = UnicodeAttribute(null=True)
     changed_here = MapAttribute(null=True)
     # Support's "disabled" is a hold of its own: the registry's status never lifts it.
     support_hold = BooleanAttribute(null=True)

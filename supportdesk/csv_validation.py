@@ -72,6 +72,19 @@ class Validation:
         return sum(1 for issue in self.issues if issue.kind == REJECTED)
 
 
+SHOWN_LENGTH = 40
+
+
+def _found(value: str) -> str:
+    """` (found: VALUE)`, for the desk to see what was wrong: cut to SHOWN_LENGTH characters,
+    invisible and control characters written as \\uXXXX. The report writer keeps the cell
+    from ever being read as a formula (supportdesk.csv_cells)."""
+    text = value if len(value) <= SHOWN_LENGTH else value[:SHOWN_LENGTH] + "…"
+    shown = "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+                    else ch for ch in text)
+    return f" (found: {shown})"
+
+
 def _has_control_characters(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
@@ -81,9 +94,9 @@ def _check_text(value: str, label: str, *, required: bool, max_length: int) -> s
     if not value:
         return f"{label} is missing" if required else None
     if len(value) > max_length:
-        return f"{label} is longer than {max_length} characters"
+        return f"{label} is longer than {max_length} characters" + _found(value)
     if _has_control_characters(value):
-        return f"{label} contains control characters"
+        return f"{label} contains control characters" + _found(value)
     return None
 
 
@@ -93,7 +106,7 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[AccountRow | None, str
               for name in CSV_HEADER}
     number = values["nr_number"]
     if not is_registry_number(number):
-        return None, "nr_number must be exactly 10 digits"
+        return None, "nr_number must be exactly 10 digits" + _found(number)
     for name, label, required, limit in (
             ("first_name", "first_name", True, MAX_NAME_LENGTH),
             ("last_name", "last_name", True, MAX_NAME_LENGTH),
@@ -102,21 +115,24 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[AccountRow | None, str
         if reason:
             return None, reason
     if values["role"] not in ROLES:
-        return None, f"role must be one of {', '.join(ROLES)}"
+        return None, f"role must be one of {', '.join(ROLES)}" + _found(values["role"])
     if values["status"] not in ACCOUNT_STATUSES:
-        return None, f"status must be one of {', '.join(ACCOUNT_STATUSES)}"
+        return None, (f"status must be one of {', '.join(ACCOUNT_STATUSES)}"
+                      + _found(values["status"]))
     if not values["primary_email"]:
         return None, "primary_email is missing"
     try:
         primary = normalize_email(values["primary_email"])
     except InvalidEmail:
-        return None, "primary_email is not a valid email address"
+        return None, ("primary_email is not a valid email address"
+                      + _found(values["primary_email"]))
     secondary = None
     if values["secondary_email"]:
         try:
             secondary = normalize_email(values["secondary_email"])
         except InvalidEmail:
-            return None, "secondary_email is not a valid email address"
+            return None, ("secondary_email is not a valid email address"
+                          + _found(values["secondary_email"]))
         if secondary == primary:
             return None, "secondary_email is the same address as primary_email"
     return AccountRow(

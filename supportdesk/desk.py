@@ -17,9 +17,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from chalicelib import claims, linking, sessions, store
+from chalicelib import claims, linking, notices, sessions, store
 from chalicelib.audit import audit_event, recent_events, record_committed
-from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.emails import (
+    InvalidEmail,
+    is_institutional,
+    normalize_email,
+    try_normalize_email,
+)
 from chalicelib.field_ownership import effective_status, mark_changed_here
 from chalicelib.models import Account, AuditEvent
 
@@ -82,6 +87,12 @@ def _get_account(nr_number: str) -> Account:
     return account
 
 
+def _who(account: Account) -> dict:
+    """Name and primary email, shown with every confirmation so a wrong number is noticed."""
+    return {"nr_number": account.nr_number, "name": account.full_name,
+            "primary_email": account.primary_email}
+
+
 def _event_view(event: AuditEvent) -> dict:
     return {
         "at": event.at_event.split("#", 1)[0],
@@ -91,8 +102,11 @@ def _event_view(event: AuditEvent) -> dict:
     }
 
 
-def claim_state(claim: claims.AddressClaim | None, nr_number: str) -> str:
+def claim_state(claim: claims.AddressClaim | None, nr_number: str,
+                removed: bool = False) -> str:
     """How one address stands for one account, in the desk's words."""
+    if removed and (claim is None or not claim.names(nr_number)):
+        return "removed: holds no address (free for other accounts; back if re-activated)"
     if claim is None or not claim.names(nr_number):
         others = f" (claim names {', '.join(sorted(claim.holders))})" if claim else ""
         return "MISSING: no claim names this account" + others
@@ -109,7 +123,8 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     found = claims.read_many(account.normalized_emails())
 
     def state(email: str | None) -> str | None:
-        return claim_state(found.get(email), account.nr_number) if email else None
+        return claim_state(found.get(email), account.nr_number,
+                           account.status == "removed") if email else None
 
     marks = account.changed_here.as_dict() if account.changed_here else {}
     return {
@@ -167,7 +182,9 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
             (Account.secondary_email_normalized == email)
         numbers |= {a.nr_number for a in Account.scan(filter_condition=condition)}
     if not numbers:
-        raise NotFound("no account lists this email")
+        raise NotFound("no account lists this email" if scan else
+                       "no account lists this email (a removed account holds no address: "
+                       "`find --scan` also searches every account's addresses)")
     return [account_view(_get_account(n)) for n in sorted(numbers)]
 
 
@@ -197,7 +214,7 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
     ended = sessions.end_sessions_for_subject(sub)
-    return {"nr_number": account.nr_number, "unlinked_sub": sub, "mode": mode,
+    return {**_who(account), "unlinked_sub": sub, "mode": mode,
             "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
             "sessions_ended": ended,
             "legacy_username_retired": bool(account.legacy_username_retired)}
@@ -212,18 +229,22 @@ def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
         linking.lift_bar(account, sub, actor=actor, reason=reason)
     except linking.UnlinkConflict:
         raise Refused("the account changed at the same moment; nothing was changed") from None
-    return {"nr_number": account.nr_number, "bar_lifted_for": sub}
+    return {**_who(account), "bar_lifted_for": sub}
 
 
 # --- disable / enable -----------------------------------------------------------------------
 
 def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
-    """Disable (support's hold) or enable (lift the hold): one transaction with its audit.
+    """Disable (put support's hold on) or enable (lift it): one transaction with its audit.
 
-    The hold is support's own: a registry import never lifts it. Enabling lifts the hold
-    only; the account is then what the registry says (a registry-disabled account stays
-    disabled). A removed account is the registry's decision: support changes nothing there.
-    Disabling ends the sessions of the linked identity.
+    The hold is support's own, a field of its own (`support_hold`), never the registry's
+    status: a registry import never lifts it, and `export-changes` hands it to the
+    registry as `support_hold`, so the registry never records our hold as its "disabled"
+    (which no `enable` could then undo). Enabling lifts the hold only; the account is then
+    what the registry says. `enable` on an account that only the registry disabled is
+    refused: there is nothing of support's to lift. A removed account is the registry's
+    decision: support changes nothing there. Disabling ends the linked identity's sessions
+    (again, when the hold was already on: harmless, and it finishes an interrupted run).
     """
     if status not in ("active", "disabled"):
         raise Invalid("status must be active or disabled")
@@ -234,30 +255,36 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
         raise Refused(f"account {account.nr_number} is removed by the registry; "
                       "support does not change it")
     hold = status == "disabled"
+    had_hold = bool(account.support_hold)
     registry_status = (account.imported.as_dict().get("status", "active")
                        if account.imported else previous)
+    if not hold and not had_hold and registry_status == "disabled":
+        raise Refused(f"account {account.nr_number} is disabled because the registry says "
+                      "disabled; support has no hold to lift (the registry re-activates it "
+                      "in its export)")
     new_status = effective_status(registry_status, hold)
-    result = {"nr_number": account.nr_number, "status": new_status, "previous_status": previous,
-              "changed": previous != new_status or bool(account.support_hold) != hold,
-              "support_hold": hold, "registry_status": registry_status, "sessions_ended": 0}
-    if not result["changed"]:
-        return result
-    event = audit_event(account.nr_number,
-                        "account_disabled" if hold else "account_enabled", actor=actor,
-                        export=True, reason=reason, previous_status=previous,
-                        status=new_status, fields="status")
-    tx = store.Transaction()
-    tx.update("account", account, actions=[
-        Account.status.set(new_status), Account.support_hold.set(hold),
-        mark_changed_here(account, ["status"], actor)],
-        condition=Account.status == previous)
-    tx.audit(event)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise Refused("the account changed at the same moment; nothing was changed: "
-                      "look again with `find`") from None
-    record_committed(event, previous_status=previous)
+    result = {**_who(account), "status": new_status, "previous_status": previous,
+              "changed": had_hold != hold, "support_hold": hold,
+              "previous_support_hold": had_hold, "registry_status": registry_status,
+              "sessions_ended": 0}
+    if result["changed"]:
+        event = audit_event(account.nr_number,
+                            "account_disabled" if hold else "account_enabled", actor=actor,
+                            export=True, reason=reason, previous_status=previous,
+                            status=new_status, fields="support_hold",
+                            hold="on" if hold else "off")
+        tx = store.Transaction()
+        tx.update("account", account, actions=[
+            Account.status.set(new_status), Account.support_hold.set(hold),
+            mark_changed_here(account, ["support_hold"], actor)],
+            condition=Account.status == previous)
+        tx.audit(event)
+        try:
+            tx.commit()
+        except store.TransactionRefused:
+            raise Refused("the account changed at the same moment; nothing was changed: "
+                          "look again with `find`") from None
+        record_committed(event, previous_status=previous)
     if hold and account.linked_sub:
         result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
     return result
@@ -268,11 +295,22 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
 def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
               actor: str) -> dict:
     """Support corrects the primary or secondary address (None removes the secondary) after
-    verifying the person by its usual process. The field is then owned here."""
+    verifying the person by its usual process. The field is then owned here.
+
+    The replaced address hears of it as after a person's own change (and the primary too,
+    when the secondary changes): a wrong correction is noticed by the owner. Giving the
+    address the account already has, whose stored key an older normalization rule made
+    (`check-email-keys`), re-keys it: the claim moves to today's key, the address and its
+    owner are unchanged, so nobody is told, nothing is exported and the field stays the
+    registry's."""
     if slot not in ("primary", "secondary"):
         raise Invalid("choose --primary or --secondary")
     reason, actor = _check_reason(reason), _check_actor(actor)
     account = _get_account(nr_number)
+    if account.status == "removed":
+        # A removed account holds no address: the registry re-activates it first.
+        raise Refused(f"account {account.nr_number} is removed by the registry; its "
+                      "addresses are free and support does not change them")
     normalized = None
     if address is not None:
         try:
@@ -283,23 +321,34 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     elif slot == "primary":
         raise Invalid("the primary email cannot be removed")
     field_name = f"{slot}_email"
+    old_address = getattr(account, field_name)
     old_normalized = getattr(account, f"{field_name}_normalized")
     other = account.secondary_email_normalized if slot == "primary" \
         else account.primary_email_normalized
     if normalized is not None and normalized == other:
         raise Refused(f"{address} is already this account's other address: use a swap "
                       "(the person can do it on the account page)")
+    if normalized is None and old_normalized is None:
+        raise Refused(f"there is no secondary email on account {account.nr_number}; nothing "
+                      "to remove")
     if normalized == old_normalized:
-        raise Refused(f"the {slot} email is already {getattr(account, field_name)}")
+        raise Refused(f"the {slot} email is already {old_address}")
+    rekey = normalized is not None and try_normalize_email(old_address) == normalized
     found = claims.read_many([a for a in (normalized, old_normalized) if a])
     new_claim = found.get(normalized) if normalized else None
     if new_claim is not None and not new_claim.names(account.nr_number):
         holders = ", ".join(sorted(new_claim.holders))
         raise Refused(f"{address} is on another registry account ({holders}): correct that "
                       "account first")
-    event = audit_event(account.nr_number, "email_set_by_support", actor=actor, export=True,
-                        reason=reason, fields=field_name,
-                        old_email=getattr(account, field_name) or "", new_email=address or "")
+    if rekey:
+        event = audit_event(account.nr_number, "email_rekeyed_by_support", actor=actor,
+                            reason=reason, fields=field_name, old_key=old_normalized or "",
+                            new_key=normalized)
+        address = old_address  # the registry's spelling stays: only the key changes
+    else:
+        event = audit_event(account.nr_number, "email_set_by_support", actor=actor,
+                            export=True, reason=reason, fields=field_name,
+                            old_email=old_address or "", new_email=address or "")
     tx = store.Transaction()
     if normalized is not None:
         claims.add_holder(tx, "new_claim", normalized, account.nr_number, None)
@@ -308,10 +357,11 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         if old_claim is not None and old_claim.names(account.nr_number):
             claims.remove_holder(tx, "old_claim", old_normalized, account.nr_number, old_claim)
     raw, norm = getattr(Account, field_name), getattr(Account, f"{field_name}_normalized")
-    tx.update("account", account, actions=[
-        raw.set(address) if address else raw.remove(),
-        norm.set(normalized) if normalized else norm.remove(),
-        mark_changed_here(account, [field_name], actor)])
+    actions = [raw.set(address) if address else raw.remove(),
+               norm.set(normalized) if normalized else norm.remove()]
+    if not rekey:
+        actions.append(mark_changed_here(account, [field_name], actor))
+    tx.update("account", account, actions=actions)
     tx.audit(event)
     try:
         tx.commit()
@@ -319,8 +369,32 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         raise Refused("the account or the address changed at the same moment; nothing was "
                       "changed: look again with `find`") from None
     record_committed(event, fields=field_name)
-    return {"nr_number": account.nr_number, "field": field_name,
-            "old": getattr(account, field_name), "new": address}
+    result = {**_who(account), "field": field_name, "old": old_address, "new": address,
+              "rekeyed": rekey, "old_key": old_normalized, "new_key": normalized,
+              "notified": [], "not_notified": []}
+    if slot == "primary" and not rekey:
+        result["primary_email"] = address
+    if not rekey:
+        _tell_of_change(account, slot, old_address, address, result)
+    return result
+
+
+def _tell_of_change(account: Account, slot: str, old: str | None, new: str | None,
+                    result: dict) -> None:
+    """The email-changed notices of a support correction (best-effort, as for a person's
+    own change: the correction has committed whatever the mail does)."""
+    if slot == "primary":
+        sends = [(old, "primary")]
+    elif old is None:
+        sends = [(account.primary_email, "secondary")]               # a secondary added
+    elif new is None:
+        sends = [(old, "remove_secondary"), (account.primary_email, "secondary_removed")]
+    else:
+        sends = [(old, "secondary"), (account.primary_email, "secondary_changed")]
+    for to, change in sends:
+        sent = notices.send_email_changed_notice(to, account, change=change, old_email=old,
+                                                 new_email=new)
+        result["notified" if sent else "not_notified"].append(to)
 
 
 def clear_shared(address: str, *, reason: str, actor: str) -> dict:
@@ -354,12 +428,15 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
     except store.TransactionRefused:
         raise Refused("the address changed at the same moment; nothing was changed") from None
     record_committed(event)
-    return {"address": address, "nr_number": account.nr_number, "cleared": True}
+    return {**_who(account), "address": address, "cleared": True}
 
 
 # --- changes for the registry ------------------------------------------------------------------
 
 EXPORT_COLUMNS = ("at", "nr_number", "field", "old", "new", "event", "actor")
+# Support's hold is exported as its own field, never as the registry's status (older
+# events recorded it as "status": they are exported the same way).
+HOLD_EVENTS = {"account_disabled": ("off", "on"), "account_enabled": ("on", "off")}
 # The fields each kind of email change (chalicelib.email_change.Change) touches.
 CHANGE_FIELDS = {"primary": "primary_email", "secondary": "secondary_email",
                  "remove_secondary": "secondary_email",
@@ -382,6 +459,8 @@ def export_changes(since: str) -> list[dict]:
         for event in AuditEvent.by_export_day.query(day.strftime("%Y-%m-%d")):
             detail = event.detail.as_dict() if event.detail else {}
             fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change"), "")
+            if event.event in HOLD_EVENTS:
+                fields = "support_hold"
             for field_name in fields.split(","):
                 if not field_name:
                     continue
@@ -394,8 +473,8 @@ def export_changes(since: str) -> list[dict]:
 
 
 def _export_values(event: str, field_name: str, detail: dict) -> tuple[str, str]:
-    if field_name == "status":
-        return detail.get("previous_status", ""), detail.get("status", "")
+    if field_name == "support_hold":
+        return HOLD_EVENTS[event]
     if detail.get("change") == "swap":
         old, new = detail.get("old_email", ""), detail.get("new_email", "")
         return (old, new) if field_name == "primary_email" else (new, old)

@@ -10,7 +10,10 @@ Rows come validated from supportdesk.csv_validation. For each row:
 - Addresses (chalicelib.claims): an address on several accounts is shared, never proof of
   identity; when an import leaves one holder, the address stays once-shared until support
   clears it. An address that will be shared by the end of the run is written as shared from
-  its first write, so it never proves anyone in between.
+  its first write, so it never proves anyone in between. An address the run moves from one
+  account to another (a correction, two accounts swapping) may be contested for a moment
+  between their transactions, which is safe; it ends proving its new holder, unless it was
+  shared before the run.
 
 Writing: one transaction per account that changes — the account on its version (or absent,
 for a new one), every address it gains or loses conditioned on the claim as read, and its
@@ -21,7 +24,6 @@ the import ran is read again and planned once more; storage trouble stops the ru
 """
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +44,8 @@ from chalicelib.field_ownership import (
 )
 from chalicelib.logs import log_event
 from chalicelib.models import Account, utc_now
+from supportdesk.aws_trouble import is_transient
+from supportdesk.csv_cells import write_rows
 from supportdesk.csv_validation import (
     REJECTED,
     WARNING,
@@ -74,17 +78,19 @@ class ImportResult:
     conflicts: int = 0          # fields both sides changed: nothing applied, reported
     shared_emails: int = 0      # distinct addresses of this file on several accounts
     warnings: int = 0
+    older: int = 0              # rows of an older export than the account's: not applied
     claims_written: int = 0     # claim items put or deleted
     transactions: int = 0       # TransactWriteItems commits
     items_read: int = 0         # accounts and claims read to plan
     dry_run: bool = False
+    exported_on: str | None = None  # the day the registry produced the file, if given
     stopped: str | None = None  # why the run stopped early (storage trouble): re-run it
     issues: list[Issue] = field(default_factory=list)
 
     def summary(self) -> dict:
         names = ("rows_read", "imported", "updated", "unchanged", "rejected", "conflicts",
-                 "shared_emails", "warnings", "claims_written", "transactions", "items_read",
-                 "dry_run", "stopped")
+                 "shared_emails", "warnings", "older", "claims_written", "transactions",
+                 "items_read", "dry_run", "exported_on", "stopped")
         return {name: getattr(self, name) for name in names}
 
 
@@ -122,27 +128,48 @@ class AccountPlan:
     base: dict = field(default_factory=dict)           # the new imported snapshot
     conflicts: list[tuple[str, object, object]] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)  # normalized, after the import
+    file_date: str | None = None     # the export's date (--exported-on), if given
+    older_than: str | None = None    # the account's newer export date: nothing applied
 
     @property
     def nr_number(self) -> str:
         return self.row.nr_number
 
+    @property
+    def new_export_date(self) -> str | None:
+        """The export date to remember, when this file is newer than the account's."""
+        known = self.existing.exported_on if self.existing else None
+        return self.file_date if self.file_date and (known is None or self.file_date > known) \
+            else None
 
-def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
-    """The three-way merge of one row with its account (pure: no reads)."""
+
+def plan_account(row: AccountRow, account: Account | None,
+                 file_date: str | None = None) -> AccountPlan:
+    """The three-way merge of one row with its account (pure: no reads).
+
+    With `file_date` (the day the registry produced the export), a row from an export
+    older than the one the account was last changed from is not applied: re-running an
+    old file must not undo a newer registry decision. Its account keeps what it holds."""
     theirs = _row_values(row)
+    if account is not None and file_date and account.exported_on \
+            and file_date < account.exported_on:
+        plan = AccountPlan(row, account, file_date=file_date, older_than=account.exported_on)
+        plan.addresses = account.normalized_emails() if account.status != "removed" else []
+        return plan
     if account is None:
-        plan = AccountPlan(row, None, base=dict(theirs))
+        plan = AccountPlan(row, None, base=dict(theirs), file_date=file_date)
         plan.changes = {**{k: v for k, v in theirs.items()},
                         "primary_email_normalized": row.primary_email_normalized,
                         "secondary_email_normalized": row.secondary_email_normalized,
                         "status": effective_status(row.status, False)}
         plan.addresses = [a for a in (row.primary_email_normalized,
                                       row.secondary_email_normalized) if a]
+        if plan.changes["status"] == "removed":
+            plan.addresses = []  # a removed account holds no address
         return plan
     ours = _current_values(account)
     base = account.imported.as_dict() if account.imported else dict(ours)
-    plan = AccountPlan(row, account, base=dict(base))
+    plan = AccountPlan(row, account, base=dict(base), file_date=file_date)
     for name in REGISTRY_FIELDS:
         outcome = merge(_comparable(name, base.get(name)), _comparable(name, ours[name]),
                         _comparable(name, theirs[name]))
@@ -175,12 +202,15 @@ def plan_account(row: AccountRow, account: Account | None) -> AccountPlan:
         plan.conflicts.append(("secondary_email", theirs["secondary_email"],
                                ours["secondary_email"]))
         secondary = account.secondary_email_normalized
-    plan.addresses = [a for a in (primary, secondary) if a]
+    # The registry decides who is certified: a removed account holds no address (they are
+    # free for whoever the registry gives them to), and takes them back if re-activated.
+    plan.addresses = [a for a in (primary, secondary) if a] if status != "removed" else []
     return plan
 
 
-def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim]) -> dict[str, bool]:
-    """For every address the run touches: will it be on several accounts (or stay shared)?"""
+def holders_after(plans: list[AccountPlan],
+                  current: dict[str, AddressClaim]) -> dict[str, frozenset[str]]:
+    """For every address the run touches: the accounts that will hold it when it ends."""
     in_file = {plan.nr_number: plan for plan in plans}
     holders: dict[str, set[str]] = {}
     for address, claim in current.items():
@@ -188,15 +218,40 @@ def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim]) -> 
     for plan in plans:
         for address in plan.addresses:
             holders.setdefault(address, set()).add(plan.nr_number)
+    return {address: frozenset(numbers) for address, numbers in holders.items()}
+
+
+def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim],
+                 holders: dict[str, frozenset[str]] | None = None) -> dict[str, bool]:
+    """For every address the run touches: will it be on several accounts (or stay shared)?
+
+    False means the run's final state is "one holder, not shared": the address was not
+    shared before the run and ends on one account, even if it is contested for a moment
+    while the run moves it from one account to another."""
+    holders = holders_after(plans, current) if holders is None else holders
     return {address: len(numbers) > 1 or bool(current.get(address) and current[address].shared)
             for address, numbers in holders.items()}
 
 
 # --- writing ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Outlook:
+    """Where the run leaves each address it touches: its holders, and whether it is shared."""
+
+    holders: dict[str, frozenset[str]]
+    shared: dict[str, bool]
+
+    def keep_shared(self, address: str, left: frozenset[str]) -> bool:
+        """Removing a holder leaves `left`: does the address stay (once-)shared? Only an
+        address the run leaves unshared, on exactly the account(s) the run expects, is
+        freed; anything else (shared before, someone else in between) stays shared."""
+        return self.shared.get(address, True) or left != self.holders.get(address)
+
+
 def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | None],
-                     shared: dict[str, bool], actor: str) -> tuple[store.Transaction | None,
-                                                                   dict, int]:
+                     outlook: Outlook, actor: str) -> tuple[store.Transaction | None,
+                                                            dict, int]:
     """The account's one transaction, and the claims as it leaves them (None: no write)."""
     tx = store.Transaction()
     after = dict(claim_state)
@@ -208,18 +263,20 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
         holds = claim is not None and claim.names(number)
         if address in plan.addresses and not holds:
             after[address] = claims.add_holder(tx, f"claim:{address}", address, number, claim,
-                                               shared=shared.get(address, False))
+                                               shared=outlook.shared.get(address, False))
             writes += 1
         elif address not in plan.addresses and holds:
+            keep = outlook.keep_shared(address, claim.holders - {number})
             after[address] = claims.remove_holder(tx, f"claim:{address}", address, number,
-                                                  claim)
+                                                  claim, keep_shared=keep)
             writes += 1
     if not (plan.changes or plan.base or writes):
         return None, after, 0
     now = utc_now()
     fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
     if plan.existing is None:
-        account = Account(number, **plan.changes, imported=plan.base, imported_at=now)
+        account = Account(number, **plan.changes, imported=plan.base, imported_at=now,
+                          exported_on=plan.file_date)
         tx.put("account", account, condition=Account.nr_number.does_not_exist())
         event = audit_event(number, "account_imported", actor=actor)
     else:
@@ -228,6 +285,8 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
                    for name, value in sorted(plan.changes.items())]
         if plan.base:
             actions += [Account.imported.set(plan.base), Account.imported_at.set(now)]
+        if plan.new_export_date:  # only with a write: re-running a file stays free
+            actions.append(Account.exported_on.set(plan.new_export_date))
         # The version condition (added by PynamoDB) refuses an account that changed since it
         # was read (a link, an email change, support); link fields are never in `actions`.
         tx.update("account", plan.existing, actions=actions)
@@ -237,48 +296,96 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
     return tx, after, writes
 
 
+class StorageStopped(Exception):
+    """DynamoDB kept refusing (throttled or unavailable) after STORAGE_RETRIES waits."""
+
+
+def _with_storage_retries(call: Callable, sleep: Callable[[float], None]):
+    """`call()`, waiting and trying again while DynamoDB is throttled or unavailable.
+    Other failures (no credentials, no permission) are raised at once: waiting won't help."""
+    failures = 0
+    while True:
+        try:
+            return call()
+        except PynamoDBException as exc:
+            if not is_transient(exc):
+                raise
+            failures += 1
+            if failures > STORAGE_RETRIES:
+                log_event("import_stopped", error=exc.__class__.__name__)
+                raise StorageStopped(exc.__class__.__name__) from None
+            sleep(min(2.0 ** failures, 10.0))
+
+
 def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | None]]:
     """Read the account and its addresses again and plan the row once more."""
     account = store.get_account(plan.nr_number)
-    fresh = plan_account(plan.row, account)
+    fresh = plan_account(plan.row, account, plan.file_date)
     addresses = set(fresh.addresses) | set(account.normalized_emails() if account else ())
     found = claims.read_many(addresses)
     return fresh, {address: found.get(address) for address in addresses}
 
 
 def import_accounts(validation: Validation, *, actor: str = "import", dry_run: bool = False,
-                    sleep: Callable[[float], None] = time.sleep) -> ImportResult:
-    """Sync the valid rows of `validation` into the tables. Idempotent."""
+                    exported_on: str | None = None,
+                    sleep: Callable[[float], None] | None = None) -> ImportResult:
+    """Sync the valid rows of `validation` into the tables. Idempotent.
+
+    `exported_on` (YYYY-MM-DD): the day the registry produced the file. Each account
+    remembers the newest export it was changed from; a row of an older export is not
+    applied (a warning). Without it, rows are applied whatever their age (as before)."""
+    sleep = sleep or time.sleep
     issues = list(validation.issues)
-    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run)
+    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run,
+                          exported_on=exported_on)
     rows = validation.rows
-    existing = {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
-                                                          consistent_read=True)} if rows else {}
-    plans = [plan_account(row, existing.get(row.nr_number)) for row in rows]
-    addresses = {a for plan in plans for a in plan.addresses} | {
-        a for account in existing.values() for a in account.normalized_emails()}
-    current = claims.read_many(addresses)
+
+    def read_accounts():
+        return {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
+                                                          consistent_read=True)}
+    try:
+        existing = _with_storage_retries(read_accounts, sleep) if rows else {}
+        plans = [plan_account(row, existing.get(row.nr_number), exported_on) for row in rows]
+        addresses = {a for plan in plans for a in plan.addresses} | {
+            a for account in existing.values() for a in account.normalized_emails()}
+        current = _with_storage_retries(lambda: claims.read_many(addresses), sleep)
+    except StorageStopped:
+        result.stopped = ("DynamoDB kept refusing reads (throttled or unavailable) before "
+                          "anything was written; nothing was written: re-run the import")
+        result.issues = list(validation.issues)
+        result.rejected = validation.rejected
+        log_event("accounts_imported", **result.summary())
+        return result
     result.items_read = len(existing) + len(current)
-    shared = shared_after(plans, current)
+    final = holders_after(plans, current)
+    shared = shared_after(plans, current, final)
+    outlook = Outlook(final, shared)
     result.shared_emails = sum(1 for plan_address in {a for p in plans for a in p.addresses}
                                if shared.get(plan_address))
     claim_state: dict[str, AddressClaim | None] = {a: current.get(a) for a in addresses}
-    stamp = utc_now().strftime("%Y-%m-%d")
+    # Who "says" a value in a conflict: the file, when its date is known; else this run.
+    stamp = (f"the registry's file of {exported_on}" if exported_on
+             else f"this import (run on {utc_now().strftime('%Y-%m-%d')})")
 
     for index, plan in enumerate(plans):
         if result.stopped:
             break
+        if plan.older_than:
+            result.older += 1
+            issues.append(_older_issue(plan))
+            continue
         for name, theirs, ours in plan.conflicts:
             issues.append(_conflict_issue(plan, name, theirs, ours, stamp))
         result.conflicts += len(plan.conflicts)
         for address in plan.addresses:
             if shared.get(address):
                 issues.append(Issue(plan.row.row, plan.nr_number, WARNING,
-                                    f"{_slot(plan, address)} email is on several registry "
-                                    "accounts: it links none of them and gets no recovery "
-                                    "code until support clears it"))
-        outcome = _write(plan, claim_state, shared, actor, dry_run, result, sleep)
-        if outcome == "changed":
+                                    _shared_warning(plan, address, final[address])))
+        outcome = _write(plan, claim_state, outlook, actor, dry_run, result, sleep)
+        if outcome == "older":  # a newer export was imported while this one ran
+            result.older += 1
+            issues.append(_older_issue(plan))
+        elif outcome == "changed":
             issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
                                 "account changed while importing (linked or edited at the "
                                 "same moment) twice; nothing written for it: re-run the "
@@ -296,17 +403,21 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     return result
 
 
-def _write(plan: AccountPlan, claim_state: dict, shared: dict[str, bool], actor: str,
+def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
            dry_run: bool, result: ImportResult, sleep) -> str:
-    """Write one account; returns "written", "unchanged", "changed" or "stopped"."""
+    """Write one account; returns "written", "unchanged", "changed", "older" or "stopped"."""
     retried_fresh = False
     storage_failures = 0
     while True:
-        tx, after, claim_writes = _transaction_for(plan, claim_state, shared, actor)
+        tx, after, claim_writes = _transaction_for(plan, claim_state, outlook, actor)
         if tx is None:
             result.unchanged += 1
             return "unchanged"
         if dry_run:
+            # As if committed: later rows see the claims this one leaves, so a dry run's
+            # counts are the real run's (transactions: those it would commit).
+            claim_state.update(after)
+            result.transactions += 1
             _count(plan, result, claim_writes)
             return "written"
         try:
@@ -316,13 +427,21 @@ def _write(plan: AccountPlan, claim_state: dict, shared: dict[str, bool], actor:
                 return "changed"
             # Someone changed the account or one of its addresses since we read them.
             retried_fresh = True
-            plan_fresh, fresh_claims = _fresh(plan)
+            try:
+                plan_fresh, fresh_claims = _with_storage_retries(lambda: _fresh(plan), sleep)
+            except StorageStopped:
+                return "stopped"
             plan.changes, plan.base, plan.addresses = (plan_fresh.changes, plan_fresh.base,
                                                        plan_fresh.addresses)
             plan.existing = plan_fresh.existing
             claim_state.update(fresh_claims)
+            if plan_fresh.older_than:
+                plan.older_than = plan_fresh.older_than
+                return "older"
             continue
         except PynamoDBException as exc:
+            if not is_transient(exc):
+                raise  # no credentials, no permission: waiting won't help
             storage_failures += 1
             if storage_failures > STORAGE_RETRIES:
                 log_event("import_stopped", nr_number=plan.nr_number,
@@ -348,12 +467,31 @@ def _slot(plan: AccountPlan, address: str) -> str:
     return "primary" if plan.addresses and plan.addresses[0] == address else "secondary"
 
 
+def _shared_warning(plan: AccountPlan, address: str, holders: frozenset[str]) -> str:
+    others = sorted(holders - {plan.nr_number})
+    slot = _slot(plan, address)
+    if others:
+        return (f"{slot} email {address} is also on registry "
+                f"account{'s' if len(others) > 1 else ''} {', '.join(others)}: it links none "
+                "of them and gets no recovery code until the accounts are corrected and "
+                "support clears it (manage.py find, clear-shared)")
+    return (f"{slot} email {address} was on several registry accounts (once-shared): it "
+            "links nobody and gets no recovery code until support verifies the person and "
+            "clears it (manage.py clear-shared)")
+
+
+def _older_issue(plan: AccountPlan) -> Issue:
+    return Issue(plan.row.row, plan.nr_number, WARNING,
+                 f"not applied: this file (exported on {plan.file_date}) is older than the "
+                 f"export of {plan.older_than} already imported for this account")
+
+
 def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:
     marks = changed_here(plan.existing) if plan.existing else {}
     mark = marks.get(name)
     here = f"changed here on {mark.at[:10]} by {mark.by}" if mark else "changed here"
     return Issue(plan.row.row, plan.nr_number, CONFLICT,
-                 f"{name}: the registry's file of {stamp} says {theirs or '(none)'}; "
+                 f"{name}: {stamp} says {theirs or '(none)'}; "
                  f"this service has {ours or '(none)'} ({here}); nothing applied — "
                  "the registry should take this service's value (manage.py export-changes), "
                  "or support corrects it (manage.py set-email)")
@@ -361,15 +499,7 @@ def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> I
 
 # --- the reject report -----------------------------------------------------------------------
 
-def _cell(value: object) -> str:
-    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_reject_report(path: str | Path, issues: list[Issue]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(REPORT_HEADER)
-        for issue in issues:
-            writer.writerow([issue.row, _cell(issue.nr_number), issue.kind, _cell(issue.reason)])
+        write_rows(stream, REPORT_HEADER,
+                   ([issue.row, issue.nr_number, issue.kind, issue.reason] for issue in issues))

@@ -133,7 +133,8 @@ def make_account(nr_number="1000000001", primary="dr.alice@example.com", seconda
                  status="active", role="medical_examiner", legacy_username="alice1",
                  first_name="Alice", last_name="Examiner", claims=True):
     """Create an account and (by default) its email claims, as the import does: the row is
-    its imported base, and an address another account already holds becomes shared."""
+    its imported base, an address another account already holds becomes shared, and a
+    removed account holds no address."""
     from chalicelib import claims as address_claims
     from chalicelib import store
     from chalicelib.emails import normalize_email
@@ -149,7 +150,7 @@ def make_account(nr_number="1000000001", primary="dr.alice@example.com", seconda
         secondary_email_normalized=normalize_email(secondary) if secondary else None,
         legacy_username=legacy_username, imported=row)
     account.save()
-    for email in account.normalized_emails() if claims else []:
+    for email in account.normalized_emails() if claims and status != "removed" else []:
         tx = store.Transaction()
         address_claims.add_holder(tx, "claim", email, nr_number, address_claims.read(email))
         tx.commit()

@@ -1,9 +1,11 @@
 """The account lifecycle's invariants (DESIGN.md, "Account lifecycle"), checked on the
 tables as they are: after every lifecycle test and after every step of the state machine.
 
-1. Every address of every account has exactly one claim, and it names that account; no
-   claim names an account that does not hold the address; a claim proves an account
-   (`nr_number`) exactly when it has one holder and was never shared.
+1. Every address of every account that is not removed has exactly one claim, and it names
+   that account; no claim names an account that does not hold the address, nor a removed
+   account (the registry decides who is certified: a removed account's addresses are
+   free); a claim proves an account (`nr_number`) exactly when it has one holder and was
+   never shared.
 2. `sub#` claims and accounts' linked subs agree both ways; one sub, at most one account;
    a purged identity holds no link; a barred identity is not linked to that account.
 3. Every link and unlink has its audit record: per account, links minus unlinks in the
@@ -39,6 +41,8 @@ def assert_invariants() -> None:
         emails = account.normalized_emails()
         if len(emails) != len(set(emails)):
             problems.append(f"{account.nr_number} lists one address twice")
+        if account.status == "removed":
+            continue  # holds no address (checked below: no claim names it)
         for address in emails:
             item = by_address.get(address)
             if item is None or not claims.from_item(item).names(account.nr_number):
@@ -51,6 +55,8 @@ def assert_invariants() -> None:
             account = accounts.get(number)
             if account is None or address not in account.normalized_emails():
                 problems.append(f"claim on {address} names {number}, which does not hold it")
+            elif account.status == "removed":
+                problems.append(f"claim on {address} names {number}, which is removed")
         if item.nr_number != claim.proves:
             problems.append(f"claim on {address}: proves {item.nr_number!r}, "
                             f"holders {sorted(claim.holders)} shared={claim.shared}")

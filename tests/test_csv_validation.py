@@ -104,3 +104,29 @@ def test_reject_report_lists_rejects_and_warnings_without_formula_cells(tmp_path
         rows = list(csv.reader(stream))
     assert rows[0] == ["row", "nr_number", "kind", "reason"]
     assert rows[1][:3] == ["2", "'=HYPERLINK(1)", "rejected"]
+
+
+@pytest.mark.parametrize("row, shown", [
+    (csv_row("123456789", "a@example.com"), "(found: 123456789)"),
+    (csv_row("1234567890", "a@example.com", role="doctor"), "(found: doctor)"),
+    (csv_row("1234567890", "a@example.com", status="suspended"), "(found: suspended)"),
+    (csv_row("1234567890", "not-an-email"), "(found: not-an-email)"),
+    (csv_row("1234567890", "a@example.com", "b@@example.com"), "(found: b@@example.com)"),
+    (csv_row("1234567890", "a@example.com", first="Pat\u200b"), "(found: Pat\\u200b)"),
+    (csv_row("1234567890", "a@example.com", first="P" * 150), "(found: " + "P" * 40 + "…)"),
+])
+def test_a_rejected_row_shows_the_offending_value_visibly(row, shown):
+    (issue,) = validate_text(csv_text(row)).issues
+    assert issue.reason.endswith(shown), issue.reason
+
+
+def test_an_offending_value_cannot_become_a_formula_in_the_report(tmp_path):
+    validation = validate_text(csv_text(
+        csv_row("1234567890", "=HYPERLINK(\"http://x\")"),
+        csv_row("=1+1", "b@example.com")))
+    path = tmp_path / "rejects.csv"
+    write_reject_report(path, validation.issues)
+    with open(path, newline="") as stream:
+        rows = list(csv.reader(stream))[1:]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    assert '=HYPERLINK("http://x")' in rows[0][3]  # shown, inside the reason's text

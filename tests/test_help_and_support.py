@@ -165,6 +165,18 @@ def _status(status):
     return refuse
 
 
+def _removed_after_linking(browser):
+    # A removed account holds no address (signing in with it matches nothing); the person
+    # already linked to it is the one who is told it was removed.
+    from tests.aws_fixtures import link
+
+    make_account(primary="old.examiner@example.com")
+    sub = str(uuid.uuid4())
+    link("1000000001", sub)
+    Account.get("1000000001").update(actions=[Account.status.set("removed")])
+    return browser.follow(browser.sign_in(["old.examiner@example.com"], sub=sub))
+
+
 def _cancelled(browser):
     return browser.get(browser.authorize(browser.start_signin(), ["x@example.com"],
                                          action="cancel"))
@@ -188,7 +200,7 @@ REFUSALS = {
     "two accounts": (_ambiguous, 409, "two-accounts", "link_refused_ambiguous"),
     "already linked": (_already_linked, 409, "already-linked", "link_refused_shared"),
     "disabled": (_status("disabled"), 403, "not-active", "link_refused_inactive"),
-    "removed": (_status("removed"), 403, "not-active", "link_refused_inactive"),
+    "removed": (_removed_after_linking, 403, "not-active", "link_refused_inactive"),
     "cancelled sign-in": (_cancelled, 400, "cancelled", "signin_cancelled"),
     "not found": (_not_found, 404, None, "not_found"),
     "send limit": (_send_limit, 429, "codes", "code_send_limited"),

@@ -97,13 +97,28 @@ def test_account_linked_to_someone_else_is_not_shared(browser, other_browser):
     assert len(sub_claims()) == 1
 
 
-@pytest.mark.parametrize("status, word", [("disabled", "disabled"), ("removed", "removed")])
-def test_inactive_accounts_do_not_link(browser, status, word):
-    make_account(primary="dr.alice@example.com", status=status)
+def test_disabled_accounts_do_not_link(browser):
+    make_account(primary="dr.alice@example.com", status="disabled")
     page = browser.sign_in(["dr.alice@example.com"])
     assert page.status == 403
-    assert f"has been {word}" in page.body
+    assert "has been disabled" in page.body
     assert sub_claims() == [] and "nr_session" not in browser.cookies
+
+
+def test_a_removed_accounts_address_is_free_and_links_nothing(browser):
+    # The registry decides who is certified: a removed account holds no address.
+    make_account(primary="dr.alice@example.com", status="removed")
+    page = browser.sign_in(["dr.alice@example.com"])
+    assert page.location == "/link/no-match"
+    assert sub_claims() == [] and Account.get("1000000001").linked_sub is None
+
+
+def test_an_identity_linked_to_an_account_the_registry_removed_is_told_so(browser):
+    make_account(primary="dr.alice@example.com")
+    browser.follow(browser.sign_in(["dr.alice@example.com"]))
+    Account.get("1000000001").update(actions=[Account.status.set("removed")])
+    page = browser.get("/account")
+    assert page.status == 403 and "has been removed" in page.body
 
 
 def test_disabled_after_linking_ends_access_at_next_request(browser):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 import types
@@ -248,6 +249,73 @@ def test_disable_then_enable(cli):
                       ("account_enabled", "support:support-tester", "verified owner")]
 
 
+@pytest.fixture
+def registry(cli, tmp_path):
+    """Import rows as the registry's export, through manage.py; returns (code, out, err)."""
+    files = iter(range(1000))
+
+    def run(*rows, extra=()):
+        path = tmp_path / f"registry-{next(files)}.csv"
+        path.write_text(csv_text(*rows))
+        return cli("import-accounts", str(path), *extra)
+    return run
+
+
+def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(
+        cli, registry):
+    registry(csv_row("1000000020", "held@example.com"))
+    assert cli("disable", "1000000020", "--reason", "misuse")[0] == 0
+    assert cli("enable", "1000000020", "--reason", "resolved")[0] == 0
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    code, rows, _ = run_json(cli, "export-changes", "--since", today)
+    assert code == 0
+    assert [(r["field"], r["old"], r["new"]) for r in rows] == [
+        ("support_hold", "off", "on"), ("support_hold", "on", "off")]
+
+
+def test_enable_refuses_when_only_the_registry_says_disabled(cli, registry):
+    registry(csv_row("1000000021", "reg.disabled@example.com", status="disabled"))
+    code, out, err = cli("enable", "1000000021", "--reason", "person called")
+    assert code == 1 and out == ""
+    assert "the registry says disabled; support has no hold to lift" in err
+    assert [e.event for e in AuditEvent.query("1000000021")] == ["account_imported"]
+
+
+def test_disable_on_a_registry_disabled_account_sets_the_hold_and_says_so(cli, registry):
+    registry(csv_row("1000000022", "both@example.com", status="disabled"))
+    code, out, _ = cli("disable", "1000000022", "--reason", "misuse reported")
+    assert code == 0 and "hold is on" in out and "registry also says disabled" in out
+    # The registry re-activates it: the hold keeps it disabled until support lifts it.
+    registry(csv_row("1000000022", "both@example.com", status="active"))
+    assert Account.get("1000000022", consistent_read=True).status == "disabled"
+    code, out, _ = cli("enable", "1000000022", "--reason", "resolved")
+    assert code == 0 and "hold lifted" in out and "active" in out
+    assert Account.get("1000000022", consistent_read=True).status == "active"
+
+
+def test_enable_after_the_registry_took_a_disable_says_the_account_stays_disabled(
+        cli, registry):
+    # Before the hold had its own field, an export could hand the registry "disabled".
+    registry(csv_row("1000000023", "old.export@example.com"))
+    assert cli("disable", "1000000023", "--reason", "misuse")[0] == 0
+    registry(csv_row("1000000023", "old.export@example.com", status="disabled"))
+    code, out, _ = cli("enable", "1000000023", "--reason", "resolved")
+    assert code == 0 and "hold lifted" in out
+    assert "stays disabled" in out and "the registry says disabled" in out
+    assert "disabled -> disabled" not in out
+    code, _, err = cli("enable", "1000000023", "--reason", "again")
+    assert code == 1 and "the registry says disabled; support has no hold to lift" in err
+
+
+def test_disable_and_enable_that_change_nothing_say_why(cli, registry):
+    registry(csv_row("1000000024", "quiet@example.com"))
+    code, out, _ = cli("enable", "1000000024", "--reason", "check")
+    assert code == 0 and "support has no hold" in out and "nothing changed" in out
+    cli("disable", "1000000024", "--reason", "misuse")
+    code, out, _ = cli("disable", "1000000024", "--reason", "again")
+    assert code == 0 and "hold is already on" in out and "nothing changed" in out
+
+
 def test_a_removed_account_is_not_enabled_by_support(cli):
     make_account("1000000011", "ivy@example.com", status="removed")
     code, _, err = cli("enable", "1000000011", "--reason", "asked")
@@ -330,13 +398,13 @@ def test_report_html_is_self_contained_escaped_and_charts_links(cli, tmp_path):
 
 # --- import, cleanup, create-tables, reminders ----------------------------------------------------
 
-def test_import_accounts_command_reports_and_exits_2_on_rejects(cli, tmp_path):
+def test_import_accounts_command_reports_and_exits_4_when_it_rejected_rows(cli, tmp_path):
     data = tmp_path / "accounts.csv"
     data.write_text(csv_text(csv_row("3000000001", "one@example.com"),
                              csv_row("bad", "two@example.com")))
     report = tmp_path / "rejects.csv"
     code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
-    assert code == 2
+    assert code == 4  # wrote the valid rows: not a refused file (2)
     assert (summary["rows_read"], summary["imported"], summary["rejected"]) == (2, 1, 1)
     assert "bad,rejected,nr_number must be exactly 10 digits" in report.read_text()
     code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
@@ -477,3 +545,197 @@ def test_trace_on_the_local_stage_asks_for_the_log_file(cli, stage_config):
     stage_config.write_text(json.dumps(config))
     code, _, err = cli("trace", "3f2a9c1d", stage="local")
     assert code == 2 and "--log-file" in err
+
+
+# --- storage and environment trouble: one line and an exit code, never a traceback -------------
+
+from tests.aws_fixtures import api_calls  # noqa: E402,F401 - fixture
+
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+@pytest.mark.parametrize("operation, argv", [
+    ("TransactWriteItems", ("set-email", "1000000030", "--primary", "new@example.com",
+                            "--reason", "ticket 1")),
+    ("TransactWriteItems", ("disable", "1000000030", "--reason", "ticket 2")),
+    ("GetItem", ("find", "1000000030")),
+    ("Scan", ("check-email-keys",)),
+    ("Query", ("export-changes", "--since", "2020-01-01")),
+])
+def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation,
+                                                                   argv):
+    make_account("1000000030", "throttled@example.com")
+    api_calls.fail(operation, THROTTLED, times=50)
+    code, out, err = cli(*argv)
+    assert code == 3, (out, err)
+    assert "Traceback" not in out + err
+    (line,) = [l for l in err.splitlines() if l.startswith("error:")]
+    assert "throttled" in line and "run the command again" in line and THROTTLED in line
+    api_calls.rules.clear()
+    assert Account.get("1000000030", consistent_read=True).primary_email == \
+        "throttled@example.com"
+
+
+def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
+        cli, registry, api_calls, monkeypatch):
+    from supportdesk import registry_sync
+
+    monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
+    api_calls.fail("BatchGetItem", THROTTLED, times=2)
+    code, out, err = registry(csv_row("1000000031", "read.retry@example.com"))
+    assert code == 0 and Account.count() == 1, (out, err)
+    api_calls.fail("BatchGetItem", THROTTLED, times=50)
+    code, out, err = registry(csv_row("1000000032", "read.stop@example.com"))
+    assert code == 3 and "Traceback" not in out + err
+    assert "STOPPED" in out and "nothing was written" in out and "re-run the import" in out
+    assert Account.count() == 1
+
+
+def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, api_calls,
+                                                                monkeypatch):
+    from supportdesk import registry_sync
+
+    monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
+    registry(csv_row("1000000033", "race@example.com"))
+
+    def someone_edits_the_account():  # the import's write is refused: it reads again...
+        Account.get("1000000033").update(actions=[Account.first_name.set("Edited")])
+        api_calls.fail("GetItem", THROTTLED, times=50)  # ...and that read is throttled
+
+    api_calls.interleave("TransactWriteItems", someone_edits_the_account, table="accounts",
+                         key_prefix="1000000033")
+    code, out, err = registry(csv_row("1000000033", "race@example.com", first="Registry"))
+    assert code == 3 and "STOPPED" in out and "Traceback" not in out + err
+
+
+def test_an_unwritable_reject_report_is_refused_before_anything_is_imported(cli, tmp_path):
+    data = tmp_path / "accounts.csv"
+    data.write_text(csv_text(csv_row("1000000034", "one@example.com"), "bad,row"))
+    code, out, err = cli("import-accounts", str(data), "--reject-report",
+                         str(tmp_path / "no-such-dir" / "rejects.csv"))
+    assert code == 2 and "reject report" in err and "nothing was imported" in err
+    assert Account.count() == 0 and "Traceback" not in out + err
+
+
+def test_a_reject_report_that_cannot_be_written_after_the_import_still_shows_the_summary(
+        cli, tmp_path):
+    data = tmp_path / "accounts.csv"
+    data.write_text(csv_text(csv_row("1000000035", "one@example.com"), "bad,row"))
+    (tmp_path / "accounts.csv.rejects.csv").mkdir()  # the default report path is taken
+    code, out, err = cli("import-accounts", str(data))
+    assert code == 1 and "imported (new)" in out and "Traceback" not in out + err
+    assert "reject report could not be written" in err and Account.count() == 1
+
+
+@pytest.fixture
+def bare_aws(monkeypatch, stage_config):
+    """No moto and no AWS settings at all: what a desk machine without setup has. A table
+    prefix of its own makes PynamoDB open new connections (reading the environment)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(stage_config.parent / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(stage_config.parent / "no-creds"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("TABLE_PREFIX", "bare-aws-")
+    yield
+    from chalicelib import models
+    monkeypatch.undo()
+    models.use_table_prefix(os.environ["TABLE_PREFIX"])
+
+
+def test_no_aws_region_is_a_one_line_hint(bare_aws, stage_config, capsys):
+    code = manage.main(["--stage", "test", "--config", str(stage_config), "find", "1000000001"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    assert "no AWS region" in err and "AWS_DEFAULT_REGION" in err
+
+
+def test_no_aws_credentials_is_a_one_line_hint(bare_aws, stage_config, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    code = manage.main(["--stage", "test", "--config", str(stage_config), "find", "1000000001"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    assert "no AWS credentials" in err and "docs/deploy.md" in err
+
+
+def test_access_denied_on_ssm_names_the_permission(cli, api_calls, monkeypatch):
+    from chalicelib import secrets
+
+    make_account("1000000036", "ssm@example.com")
+    link("1000000036", "sub-ssm")
+    monkeypatch.setenv("HMAC_ROOT_KEY", "")
+    monkeypatch.setenv("HMAC_ROOT_KEY_PARAMETER", "/nrcme/test/hmac-root-key")
+    secrets.reset_secrets()
+    api_calls.fail("GetParameter", "AccessDeniedException", times=5)
+    code, out, err = cli("unlink", "1000000036", "--mode", "lost-account", "--reason", "t")
+    secrets.reset_secrets()
+    assert code == 1 and "Traceback" not in out + err
+    assert "AccessDeniedException" in err and "GetParameter" in err and "docs/deploy.md" in err
+    assert Account.get("1000000036", consistent_read=True).linked_sub == "sub-ssm"
+
+
+def test_a_clean_run_removes_the_default_reject_report_and_says_there_is_none(cli, tmp_path):
+    nightly = tmp_path / "nightly.csv"
+    nightly.write_text(csv_text(csv_row("1000000040", "a@example.com"), "bad,row"))
+    code, out, _ = cli("import-accounts", str(nightly))
+    report = tmp_path / "nightly.csv.rejects.csv"
+    assert code == 4 and report.is_file() and f"{report} (1 row)" in out
+    nightly.write_text(csv_text(csv_row("1000000040", "a@example.com")))
+    code, out, _ = cli("import-accounts", str(nightly))
+    assert code == 0 and not report.exists()
+    assert f"none (nothing to report; removed the old {report})" in out
+    code, out, _ = cli("import-accounts", str(nightly))
+    assert code == 0 and "none (nothing to report)" in out
+
+
+def test_help_lists_the_exit_codes(capsys):
+    assert manage.main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 storage unavailable or throttled" in text
+    assert "4 import-accounts imported the file but rejected some rows" in text
+
+
+def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registry, tmp_path):
+    assert registry(csv_row("1000000041", "d@example.com", status="removed"),
+                    extra=("--exported-on", "2026-03-03"))[0] == 0
+    code, out, _ = registry(csv_row("1000000041", "d@example.com"),
+                            extra=("--exported-on", "2026-03-02"))
+    assert code == 0 and re.search(r"older than imported \(not applied\) +1\n", out)
+    report = (tmp_path / "registry-1.csv.rejects.csv").read_text()
+    assert "older than the export of 2026-03-03 already imported" in report
+    assert Account.get("1000000041").status == "removed"
+    for bad in ("03/02/2026", "2026-02-30", "2999-01-01"):
+        code, _, err = registry(csv_row("1000000041", "d@example.com"),
+                                extra=("--exported-on", bad))
+        assert code == 2 and "--exported-on" in err
+
+
+def test_export_changes_csv_writes_no_formula_cells(cli, registry):
+    registry(csv_row("1000000042", "formula@example.com"))
+    assert cli("set-email", "1000000042", "--secondary", "=1+2@example.com",
+               "--reason", "as typed by the person")[0] == 0
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
+    import csv as csv_module
+    rows = list(csv_module.reader(out.splitlines()))
+    assert code == 0 and rows[1][2:5] == ["secondary_email", "", "'=1+2@example.com"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+@pytest.mark.parametrize("argv", [
+    ("unlink", "1000000043"),
+    ("unlink", "1000000043", "--reason", "ticket 4"),
+    ("unlink", "1000000043", "--mode", "lost", "--reason", "ticket 4"),
+    ("unlink", "1000000043", "--mode", "not-owner"),
+])
+def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cli, argv):
+    make_account("1000000043", "linked@example.com")
+    link("1000000043", "sub-43")
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    text = " ".join(err.split())
+    assert "--mode lost-account" in text and "lost their Login.gov account" in text
+    assert "--mode not-owner" in text and "not the account's owner" in text
+    assert "--reason" in text and "audit" in text
+    assert Account.get("1000000043", consistent_read=True).linked_sub == "sub-43"

@@ -242,3 +242,163 @@ def test_a_registry_status_change_applies_when_support_has_no_hold(tables, statu
     sync(csv_row("7600000001", "s@example.com", status="active"))
     sync(csv_row("7600000001", "s@example.com", status=status))
     assert Account.get("7600000001").status == status
+
+
+# --- addresses that move between accounts in one export ---------------------------------------
+
+MOVES = {
+    # A's address given to B (A gets a new one), in both row orders.
+    "move, giver first": ([("8200000001", "x@example.com"), ("8200000002", "z@example.com")],
+                          [("8200000001", "y@example.com"), ("8200000002", "x@example.com")]),
+    "move, taker first": ([("8200000001", "x@example.com"), ("8200000002", "z@example.com")],
+                          [("8200000002", "x@example.com"), ("8200000001", "y@example.com")]),
+    # Two accounts swap addresses, in both row orders.
+    "swap": ([("8200000001", "x@example.com"), ("8200000002", "y@example.com")],
+             [("8200000001", "y@example.com"), ("8200000002", "x@example.com")]),
+    "swap, other order": ([("8200000001", "x@example.com"), ("8200000002", "y@example.com")],
+                          [("8200000002", "x@example.com"), ("8200000001", "y@example.com")]),
+}
+
+
+@pytest.mark.parametrize("case", list(MOVES))
+def test_an_address_moving_between_accounts_in_one_export_proves_its_new_holder(tables, case):
+    before, after = MOVES[case]
+    sync(*(csv_row(number, address) for number, address in before))
+    result = sync(*(csv_row(number, address) for number, address in after))
+    assert result.shared_emails == 0 and kinds(result, "warning") == {}
+    for number, address in after:
+        held = claim(address)
+        assert held.holders == {number} and held.proves == number, (address, held)
+    # The next report does not call it shared either.
+    again = sync(*(csv_row(number, address) for number, address in after))
+    assert again.shared_emails == 0 and again.unchanged == 2
+
+
+def test_an_address_shared_before_the_run_stays_once_shared_when_it_moves(tables):
+    sync(csv_row("8300000001", "office@example.com"),
+         csv_row("8300000002", "office@example.com"))
+    # The registry gives the office address to 8300000003 only: it was shared, so whoever
+    # holds it now is not proven by it until support has verified them.
+    sync(csv_row("8300000001", "a@example.com"), csv_row("8300000002", "b@example.com"),
+         csv_row("8300000003", "office@example.com"))
+    office = claim("office@example.com")
+    assert office.holders == {"8300000003"} and office.once_shared
+
+
+def test_a_dry_run_counts_what_the_real_run_writes(tables):
+    sync(csv_row("8400000001", "x@example.com"), csv_row("8400000002", "y@example.com"))
+    text = csv_text(csv_row("8400000001", "y@example.com"),
+                    csv_row("8400000002", "x@example.com"))
+    dry = import_accounts(validate_text(text), dry_run=True)
+    real = import_accounts(validate_text(text))
+    # Every count is what the real run does, transactions included (those it would commit).
+    assert dry.summary() | {"dry_run": None} == real.summary() | {"dry_run": None}
+    assert real.transactions == 2
+
+
+# --- removed accounts hold no address ------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["removed first", "added first"])
+def test_a_renumbered_person_keeps_their_address_on_the_new_account(tables, order):
+    sync(csv_row("8500000001", "renumbered@example.com", "home@example.org"))
+    rows = [csv_row("8500000001", "renumbered@example.com", "home@example.org",
+                    status="removed"),
+            csv_row("8500000002", "renumbered@example.com")]
+    result = sync(*(rows if order == "removed first" else rows[::-1]))
+    assert result.shared_emails == 0 and kinds(result, "warning") == {}
+    assert claim("renumbered@example.com").proves == "8500000002"
+    assert claim("home@example.org") is None  # free: the removed account holds nothing
+    assert Account.get("8500000001").primary_email == "renumbered@example.com"  # kept
+
+
+def test_a_removed_account_releases_its_addresses_and_takes_them_back_when_re_activated(
+        tables):
+    sync(csv_row("8600000001", "back@example.com", "back.home@example.org"))
+    sync(csv_row("8600000001", "back@example.com", "back.home@example.org",
+                 status="removed"))
+    assert claim("back@example.com") is None and claim("back.home@example.org") is None
+    result = sync(csv_row("8600000001", "back@example.com", "back.home@example.org"))
+    assert result.updated == 1
+    assert claim("back@example.com").proves == "8600000001"
+    assert claim("back.home@example.org").proves == "8600000001"
+
+
+def test_a_re_activated_account_shares_an_address_someone_took_meanwhile(tables):
+    sync(csv_row("8700000001", "taken.meanwhile@example.com", status="removed"),
+         csv_row("8700000002", "taken.meanwhile@example.com"))
+    assert claim("taken.meanwhile@example.com").proves == "8700000002"
+    result = sync(csv_row("8700000001", "taken.meanwhile@example.com"))
+    held = claim("taken.meanwhile@example.com")
+    assert held.holders == {"8700000001", "8700000002"} and held.proves is None
+    (warning,) = kinds(result, "warning").values()
+    assert "taken.meanwhile@example.com" in warning and "8700000002" in warning
+
+
+def test_a_shared_address_warning_names_the_address_and_the_other_accounts(tables):
+    result = sync(csv_row("8800000001", "desk@example.com"),
+                  csv_row("8800000002", "own@example.com", "desk@example.com"),
+                  csv_row("8800000003", "desk@example.com"))
+    warnings = kinds(result, "warning")
+    assert "desk@example.com" in warnings["8800000002"]
+    assert "8800000001" in warnings["8800000002"] and "8800000003" in warnings["8800000002"]
+    assert "secondary" in warnings["8800000002"] and "primary" in warnings["8800000001"]
+
+
+# --- the export's date: an older file never undoes a newer one ----------------------------------
+
+def test_a_row_from_an_older_export_is_not_applied_and_is_reported(tables):
+    monday = csv_row("8900000001", "dated@example.com", status="active")
+    tuesday = csv_row("8900000001", "dated@example.com", status="removed")
+    sync(monday, exported_on="2026-03-02")
+    sync(tuesday, exported_on="2026-03-03")
+    assert Account.get("8900000001").exported_on == "2026-03-03"
+    rerun = sync(monday, exported_on="2026-03-02")  # Monday's file again, by mistake
+    assert Account.get("8900000001").status == "removed"
+    assert rerun.older == 1 and rerun.updated == 0
+    (warning,) = kinds(rerun, "warning").values()
+    assert "older than the export of 2026-03-03 already imported" in warning
+
+
+def test_re_running_the_same_dated_export_writes_nothing(tables, api_calls):
+    text = csv_text(csv_row("8900000002", "same@example.com", first="Sam"))
+    import_accounts(validate_text(text), exported_on="2026-03-02")
+    api_calls.clear()
+    again = import_accounts(validate_text(text), exported_on="2026-03-02")
+    assert (again.unchanged, again.older, again.updated) == (1, 0, 0)
+    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+
+
+def test_a_newer_export_is_applied_and_remembered_and_an_undated_run_behaves_as_before(tables):
+    sync(csv_row("8900000003", "dated@example.org", first="Old"), exported_on="2026-03-02")
+    sync(csv_row("8900000003", "dated@example.org", first="New"), exported_on="2026-03-04")
+    account = Account.get("8900000003")
+    assert (account.first_name, account.exported_on) == ("New", "2026-03-04")
+    # Without --exported-on nothing is compared: applied as today, the date left alone.
+    sync(csv_row("8900000003", "dated@example.org", first="Undated"))
+    account = Account.get("8900000003")
+    assert (account.first_name, account.exported_on) == ("Undated", "2026-03-04")
+
+
+def test_an_older_rows_addresses_count_as_the_account_holds_them(tables):
+    sync(csv_row("8900000004", "kept@example.com"), exported_on="2026-03-05")
+    # An older file also gives the address to a new account: the address is shared, as
+    # the account not updated still holds it.
+    result = sync(csv_row("8900000004", "other@example.com"),
+                  csv_row("8900000005", "kept@example.com"), exported_on="2026-03-01")
+    assert Account.get("8900000004").primary_email == "kept@example.com"
+    assert claim("kept@example.com").holders == {"8900000004", "8900000005"}
+    assert result.older == 1
+
+
+def test_the_conflict_report_says_which_file_or_which_run(tables):
+    from datetime import datetime, timezone
+
+    sync(csv_row("8900000006", "first@example.com"))
+    set_primary_here("8900000006", "mine@example.com")
+    undated = sync(csv_row("8900000006", "registry.fix@example.com"))
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    (reason,) = kinds(undated, "conflict").values()
+    assert f"this import (run on {today}) says registry.fix@example.com" in reason
+    dated = sync(csv_row("8900000006", "registry.fix@example.com"), exported_on="2026-03-02")
+    (reason,) = kinds(dated, "conflict").values()
+    assert "the registry's file of 2026-03-02 says registry.fix@example.com" in reason

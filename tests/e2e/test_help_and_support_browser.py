@@ -181,8 +181,9 @@ REFUSALS = {
                        "Login.gov account”"),
     "disabled": (_disabled, "This registry account is not active", "not-active",
                  "“This registry account is not active”"),
-    "removed": (_removed, "This registry account is not active", "not-active",
-                "“This registry account is not active”"),
+    # A removed account holds no address: its email matches no account.
+    "removed": (_removed, "We could not find a registry account for your Login.gov email",
+                "no-match", "“We could not find a registry account for your Login.gov email”"),
     "cancelled": (_cancelled, "You cancelled signing in", "cancelled",
                   "“You cancelled signing in”"),
 }
