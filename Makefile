@@ -48,8 +48,10 @@ package: $(STAMP)
 	  --out build/merge-template.yaml $(MERGE_TEMPLATES)
 	PIP_NO_DEPS=1 $(BIN)/chalice package --stage $(STAGE) \
 	  --merge-template build/merge-template.yaml build/package
+	$(BIN)/python infra/add_bytecode.py --chalice-cache build/package/deployment.zip
 
-deploy: $(STAMP)
+# chalice deploy reuses the zip `make package` built and compiled (infra/add_bytecode.py).
+deploy: package
 	PIP_NO_DEPS=1 $(BIN)/chalice deploy --stage $(STAGE)
 
 # Debian's Chromium for the Playwright end-to-end tests (Playwright's own download cannot

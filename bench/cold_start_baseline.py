@@ -7,4 +7,4 @@ import boto3
 client = boto3.client("dynamodb")
 client.put_item(TableName=os.environ["BENCH_BASELINE_TABLE"],
                 Item={"flow_id": {"S": f"baseline#{uuid.uuid4()}"}})
-print(200)
+print(200, flush=True)  # the answer: bench/run.py times the process until this line

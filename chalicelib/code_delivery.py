@@ -28,7 +28,8 @@ def send_code(binding: Binding, reservation: SendReservation, *, to: str, templa
     if binding.purpose is Purpose.RECOVERY and reservation.recovery_paused:
         onetime_codes.create_challenge(binding, nr_number=None, target_email=target_email,
                                        target_normalized=target_normalized, decoy=True)
-        outbox.enqueue_decoy()  # the same requests as a real code
+        outbox.enqueue_decoy(template, to, code="0" * onetime_codes.CODE_DIGITS,
+                             minutes=get_settings().challenge_ttl // 60, **mail_context)
         log_event("recovery_code_suppressed", nr_number=nr_number,
                   subject=keyed_hash(binding.subject))
         count("RecoveryCodeSuppressed")

@@ -319,3 +319,17 @@ class EmailChangeConflict(EmailChangeRefused):
     """The account's emails changed after the code was sent; nothing was changed."""
 
     event = "email_change_conflict"
+
+
+# --- Security events (a JSON API: chalicelib.routes.security_event_routes answers these) -----
+
+class SecurityEventRejected(Exception):
+    """The SET is not acceptable. `code` is the RFC 8935 error code for the 400 answer."""
+
+    def __init__(self, code: str, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+class SecurityEventDeferred(Exception):
+    """Not handled now (nothing changed): answered 503, so Login.gov delivers it again."""

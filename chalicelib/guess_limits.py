@@ -168,6 +168,7 @@ def _decoy_paused(recovery: RecoveryGuess, cap: int) -> None:
     store.get_account(recovery.account_key)
     _mark_paused(f"{_DECOY_ACCOUNT_PREFIX}{recovery.address_normalized}", window)
     try:
-        outbox.enqueue_decoy()
+        outbox.enqueue_decoy(notices.RECOVERY_PAUSED_NOTICE, recovery.address_normalized,
+                             account={"nr_number": "0" * 10, "first_name": ""}, cap=cap)
     except MailNotQueued:
         pass  # as for a real pause notice: nothing to tell anyone, nothing to undo

@@ -89,6 +89,29 @@ def discover() -> dict:
         return document
 
 
+def discover_in_background() -> threading.Thread | None:
+    """Start fetching the discovery document unless it is cached; return the thread to join.
+
+    A cold container's first sign-in then overlaps this round trip to Login.gov with its
+    first DynamoDB request (creating the client is most of a cold start) instead of paying
+    one after the other. A failure here is left for the caller's own discover() to raise.
+    """
+    with _discovery_lock:
+        if _discovery is not None and \
+                time.monotonic() - _discovery_fetched_at < get_settings().discovery_ttl:
+            return None
+    thread = threading.Thread(target=_discover_quietly, name="discovery", daemon=True)
+    thread.start()
+    return thread
+
+
+def _discover_quietly() -> None:
+    try:
+        discover()
+    except IdentityProviderUnavailable:
+        pass
+
+
 # --- Authorization request -----------------------------------------------------------------
 
 def build_authorization_url(state: str, nonce: str) -> str:

@@ -37,6 +37,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib import guess_limits
 from chalicelib.config import get_settings
+from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.errors import (
     CodeExpired,
     CodeMalformed,
@@ -46,7 +47,6 @@ from chalicelib.errors import (
     WrongCode,
 )
 from chalicelib.logs import keyed_hash, log_event
-from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.models import Challenge, Flow, expiry_bucket
 from chalicelib.store import condition_failed
 
@@ -113,12 +113,12 @@ def create_challenge(binding: Binding, *, nr_number: str | None, target_email: s
     now = int(time.time())
     expires = now + settings.challenge_ttl
     salt = secrets.token_hex(16)
+    # A decoy makes and digests a code too, only to cost what a real one costs (its
+    # timing must not tell the two apart), then stores a random hash that no code matches.
+    code = _new_code()
+    code_hash = _code_digest(salt, binding.challenge_id, code)
     if decoy:
-        code = None
-        code_hash = secrets.token_hex(32)  # random, not a digest of any code
-    else:
-        code = _new_code()
-        code_hash = _code_digest(salt, binding.challenge_id, code)
+        code, code_hash = None, secrets.token_hex(32)
     Challenge(
         binding.challenge_id,
         subject=binding.subject,

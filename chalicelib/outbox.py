@@ -50,7 +50,6 @@ class Mail:
                            "context": self.context}, sort_keys=True, ensure_ascii=False)
 
 
-DECOY_BODY = json.dumps({"v": VERSION, "decoy": True})
 
 
 # --- enqueue (the request side) ------------------------------------------------------------------
@@ -91,9 +90,11 @@ def enqueue_each(template: str, recipients: list[str], **context) -> None:
     _send([Mail(template, [address], plain).body() for address in recipients], template)
 
 
-def enqueue_decoy() -> None:
-    """The same request a real mail costs, for an answer that must not tell them apart."""
-    _send([DECOY_BODY], "decoy")
+def enqueue_decoy(template: str, to: str, **context) -> None:
+    """The same request a real mail costs, for an answer that must not tell them apart: the
+    message a real one would be, of the same size, marked for the worker to drop."""
+    body = json.loads(Mail(template, [to], _plain(context)).body())
+    _send([json.dumps({**body, "decoy": True}, sort_keys=True, ensure_ascii=False)], "decoy")
 
 
 def _send(bodies: list[str], template: str) -> None:

@@ -35,6 +35,7 @@ from chalicelib import (
     signin,
     store,
 )
+from chalicelib.config import get_settings
 from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.errors import NoPendingCode, RecoveryEmailInvalid, SharedAddress
 from chalicelib.logs import count, keyed_hash, log_event
@@ -89,7 +90,9 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     if found is None:
         onetime_codes.create_challenge(binding, nr_number=None, target_email=text,
                                        target_normalized=normalized, decoy=True)
-        outbox.enqueue_decoy()  # the same requests, and time, as a real code's mail
+        # The same requests, and time, as a real code's mail (code_delivery.send_code).
+        outbox.enqueue_decoy("recovery_code", text, code="0" * onetime_codes.CODE_DIGITS,
+                             minutes=get_settings().challenge_ttl // 60)
         log_event("recovery_code_requested", subject=keyed_hash(session.subject),
                   target=keyed_hash(normalized), known=False)
         count("RecoveryCodeRequested", known="false")

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 
 from chalicelib import linking, login_gov, sessions, store
 from chalicelib.audit import audit_event
-from chalicelib.errors import IdentityProviderUnavailable
+from chalicelib.errors import (
+    IdentityProviderUnavailable,
+    SecurityEventDeferred,
+    SecurityEventRejected,
+)
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Claim, Flow, SeenSecurityEvent, expiry_bucket
 
@@ -34,18 +38,6 @@ MAX_TOKEN_LENGTH = 16_384
 JTI_MEMORY_SECONDS = 7 * 24 * 3600
 MAX_TOKEN_AGE_SECONDS = 24 * 3600
 MAX_ATTEMPTS = 3
-
-
-class SecurityEventRejected(Exception):
-    """The SET is not acceptable. `code` is the RFC 8935 error code for the 400 answer."""
-
-    def __init__(self, code: str, description: str):
-        super().__init__(description)
-        self.code, self.description = code, description
-
-
-class SecurityEventDeferred(Exception):
-    """Not handled now (nothing changed): answered 503, so Login.gov delivers it again."""
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from enum import Enum
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import linking, login_gov, notices, sessions
+from chalicelib import login_gov, sessions
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 from chalicelib.errors import (
+    IdentityProviderUnavailable,
     LinkedButNotSignedIn,
     LoginGovReturnedError,
     NoMatchingAccount,
@@ -36,8 +37,8 @@ from chalicelib.errors import (
 )
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Flow, SignInState, expiry_bucket
-from chalicelib.store import condition_failed
 from chalicelib.redirects import DEFAULT_RETURN_PATH, safe_return_path
+from chalicelib.store import condition_failed
 
 MAX_STATE_LENGTH = 128
 MAX_CODE_LENGTH = 512
@@ -62,10 +63,10 @@ def start_signin(return_to: str | None) -> StartedSignIn:
         raise ReturnToRejected("return_to is not a same-site path")
     binding = login_gov.random_token()
     state, nonce = login_gov.random_token(), login_gov.random_token()
-    url = login_gov.build_authorization_url(state, nonce)
+    discovering = login_gov.discover_in_background()
     now = int(time.time())
     expires = now + settings.signin_state_ttl
-    SignInState(
+    record = SignInState(
         f"signin#{sha256_hex(state)}",
         nonce=nonce,
         browser_hash=sha256_hex(binding),
@@ -73,8 +74,27 @@ def start_signin(return_to: str | None) -> StartedSignIn:
         created_at=now,
         expires_at=expires,
         expiry_bucket=expiry_bucket(expires),
-    ).save(condition=Flow.flow_id.does_not_exist())
+    )
+    try:
+        record.save(condition=Flow.flow_id.does_not_exist())
+    finally:
+        if discovering is not None:
+            discovering.join()
+    try:
+        url = login_gov.build_authorization_url(state, nonce)
+    except IdentityProviderUnavailable:
+        _forget_state(record)
+        raise
     return StartedSignIn(authorization_url=url, state=state, browser_binding=binding)
+
+
+def _forget_state(record: SignInState) -> None:
+    """A state no authorization URL was built for can never come back: delete it now
+    rather than leave it to expire (cleanup would remove it later anyway)."""
+    try:
+        record.delete()
+    except PynamoDBException:
+        log_event("signin_state_not_forgotten", level=logging.WARNING)
 
 
 def consume_state(state: str, browser_binding: str | None) -> SignInState:
@@ -152,6 +172,9 @@ def _still_signed_in(session_token: str | None, state: str) -> CompletedSignIn |
 
 
 def _complete_signin(params: dict[str, str], browser_binding: str | None) -> CompletedSignIn:
+    # Imported here, not above: /login, a cold start's usual first request, needs neither.
+    from chalicelib import linking, notices
+
     state = params.get("state", "")
     error = params.get("error")
     if error:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import uuid
 
 import pytest
 
 from chalicelib import http_client, linking
-from localdev import aws_calls
 from chalicelib.models import Account, AuditEvent, Flow, SignInState
+from localdev import aws_calls
 from tests.assertions import (
     assert_nothing_half_written,
     assert_refused,
@@ -168,6 +169,37 @@ def test_discovery_outage_with_a_cached_document_still_signs_in(browser, account
     assert page.status == 302 and page.location == "/account"
     assert failed  # the outage was met, and the last good document served
     assert_nothing_half_written()
+
+
+def test_a_cold_login_reads_discovery_while_it_writes_its_state(browser, account, idp,
+                                                                monkeypatch):
+    """Each waits until the other has begun: only a /login that runs both at once gets
+    through without a wait running out (a cold start pays one, not both in turn)."""
+    reset_app_caches()  # a new Lambda container: discovery is not cached
+    discovery_began, write_began = threading.Event(), threading.Event()
+    waits: dict[str, bool] = {}
+    real_request, real_save = http_client.request, SignInState.save
+
+    def request(method, url, **kwargs):
+        if url.endswith("/.well-known/openid-configuration"):
+            discovery_began.set()
+            waits["discovery saw the write"] = write_began.wait(5)
+        return real_request(method, url, **kwargs)
+
+    def save(self, *args, **kwargs):
+        write_began.set()
+        waits["write saw discovery"] = discovery_began.wait(5)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(http_client, "request", request)
+    monkeypatch.setattr(SignInState, "save", save)
+    fetched = idp.count("/.well-known/openid-configuration")
+    page = browser.get("/login")
+    assert page.status == 302 and page.location.startswith(idp.issuer)
+    assert waits == {"discovery saw the write": True, "write saw discovery": True}
+    assert idp.count("/.well-known/openid-configuration") == fetched + 1
+    browser.get("/login")  # warm: the cached document, no second fetch
+    assert idp.count("/.well-known/openid-configuration") == fetched + 1
 
 
 # --- DynamoDB: starting a sign-in ------------------------------------------------------------------

@@ -32,7 +32,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 CHALICE_DIR = PROJECT_DIR / ".chalice"
 BIN_DIR = Path(sys.executable).parent
-MAX_ZIP_BYTES = 8_000_000
+# Sources and their bytecode (infra/add_bytecode.py): about 8.2 MB; Lambda allows 50.
+MAX_ZIP_BYTES = 10_000_000
 DEPLOYED_STAGES = ("dev", "prod")
 STACK_TEST_PREFIX = "nrcme-infratest-"
 TABLE_RESOURCES = {models.Account: "AccountsTable", models.Claim: "ClaimsTable",
@@ -322,7 +323,8 @@ def makefile_merge_templates() -> list[str]:
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory):
     """`make package STAGE=prod` of a project copy: infra/merge_templates.py merges the
-    Makefile's MERGE_TEMPLATES into one file, and `chalice package --merge-template` it."""
+    Makefile's MERGE_TEMPLATES into one file, `chalice package --merge-template` it, and
+    infra/add_bytecode.py compiles the zip and the copy `chalice deploy` reuses."""
     root = tmp_path_factory.mktemp("package")
     project = root / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
@@ -344,6 +346,9 @@ def packaged(tmp_path_factory):
     result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod",
                   "--merge-template", str(root / "merge-template.yaml"), str(out)],
                  cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run([sys.executable, "infra/add_bytecode.py", "--chalice-cache",
+                  str(out / "deployment.zip")], cwd=project, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -476,14 +481,19 @@ def third_party_imports() -> set[str]:
     return {module for module in modules if module.split(".")[0] not in local}
 
 
-def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
-    """Only the zip plus what the runtime provides: a missing package fails here, not in AWS."""
+def _lambda_like_runtime(tmp_path) -> Path:
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     for name in LAMBDA_RUNTIME_MODULES:
         source = Path(__import__(name).__file__)
         source = source.parent if source.name == "__init__.py" else source
         (runtime / source.name).symlink_to(source)
+    return runtime
+
+
+def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
+    """Only the zip plus what the runtime provides: a missing package fails here, not in AWS."""
+    runtime = _lambda_like_runtime(tmp_path)
     modules = sorted(third_party_imports())
     assert "pynamodb.models" in modules and "jwt" in modules
     check = (
@@ -501,6 +511,90 @@ def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
                  env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "nrcme-signin"
+
+
+def test_a_cold_start_compiles_nothing_it_ships(unpacked, tmp_path):
+    """Every module the first /login imports from the zip comes from its bytecode."""
+    runtime = _lambda_like_runtime(tmp_path)
+    check = (f"import sys\nsys.path[:0] = [{str(unpacked)!r}, {str(runtime)!r}]\n"
+             "import app, chalicelib.login_gov, pynamodb.models, jinja2, jwt\n")
+    # -B: Lambda's code directory is read-only, nothing can be written beside the sources.
+    result = run([sys.executable, "-I", "-S", "-B", "-v", "-c", check],
+                 env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
+    assert result.returncode == 0, result.stderr
+    loaded = [line.split("code object from ", 1)[1].strip("'")
+              for line in result.stderr.splitlines() if line.startswith("# code object from ")
+              and str(unpacked) in line]
+    compiled_here = [path for path in loaded if not path.endswith(".pyc")]
+    assert compiled_here == [], compiled_here
+    assert any(path.endswith("chalicelib/__pycache__/signin.cpython-311.pyc") for path in loaded)
+    assert any("/pynamodb/__pycache__/" in path for path in loaded)
+
+
+def test_bytecode_that_does_not_match_its_source_is_not_used(unpacked, tmp_path):
+    """Checked-hash bytecode: an edited source is what runs, never the old bytecode."""
+    task = tmp_path / "task"
+    (task / "idna" / "__pycache__").mkdir(parents=True)
+    source, bytecode = "idna/package_data.py", "idna/__pycache__/package_data.cpython-311.pyc"
+    shutil.copy2(unpacked / source, task / source)
+    shutil.copy2(unpacked / bytecode, task / bytecode)
+    with (task / source).open("a") as edited:
+        edited.write("\nEDITED = True\n")
+    result = run([sys.executable, "-I", "-S", "-B", "-c",
+                  f"import sys; sys.path[:0] = [{str(task)!r}]\n"
+                  "import idna.package_data as m; print(getattr(m, 'EDITED', False))"],
+                 env={"PATH": os.environ.get("PATH", "")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_add_bytecode_replaces_timestamp_bytecode_and_keeps_every_entry(tmp_path):
+    import importlib.util
+    import py_compile
+
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    try:
+        import add_bytecode
+    finally:
+        sys.path.remove(str(PROJECT_DIR / "infra"))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    stale = py_compile.compile(str(tmp_path / "pkg" / "mod.py"), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    zip_path = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(zip_path, "w") as zipped:
+        zipped.writestr("pkg/mod.py", "VALUE = 1\n")
+        zipped.write(stale, "pkg/__pycache__/mod.cpython-311.pyc")
+        zipped.writestr("pkg/broken.py", "def (:\n")
+        zipped.writestr("pkg/data.json", "{}")
+    zip_path.chmod(0o644)
+
+    assert add_bytecode.main([str(zip_path)]) == 0
+    with zipfile.ZipFile(zip_path) as zipped:
+        assert zipped.testzip() is None
+        names = set(zipped.namelist())
+        header = zipped.read("pkg/__pycache__/mod.cpython-311.pyc")[:8]
+    assert names == {"pkg/mod.py", "pkg/__pycache__/mod.cpython-311.pyc", "pkg/broken.py",
+                     "pkg/data.json"}
+    assert header == importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little")  # checked hash
+    assert zip_path.stat().st_mode & 0o777 == 0o644
+    assert add_bytecode.add_bytecode(zip_path) == 0  # a second run changes nothing
+
+
+def test_chalice_deploy_reuses_the_compiled_zip(packaged):
+    """`chalice deploy` and `chalice package` build through the same cache: packaging the
+    unchanged project again must hand out the compiled zip, not a fresh uncompiled one."""
+    project = packaged.parent / "project"
+    env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "PIP_NO_DEPS": "1"})
+    again = packaged.parent / "again"
+    result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod", str(again)],
+                 cwd=project, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with zipfile.ZipFile(again / "deployment.zip") as zipped:
+        names = set(zipped.namelist())
+    assert "chalicelib/__pycache__/edge.cpython-311.pyc" in names
+    assert "jinja2/__pycache__/environment.cpython-311.pyc" in names
 
 
 # --- the outbox -------------------------------------------------------------------------------

@@ -88,8 +88,9 @@ def test_with_ses_hanging_sign_in_recovery_and_email_change_never_call_it(
 
 def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(app_client, idp, mailbox,
                                                                      calls):
-    from tests.assertions import LoggedEvents
     import logging
+
+    from tests.assertions import LoggedEvents
 
     logged = LoggedEvents()
     logging.getLogger("nrcme").addHandler(logged)
@@ -148,10 +149,12 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
 
 def test_a_decoy_costs_the_same_request_and_sends_nothing(app_client, mailbox, calls):
     calls.clear()
-    outbox.enqueue_decoy()
-    outbox.enqueue("institutional_email_reminder", "doc@example.gov",
-                   account={"first_name": "D", "nr_number": "1000000001"})
+    outbox.enqueue_decoy("recovery_code", "bob@example.gov", code="000000", minutes=10)
+    outbox.enqueue("recovery_code", "doc@example.gov", code="123456", minutes=10)
     assert calls.count("sqs")["SendMessage"] == 2
+    decoy, real = [params["MessageBody"] for params in calls.params("SendMessage")]
+    # The same message but for its mark (and the address typed: here as long as the other).
+    assert len(decoy) - len(real) == len(', "decoy": true')
     drained = drain()
     assert (drained.decoys, drained.sent) == (1, 1)
     assert [m.destinations["ToAddresses"] for m in mailbox.messages] == [["doc@example.gov"]]

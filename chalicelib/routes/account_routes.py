@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib import accounts, edge, email_change, pages
+from chalicelib import accounts, edge, pages
 from chalicelib.config import get_settings
 
 bp = Blueprint(__name__)
@@ -30,6 +30,8 @@ def account_email_form():
 @bp.route("/account/email", methods=["POST"], content_types=edge.FORM)
 @edge.page
 def account_email_change():
+    from chalicelib import email_change
+
     session, form = edge.posted(linked=True)
     record = edge.signed_in_account()
     outcome = email_change.submit(session, record, change=form.get("change"),
@@ -52,6 +54,8 @@ def account_email_change():
 @bp.route("/account/email/confirm", methods=["GET"])
 @edge.page
 def account_email_code():
+    from chalicelib import email_change
+
     session = edge.signed_in()
     pending = email_change.pending_change(session)
     if pending is None:
@@ -63,13 +67,15 @@ def account_email_code():
 @bp.route("/account/email/confirm", methods=["POST"], content_types=edge.FORM)
 @edge.page
 def account_email_confirm():
+    from chalicelib import email_change
+
     session, form = edge.posted(linked=True)
     record = edge.signed_in_account()
     applied = email_change.confirm_change(session, record, form.get("code"))
     return _changed(record, applied)
 
 
-def _changed(record, applied: email_change.Applied):
+def _changed(record, applied):
     # Login.gov keeps its own addresses: the page says to change them there too.
     return pages.render("email_changed.html", signed_in=True, applied=applied,
                         linked_email=record.linked_email,
@@ -79,6 +85,8 @@ def _changed(record, applied: email_change.Applied):
 @bp.route("/account/email/cancel", methods=["POST"], content_types=edge.FORM)
 @edge.page
 def account_email_cancel():
+    from chalicelib import email_change
+
     session, _ = edge.posted(linked=True)
     email_change.cancel(session)
     return pages.redirect("/account")

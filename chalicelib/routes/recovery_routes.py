@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib import edge, pages, recovery, sessions, web
+from chalicelib import edge, pages, sessions, web
 from chalicelib.config import get_settings
 from chalicelib.logs import keyed_hash, log_event, support_reference
 
@@ -33,6 +33,8 @@ def link_recover_form():
 @bp.route("/link/recover", methods=["POST"], content_types=edge.FORM)
 @edge.page
 def link_recover_send():
+    from chalicelib import recovery
+
     session, form = edge.posted(linked=False)
     recovery.send_recovery_code(session, form.get("email"))
     # The same answer whether or not the address is a registry address.
@@ -42,6 +44,8 @@ def link_recover_send():
 @bp.route("/link/recover/verify", methods=["GET"])
 @edge.page
 def link_recover_code():
+    from chalicelib import recovery
+
     session = edge.signed_in(linked=False)
     target = recovery.pending_target(session)
     if target is None:
@@ -52,6 +56,8 @@ def link_recover_code():
 @bp.route("/link/recover/verify", methods=["POST"], content_types=edge.FORM)
 @edge.page
 def link_recover_verify():
+    from chalicelib import recovery
+
     session, form = edge.posted(linked=False)
     done = recovery.complete_recovery(session, edge.session_token(), form.get("code"))
     return pages.redirect("/account", cookies=[

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib import edge, security_events
-from chalicelib.security_events import SecurityEventDeferred, SecurityEventRejected
+from chalicelib import edge
+from chalicelib.errors import SecurityEventDeferred, SecurityEventRejected
 
 bp = Blueprint(__name__)
 
@@ -23,5 +23,7 @@ def _deferred(error: SecurityEventDeferred) -> tuple[int, dict]:
 @edge.api("security_event_rejected", {SecurityEventRejected: _rejected,
                                       SecurityEventDeferred: _deferred})
 def receive_security_event():
+    from chalicelib import security_events  # on first use: see chalicelib/routes/__init__.py
+
     security_events.handle_security_event(edge.raw_body().decode("ascii", "replace").strip())
     return edge.json_response(202, None)
