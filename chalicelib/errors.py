@@ -86,6 +86,12 @@ class UserInfoError(SignInError):
     event = "userinfo_rejected"
 
 
+class IdentityDisabled(SignInError):
+    """Login.gov disabled this identity (a security event) and has not enabled it since."""
+
+    event = "signin_refused_disabled"
+
+
 class ReturnToRejected(ServiceError):
     """A return_to value that is not a same-site path."""
 

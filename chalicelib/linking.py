@@ -25,6 +25,7 @@ from chalicelib.errors import (
     AccountAlreadyLinked,
     AccountInactive,
     AmbiguousMatch,
+    IdentityDisabled,
     IdentityPurged,
     LinkBarred,
     MatchChanged,
@@ -55,6 +56,17 @@ class LinkResult:
 def find_linked_account(sub: str) -> str | None:
     """The registry number linked to this identity, if any (one read)."""
     return store.account_linked_to(sub)
+
+
+def account_to_sign_in(sub: str) -> str | None:
+    """find_linked_account for a sign-in: IdentityDisabled while Login.gov says the identity
+    is disabled. The same one read: a sign-in racing the account-disabled event is refused
+    once the event has committed, and the event ends what started before (security_events)."""
+    claim = store.identity_claim(sub)
+    if claim is not None and claim.disabled:
+        raise IdentityDisabled("Login.gov disabled this identity", subject=keyed_hash(sub),
+                               nr_number=claim.nr_number)
+    return claim.nr_number if claim else None
 
 
 def link_by_verified_emails(sub: str, emails: list[str], *,

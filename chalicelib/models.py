@@ -118,7 +118,9 @@ class Claim(Model):
       proves, set only for a single holder of an address that was never shared; `shared`
       says it is, or was, on several accounts (never proof of identity, no recovery code,
       until support clears it); `revision` counts changes (optimistic locking).
-    - "sub#<Login.gov sub>": `nr_number` is the account linked to that identity.
+    - "sub#<Login.gov sub>": `nr_number` is the account linked to that identity;
+      `disabled_at`/`enabled_at` are the times (iat) of the latest account-disabled and
+      account-enabled events from Login.gov: it is disabled while the first is the later.
     - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
     """
 
@@ -130,9 +132,17 @@ class Claim(Model):
     holders = UnicodeSetAttribute(null=True)
     shared = BooleanAttribute(null=True)
     revision = NumberAttribute(null=True)
+    disabled_at = NumberAttribute(null=True)
+    enabled_at = NumberAttribute(null=True)
     created_at = UTCDateTimeAttribute(default_for_new=utc_now)
 
     EMAIL_PREFIX, SUB_PREFIX, PURGED_PREFIX = "email#", "sub#", "purged#"
+
+    @property
+    def disabled(self) -> bool:
+        """A `sub#` claim whose identity Login.gov disabled and has not enabled since (by
+        the events' own times: a late delivery of an older event changes nothing)."""
+        return (self.disabled_at or 0) > (self.enabled_at or 0)
 
     @staticmethod
     def email_key(normalized_email: str) -> str:

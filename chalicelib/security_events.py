@@ -9,7 +9,11 @@ What each event does:
 - account-purged: the Login.gov account is gone; unlink so the person can relink with a
   new Login.gov account (a purged account that re-registers gets a new `sub`), and
   remember the purged `sub` so no sign-in racing the event can link it.
-- account-disabled: end every session of that identity.
+- account-disabled: end every session of that identity and mark its link disabled, so
+  sign-ins are refused until an account-enabled event (both by the events' own times, so
+  a late delivery of an older one changes nothing); sessions are ended again after the
+  mark commits, for a sign-in that was under way.
+- account-enabled: clears that mark (it is the later event).
 - the rest: recorded in the audit trail of the linked account.
 """
 from __future__ import annotations
@@ -114,9 +118,10 @@ def handle_security_event(token: str) -> HandledEvent:
         raise SecurityEventRejected("invalid_key", "signing keys unavailable") from None
     name, sub = event_and_subject(claims)
     for _ in range(MAX_ATTEMPTS):
-        nr_number = linking.find_linked_account(sub)
+        identity = store.identity_claim(sub)
+        nr_number = identity.nr_number if identity else None
         try:
-            action = _act(name, sub, nr_number, claims["jti"])
+            action = _act(name, sub, identity, claims["jti"], claims["iat"])
             break
         except _Duplicate:
             action = "duplicate: already handled"
@@ -139,8 +144,9 @@ class _RaceLost(Exception):
     """The link changed between our read and our write: read again."""
 
 
-def _act(name: str, sub: str, nr_number: str | None, jti: str) -> str:
+def _act(name: str, sub: str, identity: Claim | None, jti: str, issued_at: int) -> str:
     actor = "login.gov:risc"
+    nr_number = identity.nr_number if identity else None
     tx = store.Transaction()
     # Recorded with the action: a redelivery after a failure acts, a duplicate does not.
     tx.put("jti", _seen(jti), condition=Flow.flow_id.does_not_exist())
@@ -162,6 +168,8 @@ def _act(name: str, sub: str, nr_number: str | None, jti: str) -> str:
             tx.check("no_link", Claim, Claim.sub_key(sub), condition=Claim.claim.does_not_exist())
             action = f"no linked account; {detail}"
     else:
+        if identity is not None and name in ("account-disabled", "account-enabled"):
+            _record_disabled_or_enabled(tx, identity, name, issued_at)
         if nr_number is not None:
             tx.audit(audit_event(nr_number, f"login_gov_{name.replace('-', '_')}", actor=actor,
                                  subject=keyed_hash(sub),
@@ -173,6 +181,21 @@ def _act(name: str, sub: str, nr_number: str | None, jti: str) -> str:
         if refused.refused("jti"):
             raise _Duplicate() from None
         raise _RaceLost() from None
-    if name == "account-purged":
-        sessions.end_sessions_for_subject(sub)  # any created while we worked
+    if name in ("account-purged", "account-disabled"):
+        # Any session a sign-in created while we worked: from now on sign-ins are refused
+        # (the purge unlinked, the disabled mark is read with the link).
+        sessions.end_sessions_for_subject(sub)
     return action
+
+
+def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, name: str,
+                                issued_at: int) -> None:
+    """Keep the latest time of each on the identity's link; an older event delivered late
+    changes nothing. Conditioned on what was read: a concurrent change is a lost race."""
+    attribute = Claim.disabled_at if name == "account-disabled" else Claim.enabled_at
+    latest = identity.disabled_at if name == "account-disabled" else identity.enabled_at
+    if latest is not None and latest >= issued_at:
+        return
+    unchanged = attribute.does_not_exist() if latest is None else attribute == latest
+    tx.update("identity", Claim(identity.claim), [attribute.set(issued_at)],
+              condition=(Claim.nr_number == identity.nr_number) & unchanged)

@@ -196,7 +196,7 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
         tokens.id_token, nonce=signin_state.nonce, access_token=tokens.access_token)
     sub = claims["sub"]
 
-    nr_number = linking.find_linked_account(sub)
+    nr_number = linking.account_to_sign_in(sub)
     if nr_number is not None:
         token, _ = sessions.create_session(sub, nr_number)
         log_event("signin_returning", subject=keyed_hash(sub), nr_number=nr_number)

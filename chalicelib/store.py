@@ -44,8 +44,14 @@ def is_registry_number(text: str | None) -> bool:
 
 def account_linked_to(sub: str) -> str | None:
     """The registry number linked to this Login.gov identity, if any. One consistent read."""
+    claim = identity_claim(sub)
+    return claim.nr_number if claim else None
+
+
+def identity_claim(sub: str) -> Claim | None:
+    """The `sub#` claim of this Login.gov identity (its link), if any. One consistent read."""
     try:
-        return Claim.get(Claim.sub_key(sub), consistent_read=True).nr_number
+        return Claim.get(Claim.sub_key(sub), consistent_read=True)
     except DoesNotExist:
         return None
 

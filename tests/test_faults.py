@@ -459,6 +459,21 @@ def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
             if e.event.startswith("login_gov_")] == ["login_gov_account_disabled"]
 
 
+def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
+        app_client, idp, dynamo, signed_in, other_browser):
+    """The sign-in read the link before the disabled mark committed, so it was not refused;
+    the sessions the event ends after its commit include the one it made."""
+    token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
+    made = []
+    rule = dynamo.interleave("TransactWriteItems", lambda: made.append(
+        other_browser.sign_in([EMAIL], sub=signed_in).location), table="flows",
+        key_prefix="setjti#")
+    assert _push(app_client, token) == (202, None)
+    assert rule.fired == 1 and made == ["/account"]
+    assert sessions_in_table() == []
+    assert other_browser.get("/account").status == 302
+
+
 def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
         app_client, idp, dynamo, signed_in):
     token = idp.security_event_token(CLIENT_ID, "account-purged", signed_in)

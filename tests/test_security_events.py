@@ -67,6 +67,35 @@ def test_account_disabled_ends_sessions_but_keeps_the_link(app_client, idp, link
     assert "login_gov_account_disabled" in audit_names()
 
 
+def test_a_disabled_identity_signs_in_again_only_once_login_gov_enables_it(app_client, idp,
+                                                                            linked):
+    browser, sub = linked
+    now = int(time.time())
+    token = idp.security_event_token(CLIENT_ID, "account-disabled", sub, iat=now - 10)
+    assert push(app_client, token)[0] == 202
+    browser.cookies.clear()
+    page = browser.sign_in([EMAIL], sub=sub)
+    assert page.status == 400 and "Login.gov has disabled this Login.gov account" in page.body
+    assert sessions_of(sub) == [] and Account.get("1000000001").linked_sub == sub
+    token = idp.security_event_token(CLIENT_ID, "account-enabled", sub, iat=now)
+    assert push(app_client, token)[0] == 202
+    assert browser.sign_in([EMAIL], sub=sub).location == "/account"
+
+
+def test_an_older_disable_delivered_after_the_enable_does_not_lock_anyone_out(app_client, idp,
+                                                                             linked):
+    """Login.gov may deliver events late and out of order: their own times decide."""
+    browser, sub = linked
+    now = int(time.time())
+    for event, issued in (("account-enabled", now), ("account-disabled", now - 60)):
+        assert push(app_client, idp.security_event_token(CLIENT_ID, event, sub,
+                                                         iat=issued))[0] == 202
+    browser.cookies.clear()
+    assert browser.sign_in([EMAIL], sub=sub).location == "/account"
+    claim = Claim.get(Claim.sub_key(sub))
+    assert (claim.disabled_at, claim.enabled_at, claim.disabled) == (now - 60, now, False)
+
+
 @pytest.mark.parametrize("event", [
     "account-enabled", "mfa-limit-account-locked", "recovery-activated", "password-reset",
     "reproof-completed", "recovery-information-changed",
