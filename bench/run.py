@@ -78,6 +78,14 @@ class Stack:
         for model in models.ALL_MODELS:
             if not model.exists():
                 model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        # Mail goes through the outbox: its queues, and a sender SES (moto) accepts.
+        import boto3
+
+        from chalicelib.config import outbox_queue_name
+        from localdev.outbox_worker import create_queues
+
+        create_queues(outbox_queue_name())
+        boto3.client("sesv2").create_email_identity(EmailIdentity=self.env["MAIL_SENDER"])
 
     def close(self) -> None:
         self.idp_server.shutdown()
@@ -322,18 +330,15 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
     recovery code sent to a registry address vs an unknown one, alternating."""
     import threading
 
-    import boto3
     from botocore.exceptions import ReadTimeoutError
 
     from chalicelib import mail
-    from chalicelib.config import get_settings, reset_settings
+    from chalicelib.config import reset_settings
     from chalicelib.emails import normalize_email
     from chalicelib.models import Account, Claim
-    from localdev.outbox_worker import create_queues, drain, serve_outbox
+    from localdev.outbox_worker import drain, serve_outbox
 
     reset_settings()
-    create_queues(get_settings().outbox_queue_name)
-    boto3.client("sesv2").create_email_identity(EmailIdentity=stack.env["MAIL_SENDER"])
     hanging, released = threading.Event(), threading.Event()
 
     def hang(request, **_):  # SES accepts the connection and never answers in time
@@ -435,6 +440,26 @@ def _stop_stack(proc) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _import_into_make_run(emails: list[str]) -> None:
+    """One active account per address (17xxxxxxxx), through the support desk's import, into
+    the tables of the `make run` stack."""
+    import csv
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
+                         "secondary_email", "legacy_username", "status"])
+        for i, email in enumerate(emails):
+            writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
+                             "", f"load{i}", "active"])
+    local_env = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
+    subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
+                    f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+    os.unlink(f.name)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -449,8 +474,6 @@ def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
     exchange (with a client assertion), then DynamoDB's update, get and put — against the
     same servers, alternating with the app's callbacks.
     """
-    import csv
-    import tempfile
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -462,17 +485,7 @@ def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
     proc = _run_stack()
     try:
         emails = [f"load.user{i:04d}@example.com" for i in range(accounts)]
-        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
-                             "secondary_email", "legacy_username", "status"])
-            for i, email in enumerate(emails):
-                writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
-                                 "", f"load{i}", "active"])
-        local_env = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
-        subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
-                        f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+        _import_into_make_run(emails)
 
         results: list[tuple[str, float, float, bool]] = []
         lock = threading.Lock()
@@ -659,20 +672,7 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
     noop = _noop_chalice_local(noop_port)
     try:
         emails = [f"overhead.user{i:02d}@example.com" for i in range(5)]
-        import csv
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
-                             "secondary_email", "legacy_username", "status"])
-            for i, email in enumerate(emails):
-                writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
-                                 "", f"load{i}", "active"])
-        local_env = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
-        subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
-                        f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+        _import_into_make_run(emails)
         for email in emails:  # first sign-ins: link, so that every timed one is returning
             _callback_vs_bare_script(app, idp, [email], 1)
         noop_times = []

@@ -162,6 +162,17 @@ def _removed(page, chromium):
     return page
 
 
+def _shared_address(page, chromium):
+    sign_in_at_local_login_gov(page, ["shared.office@example.com"])
+    return page
+
+
+def _sign_in_spent(page, chromium):
+    # A callback whose state this browser never started (or already used): a stale tab.
+    page.goto(APP + "/auth/callback?code=" + "c" * 43 + "&state=" + "s" * 43)
+    return page
+
+
 def _cancelled(page, chromium):
     page.goto(APP + "/login")
     page.wait_for_url("http://127.0.0.1:8001/**")
@@ -186,6 +197,10 @@ REFUSALS = {
                 "no-match", "“We could not find a registry account for your Login.gov email”"),
     "cancelled": (_cancelled, "You cancelled signing in", "cancelled",
                   "“You cancelled signing in”"),
+    "shared-address": (_shared_address, "Your email matches more than one registry account",
+                       "shared-address", "Your email address is, or was, shared with a colleague"),
+    "sign-in-spent": (_sign_in_spent, "Your sign-in took too long or was already finished",
+                      "sign-in", "Sign in after your accounts are linked"),
 }
 
 
