@@ -190,22 +190,30 @@ def plan_account(row: AccountRow, account: Account | None,
     status = effective_status(plan.base.get("status", "active"), bool(account.support_hold))
     if status != account.status:
         plan.changes["status"] = status
+    primary, secondary = _slots_after(plan, account)
+    for name in ("secondary_email", "primary_email"):
+        if secondary != primary:
+            break
+        # One side moved an address into the slot the other side keeps (a swap here, a
+        # change there): never two slots for one address. Undo the registry's change to
+        # this slot and report it; the account's own slots are always distinct.
+        if name in plan.changes:
+            del plan.changes[name], plan.changes[f"{name}_normalized"]
+            plan.base[name] = base.get(name)  # not applied: reported again next import
+            plan.conflicts.append((name, theirs[name], ours[name]))
+            primary, secondary = _slots_after(plan, account)
     if plan.base == (account.imported.as_dict() if account.imported else None):
         plan.base = {}  # nothing new to remember
-    primary = plan.changes.get("primary_email_normalized", account.primary_email_normalized)
-    secondary = plan.changes.get("secondary_email_normalized",
-                                 account.secondary_email_normalized)
-    if secondary == primary:
-        # A swap on one side and a change on the other: never two slots for one address.
-        plan.changes.pop("secondary_email", None)
-        plan.changes.pop("secondary_email_normalized", None)
-        plan.conflicts.append(("secondary_email", theirs["secondary_email"],
-                               ours["secondary_email"]))
-        secondary = account.secondary_email_normalized
     # The registry decides who is certified: a removed account holds no address (they are
     # free for whoever the registry gives them to), and takes them back if re-activated.
     plan.addresses = [a for a in (primary, secondary) if a] if status != "removed" else []
     return plan
+
+
+def _slots_after(plan: AccountPlan, account: Account) -> tuple[str | None, str | None]:
+    """The account's normalized primary and secondary once `plan` is applied."""
+    return (plan.changes.get("primary_email_normalized", account.primary_email_normalized),
+            plan.changes.get("secondary_email_normalized", account.secondary_email_normalized))
 
 
 def holders_after(plans: list[AccountPlan],

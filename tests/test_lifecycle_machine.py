@@ -236,6 +236,12 @@ class Lifecycle(RuleBasedStateMachine):
         linked = {a.linked_sub for a in Account.scan() if a.linked_sub}
         assert not linked & self.purged
         assert all(status < 500 for status in self.statuses), self.statuses
+        # Login.gov disabled it and has not enabled it since: it holds no session.
+        disabled = {c.claim[len(Claim.SUB_PREFIX):] for c in Claim.scan(consistent_read=True)
+                    if c.claim.startswith(Claim.SUB_PREFIX) and c.disabled}
+        sessions = {f.subject for f in Flow.scan(consistent_read=True)
+                    if f.flow_id.startswith("session#")}
+        assert not disabled & sessions
 
 
 @pytest.fixture

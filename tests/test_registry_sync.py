@@ -131,6 +131,28 @@ def test_both_sides_changed_is_a_conflict_that_applies_nothing_and_is_reported(t
     assert sync(csv_row("7200000001", "mine@example.com")).updated == 0
 
 
+def test_a_registry_move_into_the_slot_kept_here_never_puts_one_address_twice(tables):
+    """Support gave the account a secondary; the registry (not knowing) moves that same
+    address into the primary and sets another secondary. Applying the primary would put one
+    address in both slots: neither slot takes the registry's value, both are reported."""
+    from supportdesk import desk
+
+    sync(csv_row("7300000001", "first@example.com"))
+    desk.set_email("7300000001", slot="secondary", address="home@example.org",
+                   reason="verified by phone", actor="desk")
+    result = sync(csv_row("7300000001", "home@example.org", "office@example.com"))
+    account = Account.get("7300000001", consistent_read=True)
+    assert (account.primary_email_normalized, account.secondary_email_normalized) == \
+        ("first@example.com", "home@example.org")
+    assert result.conflicts == 2 and result.updated == 0  # one per field
+    reasons = " ".join(i.reason for i in result.issues if i.kind == "conflict")
+    assert "primary_email" in reasons and "secondary_email" in reasons
+    assert claim("first@example.com").proves == "7300000001"
+    assert claim("office@example.com") is None
+    # Nothing was applied, so the next run reports the same disagreement again.
+    assert sync(csv_row("7300000001", "home@example.org", "office@example.com")).conflicts == 2
+
+
 def test_support_disabled_is_never_lifted_and_removed_always_wins(tables):
     from supportdesk import desk
 
