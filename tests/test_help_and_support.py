@@ -310,6 +310,9 @@ def test_account_page_says_gracefully_when_the_login_gov_email_was_not_recorded(
     body = browser.get("/account").body
     assert re.search(r"<dt>Login.gov email</dt><dd>Not recorded", body)
     assert "linked before we kept this" in body
+    # No secondary address reads as words, never as a program's "None".
+    assert "<dt>Secondary email</dt><dd>No secondary email</dd>" in body
+    assert ">None<" not in body
 
 
 def test_after_an_email_change_the_page_and_the_notice_say_to_update_login_gov(

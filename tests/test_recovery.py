@@ -109,8 +109,11 @@ def test_an_unknown_address_gets_the_same_reply_and_work_but_no_mail(
         pages[name + "_code"] = browser.get(pages[name].location)
     assert (pages["known"].status, pages["known"].location) == \
         (pages["unknown"].status, pages["unknown"].location) == (302, "/link/recover/verify")
-    assert pages["unknown_code"].body.replace("nobody@example.com", "X") == \
+    # The same page but for what was typed and the Login.gov email each browser signed in with.
+    assert pages["unknown_code"].body.replace("nobody@example.com", "X").replace(
+        "unknown@example.net", "L") == \
         pages["known_code"].body.replace("dr.alice@example.com", "X").replace(
+            "known@example.net", "L").replace(
             csrf_of(pages["known_code"]), csrf_of(pages["unknown_code"]))
     # The same DynamoDB requests in the same order: claim, account, the recovery-pause mark,
     # three counters, challenge.
@@ -126,6 +129,22 @@ def test_an_unknown_address_gets_the_same_reply_and_work_but_no_mail(
     for _ in range(5):
         enter_code(unknown, "/link/recover/verify", "123456")
     assert sub_claims() == []
+
+
+def test_the_code_page_names_the_login_gov_account_the_code_will_link(browser, mailbox):
+    """A person entering their own code must see whose Login.gov account gets their record:
+    in a browser where someone else's sign-in was left open, the name is the warning."""
+    make_account(primary="dr.alice@example.com")
+    request_recovery(browser, "dr.alice@example.com",
+                     signed_in_unmatched(browser, "stranger@example.net"))
+    page = browser.get("/link/recover/verify")
+    assert "Login.gov account you signed in with, <strong>stranger@example.net</strong>" \
+        in page.body
+    assert 'href="/logout"' in page.body
+    # After a wrong code too (the page rebuilt from the error map).
+    wrong = f"{(int(mailbox.code_for('dr.alice@example.com')) + 1) % 1_000_000:06d}"
+    page = enter_code(browser, "/link/recover/verify", wrong)
+    assert page.status == 400 and "<strong>stranger@example.net</strong>" in page.body
 
 
 def test_five_wrong_codes_then_the_right_one_is_refused(browser, mailbox):

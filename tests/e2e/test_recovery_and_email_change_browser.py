@@ -33,6 +33,8 @@ def test_recover_link_with_code_then_change_gov_primary(page):
         "Dana.Ruiz@VA.gov")
     page.get_by_role("button", name="Send me a code").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
+    # Before Dana spends her code: which Login.gov account it links her record to.
+    assert page.locator("main strong", has_text="dana.personal@example.net").is_visible()
     assert_accessible(page)
     page.get_by_label("6-digit code").fill(newest_code_for(page, "dana.ruiz@va.gov"))
     page.get_by_role("button", name="Continue").click()
