@@ -6,7 +6,14 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import sessions
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
-from chalicelib.errors import AccountInactive, AlreadyLinked, NotLinkedYet, NotSignedIn
+from chalicelib.errors import (
+    AccountInactive,
+    AlreadyLinked,
+    IdentityDisabled,
+    NotLinkedYet,
+    NotSignedIn,
+)
+from chalicelib.logs import keyed_hash
 from chalicelib.models import Account, Session
 
 ROLE_LABELS = {
@@ -45,6 +52,11 @@ def signed_in_account(session: Session, token: str | None) -> Account:
         # Unlinked by support or by a Login.gov account-purged event since sign-in.
         sessions.end_session(token)
         raise NotSignedIn("account no longer linked to this identity")
+    if account.login_gov_disabled:
+        # A session a sign-in wrote while the account-disabled event was being handled.
+        sessions.end_session(token)
+        raise IdentityDisabled("Login.gov disabled this identity",
+                               subject=keyed_hash(session.subject), nr_number=account.nr_number)
     if account.status != "active":
         sessions.end_session(token)
         raise AccountInactive(f"account is {account.status}", status_name=account.status,

@@ -118,7 +118,7 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
         # An import or an email change may have moved the address since we read it.
         claims.still_proves(tx, "matched_claim", matched, nr_number)
     actions = [Account.linked_sub.set(sub), Account.linked_at.set(utc_now()),
-               Account.legacy_username_retired.set(True)]
+               Account.legacy_username_retired.set(True), Account.login_gov_disabled.remove()]
     actions.append(Account.linked_email.set(login_gov_email) if login_gov_email
                    else Account.linked_email.remove())
     # Refuse an account another identity holds, an inactive one, or one that barred this
@@ -191,7 +191,7 @@ def unlink_items(tx: store.Transaction, account: Account, sub: str, *,
         tx.delete("sub_claim", Claim(Claim.sub_key(sub)),
                   condition=Claim.nr_number == account.nr_number)
     actions = [Account.linked_sub.remove(), Account.linked_at.remove(),
-               Account.linked_email.remove()]
+               Account.linked_email.remove(), Account.login_gov_disabled.remove()]
     if bar:
         actions.append(Account.barred_subs.add({sub}))
     tx.update("account", account, actions=actions, condition=Account.linked_sub == sub)

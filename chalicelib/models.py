@@ -84,6 +84,11 @@ class Account(Model):
     # The email the Login.gov account shared when it was linked: shown on the account page so
     # a person knows which Login.gov account holds their record (it may change at Login.gov).
     linked_email = UnicodeAttribute(null=True)
+    # Login.gov disabled the linked identity (account-disabled, not yet account-enabled): the
+    # same mark as on its `sub#` claim, written in the same transaction. Sign-ins read the
+    # claim; every signed-in request reads the account, so a session a racing sign-in left
+    # behind is refused at its next use.
+    login_gov_disabled = BooleanAttribute(null=True)
     last_reminder_at = UTCDateTimeAttribute(null=True)
     # Who owns each field (DESIGN "Account lifecycle"; rules in chalicelib.field_ownership):
     # `imported` is the registry row as last imported (the base of the three-way merge);

@@ -29,7 +29,7 @@ from chalicelib.errors import (
     SecurityEventRejected,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Claim, Flow, SeenSecurityEvent, expiry_bucket
+from chalicelib.models import Account, Claim, Flow, SeenSecurityEvent, expiry_bucket
 
 EVENT_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
 KNOWN_EVENTS = frozenset({
@@ -169,7 +169,7 @@ def _act(name: str, sub: str, identity: Claim | None, jti: str, issued_at: int) 
             action = f"no linked account; {detail}"
     else:
         if identity is not None and name in ("account-disabled", "account-enabled"):
-            _record_disabled_or_enabled(tx, identity, name, issued_at)
+            _record_disabled_or_enabled(tx, identity, sub, name, issued_at)
         if nr_number is not None:
             tx.audit(audit_event(nr_number, f"login_gov_{name.replace('-', '_')}", actor=actor,
                                  subject=keyed_hash(sub),
@@ -188,14 +188,26 @@ def _act(name: str, sub: str, identity: Claim | None, jti: str, issued_at: int) 
     return action
 
 
-def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, name: str,
+def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str, name: str,
                                 issued_at: int) -> None:
     """Keep the latest time of each on the identity's link; an older event delivered late
-    changes nothing. Conditioned on what was read: a concurrent change is a lost race."""
-    attribute = Claim.disabled_at if name == "account-disabled" else Claim.enabled_at
-    latest = identity.disabled_at if name == "account-disabled" else identity.enabled_at
+    changes nothing. Conditioned on what was read: a concurrent change is a lost race.
+    The linked account carries the outcome too (`Account.login_gov_disabled`)."""
+    disabling = name == "account-disabled"
+    attribute = Claim.disabled_at if disabling else Claim.enabled_at
+    latest = identity.disabled_at if disabling else identity.enabled_at
     if latest is not None and latest >= issued_at:
         return
     unchanged = attribute.does_not_exist() if latest is None else attribute == latest
     tx.update("identity", Claim(identity.claim), [attribute.set(issued_at)],
               condition=(Claim.nr_number == identity.nr_number) & unchanged)
+    disabled_at = issued_at if disabling else identity.disabled_at
+    enabled_at = identity.enabled_at if disabling else issued_at
+    disabled = (disabled_at or 0) > (enabled_at or 0)  # as Claim.disabled reads it
+    account = store.get_account(identity.nr_number)
+    if account is not None and account.linked_sub == sub:
+        # Only the mark and the version: an unrelated edit of the account need not lose.
+        tx.update("account", account,
+                  [Account.login_gov_disabled.set(True) if disabled
+                   else Account.login_gov_disabled.remove()],
+                  condition=Account.linked_sub == sub, add_version_condition=False)

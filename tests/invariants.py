@@ -79,6 +79,12 @@ def assert_invariants() -> None:
                 problems.append(f"{account.nr_number} linked to a purged identity")
             if account.linked_sub in (account.barred_subs or ()):
                 problems.append(f"{account.nr_number} linked to an identity it barred")
+            claim = next((i for i in items if i.claim == Claim.sub_key(account.linked_sub)), None)
+            if claim is not None and bool(account.login_gov_disabled) != claim.disabled:
+                problems.append(f"{account.nr_number}: Login.gov disabled mark differs "
+                                f"from its sub claim's")
+        elif account.login_gov_disabled:
+            problems.append(f"{account.nr_number}: unlinked but marked disabled by Login.gov")
 
     # 3. audit
     for account in accounts.values():

@@ -82,6 +82,33 @@ def test_a_disabled_identity_signs_in_again_only_once_login_gov_enables_it(app_c
     assert browser.sign_in([EMAIL], sub=sub).location == "/account"
 
 
+def test_a_session_a_racing_sign_in_left_after_the_disable_is_refused_at_its_next_use(
+        app_client, idp, linked):
+    """A sign-in that read the link before the disabled mark committed, and wrote its
+    session after the event ended the identity's sessions, leaves one session behind: the
+    account carries the mark too, so the session opens nothing and is ended."""
+    from chalicelib import signin, web
+
+    browser, sub = linked
+    assert push(app_client, idp.security_event_token(CLIENT_ID, "account-disabled", sub))[0] \
+        == 202
+    assert Account.get("1000000001").login_gov_disabled is True
+    for path in ("/account", "/account/email"):
+        browser.cookies[web.cookie_name(web.SESSION_COOKIE)] = \
+            signin.start_linked_session(sub, "1000000001", notice=None)
+        assert len(sessions_of(sub)) == 1
+        page = browser.get(path)
+        assert page.status == 400 and "Login.gov has disabled this Login.gov account" in page.body
+        assert sessions_of(sub) == []
+    # Enabled again: the mark goes from the account as from the link, and sign-in works.
+    assert push(app_client, idp.security_event_token(CLIENT_ID, "account-enabled", sub))[0] \
+        == 202
+    assert not Account.get("1000000001").login_gov_disabled
+    browser.cookies.clear()
+    assert browser.sign_in([EMAIL], sub=sub).location == "/account"
+    assert browser.get("/account").status == 200
+
+
 def test_an_older_disable_delivered_after_the_enable_does_not_lock_anyone_out(app_client, idp,
                                                                              linked):
     """Login.gov may deliver events late and out of order: their own times decide."""
