@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+from chalicelib import store
 from chalicelib.logs import log_event
 from chalicelib.models import AuditEvent, utc_now
 
@@ -33,3 +34,15 @@ def recent_events(nr_number: str, limit: int = 20) -> list[AuditEvent]:
 def record_committed(event: AuditEvent, **log_fields) -> None:
     """Log an audit event once its transaction has committed (same name in both places)."""
     log_event(event.event, nr_number=event.nr_number, actor=event.actor, **log_fields)
+
+
+def commit_with_audit(tx: store.Transaction, event: AuditEvent, refusal: Exception,
+                      **log_fields) -> None:
+    """Commit `tx` with `event` as its audit record, and log the event once committed. A
+    condition refusing the transaction means nothing was written: raise `refusal`."""
+    tx.audit(event)
+    try:
+        tx.commit()
+    except store.TransactionRefused:
+        raise refusal from None
+    record_committed(event, **log_fields)

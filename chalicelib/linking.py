@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from chalicelib.audit import audit_event, record_committed
+from chalicelib.audit import audit_event, commit_with_audit, record_committed
 from chalicelib.emails import try_normalize_email
 from chalicelib import claims, store
 from chalicelib.errors import (
@@ -211,12 +211,8 @@ def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
                         barred="yes" if bar else "no", **detail)
     tx = store.Transaction()
     unlink_items(tx, account, sub, remove_claim=remove_claim, bar=bar)
-    tx.audit(audit)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise UnlinkConflict("account or claim changed while unlinking") from None
-    record_committed(audit, subject=keyed_hash(sub))
+    commit_with_audit(tx, audit, UnlinkConflict("account or claim changed while unlinking"),
+                      subject=keyed_hash(sub))
 
 
 def lift_bar(account: Account, sub: str, *, actor: str, reason: str) -> None:
@@ -226,9 +222,5 @@ def lift_bar(account: Account, sub: str, *, actor: str, reason: str) -> None:
     tx = store.Transaction()
     tx.update("account", account, actions=[Account.barred_subs.delete({sub})],
               condition=Account.barred_subs.contains(sub))
-    tx.audit(audit)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise UnlinkConflict("the identity is not barred from this account") from None
-    record_committed(audit, subject=keyed_hash(sub))
+    commit_with_audit(tx, audit, UnlinkConflict("the identity is not barred from this account"),
+                      subject=keyed_hash(sub))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from chalicelib import claims, linking, notices, sessions, store
-from chalicelib.audit import audit_event, recent_events, record_committed
+from chalicelib.audit import audit_event, commit_with_audit, recent_events
 from chalicelib.emails import (
     InvalidEmail,
     is_institutional,
@@ -278,13 +278,9 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
             Account.status.set(new_status), Account.support_hold.set(hold),
             mark_changed_here(account, ["support_hold"], actor)],
             condition=Account.status == previous)
-        tx.audit(event)
-        try:
-            tx.commit()
-        except store.TransactionRefused:
-            raise Refused("the account changed at the same moment; nothing was changed: "
-                          "look again with `find`") from None
-        record_committed(event, previous_status=previous)
+        commit_with_audit(tx, event, Refused("the account changed at the same moment; nothing "
+                                             "was changed: look again with `find`"),
+                          previous_status=previous)
     if hold and account.linked_sub:
         result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
     return result
@@ -362,13 +358,9 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     if not rekey:
         actions.append(mark_changed_here(account, [field_name], actor))
     tx.update("account", account, actions=actions)
-    tx.audit(event)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise Refused("the account or the address changed at the same moment; nothing was "
-                      "changed: look again with `find`") from None
-    record_committed(event, fields=field_name)
+    commit_with_audit(tx, event, Refused("the account or the address changed at the same "
+                                         "moment; nothing was changed: look again with `find`"),
+                      fields=field_name)
     result = {**_who(account), "field": field_name, "old": old_address, "new": address,
               "rekeyed": rekey, "old_key": old_normalized, "new_key": normalized,
               "notified": [], "not_notified": []}
@@ -422,12 +414,8 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
     tx.check("account", Account, nr_number,
              condition=(Account.primary_email_normalized == normalized)
              | (Account.secondary_email_normalized == normalized))
-    tx.audit(event)
-    try:
-        tx.commit()
-    except store.TransactionRefused:
-        raise Refused("the address changed at the same moment; nothing was changed") from None
-    record_committed(event)
+    commit_with_audit(tx, event,
+                      Refused("the address changed at the same moment; nothing was changed"))
     return {**_who(account), "address": address, "cleared": True}
 
 
