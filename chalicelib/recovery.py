@@ -78,6 +78,9 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     except InvalidEmail:
         raise RecoveryEmailInvalid("not an email address", email=text) from None
     binding = _binding(session)
+    # The mail names the Login.gov account asking, real or decoy alike (the same message).
+    shown = sessions.session_verified_emails(session)
+    login_gov_email = shown[0] if shown else None
     claim = claims.read(normalized)
     found = _registry_address(claim, normalized)
     reservation = send_limits.reserve_send(session.subject, normalized)
@@ -92,7 +95,8 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
                                        target_normalized=normalized, decoy=True)
         # The same requests, and time, as a real code's mail (code_delivery.send_code).
         outbox.enqueue_decoy("recovery_code", text, code="0" * onetime_codes.CODE_DIGITS,
-                             minutes=get_settings().challenge_ttl // 60)
+                             minutes=get_settings().challenge_ttl // 60,
+                             login_gov_email=login_gov_email)
         log_event("recovery_code_requested", subject=keyed_hash(session.subject),
                   target=keyed_hash(normalized), known=False)
         count("RecoveryCodeRequested", known="false")
@@ -102,7 +106,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     # registry's spelling would tell that the address is known.
     code_delivery.send_code(binding, reservation, to=address, template="recovery_code",
                             nr_number=nr_number, target_email=text,
-                            target_normalized=normalized)
+                            target_normalized=normalized, login_gov_email=login_gov_email)
     log_event("recovery_code_requested", subject=keyed_hash(session.subject),
               target=keyed_hash(normalized), known=True, nr_number=nr_number)
     count("RecoveryCodeRequested", known="true")

@@ -359,7 +359,7 @@ def test_the_recovery_page_names_the_shared_addresses_in_plain_words(browser, em
 
 MAIL_CONTEXTS = {
     "link_notice": {},
-    "recovery_code": {"code": "123456", "minutes": 10},
+    "recovery_code": {"code": "123456", "minutes": 10, "login_gov_email": "someone@example.net"},
     "email_change_code": {"code": "123456", "minutes": 10, "change": "primary"},
     "email_changed_notice": {"change": "primary", "old_email": "a@example.com",
                              "new_email_hint": "b•••@example.com"},

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from chalicelib import onetime_codes
+from chalicelib import mail, onetime_codes
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from tests.conftest import Browser, make_account
 from tests.mail_fixtures import (  # noqa: F401 - fixtures
@@ -145,6 +145,20 @@ def test_the_code_page_names_the_login_gov_account_the_code_will_link(browser, m
     wrong = f"{(int(mailbox.code_for('dr.alice@example.com')) + 1) % 1_000_000:06d}"
     page = enter_code(browser, "/link/recover/verify", wrong)
     assert page.status == 400 and "<strong>stranger@example.net</strong>" in page.body
+
+
+def test_the_code_mail_names_the_login_gov_account_that_asked(browser, mailbox):
+    """The owner of the registry address reads whose Login.gov account the code would link:
+    a code asked by a stranger says so before the owner is talked into passing it on."""
+    make_account(primary="dr.alice@example.com")
+    request_recovery(browser, "dr.alice@example.com",
+                     signed_in_unmatched(browser, "mallory@example.net"))
+    (message,) = mailbox.to("dr.alice@example.com")
+    assert "If mallory@example.net is not your Login.gov account" in message.body
+    rendered = mail.render_mail("recovery_code", code="123456", minutes=10,
+                                login_gov_email="mallory@example.net")
+    assert "If mallory@example.net is not your Login.gov account" in rendered.text
+    assert "If mallory@example.net is not your Login.gov account" in rendered.html
 
 
 def test_five_wrong_codes_then_the_right_one_is_refused(browser, mailbox):
