@@ -198,9 +198,12 @@ def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str
     latest = identity.disabled_at if disabling else identity.enabled_at
     if latest is not None and latest >= issued_at:
         return
-    unchanged = attribute.does_not_exist() if latest is None else attribute == latest
+    # Both times as read, not only ours: a disable and an enable handled at once would each
+    # write the account's mark from a stale pair, and the last to commit would win.
     tx.update("identity", Claim(identity.claim), [attribute.set(issued_at)],
-              condition=(Claim.nr_number == identity.nr_number) & unchanged)
+              condition=(Claim.nr_number == identity.nr_number)
+              & _as_read(Claim.disabled_at, identity.disabled_at)
+              & _as_read(Claim.enabled_at, identity.enabled_at))
     disabled_at = issued_at if disabling else identity.disabled_at
     enabled_at = identity.enabled_at if disabling else issued_at
     disabled = (disabled_at or 0) > (enabled_at or 0)  # as Claim.disabled reads it
@@ -211,3 +214,12 @@ def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str
                   [Account.login_gov_disabled.set(True) if disabled
                    else Account.login_gov_disabled.remove()],
                   condition=Account.linked_sub == sub, add_version_condition=False)
+    else:
+        # Not linked as we read it: that must still hold at commit, or a relink in between
+        # would get a marked link and an unmarked account.
+        tx.check("account", Account, identity.nr_number,
+                 condition=Account.linked_sub.does_not_exist() | (Account.linked_sub != sub))
+
+
+def _as_read(attribute, value):
+    return attribute.does_not_exist() if value is None else attribute == value

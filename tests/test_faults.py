@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 
 import pytest
 
 from chalicelib import http_client, linking
-from chalicelib.models import Account, AuditEvent, Flow, SignInState
+from chalicelib.models import Account, AuditEvent, Claim, Flow, SignInState
 from localdev import aws_calls
 from tests.assertions import (
     assert_nothing_half_written,
@@ -29,6 +30,7 @@ from tests.assertions import (
     warm_key_cache,
 )
 from tests.conftest import CLIENT_ID, make_account, reset_app_caches
+from tests.invariants import assert_invariants
 
 EMAIL = "dr.alice@example.com"
 NR = "1000000001"
@@ -472,6 +474,50 @@ def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
     assert rule.fired == 1 and made == ["/account"]
     assert sessions_in_table() == []
     assert other_browser.get("/account").status == 302
+
+
+def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_person_enabled(
+        app_client, idp, dynamo, signed_in, other_browser):
+    """Login.gov may deliver a disable and a later enable at the same moment. Both read the
+    link before either wrote: whichever commits last must not leave the account marked
+    disabled (it would refuse every session the link lets in)."""
+    now = int(time.time())
+    disable = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in, iat=now - 30)
+    enable = idp.security_event_token(CLIENT_ID, "account-enabled", signed_in, iat=now)
+    answers = []
+    rule = dynamo.interleave("TransactWriteItems",
+                             lambda: answers.append(_push(app_client, enable)),
+                             table="flows", key_prefix="setjti#")
+    assert _push(app_client, disable) == (202, None)
+    assert rule.fired == 1 and answers == [(202, None)]
+    claim = Claim.get(Claim.sub_key(signed_in), consistent_read=True)
+    assert (claim.disabled_at, claim.enabled_at, claim.disabled) == (now - 30, now, False)
+    assert not Account.get(NR, consistent_read=True).login_gov_disabled
+    assert other_browser.sign_in([EMAIL], sub=signed_in).location == "/account"
+    assert other_browser.get("/account").status == 200
+
+
+def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_account_alike(
+        app_client, idp, dynamo, signed_in, other_browser):
+    """The event read the link, then support unlinked (lost account) before it read the
+    account, then the same identity linked again before it committed: the new link and its
+    account must agree on the disabled mark (or a racing session would not be refused)."""
+    from supportdesk import desk
+
+    token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
+    dynamo.interleave("GetItem", lambda: desk.unlink(NR, mode="lost-account", reason="race",
+                                                     actor="desk"), table="accounts")
+    relinked = []
+    dynamo.interleave("TransactWriteItems", lambda: relinked.append(
+        other_browser.sign_in([EMAIL], sub=signed_in).location), table="flows",
+        key_prefix="setjti#")
+    assert _push(app_client, token) == (202, None)
+    assert relinked == ["/account"]
+    claim = Claim.get(Claim.sub_key(signed_in), consistent_read=True)
+    account = Account.get(NR, consistent_read=True)
+    assert account.linked_sub == signed_in
+    assert bool(account.login_gov_disabled) == claim.disabled
+    assert_invariants()
 
 
 def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
