@@ -265,11 +265,11 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
     if session is None:
         raise NotSignedIn("code page without a session")
     action = "/link/recover/verify" if purpose == "recovery" else "/account/email/confirm"
-    shown = sessions.session_verified_emails(session) if purpose == "recovery" else []
     return {"signed_in": True, "linked": purpose != "recovery",
             # Whose Login.gov account the code links: a sign-in left open by someone else
             # in this browser shows here, before the person spends their own code on it.
-            "login_gov_email": shown[0] if shown else None,
+            "login_gov_email": sessions.session_login_gov_email(session)
+            if purpose == "recovery" else None,
             "csrf_token": session.csrf_token, "purpose": purpose,
             "target_email": target_email, "form_action": action,
             "minutes": settings.challenge_ttl // 60,

@@ -147,7 +147,12 @@ class Claim(Model):
     def disabled(self) -> bool:
         """A `sub#` claim whose identity Login.gov disabled and has not enabled since (by
         the events' own times: a late delivery of an older event changes nothing)."""
-        return (self.disabled_at or 0) > (self.enabled_at or 0)
+        return self.disabled_by_times(self.disabled_at, self.enabled_at)
+
+    @staticmethod
+    def disabled_by_times(disabled_at: int | None, enabled_at: int | None) -> bool:
+        """Disabled while the latest account-disabled is later than the latest enabled."""
+        return (disabled_at or 0) > (enabled_at or 0)
 
     @staticmethod
     def email_key(normalized_email: str) -> str:

@@ -79,8 +79,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
         raise RecoveryEmailInvalid("not an email address", email=text) from None
     binding = _binding(session)
     # The mail names the Login.gov account asking, real or decoy alike (the same message).
-    shown = sessions.session_verified_emails(session)
-    login_gov_email = shown[0] if shown else None
+    login_gov_email = sessions.session_login_gov_email(session)
     claim = claims.read(normalized)
     found = _registry_address(claim, normalized)
     reservation = send_limits.reserve_send(session.subject, normalized)
@@ -132,13 +131,12 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     onetime_codes.consume(challenge)
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
-    shown = sessions.session_verified_emails(session)
     # The address the code went to must still prove that account when the link commits
     # (a registry correction may have moved it since the code was sent).
     result = linking.link_account(session.subject, challenge.nr_number,
                                   method=linking.LinkMethod.RECOVERY,
                                   matched=challenge.target_email_normalized,
-                                  login_gov_email=shown[0] if shown else None)
+                                  login_gov_email=sessions.session_login_gov_email(session))
     if result.outcome is linking.LinkOutcome.LINKED:
         notices.send_link_notice(result.nr_number)
     # A new session for the linked identity (and no reuse of the pre-link one).

@@ -204,9 +204,8 @@ def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str
               condition=(Claim.nr_number == identity.nr_number)
               & _as_read(Claim.disabled_at, identity.disabled_at)
               & _as_read(Claim.enabled_at, identity.enabled_at))
-    disabled_at = issued_at if disabling else identity.disabled_at
-    enabled_at = identity.enabled_at if disabling else issued_at
-    disabled = (disabled_at or 0) > (enabled_at or 0)  # as Claim.disabled reads it
+    disabled = Claim.disabled_by_times(issued_at if disabling else identity.disabled_at,
+                                       identity.enabled_at if disabling else issued_at)
     account = store.get_account(identity.nr_number)
     if account is not None and account.linked_sub == sub:
         # Only the mark and the version: an unrelated edit of the account need not lose.

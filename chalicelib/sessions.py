@@ -117,3 +117,9 @@ def check_csrf(session: Session, submitted: str | None) -> None:
 
 def session_verified_emails(session: Session) -> list[str]:
     return json.loads(session.verified_emails) if session.verified_emails else []
+
+
+def session_login_gov_email(session: Session) -> str | None:
+    """The email Login.gov shared as `email` at this sign-in (the first verified one)."""
+    shown = session_verified_emails(session)
+    return shown[0] if shown else None
