@@ -178,7 +178,7 @@ def query() -> dict[str, str]:
 
 
 def cookie(name: str) -> str | None:
-    return web.read_cookie(request().headers, name)
+    return web.read_cookie(request(), name)
 
 
 def signin_binding(state: str | None) -> str | None:

@@ -1,7 +1,11 @@
-"""Cookies: their names, parsing, and Set-Cookie values with the flags this service wants."""
-from __future__ import annotations
+"""Cookies: their names, reading them, and Set-Cookie values with the flags we want.
 
-from http.cookies import CookieError, SimpleCookie
+Read as browsers send them (RFC 6265 §5.4): `name=value` pairs separated by ";" and
+optional whitespace, never with http.cookies.SimpleCookie, whose server-side grammar reads
+`banner=1 __Host-nr_session=X` (one cookie of a sibling host, whose value holds a space) as
+two cookies, the second ours, and drops every cookie after one it cannot parse.
+"""
+from __future__ import annotations
 
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
@@ -13,6 +17,7 @@ HOST_PREFIX = "__Host-"
 # 64 bits of sha256(state): two sign-ins of one browser never share a cookie name.
 SIGNIN_COOKIE_DIGEST_CHARS = 16
 MAX_STATE_LENGTH = 128
+_WSP = " \t"
 
 
 def cookie_name(name: str) -> str:
@@ -37,18 +42,53 @@ def signin_cookie(state: str | None) -> str | None:
     return f"{SIGNIN_COOKIE}_{sha256_hex(state)[:SIGNIN_COOKIE_DIGEST_CHARS]}"
 
 
-def read_cookie(headers: dict, name: str) -> str | None:
+def cookie_header(request) -> str:
+    """Every Cookie header field the request carries, joined with "; " (RFC 9113 §8.2.3).
+
+    API Gateway's REST proxy event keeps only the last field of a repeated header in
+    `headers` (Chalice's `request.headers`) and all of them in `multiValueHeaders`; an
+    HTTP/2 browser may send one `cookie` field per cookie.
+    """
+    event = request.to_original_event() if hasattr(request, "to_original_event") else {}
+    fields = [value for key, values in (event.get("multiValueHeaders") or {}).items()
+              if key.lower() == "cookie" for value in values or () if isinstance(value, str)]
+    if not fields:
+        single = request.headers.get("cookie")
+        fields = [single] if isinstance(single, str) else []
+    return "; ".join(fields)
+
+
+def parse_cookies(header: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a Cookie header, in order, duplicates kept.
+
+    A value holds anything but ";" (spaces, quotes, "=", non-ASCII) and never starts
+    another cookie: only what follows a ";" can. A piece without "=" or without a name is
+    skipped, never fatal: one odd cookie of another site must not hide ours.
+    """
+    pairs = []
+    for piece in header.split(";"):
+        name, equals, value = piece.partition("=")
+        name = name.strip(_WSP)
+        if equals and name:
+            pairs.append((name, value.strip(_WSP)))
+    return pairs
+
+
+def request_cookies(request) -> list[tuple[str, str]]:
+    return parse_cookies(cookie_header(request))
+
+
+def cookie_value(pairs: list[tuple[str, str]], full_name: str) -> str | None:
+    """The value of the one cookie named `full_name`, or None (absent, empty or repeated)."""
+    values = [value for name, value in pairs if name == full_name]
+    # Cookie tossing: a name sent twice means a sibling host or a plain-http answer planted
+    # one; which one is ours cannot be told, so neither is read (a plant can only sign out).
+    return values[0] or None if len(values) == 1 else None
+
+
+def read_cookie(request, name: str) -> str | None:
     """The value of cookie `name` (a base name: the stage's prefix is added here)."""
-    raw = headers.get("cookie") or headers.get("Cookie")
-    if not raw:
-        return None
-    jar = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return None
-    morsel = jar.get(cookie_name(name))
-    return morsel.value if morsel else None
+    return cookie_value(request_cookies(request), cookie_name(name))
 
 
 def set_cookie(name: str, value: str, max_age: int) -> str:

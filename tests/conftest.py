@@ -197,7 +197,7 @@ class Browser:
             return Page(resp.status_code, dict(resp.headers), resp.text, url)
         path = url[len(APP_BASE_URL):] if url.startswith(APP_BASE_URL) else url
         all_headers = dict(headers or {})
-        if self.cookies:
+        if self.cookies and "Cookie" not in all_headers:  # a test may send its own
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         resp = self.client.http.get(path, headers=all_headers)
         body = resp.body.decode() if isinstance(resp.body, bytes) else (resp.body or "")
