@@ -182,10 +182,15 @@ def cookie(name: str) -> str | None:
 
 
 def signin_binding(state: str | None) -> str | None:
-    """The binding cookie /login issued for the sign-in with this state, if this browser
-    holds it."""
+    """The binding carried by the cookie /login issued for the sign-in with this state, if
+    this browser holds it."""
     name = web.signin_cookie(state)
-    return cookie(name) if name else None
+    return web.signin_cookie_binding(cookie(name)) if name else None
+
+
+def stale_signin_cookies() -> list[str]:
+    """This browser's sign-in cookies a new /login drops (see web.stale_signin_cookies)."""
+    return web.stale_signin_cookies(request())
 
 
 def raw_body() -> bytes:

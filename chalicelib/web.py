@@ -7,6 +7,9 @@ two cookies, the second ours, and drops every cookie after one it cannot parse.
 """
 from __future__ import annotations
 
+import re
+import time
+
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 
@@ -17,6 +20,9 @@ HOST_PREFIX = "__Host-"
 # 64 bits of sha256(state): two sign-ins of one browser never share a cookie name.
 SIGNIN_COOKIE_DIGEST_CHARS = 16
 MAX_STATE_LENGTH = 128
+# Sign-ins one browser may have in flight (tabs signing in at once): each /login drops the
+# oldest beyond this, so the Cookie header stays small however often /login is hit.
+SIGNIN_COOKIE_LIMIT = 3
 _WSP = " \t"
 
 
@@ -89,6 +95,44 @@ def cookie_value(pairs: list[tuple[str, str]], full_name: str) -> str | None:
 def read_cookie(request, name: str) -> str | None:
     """The value of cookie `name` (a base name: the stage's prefix is added here)."""
     return cookie_value(request_cookies(request), cookie_name(name))
+
+
+# --- the sign-in binding cookie's value: "<issue time in ms>.<binding>" -----------------------
+# The issue time orders a browser's sign-in cookies without a DynamoDB read; the binding
+# (signin.start_signin's random token, which holds no ".") is what the callback presents.
+
+def signin_cookie_value(binding: str, issued_ms: int | None = None) -> str:
+    issued_ms = time.time_ns() // 1_000_000 if issued_ms is None else issued_ms
+    return f"{issued_ms}.{binding}"
+
+
+def signin_cookie_binding(value: str | None) -> str | None:
+    """The binding a sign-in cookie's value carries (all of it for a value without issue
+    time, as set before the time was added)."""
+    return value.rpartition(".")[2] or None if value else None
+
+
+def _signin_cookie_issued(value: str) -> int:
+    issued, dot, _ = value.partition(".")
+    well_formed = dot and 0 < len(issued) <= 19 and issued.isascii() and issued.isdigit()
+    return int(issued) if well_formed else 0  # bounded: int() refuses a 5,000-digit string
+
+
+def stale_signin_cookies(request) -> list[str]:
+    """Base names of this browser's sign-in cookies that a new /login replaces: all but the
+    newest SIGNIN_COOKIE_LIMIT - 1 (the new one makes the limit)."""
+    pattern = re.compile(re.escape(cookie_name(SIGNIN_COOKIE)) +
+                         rf"_[0-9a-f]{{{SIGNIN_COOKIE_DIGEST_CHARS}}}")
+    seen: dict[str, list[str]] = {}
+    for name, value in request_cookies(request):
+        if pattern.fullmatch(name):
+            seen.setdefault(name, []).append(value)
+    # A repeated name is unreadable anyway (cookie_value): oldest, so dropped first.
+    issued = {name: _signin_cookie_issued(values[0]) if len(values) == 1 else -1
+              for name, values in seen.items()}
+    newest_first = sorted(seen, key=lambda name: (issued[name], name), reverse=True)
+    prefix_length = len(cookie_name(""))
+    return [name[prefix_length:] for name in newest_first[SIGNIN_COOKIE_LIMIT - 1:]]
 
 
 def set_cookie(name: str, value: str, max_age: int) -> str:

@@ -241,10 +241,11 @@ class Browser:
         return resp.headers["Location"]
 
     def signin_binding(self, state: str) -> str | None:
-        """The binding cookie /login set for the sign-in with this state."""
+        """The binding that /login's cookie for the sign-in with this state carries."""
         from chalicelib import web
 
-        return self.cookies.get(web.cookie_name(web.signin_cookie(state)))
+        return web.signin_cookie_binding(
+            self.cookies.get(web.cookie_name(web.signin_cookie(state))))
 
     def has_signin_cookie(self) -> bool:
         return any("nr_signin" in name for name in self.cookies)

@@ -1,10 +1,11 @@
-"""Cookies are read as browsers send them (RFC 6265 §5.4).
+"""Cookies are read as browsers send them (RFC 6265 §5.4), and sign-in cookies stay few.
 
 - A cookie planted on the parent domain by a sibling host, whose value hides one of our
   names (`banner=1 nr_signin_<h>=X`), is one cookie named `banner`: it neither finishes the
   attacker's sign-in in the victim's browser nor replaces the victim's session.
 - An unrelated cookie with spaces, quotes or non-ASCII in its value hides nothing.
 - A name sent twice is read as absent: a planted duplicate can sign you out, never in.
+- However often /login is hit, at most three sign-in cookies remain (the oldest go).
 
 Tests run on the http stage, where names carry no `__Host-` prefix; the https names are
 covered by the reader's unit tests under an https APP_BASE_URL.
@@ -147,6 +148,63 @@ def test_a_duplicated_binding_cookie_is_a_sign_in_error_never_a_sign_in(
     value = browser.cookies.pop(own_name)
     page = get_with(browser, own, f"{own_name}=planted; {own_name}={value}")
     assert_signin_refused(page, browser)
+
+
+# --- (e) sign-in cookies stay few -----------------------------------------------------------------
+
+def test_many_logins_leave_at_most_three_signin_cookies_and_the_last_completes(
+        browser, victim_account):
+    most = 0
+    for _ in range(200):
+        url = browser.start_signin()
+        most = max(most, len(signin_cookie_names(browser)))
+    assert most == 3 and len(signin_cookie_names(browser)) == 3
+    assert len(jar(browser).encode()) < 1024
+    page = browser.get(browser.authorize(url, [VICTIM_EMAIL]))
+    assert page.status == 302 and page.location == "/account"
+    assert signed_in_number(browser) == "1000000001"
+
+
+def test_each_login_drops_the_oldest_signin_cookie_beyond_the_limit(
+        browser, victim_account, monkeypatch):
+    """Oldest by the issue time the cookie carries, not by its place in the header; known
+    without reading DynamoDB, and the new cookie still expires with its state."""
+    from chalicelib.config import get_settings
+    from localdev import aws_calls
+
+    urls = [browser.start_signin() for _ in range(3)]
+    names = [web.signin_cookie(query_of(u)["state"]) for u in urls]
+    assert signin_cookie_names(browser) == names
+    for name, issued in zip(names, [3000, 1000, 2000]):  # the second is the oldest
+        binding = web.signin_cookie_binding(browser.cookies[name])
+        browser.cookies[name] = web.signin_cookie_value(binding, issued)
+    calls = aws_calls.watching(monkeypatch)
+    resp = browser.client.http.get("/login", headers={"Cookie": jar(browser)})
+    assert calls.operations() == ["PutItem"]  # the new state, as with no cookie at all
+    calls.close()
+    set_cookies = resp.headers["Set-Cookie"]
+    assert [c.split("=", 1)[0] for c in set_cookies if "Max-Age=0" in c] == [names[1]]
+    (new,) = [c for c in set_cookies if "Max-Age=0" not in c]
+    assert f"Max-Age={get_settings().signin_state_ttl};" in new
+    browser._store_cookies(resp.headers)
+    fourth = resp.headers["Location"]
+    assert len(signin_cookie_names(browser)) == 3
+    callbacks = [browser.authorize(u, [VICTIM_EMAIL]) for u in [*urls, fourth]]
+    assert_signin_refused(browser.get(callbacks[1]), browser)  # its cookie is gone
+    for callback in [callbacks[0], callbacks[2], callbacks[3]]:
+        assert browser.get(callback).status == 302
+    assert signed_in_number(browser) == "1000000001"
+
+
+@pytest.mark.parametrize("tabs", [2, 3])
+def test_tabs_signing_in_at_once_all_complete(browser, victim_account, tabs):
+    callbacks = [browser.authorize(browser.start_signin(return_to=f"/help?tab={i}"),
+                                   [VICTIM_EMAIL]) for i in range(tabs)]
+    for i, callback in enumerate(callbacks):
+        page = browser.get(callback)
+        assert page.status == 302, page
+        assert page.location == ("/account" if i == 0 else f"/help?tab={i}")
+    assert signin_cookie_names(browser) == []
 
 
 # --- every Cookie header field is read (HTTP/2 sends one per cookie) -----------------------------
@@ -300,10 +358,13 @@ PROPERTY = settings(max_examples=300, deadline=None,
 @PROPERTY
 @given(fields=st.lists(st.text(max_size=200), max_size=4), name=st.sampled_from(OURS))
 @example(fields=[f'x="a; {web.SESSION_COOKIE}=b"'], name=web.SESSION_COOKIE)
+@example(fields=[f"{OURS[2]}={'9' * 5000}.x", "nr_signin_0000000000000000=."], name=OURS[2])
 def test_any_cookie_header_text_is_read_without_raising(aws, idp, fields, name):
     request = request_with(*fields)
     value = web.read_cookie(request, name)
     assert value is None or (isinstance(value, str) and ";" not in value)
+    stale = web.stale_signin_cookies(request)
+    assert all(re.fullmatch(r"nr_signin_[0-9a-f]{16}", n) for n in stale)
 
 
 @PROPERTY

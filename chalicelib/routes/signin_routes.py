@@ -21,9 +21,13 @@ def landing():
 @edge.page
 def login():
     started = signin.start_signin(edge.query().get("return_to"))
-    cookie = web.set_cookie(web.signin_cookie(started.state), started.browser_binding,
-                            get_settings().signin_state_ttl)
-    return pages.redirect(started.authorization_url, cookies=[cookie])
+    # Cookie bombing by repetition: past a few sign-ins in flight the oldest cookies go, so
+    # the Cookie header never outgrows API Gateway's limit (each also expires with its state).
+    cookies = [web.clear_cookie(name) for name in edge.stale_signin_cookies()]
+    cookies.append(web.set_cookie(web.signin_cookie(started.state),
+                                  web.signin_cookie_value(started.browser_binding),
+                                  get_settings().signin_state_ttl))
+    return pages.redirect(started.authorization_url, cookies=cookies)
 
 
 @bp.route("/auth/callback")
