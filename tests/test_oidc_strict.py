@@ -364,3 +364,77 @@ def test_login_and_a_returning_callback_cost_no_more_requests(browser, account, 
     assert [f for f in Flow.scan() if f.flow_id.startswith("session#")]
     assert signin_states_in_table()  # the spent state stays until it expires
 
+
+
+# --- make run: which provider, which ports (localdev/run.py) ------------------------------------
+# tests/e2e/test_outside_provider.py runs it against an outside provider; these check the
+# plan it makes from the settings, which needs no ports.
+
+def run_plan(**environ):
+    from localdev import run
+
+    return run.plan_run(environ, run._local_stage_env())
+
+
+@pytest.fixture(scope="module")
+def client_key_pem():
+    from localdev.idp import generate_rsa_key, private_pem
+
+    return private_pem(generate_rsa_key())
+
+
+def test_make_run_by_default_starts_the_stand_in_on_the_stages_ports(client_key_pem):
+    plan = run_plan(LOGIN_GOV_PRIVATE_KEY=client_key_pem)
+    assert (plan.app_port, plan.stand_in_port, plan.moto_port, plan.mailbox_port) == \
+        (8000, 8001, 5000, 8025)
+    assert plan.issuer == "http://127.0.0.1:8001/"
+    assert plan.env["LOGIN_GOV_ACR_VALUES"] == "urn:acr.login.gov:auth-only"  # top level
+
+
+def test_make_run_lets_the_real_environment_win_and_move_the_ports(client_key_pem):
+    plan = run_plan(LOGIN_GOV_PRIVATE_KEY=client_key_pem, APP_BASE_URL="http://localhost:9100/",
+                    AWS_ENDPOINT_URL="http://127.0.0.1:9101", LOCAL_MAILBOX_PORT="9102",
+                    TABLE_PREFIX="mine-", LOGIN_GOV_PROMPT="login")
+    assert (plan.app_port, plan.moto_port, plan.mailbox_port) == (9100, 9101, 9102)
+    assert plan.app_url == "http://localhost:9100" and plan.stand_in_port == 8001
+    assert plan.env["TABLE_PREFIX"] == "mine-" and plan.env["LOGIN_GOV_PROMPT"] == "login"
+    assert plan.env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9101"
+
+
+def test_make_run_uses_an_outside_provider_with_its_client_id_and_key_file(client_key_pem,
+                                                                           tmp_path):
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(client_key_pem)
+    plan = run_plan(LOGIN_GOV_ISSUER="https://idp.int.identitysandbox.gov/",
+                    LOGIN_GOV_CLIENT_ID="urn:gov:gsa:openidconnect.profiles:sp:sso:dot:mine",
+                    LOGIN_GOV_PRIVATE_KEY_FILE=str(key_file))
+    assert plan.stand_in_port is None
+    assert plan.env["LOGIN_GOV_PRIVATE_KEY"] == client_key_pem
+    assert plan.env["LOGIN_GOV_CLIENT_ID"].endswith(":mine")
+
+
+@pytest.mark.parametrize("environ, says", [
+    pytest.param({"LOGIN_GOV_ISSUER": "https://idp.int.identitysandbox.gov/",
+                  "LOGIN_GOV_PRIVATE_KEY_FILE": "{key_file}"}, "LOGIN_GOV_CLIENT_ID",
+                 id="outside-provider-without-client-id"),
+    pytest.param({"LOGIN_GOV_ISSUER": "https://idp.int.identitysandbox.gov/",
+                  "LOGIN_GOV_CLIENT_ID": "urn:x"}, "LOGIN_GOV_PRIVATE_KEY_FILE",
+                 id="outside-provider-without-key"),
+    pytest.param({"LOGIN_GOV_PRIVATE_KEY_FILE": "{tmp}/missing.pem"}, "cannot read",
+                 id="key-file-missing"),
+    pytest.param({"LOGIN_GOV_PRIVATE_KEY": "not a key"}, "not an unencrypted PEM key",
+                 id="not-a-key"),
+    pytest.param({"LOGIN_GOV_PRIVATE_KEY": "{key}", "APP_BASE_URL": "https://example.gov"},
+                 "APP_BASE_URL", id="app-not-on-this-machine"),
+    pytest.param({"LOGIN_GOV_PRIVATE_KEY": "{key}", "LOCAL_MAILBOX_PORT": "mail"},
+                 "LOCAL_MAILBOX_PORT", id="mailbox-port-not-a-number"),
+])
+def test_make_run_refuses_settings_it_cannot_work_with(client_key_pem, tmp_path, environ, says):
+    from localdev import run
+
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(client_key_pem)
+    environ = {name: value.format(key_file=key_file, tmp=tmp_path, key=client_key_pem)
+               for name, value in environ.items()}
+    with pytest.raises(run.SetupError, match=says):
+        run_plan(**environ)
