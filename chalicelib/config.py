@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
+# Login.gov asks for prompt=select_account; another provider may want `login` or `consent`.
+DEFAULT_PROMPT = "select_account"
 DEFAULT_TABLE_PREFIX = "nrcme-local-"
 # Placeholders, like the example.gov domains in .chalice/config.json: each deployed stage
 # sets its real support desk (docs/deploy.md, step 0). 555-01xx numbers are never assigned.
@@ -92,6 +94,7 @@ class Settings:
     hmac_root_key: str | None
     hmac_root_key_parameter: str | None
     mail_sender: str
+    login_gov_prompt: str = DEFAULT_PROMPT
 
     # Lifetimes (seconds)
     signin_state_ttl: int = 600
@@ -152,6 +155,12 @@ class Settings:
         return self.app_base_url + "/signed-out"
 
     @property
+    def security_events_url(self) -> str:
+        """The push URL registered at Login.gov: Login.gov addresses each security event
+        token to it (`aud`)."""
+        return self.app_base_url + "/api/security-events"
+
+    @property
     def login_gov_account_url(self) -> str:
         """Where a person changes the emails of their Login.gov account (production:
         https://secure.login.gov/account)."""
@@ -202,6 +211,7 @@ def _read_settings() -> Settings:
         hmac_root_key=os.environ.get("HMAC_ROOT_KEY") or None,
         hmac_root_key_parameter=os.environ.get("HMAC_ROOT_KEY_PARAMETER") or None,
         mail_sender=os.environ.get("MAIL_SENDER", "no-reply@nrcme.example.gov"),
+        login_gov_prompt=os.environ.get("LOGIN_GOV_PROMPT", "").strip() or DEFAULT_PROMPT,
         signin_state_ttl=_int("SIGNIN_STATE_TTL_SECONDS", 600),
         session_idle_ttl=_int("SESSION_IDLE_TTL_SECONDS", 30 * 60),
         session_absolute_ttl=_int("SESSION_ABSOLUTE_TTL_SECONDS", 12 * 3600),

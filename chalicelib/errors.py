@@ -40,6 +40,13 @@ class SignInCancelled(LoginGovReturnedError):
     event = "signin_cancelled"
 
 
+class IssuerMismatch(SignInError):
+    """The authorization response names another issuer than Login.gov's, or lacks the `iss`
+    Login.gov's discovery promises (RFC 9207): a mix-up or a forged response."""
+
+    event = "authorization_response_issuer_rejected"
+
+
 class StateError(SignInError):
     """State is missing, unknown, expired, already used, or belongs to another browser."""
 

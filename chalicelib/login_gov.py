@@ -1,7 +1,9 @@
 """The Login.gov relying party: exactly what this service needs, by Login.gov's rules.
 
-Not a general OpenID Connect library: one provider, authorization code flow,
-private_key_jwt client authentication, RS256 ID tokens. Functions are named after the
+Not a general OpenID Connect library: one provider, authorization code flow with PKCE
+(S256), private_key_jwt client authentication, RS256 ID tokens. It keeps to what a strict
+provider enforces: a code_verifier and the redirect_uri in every token request, the
+authorization response's `iss` checked (RFC 9207). Functions are named after the
 protocol steps. Discovery and keys are cached per Lambda container; an unknown `kid`
 triggers at most one refetch per cooldown so a flood of forged tokens cannot become a
 flood of fetches, and a failed fetch keeps the last good keys.
@@ -28,6 +30,7 @@ from chalicelib.errors import (
     AcrError,
     IdentityProviderUnavailable,
     IdTokenError,
+    IssuerMismatch,
     NonceError,
     SignInError,
     TokenExchangeError,
@@ -36,7 +39,8 @@ from chalicelib.errors import (
 from chalicelib.secrets import login_gov_private_key
 
 SCOPES = "openid email all_emails"
-# Login.gov rejects state and nonce shorter than 22 characters; 32 random bytes is 43.
+# Login.gov rejects state and nonce shorter than 22 characters; 32 random bytes is 43,
+# which is also RFC 7636's recommended code_verifier (43-128 unreserved characters).
 RANDOM_TOKEN_BYTES = 32
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ASSERTION_LIFETIME = 300
@@ -114,7 +118,13 @@ def _discover_quietly() -> None:
 
 # --- Authorization request -----------------------------------------------------------------
 
-def build_authorization_url(state: str, nonce: str) -> str:
+def code_challenge(code_verifier: str) -> str:
+    """RFC 7636 4.2, S256: BASE64URL(SHA256(ASCII(code_verifier))), unpadded."""
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def build_authorization_url(state: str, nonce: str, code_verifier: str) -> str:
     settings = get_settings()
     params = {
         "client_id": settings.login_gov_client_id,
@@ -124,9 +134,27 @@ def build_authorization_url(state: str, nonce: str) -> str:
         "acr_values": settings.login_gov_acr_values,
         "state": state,
         "nonce": nonce,
-        "prompt": "select_account",
+        "prompt": settings.login_gov_prompt,
+        # PKCE even with private_key_jwt (RFC 9700 2.1.1): a code stolen on its way back
+        # (logs, referrers, a malicious app on the device) is useless without the verifier.
+        "code_challenge": code_challenge(code_verifier),
+        "code_challenge_method": "S256",
     }
     return discover()["authorization_endpoint"] + "?" + urlencode(params)
+
+
+def validate_authorization_response_issuer(iss: str | None) -> None:
+    """RFC 9207: the authorization response's `iss`, when sent, must be the discovered issuer
+    exactly; it must be sent when discovery says `authorization_response_iss_parameter_
+    supported`. Applies to error responses too. Mix-up defence: a response another provider
+    (or a forger) sent must not have its code redeemed, or its error believed, here."""
+    document = discover()
+    if iss is None:
+        if document.get("authorization_response_iss_parameter_supported") is True:
+            raise IssuerMismatch("authorization response lacks the iss Login.gov promises")
+        return
+    if iss != document["issuer"]:  # exact, including the trailing slash
+        raise IssuerMismatch("authorization response names another issuer")
 
 
 def build_logout_url(state: str) -> str:
@@ -171,14 +199,20 @@ def build_client_assertion(token_endpoint: str) -> str:
     return jwt.encode(claims, _signing_key(), algorithm="RS256")
 
 
-def exchange_code(code: str) -> Tokens:
+def exchange_code(code: str, *, code_verifier: str | None) -> Tokens:
+    """Redeem the code: the private_key_jwt assertion, the PKCE verifier (None only for a
+    sign-in started before PKCE) and the authorization request's redirect_uri (RFC 6749
+    4.1.3, which providers enforce once a client registers several)."""
     token_endpoint = discover()["token_endpoint"]
     fields = {
         "grant_type": "authorization_code",
         "code": code,
+        "redirect_uri": get_settings().redirect_uri,
         "client_assertion_type": CLIENT_ASSERTION_TYPE,
         "client_assertion": build_client_assertion(token_endpoint),
     }
+    if code_verifier is not None:
+        fields["code_verifier"] = code_verifier
     try:
         resp = http_client.request("POST", token_endpoint, fields=fields)
     except http_client.HttpFailure as exc:
@@ -282,14 +316,17 @@ class JwtRejected(IdTokenError):
     key, signature, issuer, audience, claims), so each caller can answer in its own terms."""
 
 
-def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = True) -> dict:
+def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = True,
+                         audiences: tuple[str, ...] | None = None) -> dict:
     """The one check of a JWT signed by Login.gov (ID tokens and security event tokens):
     RS256 only, a published key chosen by `kid`, `iss` equal to the discovered issuer
-    (exactly, with its trailing slash), `aud` equal to our client id, times with leeway,
-    and the `require`d claims present. Returns the claims."""
+    (exactly, with its trailing slash), `aud` naming one of `audiences` (default: our
+    client id; see _check_audience), times with leeway, and the `require`d claims present.
+    Returns the claims."""
     import jwt
 
     settings = get_settings()
+    accepted = audiences or (settings.login_gov_client_id,)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.exceptions.InvalidTokenError:  # also a non-string kid or a crit header
@@ -310,12 +347,10 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
     issuer = discover()["issuer"]
     try:
         claims = jwt.decode(
-            token, key=key, algorithms=list(ACCEPTED_ALGORITHMS),
-            audience=settings.login_gov_client_id, issuer=issuer,
+            token, key=key, algorithms=list(ACCEPTED_ALGORITHMS), issuer=issuer,
             leeway=settings.token_leeway,
-            options={"require": require, "verify_exp": verify_exp, "strict_aud": True})
-    except jwt.exceptions.InvalidAudienceError:
-        raise JwtRejected("aud is not our client id", reason="audience") from None
+            # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
+            options={"require": require, "verify_exp": verify_exp, "verify_aud": False})
     except jwt.exceptions.InvalidIssuerError:
         raise JwtRejected("iss is not Login.gov", reason="issuer") from None
     except jwt.exceptions.InvalidSignatureError:
@@ -324,7 +359,33 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
         raise JwtRejected(f"rejected: {exc}", reason="claims") from None
     if claims["iss"] != issuer:  # exact, including the trailing slash
         raise JwtRejected("issuer mismatch", reason="issuer")
+    _check_audience(claims.get("aud"), claims.get("azp"), accepted, settings.login_gov_client_id)
     return claims
+
+
+def _check_audience(aud, azp, accepted: tuple[str, ...], client_id: str) -> None:
+    """OpenID Connect Core 3.1.3.7, items 3-5: `aud` is one audience or an array of them
+    and must name one we accept; with several, `azp` must be present and be our client id;
+    an `azp` present at all must be our client id. Token substitution defence: a token
+    issued to another client, or to another party in our name, is refused."""
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not audiences or \
+            not all(isinstance(a, str) for a in audiences):
+        raise JwtRejected("aud is missing or malformed", reason="audience")
+    if not any(a in accepted for a in audiences):
+        raise JwtRejected("aud does not name us", reason="audience")
+    if len(audiences) > 1 and azp is None:
+        raise JwtRejected("several audiences and no azp", reason="audience")
+    if azp is not None and azp != client_id:
+        raise JwtRejected("azp is another party", reason="audience")
+
+
+def security_event_audiences() -> tuple[str, ...]:
+    """Who a security event token may be addressed to: Login.gov sets `aud` to the push URL
+    registered for us (identity-idp push_notification/http_push.rb; developers.login.gov/
+    security-events); our client id is accepted too."""
+    settings = get_settings()
+    return (settings.security_events_url, settings.login_gov_client_id)
 
 
 def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
@@ -415,6 +476,8 @@ def reset_caches() -> None:
 
 __all__ = [
     "DiscoveryError", "SignInError", "Tokens", "build_authorization_url", "build_logout_url",
-    "JwtRejected", "discover", "exchange_code", "get_userinfo", "key_set", "random_token",
-    "reset_caches", "validate_id_token", "verified_emails", "verify_login_gov_jwt",
+    "JwtRejected", "code_challenge", "discover", "exchange_code", "get_userinfo", "key_set",
+    "random_token", "reset_caches", "security_event_audiences",
+    "validate_authorization_response_issuer", "validate_id_token", "verified_emails",
+    "verify_login_gov_jwt",
 ]

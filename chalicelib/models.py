@@ -218,9 +218,15 @@ class Flow(Model):
 
 
 class SignInState(Flow, discriminator="signin"):
-    """An authorization request in flight. PK: signin#<sha256(state)>."""
+    """An authorization request in flight. PK: signin#<sha256(state)>.
+
+    code_verifier is the PKCE secret (RFC 7636) whose S256 challenge the authorization
+    request carried; the token request sends it. Kept only here, never in the browser.
+    """
 
     nonce = UnicodeAttribute()
+    # null: a state written before PKCE, whose request carried no challenge.
+    code_verifier = UnicodeAttribute(null=True)
     browser_hash = UnicodeAttribute()
     return_to = UnicodeAttribute()
 

@@ -83,6 +83,8 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     # sign-in
     e.SignInError: SIGNIN_PAGE,
     e.SignInCancelled: Page("signin_cancelled.html", 400),
+    # Never the cancelled page: a forged `error=access_denied` must not say "you cancelled".
+    e.IssuerMismatch: SIGNIN_PAGE,
     # A 4xx like every sign-in failure: the browser's request was fine but cannot succeed;
     # ops see outages through the identity_provider_unavailable metric and alarm.
     e.IdentityProviderUnavailable: Page("error_unavailable.html", 400),

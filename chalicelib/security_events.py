@@ -65,7 +65,8 @@ def verify_security_event_token(token: str) -> dict:
         raise SecurityEventRejected("invalid_request", "empty or oversized token")
     try:
         claims = login_gov.verify_login_gov_jwt(token, require=["iss", "aud", "iat", "jti",
-                                                                "events"])
+                                                                "events"],
+                                                audiences=login_gov.security_event_audiences())
     except login_gov.JwtRejected as rejected:
         code = _REJECTION_CODES.get(rejected.context.get("reason"), "invalid_request")
         raise SecurityEventRejected(code, f"token rejected: {rejected}") from None

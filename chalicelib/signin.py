@@ -1,12 +1,13 @@
 """The sign-in flow: start at /login, finish at /auth/callback.
 
 State is single-use and bound to the browser that started the sign-in: each /login makes
-a fresh random binding for its own state, stores sha256(state) with the nonce, the return
-path and sha256(binding), and hands the binding to the browser in a cookie named after
-that state (chalicelib.web.signin_cookie). The callback consumes the record in one
-conditional update that also checks the binding, so a replayed state, or a state carried
-to another browser, fails closed. A binding the browser sends is never adopted: a planted
-one (login CSRF) would otherwise bind the victim's sign-ins to a value the attacker knows.
+a fresh random binding for its own state, stores sha256(state) with the nonce, the PKCE
+code_verifier, the return path and sha256(binding), and hands the binding to the browser
+in a cookie named after that state (chalicelib.web.signin_cookie). The callback checks the
+response's `iss`, then consumes the record in one conditional update that also checks the
+binding, so a replayed state, or a state carried to another browser, fails closed. A
+binding the browser sends is never adopted: a planted one (login CSRF) would otherwise
+bind the victim's sign-ins to a value the attacker knows.
 
 A failed or repeated callback never ends a valid session: a person who is signed in and
 comes back through a spent or cancelled sign-in (Back, then Continue at Login.gov; Sign in,
@@ -53,7 +54,8 @@ class StartedSignIn:
 
 
 def start_signin(return_to: str | None) -> StartedSignIn:
-    """Record a fresh state, nonce and browser binding; build Login.gov's authorization URL.
+    """Record a fresh state, nonce, PKCE verifier and browser binding; build Login.gov's
+    authorization URL.
 
     The binding is always new: never one the browser sends (see the module docstring).
     """
@@ -63,12 +65,14 @@ def start_signin(return_to: str | None) -> StartedSignIn:
         raise ReturnToRejected("return_to is not a same-site path")
     binding = login_gov.random_token()
     state, nonce = login_gov.random_token(), login_gov.random_token()
+    code_verifier = login_gov.random_token()
     discovering = login_gov.discover_in_background()
     now = int(time.time())
     expires = now + settings.signin_state_ttl
     record = SignInState(
         f"signin#{sha256_hex(state)}",
         nonce=nonce,
+        code_verifier=code_verifier,
         browser_hash=sha256_hex(binding),
         return_to=return_path,
         created_at=now,
@@ -81,7 +85,7 @@ def start_signin(return_to: str | None) -> StartedSignIn:
         if discovering is not None:
             discovering.join()
     try:
-        url = login_gov.build_authorization_url(state, nonce)
+        url = login_gov.build_authorization_url(state, nonce, code_verifier)
     except IdentityProviderUnavailable:
         _forget_state(record)
         raise
@@ -176,6 +180,10 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
     from chalicelib import linking, notices
 
     state = params.get("state", "")
+    # Before the state is touched: a response that names another issuer (or lacks the one
+    # discovery promises) is refused without spending the state, so a forged or mixed-up
+    # response, error or not, cannot cancel the sign-in of the browser that holds it.
+    login_gov.validate_authorization_response_issuer(params.get("iss"))
     error = params.get("error")
     if error:
         if state:
@@ -191,7 +199,7 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
         raise SignInError("authorization code missing or malformed")
 
     signin_state = consume_state(state, browser_binding)
-    tokens = login_gov.exchange_code(code)
+    tokens = login_gov.exchange_code(code, code_verifier=signin_state.code_verifier)
     claims = login_gov.validate_id_token(
         tokens.id_token, nonce=signin_state.nonce, access_token=tokens.access_token)
     sub = claims["sub"]

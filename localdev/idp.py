@@ -1,12 +1,17 @@
 """A local, Login.gov-compatible OpenID Connect provider for development and tests.
 
-Never deployed. It is as strict as Login.gov where a relying party can get things wrong:
-registered client and exact redirect URI, state and nonce of at least 22 characters,
-prompt=select_account, known acr_values, single-use codes that expire in 5 minutes,
+Never deployed. It is as strict as Login.gov where a relying party can get things wrong,
+and as a standard-conforming provider configured like Login.gov: registered client and
+exact redirect URI, state and nonce of at least 22 characters, prompt=select_account (or
+login), known acr_values, PKCE with S256 required (RFC 7636: the code_verifier is checked
+at the token endpoint), the token request's redirect_uri equal to the authorization
+request's (RFC 6749 4.1.3), `iss` in every authorization response, success or error
+(RFC 9207, advertised in discovery), single-use codes that expire in 5 minutes,
 private_key_jwt client assertions verified against the client's public key (single-use
 jti, aud = token URL, exp at most 5 minutes out), userinfo by Bearer header only, and a
-trailing-slash issuer. A tester types one or more email addresses; the same set always
-gives the same `sub`.
+trailing-slash issuer. Security event tokens are addressed (`aud`) to the client's push
+URL, as Login.gov addresses them. A tester types one or more email addresses; the same set
+always gives the same `sub`.
 
 `faults` switches on misbehaviour for tests (see FAULTS); `rotate_keys()` rotates the
 signing key (the old one stays published as secondary until `drop_old_keys()`).
@@ -15,14 +20,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import html
 import json
+import re
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +41,9 @@ CODE_LIFETIME = 300
 ACCESS_TOKEN_LIFETIME = 900
 ASSERTION_MAX_LIFETIME = 300
 MIN_STATE_NONCE_LENGTH = 22
+# RFC 7636: a verifier is 43-128 unreserved characters; an S256 challenge is 43 base64url.
+CODE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 KNOWN_ACR_VALUES = {
     "urn:acr.login.gov:auth-only",
     "urn:acr.login.gov:verified",
@@ -62,6 +72,9 @@ FAULTS = {
     "id_token_bad_signature": "sign the ID token with a key that is not published",
     "id_token_kid": "header kid to use (None to omit it)",
     "discovery_issuer": "issuer to advertise in discovery",
+    "discovery_fields": "dict merged into discovery (None values delete a field)",
+    "authorization_response_iss": "iss to send in authorization responses (None: leave it out)",
+    "id_token_extra_audiences": "audiences after the client id, as an array ([]: [client id])",
 }
 
 
@@ -95,6 +108,7 @@ class Client:
     public_key_pem: str
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    push_notification_url: str | None = None
 
 
 @dataclass
@@ -108,6 +122,7 @@ class IssuedCode:
     client_id: str
     redirect_uri: str
     nonce: str
+    code_challenge: str
     acr: str
     emails: list[str]
     sub: str
@@ -134,9 +149,15 @@ class LocalLoginGov:
     # --- test controls -----------------------------------------------------------------------
 
     def register_client(self, client_id: str, public_key_pem: str, redirect_uri: str,
-                        post_logout_redirect_uri: str) -> None:
+                        post_logout_redirect_uri: str,
+                        push_notification_url: str | None = None) -> None:
+        """Register a relying party. Its push URL (the `aud` of its security event tokens)
+        defaults to this app's: the redirect URI's origin + /api/security-events."""
+        if push_notification_url is None:
+            origin = urlsplit(redirect_uri)
+            push_notification_url = f"{origin.scheme}://{origin.netloc}/api/security-events"
         self.clients[client_id] = Client(client_id, public_key_pem, [redirect_uri],
-                                         [post_logout_redirect_uri])
+                                         [post_logout_redirect_uri], push_notification_url)
 
     def rotate_keys(self) -> str:
         """New primary signing key; the old one stays in the JWKS as secondary."""
@@ -164,10 +185,11 @@ class LocalLoginGov:
     def make_id_token(self, issued: IssuedCode, access_token: str, client_id: str) -> str:
         now = int(time.time())
         digest = hashlib.sha256(access_token.encode()).digest()
+        extra_audiences = self.faults.get("id_token_extra_audiences")
         claims = {
             "iss": self.issuer,
             "sub": issued.sub,
-            "aud": client_id,
+            "aud": client_id if extra_audiences is None else [client_id, *extra_audiences],
             "acr": issued.acr,
             "nonce": issued.nonce,
             "jti": secrets.token_urlsafe(16),
@@ -235,10 +257,16 @@ class LocalLoginGov:
     def security_event_token(self, client_id: str, event: str, sub: str, *,
                              jti: str | None = None, key: rsa.RSAPrivateKey | None = None,
                              omit: tuple[str, ...] = (), **overrides) -> str:
-        """A Security Event Token as Login.gov pushes it (RFC 8417), signed with our key."""
+        """A Security Event Token as Login.gov pushes it (RFC 8417), signed with our key.
+
+        `aud` is the client's push URL, as Login.gov sends it (identity-idp
+        push_notification/http_push.rb); for a client not registered here, the client id.
+        Pass `aud=...` to address it otherwise (the client id is accepted too)."""
+        client = self.clients.get(client_id)
         claims = {
             "iss": self.issuer,
-            "aud": client_id,
+            "aud": client.push_notification_url if client and client.push_notification_url
+            else client_id,
             "iat": int(time.time()),
             "jti": jti or secrets.token_hex(16),
             "events": {self.RISC_PREFIX + event: {
@@ -271,7 +299,7 @@ class LocalLoginGov:
 
         @app.get("/.well-known/openid-configuration")
         def discovery():
-            return jsonify({
+            document = {
                 "issuer": idp.faults.get("discovery_issuer", idp.issuer),
                 "authorization_endpoint": idp.url("/openid_connect/authorize"),
                 "token_endpoint": idp.url("/api/openid_connect/token"),
@@ -286,8 +314,16 @@ class LocalLoginGov:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                 "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": True,
                 "claims_supported": ["iss", "sub", "email", "email_verified", "all_emails"],
-            })
+            }
+            for name, value in (idp.faults.get("discovery_fields") or {}).items():
+                if value is None:
+                    document.pop(name, None)
+                else:
+                    document[name] = value
+            return jsonify(document)
 
         @app.get("/api/openid_connect/certs")
         def certs():
@@ -308,8 +344,9 @@ class LocalLoginGov:
                 return _error_page("redirect_uri does not match a registered URI"), 400
             problem = _authorization_problem(args)
             if problem:
-                return _redirect(redirect_uri, error="invalid_request",
-                                 error_description=problem, state=args.get("state", ""))
+                return idp.authorization_response(
+                    redirect_uri, error="invalid_request", error_description=problem,
+                    state=args.get("state", ""))
             return _login_form(args)
 
         @app.post("/openid_connect/authorize")
@@ -323,7 +360,8 @@ class LocalLoginGov:
             if problem:
                 return _error_page(problem), 400
             if form.get("action") == "cancel":
-                return _redirect(redirect_uri, error="access_denied", state=form["state"])
+                return idp.authorization_response(redirect_uri, error="access_denied",
+                                                  state=form["state"])
             emails = [e.strip() for e in form.get("emails", "").replace(",", "\n").splitlines()
                       if e.strip()]
             if not emails:
@@ -332,10 +370,11 @@ class LocalLoginGov:
             with idp._lock:
                 idp.codes[code] = IssuedCode(
                     client_id=client.client_id, redirect_uri=redirect_uri,
-                    nonce=form["nonce"], acr=form["acr_values"], emails=emails,
+                    nonce=form["nonce"], code_challenge=form["code_challenge"],
+                    acr=form["acr_values"], emails=emails,
                     sub=form.get("sub") or sub_for_emails(emails),
                     expires_at=time.time() + CODE_LIFETIME)
-            return _redirect(redirect_uri, code=code, state=form["state"])
+            return idp.authorization_response(redirect_uri, code=code, state=form["state"])
 
         @app.post("/api/openid_connect/token")
         def token():
@@ -363,6 +402,12 @@ class LocalLoginGov:
                 if issued.client_id != client_id:
                     return _token_error("Code was issued to another client")
                 issued.used = True  # single use, even if the rest fails
+                # RFC 6749 4.1.3: the redirect_uri of the authorization request, exactly.
+                if form.get("redirect_uri") != issued.redirect_uri:
+                    return _token_error("redirect_uri does not match the authorization request")
+                problem = _pkce_problem(form.get("code_verifier", ""), issued.code_challenge)
+                if problem:
+                    return _token_error(problem)
                 access_token = secrets.token_urlsafe(32)
                 idp.access_tokens[access_token] = (
                     issued.sub, issued.emails, time.time() + ACCESS_TOKEN_LIFETIME)
@@ -410,6 +455,13 @@ class LocalLoginGov:
 
         return app
 
+    def authorization_response(self, redirect_uri: str, **params) -> Response:
+        """Back to the client, with our `iss` (RFC 9207) on success and error alike."""
+        iss = self.faults.get("authorization_response_iss", self.issuer)
+        if iss is not None:
+            params["iss"] = iss
+        return _redirect(redirect_uri, **params)
+
     # --- serving --------------------------------------------------------------------------------
 
     def serve_in_thread(self, host: str = "127.0.0.1", port: int = 0):
@@ -421,8 +473,6 @@ class LocalLoginGov:
 
 def _hs256_with_any_key(claims: dict, secret: bytes, headers: dict) -> str:
     """PyJWT refuses PEM keys for HMAC, as it should; build the forgery by hand."""
-    import hmac
-
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -448,6 +498,21 @@ def _authorization_problem(args) -> str | None:
         return "nonce must be at least 22 characters"
     if args.get("prompt") not in ("select_account", "login"):
         return "prompt must be select_account"
+    # PKCE, S256 only: `plain` would put the verifier itself in the browser's URL.
+    if args.get("code_challenge_method") != "S256" or \
+            not S256_CHALLENGE.fullmatch(args.get("code_challenge", "")):
+        return "code_challenge with code_challenge_method=S256 is required"
+    return None
+
+
+def _pkce_problem(verifier: str, challenge: str) -> str | None:
+    """RFC 7636 4.6: BASE64URL(SHA256(code_verifier)) must equal the stored challenge."""
+    if not CODE_VERIFIER.fullmatch(verifier):
+        return "code_verifier is missing or malformed"
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    if not hmac.compare_digest(computed, challenge):
+        return "code_verifier does not match the code_challenge"
     return None
 
 
@@ -482,7 +547,7 @@ def _login_form(params, message: str = "") -> str:
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{html.escape(params.get(name, ""))}">'
         for name in ("client_id", "redirect_uri", "response_type", "scope", "acr_values",
-                     "state", "nonce", "prompt"))
+                     "state", "nonce", "prompt", "code_challenge", "code_challenge_method"))
     note = f'<p class="note" role="alert">{html.escape(message)}</p>' if message else ""
     return _page("Sign in", f"""
 <p class="note">Local Login.gov stand-in for development. Never use real credentials.</p>

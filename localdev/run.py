@@ -6,8 +6,15 @@ accounts through manage.py (the same commands ops use); then serves the app with
 `chalice local --no-autoreload` (through localdev/chalice_local.py, which matches `{proxy+}`
 routes as API Gateway does). Ctrl-C stops everything it started.
 
-Ports are fixed because the local stage in .chalice/config.json names them:
-app 8000, local Login.gov 8001, moto 5000, local mailbox 8025.
+Settings are the local stage's (.chalice/config.json), and real environment variables win,
+as for manage.py (the CONTRACT in DESIGN.md): chalice local itself would put the stage's
+values over the environment, so it is started through chalice_local_main below.
+- LOGIN_GOV_ISSUER other than the stage's (the local Login.gov, 8001): the stand-in is not
+  started and that provider is used, with LOGIN_GOV_CLIENT_ID and the key
+  (LOGIN_GOV_PRIVATE_KEY, or LOGIN_GOV_PRIVATE_KEY_FILE: a path, make run only).
+- Ports: the app's from APP_BASE_URL (8000), moto's from AWS_ENDPOINT_URL (5000), the
+  mailbox's from LOCAL_MAILBOX_PORT (8025, make run only), so a second stack can run beside
+  the usual one.
 """
 from __future__ import annotations
 
@@ -21,22 +28,103 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local"
 DEMO_CSV = ROOT / "localdev" / "demo_accounts.csv"
-APP_PORT, IDP_PORT, MOTO_PORT, MAILBOX_PORT = 8000, 8001, 5000, 8025
+DEFAULT_MAILBOX_PORT = 8025
 HOST = "127.0.0.1"
-APP_URL = f"http://{HOST}:{APP_PORT}"
-CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-local"
 
 
 def _local_stage_env() -> dict[str, str]:
+    """The local stage's variables, as chalice gives them (top level, then the stage's)."""
     import json
 
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return dict(config["stages"]["local"].get("environment_variables", {}))
+    values = dict(config.get("environment_variables") or {})
+    values.update(config["stages"]["local"].get("environment_variables") or {})
+    return {str(k): str(v) for k, v in values.items()}
+
+
+class SetupError(Exception):
+    """A setting make run cannot work with: one line on stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this run starts, and the environment every part of it gets."""
+
+    env: dict[str, str]
+    app_url: str              # APP_BASE_URL, without a trailing slash
+    app_port: int
+    moto_port: int
+    mailbox_port: int
+    stand_in_port: int | None  # the local Login.gov's port; None: an outside provider
+
+    @property
+    def issuer(self) -> str:
+        return self.env["LOGIN_GOV_ISSUER"]
+
+
+def _port(url: str, name: str) -> int:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+        raise SetupError(f"{name} must be http://127.0.0.1:PORT or http://localhost:PORT "
+                         f"for make run, got {url!r}")
+    try:
+        return parts.port or 80
+    except ValueError:
+        raise SetupError(f"{name} has no usable port: {url!r}") from None
+
+
+def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
+    """The stage's values with the real environment's on top; which provider; which ports."""
+    env = {**stage_env, **environ}
+    stand_in = env["LOGIN_GOV_ISSUER"] == stage_env["LOGIN_GOV_ISSUER"]
+    if not stand_in and not environ.get("LOGIN_GOV_CLIENT_ID"):
+        raise SetupError("LOGIN_GOV_ISSUER names an outside provider: set LOGIN_GOV_CLIENT_ID "
+                         "to the client id registered there")
+    if environ.get("LOGIN_GOV_PRIVATE_KEY"):
+        key = environ["LOGIN_GOV_PRIVATE_KEY"]
+    elif environ.get("LOGIN_GOV_PRIVATE_KEY_FILE"):
+        path = Path(environ["LOGIN_GOV_PRIVATE_KEY_FILE"]).expanduser()
+        try:
+            key = path.read_text()
+        except OSError as exc:
+            raise SetupError(f"LOGIN_GOV_PRIVATE_KEY_FILE: cannot read {path}: "
+                             f"{exc.strerror}") from None
+    elif stand_in:
+        key = _client_key_pem()
+    else:
+        raise SetupError("LOGIN_GOV_ISSUER names an outside provider: set "
+                         "LOGIN_GOV_PRIVATE_KEY_FILE (or LOGIN_GOV_PRIVATE_KEY) to the private "
+                         "key whose certificate is registered there")
+    _check_private_key(key)
+    env["LOGIN_GOV_PRIVATE_KEY"] = key
+    env["PYTHONUNBUFFERED"] = "1"
+    app_url = env["APP_BASE_URL"].rstrip("/")
+    mailbox = env.get("LOCAL_MAILBOX_PORT") or str(DEFAULT_MAILBOX_PORT)
+    if not mailbox.isdigit():
+        raise SetupError(f"LOCAL_MAILBOX_PORT must be a port number, got {mailbox!r}")
+    return Plan(env=env, app_url=app_url, app_port=_port(app_url, "APP_BASE_URL"),
+                moto_port=_port(env["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL"),
+                mailbox_port=int(mailbox),
+                stand_in_port=_port(env["LOGIN_GOV_ISSUER"], "LOGIN_GOV_ISSUER")
+                if stand_in else None)
+
+
+def _check_private_key(pem: str) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise SetupError(f"the Login.gov private key is not an unencrypted PEM key: {exc}") \
+            from None
 
 
 def _client_key_pem() -> str:
@@ -74,6 +162,7 @@ def _manage(*args: str, env: dict, quiet: bool = False) -> None:
 def _seed_demo(env: dict) -> None:
     """The demo's history, made with the commands ops and support use: the registry's
     export, two support corrections, then the next nightly import (which keeps them)."""
+    STATE_DIR.mkdir(exist_ok=True)
     report = str(STATE_DIR / "demo_import_rejects.csv")
     _manage("import-accounts", str(DEMO_CSV), "--reject-report", report, env=env)
     # Ivan's office address was on June's account too: support gives him his own, which
@@ -117,59 +206,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="less output (tests)")
     args = parser.parse_args(argv)
 
-    stage_env = _local_stage_env()
-    env = {**os.environ, **stage_env, "LOGIN_GOV_PRIVATE_KEY": _client_key_pem(),
-           "PYTHONUNBUFFERED": "1"}
+    try:
+        plan = plan_run(os.environ, _local_stage_env())
+    except SetupError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
+    env = plan.env
     os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "TABLE_"))})
 
     from moto.server import ThreadedMotoServer
 
-    from localdev.idp import LocalLoginGov, public_pem
     from localdev.moto_support import serialize_dynamodb_writes
 
     serialize_dynamodb_writes()
     # The in-process servers' access logs would print codes and states from query strings.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address=HOST, port=MOTO_PORT, verbose=False)
+    moto = ThreadedMotoServer(ip_address=HOST, port=plan.moto_port, verbose=False)
     moto.start()
     stopping = threading.Event()
     servers = []
     chalice = None
     try:
-        _wait_for(f"http://{HOST}:{MOTO_PORT}/moto-api/")
+        _wait_for(f"http://{HOST}:{plan.moto_port}/moto-api/")
         _manage("create-tables", env=env)
         _seed_demo(env)
         _verify_mail_sender(env)
 
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-        idp = LocalLoginGov(issuer=stage_env["LOGIN_GOV_ISSUER"])
-        client_key = load_pem_private_key(env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
-        idp.register_client(stage_env["LOGIN_GOV_CLIENT_ID"], public_pem(client_key),
-                            APP_URL + "/auth/callback", APP_URL + "/signed-out")
-        servers.append(idp.serve_in_thread(HOST, IDP_PORT))
-        mailbox = _start_mailbox()
+        if plan.stand_in_port is not None:
+            servers.append(_start_stand_in(plan))
+        mailbox = _start_mailbox(plan.mailbox_port)
         if mailbox is not None:
             servers.append(mailbox)
         # The outbox's worker (the send_queued_mail Lambda in AWS), in this process, with
-        # the environment `chalice local` gets (the stage's values win, as they do there).
+        # the environment `chalice local` gets.
         os.environ.update(env)
         from localdev.outbox_worker import serve_outbox
 
         serve_outbox(stopping)
 
         chalice = subprocess.Popen(
-            # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py).
-            [sys.executable, "-m", "localdev.chalice_local", "local", "--no-autoreload",
-             "--stage", "local", "--host", HOST, "--port", str(APP_PORT)],
+            # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py)
+            # and this environment over the stage's values (chalice_local_main).
+            [sys.executable, "-c", CHALICE_LOCAL, "local", "--no-autoreload",
+             "--stage", "local", "--host", HOST, "--port", str(plan.app_port)],
             cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=_relay_redacted, args=(chalice.stdout,), daemon=True).start()
-        _wait_for(APP_URL + "/")
+        _wait_for(f"http://{HOST}:{plan.app_port}/")
         if args.quiet:
-            print("READY", flush=True)
+            print("\n".join(_provider_lines(plan) + ["READY"]), flush=True)
         else:
-            _print_banner(mailbox is not None)
+            _print_banner(plan, mailbox is not None)
 
         def _stop(*_):
             stopping.set()
@@ -192,7 +279,47 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.shutdown()
         moto.stop()
-        print("Stopped the app, the local Login.gov, the mailbox, the outbox worker and moto.")
+        local_login_gov = "the local Login.gov, " if plan.stand_in_port is not None else ""
+        print(f"Stopped the app, {local_login_gov}the mailbox, the outbox worker and moto.")
+
+
+def _start_stand_in(plan: Plan):
+    """The local Login.gov on the stage issuer's port, with the app registered as a client:
+    its key's public half, and this run's redirect and post-logout URIs."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from localdev.idp import LocalLoginGov, public_pem
+
+    idp = LocalLoginGov(issuer=plan.issuer)
+    client_key = load_pem_private_key(plan.env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
+    idp.register_client(plan.env["LOGIN_GOV_CLIENT_ID"], public_pem(client_key),
+                        plan.app_url + "/auth/callback", plan.app_url + "/signed-out")
+    return idp.serve_in_thread(HOST, plan.stand_in_port)
+
+
+# The child's command: chalice local through localdev/chalice_local.py, environment first.
+CHALICE_LOCAL = "from localdev import run; raise SystemExit(run.chalice_local_main())"
+
+
+def chalice_local_main() -> int:
+    """`chalice local` (localdev/chalice_local.py) with this process's environment winning
+    over the stage's variables. Chalice loads a stage's variables over os.environ just
+    before it imports app.py; make run has already merged them under the real environment
+    (plan_run), so every variable this process has keeps its value."""
+    from chalice.cli.factory import CLIFactory
+
+    from localdev import chalice_local
+
+    load_chalice_app = CLIFactory.load_chalice_app
+
+    def load_with_the_environment_winning(self, environment_variables=None, *args, **kwargs):
+        if environment_variables is not None:
+            environment_variables = {name: os.environ.get(name, value)
+                                     for name, value in environment_variables.items()}
+        return load_chalice_app(self, environment_variables, *args, **kwargs)
+
+    CLIFactory.load_chalice_app = load_with_the_environment_winning
+    return chalice_local.main()
 
 
 # chalice local's access log prints whole request lines; codes and states live in the query.
@@ -214,28 +341,46 @@ def _verify_mail_sender(env: dict) -> None:
     boto3.client("sesv2").create_email_identity(EmailIdentity=sender)
 
 
-def _start_mailbox():
+def _start_mailbox(port: int):
     try:
         from localdev.mailbox import serve_mailbox
     except ImportError:
         return None
-    return serve_mailbox(HOST, MAILBOX_PORT)
+    return serve_mailbox(HOST, port)
 
 
-def _print_banner(with_mailbox: bool) -> None:
-    lines = [
-        "",
-        f"  National Registry sign-in is running at {APP_URL}",
-        f"  Local Login.gov:   http://{HOST}:{IDP_PORT}/  (type any email; same emails, same identity)",
+def _provider_lines(plan: Plan) -> list[str]:
+    """Which Login.gov this run uses, and what to register there (no secrets)."""
+    if plan.stand_in_port is not None:
+        return [f"Login.gov: the local stand-in, {plan.issuer} (started by this run)"]
+    return [
+        f"Login.gov: an outside provider, {plan.issuer} (the local stand-in is not started)",
+        f"  client id:                 {plan.env['LOGIN_GOV_CLIENT_ID']}",
+        f"  register as redirect URI:  {plan.app_url}/auth/callback",
+        f"  and as post-logout URI:    {plan.app_url}/signed-out",
     ]
+
+
+def _print_banner(plan: Plan, with_mailbox: bool) -> None:
+    lines = ["", f"  National Registry sign-in is running at {plan.app_url}"]
+    lines += [f"  {line}" for line in _provider_lines(plan)]
     if with_mailbox:
-        lines.append(f"  Local mailbox:     http://{HOST}:{MAILBOX_PORT}/  (one-time codes and notices)")
-    lines += ["", "  Demo registry accounts (sign in at the local Login.gov with these emails):"]
-    for number, emails, note in DEMO_NOTES:
-        lines.append(f"    {number}  {emails}")
-        lines.append(f"                {note}")
-    lines += ["    any other email   no match: link with a code sent to a registry email",
-              "", "  Ctrl-C stops everything.", "READY", ""]
+        lines.append(f"  Local mailbox:     http://{HOST}:{plan.mailbox_port}/"
+                     "  (one-time codes and notices)")
+    if plan.stand_in_port is not None:
+        lines += ["  (at the local Login.gov, type any email; same emails, same identity)",
+                  "", "  Demo registry accounts (sign in at the local Login.gov with these "
+                  "emails):"]
+        for number, emails, note in DEMO_NOTES:
+            lines.append(f"    {number}  {emails}")
+            lines.append(f"                {note}")
+        lines += ["    any other email   no match: link with a code sent to a registry email"]
+    else:
+        lines += ["", "  Sign in with your account at that provider. Unless its email is a",
+                  "  demo account's, you land on \"no match\": link a demo account (e.g.",
+                  "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
+                  "  read in the local mailbox."]
+    lines += ["", "  Ctrl-C stops everything.", "READY", ""]
     print("\n".join(lines), flush=True)
 
 

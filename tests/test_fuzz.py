@@ -32,7 +32,7 @@ FUZZ = settings(max_examples=150, deadline=None,
 RFC8935_ERRORS = {"invalid_request", "invalid_key", "invalid_issuer", "invalid_audience",
                   "authentication_failed", "access_denied"}
 AUTHORIZE_PARAMS = {"client_id", "response_type", "redirect_uri", "scope", "acr_values",
-                    "state", "nonce", "prompt"}
+                    "state", "nonce", "prompt", "code_challenge", "code_challenge_method"}
 NR = "1000000001"
 EMAIL = "dr.alice@example.com"
 

@@ -68,11 +68,12 @@ def test_rp_id_token_issuer_mismatch(browser, account, idp, logged, issuer):
     pytest.param(None, id="aud-absent"),
     pytest.param("", id="aud-empty"),
     pytest.param([OTHER_CLIENT, "urn:x"], id="list-without-us"),
-    # Login.gov sends one audience; a list that merely includes us is refused (strict aud).
+    # Several audiences need an `azp` naming us (OIDC Core 3.1.3.7, items 4-5).
     pytest.param(["{client_id}", OTHER_CLIENT], id="list-with-us-and-another"),
 ])
 def test_rp_id_token_aud(browser, account, idp, logged, aud):
-    """Reject: `aud` must be exactly our client id."""
+    """Reject: `aud` must name our client id (the accepted forms, an array and several
+    audiences with our `azp`, are in tests/test_oidc_strict.py)."""
     from tests.conftest import CLIENT_ID
 
     if isinstance(aud, list):
