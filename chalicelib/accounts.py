@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import sessions
+from chalicelib import sessions, store
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
 from chalicelib.errors import (
@@ -34,11 +34,27 @@ def signed_in_session(token: str | None) -> Session:
 
 def require_link_state(session: Session, *, linked: bool | None) -> None:
     """linked=True: the session must hold a registry account; False: it must not (the
-    recovery pages); None: either."""
+    recovery pages); None: either. A session holding no account is refused (and ended)
+    while Login.gov says its identity is disabled; one holding an account is checked
+    against the account (signed_in_account)."""
     if linked is True and not session.nr_number:
         raise NotLinkedYet("signed in, no registry account linked")
     if linked is False and session.nr_number:
         raise AlreadyLinked("signed in and already linked")
+    if not session.nr_number:
+        refuse_if_disabled(session)
+
+
+def refuse_if_disabled(session: Session) -> None:
+    """A session with no account (no match, recovery) whose identity Login.gov disabled:
+    one a sign-in racing the account-disabled event wrote after the event ended the
+    identity's sessions. One read of the identity's `sub#` item."""
+    identity = store.identity_claim(session.subject)
+    if identity is not None and identity.disabled:
+        # A disabled Login.gov account must not send recovery codes or link a record.
+        session.delete()
+        raise IdentityDisabled("Login.gov disabled this identity",
+                               subject=keyed_hash(session.subject))
 
 
 def signed_in_account(session: Session, token: str | None) -> Account:

@@ -8,10 +8,16 @@ The rules, in one place:
   once-shared address never does. The link commits only if the address it matched still
   proves that account.
 - An account links to one identity, an identity to one account. The database enforces
-  both: the link writes `sub#<sub>` with attribute_not_exists and updates the account on
-  condition it has no linked sub, in one transaction with the audit event.
+  both: the link sets `nr_number` on the identity's `sub#<sub>` item on condition it has
+  none, and updates the account on condition it has no linked sub, in one transaction with
+  the audit event.
 - Only active accounts link. Linking retires the legacy username. An identity Login.gov
-  purged never links; one support barred from an account never links to it again.
+  purged never links; one support barred from an account never links to it again; one
+  Login.gov disabled (and has not enabled since) links nowhere, by any route: the same
+  condition on its `sub#` item, which carries Login.gov's marks whether or not it is
+  linked (chalicelib.models.Claim), so a link racing the account-disabled event cannot win
+  once the event has committed.
+- Unlinking removes `nr_number` from the identity's item and keeps Login.gov's marks.
 """
 from __future__ import annotations
 
@@ -60,8 +66,9 @@ def find_linked_account(sub: str) -> str | None:
 
 def account_to_sign_in(sub: str) -> str | None:
     """find_linked_account for a sign-in: IdentityDisabled while Login.gov says the identity
-    is disabled. The same one read: a sign-in racing the account-disabled event is refused
-    once the event has committed, and the event ends what started before (security_events)."""
+    is disabled, linked or not. The same one read: a sign-in racing the account-disabled
+    event is refused once the event has committed (a first link by the link's condition),
+    and the event ends what started before (security_events)."""
     claim = store.identity_claim(sub)
     if claim is not None and claim.disabled:
         raise IdentityDisabled("Login.gov disabled this identity", subject=keyed_hash(sub),
@@ -109,9 +116,13 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
     event = audit_event(nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}",
                         method=method.value)
     tx = store.Transaction()
-    # Refuse a second account for the same identity (sharing, or a double submit).
-    tx.put("sub_claim", Claim(Claim.sub_key(sub), nr_number=nr_number),
-           condition=Claim.claim.does_not_exist())
+    # Refuse a second account for the same identity (sharing, or a double submit), and an
+    # identity Login.gov disabled (an account-disabled event may commit at this moment).
+    # An update: the item may exist already, carrying Login.gov's marks, which stay.
+    tx.update("sub_claim", Claim(Claim.sub_key(sub)),
+              [Claim.nr_number.set(nr_number),
+               Claim.created_at.set(Claim.created_at | utc_now())],
+              condition=Claim.linkable())
     # A purge event may be on its way in: a purged identity never holds a link.
     tx.check("not_purged", Claim, Claim.purged_key(sub), condition=Claim.claim.does_not_exist())
     if matched is not None:
@@ -165,7 +176,12 @@ def _check_linkable(account: Account, sub: str) -> None:
 
 def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
     """A transaction condition failed: read back what won and say so (None: nothing did)."""
-    linked = find_linked_account(sub)
+    identity = store.identity_claim(sub)
+    if identity is not None and identity.disabled:
+        # Login.gov's account-disabled event committed first: the disabled page, not a conflict.
+        raise IdentityDisabled("Login.gov disabled this identity", subject=keyed_hash(sub),
+                               nr_number=identity.nr_number)
+    linked = identity.nr_number if identity else None
     if linked == nr_number:
         return LinkResult(LinkOutcome.RETURNING, nr_number)  # our own double submit won
     if linked is not None:
@@ -182,14 +198,26 @@ class UnlinkConflict(Exception):
     """The account changed while unlinking (a sign-in or another action); nothing changed."""
 
 
-def unlink_items(tx: store.Transaction, account: Account, sub: str, *,
-                 remove_claim: bool = True, bar: bool = False) -> None:
+def unlink_items(tx: store.Transaction, account: Account, sub: str,
+                 identity: Claim | None, *, bar: bool = False, purge: bool = False) -> None:
     """The writes that end the link between `account` and `sub` (the caller adds the audit
-    event and commits). `bar` also bars the identity from this account."""
-    if remove_claim:
-        # The sub claim goes only if it names this account (never another's link).
-        tx.delete("sub_claim", Claim(Claim.sub_key(sub)),
-                  condition=Claim.nr_number == account.nr_number)
+    event and commits). `identity` is the `sub#` item as read; when it names this account it
+    loses `nr_number` but keeps Login.gov's marks (the item goes when it carries none, or
+    for a `purge`: a purged identity never signs in again). When it names another account or
+    none, only the account changes (a repair). `bar` also bars the identity from this
+    account."""
+    if identity is not None and identity.nr_number == account.nr_number:
+        # Only if it still names this account and its marks are as read: a disable or
+        # enable committing meanwhile must not be lost (the caller reads again).
+        condition = (Claim.nr_number == account.nr_number) \
+            & store.as_read(Claim.disabled_at, identity.disabled_at) \
+            & store.as_read(Claim.enabled_at, identity.enabled_at)
+        if identity.marked and not purge:
+            # A still-disabled identity must not relink at its next sign-in.
+            tx.update("sub_claim", Claim(identity.claim), [Claim.nr_number.remove()],
+                      condition=condition)
+        else:
+            tx.delete("sub_claim", Claim(identity.claim), condition=condition)
     actions = [Account.linked_sub.remove(), Account.linked_at.remove(),
                Account.linked_email.remove(), Account.login_gov_disabled.remove()]
     if bar:
@@ -197,20 +225,21 @@ def unlink_items(tx: store.Transaction, account: Account, sub: str, *,
     tx.update("account", account, actions=actions, condition=Account.linked_sub == sub)
 
 
-def unlink_identity(account: Account, sub: str, *, event: str, actor: str,
-                    remove_claim: bool = True, bar: bool = False, **detail: str) -> None:
+def unlink_identity(account: Account, sub: str, identity: Claim | None, *, event: str,
+                    actor: str, bar: bool = False, **detail: str) -> None:
     """Remove the link between `account` and `sub` in one transaction with its audit event.
 
     Used by the support desk: `bar=False` when the person lost their Login.gov account (they
     link again with a new one), `bar=True` when the linked identity is not the account's
     owner (it can never link to this account again until support lifts the bar). The legacy
     username stays retired. The caller ends the identity's sessions afterwards.
-    `remove_claim=False` repairs an account whose `sub#` claim is gone or names another.
+    `identity` is the `sub#` item as read (see unlink_items): Login.gov's disabled mark
+    stays with the identity, whichever mode.
     """
     audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
                         barred="yes" if bar else "no", **detail)
     tx = store.Transaction()
-    unlink_items(tx, account, sub, remove_claim=remove_claim, bar=bar)
+    unlink_items(tx, account, sub, identity, bar=bar)
     commit_with_audit(tx, audit, UnlinkConflict("account or claim changed while unlinking"),
                       subject=keyed_hash(sub))
 

@@ -4,7 +4,8 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 
 - accounts  PK nr_number                       the registry record
 - claims    PK claim = "email#<normalized>"    who holds an address (chalicelib.claims)
-                      | "sub#<login.gov sub>"  the account an identity is linked to
+                      | "sub#<login.gov sub>"  an identity: the account it is linked to,
+                                               and Login.gov's disabled/enabled marks
                       | "purged#<login.gov sub>"  an identity Login.gov purged
                                                all written in the same transaction as
                                                the account change they belong to
@@ -123,9 +124,16 @@ class Claim(Model):
       proves, set only for a single holder of an address that was never shared; `shared`
       says it is, or was, on several accounts (never proof of identity, no recovery code,
       until support clears it); `revision` counts changes (optimistic locking).
-    - "sub#<Login.gov sub>": `nr_number` is the account linked to that identity;
-      `disabled_at`/`enabled_at` are the times (iat) of the latest account-disabled and
-      account-enabled events from Login.gov: it is disabled while the first is the later.
+    - "sub#<Login.gov sub>": the identity's record. `nr_number` is the account linked to
+      it, set only while linked; `disabled_at`/`enabled_at` are the times (iat) of the
+      latest account-disabled and account-enabled events from Login.gov: it is disabled
+      while the first is the later. The marks belong to the identity, not to the link:
+      an event for an identity that is not linked writes them on an item without
+      `nr_number`, an unlink removes `nr_number` and keeps them (the item goes only when
+      it carries none), and only a purge drops them. An item without `nr_number` exists
+      only to carry marks. A link sets `nr_number` on condition that the identity is
+      neither linked nor disabled (`linkable`): the database decides a link racing an
+      event. The returning-user callback reads this one item.
     - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
     """
 
@@ -149,10 +157,22 @@ class Claim(Model):
         the events' own times: a late delivery of an older event changes nothing)."""
         return self.disabled_by_times(self.disabled_at, self.enabled_at)
 
+    @property
+    def marked(self) -> bool:
+        """A `sub#` item carrying a Login.gov mark (either time), which outlives a link."""
+        return self.disabled_at is not None or self.enabled_at is not None
+
     @staticmethod
     def disabled_by_times(disabled_at: int | None, enabled_at: int | None) -> bool:
         """Disabled while the latest account-disabled is later than the latest enabled."""
         return (disabled_at or 0) > (enabled_at or 0)
+
+    @staticmethod
+    def linkable():
+        """The condition a link writes its `sub#` item with: not linked, and not disabled
+        (the same rule as disabled_by_times; an enabled_at absent compares false)."""
+        return Claim.nr_number.does_not_exist() & (
+            Claim.disabled_at.does_not_exist() | (Claim.disabled_at <= Claim.enabled_at))
 
     @staticmethod
     def email_key(normalized_email: str) -> str:

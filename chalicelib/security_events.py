@@ -2,53 +2,123 @@
 
 Push delivery per RFC 8935: the body is one SET (RFC 8417), a JWT signed with Login.gov's
 published keys. We check the signature (RS256 only, the same key cache as ID tokens),
-`iss` = the discovered issuer, `aud` = our client id, a fresh `iat`. Its `jti` is recorded
-with a conditional write in the same transaction as the action, so each event acts once.
+`iss` = the discovered issuer, `aud`, a fresh `iat`. Its `jti` is recorded with a
+conditional write in the same transaction as the action, so each event acts once.
+
+Login.gov sends its events (identity-idp, app/services/push_notification) under two
+prefixes: `https://schemas.openid.net/secevent/risc/event-type/` for the RISC names and
+`https://schemas.login.gov/secevent/risc/event-type/` for its own (password-reset,
+reproof-completed, mfa-limit-account-locked). Most name an identity (`subject_type`
+iss-sub: Login.gov's issuer and the `sub`); identifier-changed and identifier-recycled
+name an address (`subject_type` email) and no identity.
 
 What each event does:
 - account-purged: the Login.gov account is gone; unlink so the person can relink with a
-  new Login.gov account (a purged account that re-registers gets a new `sub`), and
-  remember the purged `sub` so no sign-in racing the event can link it.
-- account-disabled: end every session of that identity and mark its link disabled, so
-  sign-ins are refused until an account-enabled event (both by the events' own times, so
-  a late delivery of an older one changes nothing); sessions are ended again after the
-  mark commits, for a sign-in that was under way.
-- account-enabled: clears that mark (it is the later event).
-- the rest: recorded in the audit trail of the linked account.
+  new Login.gov account (a purged account that re-registers gets a new `sub`), remember
+  the purged `sub` so no sign-in racing the event can link it, and drop its marks.
+- account-disabled (Login.gov also sends it when it suspends an account, with reason
+  account-suspension): end every session of that identity and mark it disabled until an
+  account-enabled event (both by the events' own times, so a late delivery of an older one
+  changes nothing). The mark belongs to the identity, linked or not: it lives on its
+  `sub#` item (chalicelib.models.Claim), which exists without a link to carry it, and is
+  mirrored on the linked account (`Account.login_gov_disabled`), which every signed-in
+  request reads. While it holds, no sign-in, link (automatic or by recovery) or recovery
+  page of that identity goes through, and support's unlink keeps it. Sessions are ended
+  again after the mark commits, for a sign-in that was under way.
+- account-enabled (also sent when Login.gov reinstates a suspended account): clears that
+  mark when it is the later event. `account-suspended` and `account-reinstated`, should
+  Login.gov send them under names of their own, act as a disable and an enable.
+- identifier-changed (an address added to or removed from a Login.gov account) and
+  identifier-recycled (removed, so free for another Login.gov account to add): recorded in
+  the audit trail of each registry account whose primary or secondary address it is
+  (chalicelib.claims, by the normalized address), where support sees it (`find`). No
+  claim and no link changes. Links are by `sub`, never by address, so no existing link
+  depends on which Login.gov account holds the address. And the address still proves its
+  registry account for whoever controls the mailbox: Login.gov verifies control before an
+  address joins any Login.gov account, the same proof a recovery code asks for, so a
+  recycled address proves nothing more or less about who links next than any address
+  does. Treating it as no proof (like a shared address) would lock the owner out of
+  linking and recovery and protect nothing a recovery code does not already expose.
+- recovery-activated, recovery-information-changed, password-reset, reproof-completed,
+  mfa-limit-account-locked: recorded in the audit trail of the linked account.
+- Anything else, an event type or a subject type Login.gov does not document: answered
+  202, logged (the type, cut short and made safe) and its jti remembered, so a redelivery
+  is a duplicate. Login.gov treats any non-2xx answer as a failure and delivers again: a
+  refusal would repeat forever. A token that fails verification (signature, issuer,
+  audience, age, jti), or whose event is malformed (not exactly one event; a documented
+  subject without its `sub` or address; an iss-sub subject of another issuer), is
+  refused with 400 as RFC 8935 says.
 """
 from __future__ import annotations
 
+import logging
+import re
 import time
 from dataclasses import dataclass
 
+from chalicelib import claims as address_claims
 from chalicelib import linking, login_gov, sessions, store
 from chalicelib.audit import audit_event
+from chalicelib.emails import try_normalize_email
 from chalicelib.errors import (
     IdentityProviderUnavailable,
     SecurityEventDeferred,
     SecurityEventRejected,
 )
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account, Claim, Flow, SeenSecurityEvent, expiry_bucket
+from chalicelib.models import (
+    Account,
+    AuditEvent,
+    Claim,
+    Flow,
+    SeenSecurityEvent,
+    expiry_bucket,
+    utc_now,
+)
 
-EVENT_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
-KNOWN_EVENTS = frozenset({
-    "account-purged", "account-disabled", "account-enabled", "mfa-limit-account-locked",
-    "recovery-activated", "password-reset", "reproof-completed",
-    "recovery-information-changed",
-})
+RISC_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
+LOGIN_GOV_PREFIX = "https://schemas.login.gov/secevent/risc/event-type/"
+# Every event type Login.gov documents: the URI it sends -> its name.
+EVENT_TYPES = {
+    **{RISC_PREFIX + name: name for name in (
+        "account-purged", "account-disabled", "account-enabled", "identifier-changed",
+        "identifier-recycled", "recovery-activated", "recovery-information-changed",
+        "account-suspended", "account-reinstated")},
+    **{LOGIN_GOV_PREFIX + name: name for name in (
+        "password-reset", "reproof-completed", "mfa-limit-account-locked")},
+}
+ADDRESS_EVENTS = frozenset({"identifier-changed", "identifier-recycled"})
+DISABLING = frozenset({"account-disabled", "account-suspended"})
+ENABLING = frozenset({"account-enabled", "account-reinstated"})
+ACTOR = "login.gov:risc"
 MAX_TOKEN_LENGTH = 16_384
+MAX_EMAIL_LENGTH = 320
 # How long a jti is remembered; older tokens are refused by their iat anyway.
 JTI_MEMORY_SECONDS = 7 * 24 * 3600
 MAX_TOKEN_AGE_SECONDS = 24 * 3600
 MAX_ATTEMPTS = 3
+# What a log line may show of a text Login.gov chose (an unknown event type, a reason).
+MAX_LOGGED_TEXT = 120
+_UNSAFE = re.compile(r"[^A-Za-z0-9:/._~#-]")
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    """The one event of a verified SET, as far as we understand it."""
+
+    uri: str
+    name: str | None = None        # the documented name; None: a type Login.gov does not
+    sub: str | None = None         # iss-sub events
+    address: str | None = None     # email events: normalized (None: no address could be it)
+    ignored: str | None = None     # why nothing is done but remembering the jti
+    reason: str | None = None      # Login.gov's reason, when it gives one (made safe)
 
 
 @dataclass(frozen=True)
 class HandledEvent:
-    name: str
-    sub: str
-    nr_number: str | None
+    name: str | None
+    sub: str | None
+    nr_numbers: tuple[str, ...]
     action: str
 
 
@@ -77,24 +147,42 @@ def verify_security_event_token(token: str) -> dict:
     return claims
 
 
-def event_and_subject(claims: dict) -> tuple[str, str]:
-    """The one event this SET carries, and the Login.gov sub it is about."""
+def safe_text(value, limit: int = MAX_LOGGED_TEXT) -> str:
+    """Text Login.gov chose, fit for a log line: URI characters only, cut short."""
+    return _UNSAFE.sub("?", value if isinstance(value, str) else repr(value)[:limit])[:limit]
+
+
+def read_event(claims: dict) -> SecurityEvent:
+    """The one event this SET carries and its subject. SecurityEventRejected (a 400) only
+    for what is malformed; a type or subject type we do not know is read as ignored."""
     events = claims.get("events")
     if not isinstance(events, dict) or len(events) != 1:
         raise SecurityEventRejected("invalid_request", "expected exactly one event")
     (uri, body), = events.items()
-    name = uri[len(EVENT_PREFIX):] if uri.startswith(EVENT_PREFIX) else None
-    if name not in KNOWN_EVENTS:
-        raise SecurityEventRejected("invalid_request", "unknown event type")
+    name = EVENT_TYPES.get(uri)
+    if name is None:
+        return SecurityEvent(uri, ignored="unknown event type")
     subject = body.get("subject") if isinstance(body, dict) else None
-    if not isinstance(subject, dict) or subject.get("subject_type") != "iss-sub":
-        raise SecurityEventRejected("invalid_request", "subject must be iss-sub")
+    if not isinstance(subject, dict):
+        raise SecurityEventRejected("invalid_request", "the event has no subject")
+    expected = "email" if name in ADDRESS_EVENTS else "iss-sub"
+    if subject.get("subject_type") != expected:
+        return SecurityEvent(uri, name, ignored="unknown subject type "
+                             f"{safe_text(subject.get('subject_type'), 40)}")
+    if expected == "email":
+        email = subject.get("email")
+        if not isinstance(email, str) or not email.strip() or len(email) > MAX_EMAIL_LENGTH:
+            raise SecurityEventRejected("invalid_request", "subject email is missing")
+        # An address our rule refuses is on no registry account: nothing to record it on.
+        return SecurityEvent(uri, name, address=try_normalize_email(email))
     if subject.get("iss") != claims["iss"]:
         raise SecurityEventRejected("invalid_request", "subject issuer is not the token issuer")
     sub = subject.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         raise SecurityEventRejected("invalid_request", "subject sub is missing")
-    return name, sub
+    reason = body.get("reason")
+    return SecurityEvent(uri, name, sub=sub,
+                         reason=safe_text(reason, 40) if isinstance(reason, str) else None)
 
 
 def _seen(jti: str) -> SeenSecurityEvent:
@@ -117,24 +205,31 @@ def handle_security_event(token: str) -> HandledEvent:
     except IdentityProviderUnavailable:
         # No keys to verify with: the sender retries a non-2xx answer later.
         raise SecurityEventRejected("invalid_key", "signing keys unavailable") from None
-    name, sub = event_and_subject(claims)
+    event = read_event(claims)
     for _ in range(MAX_ATTEMPTS):
-        identity = store.identity_claim(sub)
-        nr_number = identity.nr_number if identity else None
         try:
-            action = _act(name, sub, identity, claims["jti"], claims["iat"])
+            nr_numbers, action = _act(event, claims["jti"], claims["iat"])
             break
         except _Duplicate:
-            action = "duplicate: already handled"
+            nr_numbers, action = (), "duplicate: already handled"
             break
         except _RaceLost:
             continue  # a sign-in linked (or support unlinked) meanwhile: read again
     else:
         raise SecurityEventDeferred("the account kept changing; deliver again")
-    log_event("security_event_received", risc_event=name, subject=keyed_hash(sub),
-              nr_number=nr_number, action=action)
-    count("SecurityEvent", event=name)
-    return HandledEvent(name, sub, nr_number, action)
+    if event.ignored:
+        # Not refused (Login.gov would deliver it again forever), but worth a look.
+        log_event("security_event_ignored", logging.WARNING, risc_event=safe_text(event.uri),
+                  reason=event.ignored, action=action)
+    elif event.sub is not None:
+        log_event("security_event_received", risc_event=event.name,
+                  subject=keyed_hash(event.sub), nr_number=nr_numbers[0] if nr_numbers else None,
+                  action=action)
+    else:
+        log_event("security_event_received", risc_event=event.name,
+                  address=keyed_hash(event.address), nr_numbers=list(nr_numbers), action=action)
+    count("SecurityEvent", event=event.name or "unknown")
+    return HandledEvent(event.name, event.sub, nr_numbers, action)
 
 
 class _Duplicate(Exception):
@@ -145,14 +240,67 @@ class _RaceLost(Exception):
     """The link changed between our read and our write: read again."""
 
 
-def _act(name: str, sub: str, identity: Claim | None, jti: str, issued_at: int) -> str:
-    actor = "login.gov:risc"
-    nr_number = identity.nr_number if identity else None
+def _act(event: SecurityEvent, jti: str, issued_at: int) -> tuple[tuple[str, ...], str]:
     tx = store.Transaction()
     # Recorded with the action: a redelivery after a failure acts, a duplicate does not.
     tx.put("jti", _seen(jti), condition=Flow.flow_id.does_not_exist())
+    if event.ignored:
+        _commit(tx)
+        return (), f"acknowledged, nothing done: {event.ignored}"
+    if event.sub is None:
+        return _act_on_address(tx, event)
+    return _act_on_identity(tx, event, issued_at)
+
+
+def _commit(tx: store.Transaction) -> None:
+    try:
+        tx.commit()
+    except store.TransactionRefused as refused:
+        if refused.refused("jti"):
+            raise _Duplicate() from None
+        raise _RaceLost() from None
+
+
+def _audit_name(event: SecurityEvent) -> str:
+    return f"login_gov_{event.name.replace('-', '_')}"
+
+
+def _act_on_address(tx: store.Transaction, event: SecurityEvent) -> tuple[tuple[str, ...], str]:
+    """identifier-changed / identifier-recycled: recorded on each registry account whose
+    primary or secondary address it is; no claim or link changes (module docstring)."""
+    found = address_claims.read(event.address) if event.address else None
+    recorded = []
+    for nr_number in sorted(found.holders) if found else ():
+        account = store.get_account(nr_number)
+        slot = _slot(account, event.address) if account else None
+        if slot is None:
+            continue  # the account let go of it since the claim was read
+        # Its own key is unique: each account's record goes in once, with the jti.
+        tx.put(f"audit:{nr_number}", audit_event(nr_number, _audit_name(event), actor=ACTOR,
+                                                  address=slot),
+               condition=AuditEvent.at_event.does_not_exist())
+        recorded.append(nr_number)
+    _commit(tx)
+    return tuple(recorded), (f"recorded on {len(recorded)} account(s)" if recorded
+                             else "no registry account holds this address")
+
+
+def _slot(account: Account, address: str) -> str | None:
+    if account.primary_email_normalized == address:
+        return "primary"
+    if account.secondary_email_normalized == address:
+        return "secondary"
+    return None
+
+
+def _act_on_identity(tx: store.Transaction, event: SecurityEvent,
+                     issued_at: int) -> tuple[tuple[str, ...], str]:
+    name, sub = event.name, event.sub
+    identity = store.identity_claim(sub)
+    nr_number = identity.nr_number if identity else None
+    ends_sessions = name == "account-purged" or name in DISABLING
     detail = ""
-    if name in ("account-purged", "account-disabled"):
+    if ends_sessions:
         # Idempotent, so done first: if anything below fails, the redelivery ends them again.
         detail = f"{sessions.end_sessions_for_subject(sub)} sessions ended"
     if name == "account-purged":
@@ -160,54 +308,61 @@ def _act(name: str, sub: str, identity: Claim | None, jti: str, issued_at: int) 
         tx.put("purged", Claim(Claim.purged_key(sub)))
         account = store.get_account(nr_number) if nr_number else None
         if account is not None and account.linked_sub == sub:
-            linking.unlink_items(tx, account, sub)
-            tx.audit(audit_event(nr_number, "identity_unlinked_purged", actor=actor,
+            linking.unlink_items(tx, account, sub, identity, purge=True)
+            tx.audit(audit_event(nr_number, "identity_unlinked_purged", actor=ACTOR,
                                  subject=keyed_hash(sub), reason="Login.gov account purged"))
             action = f"unlinked; {detail}"
         else:
-            # Not linked as we read it: that must still hold when the purge commits.
-            tx.check("no_link", Claim, Claim.sub_key(sub), condition=Claim.claim.does_not_exist())
+            # Not linked as we read it, which must still hold when the purge commits; its
+            # marks go with it (a purged identity never signs in again).
+            tx.delete("identity", Claim(Claim.sub_key(sub)),
+                      condition=Claim.nr_number.does_not_exist())
             action = f"no linked account; {detail}"
     else:
-        if identity is not None and name in ("account-disabled", "account-enabled"):
-            _record_disabled_or_enabled(tx, identity, sub, name, issued_at)
+        if name in DISABLING or name in ENABLING:
+            _record_disabled_or_enabled(tx, identity, sub, name in DISABLING, issued_at)
         if nr_number is not None:
-            tx.audit(audit_event(nr_number, f"login_gov_{name.replace('-', '_')}", actor=actor,
-                                 subject=keyed_hash(sub),
-                                 **({"sessions_ended": detail} if detail else {})))
-        action = detail or "recorded"
-    try:
-        tx.commit()
-    except store.TransactionRefused as refused:
-        if refused.refused("jti"):
-            raise _Duplicate() from None
-        raise _RaceLost() from None
-    if name in ("account-purged", "account-disabled"):
+            extra = {"sessions_ended": detail} if detail else {}
+            if event.reason:
+                extra["reason"] = event.reason
+            tx.audit(audit_event(nr_number, _audit_name(event), actor=ACTOR,
+                                 subject=keyed_hash(sub), **extra))
+        action = detail or ("recorded" if nr_number else "no linked account")
+    _commit(tx)
+    if ends_sessions:
         # Any session a sign-in created while we worked: from now on sign-ins are refused
         # (the purge unlinked, the disabled mark is read with the link).
         sessions.end_sessions_for_subject(sub)
-    return action
+    return ((nr_number,) if nr_number else ()), action
 
 
-def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str, name: str,
-                                issued_at: int) -> None:
-    """Keep the latest time of each on the identity's link; an older event delivered late
-    changes nothing. Conditioned on what was read: a concurrent change is a lost race.
-    The linked account carries the outcome too (`Account.login_gov_disabled`)."""
-    disabling = name == "account-disabled"
-    attribute = Claim.disabled_at if disabling else Claim.enabled_at
-    latest = identity.disabled_at if disabling else identity.enabled_at
+def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim | None, sub: str,
+                                disabling: bool, issued_at: int) -> None:
+    """Keep the latest time of each on the identity's `sub#` item, linked or not (created
+    for an identity we have not met); an older event delivered late changes nothing.
+    Conditioned on what was read: a concurrent change (a link, an unlink, another event)
+    is a lost race. A linked account carries the outcome too (`Account.login_gov_disabled`).
+    """
+    disabled_at = identity.disabled_at if identity else None
+    enabled_at = identity.enabled_at if identity else None
+    nr_number = identity.nr_number if identity else None
+    latest = disabled_at if disabling else enabled_at
     if latest is not None and latest >= issued_at:
         return
+    attribute = Claim.disabled_at if disabling else Claim.enabled_at
     # Both times as read, not only ours: a disable and an enable handled at once would each
-    # write the account's mark from a stale pair, and the last to commit would win.
-    tx.update("identity", Claim(identity.claim), [attribute.set(issued_at)],
-              condition=(Claim.nr_number == identity.nr_number)
-              & _as_read(Claim.disabled_at, identity.disabled_at)
-              & _as_read(Claim.enabled_at, identity.enabled_at))
-    disabled = Claim.disabled_by_times(issued_at if disabling else identity.disabled_at,
-                                       identity.enabled_at if disabling else issued_at)
-    account = store.get_account(identity.nr_number)
+    # write the account's mark from a stale pair, and the last to commit would win. And the
+    # link as read: a first sign-in linking meanwhile must get its account marked too.
+    tx.update("identity", Claim(Claim.sub_key(sub)),
+              [attribute.set(issued_at), Claim.created_at.set(Claim.created_at | utc_now())],
+              condition=store.as_read(Claim.nr_number, nr_number)
+              & store.as_read(Claim.disabled_at, disabled_at)
+              & store.as_read(Claim.enabled_at, enabled_at))
+    if nr_number is None:
+        return
+    disabled = Claim.disabled_by_times(issued_at if disabling else disabled_at,
+                                       enabled_at if disabling else issued_at)
+    account = store.get_account(nr_number)
     if account is not None and account.linked_sub == sub:
         # Only the mark and the version: an unrelated edit of the account need not lose.
         tx.update("account", account,
@@ -217,9 +372,5 @@ def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim, sub: str
     else:
         # Not linked as we read it: that must still hold at commit, or a relink in between
         # would get a marked link and an unmarked account.
-        tx.check("account", Account, identity.nr_number,
+        tx.check("account", Account, nr_number,
                  condition=Account.linked_sub.does_not_exist() | (Account.linked_sub != sub))
-
-
-def _as_read(attribute, value):
-    return attribute.does_not_exist() if value is None else attribute == value

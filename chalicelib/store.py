@@ -49,7 +49,9 @@ def account_linked_to(sub: str) -> str | None:
 
 
 def identity_claim(sub: str) -> Claim | None:
-    """The `sub#` claim of this Login.gov identity (its link), if any. One consistent read."""
+    """The `sub#` item of this Login.gov identity, if any: the account it is linked to
+    (`nr_number`, absent when not linked) and Login.gov's disabled/enabled marks, which it
+    carries linked or not. One consistent read."""
     try:
         return Claim.get(Claim.sub_key(sub), consistent_read=True)
     except DoesNotExist:
@@ -75,6 +77,11 @@ def condition_failed(exc: Exception) -> bool:
         return any(r is not None and r.code == CONDITION_FAILED
                    for r in (getattr(exc, "cancellation_reasons", None) or []))
     return False
+
+
+def as_read(attribute, value):
+    """A condition: the attribute still holds the value read (or is still absent)."""
+    return attribute.does_not_exist() if value is None else attribute == value
 
 
 # --- transactions -------------------------------------------------------------------------------

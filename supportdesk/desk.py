@@ -149,6 +149,8 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
         "linked_sub": account.linked_sub,
         "linked_at": _iso(account.linked_at),
         "linked_email": account.linked_email,
+        # Login.gov disabled the linked identity (account-disabled, not enabled since).
+        "login_gov_disabled": bool(account.login_gov_disabled),
         "barred_subs": sorted(account.barred_subs or ()),
         "legacy_username": account.legacy_username,
         "legacy_username_retired": bool(account.legacy_username_retired),
@@ -196,7 +198,9 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
     mode "lost-account": the person lost their Login.gov account; they link again with a
     new one. mode "not-owner": the linked identity is not the account's owner; it is barred
     from this account (by any route) until support lifts the bar. One transaction: the
-    `sub#` claim (if it names this account), the link, the bar, the audit event.
+    `sub#` claim (if it names this account), the link, the bar, the audit event. Either way
+    Login.gov's disabled mark stays with the identity (`login_gov_disabled` in the result):
+    a disabled identity links nowhere until Login.gov enables it.
     """
     if mode not in UNLINK_MODES:
         raise Invalid(f"--mode must be one of {', '.join(UNLINK_MODES)}")
@@ -205,17 +209,19 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
     sub = account.linked_sub
     if not sub:
         raise Refused(f"account {account.nr_number} is not linked")
-    claim_removed = store.account_linked_to(sub) == account.nr_number
+    identity = store.identity_claim(sub)
+    claim_removed = identity is not None and identity.nr_number == account.nr_number
     try:
-        linking.unlink_identity(account, sub, event="identity_unlinked", actor=actor,
-                                remove_claim=claim_removed, bar=mode == "not-owner",
-                                reason=reason, mode=mode)
+        linking.unlink_identity(account, sub, identity, event="identity_unlinked",
+                                actor=actor, bar=mode == "not-owner", reason=reason,
+                                mode=mode)
     except linking.UnlinkConflict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
     ended = sessions.end_sessions_for_subject(sub)
     return {**_who(account), "unlinked_sub": sub, "mode": mode,
             "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
+            "login_gov_disabled": bool(identity and identity.disabled),
             "sessions_ended": ended,
             "legacy_username_retired": bool(account.legacy_username_retired)}
 

@@ -7,7 +7,10 @@ tables as they are: after every lifecycle test and after every step of the state
    free); a claim proves an account (`nr_number`) exactly when it has one holder and was
    never shared.
 2. `sub#` claims and accounts' linked subs agree both ways; one sub, at most one account;
-   a purged identity holds no link; a barred identity is not linked to that account.
+   a purged identity holds no link; a barred identity is not linked to that account. A
+   `sub#` item without an account exists only to carry Login.gov's marks (an identity's
+   disabled/enabled times outlive its link); a linked account mirrors its identity's
+   disabled mark (`login_gov_disabled`), and an unlinked one carries none.
 3. Every link and unlink has its audit record: per account, links minus unlinks in the
    audit trail is 1 when linked and 0 when not; every field changed here has an audit event
    that changed it.
@@ -64,8 +67,12 @@ def assert_invariants() -> None:
             problems.append(f"claim on {address} has several holders but is not shared")
 
     # 2. links
-    subs = {i.claim[len(Claim.SUB_PREFIX):]: i.nr_number for i in items
-            if i.claim.startswith(Claim.SUB_PREFIX)}
+    identities = {i.claim[len(Claim.SUB_PREFIX):]: i for i in items
+                  if i.claim.startswith(Claim.SUB_PREFIX)}
+    subs = {sub: i.nr_number for sub, i in identities.items() if i.nr_number}
+    for sub, item in identities.items():
+        if not item.nr_number and not item.marked:
+            problems.append(f"sub item {sub[:8]} names no account and carries no mark")
     purged = {i.claim[len(Claim.PURGED_PREFIX):] for i in items
               if i.claim.startswith(Claim.PURGED_PREFIX)}
     for sub, number in subs.items():
@@ -79,7 +86,7 @@ def assert_invariants() -> None:
                 problems.append(f"{account.nr_number} linked to a purged identity")
             if account.linked_sub in (account.barred_subs or ()):
                 problems.append(f"{account.nr_number} linked to an identity it barred")
-            claim = next((i for i in items if i.claim == Claim.sub_key(account.linked_sub)), None)
+            claim = identities.get(account.linked_sub)
             if claim is not None and bool(account.login_gov_disabled) != claim.disabled:
                 problems.append(f"{account.nr_number}: Login.gov disabled mark differs "
                                 f"from its sub claim's")

@@ -513,17 +513,19 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
           f"{dict(recovery_verify)}; email-change confirm: {sum(change_confirm.values())} "
           f"{dict(change_confirm)}; mails: recovery {recovery_verify_mails} at verify, "
           f"email change {change_mails} per workflow")
-    # Recovery verify: session, code try, single-use delete, then link_account's read and
+    # Recovery verify: session, the identity (refused while Login.gov says disabled), code
+    # try, single-use delete, then link_account's read and
     # transaction, the notice's account read, the new session and the old one's end.
     # The code try takes a slot under the day's wrong-code caps (identity; account for
     # recovery) and, being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
-    assert recovery_verify == {"GetItem": 3, "UpdateItem": 5, "DeleteItem": 2,
+    assert recovery_verify == {"GetItem": 4, "UpdateItem": 5, "DeleteItem": 2,
                                "TransactWriteItems": 1, "PutItem": 1}
     # Email-change confirm: session, account, code try (+ identity slot), ONE transaction.
     assert change_confirm == {"GetItem": 2, "UpdateItem": 3, "TransactWriteItems": 1}
-    # Sending a code: session (+ account for a change), claim, the recovery-pause mark,
+    # Sending a code: session (+ identity for recovery, account for a change), claim, the
+    # recovery-pause mark,
     # three counters (identity, identity and address, address), challenge.
-    assert recovery_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
+    assert recovery_send == {"GetItem": 5, "UpdateItem": 3, "PutItem": 1}
     assert change_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
     assert recovery_verify_mails == 1                      # the link notice
     assert change_mails == 2                               # the code, then the notice

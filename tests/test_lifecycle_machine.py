@@ -7,11 +7,19 @@ the cleanup schedule interleave over three accounts and five addresses; some imp
 with DynamoDB throttling part-way. After every step the lifecycle invariants hold
 (tests/invariants.py), no barred or purged identity holds a link, and nothing answers 5xx.
 
+Login.gov disables and enables any identity, linked or not, sometimes delivering an older
+event late; the model keeps each identity's latest times, so it knows which are disabled
+(by the events' order), and checks after every step that the tables say the same, that a
+disabled identity holds no session and that it gained no link since it was disabled.
+Login.gov's address events (identifier-recycled / -changed) are recorded on each account
+holding the address and change no claim.
+
 Sized for `make test`; `make bench` runs a longer soak of the same machine.
 """
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import Counter
 
@@ -21,13 +29,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from chalicelib.logs import keyed_hash
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 from localdev import aws_calls
 from supportdesk import desk as support
 from supportdesk.registry_sync import import_accounts, validate_text
-from tests.conftest import CLIENT_ID, Browser
+from tests.conftest import Browser
 from tests.invariants import assert_invariants
 from tests.mail_fixtures import CODE, Mailbox, csrf_of, session_csrf
+from tests.test_security_events import set_for
 
 SEEN: Counter[str] = Counter()  # what the steps reached, to check the run's reach
 
@@ -73,6 +83,12 @@ class Lifecycle(RuleBasedStateMachine):
         self.barred: set[tuple[str, str]] = set()
         self.purged: set[str] = set()
         self.statuses: list[int] = []
+        # Login.gov's events, in order: their own times, and per identity the latest
+        # account-disabled and account-enabled times (a purge forgets them).
+        self.clock = int(time.time()) - 3600
+        self.times: dict[str, tuple[int, int]] = {}
+        # Disabled identities -> the links they had made when Login.gov disabled them.
+        self.disabled: dict[str, int] = {}
 
     # --- the registry ----------------------------------------------------------------------
 
@@ -114,6 +130,10 @@ class Lifecycle(RuleBasedStateMachine):
         page = browser.sign_in(IDENTITIES[name], sub=self.subs[name])
         self.statuses.append(page.status)
         event(f"sign-in: {page.status} {page.location}")
+        if name in self.disabled:
+            linked = any(a.linked_sub == self.subs[name] for a in Account.scan())
+            event(f"sign-in while disabled, {'linked' if linked else 'unlinked'}: "
+                  f"{page.status}")
         return page
 
     @rule(name=st.sampled_from(sorted(IDENTITIES)), address=st.sampled_from(ADDRESSES))
@@ -206,15 +226,64 @@ class Lifecycle(RuleBasedStateMachine):
 
     # --- Login.gov and the schedules ----------------------------------------------------------
 
-    @rule(name=st.sampled_from(sorted(IDENTITIES)),
-          event=st.sampled_from(["account-purged", "account-disabled", "password-reset"]))
-    def security_event(self, name, event):
-        token = self.idp.security_event_token(CLIENT_ID, event, self.subs[name])
+    @rule(name=st.sampled_from(sorted(IDENTITIES)), kind=st.sampled_from(
+        ["account-purged", "account-disabled", "account-disabled", "account-enabled",
+         "password-reset"]), late=st.booleans())
+    def security_event(self, name, kind, late):
+        # A late delivery carries an older time than events already handled.
+        self.clock += 1
+        issued = self.clock - 5 if late else self.clock
+        self._push(set_for(self.idp, kind, self.subs[name], iat=issued))
+        if kind == "account-purged":
+            self.purged.add(self.subs[name])
+            self.times.pop(name, None)   # a purge drops the identity's marks
+        elif kind in ("account-disabled", "account-enabled"):
+            disabled_at, enabled_at = self.times.get(name, (0, 0))
+            if kind == "account-disabled":
+                disabled_at = max(disabled_at, issued)
+            else:
+                enabled_at = max(enabled_at, issued)
+            self.times[name] = (disabled_at, enabled_at)
+        if name in self.times and self.times[name][0] > self.times[name][1]:
+            self.disabled.setdefault(name, self._links_made().get(name, 0))
+            linked = any(a.linked_sub == self.subs[name] for a in Account.scan())
+            event(f"disabled, {'linked' if linked else 'unlinked'}")
+        else:
+            self.disabled.pop(name, None)
+
+    @rule(address=st.sampled_from(ADDRESSES + ("nobody@example.com",)),
+          kind=st.sampled_from(["identifier-recycled", "identifier-changed"]))
+    def address_event(self, address, kind):
+        """Recorded on each account whose primary or secondary address it is; no claim
+        changes."""
+        holders = {a.nr_number for a in Account.scan(consistent_read=True)
+                   if a.status != "removed" and address in a.normalized_emails()}
+        name = f"login_gov_{kind.replace('-', '_')}"
+        before = {n: self._audited(n, name) for n in NUMBERS}
+        claims_before = sorted(str(c.serialize()) for c in Claim.scan(consistent_read=True))
+        self.clock += 1
+        self._push(set_for(self.idp, kind, email=address.upper(), iat=self.clock))
+        for number in NUMBERS:
+            assert self._audited(number, name) == before[number] + (number in holders)
+        assert sorted(str(c.serialize()) for c in Claim.scan(consistent_read=True)) \
+            == claims_before
+        event(f"address event on {len(holders)} account(s)")
+
+    def _push(self, token):
         response = self.client.http.post("/api/security-events", body=token,
                                          headers={"Content-Type": "application/secevent+jwt"})
         assert response.status_code == 202, response.body
-        if event == "account-purged":
-            self.purged.add(self.subs[name])
+
+    @staticmethod
+    def _audited(number, name):
+        return sum(1 for e in AuditEvent.query(number, consistent_read=True) if e.event == name)
+
+    def _links_made(self) -> Counter:
+        """identity name -> identity_linked events it made (on any account)."""
+        actors = {f"subject:{keyed_hash(sub)}": name for name, sub in self.subs.items()}
+        return Counter(actors[e.actor] for number in NUMBERS
+                       for e in AuditEvent.query(number, consistent_read=True)
+                       if e.event == "identity_linked" and e.actor in actors)
 
     @rule()
     def cleanup(self):
@@ -236,12 +305,17 @@ class Lifecycle(RuleBasedStateMachine):
         linked = {a.linked_sub for a in Account.scan() if a.linked_sub}
         assert not linked & self.purged
         assert all(status < 500 for status in self.statuses), self.statuses
-        # Login.gov disabled it and has not enabled it since: it holds no session.
+        # Login.gov disabled it and has not enabled it since (by the events' order): its
+        # `sub#` item says so, linked or not; it holds no session and made no link since.
         disabled = {c.claim[len(Claim.SUB_PREFIX):] for c in Claim.scan(consistent_read=True)
                     if c.claim.startswith(Claim.SUB_PREFIX) and c.disabled}
+        assert disabled == {self.subs[name] for name in self.disabled}
         sessions = {f.subject for f in Flow.scan(consistent_read=True)
                     if f.flow_id.startswith("session#")}
         assert not disabled & sessions
+        links = self._links_made()
+        for name, links_then in self.disabled.items():
+            assert links.get(name, 0) == links_then, f"{name} linked while disabled"
 
 
 @pytest.fixture
@@ -265,3 +339,6 @@ def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp, v
     # The run reached the states that matter, or it proved little.
     assert SEEN["sign-in: 302 /account"] and SEEN["sign-in: 409 None"], SEEN
     assert SEEN["email change confirm: 200"] and SEEN["shared addresses: 1"], SEEN
+    assert SEEN["disabled, unlinked"] and SEEN["disabled, linked"], SEEN
+    assert SEEN["sign-in while disabled, unlinked: 400"], SEEN
+    assert SEEN["address event on 1 account(s)"] or SEEN["address event on 2 account(s)"], SEEN

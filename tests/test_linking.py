@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from chalicelib import linking
+from chalicelib import linking, store
 from chalicelib.errors import AccountAlreadyLinked, AccountInactive, AmbiguousMatch, \
-    NoMatchingAccount
+    IdentityDisabled, NoMatchingAccount
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 from tests.conftest import Browser, make_account
 
@@ -185,6 +185,56 @@ def test_linking_twice_for_the_same_identity_is_idempotent(app_client):
     assert first.outcome is linking.LinkOutcome.LINKED
     assert again.outcome is linking.LinkOutcome.RETURNING
     assert len(list(AuditEvent.query("1000000001"))) == 1
+
+
+def test_the_identity_item_keeps_login_gov_marks_through_a_link_and_an_unlink(app_client):
+    """The `sub#` item is the identity's record: Login.gov's times written before the
+    link stay on it while linked and after the unlink; an item without marks goes."""
+    make_account(primary="a@example.com")
+    sub, bare = str(uuid.uuid4()), str(uuid.uuid4())
+    Claim(Claim.sub_key(sub), disabled_at=50, enabled_at=100).save()  # enabled since
+    assert linking.find_linked_account(sub) is None
+    linking.link_account(sub, "1000000001", method=linking.LinkMethod.AUTOMATIC)
+    item = Claim.get(Claim.sub_key(sub))
+    assert (item.nr_number, item.disabled_at, item.enabled_at) == ("1000000001", 50, 100)
+    linking.unlink_identity(Account.get("1000000001"), sub, store.identity_claim(sub),
+                            event="identity_unlinked", actor="support:t")
+    item = Claim.get(Claim.sub_key(sub))
+    assert (item.nr_number, item.disabled_at, item.enabled_at) == (None, 50, 100)
+    linking.link_account(bare, "1000000001", method=linking.LinkMethod.AUTOMATIC)
+    linking.unlink_identity(Account.get("1000000001"), bare, store.identity_claim(bare),
+                            event="identity_unlinked", actor="support:t")
+    assert [c.claim for c in sub_claims()] == [Claim.sub_key(sub)]
+
+
+def test_a_disabled_identity_links_nowhere_by_the_databases_condition(app_client):
+    """link_account reads the account, not the identity: the transaction's condition on
+    the `sub#` item refuses it, and the refusal is the disabled page's error."""
+    make_account(primary="a@example.com")
+    sub = str(uuid.uuid4())
+    Claim(Claim.sub_key(sub), disabled_at=100, enabled_at=50).save()
+    for method in linking.LinkMethod:
+        with pytest.raises(IdentityDisabled):
+            linking.link_account(sub, "1000000001", method=method, matched="a@example.com")
+    assert Account.get("1000000001").linked_sub is None
+    assert Claim.get(Claim.sub_key(sub)).nr_number is None
+    assert list(AuditEvent.query("1000000001")) == []
+
+
+def test_an_unlink_that_read_no_mark_is_refused_when_a_disable_committed_since(app_client):
+    """Support read the identity before Login.gov's disable committed: deleting the item
+    would lose the mark, so the unlink fails whole and support looks again."""
+    make_account(primary="a@example.com")
+    sub = str(uuid.uuid4())
+    linking.link_account(sub, "1000000001", method=linking.LinkMethod.AUTOMATIC)
+    as_read = store.identity_claim(sub)
+    Claim(Claim.sub_key(sub)).update(actions=[Claim.disabled_at.set(100)])
+    with pytest.raises(linking.UnlinkConflict):
+        linking.unlink_identity(Account.get("1000000001"), sub, as_read,
+                                event="identity_unlinked", actor="support:t")
+    item = Claim.get(Claim.sub_key(sub))
+    assert (item.nr_number, item.disabled_at) == ("1000000001", 100)
+    assert Account.get("1000000001").linked_sub == sub
 
 
 def test_domain_refusals_are_typed(app_client):

@@ -340,8 +340,9 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
     for known, unknown in zip(shapes["known"], shapes["unknown"]):
         assert known == unknown
     ordinary, _, filling, paused = shapes["known"]
-    assert [op for service, op in ordinary] == ["GetItem", "UpdateItem", "UpdateItem",
-                                                "UpdateItem"]  # session, try, identity, account
+    # session, the identity (not disabled by Login.gov), try, identity's and account's caps
+    assert [op for service, op in ordinary] == ["GetItem", "GetItem", "UpdateItem",
+                                                "UpdateItem", "UpdateItem"]
     assert ("sqs", "SendMessage") in filling and paused == ordinary
     assert "Linking by code is paused on your National Registry account" in \
         mailbox.subjects("dr.alice@example.com")
