@@ -539,3 +539,90 @@ def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, s
                 table="flows", key_prefix="setjti#")
     assert _push(app_client, token) == (503, {"err": "temporarily_unavailable"})
 
+
+
+# --- DynamoDB: a one-time code is spent only with the change it allows ---------------------------
+
+from tests.mail_fixtures import (  # noqa: E402,F401 - fixtures and helpers
+    csrf_of,
+    enter_code,
+    mailbox,
+    request_recovery,
+    session_csrf,
+    signed_in_unmatched,
+)
+
+
+def _challenges() -> list:
+    from chalicelib.models import Challenge
+
+    return [f for f in Flow.scan() if isinstance(f, Challenge)]
+
+
+def _recovery_code(browser, mailbox, sub=None) -> str:
+    request_recovery(browser, EMAIL, signed_in_unmatched(browser, "new.me@example.net", sub=sub))
+    return mailbox.code_for(EMAIL)
+
+
+@pytest.mark.parametrize("code, reasons", [
+    pytest.param("ThrottlingException", None, id="throttled"),
+    pytest.param("TransactionCanceledException",
+                 ["None", "None", "ThrottlingError", "None", "None", "None"],
+                 id="cancelled-throttled"),
+])
+def test_a_throttled_recovery_link_keeps_the_code_usable(browser, account, mailbox, dynamo,
+                                                         code, reasons):
+    """The code is spent in the link's transaction: when that is throttled the page says
+    nothing changed, and it is true of the code too (no new send needed)."""
+    one_time = _recovery_code(browser, mailbox)
+    token = session_csrf(browser, linked=False)
+    rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert len(_challenges()) == 1 and sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert_nothing_half_written()
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get(NR).linked_sub and _challenges() == []
+    assert len(mailbox.to(EMAIL)) == 2      # the code and the link notice: no second send
+    assert_invariants()
+
+
+def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_database(
+        browser, account, mailbox, dynamo):
+    """Both uses verified the code before either committed (a double submit): the
+    challenge's delete inside the link transaction lets exactly one through."""
+    one_time = _recovery_code(browser, mailbox, sub=str(uuid.uuid4()))
+    token = session_csrf(browser, linked=False)
+    first = []
+    rule = dynamo.interleave("TransactWriteItems", lambda: first.append(
+        enter_code(browser, "/link/recover/verify", one_time, token)))
+    second = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert (first[0].status, first[0].location) == (302, "/account")
+    assert second.status == 400 and "no code waiting in this browser" in second.body
+    assert [e.event for e in AuditEvent.query(NR)] == ["identity_linked"]
+    assert len([s for s in sessions_in_table() if s.nr_number == NR]) == 1
+    assert_invariants()
+
+
+def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
+        browser, account, mailbox, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"
+    page = browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
+                                           "change": "primary",
+                                           "email": "alice.personal@example.com"})
+    assert page.location == "/account/email/confirm"
+    one_time = mailbox.code_for("alice.personal@example.com")
+    rule = dynamo.fail("TransactWriteItems", "ThrottlingException")
+    page = enter_code(browser, "/account/email/confirm", one_time)
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert Account.get(NR).primary_email == EMAIL and len(_challenges()) == 1
+    page = enter_code(browser, "/account/email/confirm", one_time)
+    assert page.status == 200 and "alice.personal@example.com" in page.body
+    assert Account.get(NR).primary_email == "alice.personal@example.com"
+    assert _challenges() == []
+    assert enter_code(browser, "/account/email/confirm", one_time).status == 400
+    assert_invariants()
