@@ -163,6 +163,31 @@ def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_w
     assert sends == [1] * 12
 
 
+def test_an_outbox_failure_costs_the_same_for_every_kind_of_address(
+        app_client, idp, mailbox, calls):
+    """The outbox refusing the mail: the same page and requests for all four, the allowance
+    given back and no challenge left (a decoy's or a notice's as a code's)."""
+    from chalicelib import outbox
+
+    _registry_with_every_kind_of_address()
+    outbox.queue_url()
+    pages, shapes = {}, {}
+    for name, email in ADDRESSES.items():
+        browser = Browser(app_client, idp)
+        form = signed_in_unmatched(browser, f"{name}@example.net")
+        calls.clear()
+        calls.fail("SendMessage", "ServiceUnavailable")
+        page = request_recovery(browser, email, form)
+        pages[name] = (page.status, page.location, page.headers.get("Set-Cookie"))
+        shapes[name] = [(c.service, c.operation) for c in calls.calls]
+    for name in ADDRESSES:
+        assert pages[name] == (503, None, None), name
+        assert shapes[name] == shapes["known"], name
+    assert challenges() == []
+    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)
+            and not c.flow_id.startswith("sendcount#nocode")} == {0}
+
+
 def test_an_unknown_or_shared_address_gets_a_code_that_never_links(app_client, idp, mailbox):
     _registry_with_every_kind_of_address()
     for name in ("unknown", "shared", "once-shared"):
