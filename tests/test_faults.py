@@ -626,3 +626,104 @@ def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
     assert _challenges() == []
     assert enter_code(browser, "/account/email/confirm", one_time).status == 400
     assert_invariants()
+
+
+# --- A session that ends during a request (cleanup, logout in another tab) ---------------------
+
+def _session_ends_now():
+    """Another actor deletes this browser's session (cleanup of an expired one, or a logout
+    in another tab) between this request's read of it and its write."""
+    for session in sessions_in_table():
+        Flow(session.flow_id).delete()
+
+
+def _due_for_idle_refresh():
+    from chalicelib.models import Session
+
+    for found in sessions_in_table():
+        Session.get(found.flow_id).update(
+            actions=[Session.expires_at.set(found.expires_at - 300)])
+
+
+@pytest.mark.parametrize("linked, method, path", [
+    pytest.param(True, "GET", "/account", id="account-page"),
+    pytest.param(True, "GET", "/account/email", id="email-page"),
+    pytest.param(True, "POST", "/account/email", id="email-form-post"),
+    pytest.param(False, "GET", "/link/recover", id="recover-page"),
+    pytest.param(False, "POST", "/link/recover", id="recover-form-post"),
+])
+def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
+        browser, account, dynamo, linked, method, path):
+    if linked:
+        browser.follow(browser.sign_in([EMAIL]))
+    else:
+        signed_in_unmatched(browser)
+    token = session_csrf(browser, linked=linked)
+    _due_for_idle_refresh()
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
+                             key_prefix="session#")
+    if method == "GET":
+        page = browser.get(path)
+    else:  # a form post: the same as not signed in
+        page = browser.post(path, {"csrf_token": token, "change": "primary", "email": EMAIL})
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == f"/login?return_to={path}"
+    assert sessions_in_table() == []  # and the refresh did not bring it back
+    assert _challenges() == []
+
+
+def test_a_session_that_ends_before_its_idle_refresh_is_signed_out_on_a_public_page(
+        browser, account, dynamo):
+    browser.follow(browser.sign_in([EMAIL]))
+    _due_for_idle_refresh()
+    dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
+    page = browser.get("/")
+    assert page.status == 200 and 'href="/logout"' not in page.body
+    assert sessions_in_table() == []
+
+
+def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_page(
+        browser, account, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"  # a new link: a notice to show
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
+                             key_prefix="session#")
+    page = browser.get("/account")
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/login?return_to=/account"
+    assert sessions_in_table() == []  # clearing the notice did not bring it back
+
+
+def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
+        browser, account, mailbox, dynamo):
+    form = signed_in_unmatched(browser)
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
+                             key_prefix="challenge#")
+    page = request_recovery(browser, EMAIL, form)
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/link/recover/verify"
+    assert browser.get(page.location).location == "/login?return_to=/link/recover/verify"
+
+
+def test_a_session_that_ends_before_an_email_change_code_is_written_is_not_a_503(
+        browser, account, mailbox, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"
+    token = session_csrf(browser, linked=True)
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
+                             key_prefix="challenge#")
+    page = browser.post("/account/email", {"csrf_token": token, "change": "primary",
+                                           "email": "alice.personal@example.com"})
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account/email/confirm"
+    assert browser.get(page.location).location == "/login?return_to=/account/email/confirm"
+
+
+def test_a_session_that_ends_while_its_recovery_code_links_still_links(
+        browser, account, mailbox, dynamo):
+    one_time = _recovery_code(browser, mailbox)
+    token = session_csrf(browser, linked=False)
+    rule = dynamo.interleave("TransactWriteItems", _session_ends_now)
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account"  # a new session of its own
+    assert Account.get(NR).linked_sub and len(sessions_in_table()) == 1
+    assert browser.get("/account").status == 200
