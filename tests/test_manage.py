@@ -561,6 +561,7 @@ THROTTLED = "ProvisionedThroughputExceededException"
     ("GetItem", ("find", "1000000030")),
     ("Scan", ("check-email-keys",)),
     ("Query", ("export-changes", "--since", "2020-01-01")),
+    ("Query", ("end-sessions", "sub-throttled")),
 ])
 def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation,
                                                                    argv):
@@ -694,6 +695,7 @@ def test_help_lists_the_exit_codes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "3 storage unavailable or throttled" in text
     assert "4 import-accounts imported the file but rejected some rows" in text
+    assert "5 done, follow-up failed" in text
 
 
 def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registry, tmp_path):
@@ -739,3 +741,69 @@ def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cl
     assert "--mode not-owner" in text and "not the account's owner" in text
     assert "--reason" in text and "audit" in text
     assert Account.get("1000000043", consistent_read=True).linked_sub == "sub-43"
+
+
+# --- a step after a committed change: reported as done, follow-up failed (exit 5) ---------------
+
+@pytest.mark.parametrize("operation", ["Query", "DeleteItem"])
+@pytest.mark.parametrize("argv, done", [
+    (("unlink", "1000000050", "--mode", "lost-account", "--reason", "ticket 9"),
+     "The unlink itself is done: do not run `unlink` again."),
+    (("disable", "1000000050", "--reason", "ticket 9"),
+     "The hold itself is on: do not run `disable` again."),
+])
+def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5(
+        cli, api_calls, operation, argv, done):
+    sub = "8d3c9a56-0000-4000-8000-000000000050"
+    make_account("1000000050", "follow.up@example.com")
+    link("1000000050", sub)
+    token, _ = sessions.create_session(sub, "1000000050")
+    api_calls.fail(operation, THROTTLED, table="flows", times=50)
+    code, out, err = cli(*argv)
+    assert code == 5, (out, err)
+    assert "Traceback" not in out + err and "run the command again" not in out + err
+    text = " ".join(out.split())
+    assert "Account 1000000050 (" in text and done in text
+    assert (f"ending its sessions failed (DynamoDB throttled: {operation} {THROTTLED}): run "
+            f"`manage.py --stage test end-sessions {sub}` again") in text.replace(
+                "Ending its", "ending its")
+    account = Account.get("1000000050", consistent_read=True)
+    assert account.linked_sub is None if argv[0] == "unlink" else account.status == "disabled"
+    api_calls.rules.clear()
+    assert sessions.load_session(token) is not None       # the step that failed
+    code, out, _ = cli("end-sessions", sub)
+    assert code == 0 and f"1 session(s) of Login.gov sub {sub} ended." in out
+    assert sessions.load_session(token) is None
+    assert cli("end-sessions", sub)[:2] == (0, f"0 session(s) of Login.gov sub {sub} ended.\n")
+
+
+def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cli, api_calls):
+    make_account("1000000051", "json.follow@example.com")
+    link("1000000051", "sub-51")
+    api_calls.fail("Query", THROTTLED, table="flows", times=50)
+    code, result, _ = run_json(cli, "unlink", "1000000051", "--mode", "not-owner",
+                               "--reason", "ticket 10")
+    assert code == 5 and result["unlinked_sub"] == "sub-51" and result["barred"] is True
+    assert result["sessions_ended"] is None
+    assert result["follow_up_failed"] == [{
+        "step": "end-sessions", "command": "end-sessions sub-51",
+        "run": "manage.py --stage test end-sessions sub-51",
+        "error": f"DynamoDB throttled: Query {THROTTLED}"}]
+
+
+def test_a_correction_whose_notice_could_not_be_queued_exits_5(cli, registry, api_calls):
+    registry(csv_row("1000000052", "old.primary@example.com"))
+    api_calls.fail("SendMessage", "ServiceUnavailable", times=5)
+    api_calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
+    code, out, err = cli("set-email", "1000000052", "--primary", "new.primary@example.com",
+                         "--reason", "ticket 11")
+    assert code == 5 and "Traceback" not in out + err
+    text = " ".join(out.split())
+    assert "old.primary@example.com could not be queued" in text
+    assert "tell the person yourself" in text and "do not run `set-email` again" in text
+    assert Account.get("1000000052", consistent_read=True).primary_email == \
+        "new.primary@example.com"
+
+
+def test_end_sessions_needs_a_sub(cli):
+    assert cli("end-sessions", "  ")[0] == 2
