@@ -92,11 +92,34 @@ def _sync_chalicelib() -> None:
 
 # --- output ---------------------------------------------------------------------------------
 
-def _emit(args, data, human) -> None:
+def _emit(args, data, human, *, ours: tuple[str, ...] = ()) -> None:
+    """--json as JSON (its escapes keep every character inert), else the command's own
+    printing, given the data with every text value made safe (supportdesk.safe_text).
+    `ours` names keys whose multi-line text this command built itself (trace's queries)."""
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
-        human(data)
+        human(_shown(data, ours))
+
+
+def _shown(data, ours: tuple[str, ...] = ()):
+    """`data` with every string in it (keys too) through safe_text: a Login.gov email, a
+    registry value or a log line cannot drive the desk's terminal or reorder its text."""
+    from supportdesk.safe_text import safe_text
+
+    if isinstance(data, str):
+        return safe_text(data)
+    if isinstance(data, dict):
+        return {_shown(k): v if k in ours else _shown(v, ours) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_shown(v, ours) for v in data]
+    return data
+
+
+def _error(message: object) -> None:
+    from supportdesk.safe_text import safe_text
+
+    print(f"error: {safe_text(message)}", file=sys.stderr)
 
 
 def _print_pairs(pairs: list[tuple[str, object]]) -> None:
@@ -273,7 +296,7 @@ def cmd_import_accounts(args) -> int:
         ])
     _emit(args, data, human)
     if report_error:
-        print(f"error: {report_error}", file=sys.stderr)
+        _error(report_error)
     if result.stopped:
         return EXIT_INCOMPLETE
     if report_error:
@@ -565,7 +588,7 @@ def cmd_trace(args) -> int:
         print("\n".join("    " + line for line in d["subject_query"].splitlines()))
         print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
         print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
-    _emit(args, result, human)
+    _emit(args, result, human, ours=("query", "subject_query", "aws_cli"))
     return EXIT_OK
 
 
@@ -773,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         from supportdesk.aws_trouble import explain as explain_aws_trouble
         from supportdesk.desk import SupportError
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
 
     # Log lines go to stderr here, so stdout stays clean for --json.
@@ -784,19 +807,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
     except SupportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
     except ConfigurationError as exc:
-        print(f"error: configuration: {exc}", file=sys.stderr)
+        _error(f"configuration: {exc}")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - AWS trouble is one line for the desk
         trouble = explain_aws_trouble(exc)
         if trouble is None:
             raise  # a bug: the traceback is what an engineer needs
-        print(f"error: {trouble.message}", file=sys.stderr)
+        _error(trouble.message)
         return trouble.exit_code
     finally:
         for handler, stream in zip(handlers, previous):
