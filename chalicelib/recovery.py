@@ -94,7 +94,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
                                         template="recovery_code", target_email=text,
                                         target_normalized=normalized,
                                         login_gov_email=login_gov_email)
-        _requested(session, normalized, "false")
+        _requested(session, normalized, known=False)
         return
     nr_number, address = found
     if claim is not None and claim.proves is None:
@@ -106,18 +106,19 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
                                         target_normalized=normalized,
                                         notice=notices.SHARED_ADDRESS_NOTICE,
                                         login_gov_email=login_gov_email)
-        _requested(session, normalized, "shared", nr_number=nr_number)
+        _requested(session, normalized, known=True, shared=True, nr_number=nr_number)
         return
     code_delivery.send_code(binding, reservation, to=address, template="recovery_code",
                             nr_number=nr_number, target_email=text,
                             target_normalized=normalized, login_gov_email=login_gov_email)
-    _requested(session, normalized, "true", nr_number=nr_number)
+    _requested(session, normalized, known=True, nr_number=nr_number)
 
 
-def _requested(session: Session, normalized: str, known: str, **fields) -> None:
+def _requested(session: Session, normalized: str, *, known: bool, shared: bool = False,
+               **fields) -> None:
     log_event("recovery_code_requested", subject=keyed_hash(session.subject),
-              target=keyed_hash(normalized), known=known, **fields)
-    count("RecoveryCodeRequested", known=known)
+              target=keyed_hash(normalized), known=known, shared=shared, **fields)
+    count("RecoveryCodeRequested", known="shared" if shared else str(known).lower())
 
 
 def pending_target(session: Session) -> str | None:
