@@ -8,12 +8,14 @@ into the environment; variables already set in the real environment win. That ha
 before chalicelib is imported, because chalicelib reads its settings from the environment.
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
-set-email, clear-shared, export-changes, report, run-cleanup, send-reminders, trace,
-check-email-keys. Human-readable output by default, --json for scripts.
-Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, credentials or
-permission); 2 usage or validation error (a refused import file: nothing imported); 3
-storage unavailable or throttled (nothing, or only whole accounts, written): run it
-again; 4 an import that wrote the file's valid rows but rejected others.
+end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
+send-reminders, trace, check-email-keys. Human-readable output by default, --json for
+scripts. Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region,
+credentials or permission); 2 usage or validation error (a refused import file: nothing
+imported); 3 storage unavailable or throttled (nothing, or only whole accounts, written):
+run it again; 4 an import that wrote the file's valid rows but rejected others; 5 the
+change was made, but a step after it failed (ending sessions, queuing a notice): do not run
+the command again; do the step it names.
 """
 from __future__ import annotations
 
@@ -30,12 +32,16 @@ DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_FOLLOW_UP = 5
 EXIT_CODES = ("Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, no "
               "credentials, no permission: the message says what to set); 2 usage or "
               "validation error (import-accounts: the file was refused, nothing imported); 3 "
               "storage unavailable or throttled: nothing, or only whole accounts, were "
               "written: run it again; 4 import-accounts imported the file but rejected some "
-              "rows (see the reject report).")
+              "rows (see the reject report); 5 done, follow-up failed: the change was made "
+              "(do not run the command again), but a step after it failed: the message "
+              "names the command that does that step (`end-sessions SUB`) or what to tell "
+              "the person.")
 
 
 class CliError(Exception):
@@ -86,11 +92,34 @@ def _sync_chalicelib() -> None:
 
 # --- output ---------------------------------------------------------------------------------
 
-def _emit(args, data, human) -> None:
+def _emit(args, data, human, *, ours: tuple[str, ...] = ()) -> None:
+    """--json as JSON (its escapes keep every character inert), else the command's own
+    printing, given the data with every text value made safe (supportdesk.safe_text).
+    `ours` names keys whose multi-line text this command built itself (trace's queries)."""
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
-        human(data)
+        human(_shown(data, ours))
+
+
+def _shown(data, ours: tuple[str, ...] = ()):
+    """`data` with every string in it (keys too) through safe_text: a Login.gov email, a
+    registry value or a log line cannot drive the desk's terminal or reorder its text."""
+    from supportdesk.safe_text import safe_text
+
+    if isinstance(data, str):
+        return safe_text(data)
+    if isinstance(data, dict):
+        return {_shown(k): v if k in ours else _shown(v, ours) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_shown(v, ours) for v in data]
+    return data
+
+
+def _error(message: object) -> None:
+    from supportdesk.safe_text import safe_text
+
+    print(f"error: {safe_text(message)}", file=sys.stderr)
 
 
 def _print_pairs(pairs: list[tuple[str, object]]) -> None:
@@ -109,6 +138,24 @@ def _print_table(headers: list[str], rows: list[list[object]]) -> None:
     print("  " + "  ".join("-" * w for w in widths))
     for row in cells:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def _follow_ups(args, data: dict) -> int:
+    """The exit code of a change that committed: 5 when a step after it failed (each failed
+    step gets the full command line that does it, `run`), else 0."""
+    failed = data.get("follow_up_failed") or []
+    for step in failed:
+        step["run"] = f"manage.py --stage {args.stage} {step['command']}"
+    return EXIT_FOLLOW_UP if failed else EXIT_OK
+
+
+def _sessions_words(d: dict) -> str:
+    """"N session(s) ended", or that ending them failed and the command that ends them."""
+    for step in d.get("follow_up_failed") or []:
+        if step["step"] == "end-sessions":
+            return (f"ending its sessions failed ({step['error']}): run `{step['run']}` "
+                    "again")
+    return f"{d['sessions_ended']} session(s) ended"
 
 
 def _default_actor() -> str:
@@ -249,7 +296,7 @@ def cmd_import_accounts(args) -> int:
         ])
     _emit(args, data, human)
     if report_error:
-        print(f"error: {report_error}", file=sys.stderr)
+        _error(report_error)
     if result.stopped:
         return EXIT_INCOMPLETE
     if report_error:
@@ -327,10 +374,13 @@ def cmd_unlink(args) -> int:
         raise CliError(UNLINK_USAGE)
     result = support.unlink(args.nr_number, reason=args.reason,
                             actor=args.actor or _default_actor(), mode=args.mode)
+    code = _follow_ups(args, result)
 
     def human(d):
         print(f"{_who(d)} unlinked from Login.gov sub {d['unlinked_sub']}; "
-              f"{d['sessions_ended']} session(s) ended; the legacy username stays retired.")
+              f"{_sessions_words(d)}; the legacy username stays retired.")
+        if code == EXIT_FOLLOW_UP:
+            print("The unlink itself is done: do not run `unlink` again.")
         if d["barred"]:
             print("That Login.gov identity is barred from this account until "
                   f"`lift-bar {d['nr_number']} {d['unlinked_sub']}`. The owner links with "
@@ -339,6 +389,15 @@ def cmd_unlink(args) -> int:
         else:
             print("The person links their new Login.gov account at their next sign-in.")
     _emit(args, result, human)
+    return code
+
+
+def cmd_end_sessions(args) -> int:
+    from supportdesk import desk as support
+
+    result = support.end_sessions(args.sub)
+    _emit(args, result, lambda d: print(
+        f"{d['sessions_ended']} session(s) of Login.gov sub {d['sub']} ended."))
     return EXIT_OK
 
 
@@ -376,9 +435,11 @@ def cmd_set_email(args) -> int:
             print("Email-changed notice queued to: " + ", ".join(d["notified"]) + ".")
         if d["not_notified"]:
             print("The email-changed notice to " + ", ".join(d["not_notified"]) + " could "
-                  "not be queued (logged as notice_not_sent): tell the person yourself.")
+                  "not be queued (logged as notice_not_sent): tell the person yourself. "
+                  "The correction itself is done: do not run `set-email` again.")
     _emit(args, result, human)
-    return EXIT_OK
+    # A notice that could not be queued is a step after the commit that failed.
+    return EXIT_FOLLOW_UP if result["not_notified"] else EXIT_OK
 
 
 def cmd_clear_shared(args) -> int:
@@ -412,10 +473,14 @@ def _cmd_status(args, status: str) -> int:
 
     result = support.set_status(args.nr_number, status, reason=args.reason,
                                 actor=args.actor or _default_actor())
+    code = _follow_ups(args, result)
 
     def human(d):
         who = _who(d)
-        ended = f" {d['sessions_ended']} session(s) ended." if d["support_hold"] else ""
+        ended = ""
+        if d["support_hold"]:
+            words = _sessions_words(d)
+            ended = f" {words[0].upper()}{words[1:]}."
         if d["support_hold"] and not d["changed"]:
             print(f"{who}: support's hold is already on; nothing changed.{ended}")
         elif d["support_hold"] and d["registry_status"] == "disabled":
@@ -431,8 +496,10 @@ def _cmd_status(args, status: str) -> int:
                   "registry says disabled (its next export decides).")
         else:
             print(f"{who}: support's hold lifted; the account is {d['status']}.")
+        if code == EXIT_FOLLOW_UP:
+            print("The hold itself is on: do not run `disable` again.")
     _emit(args, result, human)
-    return EXIT_OK
+    return code
 
 
 def cmd_report(args) -> int:
@@ -521,7 +588,7 @@ def cmd_trace(args) -> int:
         print("\n".join("    " + line for line in d["subject_query"].splitlines()))
         print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
         print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
-    _emit(args, result, human)
+    _emit(args, result, human, ours=("query", "subject_query", "aws_cli"))
     return EXIT_OK
 
 
@@ -639,6 +706,12 @@ def build_parser() -> argparse.ArgumentParser:
     audited(p)
     p.set_defaults(handler=cmd_lift_bar)
 
+    p = commands.add_parser("end-sessions", parents=[common],
+                            help="end every session of one Login.gov identity (idempotent; "
+                                 "what unlink and disable do after their change)")
+    p.add_argument("sub", metavar="LOGIN_GOV_SUB")
+    p.set_defaults(handler=cmd_end_sessions)
+
     for name, helptext in (("disable", "disable an account: support's hold (ends sessions)"),
                            ("enable", "lift support's hold on an account")):
         p = commands.add_parser(name, parents=[common], help=helptext)
@@ -723,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         from supportdesk.aws_trouble import explain as explain_aws_trouble
         from supportdesk.desk import SupportError
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
 
     # Log lines go to stderr here, so stdout stays clean for --json.
@@ -734,19 +807,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
     except SupportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
     except ConfigurationError as exc:
-        print(f"error: configuration: {exc}", file=sys.stderr)
+        _error(f"configuration: {exc}")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - AWS trouble is one line for the desk
         trouble = explain_aws_trouble(exc)
         if trouble is None:
             raise  # a bug: the traceback is what an engineer needs
-        print(f"error: {trouble.message}", file=sys.stderr)
+        _error(trouble.message)
         return trouble.exit_code
     finally:
         for handler, stream in zip(handlers, previous):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 from chalicelib.audit import audit_event, commit_with_audit, record_committed
 from chalicelib.emails import try_normalize_email
@@ -99,12 +100,15 @@ def link_by_verified_emails(sub: str, emails: list[str], *,
 
 
 def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str | None = None,
-                 login_gov_email: str | None = None, attempts: int = 2) -> LinkResult:
+                 login_gov_email: str | None = None, attempts: int = 2,
+                 add_items: Callable[[store.Transaction], None] | None = None) -> LinkResult:
     """Link `sub` to account `nr_number` in one transaction, or raise why not.
 
     `matched` is the normalized address that proved the account (a verified Login.gov email,
     or the address a recovery code went to): the link commits only if that address still
-    proves this account at that moment.
+    proves this account at that moment. `add_items(tx)` puts the caller's own items into
+    the link's transaction (they commit with the link or not at all); when one of them is
+    what refused it, the store.TransactionRefused is raised to the caller as it is.
     """
     account = store.get_account(nr_number)
     if account is None:
@@ -138,9 +142,14 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
               condition=Account.linked_sub.does_not_exist() & (Account.status == "active")
               & ~Account.barred_subs.contains(sub))
     tx.audit(event)
+    own_items = set(tx.request_order())
+    if add_items is not None:
+        add_items(tx)
     try:
         tx.commit()
     except store.TransactionRefused as refused:
+        if any(refused.refused(name) for name in set(refused.failed) - own_items):
+            raise
         if refused.refused("not_purged"):
             raise IdentityPurged("Login.gov purged this identity",
                                  subject=keyed_hash(sub)) from None
@@ -152,7 +161,8 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
                                nr_number=nr_number, subject=keyed_hash(sub)) from None
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
             return link_account(sub, nr_number, method=method, matched=matched,
-                                login_gov_email=login_gov_email, attempts=attempts - 1)
+                                login_gov_email=login_gov_email, attempts=attempts - 1,
+                                add_items=add_items)
         # Not a refusal: the person did nothing wrong; ask them to try again.
         raise StorageUnavailable("account kept changing during linking") from None
     record_committed(event, subject=keyed_hash(sub), method=method.value)

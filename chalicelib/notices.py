@@ -6,6 +6,9 @@
   write, hears of it: the old primary or secondary, or the primary when a secondary is added.
 - When wrong recovery codes for an account reach the day's cap (chalicelib.guess_limits),
   the account's addresses hear that linking by code is paused, and why.
+- When a recovery code is asked for a shared or once-shared address, that mailbox hears
+  that the address cannot link and that each person should call the support desk
+  (SHARED_ADDRESS_NOTICE, queued by chalicelib.recovery: never on the page).
 
 Each address gets its own message, showing only its own address (an old address must not
 learn the new one). Notices are queued in the outbox (chalicelib.outbox) after the change
@@ -26,6 +29,9 @@ from chalicelib.models import Account
 LINK_NOTICE = "link_notice"
 EMAIL_CHANGED_NOTICE = "email_changed_notice"
 RECOVERY_PAUSED_NOTICE = "recovery_paused_notice"
+# Queued by chalicelib.recovery in the place of a code (the same request a code costs): a
+# shared or once-shared address proves nobody, and only its mailbox may learn why.
+SHARED_ADDRESS_NOTICE = "shared_address_notice"
 
 
 def send_link_notice(nr_number: str, account: Account | None = None) -> bool:

@@ -15,7 +15,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
-from chalicelib.errors import CsrfError
+from chalicelib.errors import CsrfError, NotSignedIn
 from chalicelib.models import Flow, Session, expiry_bucket
 from chalicelib.store import condition_failed
 
@@ -54,7 +54,8 @@ def create_session(sub: str, nr_number: str | None, *,
 
 
 def load_session(token: str | None) -> Session | None:
-    """The live session for a cookie token, or None. Expiry is checked here, not left to TTL."""
+    """The live session for a cookie token, or None. Expiry is checked here, not left to TTL;
+    a session that ends between the read and its idle refresh is None too."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     try:
@@ -68,10 +69,16 @@ def load_session(token: str | None) -> Session | None:
     settings = get_settings()
     if session.expires_at - now < settings.session_idle_ttl - IDLE_REFRESH_SECONDS:
         new_expiry = min(now + settings.session_idle_ttl, session.absolute_expires_at)
-        session.update(actions=[
-            Session.expires_at.set(new_expiry),
-            Session.expiry_bucket.set(expiry_bucket(new_expiry)),
-        ], condition=Flow.flow_id.exists())
+        try:
+            # Conditional: a refresh must never recreate a session that has just ended.
+            session.update(actions=[
+                Session.expires_at.set(new_expiry),
+                Session.expiry_bucket.set(expiry_bucket(new_expiry)),
+            ], condition=Flow.flow_id.exists())
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+            return None  # ended since the read (cleanup, logout): not signed in
     return session
 
 
@@ -99,12 +106,14 @@ def end_sessions_for_subject(sub: str) -> int:
 
 def clear_notice(session: Session) -> None:
     """Forget a one-time notice. Conditional: an update on a session that has just ended
-    would otherwise recreate it as a key-only item that never expires."""
+    would otherwise recreate it as a key-only item that never expires. A session that ended
+    since it was read (cleanup, logout in another tab) is NotSignedIn: the sign-in page."""
     try:
         session.update(actions=[Session.notice.remove()], condition=Flow.flow_id.exists())
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
+        raise NotSignedIn("the session ended during this request") from None
 
 
 def check_csrf(session: Session, submitted: str | None) -> None:

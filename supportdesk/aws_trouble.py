@@ -4,6 +4,8 @@ a traceback (`manage.py` shows `explain(exc)` for every PynamoDB and botocore er
 - Throttling, an outage, no connection: exit 3. Every change the desk makes is one
   transaction and the import writes one transaction per account, so nothing, or only
   whole accounts, were written: running the command again is safe and finishes the job.
+  A step after a change committed (ending sessions) is not reported here: the command
+  reports the change as made and the step as failed, with `cause(exc)` (exit 5).
 - No region, no or expired credentials, a permission AWS refused, a table or parameter
   that is not there: exit 1, with what to set or ask for (docs/deploy.md, "The support
   desk's machine", lists what the desk's role needs).
@@ -36,6 +38,8 @@ DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
           "SignatureDoesNotMatch", "MissingAuthenticationToken",
           "KMSAccessDeniedException"}
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException",
+             "RequestLimitExceeded", "ThrottlingError", "Throttling"}
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
                ConnectionClosedError)
 
@@ -95,6 +99,28 @@ def explain(exc: BaseException) -> Trouble | None:
     if isinstance(cause, (BotoCoreError, PynamoDBException)):
         return _storage(cause.__class__.__name__)
     return None
+
+
+def cause(exc: BaseException) -> str:
+    """What an AWS failure was, in a few words, for a message that also says what did
+    commit: "DynamoDB throttled: Query ProvisionedThroughputExceededException"."""
+    service = "DynamoDB" if isinstance(exc, PynamoDBException) else "AWS"
+    inner = exc.cause if isinstance(exc, PynamoDBException) and \
+        isinstance(exc.cause, BaseException) else exc
+    if isinstance(inner, ClientError):
+        code = inner.response.get("Error", {}).get("Code", "") or "unknown error"
+        reasons = {r.code for r in (getattr(exc, "cancellation_reasons", None) or [])
+                   if r is not None and r.code not in (None, "None")}
+        if code in THROTTLED or reasons & THROTTLED:
+            what = "throttled"
+        elif code in DENIED or "AccessDenied" in code or code in EXPIRED:
+            what = "refused"
+        else:
+            what = "failed"
+        return f"{service} {what}: {inner.operation_name or 'a call'} {code}"
+    if isinstance(inner, UNREACHABLE):
+        return f"cannot reach {service}: {inner.__class__.__name__}"
+    return f"{service} failed: {inner.__class__.__name__}"
 
 
 def is_transient(exc: BaseException) -> bool:

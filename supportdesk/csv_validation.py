@@ -17,6 +17,7 @@ from typing import TextIO
 from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.models import ACCOUNT_STATUSES, ROLES
 from chalicelib.store import CSV_HEADER, is_registry_number
+from supportdesk.safe_text import safe_text
 
 MAX_NAME_LENGTH = 100
 MAX_USERNAME_LENGTH = 100
@@ -77,12 +78,10 @@ SHOWN_LENGTH = 40
 
 def _found(value: str) -> str:
     """` (found: VALUE)`, for the desk to see what was wrong: cut to SHOWN_LENGTH characters,
-    invisible and control characters written as \\uXXXX. The report writer keeps the cell
-    from ever being read as a formula (supportdesk.csv_cells)."""
+    control and invisible characters written as escapes (supportdesk.safe_text). The report
+    writer keeps the cell from ever being read as a formula (supportdesk.csv_cells)."""
     text = value if len(value) <= SHOWN_LENGTH else value[:SHOWN_LENGTH] + "…"
-    shown = "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
-                    else ch for ch in text)
-    return f" (found: {shown})"
+    return f" (found: {safe_text(text)})"
 
 
 def _has_control_characters(text: str) -> bool:

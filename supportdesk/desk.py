@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
 from chalicelib import claims, linking, notices, sessions, store
 from chalicelib.audit import audit_event, commit_with_audit, recent_events
 from chalicelib.emails import (
@@ -26,7 +29,9 @@ from chalicelib.emails import (
     try_normalize_email,
 )
 from chalicelib.field_ownership import effective_status, mark_changed_here
+from chalicelib.logs import keyed_hash, log_event
 from chalicelib.models import Account, AuditEvent
+from supportdesk import aws_trouble
 
 RECENT_EVENTS = 10
 MAX_REASON_LENGTH = 500
@@ -159,6 +164,29 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     }
 
 
+def _after_commit(result: dict, step: str, command: str, run):
+    """Run a step that follows a committed change (ending sessions). If AWS fails it, the
+    result says so — the step, why, and the desk command that does it (`command`, safe to
+    run again) — and the change is still reported as made: a desk told "nothing was
+    written" would run it again or escalate a change that is done. None when it failed."""
+    try:
+        return run()
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        result.setdefault("follow_up_failed", []).append(
+            {"step": step, "error": aws_trouble.cause(exc), "command": command})
+        return None
+
+
+def end_sessions(sub: str) -> dict:
+    """End every session of one Login.gov identity (idempotent: run it again at will)."""
+    subject = (sub or "").strip()
+    if not subject:
+        raise Invalid("give the Login.gov sub whose sessions to end")
+    ended = sessions.end_sessions_for_subject(subject)
+    log_event("sessions_ended_by_support", subject=keyed_hash(subject), ended=ended)
+    return {"sub": subject, "sessions_ended": ended}
+
+
 # --- find -----------------------------------------------------------------------------------
 
 def find(query: str, *, scan: bool = False) -> list[dict]:
@@ -218,12 +246,14 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
     except linking.UnlinkConflict:
         raise Refused("the account changed while unlinking (a sign-in or another support "
                       "action); nothing was changed: look again with `find`") from None
-    ended = sessions.end_sessions_for_subject(sub)
-    return {**_who(account), "unlinked_sub": sub, "mode": mode,
-            "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
-            "login_gov_disabled": bool(identity and identity.disabled),
-            "sessions_ended": ended,
-            "legacy_username_retired": bool(account.legacy_username_retired)}
+    result = {**_who(account), "unlinked_sub": sub, "mode": mode,
+              "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
+              "login_gov_disabled": bool(identity and identity.disabled),
+              "legacy_username_retired": bool(account.legacy_username_retired)}
+    result["sessions_ended"] = _after_commit(
+        result, "end-sessions", f"end-sessions {sub}",
+        lambda: sessions.end_sessions_for_subject(sub))
+    return result
 
 
 def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
@@ -288,7 +318,10 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
                                              "was changed: look again with `find`"),
                           previous_status=previous)
     if hold and account.linked_sub:
-        result["sessions_ended"] = sessions.end_sessions_for_subject(account.linked_sub)
+        sub = account.linked_sub
+        result["sessions_ended"] = _after_commit(
+            result, "end-sessions", f"end-sessions {sub}",
+            lambda: sessions.end_sessions_for_subject(sub))
     return result
 
 

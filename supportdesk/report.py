@@ -1,8 +1,9 @@
 """The migration report: progress counts for the support desk and the project team.
 
 Offline only (it scans accounts and flows; the service never scans). `render_report_html`
-fills `supportdesk/templates/report.html` (Jinja2, autoescaped): one self-contained page
-with inline CSS and an SVG bar chart of links per day, no script, no external assets.
+fills `supportdesk/templates/report.html` (Jinja2, autoescaped, every value through
+supportdesk.safe_text): one self-contained page with inline CSS and an SVG bar chart of
+links per day, no script, no external assets.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from chalicelib.emails import is_institutional
 from chalicelib.models import Account, Challenge, Flow
+from supportdesk.safe_text import safe_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -80,9 +82,10 @@ def render_report_html(report: dict) -> str:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                       autoescape=select_autoescape(["html"], default=True),
                       # Escape values as html.escape does (quotes as &quot;): one spelling
-                      # for every page the desk produces.
+                      # for every page the desk produces. Before that, control and
+                      # bidirectional characters as escapes: HTML escaping leaves them be.
                       finalize=lambda v: v if isinstance(v, Markup)
-                      else Markup(html.escape(str(v))))
+                      else Markup(html.escape(safe_text(v))))
     totals = {
         "Accounts": report["total"],
         "Linked to Login.gov": report["linked"],

@@ -514,11 +514,11 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
           f"{dict(change_confirm)}; mails: recovery {recovery_verify_mails} at verify, "
           f"email change {change_mails} per workflow")
     # Recovery verify: session, the identity (refused while Login.gov says disabled), code
-    # try, single-use delete, then link_account's read and
-    # transaction, the notice's account read, the new session and the old one's end.
+    # try, then link_account's read and transaction (which spends the code), the notice's
+    # account read, the new session and the old one's end.
     # The code try takes a slot under the day's wrong-code caps (identity; account for
     # recovery) and, being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
-    assert recovery_verify == {"GetItem": 4, "UpdateItem": 5, "DeleteItem": 2,
+    assert recovery_verify == {"GetItem": 4, "UpdateItem": 5, "DeleteItem": 1,
                                "TransactWriteItems": 1, "PutItem": 1}
     # Email-change confirm: session, account, code try (+ identity slot), ONE transaction.
     assert change_confirm == {"GetItem": 2, "UpdateItem": 3, "TransactWriteItems": 1}

@@ -539,3 +539,191 @@ def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, s
                 table="flows", key_prefix="setjti#")
     assert _push(app_client, token) == (503, {"err": "temporarily_unavailable"})
 
+
+
+# --- DynamoDB: a one-time code is spent only with the change it allows ---------------------------
+
+from tests.mail_fixtures import (  # noqa: E402,F401 - fixtures and helpers
+    csrf_of,
+    enter_code,
+    mailbox,
+    request_recovery,
+    session_csrf,
+    signed_in_unmatched,
+)
+
+
+def _challenges() -> list:
+    from chalicelib.models import Challenge
+
+    return [f for f in Flow.scan() if isinstance(f, Challenge)]
+
+
+def _recovery_code(browser, mailbox, sub=None) -> str:
+    request_recovery(browser, EMAIL, signed_in_unmatched(browser, "new.me@example.net", sub=sub))
+    return mailbox.code_for(EMAIL)
+
+
+@pytest.mark.parametrize("code, reasons", [
+    pytest.param("ThrottlingException", None, id="throttled"),
+    pytest.param("TransactionCanceledException",
+                 ["None", "None", "ThrottlingError", "None", "None", "None"],
+                 id="cancelled-throttled"),
+])
+def test_a_throttled_recovery_link_keeps_the_code_usable(browser, account, mailbox, dynamo,
+                                                         code, reasons):
+    """The code is spent in the link's transaction: when that is throttled the page says
+    nothing changed, and it is true of the code too (no new send needed)."""
+    one_time = _recovery_code(browser, mailbox)
+    token = session_csrf(browser, linked=False)
+    rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert len(_challenges()) == 1 and sub_claims() == [] and Account.get(NR).linked_sub is None
+    assert_nothing_half_written()
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get(NR).linked_sub and _challenges() == []
+    assert len(mailbox.to(EMAIL)) == 2      # the code and the link notice: no second send
+    assert_invariants()
+
+
+def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_database(
+        browser, account, mailbox, dynamo):
+    """Both uses verified the code before either committed (a double submit): the
+    challenge's delete inside the link transaction lets exactly one through."""
+    one_time = _recovery_code(browser, mailbox, sub=str(uuid.uuid4()))
+    token = session_csrf(browser, linked=False)
+    first = []
+    rule = dynamo.interleave("TransactWriteItems", lambda: first.append(
+        enter_code(browser, "/link/recover/verify", one_time, token)))
+    second = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert (first[0].status, first[0].location) == (302, "/account")
+    assert second.status == 400 and "no code waiting in this browser" in second.body
+    assert [e.event for e in AuditEvent.query(NR)] == ["identity_linked"]
+    assert len([s for s in sessions_in_table() if s.nr_number == NR]) == 1
+    assert_invariants()
+
+
+def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
+        browser, account, mailbox, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"
+    page = browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
+                                           "change": "primary",
+                                           "email": "alice.personal@example.com"})
+    assert page.location == "/account/email/confirm"
+    one_time = mailbox.code_for("alice.personal@example.com")
+    rule = dynamo.fail("TransactWriteItems", "ThrottlingException")
+    page = enter_code(browser, "/account/email/confirm", one_time)
+    assert rule.fired == 1
+    assert_storage_page(page)
+    assert Account.get(NR).primary_email == EMAIL and len(_challenges()) == 1
+    page = enter_code(browser, "/account/email/confirm", one_time)
+    assert page.status == 200 and "alice.personal@example.com" in page.body
+    assert Account.get(NR).primary_email == "alice.personal@example.com"
+    assert _challenges() == []
+    assert enter_code(browser, "/account/email/confirm", one_time).status == 400
+    assert_invariants()
+
+
+# --- A session that ends during a request (cleanup, logout in another tab) ---------------------
+
+def _session_ends_now():
+    """Another actor deletes this browser's session (cleanup of an expired one, or a logout
+    in another tab) between this request's read of it and its write."""
+    for session in sessions_in_table():
+        Flow(session.flow_id).delete()
+
+
+def _due_for_idle_refresh():
+    from chalicelib.models import Session
+
+    for found in sessions_in_table():
+        Session.get(found.flow_id).update(
+            actions=[Session.expires_at.set(found.expires_at - 300)])
+
+
+@pytest.mark.parametrize("linked, method, path", [
+    pytest.param(True, "GET", "/account", id="account-page"),
+    pytest.param(True, "GET", "/account/email", id="email-page"),
+    pytest.param(True, "POST", "/account/email", id="email-form-post"),
+    pytest.param(False, "GET", "/link/recover", id="recover-page"),
+    pytest.param(False, "POST", "/link/recover", id="recover-form-post"),
+])
+def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
+        browser, account, dynamo, linked, method, path):
+    if linked:
+        browser.follow(browser.sign_in([EMAIL]))
+    else:
+        signed_in_unmatched(browser)
+    token = session_csrf(browser, linked=linked)
+    _due_for_idle_refresh()
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
+                             key_prefix="session#")
+    if method == "GET":
+        page = browser.get(path)
+    else:  # a form post: the same as not signed in
+        page = browser.post(path, {"csrf_token": token, "change": "primary", "email": EMAIL})
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == f"/login?return_to={path}"
+    assert sessions_in_table() == []  # and the refresh did not bring it back
+    assert _challenges() == []
+
+
+def test_a_session_that_ends_before_its_idle_refresh_is_signed_out_on_a_public_page(
+        browser, account, dynamo):
+    browser.follow(browser.sign_in([EMAIL]))
+    _due_for_idle_refresh()
+    dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
+    page = browser.get("/")
+    assert page.status == 200 and 'href="/logout"' not in page.body
+    assert sessions_in_table() == []
+
+
+def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_page(
+        browser, account, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"  # a new link: a notice to show
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
+                             key_prefix="session#")
+    page = browser.get("/account")
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/login?return_to=/account"
+    assert sessions_in_table() == []  # clearing the notice did not bring it back
+
+
+def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
+        browser, account, mailbox, dynamo):
+    form = signed_in_unmatched(browser)
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
+                             key_prefix="challenge#")
+    page = request_recovery(browser, EMAIL, form)
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/link/recover/verify"
+    assert browser.get(page.location).location == "/login?return_to=/link/recover/verify"
+
+
+def test_a_session_that_ends_before_an_email_change_code_is_written_is_not_a_503(
+        browser, account, mailbox, dynamo):
+    assert browser.sign_in([EMAIL]).location == "/account"
+    token = session_csrf(browser, linked=True)
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
+                             key_prefix="challenge#")
+    page = browser.post("/account/email", {"csrf_token": token, "change": "primary",
+                                           "email": "alice.personal@example.com"})
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account/email/confirm"
+    assert browser.get(page.location).location == "/login?return_to=/account/email/confirm"
+
+
+def test_a_session_that_ends_while_its_recovery_code_links_still_links(
+        browser, account, mailbox, dynamo):
+    one_time = _recovery_code(browser, mailbox)
+    token = session_csrf(browser, linked=False)
+    rule = dynamo.interleave("TransactWriteItems", _session_ends_now)
+    page = enter_code(browser, "/link/recover/verify", one_time, token)
+    assert rule.fired == 1
+    assert page.status == 302 and page.location == "/account"  # a new session of its own
+    assert Account.get(NR).linked_sub and len(sessions_in_table()) == 1
+    assert browser.get("/account").status == 200

@@ -365,6 +365,7 @@ MAIL_CONTEXTS = {
                              "new_email_hint": "b•••@example.com"},
     "institutional_email_reminder": {},
     "recovery_paused_notice": {"cap": 10},
+    "shared_address_notice": {"login_gov_email": "someone@example.net"},
 }
 
 

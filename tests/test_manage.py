@@ -561,6 +561,7 @@ THROTTLED = "ProvisionedThroughputExceededException"
     ("GetItem", ("find", "1000000030")),
     ("Scan", ("check-email-keys",)),
     ("Query", ("export-changes", "--since", "2020-01-01")),
+    ("Query", ("end-sessions", "sub-throttled")),
 ])
 def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation,
                                                                    argv):
@@ -694,6 +695,7 @@ def test_help_lists_the_exit_codes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "3 storage unavailable or throttled" in text
     assert "4 import-accounts imported the file but rejected some rows" in text
+    assert "5 done, follow-up failed" in text
 
 
 def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registry, tmp_path):
@@ -739,3 +741,172 @@ def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cl
     assert "--mode not-owner" in text and "not the account's owner" in text
     assert "--reason" in text and "audit" in text
     assert Account.get("1000000043", consistent_read=True).linked_sub == "sub-43"
+
+
+# --- a step after a committed change: reported as done, follow-up failed (exit 5) ---------------
+
+@pytest.mark.parametrize("operation", ["Query", "DeleteItem"])
+@pytest.mark.parametrize("argv, done", [
+    (("unlink", "1000000050", "--mode", "lost-account", "--reason", "ticket 9"),
+     "The unlink itself is done: do not run `unlink` again."),
+    (("disable", "1000000050", "--reason", "ticket 9"),
+     "The hold itself is on: do not run `disable` again."),
+])
+def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5(
+        cli, api_calls, operation, argv, done):
+    sub = "8d3c9a56-0000-4000-8000-000000000050"
+    make_account("1000000050", "follow.up@example.com")
+    link("1000000050", sub)
+    token, _ = sessions.create_session(sub, "1000000050")
+    api_calls.fail(operation, THROTTLED, table="flows", times=50)
+    code, out, err = cli(*argv)
+    assert code == 5, (out, err)
+    assert "Traceback" not in out + err and "run the command again" not in out + err
+    text = " ".join(out.split())
+    assert "Account 1000000050 (" in text and done in text
+    assert (f"ending its sessions failed (DynamoDB throttled: {operation} {THROTTLED}): run "
+            f"`manage.py --stage test end-sessions {sub}` again") in text.replace(
+                "Ending its", "ending its")
+    account = Account.get("1000000050", consistent_read=True)
+    assert account.linked_sub is None if argv[0] == "unlink" else account.status == "disabled"
+    api_calls.rules.clear()
+    assert sessions.load_session(token) is not None       # the step that failed
+    code, out, _ = cli("end-sessions", sub)
+    assert code == 0 and f"1 session(s) of Login.gov sub {sub} ended." in out
+    assert sessions.load_session(token) is None
+    assert cli("end-sessions", sub)[:2] == (0, f"0 session(s) of Login.gov sub {sub} ended.\n")
+
+
+def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cli, api_calls):
+    make_account("1000000051", "json.follow@example.com")
+    link("1000000051", "sub-51")
+    api_calls.fail("Query", THROTTLED, table="flows", times=50)
+    code, result, _ = run_json(cli, "unlink", "1000000051", "--mode", "not-owner",
+                               "--reason", "ticket 10")
+    assert code == 5 and result["unlinked_sub"] == "sub-51" and result["barred"] is True
+    assert result["sessions_ended"] is None
+    assert result["follow_up_failed"] == [{
+        "step": "end-sessions", "command": "end-sessions sub-51",
+        "run": "manage.py --stage test end-sessions sub-51",
+        "error": f"DynamoDB throttled: Query {THROTTLED}"}]
+
+
+def test_a_correction_whose_notice_could_not_be_queued_exits_5(cli, registry, api_calls):
+    registry(csv_row("1000000052", "old.primary@example.com"))
+    api_calls.fail("SendMessage", "ServiceUnavailable", times=5)
+    api_calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
+    code, out, err = cli("set-email", "1000000052", "--primary", "new.primary@example.com",
+                         "--reason", "ticket 11")
+    assert code == 5 and "Traceback" not in out + err
+    text = " ".join(out.split())
+    assert "old.primary@example.com could not be queued" in text
+    assert "tell the person yourself" in text and "do not run `set-email` again" in text
+    assert Account.get("1000000052", consistent_read=True).primary_email == \
+        "new.primary@example.com"
+
+
+def test_end_sessions_needs_a_sub(cli):
+    assert cli("end-sessions", "  ")[0] == 2
+
+
+# --- every desk output shows control and bidi characters escaped (supportdesk.safe_text) -------
+
+# Clears the terminal, then shows "...example.net" reversed: what a hostile Login.gov email
+# (or a registry value, a typed reason) may hold.
+HOSTILE = "mallory\x1b[2J\u202eten.elpmaxe@example.net"
+SHOWN = "mallory\\x1b[2J\\u202eten.elpmaxe@example.net"
+RAW = ("\x1b", "\u202e")
+
+
+def _no_raw(text: str) -> None:
+    assert not any(ch in text for ch in RAW), repr(text)
+
+
+def test_safe_text_escapes_controls_and_bidi_and_invisible_formatting_only():
+    from supportdesk.safe_text import safe_text
+
+    hidden = "".join(chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C,
+                                      *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                      *range(0x2060, 0x206A), 0xFEFF])
+    shown = safe_text(hidden)
+    assert shown.isascii() and shown.isprintable()
+    assert shown.startswith("\\x00\\x01") and "\\x1b" in shown and "\\x7f\\x80" in shown
+    assert "\\u061c" in shown and "\\u202e" in shown and "\\u2065" in shown
+    assert shown.endswith("\\ufeff") and shown.count("\\") == len(hidden)
+    for kept in ("Dr. Zoë O'Brien-Ñúñez", "straße@exämple.de", "李小龙", "a b", ""):
+        assert safe_text(kept) == kept
+    assert safe_text(None) == "" and safe_text(12) == "12"
+
+
+def test_find_shows_a_hostile_login_gov_email_escaped(cli):
+    from chalicelib.linking import LinkMethod, link_account
+
+    make_account("1000000060", "linked.hostile@example.com")
+    link_account("sub-60", "1000000060", method=LinkMethod.AUTOMATIC, login_gov_email=HOSTILE)
+    code, out, err = cli("find", "1000000060")
+    assert code == 0
+    _no_raw(out + err)
+    assert SHOWN in out
+    code, found, _ = run_json(cli, "find", "1000000060")  # JSON keeps the value, escaped
+    assert found[0]["linked_email"] == HOSTILE
+
+
+def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
+    """The audit trail (find's events), export-changes, unlink's and lift-bar's lines, and
+    error lines: a typed actor, reason or sub cannot reach the terminal raw."""
+    registry(csv_row("1000000061", "typed@example.com"))
+    link("1000000061", "sub-61")
+    code, out, err = cli("unlink", "1000000061", "--mode", "not-owner",
+                         "--reason", f"ticket {HOSTILE}", "--actor", HOSTILE)
+    assert code == 0
+    code2, out2, err2 = cli("find", "1000000061")
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    cli("set-email", "1000000061", "--secondary", "new.typed@example.com",
+        "--reason", "ticket", "--actor", HOSTILE)
+    code3, out3, err3 = cli("export-changes", "--since", today)
+    code4, out4, err4 = cli("lift-bar", "1000000061", HOSTILE, "--reason", "ticket")
+    assert (code2, code3, code4) == (0, 0, 1)
+    everything = out + err + out2 + err2 + out3 + err3 + out4 + err4
+    _no_raw(everything)
+    assert f"support:{SHOWN}" in out2 and f"ticket {SHOWN}" in out2
+    assert f"support:{SHOWN}" in out3
+    assert f"Login.gov sub {SHOWN} is not barred" in err4
+
+
+def test_csv_cells_show_hostile_text_escaped(cli, registry, tmp_path):
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    registry(csv_row("1000000062", "csv.hostile@example.com"))
+    assert cli("set-email", "1000000062", "--secondary", "csv.new@example.com",
+               "--reason", "ticket", "--actor", HOSTILE)[0] == 0
+    code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
+    assert code == 0
+    _no_raw(out)
+    import csv as csv_module
+    (_, row) = list(csv_module.reader(out.splitlines()))
+    assert row[6] == f"support:{SHOWN}"
+    # The import's reject report: a row's offending value, shown in its reason.
+    code, out, _ = registry(csv_row("1000000063", "rejected@example.com",
+                                    first="Pat\x1b[2J\u202e"))
+    report = (tmp_path / "registry-1.csv.rejects.csv").read_text(encoding="utf-8")
+    _no_raw(report + out)
+    assert "Pat\\x1b[2J\\u202e" in report
+
+
+def test_report_html_and_text_show_hostile_text_escaped(cli, tmp_path):
+    make_account("2100000003", "role.hostile@example.com", role=HOSTILE)
+    page = tmp_path / "report.html"
+    code, out, _ = cli("report", "--html", str(page))
+    assert code == 0
+    html = page.read_text(encoding="utf-8")
+    _no_raw(html + out)
+    assert SHOWN in html and SHOWN in out
+
+
+def test_trace_shows_a_hostile_log_field_escaped(cli, tmp_path):
+    path = tmp_path / "hostile.log"
+    path.write_text(json.dumps({"event": "link_refused_no_match", "request_id": REQUEST,
+                                "detail": HOSTILE}) + "\n")
+    code, out, _ = cli("trace", REQUEST[:8], "--log-file", str(path))
+    assert code == 0
+    _no_raw(out)
+    assert f"detail={SHOWN}" in out

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from chalicelib import mail, onetime_codes
+from chalicelib import mail, notices, onetime_codes
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from tests.conftest import Browser, make_account
 from tests.mail_fixtures import (  # noqa: F401 - fixtures
@@ -95,40 +95,133 @@ def test_a_link_notice_the_outbox_refuses_does_not_fail_the_sign_in(browser, mai
     assert mailbox.messages == []
 
 
-def test_an_unknown_address_gets_the_same_reply_and_work_but_no_mail(
+SHARED_NOTICE = "This email address cannot link a National Registry account"
+
+
+def _registry_with_every_kind_of_address():
+    """A known address, a shared one (on two accounts), a once-shared one (support gave one
+    of its two holders another address) and, by omission, unknown ones."""
+    from supportdesk import desk
+
+    make_account("1000000001", primary="dr.alice@example.com")
+    make_account("1000000002", primary="office@example.com")
+    make_account("1000000003", primary="frank@example.com", secondary="Office@Example.com")
+    make_account("1000000004", primary="front.desk@example.com")
+    make_account("1000000005", primary="june@example.com", secondary="front.desk@example.com")
+    desk.set_email("1000000004", slot="primary", address="ivan@example.com",
+                   reason="ticket 7", actor="tester")
+
+
+ADDRESSES = {"known": "dr.alice@example.com", "unknown": "nobody@example.com",
+             "shared": "office@example.com", "once-shared": "front.desk@example.com"}
+
+
+def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_work(
         app_client, idp, mailbox, calls):
-    make_account(primary="dr.alice@example.com")
-    known, unknown = Browser(app_client, idp), Browser(app_client, idp)
-    pages, shapes = {}, {}
-    for name, browser, email in [("known", known, "dr.alice@example.com"),
-                                 ("unknown", unknown, "nobody@example.com")]:
+    """No oracle: the answer, the code page and the AWS requests (DynamoDB and SQS, in
+    order) are the same for all four; only the mail differs, and only the mailbox sees it."""
+    from chalicelib import outbox
+
+    _registry_with_every_kind_of_address()
+    outbox.queue_url()  # looked up once per container: not part of any one request
+    sent_before = len(mailbox.messages)
+    answers, code_pages, shapes = {}, {}, {}
+    for name, email in ADDRESSES.items():
+        browser = Browser(app_client, idp)
         form = signed_in_unmatched(browser, f"{name}@example.net")
         calls.clear()
-        pages[name] = request_recovery(browser, email, form)
-        shapes[name] = calls.operations("dynamodb")
-        pages[name + "_code"] = browser.get(pages[name].location)
-    assert (pages["known"].status, pages["known"].location) == \
-        (pages["unknown"].status, pages["unknown"].location) == (302, "/link/recover/verify")
-    # The same page but for what was typed and the Login.gov email each browser signed in with.
-    assert pages["unknown_code"].body.replace("nobody@example.com", "X").replace(
-        "unknown@example.net", "L") == \
-        pages["known_code"].body.replace("dr.alice@example.com", "X").replace(
-            "known@example.net", "L").replace(
-            csrf_of(pages["known_code"]), csrf_of(pages["unknown_code"]))
-    # The same DynamoDB requests in the same order: claim, account, the recovery-pause mark,
-    # three counters, challenge.
-    assert shapes["known"] == shapes["unknown"]
-    assert shapes["known"][-7:] == ["GetItem", "GetItem", "GetItem", "UpdateItem",
-                                    "UpdateItem", "UpdateItem", "PutItem"]
-    assert mailbox.to("nobody@example.com") == [] and len(mailbox.messages) == 1
-    decoy = [c for c in challenges() if c.target_email == "nobody@example.com"]
-    assert len(decoy) == 1 and decoy[0].nr_number is None
-    # The decoy takes a send from the allowance like a real code, and never links.
-    sends = sorted(c.sends for c in Flow.scan() if isinstance(c, SendCounter))
-    assert sends == [1] * 6
-    for _ in range(5):
-        enter_code(unknown, "/link/recover/verify", "123456")
+        answers[name] = request_recovery(browser, email, form)
+        shapes[name] = [(c.service, c.operation) for c in calls.calls]
+        code_page = browser.get(answers[name].location)
+        code_pages[name] = code_page.body.replace(email, "X").replace(
+            f"{name}@example.net", "L").replace(csrf_of(code_page), "T")
+    for name, page in answers.items():
+        assert (page.status, page.location, page.headers.get("Set-Cookie")) == \
+            (302, "/link/recover/verify", None), name
+        assert code_pages[name] == code_pages["known"], name
+        # claim, account, the recovery-pause mark, three counters, challenge, one message.
+        assert shapes[name] == shapes["known"], name
+    assert [op for _, op in shapes["known"][-8:]] == [
+        "GetItem", "GetItem", "GetItem", "UpdateItem", "UpdateItem", "UpdateItem", "PutItem",
+        "SendMessage"]
+    # The mail: a code to the known address, nothing to the unknown one, and to each shared
+    # mailbox why it cannot link (naming the Login.gov account that asked), with no code.
+    assert mailbox.subjects("dr.alice@example.com") == [CODE_SUBJECT]
+    assert mailbox.to("nobody@example.com") == []
+    for name in ("shared", "once-shared"):
+        (notice,) = [m for m in mailbox.to(ADDRESSES[name]) if m.subject == SHARED_NOTICE]
+        assert f"<strong>{name}@example.net</strong>" in notice.body
+        assert mailbox.codes_for(ADDRESSES[name]) == []
+    assert len(mailbox.messages) == sent_before + 3
+    # No code that could verify: the shared and once-shared challenges are decoys, like
+    # the unknown one; every send counted alike (identity, pair, address).
+    decoys = {c.target_email: c.nr_number for c in challenges()}
+    assert decoys == {"dr.alice@example.com": "1000000001", "nobody@example.com": None,
+                      "office@example.com": None, "front.desk@example.com": None}
+    sends = sorted(c.sends for c in Flow.scan() if isinstance(c, SendCounter)
+                   and not c.flow_id.startswith("sendcount#nocode"))
+    assert sends == [1] * 12
+
+
+def test_an_outbox_failure_costs_the_same_for_every_kind_of_address(
+        app_client, idp, mailbox, calls):
+    """The outbox refusing the mail: the same page and requests for all four, the allowance
+    given back and no challenge left (a decoy's or a notice's as a code's)."""
+    from chalicelib import outbox
+
+    _registry_with_every_kind_of_address()
+    outbox.queue_url()
+    pages, shapes = {}, {}
+    for name, email in ADDRESSES.items():
+        browser = Browser(app_client, idp)
+        form = signed_in_unmatched(browser, f"{name}@example.net")
+        calls.clear()
+        calls.fail("SendMessage", "ServiceUnavailable")
+        page = request_recovery(browser, email, form)
+        pages[name] = (page.status, page.location, page.headers.get("Set-Cookie"))
+        shapes[name] = [(c.service, c.operation) for c in calls.calls]
+    for name in ADDRESSES:
+        assert pages[name] == (503, None, None), name
+        assert shapes[name] == shapes["known"], name
+    assert challenges() == []
+    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)
+            and not c.flow_id.startswith("sendcount#nocode")} == {0}
+
+
+def test_an_unknown_or_shared_address_gets_a_code_that_never_links(app_client, idp, mailbox):
+    _registry_with_every_kind_of_address()
+    for name in ("unknown", "shared", "once-shared"):
+        browser = Browser(app_client, idp)
+        request_recovery(browser, ADDRESSES[name], signed_in_unmatched(browser))
+        for _ in range(5):
+            enter_code(browser, "/link/recover/verify", "123456")
     assert sub_claims() == []
+
+
+def test_the_shared_address_mail_names_the_support_desk_in_both_bodies(idp, monkeypatch):
+    monkeypatch.setenv("SUPPORT_PHONE", "1-888-555-0199")
+    monkeypatch.setenv("SUPPORT_EMAIL", "help@desk.example.gov")
+    rendered = mail.render_mail(notices.SHARED_ADDRESS_NOTICE,
+                                login_gov_email="mallory@example.net")
+    assert rendered.subject == SHARED_NOTICE
+    for body in (rendered.text, rendered.html):
+        assert "mallory@example.net" in body
+        assert "on more than one National Registry account" in body
+        assert "1-888-555-0199" in body and "help@desk.example.gov" in body
+        assert "contact the National Registry support desk" in body
+    anonymous = mail.render_mail(notices.SHARED_ADDRESS_NOTICE, login_gov_email=None)
+    assert "Someone signed in with Login.gov asked" in anonymous.text
+
+
+def test_a_shared_address_counts_against_the_send_limits_like_any_address(
+        app_client, idp, mailbox):
+    _registry_with_every_kind_of_address()
+    browser = Browser(app_client, idp)
+    form = signed_in_unmatched(browser)
+    statuses = [request_recovery(browser, "office@example.com", form).status
+                for _ in range(4)]
+    assert statuses == [302, 302, 302, 429]    # CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR
+    assert mailbox.subjects("office@example.com") == [SHARED_NOTICE] * 3
 
 
 def test_the_code_page_names_the_login_gov_account_the_code_will_link(browser, mailbox):
@@ -346,3 +439,66 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
     assert ("sqs", "SendMessage") in filling and paused == ordinary
     assert "Linking by code is paused on your National Registry account" in \
         mailbox.subjects("dr.alice@example.com")
+
+
+# --- a refused link spends its code -------------------------------------------------------------
+
+def _bar(sub):
+    Account.get("1000000001").update(actions=[Account.barred_subs.add({sub})])
+
+
+def _unbar(sub):
+    Account.get("1000000001").update(actions=[Account.barred_subs.delete({sub})])
+
+
+def _disable(sub):
+    Account.get("1000000001").update(actions=[Account.status.set("disabled")])
+
+
+def _enable(sub):
+    Account.get("1000000001").update(actions=[Account.status.set("active")])
+
+
+def _share_the_address(sub):
+    from chalicelib import claims, store
+
+    make_account("1000000002", primary="dr.alice@example.com", claims=False)
+    tx = store.Transaction()
+    claims.add_holder(tx, "claim", "dr.alice@example.com", "1000000002",
+                      claims.read("dr.alice@example.com"))
+    tx.commit()
+
+
+def _unshare_the_address(sub):
+    # As if support corrected the other account and cleared the address (manage.py).
+    Account.get("1000000002").update(actions=[
+        Account.primary_email.set("b@example.com"),
+        Account.primary_email_normalized.set("b@example.com")])
+    Claim(Claim.email_key("dr.alice@example.com"), nr_number="1000000001",
+          holders={"1000000001"}, revision=9).save()
+
+
+@pytest.mark.parametrize("refuse, allow, status, words", [
+    pytest.param(_bar, _unbar, 403, "cannot be linked to it again", id="barred"),
+    pytest.param(_disable, _enable, 403, "has been disabled", id="disabled"),
+    pytest.param(_share_the_address, _unshare_the_address, 409, "changed while you were linking",
+                 id="address-now-shared"),
+])
+def test_a_code_whose_link_is_refused_is_spent_and_cannot_be_replayed(
+        browser, mailbox, refuse, allow, status, words):
+    """Once the reason is gone (a bar lifted, the account enabled, the address cleared),
+    the same code must not link: whoever held it was refused, and it is spent."""
+    make_account(primary="dr.alice@example.com")
+    sub = str(uuid.uuid4())
+    request_recovery(browser, "dr.alice@example.com",
+                     signed_in_unmatched(browser, "stranger@example.net", sub=sub))
+    code = mailbox.code_for("dr.alice@example.com")
+    token = csrf_of(browser.get("/link/recover"))
+    refuse(sub)
+    page = enter_code(browser, "/link/recover/verify", code, token)
+    assert page.status == status and words in page.body
+    assert challenges() == []
+    allow(sub)
+    page = enter_code(browser, "/link/recover/verify", code, token)
+    assert page.status == 400 and "no code waiting in this browser" in page.body
+    assert sub_claims() == [] and Account.get("1000000001").linked_sub is None
