@@ -274,7 +274,11 @@ class KeySet:
         if keys:
             self._keys, self._fetched_at = keys, time.monotonic()
 
-    def key_for(self, kid: str | None):
+    def keys_for(self, kid: str | None, *, any_without_kid: bool = False) -> list:
+        """The keys a token with this `kid` may be signed with: the one named. With no
+        `kid`: the one published key, or, when `any_without_kid`, every published key (a
+        handful: Login.gov's older security event tokens carried no kid, and a rotation
+        publishes two), the signature deciding."""
         settings = get_settings()
         with self._lock:
             now = time.monotonic()
@@ -287,10 +291,11 @@ class KeySet:
             if not self._keys:
                 raise IdentityProviderUnavailable("no signing keys available")
             if kid is None:
-                # Login.gov always sends kid; without one, only an unambiguous key set will do.
-                if len(self._keys) == 1:
-                    return next(iter(self._keys.values()))
-                raise IdTokenError("ID token has no kid and several keys are published")
+                # Login.gov's ID tokens always name their key: without one, only an
+                # unambiguous key set will do for them.
+                if len(self._keys) == 1 or any_without_kid:
+                    return list(self._keys.values())
+                raise IdTokenError("token has no kid and several keys are published")
             if kid not in self._keys and \
                     now - self._last_miss_refetch >= settings.jwks_refetch_cooldown:
                 self._last_miss_refetch = now
@@ -298,7 +303,21 @@ class KeySet:
             key = self._keys.get(kid)
             if key is None:
                 raise IdTokenError("ID token signed with an unknown kid")
-            return key
+            return [key]
+
+
+    def keys_after_a_miss(self) -> list:
+        """Every published key after one refetch (at most one per cooldown, as for an
+        unknown kid): a token without `kid` that none of the cached keys verifies may be
+        signed by a key published since. Empty when the cooldown allows no refetch."""
+        settings = get_settings()
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_miss_refetch < settings.jwks_refetch_cooldown:
+                return []
+            self._last_miss_refetch = now
+            self._fetch()
+            return list(self._keys.values())
 
 
 key_set = KeySet()
@@ -317,12 +336,14 @@ class JwtRejected(IdTokenError):
 
 
 def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = True,
-                         audiences: tuple[str, ...] | None = None) -> dict:
+                         audiences: tuple[str, ...] | None = None,
+                         any_key_without_kid: bool = False) -> dict:
     """The one check of a JWT signed by Login.gov (ID tokens and security event tokens):
     RS256 only, a published key chosen by `kid`, `iss` equal to the discovered issuer
     (exactly, with its trailing slash), `aud` naming one of `audiences` (default: our
     client id; see _check_audience), times with leeway, and the `require`d claims present.
-    Returns the claims."""
+    `any_key_without_kid`: a token without `kid` may be signed by any published key
+    (security event tokens; see KeySet.keys_for). Returns the claims."""
     import jwt
 
     settings = get_settings()
@@ -339,28 +360,45 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
     if kid is not None and not isinstance(kid, str):
         raise JwtRejected("kid is malformed", reason="malformed")
     try:
-        key = key_set.key_for(kid)
+        keys = key_set.keys_for(kid, any_without_kid=any_key_without_kid)
     except JwtRejected:
         raise
     except IdTokenError as exc:
         raise JwtRejected(str(exc), reason="key") from None
     issuer = discover()["issuer"]
-    try:
-        claims = jwt.decode(
-            token, key=key, algorithms=list(ACCEPTED_ALGORITHMS), issuer=issuer,
-            leeway=settings.token_leeway,
-            # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
-            options={"require": require, "verify_exp": verify_exp, "verify_aud": False})
-    except jwt.exceptions.InvalidIssuerError:
-        raise JwtRejected("iss is not Login.gov", reason="issuer") from None
-    except jwt.exceptions.InvalidSignatureError:
-        raise JwtRejected("signature does not verify", reason="signature") from None
-    except jwt.exceptions.PyJWTError as exc:
-        raise JwtRejected(f"rejected: {exc}", reason="claims") from None
+    options = {"require": require, "verify_exp": verify_exp,
+               # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
+               "verify_aud": False}
+    claims = _decode_with_any(token, keys, issuer, settings.token_leeway, options)
+    if claims is None and kid is None and any_key_without_kid:
+        # No key named, none cached verifies: one published since may (a rotation).
+        claims = _decode_with_any(token, key_set.keys_after_a_miss(), issuer,
+                                  settings.token_leeway, options)
+    if claims is None:
+        raise JwtRejected("signature does not verify", reason="signature")
     if claims["iss"] != issuer:  # exact, including the trailing slash
         raise JwtRejected("issuer mismatch", reason="issuer")
     _check_audience(claims.get("aud"), claims.get("azp"), accepted, settings.login_gov_client_id)
     return claims
+
+
+def _decode_with_any(token: str, keys: list, issuer: str, leeway: int,
+                     options: dict) -> dict | None:
+    """The claims, checked with the first key whose signature verifies; None when none
+    does. Any other failure is the token's, whatever the key: raised at once."""
+    import jwt
+
+    for key in keys:
+        try:
+            return jwt.decode(token, key=key, algorithms=list(ACCEPTED_ALGORITHMS),
+                              issuer=issuer, leeway=leeway, options=options)
+        except jwt.exceptions.InvalidSignatureError:
+            continue
+        except jwt.exceptions.InvalidIssuerError:
+            raise JwtRejected("iss is not Login.gov", reason="issuer") from None
+        except jwt.exceptions.PyJWTError as exc:
+            raise JwtRejected(f"rejected: {exc}", reason="claims") from None
+    return None
 
 
 def _check_audience(aud, azp, accepted: tuple[str, ...], client_id: str) -> None:

@@ -1,8 +1,10 @@
 """Login.gov security events (RISC): verify a pushed Security Event Token and act on it.
 
 Push delivery per RFC 8935: the body is one SET (RFC 8417), a JWT signed with Login.gov's
-published keys. We check the signature (RS256 only, the same key cache as ID tokens),
-`iss` = the discovered issuer, `aud`, a fresh `iat`. Its `jti` is recorded with a
+published keys. We check the signature (RS256 only, the same key cache as ID tokens; the
+key its `kid` names, or any published key when it names none, as Login.gov's older tokens
+did), `iss` = the discovered issuer, `aud` = the push URL Login.gov addresses it to (our
+client id is accepted too), a fresh `iat`. Its `jti` is recorded with a
 conditional write in the same transaction as the action, so each event acts once.
 
 Login.gov sends its events (identity-idp, app/services/push_notification) under two
@@ -136,7 +138,9 @@ def verify_security_event_token(token: str) -> dict:
     try:
         claims = login_gov.verify_login_gov_jwt(token, require=["iss", "aud", "iat", "jti",
                                                                 "events"],
-                                                audiences=login_gov.security_event_audiences())
+                                                audiences=login_gov.security_event_audiences(),
+                                                # Login.gov's older tokens named no key.
+                                                any_key_without_kid=True)
     except login_gov.JwtRejected as rejected:
         code = _REJECTION_CODES.get(rejected.context.get("reason"), "invalid_request")
         raise SecurityEventRejected(code, f"token rejected: {rejected}") from None

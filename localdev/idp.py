@@ -253,15 +253,22 @@ class LocalLoginGov:
     # --- security events (RISC) ------------------------------------------------------------
 
     RISC_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
+    # Login.gov's own events carry its own prefix (identity-idp push_notification/*.rb).
+    LOGIN_GOV_RISC_PREFIX = "https://schemas.login.gov/secevent/risc/event-type/"
+    LOGIN_GOV_EVENTS = frozenset({"password-reset", "reproof-completed",
+                                  "mfa-limit-account-locked"})
 
     def security_event_token(self, client_id: str, event: str, sub: str, *,
                              jti: str | None = None, key: rsa.RSAPrivateKey | None = None,
-                             omit: tuple[str, ...] = (), **overrides) -> str:
+                             omit: tuple[str, ...] = (), with_kid: bool = True,
+                             **overrides) -> str:
         """A Security Event Token as Login.gov pushes it (RFC 8417), signed with our key.
 
         `aud` is the client's push URL, as Login.gov sends it (identity-idp
         push_notification/http_push.rb); for a client not registered here, the client id.
-        Pass `aud=...` to address it otherwise (the client id is accepted too)."""
+        Pass `aud=...` to address it otherwise (the client id is accepted too). The event's
+        type carries Login.gov's own prefix for its own events (LOGIN_GOV_EVENTS).
+        `with_kid=False` leaves `kid` out of the header, as Login.gov's older tokens did."""
         client = self.clients.get(client_id)
         claims = {
             "iss": self.issuer,
@@ -269,15 +276,21 @@ class LocalLoginGov:
             else client_id,
             "iat": int(time.time()),
             "jti": jti or secrets.token_hex(16),
-            "events": {self.RISC_PREFIX + event: {
+            "events": {self.risc_event_type(event): {
                 "subject": {"subject_type": "iss-sub", "iss": self.issuer, "sub": sub}}},
         }
         claims.update(overrides)
         for name in omit:
             claims.pop(name, None)
         signing = self.keys[0]
-        return jwt.encode(claims, key or signing.key, algorithm="RS256",
-                          headers={"kid": signing.kid, "typ": "secevent+jwt"})
+        headers = {"kid": signing.kid, "typ": "secevent+jwt"} if with_kid \
+            else {"typ": "secevent+jwt"}
+        return jwt.encode(claims, key or signing.key, algorithm="RS256", headers=headers)
+
+    def risc_event_type(self, event: str) -> str:
+        prefix = self.LOGIN_GOV_RISC_PREFIX if event in self.LOGIN_GOV_EVENTS \
+            else self.RISC_PREFIX
+        return prefix + event
 
     def push_security_event(self, endpoint: str, token: str):
         """POST a SET to a relying party's endpoint, as Login.gov's RISC push does."""

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 
+import jwt
 import pytest
 
 from chalicelib import linking
@@ -503,3 +504,34 @@ def test_pushed_over_http_by_the_local_identity_provider(app_client, idp, linked
     decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     assert decoded["typ"] == "secevent+jwt" and decoded["alg"] == "RS256" and decoded["kid"]
     assert push(app_client, token, content_type="application/secevent+jwt")[0] == 202
+
+
+# --- what Login.gov's own tokens look like ------------------------------------------------------
+
+@pytest.mark.parametrize("event", ["password-reset", "reproof-completed",
+                                   "mfa-limit-account-locked", "recovery-activated"])
+def test_the_local_login_gov_sends_each_event_under_its_real_prefix(app_client, idp, linked,
+                                                                     event):
+    """The stand-in's tokens are what Login.gov pushes: its own three events under
+    schemas.login.gov, the rest under schemas.openid.net; each is recorded, not ignored."""
+    _, sub = linked
+    token = idp.security_event_token(AUDIENCE, event, sub)
+    (uri,) = jwt.decode(token, options={"verify_signature": False})["events"]
+    assert uri == PREFIXES[event] + event
+    assert push(app_client, token) == (202, None)
+    assert f"login_gov_{event.replace('-', '_')}" in audit_names()
+
+
+def test_a_token_without_kid_is_checked_against_every_published_key(app_client, idp, linked):
+    """Login.gov's older security event tokens carry no `kid`; during a key rotation two
+    keys are published. The signature decides: a token signed by either verifies, one
+    signed by any other key is refused."""
+    _, sub = linked
+    idp.rotate_keys()  # two keys published; the new one signs
+    assert push(app_client, idp.security_event_token(AUDIENCE, "password-reset", sub,
+                                                     with_kid=False)) == (202, None)
+    forged = idp.security_event_token(AUDIENCE, "account-purged", sub, with_kid=False,
+                                      key=generate_rsa_key())
+    status, body = push(app_client, forged)
+    assert status == 400 and body["err"] == "invalid_key"
+    assert Account.get(NR).linked_sub == sub
