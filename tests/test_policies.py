@@ -346,15 +346,36 @@ def api_tour(app_client, idp, inbox, recorder) -> list[Call]:
     assert push_security_event(app_client, idp, "account-disabled", alice) == 202
     assert push_security_event(app_client, idp, "account-purged", bob) == 202
 
+    # A disable whose reads straddle a support unlink: it read the identity linked, then
+    # the account unlinked, so its transaction checks the account is still unlinked (the
+    # race itself: tests/test_faults.py, "disable racing an unlink and relink").
+    carol = str(uuid.uuid4())
+    assert Browser(app_client, idp).sign_in(["dr.bob@example.com"],
+                                            sub=carol).location == "/account"
+
+    def support_unlinks():
+        from supportdesk import desk
+
+        with recorder.paused():  # the desk's doing, not the API's
+            desk.unlink("1000000002", reason="tour", actor="desk", mode="lost-account")
+
+    recorder.interleave("GetItem", support_unlinks, table="accounts")
+    assert push_security_event(app_client, idp, "account-disabled", carol) == 202
+
     recorded = list(recorder.calls)
     # The tour went where it meant to (read after the recording).
     alice_account = Account.get("1000000001")
     assert alice_account.linked_sub == alice
     assert alice_account.primary_email == "alice.home@example.org"  # changed, then swapped
     assert alice_account.secondary_email is None
-    assert Account.get("1000000002").linked_sub is None             # recovered, then purged
+    assert Account.get("1000000002").linked_sub is None  # recovered, purged; linked, unlinked
     with pytest.raises(Claim.DoesNotExist):
         Claim.get(Claim.sub_key(bob))
+    carol_identity = Claim.get(Claim.sub_key(carol))
+    assert carol_identity.nr_number is None and carol_identity.disabled
+    assert any(c.operation == "TransactWriteItems" and any(
+        item.get("ConditionCheck", {}).get("TableName", "").endswith("accounts")
+        for item in c.params["TransactItems"]) for c in recorded)
     return recorded
 
 
