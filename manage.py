@@ -321,6 +321,7 @@ def _print_account(view: dict) -> None:
         ("secondary email", view["secondary_email"]),
         ("  claim", view["secondary_email_claim"]),
         ("linked", view["linked"]), ("Login.gov sub", view["linked_sub"]),
+        ("  disabled by Login.gov", view["login_gov_disabled"]),
         ("linked at", view["linked_at"]),
         ("Login.gov email", view["linked_email"]),
         ("barred identities", ", ".join(view["barred_subs"]) or None),
@@ -388,6 +389,9 @@ def cmd_unlink(args) -> int:
                   "code).")
         else:
             print("The person links their new Login.gov account at their next sign-in.")
+        if d["login_gov_disabled"]:
+            print("Login.gov has disabled that identity: it cannot sign in or link anywhere "
+                  "here until Login.gov enables it again (the mark stays with it).")
     _emit(args, result, human)
     return code
 

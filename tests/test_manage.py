@@ -184,6 +184,21 @@ def test_unlink_removes_link_and_claim_ends_sessions_and_audits(cli):
     assert sessions.load_session(other_token) is not None
 
 
+def test_find_and_unlink_say_when_login_gov_disabled_the_identity(cli):
+    """The mark Login.gov's account-disabled left stays with the identity through an
+    unlink: the desk reads that from both outputs, not only from --json."""
+    sub = "0f0e0d0c-0000-4000-8000-00000000000d"
+    make_account("1000000013", "dis@example.com")
+    link("1000000013", sub)
+    Claim(Claim.sub_key(sub)).update(actions=[Claim.disabled_at.set(1_700_000_000)])
+    Account.get("1000000013").update(actions=[Account.login_gov_disabled.set(True)])
+    code, out, _ = cli("find", "1000000013")
+    assert code == 0 and re.search(r"disabled by Login.gov\s+yes", out)
+    code, out, _ = cli("unlink", "1000000013", "--mode", "lost-account", "--reason", "t 1")
+    assert code == 0 and "Login.gov has disabled that identity" in out
+    assert Claim.get(Claim.sub_key(sub), consistent_read=True).disabled
+
+
 def test_after_unlink_the_person_can_link_again(cli):
     from chalicelib.linking import LinkMethod, LinkOutcome, link_account
 
