@@ -169,7 +169,9 @@ def _shared_address(page, chromium):
 
 def _sign_in_spent(page, chromium):
     # A callback whose state this browser never started (or already used): a stale tab.
-    page.goto(APP + "/auth/callback?code=" + "c" * 43 + "&state=" + "s" * 43)
+    # Login.gov's answer names its issuer (RFC 9207), as the stand-in's does.
+    page.goto(APP + "/auth/callback?code=" + "c" * 43 + "&state=" + "s" * 43
+              + "&iss=http%3A%2F%2F127.0.0.1%3A8001%2F")
     return page
 
 
