@@ -35,7 +35,11 @@ e2e: $(STAMP) browser node_modules/.installed
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+## make lint: ruff (lint and format), mypy, cfn-lint; the same checks as .pre-commit-config.yaml
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint infra/*.yaml
 
 # PIP_NO_DEPS=1: pip installs exactly requirements.txt, so botocore (in the Lambda runtime)
