@@ -2,6 +2,7 @@
 
 Where things live: README.md, "Where things live".
 """
+
 import gc
 
 # Everything imported here lives as long as the Lambda container: collecting while it loads

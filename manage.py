@@ -17,6 +17,7 @@ run it again; 4 an import that wrote the file's valid rows but rejected others; 
 change was made, but a step after it failed (ending sessions, queuing a notice): do not run
 the command again; do the step it names.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,21 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
-TABLE_STAGES = ("local", "dev")   # create-tables refuses every other stage (prod above all)
+TABLE_STAGES = ("local", "dev")  # create-tables refuses every other stage (prod above all)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_FOLLOW_UP = 5
-EXIT_CODES = ("Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, no "
-              "credentials, no permission: the message says what to set); 2 usage or "
-              "validation error (import-accounts: the file was refused, nothing imported); 3 "
-              "storage unavailable or throttled: nothing, or only whole accounts, were "
-              "written: run it again; 4 import-accounts imported the file but rejected some "
-              "rows (see the reject report); 5 done, follow-up failed: the change was made "
-              "(do not run the command again), but a step after it failed: the message "
-              "names the command that does that step (`end-sessions SUB`) or what to tell "
-              "the person.")
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region, no "
+    "credentials, no permission: the message says what to set); 2 usage or "
+    "validation error (import-accounts: the file was refused, nothing imported); 3 "
+    "storage unavailable or throttled: nothing, or only whole accounts, were "
+    "written: run it again; 4 import-accounts imported the file but rejected some "
+    "rows (see the reject report); 5 done, follow-up failed: the change was made "
+    "(do not run the command again), but a step after it failed: the message "
+    "names the command that does that step (`end-sessions SUB`) or what to tell "
+    "the person."
+)
 
 
 class CliError(Exception):
@@ -52,13 +55,16 @@ class CliError(Exception):
 
 # --- stage environment ----------------------------------------------------------------------
 
+
 def stage_environment(stage: str, config_path: Path = DEFAULT_CONFIG) -> dict[str, str]:
     """The environment variables chalice would give the stage's Lambda."""
     try:
         config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CliError(f"{config_path} not found: --stage needs the Chalice config "
-                       "(or run from the project directory)") from None
+        raise CliError(
+            f"{config_path} not found: --stage needs the Chalice config "
+            "(or run from the project directory)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read {config_path}: {exc}") from None
     stages = config.get("stages") or {}
@@ -70,8 +76,9 @@ def stage_environment(stage: str, config_path: Path = DEFAULT_CONFIG) -> dict[st
     return {str(k): str(v) for k, v in values.items()}
 
 
-def apply_stage_environment(stage: str, config_path: Path = DEFAULT_CONFIG,
-                            environ=None) -> list[str]:
+def apply_stage_environment(
+    stage: str, config_path: Path = DEFAULT_CONFIG, environ=None
+) -> list[str]:
     """Set the stage's variables that the real environment does not already set."""
     environ = os.environ if environ is None else environ
     applied = []
@@ -91,6 +98,7 @@ def _sync_chalicelib() -> None:
 
 
 # --- output ---------------------------------------------------------------------------------
+
 
 def _emit(args, data, human, *, ours: tuple[str, ...] = ()) -> None:
     """--json as JSON (its escapes keep every character inert), else the command's own
@@ -150,11 +158,10 @@ def _follow_ups(args, data: dict) -> int:
 
 
 def _sessions_words(d: dict) -> str:
-    """"N session(s) ended", or that ending them failed and the command that ends them."""
+    """ "N session(s) ended", or that ending them failed and the command that ends them."""
     for step in d.get("follow_up_failed") or []:
         if step["step"] == "end-sessions":
-            return (f"ending its sessions failed ({step['error']}): run `{step['run']}` "
-                    "again")
+            return f"ending its sessions failed ({step['error']}): run `{step['run']}` again"
     return f"{d['sessions_ended']} session(s) ended"
 
 
@@ -170,11 +177,14 @@ def _default_actor() -> str:
 
 # --- commands -------------------------------------------------------------------------------
 
+
 def cmd_create_tables(args) -> int:
     if args.stage not in TABLE_STAGES:
-        raise CliError(f"create-tables is for the {' and '.join(TABLE_STAGES)} stages only; "
-                       f"{args.stage!r} tables come from the infra/ stack deploy",
-                       EXIT_REFUSED)
+        raise CliError(
+            f"create-tables is for the {' and '.join(TABLE_STAGES)} stages only; "
+            f"{args.stage!r} tables come from the infra/ stack deploy",
+            EXIT_REFUSED,
+        )
     try:
         from localdev.provision import create_stack_from_template
     except ImportError as exc:
@@ -184,8 +194,14 @@ def cmd_create_tables(args) -> int:
     prefix = get_settings().table_prefix
     result = create_stack_from_template(args.stage, prefix)
     data = {"stage": args.stage, "table_prefix": prefix, "result": result}
-    _emit(args, data, lambda d: print(f"Tables for stage {d['stage']} (prefix {prefix!r}) "
-                                      f"are ready.{'' if result is None else f' {result}'}"))
+    _emit(
+        args,
+        data,
+        lambda d: print(
+            f"Tables for stage {d['stage']} (prefix {prefix!r}) "
+            f"are ready.{'' if result is None else f' {result}'}"
+        ),
+    )
     return EXIT_OK
 
 
@@ -235,8 +251,9 @@ def _export_date(text: str | None) -> str | None:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise CliError("--exported-on takes the day the registry produced the file: "
-                       "YYYY-MM-DD") from None
+        raise CliError(
+            "--exported-on takes the day the registry produced the file: YYYY-MM-DD"
+        ) from None
     if day > datetime.now(timezone.utc).date() + timedelta(days=1):
         raise CliError(f"--exported-on {day.isoformat()} is in the future")
     return day.isoformat()
@@ -253,17 +270,22 @@ def cmd_import_accounts(args) -> int:
     except registry_sync.ImportFileError as exc:
         raise CliError(f"{exc}; nothing was imported") from None
     result = registry_sync.import_accounts(
-        validation, actor=f"import:{args.actor or _default_actor() or 'unknown'}",
-        dry_run=args.dry_run, exported_on=exported_on)
+        validation,
+        actor=f"import:{args.actor or _default_actor() or 'unknown'}",
+        dry_run=args.dry_run,
+        exported_on=exported_on,
+    )
     report_error = None
     try:
         report_path, removed = _reject_report(args, result)
     except OSError as exc:
         report_path, removed = None, None
-        report_error = (f"the import finished (summary above), but its reject report could "
-                        f"not be written to {args.reject_report or str(args.file) + '.rejects.csv'}"
-                        f": {exc.strerror or exc}; run it again with --reject-report PATH "
-                        "(it writes nothing twice)")
+        report_error = (
+            f"the import finished (summary above), but its reject report could "
+            f"not be written to {args.reject_report or str(args.file) + '.rejects.csv'}"
+            f": {exc.strerror or exc}; run it again with --reject-report PATH "
+            "(it writes nothing twice)"
+        )
     data = result.summary()
     data["reject_report"] = report_path
     data["reject_report_removed"] = removed
@@ -282,18 +304,24 @@ def cmd_import_accounts(args) -> int:
             report = f"none (nothing to report; removed the old {d['reject_report_removed']})"
         else:
             report = "none (nothing to report)"
-        _print_pairs([
-            ("rows read", d["rows_read"]), ("imported (new)", d["imported"]),
-            ("updated", d["updated"]), ("unchanged", d["unchanged"]),
-            ("rejected", d["rejected"]),
-            ("conflicts (nothing applied)", d["conflicts"]),
-            ("shared emails", d["shared_emails"]),
-            ("warnings", d["warnings"]),
-            ("older than imported (not applied)", d["older"]),
-            ("claims written", d["claims_written"]),
-            ("transactions", d["transactions"]), ("items read", d["items_read"]),
-            ("reject report", report),
-        ])
+        _print_pairs(
+            [
+                ("rows read", d["rows_read"]),
+                ("imported (new)", d["imported"]),
+                ("updated", d["updated"]),
+                ("unchanged", d["unchanged"]),
+                ("rejected", d["rejected"]),
+                ("conflicts (nothing applied)", d["conflicts"]),
+                ("shared emails", d["shared_emails"]),
+                ("warnings", d["warnings"]),
+                ("older than imported (not applied)", d["older"]),
+                ("claims written", d["claims_written"]),
+                ("transactions", d["transactions"]),
+                ("items read", d["items_read"]),
+                ("reject report", report),
+            ]
+        )
+
     _emit(args, data, human)
     if report_error:
         _error(report_error)
@@ -311,32 +339,47 @@ def _who(d: dict) -> str:
 
 def _print_account(view: dict) -> None:
     print(f"Account {view['nr_number']}")
-    _print_pairs([
-        ("name", view["name"]), ("role", view["role"]), ("status", view["status"]),
-        ("  registry says", view["registry_status"]),
-        ("  support hold", view["support_hold"]),
-        ("primary email", view["primary_email"]),
-        ("  claim", view["primary_email_claim"]),
-        ("  institutional", view["primary_email_institutional"]),
-        ("secondary email", view["secondary_email"]),
-        ("  claim", view["secondary_email_claim"]),
-        ("linked", view["linked"]), ("Login.gov sub", view["linked_sub"]),
-        ("  disabled by Login.gov", view["login_gov_disabled"]),
-        ("linked at", view["linked_at"]),
-        ("Login.gov email", view["linked_email"]),
-        ("barred identities", ", ".join(view["barred_subs"]) or None),
-        ("changed here", "; ".join(f"{k} {v}" for k, v in view["changed_here"].items())
-         or None),
-        ("legacy username", view["legacy_username"]),
-        ("  retired", view["legacy_username_retired"]),
-        ("last reminder", view["last_reminder_at"]),
-    ])
+    _print_pairs(
+        [
+            ("name", view["name"]),
+            ("role", view["role"]),
+            ("status", view["status"]),
+            ("  registry says", view["registry_status"]),
+            ("  support hold", view["support_hold"]),
+            ("primary email", view["primary_email"]),
+            ("  claim", view["primary_email_claim"]),
+            ("  institutional", view["primary_email_institutional"]),
+            ("secondary email", view["secondary_email"]),
+            ("  claim", view["secondary_email_claim"]),
+            ("linked", view["linked"]),
+            ("Login.gov sub", view["linked_sub"]),
+            ("  disabled by Login.gov", view["login_gov_disabled"]),
+            ("linked at", view["linked_at"]),
+            ("Login.gov email", view["linked_email"]),
+            ("barred identities", ", ".join(view["barred_subs"]) or None),
+            (
+                "changed here",
+                "; ".join(f"{k} {v}" for k, v in view["changed_here"].items()) or None,
+            ),
+            ("legacy username", view["legacy_username"]),
+            ("  retired", view["legacy_username_retired"]),
+            ("last reminder", view["last_reminder_at"]),
+        ]
+    )
     print(f"Recent events ({len(view['recent_events'])}):")
     if view["recent_events"]:
-        _print_table(["at", "event", "actor", "detail"], [
-            [e["at"], e["event"], e["actor"],
-             ", ".join(f"{k}={v}" for k, v in sorted(e["detail"].items()))]
-            for e in view["recent_events"]])
+        _print_table(
+            ["at", "event", "actor", "detail"],
+            [
+                [
+                    e["at"],
+                    e["event"],
+                    e["actor"],
+                    ", ".join(f"{k}={v}" for k, v in sorted(e["detail"].items())),
+                ]
+                for e in view["recent_events"]
+            ],
+        )
     else:
         print("  none")
 
@@ -353,6 +396,7 @@ def cmd_find(args) -> int:
             if i:
                 print()
             _print_account(view)
+
     _emit(args, views, human)
     return EXIT_OK
 
@@ -364,8 +408,9 @@ UNLINK_USAGE = (
     "--mode not-owner: the Login.gov account linked is not the account's owner's; it is "
     "barred from this account until `lift-bar`, and the owner links their own. "
     "--reason: why, in words (a ticket, how you verified the person); it is kept in the "
-    "audit trail. For example: unlink 1000000001 --mode lost-account --reason \"ticket 42, "
-    "verified by phone\"")
+    'audit trail. For example: unlink 1000000001 --mode lost-account --reason "ticket 42, '
+    'verified by phone"'
+)
 
 
 def cmd_unlink(args) -> int:
@@ -373,25 +418,33 @@ def cmd_unlink(args) -> int:
 
     if args.mode not in support.UNLINK_MODES or not (args.reason or "").strip():
         raise CliError(UNLINK_USAGE)
-    result = support.unlink(args.nr_number, reason=args.reason,
-                            actor=args.actor or _default_actor(), mode=args.mode)
+    result = support.unlink(
+        args.nr_number, reason=args.reason, actor=args.actor or _default_actor(), mode=args.mode
+    )
     code = _follow_ups(args, result)
 
     def human(d):
-        print(f"{_who(d)} unlinked from Login.gov sub {d['unlinked_sub']}; "
-              f"{_sessions_words(d)}; the legacy username stays retired.")
+        print(
+            f"{_who(d)} unlinked from Login.gov sub {d['unlinked_sub']}; "
+            f"{_sessions_words(d)}; the legacy username stays retired."
+        )
         if code == EXIT_FOLLOW_UP:
             print("The unlink itself is done: do not run `unlink` again.")
         if d["barred"]:
-            print("That Login.gov identity is barred from this account until "
-                  f"`lift-bar {d['nr_number']} {d['unlinked_sub']}`. The owner links with "
-                  "their own Login.gov account at their next sign-in (or by a recovery "
-                  "code).")
+            print(
+                "That Login.gov identity is barred from this account until "
+                f"`lift-bar {d['nr_number']} {d['unlinked_sub']}`. The owner links with "
+                "their own Login.gov account at their next sign-in (or by a recovery "
+                "code)."
+            )
         else:
             print("The person links their new Login.gov account at their next sign-in.")
         if d["login_gov_disabled"]:
-            print("Login.gov has disabled that identity: it cannot sign in or link anywhere "
-                  "here until Login.gov enables it again (the mark stays with it).")
+            print(
+                "Login.gov has disabled that identity: it cannot sign in or link anywhere "
+                "here until Login.gov enables it again (the mark stays with it)."
+            )
+
     _emit(args, result, human)
     return code
 
@@ -400,18 +453,25 @@ def cmd_end_sessions(args) -> int:
     from supportdesk import desk as support
 
     result = support.end_sessions(args.sub)
-    _emit(args, result, lambda d: print(
-        f"{d['sessions_ended']} session(s) of Login.gov sub {d['sub']} ended."))
+    _emit(
+        args,
+        result,
+        lambda d: print(f"{d['sessions_ended']} session(s) of Login.gov sub {d['sub']} ended."),
+    )
     return EXIT_OK
 
 
 def cmd_lift_bar(args) -> int:
     from supportdesk import desk as support
 
-    result = support.lift_bar(args.nr_number, args.sub, reason=args.reason,
-                              actor=args.actor or _default_actor())
-    _emit(args, result, lambda d: print(
-        f"{_who(d)}: Login.gov sub {d['bar_lifted_for']} may link to it again."))
+    result = support.lift_bar(
+        args.nr_number, args.sub, reason=args.reason, actor=args.actor or _default_actor()
+    )
+    _emit(
+        args,
+        result,
+        lambda d: print(f"{_who(d)}: Login.gov sub {d['bar_lifted_for']} may link to it again."),
+    )
     return EXIT_OK
 
 
@@ -423,24 +483,37 @@ def cmd_set_email(args) -> int:
     else:
         slot = "primary" if args.primary else "secondary"
         address = args.primary or args.secondary
-    result = support.set_email(args.nr_number, slot=slot, address=address,
-                               reason=args.reason, actor=args.actor or _default_actor())
+    result = support.set_email(
+        args.nr_number,
+        slot=slot,
+        address=address,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+    )
+
     def human(d):
         if d["rekeyed"]:
-            print(f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key "
-                  f"{d['old_key'] or '(none)'} -> {d['new_key']}). The address did not "
-                  "change: nobody was told, "
-                  "nothing to export, the field stays the registry's.")
+            print(
+                f"{_who(d)}: {d['field']} {d['new']} re-keyed (stored key "
+                f"{d['old_key'] or '(none)'} -> {d['new_key']}). The address did not "
+                "change: nobody was told, "
+                "nothing to export, the field stays the registry's."
+            )
             return
-        print(f"{_who(d)}: {d['field']} {d['old'] or '(none)'} -> {d['new'] or '(none)'}. "
-              "The field is now owned here: imports will not undo it; `export-changes` "
-              "hands it to the registry.")
+        print(
+            f"{_who(d)}: {d['field']} {d['old'] or '(none)'} -> {d['new'] or '(none)'}. "
+            "The field is now owned here: imports will not undo it; `export-changes` "
+            "hands it to the registry."
+        )
         if d["notified"]:
             print("Email-changed notice queued to: " + ", ".join(d["notified"]) + ".")
         if d["not_notified"]:
-            print("The email-changed notice to " + ", ".join(d["not_notified"]) + " could "
-                  "not be queued (logged as notice_not_sent): tell the person yourself. "
-                  "The correction itself is done: do not run `set-email` again.")
+            print(
+                "The email-changed notice to " + ", ".join(d["not_notified"]) + " could "
+                "not be queued (logged as notice_not_sent): tell the person yourself. "
+                "The correction itself is done: do not run `set-email` again."
+            )
+
     _emit(args, result, human)
     # A notice that could not be queued is a step after the commit that failed.
     return EXIT_FOLLOW_UP if result["not_notified"] else EXIT_OK
@@ -449,10 +522,16 @@ def cmd_set_email(args) -> int:
 def cmd_clear_shared(args) -> int:
     from supportdesk import desk as support
 
-    result = support.clear_shared(args.address, reason=args.reason,
-                                  actor=args.actor or _default_actor())
-    _emit(args, result, lambda d: print(
-        f"{_who(d)}: {d['address']} proves this account again (links, recovery codes)."))
+    result = support.clear_shared(
+        args.address, reason=args.reason, actor=args.actor or _default_actor()
+    )
+    _emit(
+        args,
+        result,
+        lambda d: print(
+            f"{_who(d)}: {d['address']} proves this account again (links, recovery codes)."
+        ),
+    )
     return EXIT_OK
 
 
@@ -463,20 +542,33 @@ def cmd_export_changes(args) -> int:
     if args.format == "csv" and not args.json:
         from supportdesk.csv_cells import write_rows
 
-        write_rows(sys.stdout, support.EXPORT_COLUMNS,
-                   ([row[c] for c in support.EXPORT_COLUMNS] for row in rows))
+        write_rows(
+            sys.stdout,
+            support.EXPORT_COLUMNS,
+            ([row[c] for c in support.EXPORT_COLUMNS] for row in rows),
+        )
         return EXIT_OK
-    _emit(args, rows, lambda found: _print_table(
-        list(support.EXPORT_COLUMNS), [[r[c] for c in support.EXPORT_COLUMNS] for r in found])
-        if found else print(f"No email or status changes made here since {args.since}."))
+    _emit(
+        args,
+        rows,
+        lambda found: (
+            _print_table(
+                list(support.EXPORT_COLUMNS),
+                [[r[c] for c in support.EXPORT_COLUMNS] for r in found],
+            )
+            if found
+            else print(f"No email or status changes made here since {args.since}.")
+        ),
+    )
     return EXIT_OK
 
 
 def _cmd_status(args, status: str) -> int:
     from supportdesk import desk as support
 
-    result = support.set_status(args.nr_number, status, reason=args.reason,
-                                actor=args.actor or _default_actor())
+    result = support.set_status(
+        args.nr_number, status, reason=args.reason, actor=args.actor or _default_actor()
+    )
     code = _follow_ups(args, result)
 
     def human(d):
@@ -488,20 +580,24 @@ def _cmd_status(args, status: str) -> int:
         if d["support_hold"] and not d["changed"]:
             print(f"{who}: support's hold is already on; nothing changed.{ended}")
         elif d["support_hold"] and d["registry_status"] == "disabled":
-            print(f"{who}: support's hold is on (the registry also says disabled; the hold "
-                  f"stays if the registry re-activates the account).{ended}")
+            print(
+                f"{who}: support's hold is on (the registry also says disabled; the hold "
+                f"stays if the registry re-activates the account).{ended}"
+            )
         elif d["support_hold"]:
-            print(f"{who}: support's hold is on; {d['previous_status']} -> {d['status']}."
-                  f"{ended}")
+            print(f"{who}: support's hold is on; {d['previous_status']} -> {d['status']}.{ended}")
         elif not d["changed"]:
             print(f"{who} is {d['status']} and support has no hold on it; nothing changed.")
         elif d["status"] == "disabled":
-            print(f"{who}: support's hold lifted, but the account stays disabled: the "
-                  "registry says disabled (its next export decides).")
+            print(
+                f"{who}: support's hold lifted, but the account stays disabled: the "
+                "registry says disabled (its next export decides)."
+            )
         else:
             print(f"{who}: support's hold lifted; the account is {d['status']}.")
         if code == EXIT_FOLLOW_UP:
             print("The hold itself is on: do not run `disable` again.")
+
     _emit(args, result, human)
     return code
 
@@ -511,17 +607,20 @@ def cmd_report(args) -> int:
 
     report = migration_report.build_report()
     if args.html:
-        Path(args.html).write_text(migration_report.render_report_html(report),
-                                   encoding="utf-8")
+        Path(args.html).write_text(migration_report.render_report_html(report), encoding="utf-8")
 
     def human(r):
         print(f"Migration report ({r['generated_at']})")
-        _print_pairs([
-            ("accounts", r["total"]), ("linked", r["linked"]), ("not linked", r["unlinked"]),
-            ("institutional primary", r["institutional_primary"]),
-            ("  of which linked", r["institutional_primary_linked"]),
-            ("pending email changes", r["pending_email_changes"]),
-        ])
+        _print_pairs(
+            [
+                ("accounts", r["total"]),
+                ("linked", r["linked"]),
+                ("not linked", r["unlinked"]),
+                ("institutional primary", r["institutional_primary"]),
+                ("  of which linked", r["institutional_primary_linked"]),
+                ("pending email changes", r["pending_email_changes"]),
+            ]
+        )
         print("By status:")
         _print_pairs(list(r["by_status"].items()))
         print("By role:")
@@ -530,6 +629,7 @@ def cmd_report(args) -> int:
         _print_pairs(list(r["links_per_day"].items()) or [("none", None)])
         if args.html:
             print(f"HTML report written to {args.html}")
+
     _emit(args, report, human)
     return EXIT_OK
 
@@ -538,11 +638,21 @@ def cmd_run_cleanup(args) -> int:
     from chalicelib.cleanup import cleanup_expired_flows
 
     summary = cleanup_expired_flows(batch_size=args.batch_size)
-    _emit(args, summary.as_dict(), lambda d: (
-        print("Cleanup finished."),
-        _print_pairs([("expired items read", d["items_read"]), ("deleted", d["deleted"]),
-                      ("skipped (gone or refreshed)", d["skipped"]),
-                      ("more remaining", d["more_remaining"])])))
+    _emit(
+        args,
+        summary.as_dict(),
+        lambda d: (
+            print("Cleanup finished."),
+            _print_pairs(
+                [
+                    ("expired items read", d["items_read"]),
+                    ("deleted", d["deleted"]),
+                    ("skipped (gone or refreshed)", d["skipped"]),
+                    ("more remaining", d["more_remaining"]),
+                ]
+            ),
+        ),
+    )
     return EXIT_OK
 
 
@@ -567,31 +677,45 @@ def cmd_trace(args) -> int:
             if d["related"]:
                 print("Other requests of the same Login.gov identity (subject):")
                 _print_records(d["related"], with_request=True)
+
         _emit(args, result, human)
         return EXIT_OK
     if args.stage in trace.LOCAL_STAGES:
-        raise CliError("the local stage logs to the terminal of `make run` (the browser tests "
-                       "keep it in test-artifacts/e2e/stack.log): pass --log-file FILE")
+        raise CliError(
+            "the local stage logs to the terminal of `make run` (the browser tests "
+            "keep it in test-artifacts/e2e/stack.log): pass --log-file FILE"
+        )
     app_name = json.loads(Path(args.config).read_text(encoding="utf-8"))["app_name"]
     result = trace.cloudwatch_instructions(reference, app_name, args.stage, args.days)
 
     def human(d):
-        print(f"Reference {d['reference']} is the start of a request id. That request's log "
-              "lines are in CloudWatch Logs,")
-        print(f"log group {', '.join(d['log_groups'])}. This command does not read AWS: in the "
-              "console open")
-        print("CloudWatch > Logs Insights, choose that log group and a time range that covers "
-              "when the person")
+        print(
+            f"Reference {d['reference']} is the start of a request id. That request's log "
+            "lines are in CloudWatch Logs,"
+        )
+        print(
+            f"log group {', '.join(d['log_groups'])}. This command does not read AWS: in the "
+            "console open"
+        )
+        print(
+            "CloudWatch > Logs Insights, choose that log group and a time range that covers "
+            "when the person"
+        )
         print("saw the page, and run:\n")
         print("\n".join("    " + line for line in d["query"].splitlines()))
-        print("\nThe `event` field names what the person was refused; `nr_number` the account "
-              "when there is one.")
-        print("To see the other requests of the same Login.gov identity (the sign-in before a "
-              "no-match page,")
+        print(
+            "\nThe `event` field names what the person was refused; `nr_number` the account "
+            "when there is one."
+        )
+        print(
+            "To see the other requests of the same Login.gov identity (the sign-in before a "
+            "no-match page,"
+        )
         print("for example), run this with the `subject` value from the first query:\n")
         print("\n".join("    " + line for line in d["subject_query"].splitlines()))
         print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
         print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
+
     _emit(args, result, human, ours=("query", "subject_query", "aws_cli"))
     return EXIT_OK
 
@@ -616,14 +740,33 @@ def cmd_check_email_keys(args) -> int:
             print(f"No stored email key would change ({d['accounts_checked']} accounts checked).")
             return
         keys = "key would" if len(rows) == 1 else "keys would"
-        print(f"{len(rows)} stored email {keys} change "
-              f"({d['accounts_checked']} accounts checked):")
+        print(f"{len(rows)} stored email {keys} change ({d['accounts_checked']} accounts checked):")
         _print_table(
-            ["account", "field", "email", "stored key", "new key", "stored key held by",
-             "new key held by", "note"],
-            [[r["nr_number"], r["field"], r["email"] or "-", r["stored_key"] or "-",
-              r["new_key"] or "(invalid)", r["stored_key_holder"] or "-",
-              r["new_key_holder"] or "-", _key_note(r)] for r in rows])
+            [
+                "account",
+                "field",
+                "email",
+                "stored key",
+                "new key",
+                "stored key held by",
+                "new key held by",
+                "note",
+            ],
+            [
+                [
+                    r["nr_number"],
+                    r["field"],
+                    r["email"] or "-",
+                    r["stored_key"] or "-",
+                    r["new_key"] or "(invalid)",
+                    r["stored_key_holder"] or "-",
+                    r["new_key_holder"] or "-",
+                    _key_note(r),
+                ]
+                for r in rows
+            ],
+        )
+
     _emit(args, result, human)
     return EXIT_REFUSED if result["changes"] else EXIT_OK
 
@@ -643,90 +786,127 @@ def _key_note(row: dict) -> str:
 
 # --- parser ---------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     # Table names are read again once --stage has set the environment (_sync_chalicelib).
     from chalicelib.store import CSV_HEADER
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     parser = argparse.ArgumentParser(
-        prog="manage.py", description="NRCME sign-in: support and operations commands.",
-        epilog=EXIT_CODES)
-    parser.add_argument("--stage", required=True,
-                        help="stage in .chalice/config.json (local, dev, prod)")
+        prog="manage.py",
+        description="NRCME sign-in: support and operations commands.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument(
+        "--stage", required=True, help="stage in .chalice/config.json (local, dev, prod)"
+    )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", default=False,
-                        help="machine-readable output")
+    parser.add_argument(
+        "--json", action="store_true", default=False, help="machine-readable output"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("create-tables", parents=[common],
-                            help="create the tables (local/dev only)")
+    p = commands.add_parser(
+        "create-tables", parents=[common], help="create the tables (local/dev only)"
+    )
     p.set_defaults(handler=cmd_create_tables)
 
-    p = commands.add_parser("import-accounts", parents=[common],
-                            help="import registry accounts from CSV")
+    p = commands.add_parser(
+        "import-accounts", parents=[common], help="import registry accounts from CSV"
+    )
     p.add_argument("file", help="CSV with header " + ",".join(CSV_HEADER))
-    p.add_argument("--reject-report", metavar="PATH",
-                   help="where to write rejected rows, conflicts and warnings (default: "
-                        "FILE.rejects.csv when there are any; a clean run removes it)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate and compare with the table, write nothing (the counts are "
-                        "the real run's)")
-    p.add_argument("--exported-on", metavar="YYYY-MM-DD",
-                   help="the day the registry produced the file: a row older than the "
-                        "export an account was last changed from is not applied (a "
-                        "warning); without it, every row is applied as before")
+    p.add_argument(
+        "--reject-report",
+        metavar="PATH",
+        help="where to write rejected rows, conflicts and warnings (default: "
+        "FILE.rejects.csv when there are any; a clean run removes it)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and compare with the table, write nothing (the counts are the real run's)",
+    )
+    p.add_argument(
+        "--exported-on",
+        metavar="YYYY-MM-DD",
+        help="the day the registry produced the file: a row older than the "
+        "export an account was last changed from is not applied (a "
+        "warning); without it, every row is applied as before",
+    )
     p.add_argument("--actor", help="name in the audit history, as import:NAME (default $USER)")
     p.set_defaults(handler=cmd_import_accounts)
 
-    p = commands.add_parser("find", parents=[common],
-                            help="show an account by registry number or email")
+    p = commands.add_parser(
+        "find", parents=[common], help="show an account by registry number or email"
+    )
     p.add_argument("query", metavar="EMAIL_OR_NUMBER")
-    p.add_argument("--scan", action="store_true",
-                   help="also scan every account for the email (finds a missing claim)")
+    p.add_argument(
+        "--scan",
+        action="store_true",
+        help="also scan every account for the email (finds a missing claim)",
+    )
     p.set_defaults(handler=cmd_find)
 
     def audited(parser_, required=True):
-        parser_.add_argument("--reason", required=required,
-                             help="why (kept in the audit history)")
+        parser_.add_argument("--reason", required=required, help="why (kept in the audit history)")
         parser_.add_argument("--actor", help="support person's name (default $USER)")
 
-    p = commands.add_parser("unlink", parents=[common],
-                            help="remove the Login.gov link of an account")
+    p = commands.add_parser(
+        "unlink", parents=[common], help="remove the Login.gov link of an account"
+    )
     p.add_argument("nr_number", metavar="NUMBER")
     # Checked by cmd_unlink, which explains both choices in words when one is missing.
-    p.add_argument("--mode", metavar="lost-account|not-owner",
-                   help="lost-account: the person lost their Login.gov account (they link a "
-                        "new one); not-owner: the linked identity is not the owner (it is "
-                        "barred from this account until lift-bar). Required")
+    p.add_argument(
+        "--mode",
+        metavar="lost-account|not-owner",
+        help="lost-account: the person lost their Login.gov account (they link a "
+        "new one); not-owner: the linked identity is not the owner (it is "
+        "barred from this account until lift-bar). Required",
+    )
     audited(p, required=False)
     p.set_defaults(handler=cmd_unlink)
 
-    p = commands.add_parser("lift-bar", parents=[common],
-                            help="let a barred Login.gov identity link to an account again")
+    p = commands.add_parser(
+        "lift-bar",
+        parents=[common],
+        help="let a barred Login.gov identity link to an account again",
+    )
     p.add_argument("nr_number", metavar="NUMBER")
     p.add_argument("sub", metavar="LOGIN_GOV_SUB")
     audited(p)
     p.set_defaults(handler=cmd_lift_bar)
 
-    p = commands.add_parser("end-sessions", parents=[common],
-                            help="end every session of one Login.gov identity (idempotent; "
-                                 "what unlink and disable do after their change)")
+    p = commands.add_parser(
+        "end-sessions",
+        parents=[common],
+        help="end every session of one Login.gov identity (idempotent; "
+        "what unlink and disable do after their change)",
+    )
     p.add_argument("sub", metavar="LOGIN_GOV_SUB")
     p.set_defaults(handler=cmd_end_sessions)
 
-    for name, helptext in (("disable", "disable an account: support's hold (ends sessions)"),
-                           ("enable", "lift support's hold on an account")):
+    for name, helptext in (
+        ("disable", "disable an account: support's hold (ends sessions)"),
+        ("enable", "lift support's hold on an account"),
+    ):
         p = commands.add_parser(name, parents=[common], help=helptext)
         p.add_argument("nr_number", metavar="NUMBER")
         audited(p)
-        p.set_defaults(handler={"disable": lambda a: _cmd_status(a, "disabled"),
-                                "enable": lambda a: _cmd_status(a, "active")}[name])
+        p.set_defaults(
+            handler={
+                "disable": lambda a: _cmd_status(a, "disabled"),
+                "enable": lambda a: _cmd_status(a, "active"),
+            }[name]
+        )
 
-    p = commands.add_parser("set-email", parents=[common],
-                            help="correct an account's primary or secondary email (after "
-                                 "verifying the person)")
+    p = commands.add_parser(
+        "set-email",
+        parents=[common],
+        help="correct an account's primary or secondary email (after verifying the person)",
+    )
     p.add_argument("nr_number", metavar="NUMBER")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--primary", metavar="ADDRESS")
@@ -735,16 +915,20 @@ def build_parser() -> argparse.ArgumentParser:
     audited(p)
     p.set_defaults(handler=cmd_set_email)
 
-    p = commands.add_parser("clear-shared", parents=[common],
-                            help="let a once-shared address prove its one account again "
-                                 "(after verifying the person)")
+    p = commands.add_parser(
+        "clear-shared",
+        parents=[common],
+        help="let a once-shared address prove its one account again (after verifying the person)",
+    )
     p.add_argument("address", metavar="ADDRESS")
     audited(p)
     p.set_defaults(handler=cmd_clear_shared)
 
-    p = commands.add_parser("export-changes", parents=[common],
-                            help="email and status changes made here since a date, for the "
-                                 "registry")
+    p = commands.add_parser(
+        "export-changes",
+        parents=[common],
+        help="email and status changes made here since a date, for the registry",
+    )
     p.add_argument("--since", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(handler=cmd_export_changes)
@@ -753,31 +937,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     p.set_defaults(handler=cmd_report)
 
-    p = commands.add_parser("run-cleanup", parents=[common],
-                            help="delete expired flows now (one bounded run)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="items per run (default CLEANUP_BATCH_SIZE)")
+    p = commands.add_parser(
+        "run-cleanup", parents=[common], help="delete expired flows now (one bounded run)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="items per run (default CLEANUP_BATCH_SIZE)"
+    )
     p.set_defaults(handler=cmd_run_cleanup)
 
-    p = commands.add_parser("send-reminders", parents=[common],
-                            help="email reminders about institutional primary emails")
+    p = commands.add_parser(
+        "send-reminders",
+        parents=[common],
+        help="email reminders about institutional primary emails",
+    )
     p.set_defaults(handler=cmd_send_reminders)
 
-    p = commands.add_parser("trace", parents=[common],
-                            help="find the request behind a reference shown on a refusal page")
-    p.add_argument("reference", metavar="REFERENCE",
-                   help="the reference the person read from the page (8 letters and digits)")
-    p.add_argument("--log-file", metavar="FILE",
-                   help="search this file of log lines (make run's output, a CloudWatch "
-                        "export) instead of printing the CloudWatch Logs Insights query")
-    p.add_argument("--days", type=int, default=7,
-                   help="time range of the printed AWS CLI command (default 7)")
+    p = commands.add_parser(
+        "trace",
+        parents=[common],
+        help="find the request behind a reference shown on a refusal page",
+    )
+    p.add_argument(
+        "reference",
+        metavar="REFERENCE",
+        help="the reference the person read from the page (8 letters and digits)",
+    )
+    p.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="search this file of log lines (make run's output, a CloudWatch "
+        "export) instead of printing the CloudWatch Logs Insights query",
+    )
+    p.add_argument(
+        "--days", type=int, default=7, help="time range of the printed AWS CLI command (default 7)"
+    )
     p.set_defaults(handler=cmd_trace)
 
-
-    p = commands.add_parser("check-email-keys", parents=[common],
-                            help="list stored email keys the normalization rule would change "
-                                 "(read-only; exit 1 when there are any)")
+    p = commands.add_parser(
+        "check-email-keys",
+        parents=[common],
+        help="list stored email keys the normalization rule would change "
+        "(read-only; exit 1 when there are any)",
+    )
     p.set_defaults(handler=cmd_check_email_keys)
     return parser
 

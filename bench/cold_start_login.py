@@ -3,15 +3,28 @@
 Run in a fresh process by bench/run.py, with AWS_ENDPOINT_URL pointing at a moto server
 and LOGIN_GOV_ISSUER at a local Login.gov. Prints the status code it got.
 """
+
 import app
 
 event = {
-    "resource": "/login", "path": "/login", "httpMethod": "GET",
-    "headers": {"Host": "127.0.0.1:8000"}, "multiValueHeaders": {"Host": ["127.0.0.1:8000"]},
-    "queryStringParameters": None, "multiValueQueryStringParameters": None,
-    "pathParameters": None, "stageVariables": None, "body": None, "isBase64Encoded": False,
-    "requestContext": {"resourcePath": "/login", "httpMethod": "GET", "path": "/login",
-                       "requestId": "bench", "stage": "api"},
+    "resource": "/login",
+    "path": "/login",
+    "httpMethod": "GET",
+    "headers": {"Host": "127.0.0.1:8000"},
+    "multiValueHeaders": {"Host": ["127.0.0.1:8000"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": None,
+    "stageVariables": None,
+    "body": None,
+    "isBase64Encoded": False,
+    "requestContext": {
+        "resourcePath": "/login",
+        "httpMethod": "GET",
+        "path": "/login",
+        "requestId": "bench",
+        "stage": "api",
+    },
 }
 
 

@@ -6,6 +6,7 @@ each ratio's two sides are measured alternately in the same run.
 
 Sections register themselves in SECTIONS; `python -m bench.run --only cold_start` runs one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,22 +54,30 @@ class Stack:
         from moto.server import ThreadedMotoServer
 
         self.moto_port = free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port,
-                                       verbose=False)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self.moto.start()
         idp_port = free_port()
         self.idp = LocalLoginGov(issuer=f"http://127.0.0.1:{idp_port}/")
         key = generate_rsa_key()
-        self.idp.register_client(CLIENT_ID, public_pem(key), APP_BASE_URL + "/auth/callback",
-                                 APP_BASE_URL + "/signed-out")
+        self.idp.register_client(
+            CLIENT_ID,
+            public_pem(key),
+            APP_BASE_URL + "/auth/callback",
+            APP_BASE_URL + "/signed-out",
+        )
         self.idp_server = self.idp.serve_in_thread(port=idp_port)
         self.env = {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "TABLE_PREFIX": "bench-", "APP_BASE_URL": APP_BASE_URL,
-            "LOGIN_GOV_ISSUER": self.idp.issuer, "LOGIN_GOV_CLIENT_ID": CLIENT_ID,
-            "LOGIN_GOV_PRIVATE_KEY": private_pem(key), "HMAC_ROOT_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "TABLE_PREFIX": "bench-",
+            "APP_BASE_URL": APP_BASE_URL,
+            "LOGIN_GOV_ISSUER": self.idp.issuer,
+            "LOGIN_GOV_CLIENT_ID": CLIENT_ID,
+            "LOGIN_GOV_PRIVATE_KEY": private_pem(key),
+            "HMAC_ROOT_KEY": "bench",
             "MAIL_SENDER": "no-reply@nrcme.example.com",
         }
         os.environ.update(self.env)
@@ -115,17 +124,46 @@ def built_package() -> Path:
         _PACKAGE_DIR = tempfile.TemporaryDirectory(prefix="bench-package-")
         tmp = Path(_PACKAGE_DIR.name)
         project = tmp / "project"
-        shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
-            ".venv", ".git", "node_modules", ".local", "test-artifacts", "build", "bench",
-            "tests", "__pycache__", "deployments", "deployed"))
+        shutil.copytree(
+            ROOT,
+            project,
+            ignore=shutil.ignore_patterns(
+                ".venv",
+                ".git",
+                "node_modules",
+                ".local",
+                "test-artifacts",
+                "build",
+                "bench",
+                "tests",
+                "__pycache__",
+                "deployments",
+                "deployed",
+            ),
+        )
         env = {**os.environ, "PIP_NO_DEPS": "1", "AWS_DEFAULT_REGION": "us-east-1"}
         env.pop("AWS_ENDPOINT_URL", None)
-        subprocess.run([str(Path(sys.executable).parent / "chalice"), "package", "--stage",
-                        "prod", "--merge-template", "infra/template.yaml",
-                        str(tmp / "out")], cwd=project, env=env, check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "infra/add_bytecode.py", str(tmp / "out" /
-                        "deployment.zip")], cwd=project, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "chalice"),
+                "package",
+                "--stage",
+                "prod",
+                "--merge-template",
+                "infra/template.yaml",
+                str(tmp / "out"),
+            ],
+            cwd=project,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [sys.executable, "infra/add_bytecode.py", str(tmp / "out" / "deployment.zip")],
+            cwd=project,
+            check=True,
+            capture_output=True,
+        )
     return Path(_PACKAGE_DIR.name) / "out" / "deployment.zip"
 
 
@@ -145,8 +183,9 @@ def _time_to_answer(cmd: list[str], **kwargs) -> float:
     """Seconds from starting the process to its answer (its first line of output). A Lambda
     process lives on after its first answer, so its exit is no part of a cold start."""
     started = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             **kwargs)
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
     answer = child.stdout.readline()
     elapsed = time.perf_counter() - started
     rest, errors = child.communicate()
@@ -169,11 +208,17 @@ def cold_start(stack: Stack, runs: int) -> list[Figure]:
     import boto3
 
     boto3.client("dynamodb").create_table(
-        TableName="bench-baseline", BillingMode="PAY_PER_REQUEST",
+        TableName="bench-baseline",
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "flow_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "flow_id", "KeyType": "HASH"}])
-    env = {**os.environ, **stack.env, "BENCH_BASELINE_TABLE": "bench-baseline",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+        KeySchema=[{"AttributeName": "flow_id", "KeyType": "HASH"}],
+    )
+    env = {
+        **os.environ,
+        **stack.env,
+        "BENCH_BASELINE_TABLE": "bench-baseline",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     env.pop("PYTHONPATH", None)
     login = [sys.executable, str(ROOT / "bench" / "cold_start_login.py")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,8 +227,7 @@ def cold_start(stack: Stack, runs: int) -> list[Figure]:
         commands = {
             "zip with bytecode": (login, {**env, "PYTHONPATH": str(compiled)}),
             "zip without bytecode": (login, {**env, "PYTHONPATH": str(sources)}),
-            "baseline": ([sys.executable, str(ROOT / "bench" / "cold_start_baseline.py")],
-                         env),
+            "baseline": ([sys.executable, str(ROOT / "bench" / "cold_start_baseline.py")], env),
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for cmd, cmd_env in commands.values():  # the OS file cache, warm for every one
@@ -195,16 +239,21 @@ def cold_start(stack: Stack, runs: int) -> list[Figure]:
     figures = []
     for name, target in (("zip with bytecode", 1.15), ("zip without bytecode", None)):
         ratio = ms[name] / ms["baseline"]
-        figures.append(Figure(
-            f"cold start: first GET /login ({name}) ÷ boto3 client + one write",
-            round(ratio, 2), f"≤ {target:.2f}" if target else "(shown for comparison)",
-            ratio <= target if target else True,
-            f"median of {runs} alternating runs: {ms[name]:.0f} ms vs {ms['baseline']:.0f} ms"))
+        figures.append(
+            Figure(
+                f"cold start: first GET /login ({name}) ÷ boto3 client + one write",
+                round(ratio, 2),
+                f"≤ {target:.2f}" if target else "(shown for comparison)",
+                ratio <= target if target else True,
+                f"median of {runs} alternating runs: {ms[name]:.0f} ms vs {ms['baseline']:.0f} ms",
+            )
+        )
     return figures
 
 
-def lambda_event(method: str, path: str, headers: dict | None = None,
-                 body: str | None = None) -> dict:
+def lambda_event(
+    method: str, path: str, headers: dict | None = None, body: str | None = None
+) -> dict:
     """An API Gateway proxy event, as Lambda would receive it."""
     from urllib.parse import parse_qs, urlsplit
 
@@ -212,14 +261,24 @@ def lambda_event(method: str, path: str, headers: dict | None = None,
     query = {k: v[0] for k, v in parse_qs(parts.query).items()} or None
     headers = {"Host": "127.0.0.1:8000", **(headers or {})}
     return {
-        "resource": parts.path, "path": parts.path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-        "pathParameters": None, "stageVariables": None, "body": body,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": body,
         "isBase64Encoded": False,
-        "requestContext": {"resourcePath": parts.path, "httpMethod": method,
-                           "path": parts.path, "requestId": "bench", "stage": "api"},
+        "requestContext": {
+            "resourcePath": parts.path,
+            "httpMethod": method,
+            "path": parts.path,
+            "requestId": "bench",
+            "stage": "api",
+        },
     }
 
 
@@ -233,22 +292,23 @@ class LambdaContext:
         return 15000
 
 
-def invoke(method: str, path: str, headers: dict | None = None,
-           form: dict | None = None) -> dict:
+def invoke(method: str, path: str, headers: dict | None = None, form: dict | None = None) -> dict:
     from urllib.parse import urlencode
 
     import app as app_module
 
     if form is not None:
         headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
-    return app_module.app(lambda_event(method, path, headers,
-                                       urlencode(form) if form is not None else None),
-                          LambdaContext())
+    return app_module.app(
+        lambda_event(method, path, headers, urlencode(form) if form is not None else None),
+        LambdaContext(),
+    )
 
 
 def first_cookie(response: dict) -> str:
-    values = response.get("multiValueHeaders", {}).get("Set-Cookie") or \
-        [response["headers"]["Set-Cookie"]]
+    values = response.get("multiValueHeaders", {}).get("Set-Cookie") or [
+        response["headers"]["Set-Cookie"]
+    ]
     return values[0].split(";", 1)[0]
 
 
@@ -261,9 +321,10 @@ def authorize_at_idp(stack: Stack, authorization_url: str, emails: list[str]) ->
     form_page = requests.get(authorization_url, timeout=10)
     fields = parse_forms(form_page.text)[0]["fields"]
     fields.update({"emails": "\n".join(emails), "action": "continue"})
-    back = requests.post(stack.idp.url("/openid_connect/authorize"), data=fields,
-                         allow_redirects=False, timeout=10).headers["Location"]
-    return back[len(APP_BASE_URL):]
+    back = requests.post(
+        stack.idp.url("/openid_connect/authorize"), data=fields, allow_redirects=False, timeout=10
+    ).headers["Location"]
+    return back[len(APP_BASE_URL) :]
 
 
 def returning_callback(stack: Stack, runs: int) -> list[Figure]:
@@ -275,8 +336,14 @@ def returning_callback(stack: Stack, runs: int) -> list[Figure]:
 
     reset_settings()
     email = "bench.returning@example.com"
-    Account("1999999999", first_name="Bench", last_name="User", role="medical_examiner",
-            primary_email=email, primary_email_normalized=normalize_email(email)).save()
+    Account(
+        "1999999999",
+        first_name="Bench",
+        last_name="User",
+        role="medical_examiner",
+        primary_email=email,
+        primary_email_normalized=normalize_email(email),
+    ).save()
     Claim(Claim.email_key(normalize_email(email)), nr_number="1999999999").save()
     counter = call_counter()
 
@@ -288,8 +355,12 @@ def returning_callback(stack: Stack, runs: int) -> list[Figure]:
         http_before, jwks_before = http_client.request_count, login_gov.key_set.fetch_count
         resp = invoke("GET", path, {"Cookie": cookie})
         assert resp["statusCode"] == 302, resp["body"][-600:]
-        return (http_client.request_count - http_before, counter.total("dynamodb"),
-                login_gov.key_set.fetch_count - jwks_before, counter.total("sqs"))
+        return (
+            http_client.request_count - http_before,
+            counter.total("dynamodb"),
+            login_gov.key_set.fetch_count - jwks_before,
+            counter.total("sqs"),
+        )
 
     sign_in()  # the first sign-in links the account and warms the caches
     samples = [sign_in() for _ in range(runs)]
@@ -299,12 +370,27 @@ def returning_callback(stack: Stack, runs: int) -> list[Figure]:
     jwks = max(s[2] for s in samples)
     sqs_requests = max(s[3] for s in samples)
     return [
-        Figure("returning-user callback: requests to the identity provider", idp_requests,
-               "1", idp_requests == 1, f"worst of {runs}: the token exchange only"),
-        Figure("returning-user callback: requests to DynamoDB", ddb_requests, "≤ 3",
-               ddb_requests <= 3, "consume state, read sub claim, write session"),
-        Figure("returning-user callback: requests to SQS", sqs_requests, "0",
-               sqs_requests == 0, "a returning user is sent no mail"),
+        Figure(
+            "returning-user callback: requests to the identity provider",
+            idp_requests,
+            "1",
+            idp_requests == 1,
+            f"worst of {runs}: the token exchange only",
+        ),
+        Figure(
+            "returning-user callback: requests to DynamoDB",
+            ddb_requests,
+            "≤ 3",
+            ddb_requests <= 3,
+            "consume state, read sub claim, write session",
+        ),
+        Figure(
+            "returning-user callback: requests to SQS",
+            sqs_requests,
+            "0",
+            sqs_requests == 0,
+            "a returning user is sent no mail",
+        ),
         Figure("returning-user callback: JWKS fetches once warm", jwks, "0", jwks == 0),
     ]
 
@@ -353,9 +439,14 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
     samples = max(runs, 5) * 4
 
     def account(n: int, email: str) -> None:
-        Account(f"18{n:08d}", first_name="Mail", last_name=f"Bench{n}",
-                role="medical_examiner", primary_email=email,
-                primary_email_normalized=normalize_email(email)).save()
+        Account(
+            f"18{n:08d}",
+            first_name="Mail",
+            last_name=f"Bench{n}",
+            role="medical_examiner",
+            primary_email=email,
+            primary_email_normalized=normalize_email(email),
+        ).save()
         Claim(Claim.email_key(normalize_email(email)), nr_number=f"18{n:08d}").save()
 
     first: dict[bool, list[float]] = {True: [], False: []}
@@ -371,19 +462,25 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
             started = time.perf_counter()
             resp = invoke("GET", path, {"Cookie": first_cookie(login)})
             first[with_hang].append(time.perf_counter() - started)
-            assert resp["statusCode"] == 302 and resp["headers"]["Location"] == "/account", \
-                resp["body"][-400:]
+            assert resp["statusCode"] == 302 and resp["headers"]["Location"] == "/account", resp[
+                "body"
+            ][-400:]
         hanging.clear()
         for i in range(samples):
             known = i % 2 == 0
-            address = f"mail.known{i:04d}@example.com" if known else \
-                f"mail.unknown{i:04d}@example.com"
+            address = (
+                f"mail.known{i:04d}@example.com" if known else f"mail.unknown{i:04d}@example.com"
+            )
             if known:
                 account(10_000 + i, address)
             cookie, csrf = _recovery_session(stack, f"mail.stranger{i:04d}@example.org")
             started = time.perf_counter()
-            resp = invoke("POST", "/link/recover", {"Cookie": cookie},
-                          form={"csrf_token": csrf, "email": address})
+            resp = invoke(
+                "POST",
+                "/link/recover",
+                {"Cookie": cookie},
+                form={"csrf_token": csrf, "email": address},
+            )
             sends[known].append(time.perf_counter() - started)
             assert resp["statusCode"] == 302, resp["body"][-400:]
     finally:
@@ -396,14 +493,22 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
     hang_ratio = p50(first[True]) / p50(first[False])
     send_ratio = p50(sends[True]) / p50(sends[False])
     return [
-        Figure("first sign-in callback p50: SES hanging ÷ SES healthy", round(hang_ratio, 2),
-               "≤ 1.10", hang_ratio <= 1.10,
-               f"{p50(first[True]) * 1000:.1f} ms vs {p50(first[False]) * 1000:.1f} ms, "
-               f"{samples // 2} each, alternating; the worker meanwhile waits on SES"),
-        Figure("recovery code send p50: registry address ÷ unknown address",
-               round(send_ratio, 2), "0.95–1.05", 0.95 <= send_ratio <= 1.05,
-               f"{p50(sends[True]) * 1000:.1f} ms vs {p50(sends[False]) * 1000:.1f} ms, "
-               f"{samples // 2} each, alternating"),
+        Figure(
+            "first sign-in callback p50: SES hanging ÷ SES healthy",
+            round(hang_ratio, 2),
+            "≤ 1.10",
+            hang_ratio <= 1.10,
+            f"{p50(first[True]) * 1000:.1f} ms vs {p50(first[False]) * 1000:.1f} ms, "
+            f"{samples // 2} each, alternating; the worker meanwhile waits on SES",
+        ),
+        Figure(
+            "recovery code send p50: registry address ÷ unknown address",
+            round(send_ratio, 2),
+            "0.95–1.05",
+            0.95 <= send_ratio <= 1.05,
+            f"{p50(sends[True]) * 1000:.1f} ms vs {p50(sends[False]) * 1000:.1f} ms, "
+            f"{samples // 2} each, alternating",
+        ),
     ]
 
 
@@ -411,11 +516,19 @@ def _run_stack():
     """Start exactly what `make run` starts; returns the process once it prints READY."""
     import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "localdev.run", "--quiet"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True,
-                            env={k: v for k, v in os.environ.items()
-                                 if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localdev.run", "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))
+        },
+    )
     ready = threading.Event()
 
     def pump():
@@ -448,15 +561,43 @@ def _import_into_make_run(emails: list[str]) -> None:
 
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["nr_number", "first_name", "last_name", "role", "primary_email",
-                         "secondary_email", "legacy_username", "status"])
+        writer.writerow(
+            [
+                "nr_number",
+                "first_name",
+                "last_name",
+                "role",
+                "primary_email",
+                "secondary_email",
+                "legacy_username",
+                "status",
+            ]
+        )
         for i, email in enumerate(emails):
-            writer.writerow([f"17{i:08d}", "Load", f"User{i}", "medical_examiner", email,
-                             "", f"load{i}", "active"])
-    local_env = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))}
-    subprocess.run([sys.executable, "manage.py", "--stage", "local", "import-accounts",
-                    f.name], cwd=ROOT, env=local_env, check=True, capture_output=True)
+            writer.writerow(
+                [
+                    f"17{i:08d}",
+                    "Load",
+                    f"User{i}",
+                    "medical_examiner",
+                    email,
+                    "",
+                    f"load{i}",
+                    "active",
+                ]
+            )
+    local_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_", "APP_"))
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "--stage", "local", "import-accounts", f.name],
+        cwd=ROOT,
+        env=local_env,
+        check=True,
+        capture_output=True,
+    )
     os.unlink(f.name)
 
 
@@ -465,8 +606,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
-         accounts: int = 200) -> list[Figure]:
+def load(
+    stack: Stack, runs: int, clients: int = 20, signins: int = 500, accounts: int = 200
+) -> list[Figure]:
     """Concurrent simulated browsers against the `make run` stack, and a bare-script baseline.
 
     The first `accounts` sign-ins are first sign-ins (they link); the rest are returning
@@ -502,14 +644,21 @@ def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
                 form = session.get(login.headers["Location"], timeout=30)
                 fields = parse_forms(form.text)[0]["fields"]
                 fields.update({"emails": email, "action": "continue"})
-                back = session.post(idp + "/openid_connect/authorize", data=fields,
-                                    allow_redirects=False, timeout=30).headers["Location"]
+                back = session.post(
+                    idp + "/openid_connect/authorize",
+                    data=fields,
+                    allow_redirects=False,
+                    timeout=30,
+                ).headers["Location"]
                 t0 = time.perf_counter()
                 callback = session.get(back, allow_redirects=False, timeout=30)
                 callback_seconds = time.perf_counter() - t0
                 page = session.get(app + "/account", timeout=30)
-                ok = callback.status_code == 302 and page.status_code == 200 and \
-                    "Registry number" in page.text
+                ok = (
+                    callback.status_code == 302
+                    and page.status_code == 200
+                    and "Registry number" in page.text
+                )
             except requests.RequestException:
                 ok = False
             with lock:
@@ -517,7 +666,7 @@ def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
 
         began = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(one_signin, range(accounts)))      # first sign-ins, concurrently
+            list(pool.map(one_signin, range(accounts)))  # first sign-ins, concurrently
             list(pool.map(one_signin, range(accounts, signins)))  # then returning users
         wall = time.perf_counter() - began
         errors = sum(1 for r in results if not r[3])
@@ -529,19 +678,30 @@ def load(stack: Stack, runs: int, clients: int = 20, signins: int = 500,
         _stop_stack(proc)
     ratio = app_p50 / raw_p50
     return [
-        Figure(f"load: sign-ins per second ({clients} clients, {signins} sign-ins)",
-               round(len(results) / wall, 1), "report", True,
-               f"{accounts} first + {signins - accounts} returning in {wall:.1f} s"),
-        Figure("load: callback p50 / p95 (ms)",
-               f"{percentile(callbacks, .5) * 1000:.0f} / {percentile(callbacks, .95) * 1000:.0f}",
-               "report", True,
-               f"returning only: {percentile(returning, .5) * 1000:.0f} / "
-               f"{percentile(returning, .95) * 1000:.0f} ms"),
+        Figure(
+            f"load: sign-ins per second ({clients} clients, {signins} sign-ins)",
+            round(len(results) / wall, 1),
+            "report",
+            True,
+            f"{accounts} first + {signins - accounts} returning in {wall:.1f} s",
+        ),
+        Figure(
+            "load: callback p50 / p95 (ms)",
+            f"{percentile(callbacks, 0.5) * 1000:.0f} / {percentile(callbacks, 0.95) * 1000:.0f}",
+            "report",
+            True,
+            f"returning only: {percentile(returning, 0.5) * 1000:.0f} / "
+            f"{percentile(returning, 0.95) * 1000:.0f} ms",
+        ),
         Figure("load: errors", errors, "0", errors == 0),
-        Figure("callback p50 ÷ the same raw requests from a bare script", round(ratio, 2),
-               "≤ 1.3", ratio <= 1.3,
-               f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms, returning user, "
-               "one client, alternating"),
+        Figure(
+            "callback p50 ÷ the same raw requests from a bare script",
+            round(ratio, 2),
+            "≤ 1.3",
+            ratio <= 1.3,
+            f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms, returning user, "
+            "one client, alternating",
+        ),
     ]
 
 
@@ -555,15 +715,22 @@ def _sub_of(id_token: str) -> str:
 def _session_item(sub: str, now: int) -> dict:
     import secrets as pysecrets
 
-    return {"flow_id": {"S": f"session#{pysecrets.token_hex(32)}"}, "kind": {"S": "session"},
-            "subject": {"S": sub}, "nr_number": {"S": "1700000000"},
-            "created_at": {"N": str(now)}, "expires_at": {"N": str(now + 1800)},
-            "expiry_bucket": {"S": "2099-01-01T00"}, "absolute_expires_at": {"N": str(now)},
-            "csrf_token": {"S": pysecrets.token_urlsafe(32)}}
+    return {
+        "flow_id": {"S": f"session#{pysecrets.token_hex(32)}"},
+        "kind": {"S": "session"},
+        "subject": {"S": sub},
+        "nr_number": {"S": "1700000000"},
+        "created_at": {"N": str(now)},
+        "expires_at": {"N": str(now + 1800)},
+        "expiry_bucket": {"S": "2099-01-01T00"},
+        "absolute_expires_at": {"N": str(now)},
+        "csrf_token": {"S": pysecrets.token_urlsafe(32)},
+    }
 
 
-def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *,
-                             between=None, all_times: bool = False):
+def _callback_vs_bare_script(
+    app: str, idp: str, emails: list[str], runs: int, *, between=None, all_times: bool = False
+):
     """p50 of a returning user's callback vs p50 of its raw requests done directly
     (`all_times`: every sample instead; `between` runs once per pair, e.g. a third timing)."""
     import secrets as pysecrets
@@ -579,8 +746,13 @@ def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *
     key = load_pem_private_key((ROOT / ".local" / "login_gov_client_key.pem").read_bytes(), None)
     client_id = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-local"
     token_url = idp + "/api/openid_connect/token"
-    ddb = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:5000",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     http = requests.Session()
     ddb.describe_table(TableName="nrcme-local-flows")  # connect once before timing
 
@@ -588,8 +760,9 @@ def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *
         login = session.get(app + "/login", allow_redirects=False, timeout=30)
         fields = parse_forms(session.get(login.headers["Location"], timeout=30).text)[0]["fields"]
         fields.update({"emails": email, "action": "continue"})
-        return session.post(idp + "/openid_connect/authorize", data=fields,
-                            allow_redirects=False, timeout=30).headers["Location"]
+        return session.post(
+            idp + "/openid_connect/authorize", data=fields, allow_redirects=False, timeout=30
+        ).headers["Location"]
 
     app_times, raw_times = [], []
     for i in range(runs):
@@ -603,37 +776,73 @@ def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *
 
         code = authorize(requests.Session(), email).split("code=", 1)[1].split("&", 1)[0]
         state_id = f"signin#{pysecrets.token_hex(32)}"
-        ddb.put_item(TableName="nrcme-local-flows", Item={  # what /login stored, untimed
-            "flow_id": {"S": state_id}, "kind": {"S": "signin"}, "nonce": {"S": "n" * 43},
-            "browser_hash": {"S": "b" * 64}, "return_to": {"S": "/account"},
-            "expires_at": {"N": str(int(time.time()) + 600)},
-            "expiry_bucket": {"S": "2099-01-01T00"}, "created_at": {"N": "0"}})
+        ddb.put_item(
+            TableName="nrcme-local-flows",
+            Item={  # what /login stored, untimed
+                "flow_id": {"S": state_id},
+                "kind": {"S": "signin"},
+                "nonce": {"S": "n" * 43},
+                "browser_hash": {"S": "b" * 64},
+                "return_to": {"S": "/account"},
+                "expires_at": {"N": str(int(time.time()) + 600)},
+                "expiry_bucket": {"S": "2099-01-01T00"},
+                "created_at": {"N": "0"},
+            },
+        )
         t0 = time.perf_counter()
         now = int(time.time())
-        assertion = jwt.encode({"iss": client_id, "sub": client_id, "aud": token_url,
-                                "jti": pysecrets.token_urlsafe(32), "iat": now,
-                                "exp": now + 300}, key, algorithm="RS256")
-        token = http.post(token_url, data={
-            "grant_type": "authorization_code", "code": code,
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion}, timeout=30)
+        assertion = jwt.encode(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": token_url,
+                "jti": pysecrets.token_urlsafe(32),
+                "iat": now,
+                "exp": now + 300,
+            },
+            key,
+            algorithm="RS256",
+        )
+        token = http.post(
+            token_url,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+            timeout=30,
+        )
         assert token.status_code == 200, token.text
         # The same three DynamoDB requests, shaped as the app sends them: consume a sign-in
         # state with its four conditions, read the sub claim, write a session.
         sub = _sub_of(token.json()["id_token"])
         ddb.update_item(
-            TableName="nrcme-local-flows", Key={"flow_id": {"S": state_id}},
+            TableName="nrcme-local-flows",
+            Key={"flow_id": {"S": state_id}},
             UpdateExpression="SET #e = :now",
             ConditionExpression="attribute_exists(#f) AND #k = :k AND #e > :now AND #b = :b",
-            ExpressionAttributeNames={"#e": "expires_at", "#f": "flow_id", "#k": "kind",
-                                      "#b": "browser_hash"},
-            ExpressionAttributeValues={":now": {"N": str(now)}, ":k": {"S": "signin"},
-                                       ":b": {"S": "b" * 64}},
-            ReturnValues="ALL_NEW")
-        ddb.get_item(TableName="nrcme-local-claims", Key={"claim": {"S": "sub#" + sub}},
-                     ConsistentRead=True)
-        ddb.put_item(TableName="nrcme-local-flows", Item=_session_item(sub, now),
-                     ConditionExpression="attribute_not_exists(flow_id)")
+            ExpressionAttributeNames={
+                "#e": "expires_at",
+                "#f": "flow_id",
+                "#k": "kind",
+                "#b": "browser_hash",
+            },
+            ExpressionAttributeValues={
+                ":now": {"N": str(now)},
+                ":k": {"S": "signin"},
+                ":b": {"S": "b" * 64},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        ddb.get_item(
+            TableName="nrcme-local-claims", Key={"claim": {"S": "sub#" + sub}}, ConsistentRead=True
+        )
+        ddb.put_item(
+            TableName="nrcme-local-flows",
+            Item=_session_item(sub, now),
+            ConditionExpression="attribute_not_exists(flow_id)",
+        )
         raw_times.append(time.perf_counter() - t0)
         if between is not None:
             between()
@@ -645,9 +854,18 @@ def _callback_vs_bare_script(app: str, idp: str, emails: list[str], runs: int, *
 def _noop_chalice_local(port: int):
     """chalice local serving bench/noop_app: what a request costs chalice local itself."""
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "chalice"), "local", "--no-autoreload",
-         "--port", str(port)], cwd=ROOT / "bench" / "noop_app", stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "local",
+            "--no-autoreload",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT / "bench" / "noop_app",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     import requests
 
     for _ in range(100):
@@ -683,20 +901,27 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
             session.get(f"http://127.0.0.1:{noop_port}/", allow_redirects=False, timeout=10)
             noop_times.append(time.perf_counter() - t0)
 
-        app_times, raw_times = _callback_vs_bare_script(app, idp, emails, samples,
-                                                        between=noop_once, all_times=True)
+        app_times, raw_times = _callback_vs_bare_script(
+            app, idp, emails, samples, between=noop_once, all_times=True
+        )
     finally:
         os.killpg(noop.pid, 15)
         _stop_stack(proc)
     app_p50 = statistics.median(app_times)
     raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times)])
     ratio = app_p50 / raw_p50
-    return [Figure("returning-user callback p50 ÷ its raw round trips (incl. one RS256 "
-                   "assertion and chalice local's own cost)", round(ratio, 3), "≤ 1.15",
-                   ratio <= 1.15,
-                   f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms "
-                   f"(raw {statistics.median(raw_times) * 1000:.1f} + chalice local "
-                   f"{statistics.median(noop_times) * 1000:.1f}); {samples} alternating runs")]
+    return [
+        Figure(
+            "returning-user callback p50 ÷ its raw round trips (incl. one RS256 "
+            "assertion and chalice local's own cost)",
+            round(ratio, 3),
+            "≤ 1.15",
+            ratio <= 1.15,
+            f"{app_p50 * 1000:.1f} ms vs {raw_p50 * 1000:.1f} ms "
+            f"(raw {statistics.median(raw_times) * 1000:.1f} + chalice local "
+            f"{statistics.median(noop_times) * 1000:.1f}); {samples} alternating runs",
+        )
+    ]
 
 
 def _fresh_tables(prefix: str) -> None:
@@ -721,10 +946,18 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
             for i in range(live + expired):
                 gone = i < expired
                 expires = now - 60 - i if gone else now + 1800 + i
-                batch.save(Session(f"session#{i:08d}", subject=f"sub-{i}", nr_number=None,
-                                   created_at=now - 3600, expires_at=expires,
-                                   expiry_bucket=expiry_bucket(expires),
-                                   absolute_expires_at=expires, csrf_token="x"))
+                batch.save(
+                    Session(
+                        f"session#{i:08d}",
+                        subject=f"sub-{i}",
+                        nr_number=None,
+                        created_at=now - 3600,
+                        expires_at=expires,
+                        expiry_bucket=expiry_bucket(expires),
+                        absolute_expires_at=expires,
+                        csrf_token="x",
+                    )
+                )
         counter = call_counter()
         read = deleted = 0
         while True:
@@ -735,11 +968,15 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
                 break
         scans = counter.count("dynamodb")["Scan"]
         ratio = read / expired
-        figures.append(Figure(f"cleanup: items read ÷ expired ({live:,} live items)",
-                              round(ratio, 2), "≤ 2, flat", ratio <= 2 and scans == 0
-                              and deleted == expired,
-                              f"{read} read, {deleted} deleted, {expired} expired; "
-                              f"{scans} scans"))
+        figures.append(
+            Figure(
+                f"cleanup: items read ÷ expired ({live:,} live items)",
+                round(ratio, 2),
+                "≤ 2, flat",
+                ratio <= 2 and scans == 0 and deleted == expired,
+                f"{read} read, {deleted} deleted, {expired} expired; {scans} scans",
+            )
+        )
         counter.uninstall()
     _fresh_tables("bench-")
     return figures
@@ -753,15 +990,20 @@ def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
 
     def export(changed: set[int]) -> io.StringIO:
         out = io.StringIO()
-        out.write("nr_number,first_name,last_name,role,primary_email,secondary_email,"
-                  "legacy_username,status\n")
+        out.write(
+            "nr_number,first_name,last_name,role,primary_email,secondary_email,"
+            "legacy_username,status\n"
+        )
         for i in range(rows):
             secondary = f"home{i}@example.org" if i % 3 == 0 else ""
-            primary = f"examiner{i}.moved@example.com" if i in changed \
-                else f"examiner{i}@example.com"
+            primary = (
+                f"examiner{i}.moved@example.com" if i in changed else f"examiner{i}@example.com"
+            )
             first = f"First{i}x" if i in changed else f"First{i}"
-            out.write(f"{3000000000 + i},{first},Last{i},medical_examiner,"
-                      f"{primary},{secondary},user{i},active\n")
+            out.write(
+                f"{3000000000 + i},{first},Last{i},medical_examiner,"
+                f"{primary},{secondary},user{i},active\n"
+            )
         out.seek(0)
         return out
 
@@ -775,58 +1017,115 @@ def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
         began = time.perf_counter()
         again = import_accounts(validate_csv(export(set())))
         again_seconds = time.perf_counter() - began
-        unchanged_writes = sum(counter.count("dynamodb")[op] for op in
-                               ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem",
-                                "BatchWriteItem"))
+        unchanged_writes = sum(
+            counter.count("dynamodb")[op]
+            for op in (
+                "TransactWriteItems",
+                "PutItem",
+                "UpdateItem",
+                "DeleteItem",
+                "BatchWriteItem",
+            )
+        )
         changed = set(range(0, rows, 100))  # 1%: a new primary and a new first name
         counter.clear()
         some = import_accounts(validate_csv(export(changed)))
-        some_writes = sum(counter.count("dynamodb")[op] for op in
-                          ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem",
-                           "BatchWriteItem"))
+        some_writes = sum(
+            counter.count("dynamodb")[op]
+            for op in (
+                "TransactWriteItems",
+                "PutItem",
+                "UpdateItem",
+                "DeleteItem",
+                "BatchWriteItem",
+            )
+        )
     finally:
         counter.uninstall()
     _fresh_tables("bench-")
     per_changed = some_writes / len(changed)
     return [
-        Figure("import 20,000 new rows: transactions ÷ accounts", round(
-            first.transactions / rows, 3), "report", first.imported == rows,
+        Figure(
+            "import 20,000 new rows: transactions ÷ accounts",
+            round(first.transactions / rows, 3),
+            "report",
+            first.imported == rows,
             f"{first.transactions:,} TransactWriteItems, one per account; "
-            f"{rows / first_seconds:.0f} rows/s (moto server)"),
-        Figure("re-import of the unchanged 20,000 rows: write requests", unchanged_writes, "0",
-               unchanged_writes == 0 and again.unchanged == rows,
-               f"{rows / again_seconds:.0f} rows/s; {again.items_read:,} items read = "
-               f"{again.items_read / rows:.2f} per row (accounts and their claims)"),
-        Figure("re-import with 1% of rows changed: write requests ÷ changed accounts",
-               round(per_changed, 3), "≤ 1.05", per_changed <= 1.05 and some.updated == len(
-                   changed), f"{some_writes} writes for {len(changed)} changed accounts"),
+            f"{rows / first_seconds:.0f} rows/s (moto server)",
+        ),
+        Figure(
+            "re-import of the unchanged 20,000 rows: write requests",
+            unchanged_writes,
+            "0",
+            unchanged_writes == 0 and again.unchanged == rows,
+            f"{rows / again_seconds:.0f} rows/s; {again.items_read:,} items read = "
+            f"{again.items_read / rows:.2f} per row (accounts and their claims)",
+        ),
+        Figure(
+            "re-import with 1% of rows changed: write requests ÷ changed accounts",
+            round(per_changed, 3),
+            "≤ 1.05",
+            per_changed <= 1.05 and some.updated == len(changed),
+            f"{some_writes} writes for {len(changed)} changed accounts",
+        ),
     ]
 
 
 def package_size(stack: Stack, runs: int) -> list[Figure]:
     """`make package`'s zip (PIP_NO_DEPS=1: botocore is in the runtime; with bytecode)."""
     size = built_package().stat().st_size
-    return [Figure("make package: deployment.zip (MB)", round(size / 1_000_000, 2), "≤ 10",
-                   size <= 10_000_000, "PIP_NO_DEPS=1, sources and bytecode, as "
-                   "`make package`/`make deploy` build it")]
+    return [
+        Figure(
+            "make package: deployment.zip (MB)",
+            round(size / 1_000_000, 2),
+            "≤ 10",
+            size <= 10_000_000,
+            "PIP_NO_DEPS=1, sources and bytecode, as `make package`/`make deploy` build it",
+        )
+    ]
 
 
-def lifecycle_soak(stack: Stack, runs: int, examples: int = 120,
-                   steps: int = 50) -> list[Figure]:
+def lifecycle_soak(stack: Stack, runs: int, examples: int = 120, steps: int = 50) -> list[Figure]:
     """The lifecycle state machine of `make test`, at random and much longer."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOGIN_GOV_",
-                                                                    "TABLE_PREFIX", "APP_"))}
-    env.update({"LIFECYCLE_EXAMPLES": str(examples), "LIFECYCLE_STEPS": str(steps),
-                "LIFECYCLE_RANDOM": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_"))
+    }
+    env.update(
+        {
+            "LIFECYCLE_EXAMPLES": str(examples),
+            "LIFECYCLE_STEPS": str(steps),
+            "LIFECYCLE_RANDOM": "1",
+        }
+    )
     began = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-         "tests/test_lifecycle_machine.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "tests/test_lifecycle_machine.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - began
     tail = (result.stdout.strip().splitlines() or ["?"])[-1]
-    return [Figure(f"lifecycle soak: {examples} random interleavings × {steps} steps",
-                   "pass" if result.returncode == 0 else "FAIL", "pass",
-                   result.returncode == 0, f"{seconds:.0f} s; {tail}")]
+    return [
+        Figure(
+            f"lifecycle soak: {examples} random interleavings × {steps} steps",
+            "pass" if result.returncode == 0 else "FAIL",
+            "pass",
+            result.returncode == 0,
+            f"{seconds:.0f} s; {tail}",
+        )
+    ]
 
 
 SECTIONS = {
@@ -869,12 +1168,17 @@ def main(argv: list[str] | None = None) -> int:
 def render(figures: list[Figure]) -> str:
     width = max(len(f.name) for f in figures)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# make bench — {when} — {platform.node()} ({os.cpu_count()} cores)", "",
-             f"| {'figure':<{width}} | value | target | ok | detail |",
-             f"|{'-' * (width + 2)}|-------|--------|----|--------|"]
+    lines = [
+        f"# make bench — {when} — {platform.node()} ({os.cpu_count()} cores)",
+        "",
+        f"| {'figure':<{width}} | value | target | ok | detail |",
+        f"|{'-' * (width + 2)}|-------|--------|----|--------|",
+    ]
     for f in figures:
-        lines.append(f"| {f.name:<{width}} | {f.value} | {f.target} | "
-                     f"{'yes' if f.ok else 'NO'} | {f.detail} |")
+        lines.append(
+            f"| {f.name:<{width}} | {f.value} | {f.target} | "
+            f"{'yes' if f.ok else 'NO'} | {f.detail} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Reading registry accounts for the signed-in person: the account page's view of a record."""
+
 from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
@@ -53,8 +54,9 @@ def refuse_if_disabled(session: Session) -> None:
     if identity is not None and identity.disabled:
         # A disabled Login.gov account must not send recovery codes or link a record.
         session.delete()
-        raise IdentityDisabled("Login.gov disabled this identity",
-                               subject=keyed_hash(session.subject))
+        raise IdentityDisabled(
+            "Login.gov disabled this identity", subject=keyed_hash(session.subject)
+        )
 
 
 def signed_in_account(session: Session, token: str | None) -> Account:
@@ -71,12 +73,16 @@ def signed_in_account(session: Session, token: str | None) -> Account:
     if account.login_gov_disabled:
         # A session a sign-in wrote while the account-disabled event was being handled.
         sessions.end_session(token)
-        raise IdentityDisabled("Login.gov disabled this identity",
-                               subject=keyed_hash(session.subject), nr_number=account.nr_number)
+        raise IdentityDisabled(
+            "Login.gov disabled this identity",
+            subject=keyed_hash(session.subject),
+            nr_number=account.nr_number,
+        )
     if account.status != "active":
         sessions.end_session(token)
-        raise AccountInactive(f"account is {account.status}", status_name=account.status,
-                              nr_number=account.nr_number)
+        raise AccountInactive(
+            f"account is {account.status}", status_name=account.status, nr_number=account.nr_number
+        )
     return account
 
 

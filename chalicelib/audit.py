@@ -1,4 +1,5 @@
 """Audit events: built here, written by the caller in the same transaction as the change."""
+
 from __future__ import annotations
 
 import secrets
@@ -8,8 +9,9 @@ from chalicelib.logs import log_event
 from chalicelib.models import AuditEvent, utc_now
 
 
-def audit_event(nr_number: str, event: str, actor: str, *, export: bool = False,
-                **detail: str) -> AuditEvent:
+def audit_event(
+    nr_number: str, event: str, actor: str, *, export: bool = False, **detail: str
+) -> AuditEvent:
     """An AuditEvent to add to a transaction; the sort key makes each one unique.
 
     `export=True` marks a change made here that the registry should take into its own
@@ -36,8 +38,9 @@ def record_committed(event: AuditEvent, **log_fields) -> None:
     log_event(event.event, nr_number=event.nr_number, actor=event.actor, **log_fields)
 
 
-def commit_with_audit(tx: store.Transaction, event: AuditEvent, refusal: Exception,
-                      **log_fields) -> None:
+def commit_with_audit(
+    tx: store.Transaction, event: AuditEvent, refusal: Exception, **log_fields
+) -> None:
     """Commit `tx` with `event` as its audit record, and log the event once committed. A
     condition refusing the transaction means nothing was written: raise `refusal`."""
     tx.audit(event)

@@ -14,6 +14,7 @@ Every write goes into the caller's store.Transaction and is conditioned on the c
 was read (its revision, or its absence), so a claim that anyone changed meanwhile refuses
 the whole transaction instead of being overwritten.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,16 +71,21 @@ def read_many(addresses) -> dict[str, AddressClaim]:
     keys = sorted({Claim.email_key(a) for a in addresses if a})
     if not keys:
         return {}
-    return {item.address: from_item(item)
-            for item in Claim.batch_get(keys, consistent_read=True)}
+    return {item.address: from_item(item) for item in Claim.batch_get(keys, consistent_read=True)}
 
 
 # --- writes (into a store.Transaction) -------------------------------------------------------
 
+
 def _item(address: str, holders: frozenset[str], shared: bool, revision: int) -> Claim:
     proves = next(iter(holders)) if len(holders) == 1 and not shared else None
-    return Claim(Claim.email_key(address), nr_number=proves, holders=set(holders),
-                 shared=True if shared else None, revision=revision)
+    return Claim(
+        Claim.email_key(address),
+        nr_number=proves,
+        holders=set(holders),
+        shared=True if shared else None,
+        revision=revision,
+    )
 
 
 def _as_read(current: AddressClaim | None):
@@ -91,21 +97,32 @@ def _as_read(current: AddressClaim | None):
     return Claim.revision == current.revision
 
 
-def add_holder(tx, name: str, address: str, nr_number: str, current: AddressClaim | None,
-               *, shared: bool = False) -> AddressClaim:
+def add_holder(
+    tx,
+    name: str,
+    address: str,
+    nr_number: str,
+    current: AddressClaim | None,
+    *,
+    shared: bool = False,
+) -> AddressClaim:
     """Put `nr_number` among the address's holders. A second holder makes it contested;
     `shared=True` marks it shared even with one holder (an import that knows another holder
     is coming, so the address never proves anything in between)."""
     holders = (current.holders if current else frozenset()) | {nr_number}
     now_shared = shared or len(holders) > 1 or bool(current and current.shared)
     after = AddressClaim(address, holders, now_shared, (current.revision if current else 0) + 1)
-    tx.put(name, _item(address, after.holders, after.shared, after.revision),
-           condition=_as_read(current))
+    tx.put(
+        name,
+        _item(address, after.holders, after.shared, after.revision),
+        condition=_as_read(current),
+    )
     return after
 
 
-def remove_holder(tx, name: str, address: str, nr_number: str,
-                  current: AddressClaim, *, keep_shared: bool = True) -> AddressClaim | None:
+def remove_holder(
+    tx, name: str, address: str, nr_number: str, current: AddressClaim, *, keep_shared: bool = True
+) -> AddressClaim | None:
     """Take `nr_number` off the address. The last holder's removal deletes the claim; a
     contested address left with one holder stays shared (once-shared).
 
@@ -119,8 +136,11 @@ def remove_holder(tx, name: str, address: str, nr_number: str,
         return None
     shared = keep_shared or len(holders) > 1
     after = AddressClaim(address, holders, shared, current.revision + 1)
-    tx.put(name, _item(address, after.holders, after.shared, after.revision),
-           condition=_as_read(current))
+    tx.put(
+        name,
+        _item(address, after.holders, after.shared, after.revision),
+        condition=_as_read(current),
+    )
     return after
 
 
@@ -136,8 +156,11 @@ def clear_shared(tx, name: str, current: AddressClaim) -> AddressClaim:
     if current.contested or not current.shared:
         raise ValueError("only a once-shared address can be cleared")
     after = AddressClaim(current.address, current.holders, False, current.revision + 1)
-    tx.put(name, _item(after.address, after.holders, False, after.revision),
-           condition=_as_read(current))
+    tx.put(
+        name,
+        _item(after.address, after.holders, False, after.revision),
+        condition=_as_read(current),
+    )
     return after
 
 

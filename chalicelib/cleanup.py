@@ -15,6 +15,7 @@ together) must survive. A delete that finds the item gone or refreshed counts as
 `skipped`, so two runs at once are harmless. That condition is why this is one DeleteItem
 per item, not BatchWriteItem (which takes no conditions).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,10 +36,10 @@ _HOUR = 3600
 
 @dataclass(frozen=True)
 class CleanupSummary:
-    items_read: int         # items the index returned (all of them expired when read)
+    items_read: int  # items the index returned (all of them expired when read)
     deleted: int
-    skipped: int            # gone or refreshed before our delete: another run, or a live session
-    more_remaining: bool    # the run stopped at its bound; run again to continue
+    skipped: int  # gone or refreshed before our delete: another run, or a live session
+    more_remaining: bool  # the run stopped at its bound; run again to continue
     buckets_queried: int
 
     def as_dict(self) -> dict:
@@ -62,8 +63,9 @@ def _delete_if_expired(flow_id: str, now: float) -> bool:
     return True
 
 
-def cleanup_expired_flows(now: float | None = None, batch_size: int | None = None,
-                          lookback_hours: int = LOOKBACK_HOURS) -> CleanupSummary:
+def cleanup_expired_flows(
+    now: float | None = None, batch_size: int | None = None, lookback_hours: int = LOOKBACK_HOURS
+) -> CleanupSummary:
     """Delete up to `batch_size` expired flows; logs one `cleanup_finished` line."""
     now = time.time() if now is None else now
     limit = batch_size if batch_size is not None else get_settings().cleanup_batch_size
@@ -98,5 +100,10 @@ def cleanup_expired_flows(now: float | None = None, batch_size: int | None = Non
         if error:
             fields["error"] = error
         log_event("cleanup_finished", logging.ERROR if error else logging.INFO, **fields)
-    return CleanupSummary(items_read=read, deleted=deleted, skipped=skipped,
-                          more_remaining=more, buckets_queried=buckets)
+    return CleanupSummary(
+        items_read=read,
+        deleted=deleted,
+        skipped=skipped,
+        more_remaining=more,
+        buckets_queried=buckets,
+    )

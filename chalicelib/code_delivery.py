@@ -4,6 +4,7 @@ chalicelib.onetime_codes issues and checks codes, chalicelib.send_limits counts 
 chalicelib.outbox queues the mail; this joins them so that none of the three imports
 another.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,9 +17,18 @@ from chalicelib.onetime_codes import Binding, Purpose
 from chalicelib.send_limits import SendReservation, give_back
 
 
-def send_code(binding: Binding, reservation: SendReservation, *, to: str, template: str,
-              nr_number: str | None, target_email: str, target_normalized: str,
-              details: dict | None = None, **mail_context) -> None:
+def send_code(
+    binding: Binding,
+    reservation: SendReservation,
+    *,
+    to: str,
+    template: str,
+    nr_number: str | None,
+    target_email: str,
+    target_normalized: str,
+    details: dict | None = None,
+    **mail_context,
+) -> None:
     """Create the challenge and queue its mail; if the outbox does not take it, undo both
     (MailNotQueued).
 
@@ -27,23 +37,47 @@ def send_code(binding: Binding, reservation: SendReservation, *, to: str, templa
     verifies, and no mail, exactly what an address that is no registry address gets.
     """
     if binding.purpose is Purpose.RECOVERY and reservation.recovery_paused:
-        log_event("recovery_code_suppressed", nr_number=nr_number,
-                  subject=keyed_hash(binding.subject))
+        log_event(
+            "recovery_code_suppressed", nr_number=nr_number, subject=keyed_hash(binding.subject)
+        )
         count("RecoveryCodeSuppressed")
-        send_without_code(binding, reservation, to=to, template=template,
-                          target_email=target_email, target_normalized=target_normalized,
-                          **mail_context)
+        send_without_code(
+            binding,
+            reservation,
+            to=to,
+            template=template,
+            target_email=target_email,
+            target_normalized=target_normalized,
+            **mail_context,
+        )
         return
-    code = onetime_codes.create_challenge(binding, nr_number=nr_number,
-                                          target_email=target_email,
-                                          target_normalized=target_normalized, details=details)
-    _queue(binding, reservation, lambda: outbox.enqueue(
-        template, to, code=code, minutes=get_settings().challenge_ttl // 60, **mail_context))
+    code = onetime_codes.create_challenge(
+        binding,
+        nr_number=nr_number,
+        target_email=target_email,
+        target_normalized=target_normalized,
+        details=details,
+    )
+    _queue(
+        binding,
+        reservation,
+        lambda: outbox.enqueue(
+            template, to, code=code, minutes=get_settings().challenge_ttl // 60, **mail_context
+        ),
+    )
 
 
-def send_without_code(binding: Binding, reservation: SendReservation, *, to: str,
-                      template: str, target_email: str, target_normalized: str,
-                      notice: str | None = None, **mail_context) -> None:
+def send_without_code(
+    binding: Binding,
+    reservation: SendReservation,
+    *,
+    to: str,
+    template: str,
+    target_email: str,
+    target_normalized: str,
+    notice: str | None = None,
+    **mail_context,
+) -> None:
     """What a send costs, with no code that could verify: a decoy challenge, and in the
     place of the code's mail either a decoy message (`template`'s, which the outbox worker
     drops) or `notice`, a real mail that holds no code (why no code was sent).
@@ -51,12 +85,25 @@ def send_without_code(binding: Binding, reservation: SendReservation, *, to: str
     The same requests in the same order as send_code, failure included: a stranger must
     not learn from the answer, or its cost, which one it was.
     """
-    onetime_codes.create_challenge(binding, nr_number=None, target_email=target_email,
-                                   target_normalized=target_normalized, decoy=True)
+    onetime_codes.create_challenge(
+        binding,
+        nr_number=None,
+        target_email=target_email,
+        target_normalized=target_normalized,
+        decoy=True,
+    )
     if notice is None:
-        _queue(binding, reservation, lambda: outbox.enqueue_decoy(
-            template, to, code="0" * onetime_codes.CODE_DIGITS,
-            minutes=get_settings().challenge_ttl // 60, **mail_context))
+        _queue(
+            binding,
+            reservation,
+            lambda: outbox.enqueue_decoy(
+                template,
+                to,
+                code="0" * onetime_codes.CODE_DIGITS,
+                minutes=get_settings().challenge_ttl // 60,
+                **mail_context,
+            ),
+        )
     else:
         _queue(binding, reservation, lambda: outbox.enqueue(notice, to, **mail_context))
 

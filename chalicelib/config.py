@@ -3,6 +3,7 @@
 Every limit the service enforces is a named setting here, with a default that is safe for
 production. Settings are read once per process and cached; tests call `reset_settings()`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,6 +62,7 @@ class SupportContact:
 def support_contact() -> SupportContact:
     """Read without the other settings: the server-error page shows it even when a required
     setting is missing."""
+
     def value(name: str, default: str) -> str:
         return os.environ.get(name, "").strip() or default
 
@@ -112,8 +114,8 @@ class Settings:
     http_read_timeout: float = 6.0
     # One-time codes.
     code_max_attempts: int = 5
-    code_sends_per_hour: int = 5                        # per Login.gov identity
-    code_sends_per_identity_address_per_hour: int = 3   # per identity and target address
+    code_sends_per_hour: int = 5  # per Login.gov identity
+    code_sends_per_identity_address_per_hour: int = 3  # per identity and target address
     # Per target address, all identities together: above the per-(identity, address) limit,
     # so one identity cannot use up an owner's allowance (4 identities needed to do it).
     code_sends_per_address_per_hour: int = 10
@@ -189,12 +191,15 @@ def get_settings() -> Settings:
 
 def _checked(settings: Settings) -> Settings:
     """Refuse settings that undo a security property instead of running without it."""
-    if settings.recovery_failed_guesses_per_account_per_day <= \
-            settings.code_failed_guesses_per_identity_per_day:
+    if (
+        settings.recovery_failed_guesses_per_account_per_day
+        <= settings.code_failed_guesses_per_identity_per_day
+    ):
         # One identity's day of wrong codes would pause an account's recovery.
         raise ConfigurationError(
             "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY must be greater than "
-            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY (3 times it is the default)")
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY (3 times it is the default)"
+        )
     return settings
 
 
@@ -225,12 +230,15 @@ def _read_settings() -> Settings:
         code_max_attempts=_int("CODE_MAX_ATTEMPTS", 5),
         code_sends_per_hour=_int("CODE_SENDS_PER_HOUR", 5),
         code_sends_per_identity_address_per_hour=_int(
-            "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR", 3),
+            "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR", 3
+        ),
         code_sends_per_address_per_hour=_int("CODE_SENDS_PER_ADDRESS_PER_HOUR", 10),
         code_failed_guesses_per_identity_per_day=_int(
-            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10),
+            "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", 10
+        ),
         recovery_failed_guesses_per_account_per_day=_int(
-            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 30),
+            "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", 30
+        ),
         mail_connect_timeout=float(_int("MAIL_CONNECT_TIMEOUT_MS", 2000)) / 1000,
         mail_read_timeout=float(_int("MAIL_READ_TIMEOUT_MS", 4000)) / 1000,
         mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 2),
@@ -242,7 +250,8 @@ def _read_settings() -> Settings:
         # The old name (when it covered only the primary) still works; the new one wins.
         email_change_recent_signin_seconds=_int(
             "EMAIL_CHANGE_RECENT_SIGNIN_SECONDS",
-            _int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS", 15 * 60)),
+            _int("PRIMARY_CHANGE_RECENT_SIGNIN_SECONDS", 15 * 60),
+        ),
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),

@@ -5,6 +5,7 @@ it counts and its window; it expires when the window ends, and cleanup removes i
 is one UpdateItem, ADD 1 on condition the count is under the limit, so two requests at
 once cannot both take the last unit; `give` is ADD -1, never below zero.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,10 @@ def take(counter_id: str, limit: int, *, expires_at: int, subject: str | None = 
     counter = SendCounter(counter_id)
     try:
         # The database decides the limit: two requests at once cannot both take the last one.
-        counter.update(actions=actions,
-                       condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit))
+        counter.update(
+            actions=actions,
+            condition=SendCounter.sends.does_not_exist() | (SendCounter.sends < limit),
+        )
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
@@ -45,8 +48,9 @@ def take(counter_id: str, limit: int, *, expires_at: int, subject: str | None = 
 def give(counter_id: str) -> None:
     """Give one back (ADD -1), never below zero."""
     try:
-        SendCounter(counter_id).update(actions=[SendCounter.sends.add(-1)],
-                                       condition=SendCounter.sends > 0)
+        SendCounter(counter_id).update(
+            actions=[SendCounter.sends.add(-1)], condition=SendCounter.sends > 0
+        )
     except UpdateError as exc:
         if not condition_failed(exc):
             raise

@@ -7,6 +7,7 @@
   the SSM parameter HMAC_ROOT_KEY_PARAMETER): log stand-ins for emails and subjects,
   one-time-code digests, send-counter keys. A key for one use reveals nothing of another.
 """
+
 from __future__ import annotations
 
 import functools

@@ -11,6 +11,7 @@
 - Request reading: query, cookies, size-limited form bodies, the signed-in session and
   account (remembered for the error page's header and forms), CSRF on every POST.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -72,7 +73,8 @@ SECURITY_HEADERS = {
     # Pages carry their own CSS and no scripts: nothing else may load, nothing may frame us.
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     # Codes, addresses and sessions are in these answers: no cache keeps a copy.
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -91,11 +93,13 @@ def security_headers(event, get_response):
 
 # --- wrappers -----------------------------------------------------------------------------------
 
+
 def page(view):
     """Route wrapper for HTML: typed errors to pages, and never a bare 5xx.
 
     An error page never ends a session: a failed request is no reason to sign anyone out.
     """
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
@@ -106,25 +110,28 @@ def page(view):
             except PynamoDBException:
                 # Throttling or an outage after botocore's bounded retries: transactions
                 # committed whole or not at all, so the page can say nothing changed.
-                return error_response(StorageUnavailable("DynamoDB call failed"),
-                                      exc_info=True)
+                return error_response(StorageUnavailable("DynamoDB call failed"), exc_info=True)
         except Exception:  # noqa: BLE001 - a page, not a stack trace, for anything
             # unexpected, the error page's own failures included.
             log_event("unhandled_error", logging.ERROR, exc_info=True)
             return pages.render_server_error()
+
     return wrapper
 
 
-def error_response(error: ServiceError, cookies: list[str] | None = None, *,
-                   exc_info: bool = False) -> Response:
+def error_response(
+    error: ServiceError, cookies: list[str] | None = None, *, exc_info: bool = False
+) -> Response:
     """The response the error map names for `error`, with the request's header and form."""
     entry = pages.response_for(error)
     if isinstance(entry, pages.Redirect):
         return pages.redirect(_redirect_target(entry), cookies=cookies)
     current = state()
-    context = {"signed_in": current.session is not None,
-               "linked": bool(current.session and current.session.nr_number),
-               "csrf_token": current.session.csrf_token if current.session else None}
+    context = {
+        "signed_in": current.session is not None,
+        "linked": bool(current.session and current.session.nr_number),
+        "csrf_token": current.session.csrf_token if current.session else None,
+    }
     if entry.form is not None:
         context.update(FORM_CONTEXTS[entry.form](current, error))
     return pages.render_error(error, cookies=cookies, exc_info=exc_info, **context)
@@ -139,35 +146,42 @@ def _redirect_target(entry: pages.Redirect) -> str:
     return "/login" + (f"?return_to={target}" if target else "")
 
 
-def api(rejected_event: str,
-        refusals: dict[type[Exception], Callable[[Exception], tuple[int, dict]]]):
+def api(
+    rejected_event: str, refusals: dict[type[Exception], Callable[[Exception], tuple[int, dict]]]
+):
     """Route wrapper for a JSON API. `refusals` maps the API's own errors to (status, body),
     logged once as `rejected_event`; storage trouble is a 503, which a push sender takes as
     "deliver again later"."""
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             try:
                 return view(*args, **kwargs)
             except tuple(refusals) as refusal:
-                status, body = next(answer(refusal) for cls, answer in refusals.items()
-                                    if isinstance(refusal, cls))
+                status, body = next(
+                    answer(refusal) for cls, answer in refusals.items() if isinstance(refusal, cls)
+                )
                 log_event(rejected_event, logging.WARNING, **body)
                 return json_response(status, body)
             except PynamoDBException:
                 log_event("storage_unavailable", logging.ERROR, exc_info=True)
                 return json_response(503, {"err": "temporarily_unavailable"})
+
         return wrapper
+
     return decorate
 
 
 def json_response(status: int, body: dict | None) -> Response:
     headers = {"Content-Type": "application/json"}
-    return Response(json.dumps(body) if body is not None else "", status_code=status,
-                    headers=headers)
+    return Response(
+        json.dumps(body) if body is not None else "", status_code=status, headers=headers
+    )
 
 
 # --- reading the request ----------------------------------------------------------------------
+
 
 def request():
     return state().request
@@ -258,10 +272,10 @@ def session_token() -> str | None:
 
 # --- the forms an error page shows again ---------------------------------------------------------
 
+
 def code_form(current: RequestState, error: ServiceError) -> dict:
     """The code-entry form, for the purpose and address of the code that was tried."""
-    return code_page_context(error.context.get("purpose", ""),
-                             error.context.get("target_email"))
+    return code_page_context(error.context.get("purpose", ""), error.context.get("target_email"))
 
 
 def code_page_context(purpose: str, target_email: str | None) -> dict:
@@ -270,17 +284,24 @@ def code_page_context(purpose: str, target_email: str | None) -> dict:
     if session is None:
         raise NotSignedIn("code page without a session")
     action = "/link/recover/verify" if purpose == "recovery" else "/account/email/confirm"
-    return {"signed_in": True, "linked": purpose != "recovery",
-            # Whose Login.gov account the code links: a sign-in left open by someone else
-            # in this browser shows here, before the person spends their own code on it.
-            "login_gov_email": sessions.session_login_gov_email(session)
-            if purpose == "recovery" else None,
-            "csrf_token": session.csrf_token, "purpose": purpose,
-            "target_email": target_email, "form_action": action,
-            "minutes": settings.challenge_ttl // 60,
-            # A resend goes to the same address: the tighter of the two limits applies.
-            "sends_per_hour": min(settings.code_sends_per_hour,
-                                  settings.code_sends_per_identity_address_per_hour)}
+    return {
+        "signed_in": True,
+        "linked": purpose != "recovery",
+        # Whose Login.gov account the code links: a sign-in left open by someone else
+        # in this browser shows here, before the person spends their own code on it.
+        "login_gov_email": sessions.session_login_gov_email(session)
+        if purpose == "recovery"
+        else None,
+        "csrf_token": session.csrf_token,
+        "purpose": purpose,
+        "target_email": target_email,
+        "form_action": action,
+        "minutes": settings.challenge_ttl // 60,
+        # A resend goes to the same address: the tighter of the two limits applies.
+        "sends_per_hour": min(
+            settings.code_sends_per_hour, settings.code_sends_per_identity_address_per_hour
+        ),
+    }
 
 
 def recover_form(current: RequestState, error: ServiceError) -> dict:
@@ -294,9 +315,12 @@ def email_form(current: RequestState, error: ServiceError) -> dict:
 def email_page_context(session: Session, account: Account) -> dict:
     from chalicelib import email_change  # the account pages only: keeps /login's imports small
 
-    return {"signed_in": True, "csrf_token": session.csrf_token,
-            "pending": email_change.pending_change(session),
-            **accounts.account_page_context(account)}
+    return {
+        "signed_in": True,
+        "csrf_token": session.csrf_token,
+        "pending": email_change.pending_change(session),
+        **accounts.account_page_context(account),
+    }
 
 
 FORM_CONTEXTS = {"code": code_form, "recover": recover_form, "email": email_form}

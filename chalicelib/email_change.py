@@ -25,6 +25,7 @@ address, so no code). The rules:
 - Changes without a code (remove, swap) are limited per account per hour
   (EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR): each mails a notice.
 """
+
 from __future__ import annotations
 
 import time
@@ -62,19 +63,19 @@ _PURPOSE = Purpose.EMAIL_CHANGE.value
 
 
 class Change(Enum):
-    PRIMARY = "primary"                    # replace the primary (code to the new address)
-    SECONDARY = "secondary"                # add or replace the secondary (code)
+    PRIMARY = "primary"  # replace the primary (code to the new address)
+    SECONDARY = "secondary"  # add or replace the secondary (code)
     REMOVE_SECONDARY = "remove_secondary"  # no new address, no code
-    SWAP = "swap"                          # no new address, no code; moves no claims
+    SWAP = "swap"  # no new address, no code; moves no claims
 
 
 CODED_CHANGES = (Change.PRIMARY, Change.SECONDARY)
 
 
 class Requested(Enum):
-    ADVICE = "advice"        # institutional address: show the FAQ's advice first
+    ADVICE = "advice"  # institutional address: show the FAQ's advice first
     CODE_SENT = "code_sent"
-    CONFIRM = "confirm"      # remove or swap: ask "are you sure?" before acting
+    CONFIRM = "confirm"  # remove or swap: ask "are you sure?" before acting
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Applied:
     change: Change
     old_email: str | None
     new_email: str | None
-    notified: str | None = None    # where the notice went (None: it could not be sent)
+    notified: str | None = None  # where the notice went (None: it could not be sent)
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,15 @@ def parse_change(value: str | None) -> Change:
         raise NewEmailInvalid("unknown change", reason="unknown_change") from None
 
 
-def submit(session: Session, account: Account, *, change: str | None, email: str | None,
-           acknowledged: bool, confirmed: bool = False) -> Requested | Applied:
+def submit(
+    session: Session,
+    account: Account,
+    *,
+    change: str | None,
+    email: str | None,
+    acknowledged: bool,
+    confirmed: bool = False,
+) -> Requested | Applied:
     """The email form's one entry point: apply a change that needs no code once confirmed
     (CONFIRM first), or start one that does (ADVICE first for .gov/.mil/.edu, then
     CODE_SENT)."""
@@ -137,16 +145,31 @@ def require_recent_signin(session: Session, change: Change) -> None:
     computer, or stolen, must not redirect the account's mail, recovery codes or links."""
     age = int(time.time()) - int(session.created_at)
     if age > get_settings().email_change_recent_signin_seconds:
-        log_event("email_change_needs_recent_signin", subject=keyed_hash(session.subject),
-                  nr_number=session.nr_number, change=change.value, age=age)
-        raise RecentSignInRequired("sign in again to change an email address",
-                                   change=change.value, nr_number=session.nr_number)
+        log_event(
+            "email_change_needs_recent_signin",
+            subject=keyed_hash(session.subject),
+            nr_number=session.nr_number,
+            change=change.value,
+            age=age,
+        )
+        raise RecentSignInRequired(
+            "sign in again to change an email address",
+            change=change.value,
+            nr_number=session.nr_number,
+        )
 
 
 # --- request: check the address and mail a code ---------------------------------------------
 
-def request_change(session: Session, account: Account, change: Change,
-                   typed_email: str | None, *, acknowledged: bool = False) -> Requested:
+
+def request_change(
+    session: Session,
+    account: Account,
+    change: Change,
+    typed_email: str | None,
+    *,
+    acknowledged: bool = False,
+) -> Requested:
     """Start a primary or secondary change: advice first for .gov/.mil/.edu, then a code."""
     if change not in CODED_CHANGES:
         raise NewEmailInvalid("this change takes no new address", reason="unknown_change")
@@ -154,11 +177,13 @@ def request_change(session: Session, account: Account, change: Change,
     try:
         normalized = normalize_email(text)
     except InvalidEmail:
-        raise NewEmailInvalid("not an email address", reason="invalid", email=text,
-                              change=change.value) from None
+        raise NewEmailInvalid(
+            "not an email address", reason="invalid", email=text, change=change.value
+        ) from None
     if normalized in account.normalized_emails():
-        raise NewEmailInvalid("already on this account", reason="already_yours", email=text,
-                              change=change.value)
+        raise NewEmailInvalid(
+            "already on this account", reason="already_yours", email=text, change=change.value
+        )
     if is_institutional(normalized) and not acknowledged:
         return Requested.ADVICE
 
@@ -170,18 +195,32 @@ def request_change(session: Session, account: Account, change: Change,
         # The identity's send stays spent (a probe costs like a send); the address's comes
         # back, so probing cannot block that address's owner from getting codes.
         send_limits.give_back(reservation, identity=False)
-        raise EmailAddressTaken("address is on another registry account",
-                                subject=keyed_hash(session.subject),
-                                nr_number=account.nr_number)
+        raise EmailAddressTaken(
+            "address is on another registry account",
+            subject=keyed_hash(session.subject),
+            nr_number=account.nr_number,
+        )
 
     binding = _binding(session)
     replaces = getattr(account, _fields(change)[1].attr_name) or ""
     code_delivery.send_code(
-        binding, reservation, to=text, template="email_change_code",
-        nr_number=account.nr_number, target_email=text, target_normalized=normalized,
-        details={"change": change.value, "replaces": replaces}, change=change.value)
-    log_event("email_change_requested", subject=keyed_hash(session.subject),
-              nr_number=account.nr_number, change=change.value, target=keyed_hash(normalized))
+        binding,
+        reservation,
+        to=text,
+        template="email_change_code",
+        nr_number=account.nr_number,
+        target_email=text,
+        target_normalized=normalized,
+        details={"change": change.value, "replaces": replaces},
+        change=change.value,
+    )
+    log_event(
+        "email_change_requested",
+        subject=keyed_hash(session.subject),
+        nr_number=account.nr_number,
+        change=change.value,
+        target=keyed_hash(normalized),
+    )
     count("EmailChangeRequested", change=change.value)
     return Requested.CODE_SENT
 
@@ -191,19 +230,24 @@ def pending_change(session: Session) -> PendingChange | None:
     challenge = onetime_codes.pending(_binding(session))
     if challenge is None or challenge.nr_number != session.nr_number:
         return None
-    return PendingChange(Change(challenge.details.as_dict()["change"]), challenge.target_email,
-                         challenge.expires_at)
+    return PendingChange(
+        Change(challenge.details.as_dict()["change"]), challenge.target_email, challenge.expires_at
+    )
 
 
 def cancel(session: Session) -> bool:
     cancelled = onetime_codes.discard(_binding(session))
     if cancelled:
-        log_event("email_change_cancelled", subject=keyed_hash(session.subject),
-                  nr_number=session.nr_number)
+        log_event(
+            "email_change_cancelled",
+            subject=keyed_hash(session.subject),
+            nr_number=session.nr_number,
+        )
     return cancelled
 
 
 # --- confirm: the code, then one transaction ---------------------------------------------------
+
 
 def confirm_change(session: Session, account: Account, code: str | None) -> Applied:
     binding = _binding(session)
@@ -222,9 +266,15 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
         raise EmailChangeConflict("the address to replace changed since the code was sent")
     new_email, new_normalized = challenge.target_email, challenge.target_email_normalized
 
-    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
-                        change=change.value, old_email=old_email or "", new_email=new_email,
-                        export=True)
+    event = audit_event(
+        account.nr_number,
+        "email_changed",
+        actor=_actor(session),
+        change=change.value,
+        old_email=old_email or "",
+        new_email=new_email,
+        export=True,
+    )
     old_claim: claims.AddressClaim | None = None
     for attempt in (1, 2):
         tx = store.Transaction()
@@ -236,18 +286,27 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
                 claims.release_if_sole(tx, "old_claim", replaces, account.nr_number)
             else:
                 claims.remove_holder(tx, "old_claim", replaces, account.nr_number, old_claim)
-        tx.update("account", account, actions=[
-            email_attr.set(new_email), normalized_attr.set(new_normalized),
-            mark_changed_here(account, [email_attr.attr_name], "person")],
-            condition=_still_ours(session))
+        tx.update(
+            "account",
+            account,
+            actions=[
+                email_attr.set(new_email),
+                normalized_attr.set(new_normalized),
+                mark_changed_here(account, [email_attr.attr_name], "person"),
+            ],
+            condition=_still_ours(session),
+        )
         tx.audit(event)
         onetime_codes.consume_in(tx, challenge)
         try:
             tx.commit()
             break
         except store.TransactionRefused as refused:
-            if attempt == 1 and refused.refused("old_claim") and \
-                    set(refused.failed) == {"old_claim"}:
+            if (
+                attempt == 1
+                and refused.refused("old_claim")
+                and set(refused.failed) == {"old_claim"}
+            ):
                 # The old address is shared: read its holders and release our share of it.
                 old_claim = claims.read(replaces)
                 if old_claim is not None and old_claim.names(account.nr_number):
@@ -257,8 +316,9 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
     record_committed(event, subject=keyed_hash(session.subject), change=change.value)
     count("EmailChanged", change=change.value)
     notify = old_email or account.primary_email  # an added secondary: tell the primary
-    sent = notices.send_email_changed_notice(notify, account, change=change.value,
-                                             old_email=old_email, new_email=new_email)
+    sent = notices.send_email_changed_notice(
+        notify, account, change=change.value, old_email=old_email, new_email=new_email
+    )
     return Applied(change, old_email, new_email, notify if sent else None)
 
 
@@ -286,23 +346,39 @@ def _count_change_without_code(account: Account, change: Change) -> str:
     """Count one remove or swap for the account this hour, or refuse (notice flood)."""
     window = counters.window_of(int(time.time()), 3600)
     counter = f"sendcount#nocode-change-{account.nr_number}#{window}"
-    if counters.take(counter, get_settings().email_changes_without_code_per_hour,
-                     expires_at=(window + 1) * 3600) is None:
-        raise EmailChangeLimitReached("too many changes without a code this hour",
-                                      nr_number=account.nr_number, change=change.value)
+    if (
+        counters.take(
+            counter,
+            get_settings().email_changes_without_code_per_hour,
+            expires_at=(window + 1) * 3600,
+        )
+        is None
+    ):
+        raise EmailChangeLimitReached(
+            "too many changes without a code this hour",
+            nr_number=account.nr_number,
+            change=change.value,
+        )
     return counter
 
 
 # --- changes without a new address --------------------------------------------------------------
+
 
 def remove_secondary(session: Session, account: Account) -> Applied:
     if not account.secondary_email_normalized:
         raise NewEmailInvalid("no secondary email", reason="no_secondary")
     counter = _count_change_without_code(account, Change.REMOVE_SECONDARY)
     old_email = account.secondary_email
-    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
-                        change=Change.REMOVE_SECONDARY.value, old_email=old_email or "",
-                        new_email="", export=True)
+    event = audit_event(
+        account.nr_number,
+        "email_changed",
+        actor=_actor(session),
+        change=Change.REMOVE_SECONDARY.value,
+        old_email=old_email or "",
+        new_email="",
+        export=True,
+    )
     address = account.secondary_email_normalized
     old_claim: claims.AddressClaim | None = None
     for attempt in (1, 2):
@@ -311,10 +387,16 @@ def remove_secondary(session: Session, account: Account) -> Applied:
             claims.release_if_sole(tx, "old_claim", address, account.nr_number)
         else:
             claims.remove_holder(tx, "old_claim", address, account.nr_number, old_claim)
-        tx.update("account", account, actions=[
-            Account.secondary_email.remove(), Account.secondary_email_normalized.remove(),
-            mark_changed_here(account, ["secondary_email"], "person")],
-            condition=_still_ours(session))
+        tx.update(
+            "account",
+            account,
+            actions=[
+                Account.secondary_email.remove(),
+                Account.secondary_email_normalized.remove(),
+                mark_changed_here(account, ["secondary_email"], "person"),
+            ],
+            condition=_still_ours(session),
+        )
         tx.audit(event)
         try:
             tx.commit()
@@ -326,8 +408,9 @@ def remove_secondary(session: Session, account: Account) -> Applied:
                     continue
             counters.give(counter)  # nothing changed, no notice: not a change to count
             raise EmailChangeConflict("the account changed during the removal") from None
-    return _applied_without_code(session, account, event, Change.REMOVE_SECONDARY,
-                                 old_email, None, notify=old_email)
+    return _applied_without_code(
+        session, account, event, Change.REMOVE_SECONDARY, old_email, None, notify=old_email
+    )
 
 
 def swap(session: Session, account: Account) -> Applied:
@@ -336,32 +419,52 @@ def swap(session: Session, account: Account) -> Applied:
         raise NewEmailInvalid("no secondary email", reason="no_secondary")
     counter = _count_change_without_code(account, Change.SWAP)
     old_primary, new_primary = account.primary_email, account.secondary_email
-    event = audit_event(account.nr_number, "email_changed", actor=_actor(session),
-                        change=Change.SWAP.value, old_email=old_primary, new_email=new_primary,
-                        export=True)
+    event = audit_event(
+        account.nr_number,
+        "email_changed",
+        actor=_actor(session),
+        change=Change.SWAP.value,
+        old_email=old_primary,
+        new_email=new_primary,
+        export=True,
+    )
     tx = store.Transaction()
-    tx.update("account", account, actions=[
-        Account.primary_email.set(account.secondary_email),
-        Account.primary_email_normalized.set(account.secondary_email_normalized),
-        Account.secondary_email.set(account.primary_email),
-        Account.secondary_email_normalized.set(account.primary_email_normalized),
-        mark_changed_here(account, ["primary_email", "secondary_email"], "person"),
-    ], condition=_still_ours(session))
+    tx.update(
+        "account",
+        account,
+        actions=[
+            Account.primary_email.set(account.secondary_email),
+            Account.primary_email_normalized.set(account.secondary_email_normalized),
+            Account.secondary_email.set(account.primary_email),
+            Account.secondary_email_normalized.set(account.primary_email_normalized),
+            mark_changed_here(account, ["primary_email", "secondary_email"], "person"),
+        ],
+        condition=_still_ours(session),
+    )
     tx.audit(event)
     try:
         tx.commit()
     except store.TransactionRefused:
         counters.give(counter)
         raise EmailChangeConflict("the account changed during the swap") from None
-    return _applied_without_code(session, account, event, Change.SWAP, old_primary,
-                                 new_primary, notify=old_primary)
+    return _applied_without_code(
+        session, account, event, Change.SWAP, old_primary, new_primary, notify=old_primary
+    )
 
 
-def _applied_without_code(session: Session, account: Account, event, change: Change,
-                          old_email: str | None, new_email: str | None, *,
-                          notify: str) -> Applied:
+def _applied_without_code(
+    session: Session,
+    account: Account,
+    event,
+    change: Change,
+    old_email: str | None,
+    new_email: str | None,
+    *,
+    notify: str,
+) -> Applied:
     record_committed(event, subject=keyed_hash(session.subject), change=change.value)
     count("EmailChanged", change=change.value)
-    sent = notices.send_email_changed_notice(notify, account, change=change.value,
-                                             old_email=old_email, new_email=new_email)
+    sent = notices.send_email_changed_notice(
+        notify, account, change=change.value, old_email=old_email, new_email=new_email
+    )
     return Applied(change, old_email, new_email, notify if sent else None)

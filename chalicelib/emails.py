@@ -12,6 +12,7 @@ Two addresses get one key only if they are the same mailbox:
   `σπύρος`→`σπύροσ`), letting a Login.gov account verified at a look-alike address link,
   or claim, someone else's record.
 """
+
 from __future__ import annotations
 
 import string

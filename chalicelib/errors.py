@@ -7,6 +7,7 @@ Which page, status or redirect a person gets is decided at the edge, in one tabl
 people read. Context never holds a raw email address, code or Login.gov subject when it is
 logged: the edge logs only the fields named in `pages.LOGGED_CONTEXT`.
 """
+
 from __future__ import annotations
 
 
@@ -21,6 +22,7 @@ class ServiceError(Exception):
 
 
 # --- Sign-in (OpenID Connect) -------------------------------------------------------------
+
 
 class SignInError(ServiceError):
     """The sign-in could not be completed."""
@@ -107,6 +109,7 @@ class ReturnToRejected(ServiceError):
 
 # --- Linking -------------------------------------------------------------------------------
 
+
 class LinkRefused(ServiceError):
     """A registry account could not be linked to this Login.gov identity."""
 
@@ -172,6 +175,7 @@ class IdentityPurged(LinkRefused):
 
 # --- Sessions and forms --------------------------------------------------------------------
 
+
 class NotSignedIn(ServiceError):
     """No valid session: the route redirects to /login."""
 
@@ -215,6 +219,7 @@ class NotFound(ServiceError):
 
 
 # --- One-time codes ------------------------------------------------------------------------
+
 
 class CodeError(ServiceError):
     """The one-time code could not be accepted."""
@@ -291,6 +296,7 @@ class MailNotQueued(ServiceError):
 
 # --- Recovery and email change --------------------------------------------------------------
 
+
 class RecoveryEmailInvalid(BadRequest):
     """The address typed on the recovery form is not a usable email address."""
 
@@ -335,6 +341,7 @@ class EmailChangeConflict(EmailChangeRefused):
 
 
 # --- Security events (a JSON API: chalicelib.routes.security_event_routes answers these) -----
+
 
 class SecurityEventRejected(Exception):
     """The SET is not acceptable. `code` is the RFC 8935 error code for the 400 answer."""

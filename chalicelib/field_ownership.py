@@ -12,6 +12,7 @@
   no import lifts, recorded and exported as its own field (`support_hold`), never as the
   registry's status.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,16 +21,23 @@ from enum import Enum
 from chalicelib.models import Account, utc_now
 
 # The registry row's fields, as stored in Account.imported and compared by the import.
-REGISTRY_FIELDS = ("first_name", "last_name", "role", "status", "primary_email",
-                   "secondary_email", "legacy_username")
+REGISTRY_FIELDS = (
+    "first_name",
+    "last_name",
+    "role",
+    "status",
+    "primary_email",
+    "secondary_email",
+    "legacy_username",
+)
 EMAIL_FIELDS = ("primary_email", "secondary_email")
 
 
 class Merge(Enum):
-    KEEP = "keep"            # the registry did not change it: ours stands
-    APPLY = "apply"          # only the registry changed it: take theirs
+    KEEP = "keep"  # the registry did not change it: ours stands
+    APPLY = "apply"  # only the registry changed it: take theirs
     CONVERGED = "converged"  # both changed it to the same value: nothing to write
-    CONFLICT = "conflict"    # both changed it differently: apply nothing, report
+    CONFLICT = "conflict"  # both changed it differently: apply nothing, report
 
 
 def merge(base, ours, theirs) -> Merge:
@@ -61,8 +69,11 @@ class LocalChange:
 
 def changed_here(account: Account) -> dict[str, LocalChange]:
     raw = account.changed_here.as_dict() if account.changed_here else {}
-    return {name: LocalChange(name, value.get("at", ""), value.get("by", ""))
-            for name, value in raw.items() if isinstance(value, dict)}
+    return {
+        name: LocalChange(name, value.get("at", ""), value.get("by", ""))
+        for name, value in raw.items()
+        if isinstance(value, dict)
+    }
 
 
 def mark_changed_here(account: Account, fields: tuple[str, ...] | list[str], by: str):

@@ -31,6 +31,7 @@ the owner learns why from the pause mail.
 A guess takes its slots before the code is compared (conditional ADD), so parallel
 guesses cannot pass a cap; a right code gives its slots back, so only wrong ones count.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,8 @@ class GuessSlots:
     identity_counter: str
     account_counter: str | None
     recovery: RecoveryGuess | None = None
-    account_count: int = 0      # the account's count with this guess in it
-    paused: bool = False        # the account's cap was already reached: no code verifies
+    account_count: int = 0  # the account's count with this guess in it
+    paused: bool = False  # the account's cap was already reached: no code verifies
 
 
 # Not a registry number (those are 10 digits): a decoy's stand-in account.
@@ -100,15 +101,23 @@ def take_guess(subject: str, *, purpose: str, recovery: RecoveryGuess | None) ->
     window = _window()
     expires = (window + 1) * GUESS_WINDOW_SECONDS
     identity = _identity_counter(subject, window)
-    if counters.take(identity, settings.code_failed_guesses_per_identity_per_day,
-                     expires_at=expires) is None:
-        raise GuessLimitReached("too many wrong codes today for this identity",
-                                purpose=purpose, subject=keyed_hash(subject))
+    if (
+        counters.take(
+            identity, settings.code_failed_guesses_per_identity_per_day, expires_at=expires
+        )
+        is None
+    ):
+        raise GuessLimitReached(
+            "too many wrong codes today for this identity",
+            purpose=purpose,
+            subject=keyed_hash(subject),
+        )
     if recovery is None:
         return GuessSlots(identity, None)
     account = _account_counter(recovery.account_key, window)
-    taken = counters.take(account, settings.recovery_failed_guesses_per_account_per_day,
-                          expires_at=expires)
+    taken = counters.take(
+        account, settings.recovery_failed_guesses_per_account_per_day, expires_at=expires
+    )
     if taken is None:
         return GuessSlots(identity, None, recovery, paused=True)
     return GuessSlots(identity, account, recovery, taken)
@@ -144,8 +153,9 @@ def _paused_address_marker(normalized: str, window: int) -> str:
 
 
 def _mark_paused(key: str, window: int) -> None:
-    counters.take(_paused_address_marker(key, window), 1,
-                  expires_at=(window + 1) * GUESS_WINDOW_SECONDS)
+    counters.take(
+        _paused_address_marker(key, window), 1, expires_at=(window + 1) * GUESS_WINDOW_SECONDS
+    )
 
 
 def _paused(nr_number: str, cap: int) -> None:
@@ -162,13 +172,18 @@ def _paused(nr_number: str, cap: int) -> None:
 def _decoy_paused(recovery: RecoveryGuess, cap: int) -> None:
     """The requests _paused makes for a one-address account: an account read (that finds
     nothing), a mark no send reads, and a message the outbox worker drops."""
-    log_event("recovery_decoy_guess_cap_reached", target=keyed_hash(recovery.address_normalized),
-              cap=cap)
+    log_event(
+        "recovery_decoy_guess_cap_reached", target=keyed_hash(recovery.address_normalized), cap=cap
+    )
     window = _window()
     store.get_account(recovery.account_key)
     _mark_paused(f"{_DECOY_ACCOUNT_PREFIX}{recovery.address_normalized}", window)
     try:
-        outbox.enqueue_decoy(notices.RECOVERY_PAUSED_NOTICE, recovery.address_normalized,
-                             account={"nr_number": "0" * 10, "first_name": ""}, cap=cap)
+        outbox.enqueue_decoy(
+            notices.RECOVERY_PAUSED_NOTICE,
+            recovery.address_normalized,
+            account={"nr_number": "0" * 10, "first_name": ""},
+            cap=cap,
+        )
     except MailNotQueued:
         pass  # as for a real pause notice: nothing to tell anyone, nothing to undo

@@ -2,6 +2,7 @@
 
 urllib3 ships with botocore (already in the Lambda runtime), so this adds no package.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,15 +56,16 @@ def reset_pool() -> None:
         _pool = None
 
 
-def request(method: str, url: str, *, fields: dict | None = None,
-            headers: dict | None = None) -> HttpResponse:
+def request(
+    method: str, url: str, *, fields: dict | None = None, headers: dict | None = None
+) -> HttpResponse:
     global request_count
     request_count += 1
     try:
         if fields is not None:
             resp = _get_pool().request_encode_body(
-                method, url, fields=fields, headers=headers, encode_multipart=False,
-                redirect=False)
+                method, url, fields=fields, headers=headers, encode_multipart=False, redirect=False
+            )
         else:
             resp = _get_pool().request(method, url, headers=headers, redirect=False)
     except urllib3.exceptions.HTTPError as exc:

@@ -19,6 +19,7 @@ The rules, in one place:
   once the event has committed.
 - Unlinking removes `nr_number` from the identity's item and keeps Login.gov's marks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,13 +46,13 @@ from chalicelib.models import Account, Claim, utc_now
 
 
 class LinkOutcome(Enum):
-    RETURNING = "returning"      # already linked to this identity
-    LINKED = "linked"            # linked just now
+    RETURNING = "returning"  # already linked to this identity
+    LINKED = "linked"  # linked just now
 
 
 class LinkMethod(Enum):
-    AUTOMATIC = "automatic"      # a verified Login.gov email matched
-    RECOVERY = "recovery"        # the person proved control of a registry email
+    AUTOMATIC = "automatic"  # a verified Login.gov email matched
+    RECOVERY = "recovery"  # the person proved control of a registry email
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,15 @@ def account_to_sign_in(sub: str) -> str | None:
     and the event ends what started before (security_events)."""
     claim = store.identity_claim(sub)
     if claim is not None and claim.disabled:
-        raise IdentityDisabled("Login.gov disabled this identity", subject=keyed_hash(sub),
-                               nr_number=claim.nr_number)
+        raise IdentityDisabled(
+            "Login.gov disabled this identity", subject=keyed_hash(sub), nr_number=claim.nr_number
+        )
     return claim.nr_number if claim else None
 
 
-def link_by_verified_emails(sub: str, emails: list[str], *,
-                            login_gov_email: str | None = None) -> LinkResult:
+def link_by_verified_emails(
+    sub: str, emails: list[str], *, login_gov_email: str | None = None
+) -> LinkResult:
     """First sign-in: link to the one active account that a verified email proves."""
     found = claims.read_many({n for n in (try_normalize_email(e) for e in emails) if n})
     proven = {address: claim.proves for address, claim in found.items() if claim.proves}
@@ -87,21 +90,35 @@ def link_by_verified_emails(sub: str, emails: list[str], *,
         if found:
             # Only shared addresses matched: an office mailbox is nobody's proof of identity.
             raise SharedAddress("only shared addresses match", subject=keyed_hash(sub))
-        raise NoMatchingAccount("no registry account has one of these emails",
-                                subject=keyed_hash(sub))
+        raise NoMatchingAccount(
+            "no registry account has one of these emails", subject=keyed_hash(sub)
+        )
     if len(numbers) > 1:
         # Two records claim this person; guessing would hand one of them to a stranger.
-        raise AmbiguousMatch("emails match several registry accounts", subject=keyed_hash(sub),
-                             count=len(numbers))
+        raise AmbiguousMatch(
+            "emails match several registry accounts", subject=keyed_hash(sub), count=len(numbers)
+        )
     (nr_number,) = numbers
     matched = min(address for address, holder in proven.items() if holder == nr_number)
-    return link_account(sub, nr_number, method=LinkMethod.AUTOMATIC, matched=matched,
-                        login_gov_email=login_gov_email)
+    return link_account(
+        sub,
+        nr_number,
+        method=LinkMethod.AUTOMATIC,
+        matched=matched,
+        login_gov_email=login_gov_email,
+    )
 
 
-def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str | None = None,
-                 login_gov_email: str | None = None, attempts: int = 2,
-                 add_items: Callable[[store.Transaction], None] | None = None) -> LinkResult:
+def link_account(
+    sub: str,
+    nr_number: str,
+    *,
+    method: LinkMethod,
+    matched: str | None = None,
+    login_gov_email: str | None = None,
+    attempts: int = 2,
+    add_items: Callable[[store.Transaction], None] | None = None,
+) -> LinkResult:
     """Link `sub` to account `nr_number` in one transaction, or raise why not.
 
     `matched` is the normalized address that proved the account (a verified Login.gov email,
@@ -117,30 +134,45 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
     if account.linked_sub == sub:
         return LinkResult(LinkOutcome.RETURNING, nr_number)
 
-    event = audit_event(nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}",
-                        method=method.value)
+    event = audit_event(
+        nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}", method=method.value
+    )
     tx = store.Transaction()
     # Refuse a second account for the same identity (sharing, or a double submit), and an
     # identity Login.gov disabled (an account-disabled event may commit at this moment).
     # An update: the item may exist already, carrying Login.gov's marks, which stay.
-    tx.update("sub_claim", Claim(Claim.sub_key(sub)),
-              [Claim.nr_number.set(nr_number),
-               Claim.created_at.set(Claim.created_at | utc_now())],
-              condition=Claim.linkable())
+    tx.update(
+        "sub_claim",
+        Claim(Claim.sub_key(sub)),
+        [Claim.nr_number.set(nr_number), Claim.created_at.set(Claim.created_at | utc_now())],
+        condition=Claim.linkable(),
+    )
     # A purge event may be on its way in: a purged identity never holds a link.
     tx.check("not_purged", Claim, Claim.purged_key(sub), condition=Claim.claim.does_not_exist())
     if matched is not None:
         # An import or an email change may have moved the address since we read it.
         claims.still_proves(tx, "matched_claim", matched, nr_number)
-    actions = [Account.linked_sub.set(sub), Account.linked_at.set(utc_now()),
-               Account.legacy_username_retired.set(True), Account.login_gov_disabled.remove()]
-    actions.append(Account.linked_email.set(login_gov_email) if login_gov_email
-                   else Account.linked_email.remove())
+    actions = [
+        Account.linked_sub.set(sub),
+        Account.linked_at.set(utc_now()),
+        Account.legacy_username_retired.set(True),
+        Account.login_gov_disabled.remove(),
+    ]
+    actions.append(
+        Account.linked_email.set(login_gov_email)
+        if login_gov_email
+        else Account.linked_email.remove()
+    )
     # Refuse an account another identity holds, an inactive one, or one that barred this
     # identity; the database decides races.
-    tx.update("account", account, actions=actions,
-              condition=Account.linked_sub.does_not_exist() & (Account.status == "active")
-              & ~Account.barred_subs.contains(sub))
+    tx.update(
+        "account",
+        account,
+        actions=actions,
+        condition=Account.linked_sub.does_not_exist()
+        & (Account.status == "active")
+        & ~Account.barred_subs.contains(sub),
+    )
     tx.audit(event)
     own_items = set(tx.request_order())
     if add_items is not None:
@@ -151,18 +183,28 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
         if any(refused.refused(name) for name in set(refused.failed) - own_items):
             raise
         if refused.refused("not_purged"):
-            raise IdentityPurged("Login.gov purged this identity",
-                                 subject=keyed_hash(sub)) from None
+            raise IdentityPurged(
+                "Login.gov purged this identity", subject=keyed_hash(sub)
+            ) from None
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
         if refused.refused("matched_claim"):
-            raise MatchChanged("the matched address no longer proves this account",
-                               nr_number=nr_number, subject=keyed_hash(sub)) from None
+            raise MatchChanged(
+                "the matched address no longer proves this account",
+                nr_number=nr_number,
+                subject=keyed_hash(sub),
+            ) from None
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
-            return link_account(sub, nr_number, method=method, matched=matched,
-                                login_gov_email=login_gov_email, attempts=attempts - 1,
-                                add_items=add_items)
+            return link_account(
+                sub,
+                nr_number,
+                method=method,
+                matched=matched,
+                login_gov_email=login_gov_email,
+                attempts=attempts - 1,
+                add_items=add_items,
+            )
         # Not a refusal: the person did nothing wrong; ask them to try again.
         raise StorageUnavailable("account kept changing during linking") from None
     record_committed(event, subject=keyed_hash(sub), method=method.value)
@@ -173,15 +215,25 @@ def link_account(sub: str, nr_number: str, *, method: LinkMethod, matched: str |
 def _check_linkable(account: Account, sub: str) -> None:
     # Refusals are logged and counted once, at the edge, from the error's context.
     if account.status != "active":
-        raise AccountInactive(f"account is {account.status}", status_name=account.status,
-                              nr_number=account.nr_number, subject=keyed_hash(sub))
+        raise AccountInactive(
+            f"account is {account.status}",
+            status_name=account.status,
+            nr_number=account.nr_number,
+            subject=keyed_hash(sub),
+        )
     if account.linked_sub and account.linked_sub != sub:
-        raise AccountAlreadyLinked("account is linked to another identity",
-                                   nr_number=account.nr_number, subject=keyed_hash(sub))
+        raise AccountAlreadyLinked(
+            "account is linked to another identity",
+            nr_number=account.nr_number,
+            subject=keyed_hash(sub),
+        )
     if sub in (account.barred_subs or ()):
         # Support found this identity is not the account's owner: no route may relink it.
-        raise LinkBarred("identity barred from this account", nr_number=account.nr_number,
-                         subject=keyed_hash(sub))
+        raise LinkBarred(
+            "identity barred from this account",
+            nr_number=account.nr_number,
+            subject=keyed_hash(sub),
+        )
 
 
 def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
@@ -189,14 +241,18 @@ def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
     identity = store.identity_claim(sub)
     if identity is not None and identity.disabled:
         # Login.gov's account-disabled event committed first: the disabled page, not a conflict.
-        raise IdentityDisabled("Login.gov disabled this identity", subject=keyed_hash(sub),
-                               nr_number=identity.nr_number)
+        raise IdentityDisabled(
+            "Login.gov disabled this identity",
+            subject=keyed_hash(sub),
+            nr_number=identity.nr_number,
+        )
     linked = identity.nr_number if identity else None
     if linked == nr_number:
         return LinkResult(LinkOutcome.RETURNING, nr_number)  # our own double submit won
     if linked is not None:
-        raise AccountAlreadyLinked("this identity already holds another account",
-                                   subject=keyed_hash(sub))
+        raise AccountAlreadyLinked(
+            "this identity already holds another account", subject=keyed_hash(sub)
+        )
     account = store.get_account(nr_number)
     if account is None:
         raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
@@ -208,8 +264,15 @@ class UnlinkConflict(Exception):
     """The account changed while unlinking (a sign-in or another action); nothing changed."""
 
 
-def unlink_items(tx: store.Transaction, account: Account, sub: str,
-                 identity: Claim | None, *, bar: bool = False, purge: bool = False) -> None:
+def unlink_items(
+    tx: store.Transaction,
+    account: Account,
+    sub: str,
+    identity: Claim | None,
+    *,
+    bar: bool = False,
+    purge: bool = False,
+) -> None:
     """The writes that end the link between `account` and `sub` (the caller adds the audit
     event and commits). `identity` is the `sub#` item as read; when it names this account it
     loses `nr_number` but keeps Login.gov's marks (the item goes when it carries none, or
@@ -219,24 +282,39 @@ def unlink_items(tx: store.Transaction, account: Account, sub: str,
     if identity is not None and identity.nr_number == account.nr_number:
         # Only if it still names this account and its marks are as read: a disable or
         # enable committing meanwhile must not be lost (the caller reads again).
-        condition = (Claim.nr_number == account.nr_number) \
-            & store.as_read(Claim.disabled_at, identity.disabled_at) \
+        condition = (
+            (Claim.nr_number == account.nr_number)
+            & store.as_read(Claim.disabled_at, identity.disabled_at)
             & store.as_read(Claim.enabled_at, identity.enabled_at)
+        )
         if identity.marked and not purge:
             # A still-disabled identity must not relink at its next sign-in.
-            tx.update("sub_claim", Claim(identity.claim), [Claim.nr_number.remove()],
-                      condition=condition)
+            tx.update(
+                "sub_claim", Claim(identity.claim), [Claim.nr_number.remove()], condition=condition
+            )
         else:
             tx.delete("sub_claim", Claim(identity.claim), condition=condition)
-    actions = [Account.linked_sub.remove(), Account.linked_at.remove(),
-               Account.linked_email.remove(), Account.login_gov_disabled.remove()]
+    actions = [
+        Account.linked_sub.remove(),
+        Account.linked_at.remove(),
+        Account.linked_email.remove(),
+        Account.login_gov_disabled.remove(),
+    ]
     if bar:
         actions.append(Account.barred_subs.add({sub}))
     tx.update("account", account, actions=actions, condition=Account.linked_sub == sub)
 
 
-def unlink_identity(account: Account, sub: str, identity: Claim | None, *, event: str,
-                    actor: str, bar: bool = False, **detail: str) -> None:
+def unlink_identity(
+    account: Account,
+    sub: str,
+    identity: Claim | None,
+    *,
+    event: str,
+    actor: str,
+    bar: bool = False,
+    **detail: str,
+) -> None:
     """Remove the link between `account` and `sub` in one transaction with its audit event.
 
     Used by the support desk: `bar=False` when the person lost their Login.gov account (they
@@ -246,20 +324,43 @@ def unlink_identity(account: Account, sub: str, identity: Claim | None, *, event
     `identity` is the `sub#` item as read (see unlink_items): Login.gov's disabled mark
     stays with the identity, whichever mode.
     """
-    audit = audit_event(account.nr_number, event, actor=actor, subject=keyed_hash(sub),
-                        barred="yes" if bar else "no", **detail)
+    audit = audit_event(
+        account.nr_number,
+        event,
+        actor=actor,
+        subject=keyed_hash(sub),
+        barred="yes" if bar else "no",
+        **detail,
+    )
     tx = store.Transaction()
     unlink_items(tx, account, sub, identity, bar=bar)
-    commit_with_audit(tx, audit, UnlinkConflict("account or claim changed while unlinking"),
-                      subject=keyed_hash(sub))
+    commit_with_audit(
+        tx,
+        audit,
+        UnlinkConflict("account or claim changed while unlinking"),
+        subject=keyed_hash(sub),
+    )
 
 
 def lift_bar(account: Account, sub: str, *, actor: str, reason: str) -> None:
     """Support lifts a bar: the identity may link to this account again."""
-    audit = audit_event(account.nr_number, "identity_bar_lifted", actor=actor,
-                        subject=keyed_hash(sub), reason=reason)
+    audit = audit_event(
+        account.nr_number,
+        "identity_bar_lifted",
+        actor=actor,
+        subject=keyed_hash(sub),
+        reason=reason,
+    )
     tx = store.Transaction()
-    tx.update("account", account, actions=[Account.barred_subs.delete({sub})],
-              condition=Account.barred_subs.contains(sub))
-    commit_with_audit(tx, audit, UnlinkConflict("the identity is not barred from this account"),
-                      subject=keyed_hash(sub))
+    tx.update(
+        "account",
+        account,
+        actions=[Account.barred_subs.delete({sub})],
+        condition=Account.barred_subs.contains(sub),
+    )
+    commit_with_audit(
+        tx,
+        audit,
+        UnlinkConflict("the identity is not barred from this account"),
+        subject=keyed_hash(sub),
+    )

@@ -11,6 +11,7 @@ flood of fetches, and a failed fetch keeps the last good keys.
 PyJWT (with cryptography, ~45 ms to import) is imported inside the functions that need
 it: a cold /login only builds a URL, and should not pay for token verification.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,14 +54,20 @@ def random_token() -> str:
 
 # --- Discovery -----------------------------------------------------------------------------
 
+
 class DiscoveryError(IdentityProviderUnavailable):
     """Login.gov's discovery document is unreachable, malformed, or names another issuer."""
 
     event = "discovery_failed"
 
 
-_REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "userinfo_endpoint",
-                       "jwks_uri", "end_session_endpoint")
+_REQUIRED_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "end_session_endpoint",
+)
 _discovery_lock = threading.Lock()
 _discovery: dict | None = None
 _discovery_fetched_at = 0.0
@@ -101,8 +108,10 @@ def discover_in_background() -> threading.Thread | None:
     one after the other. A failure here is left for the caller's own discover() to raise.
     """
     with _discovery_lock:
-        if _discovery is not None and \
-                time.monotonic() - _discovery_fetched_at < get_settings().discovery_ttl:
+        if (
+            _discovery is not None
+            and time.monotonic() - _discovery_fetched_at < get_settings().discovery_ttl
+        ):
             return None
     thread = threading.Thread(target=_discover_quietly, name="discovery", daemon=True)
     thread.start()
@@ -117,6 +126,7 @@ def _discover_quietly() -> None:
 
 
 # --- Authorization request -----------------------------------------------------------------
+
 
 def code_challenge(code_verifier: str) -> str:
     """RFC 7636 4.2, S256: BASE64URL(SHA256(ASCII(code_verifier))), unpadded."""
@@ -168,6 +178,7 @@ def build_logout_url(state: str) -> str:
 
 
 # --- Token exchange (private_key_jwt) -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tokens:
@@ -234,6 +245,7 @@ def exchange_code(code: str, *, code_verifier: str | None) -> Tokens:
 
 # --- Keys (JWKS) ----------------------------------------------------------------------------
 
+
 class KeySet:
     """Login.gov's signing keys by kid, refreshed on TTL and, with a cooldown, on a miss."""
 
@@ -265,7 +277,11 @@ class KeySet:
             return
         keys = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
-            if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig":
+            if (
+                not isinstance(jwk, dict)
+                or jwk.get("kty") != "RSA"
+                or jwk.get("use", "sig") != "sig"
+            ):
                 continue
             try:
                 keys[jwk.get("kid")] = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(jwk))
@@ -286,7 +302,8 @@ class KeySet:
             since_attempt = now - self._last_attempt
             # With no keys, retry at most once a second; when stale, once per cooldown.
             if (not self._keys and since_attempt >= 1) or (
-                    self._keys and stale and since_attempt >= settings.jwks_refetch_cooldown):
+                self._keys and stale and since_attempt >= settings.jwks_refetch_cooldown
+            ):
                 self._fetch()
             if not self._keys:
                 raise IdentityProviderUnavailable("no signing keys available")
@@ -296,15 +313,16 @@ class KeySet:
                 if len(self._keys) == 1 or any_without_kid:
                     return list(self._keys.values())
                 raise IdTokenError("token has no kid and several keys are published")
-            if kid not in self._keys and \
-                    now - self._last_miss_refetch >= settings.jwks_refetch_cooldown:
+            if (
+                kid not in self._keys
+                and now - self._last_miss_refetch >= settings.jwks_refetch_cooldown
+            ):
                 self._last_miss_refetch = now
                 self._fetch()  # rotation: one refetch, then decide
             key = self._keys.get(kid)
             if key is None:
                 raise IdTokenError("ID token signed with an unknown kid")
             return [key]
-
 
     def keys_after_a_miss(self) -> list:
         """Every published key after one refetch (at most one per cooldown, as for an
@@ -325,6 +343,7 @@ key_set = KeySet()
 
 # --- ID token --------------------------------------------------------------------------------
 
+
 def _at_hash(access_token: str) -> str:
     digest = hashlib.sha256(access_token.encode()).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
@@ -335,9 +354,14 @@ class JwtRejected(IdTokenError):
     key, signature, issuer, audience, claims), so each caller can answer in its own terms."""
 
 
-def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = True,
-                         audiences: tuple[str, ...] | None = None,
-                         any_key_without_kid: bool = False) -> dict:
+def verify_login_gov_jwt(
+    token: str,
+    *,
+    require: list[str],
+    verify_exp: bool = True,
+    audiences: tuple[str, ...] | None = None,
+    any_key_without_kid: bool = False,
+) -> dict:
     """The one check of a JWT signed by Login.gov (ID tokens and security event tokens):
     RS256 only, a published key chosen by `kid`, `iss` equal to the discovered issuer
     (exactly, with its trailing slash), `aud` naming one of `audiences` (default: our
@@ -354,8 +378,7 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
         raise JwtRejected("not a usable JWT", reason="malformed") from None
     # Decide the algorithm ourselves: alg=none and HS256-with-the-public-key die here.
     if header.get("alg") not in ACCEPTED_ALGORITHMS:
-        raise JwtRejected(f"algorithm {header.get('alg')!r} is not accepted",
-                          reason="algorithm")
+        raise JwtRejected(f"algorithm {header.get('alg')!r} is not accepted", reason="algorithm")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise JwtRejected("kid is malformed", reason="malformed")
@@ -366,14 +389,18 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
     except IdTokenError as exc:
         raise JwtRejected(str(exc), reason="key") from None
     issuer = discover()["issuer"]
-    options = {"require": require, "verify_exp": verify_exp,
-               # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
-               "verify_aud": False}
+    options = {
+        "require": require,
+        "verify_exp": verify_exp,
+        # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
+        "verify_aud": False,
+    }
     claims = _decode_with_any(token, keys, issuer, settings.token_leeway, options)
     if claims is None and kid is None and any_key_without_kid:
         # No key named, none cached verifies: one published since may (a rotation).
-        claims = _decode_with_any(token, key_set.keys_after_a_miss(), issuer,
-                                  settings.token_leeway, options)
+        claims = _decode_with_any(
+            token, key_set.keys_after_a_miss(), issuer, settings.token_leeway, options
+        )
     if claims is None:
         raise JwtRejected("signature does not verify", reason="signature")
     if claims["iss"] != issuer:  # exact, including the trailing slash
@@ -382,16 +409,23 @@ def verify_login_gov_jwt(token: str, *, require: list[str], verify_exp: bool = T
     return claims
 
 
-def _decode_with_any(token: str, keys: list, issuer: str, leeway: int,
-                     options: dict) -> dict | None:
+def _decode_with_any(
+    token: str, keys: list, issuer: str, leeway: int, options: dict
+) -> dict | None:
     """The claims, checked with the first key whose signature verifies; None when none
     does. Any other failure is the token's, whatever the key: raised at once."""
     import jwt
 
     for key in keys:
         try:
-            return jwt.decode(token, key=key, algorithms=list(ACCEPTED_ALGORITHMS),
-                              issuer=issuer, leeway=leeway, options=options)
+            return jwt.decode(
+                token,
+                key=key,
+                algorithms=list(ACCEPTED_ALGORITHMS),
+                issuer=issuer,
+                leeway=leeway,
+                options=options,
+            )
         except jwt.exceptions.InvalidSignatureError:
             continue
         except jwt.exceptions.InvalidIssuerError:
@@ -407,8 +441,11 @@ def _check_audience(aud, azp, accepted: tuple[str, ...], client_id: str) -> None
     an `azp` present at all must be our client id. Token substitution defence: a token
     issued to another client, or to another party in our name, is refused."""
     audiences = [aud] if isinstance(aud, str) else aud
-    if not isinstance(audiences, list) or not audiences or \
-            not all(isinstance(a, str) for a in audiences):
+    if (
+        not isinstance(audiences, list)
+        or not audiences
+        or not all(isinstance(a, str) for a in audiences)
+    ):
         raise JwtRejected("aud is missing or malformed", reason="audience")
     if not any(a in accepted for a in audiences):
         raise JwtRejected("aud does not name us", reason="audience")
@@ -433,12 +470,14 @@ def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     if not isinstance(sub, str) or not sub.strip():
         raise IdTokenError("ID token has no subject")
     token_nonce = claims.get("nonce")
-    if not isinstance(token_nonce, str) or \
-            not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
+    if not isinstance(token_nonce, str) or not hmac.compare_digest(
+        token_nonce.encode(), nonce.encode()
+    ):
         raise NonceError("ID token nonce does not match this sign-in")
     _check_acr(claims.get("acr"))
     if "at_hash" in claims and not hmac.compare_digest(
-            str(claims["at_hash"]).encode(), _at_hash(access_token).encode()):
+        str(claims["at_hash"]).encode(), _at_hash(access_token).encode()
+    ):
         raise IdTokenError("ID token at_hash does not match the access token")
     return claims
 
@@ -454,11 +493,13 @@ def _check_acr(acr) -> None:
 
 # --- Userinfo ----------------------------------------------------------------------------------
 
+
 def get_userinfo(access_token: str, *, expected_sub: str) -> dict:
     endpoint = discover()["userinfo_endpoint"]
     try:
         resp = http_client.request(
-            "GET", endpoint, headers={"Authorization": f"Bearer {access_token}"})
+            "GET", endpoint, headers={"Authorization": f"Bearer {access_token}"}
+        )
     except http_client.HttpFailure as exc:
         raise IdentityProviderUnavailable(f"userinfo: {exc}") from None
     if resp.status >= 500:
@@ -492,8 +533,11 @@ def verified_emails(userinfo: dict) -> list[str]:
     unverified = try_normalize_email(email) if isinstance(email, str) and not shared else None
     all_emails = userinfo.get("all_emails")
     if isinstance(all_emails, list):
-        found.extend(e for e in all_emails if isinstance(e, str)
-                     and (unverified is None or try_normalize_email(e) != unverified))
+        found.extend(
+            e
+            for e in all_emails
+            if isinstance(e, str) and (unverified is None or try_normalize_email(e) != unverified)
+        )
     return list(dict.fromkeys(found))
 
 
@@ -513,9 +557,22 @@ def reset_caches() -> None:
 
 
 __all__ = [
-    "DiscoveryError", "SignInError", "Tokens", "build_authorization_url", "build_logout_url",
-    "JwtRejected", "code_challenge", "discover", "exchange_code", "get_userinfo", "key_set",
-    "random_token", "reset_caches", "security_event_audiences",
-    "validate_authorization_response_issuer", "validate_id_token", "verified_emails",
+    "DiscoveryError",
+    "SignInError",
+    "Tokens",
+    "build_authorization_url",
+    "build_logout_url",
+    "JwtRejected",
+    "code_challenge",
+    "discover",
+    "exchange_code",
+    "get_userinfo",
+    "key_set",
+    "random_token",
+    "reset_caches",
+    "security_event_audiences",
+    "validate_authorization_response_issuer",
+    "validate_id_token",
+    "verified_emails",
     "verify_login_gov_jwt",
 ]

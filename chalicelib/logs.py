@@ -4,6 +4,7 @@ Never log a raw email, code or token: pass it through `keyed_hash` first. One li
 event: {"event": ..., "request_id": ..., ...}. Metric lines follow the CloudWatch Embedded
 Metric Format, so counts need no PutMetricData call (and no extra cold-start import).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -53,8 +54,7 @@ def keyed_hash(value: str | None) -> str | None:
     return hmac.new(derived_key(LOG_STAND_INS), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def log_event(event: str, level: int = logging.INFO, *, exc_info: bool = False,
-              **fields) -> None:
+def log_event(event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields) -> None:
     record = {"event": event, "request_id": _request_id.get(), **fields}
     if exc_info:
         # One JSON line even for a traceback, so log queries keep working.
@@ -67,11 +67,13 @@ def count(metric: str, value: int = 1, **dimensions: str) -> None:
     record = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [sorted(dimensions)] if dimensions else [[]],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
-            }],
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [sorted(dimensions)] if dimensions else [[]],
+                    "Metrics": [{"Name": metric, "Unit": "Count"}],
+                }
+            ],
         },
         metric: value,
         **dimensions,

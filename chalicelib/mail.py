@@ -9,6 +9,7 @@ becomes `MailNotSent`, so callers decide once what a failed send means.
 Locally `AWS_ENDPOINT_URL` points boto3 at moto, whose sent messages the local mailbox
 page (localdev/mailbox.py) shows. Never log a recipient or a body: codes are in bodies.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,11 +34,14 @@ def ses_client():
         from botocore.config import Config
 
         settings = get_settings()
-        _client = boto3.client("sesv2", config=Config(
-            connect_timeout=settings.mail_connect_timeout,
-            read_timeout=settings.mail_read_timeout,
-            retries={"total_max_attempts": settings.mail_max_attempts, "mode": "standard"},
-        ))
+        _client = boto3.client(
+            "sesv2",
+            config=Config(
+                connect_timeout=settings.mail_connect_timeout,
+                read_timeout=settings.mail_read_timeout,
+                retries={"total_max_attempts": settings.mail_max_attempts, "mode": "standard"},
+            ),
+        )
     return _client
 
 
@@ -54,8 +58,9 @@ def _environment():
     return Environment(
         loader=FileSystemLoader(str(MAIL_TEMPLATES)),
         # HTML bodies are escaped; plain-text bodies are not HTML and must not be.
-        autoescape=select_autoescape(enabled_extensions=("html",), default=False,
-                                     default_for_string=False),
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), default=False, default_for_string=False
+        ),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=False,
@@ -71,8 +76,11 @@ class RenderedMail:
 
 def render_mail(template_name: str, **context) -> RenderedMail:
     # Every mail names the support desk; the email-change notice also points to Login.gov.
-    context = {"support": support_contact(),
-               "login_gov_account_url": get_settings().login_gov_account_url, **context}
+    context = {
+        "support": support_contact(),
+        "login_gov_account_url": get_settings().login_gov_account_url,
+        **context,
+    }
     env = _environment()
     text_module = env.get_template(f"{template_name}.txt").make_module(context)
     subject = str(getattr(text_module, "subject", "")).strip()
@@ -92,20 +100,28 @@ def send_mail(to: str | list[str], template_name: str, **context) -> str:
         response = ses_client().send_email(
             FromEmailAddress=get_settings().mail_sender,
             Destination={"ToAddresses": recipients},
-            Content={"Simple": {
-                "Subject": {"Data": mail.subject, "Charset": CHARSET},
-                "Body": {"Text": {"Data": mail.text, "Charset": CHARSET},
-                         "Html": {"Data": mail.html, "Charset": CHARSET}},
-            }},
+            Content={
+                "Simple": {
+                    "Subject": {"Data": mail.subject, "Charset": CHARSET},
+                    "Body": {
+                        "Text": {"Data": mail.text, "Charset": CHARSET},
+                        "Html": {"Data": mail.html, "Charset": CHARSET},
+                    },
+                }
+            },
         )
     except (ClientError, BotoCoreError) as exc:
-        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) \
+        code = (
+            exc.response.get("Error", {}).get("Code")
+            if isinstance(exc, ClientError)
             else exc.__class__.__name__
+        )
         # SES's health, counted for every send; the failure itself is logged once by
         # whoever handles MailNotSent (the edge, a notice, a reminder run).
         count("MailFailed", template=template_name)
-        raise MailNotSent(f"SES did not send {template_name}: {code}", reason=code,
-                          template=template_name) from None
+        raise MailNotSent(
+            f"SES did not send {template_name}: {code}", reason=code, template=template_name
+        ) from None
     log_event("mail_sent", template=template_name, to=[keyed_hash(r) for r in recipients])
     count("MailSent", template=template_name)
     return response.get("MessageId", "")

@@ -16,6 +16,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 - audit     PK nr_number, SK at_event          append-only history per account
             GSI by_export_day (export_day, at_event): changes made here, for the registry.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -52,8 +53,7 @@ def expiry_bucket(epoch_seconds: int) -> str:
 
 
 # Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
-META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5,
-                 "max_retry_attempts": 2}
+META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
 
 
 class _Meta:
@@ -172,7 +172,8 @@ class Claim(Model):
         """The condition a link writes its `sub#` item with: not linked, and not disabled
         (the same rule as disabled_by_times; an enabled_at absent compares false)."""
         return Claim.nr_number.does_not_exist() & (
-            Claim.disabled_at.does_not_exist() | (Claim.disabled_at <= Claim.enabled_at))
+            Claim.disabled_at.does_not_exist() | (Claim.disabled_at <= Claim.enabled_at)
+        )
 
     @staticmethod
     def email_key(normalized_email: str) -> str:
@@ -190,7 +191,7 @@ class Claim(Model):
     def address(self) -> str | None:
         """The normalized address an `email#` claim names (None for other claims)."""
         if self.claim.startswith(Claim.EMAIL_PREFIX):
-            return self.claim[len(Claim.EMAIL_PREFIX):]
+            return self.claim[len(Claim.EMAIL_PREFIX) :]
         return None
 
 

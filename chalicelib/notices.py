@@ -16,6 +16,7 @@ committed, and are best-effort: a notice the outbox does not take is logged and 
 (`notice_not_sent`, metric NoticeNotSent) and never turns a finished change into an error
 page.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,12 +50,19 @@ def send_link_notice(nr_number: str, account: Account | None = None) -> bool:
     return True
 
 
-def send_email_changed_notice(to: str, account: Account, *, change: str,
-                              old_email: str | None, new_email: str | None) -> bool:
+def send_email_changed_notice(
+    to: str, account: Account, *, change: str, old_email: str | None, new_email: str | None
+) -> bool:
     """Tell `to` that the account's emails changed (`change` names which way)."""
     try:
-        _send([to], EMAIL_CHANGED_NOTICE, account=account, change=change,
-              old_email=old_email, new_email_hint=mask_email(new_email))
+        _send(
+            [to],
+            EMAIL_CHANGED_NOTICE,
+            account=account,
+            change=change,
+            old_email=old_email,
+            new_email_hint=mask_email(new_email),
+        )
     except Exception as exc:  # noqa: BLE001 - as above: the change has committed
         _not_sent(EMAIL_CHANGED_NOTICE, account.nr_number, exc)
         return False
@@ -66,8 +74,12 @@ def send_recovery_paused_notice(account: Account) -> bool:
     by code for the day: the owner learns of an attack, or why their own codes stopped."""
     try:
         recipients = _distinct([account.primary_email, account.secondary_email])
-        _send(recipients, RECOVERY_PAUSED_NOTICE, account=account,
-              cap=get_settings().recovery_failed_guesses_per_account_per_day)
+        _send(
+            recipients,
+            RECOVERY_PAUSED_NOTICE,
+            account=account,
+            cap=get_settings().recovery_failed_guesses_per_account_per_day,
+        )
     except Exception as exc:  # noqa: BLE001 - as above: the pause holds whatever the mail does
         _not_sent(RECOVERY_PAUSED_NOTICE, account.nr_number, exc)
         return False
@@ -82,8 +94,14 @@ def _send(recipients: list[str], template: str, **context) -> None:
 def _not_sent(template: str, nr_number: str, exc: Exception) -> None:
     # The class name only: an exception's text or traceback may carry an address.
     reason = exc.context.get("reason") if isinstance(exc, MailNotQueued) else None
-    log_event("notice_not_sent", logging.WARNING, notice=template, nr_number=nr_number,
-              error=exc.__class__.__name__, reason=reason)
+    log_event(
+        "notice_not_sent",
+        logging.WARNING,
+        notice=template,
+        nr_number=nr_number,
+        error=exc.__class__.__name__,
+        reason=reason,
+    )
     count("NoticeNotSent", notice=template)
 
 

@@ -22,6 +22,7 @@ chalicelib.code_delivery joins a code, its send allowance and its mail). The rul
   challenge on condition it still exists (alone, or inside the transaction that applies
   the change).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,8 @@ MAX_CODE_INPUT_LENGTH = 32
 
 
 class Purpose(Enum):
-    RECOVERY = "recovery"            # prove control of a registry email to link it
-    EMAIL_CHANGE = "email_change"    # prove control of a new registry email
+    RECOVERY = "recovery"  # prove control of a registry email to link it
+    EMAIL_CHANGE = "email_change"  # prove control of a new registry email
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Binding:
 
 
 # --- codes ------------------------------------------------------------------------------------
+
 
 def _code_digest(salt: str, challenge_id: str, code: str) -> str:
     # A key of its own, derived from the stage's root secret (SSM in AWS).
@@ -100,9 +102,15 @@ def _well_formed(code: str) -> bool:
     return len(code) == CODE_DIGITS and all("0" <= ch <= "9" for ch in code)
 
 
-def create_challenge(binding: Binding, *, nr_number: str | None, target_email: str,
-                     target_normalized: str, details: dict | None = None,
-                     decoy: bool = False) -> str | None:
+def create_challenge(
+    binding: Binding,
+    *,
+    nr_number: str | None,
+    target_email: str,
+    target_normalized: str,
+    details: dict | None = None,
+    decoy: bool = False,
+) -> str | None:
     """Store a live challenge for `binding` (replacing any earlier one); return its code.
 
     A decoy (decoy=True) has the same shape and lifetime but a code hash no code can
@@ -135,8 +143,12 @@ def create_challenge(binding: Binding, *, nr_number: str | None, target_email: s
         expires_at=expires,
         expiry_bucket=expiry_bucket(expires),
     ).save()
-    log_event("code_issued", purpose=binding.purpose.value, subject=keyed_hash(binding.subject),
-              target=keyed_hash(target_normalized))
+    log_event(
+        "code_issued",
+        purpose=binding.purpose.value,
+        subject=keyed_hash(binding.subject),
+        target=keyed_hash(target_normalized),
+    )
     return code
 
 
@@ -174,14 +186,18 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
         raise _why_refused(binding, now) from None
     # The day's caps on wrong codes (guessing at scale), also before the comparison. A
     # recovery guess counts against the challenge's account, or a decoy's stand-in for one.
-    recovery = guess_limits.RecoveryGuess(challenge.nr_number,
-                                          challenge.target_email_normalized) \
-        if binding.purpose is Purpose.RECOVERY else None
-    slots = guess_limits.take_guess(binding.subject, purpose=binding.purpose.value,
-                                    recovery=recovery)
+    recovery = (
+        guess_limits.RecoveryGuess(challenge.nr_number, challenge.target_email_normalized)
+        if binding.purpose is Purpose.RECOVERY
+        else None
+    )
+    slots = guess_limits.take_guess(
+        binding.subject, purpose=binding.purpose.value, recovery=recovery
+    )
     salt = challenge.code_salt or ""
-    matches = hmac.compare_digest(_code_digest(salt, binding.challenge_id, code),
-                                  challenge.code_hash)
+    matches = hmac.compare_digest(
+        _code_digest(salt, binding.challenge_id, code), challenge.code_hash
+    )
     if matches and not slots.paused:
         guess_limits.right_guess(slots)
         return challenge
@@ -192,15 +208,25 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     remaining = settings.code_max_attempts - challenge.attempts
     subject = keyed_hash(binding.subject)
     if remaining <= 0:
-        raise TooManyAttempts("that was the last try", purpose=binding.purpose.value,
-                              subject=subject)
+        raise TooManyAttempts(
+            "that was the last try", purpose=binding.purpose.value, subject=subject
+        )
     if slots.paused and challenge.nr_number:
-        raise RecoveryPaused("recovery paused for this account today", remaining=remaining,
-                             purpose=binding.purpose.value, target_email=challenge.target_email,
-                             nr_number=challenge.nr_number, subject=subject)
-    raise WrongCode("code does not match", remaining=remaining,
-                    purpose=binding.purpose.value, target_email=challenge.target_email,
-                    subject=subject)
+        raise RecoveryPaused(
+            "recovery paused for this account today",
+            remaining=remaining,
+            purpose=binding.purpose.value,
+            target_email=challenge.target_email,
+            nr_number=challenge.nr_number,
+            subject=subject,
+        )
+    raise WrongCode(
+        "code does not match",
+        remaining=remaining,
+        purpose=binding.purpose.value,
+        target_email=challenge.target_email,
+        subject=subject,
+    )
 
 
 def _malformed(binding: Binding, now: int) -> Exception:
@@ -209,8 +235,9 @@ def _malformed(binding: Binding, now: int) -> Exception:
     live = pending(binding)
     if live is None:
         return _why_refused(binding, now)
-    return CodeMalformed("not 6 digits", purpose=binding.purpose.value,
-                         target_email=live.target_email)
+    return CodeMalformed(
+        "not 6 digits", purpose=binding.purpose.value, target_email=live.target_email
+    )
 
 
 def _why_refused(binding: Binding, now: int) -> Exception:
@@ -220,10 +247,15 @@ def _why_refused(binding: Binding, now: int) -> Exception:
         found = Challenge.get(binding.challenge_id, consistent_read=True)
     except DoesNotExist:
         return NoPendingCode("no challenge for this session and purpose", purpose=purpose)
-    if not isinstance(found, Challenge) or found.purpose != purpose \
-            or found.subject != binding.subject or found.session_hash != binding.session_hash:
-        return NoPendingCode("challenge bound to another purpose, identity or session",
-                             purpose=purpose)
+    if (
+        not isinstance(found, Challenge)
+        or found.purpose != purpose
+        or found.subject != binding.subject
+        or found.session_hash != binding.session_hash
+    ):
+        return NoPendingCode(
+            "challenge bound to another purpose, identity or session", purpose=purpose
+        )
     if found.is_expired(now):
         return CodeExpired("challenge expired", purpose=purpose)
     if found.attempts >= get_settings().code_max_attempts:
@@ -257,9 +289,13 @@ def pending(binding: Binding) -> Challenge | None:
         found = Challenge.get(binding.challenge_id, consistent_read=True)
     except DoesNotExist:
         return None
-    if not isinstance(found, Challenge) or found.is_expired(int(time.time())) \
-            or found.attempts >= get_settings().code_max_attempts \
-            or found.subject != binding.subject or found.session_hash != binding.session_hash:
+    if (
+        not isinstance(found, Challenge)
+        or found.is_expired(int(time.time()))
+        or found.attempts >= get_settings().code_max_attempts
+        or found.subject != binding.subject
+        or found.session_hash != binding.session_hash
+    ):
         return None
     return found
 
@@ -268,8 +304,10 @@ def discard(binding: Binding) -> bool:
     """Delete the challenge for this binding (cancel, or a send that failed)."""
     try:
         Challenge(binding.challenge_id).delete(
-            condition=Flow.flow_id.exists() & (Flow.subject == binding.subject)
-            & (Challenge.session_hash == binding.session_hash))
+            condition=Flow.flow_id.exists()
+            & (Flow.subject == binding.subject)
+            & (Challenge.session_hash == binding.session_hash)
+        )
     except DeleteError as exc:
         if not condition_failed(exc):
             raise

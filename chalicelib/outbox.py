@@ -18,6 +18,7 @@ silently.
   sends it twice. (A crash inside the very SES call that succeeded is the one window left:
   that message may go out twice, never zero times.)
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,13 +47,15 @@ class Mail:
     context: dict
 
     def body(self) -> str:
-        return json.dumps({"v": VERSION, "template": self.template, "to": self.to,
-                           "context": self.context}, sort_keys=True, ensure_ascii=False)
-
-
+        return json.dumps(
+            {"v": VERSION, "template": self.template, "to": self.to, "context": self.context},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
 
 
 # --- enqueue (the request side) ------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def _client():
@@ -60,10 +63,14 @@ def _client():
     from botocore.config import Config
 
     settings = get_settings()
-    return boto3.client("sqs", config=Config(
-        connect_timeout=settings.outbox_connect_timeout,
-        read_timeout=settings.outbox_read_timeout,
-        retries={"total_max_attempts": settings.outbox_max_attempts, "mode": "standard"}))
+    return boto3.client(
+        "sqs",
+        config=Config(
+            connect_timeout=settings.outbox_connect_timeout,
+            read_timeout=settings.outbox_read_timeout,
+            retries={"total_max_attempts": settings.outbox_max_attempts, "mode": "standard"},
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,17 +111,24 @@ def _send(bodies: list[str], template: str) -> None:
         if len(bodies) == 1:
             _client().send_message(QueueUrl=queue_url(), MessageBody=bodies[0])
         else:
-            answer = _client().send_message_batch(QueueUrl=queue_url(), Entries=[
-                {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)])
+            answer = _client().send_message_batch(
+                QueueUrl=queue_url(),
+                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
+            )
             if answer.get("Failed"):
-                raise MailNotQueued(f"{len(answer['Failed'])} of {len(bodies)} not queued",
-                                    template=template)
+                raise MailNotQueued(
+                    f"{len(answer['Failed'])} of {len(bodies)} not queued", template=template
+                )
     except (ClientError, BotoCoreError) as exc:
-        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) \
+        code = (
+            exc.response.get("Error", {}).get("Code")
+            if isinstance(exc, ClientError)
             else exc.__class__.__name__
+        )
         count("MailNotQueued", template=template)
-        raise MailNotQueued(f"the outbox did not take {template}: {code}", reason=code,
-                            template=template) from None
+        raise MailNotQueued(
+            f"the outbox did not take {template}: {code}", reason=code, template=template
+        ) from None
     count("MailQueued", len(bodies), template=template)
 
 
@@ -129,6 +143,7 @@ def _plain(context: dict) -> dict:
 
 
 # --- deliver (the worker side) -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Received:
@@ -150,8 +165,13 @@ def deliver_batch(messages: list[Received]) -> dict:
         try:
             outcome = deliver(message)
         except MailNotSent as exc:
-            log_event("outbox_send_failed", logging.WARNING, reason=exc.context.get("reason"),
-                      template=exc.context.get("template"), message=message.message_id)
+            log_event(
+                "outbox_send_failed",
+                logging.WARNING,
+                reason=exc.context.get("reason"),
+                template=exc.context.get("template"),
+                message=message.message_id,
+            )
             failed.append(message)
             summary["failed"] += 1
             continue
@@ -165,7 +185,7 @@ def deliver_batch(messages: list[Received]) -> dict:
 
 
 def deliver(message: Received) -> str:
-    """"sent", "duplicates" (sent before) or "decoys"; MailNotSent when SES refuses."""
+    """ "sent", "duplicates" (sent before) or "decoys"; MailNotSent when SES refuses."""
     try:
         data = json.loads(message.body)
         if data.get("decoy"):
@@ -175,8 +195,7 @@ def deliver(message: Received) -> str:
         # It can never be sent: failing sends it to the dead-letter queue for a person.
         raise MailNotSent("unreadable outbox message", reason="unreadable") from None
     if _already_sent(message.message_id):
-        log_event("outbox_duplicate_skipped", template=mail.template,
-                  message=message.message_id)
+        log_event("outbox_duplicate_skipped", template=mail.template, message=message.message_id)
         return "duplicates"
     from chalicelib import mail as ses
 
@@ -197,21 +216,32 @@ def _remember_sent(message_id: str) -> None:
     now = int(time.time())
     expires = now + SENT_MEMORY_SECONDS
     try:
-        SentMail(f"mailsent#{message_id}", created_at=now, expires_at=expires,
-                 expiry_bucket=expiry_bucket(expires)).save(
-            condition=Flow.flow_id.does_not_exist())
+        SentMail(
+            f"mailsent#{message_id}",
+            created_at=now,
+            expires_at=expires,
+            expiry_bucket=expiry_bucket(expires),
+        ).save(condition=Flow.flow_id.does_not_exist())
     except PutError as exc:
         # The mail went out; not remembering it risks a duplicate only if this very batch
         # is delivered again. Raising would make that certain.
-        log_event("outbox_sent_not_remembered", logging.WARNING, message=message_id,
-                  error="condition" if condition_failed(exc) else exc.__class__.__name__)
+        log_event(
+            "outbox_sent_not_remembered",
+            logging.WARNING,
+            message=message_id,
+            error="condition" if condition_failed(exc) else exc.__class__.__name__,
+        )
 
 
 def _delete(messages: list[Received]) -> None:
     for start in range(0, len(messages), 10):
-        chunk = messages[start:start + 10]
-        _client().delete_message_batch(QueueUrl=queue_url(), Entries=[
-            {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)])
+        chunk = messages[start : start + 10]
+        _client().delete_message_batch(
+            QueueUrl=queue_url(),
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+            ],
+        )
 
 
 QUEUE_NAME = outbox_queue_name()

@@ -5,6 +5,7 @@
 (`chalicelib.edge`) resolves every error through `response_for_error`, which also logs the
 refusal and counts it, once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,9 @@ def _environment():
     )
 
 
-def render(template: str, status: int = 200, cookies: list[str] | None = None,
-           **context) -> Response:
+def render(
+    template: str, status: int = 200, cookies: list[str] | None = None, **context
+) -> Response:
     # Every page's footer names the support desk.
     context.setdefault("support", support_contact())
     body = _environment().get_template(template).render(**context)
@@ -56,6 +58,7 @@ def redirect(location: str, cookies: list[str] | None = None) -> Response:
 
 # --- the error map ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Page:
     """Show `template` with `status`. `form` names the form the page shows again (the edge
@@ -70,7 +73,7 @@ class Page:
 class Redirect:
     """Send the browser elsewhere: not a refusal, so nothing is logged or counted."""
 
-    to: str   # a path, or "login" for /login with this page as return_to
+    to: str  # a path, or "login" for /login with this page as return_to
 
 
 SIGNIN_PAGE = Page("error_signin.html", 400)
@@ -127,8 +130,18 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
 }
 
 # Context fields that may appear in the refusal's log line (never an address or a code).
-LOGGED_CONTEXT = ("nr_number", "subject", "status_name", "count", "purpose", "remaining",
-                  "reason", "limit", "change", "template")
+LOGGED_CONTEXT = (
+    "nr_number",
+    "subject",
+    "status_name",
+    "count",
+    "purpose",
+    "remaining",
+    "reason",
+    "limit",
+    "change",
+    "template",
+)
 
 
 def response_for(error: Exception) -> Page | Redirect:
@@ -142,21 +155,34 @@ def log_refusal(error: e.ServiceError, *, exc_info: bool = False) -> None:
     """One log line and one metric per refusal, whatever page it becomes."""
     fields = {k: error.context[k] for k in LOGGED_CONTEXT if k in error.context}
     level = logging.ERROR if isinstance(error, e.StorageUnavailable) else logging.WARNING
-    log_event(error.event, level, exc_info=exc_info, error=error.__class__.__name__,
-              detail=str(error), **fields)
+    log_event(
+        error.event,
+        level,
+        exc_info=exc_info,
+        error=error.__class__.__name__,
+        detail=str(error),
+        **fields,
+    )
     count("RequestRefused", reason=error.event)
 
 
-def render_error(error: e.ServiceError, cookies: list[str] | None = None, *,
-                 exc_info: bool = False, **context) -> Response:
+def render_error(
+    error: e.ServiceError, cookies: list[str] | None = None, *, exc_info: bool = False, **context
+) -> Response:
     """The page for `error` (a Page entry of the map), logged and counted once."""
     entry = response_for(error)
     if isinstance(entry, Redirect):
         raise TypeError(f"{type(error).__name__} is a redirect, not a page")
     log_refusal(error, exc_info=exc_info)
     # The reference finds this refusal's log line (manage.py trace).
-    return render(entry.template, status=entry.status, cookies=cookies, error=error,
-                  reference=support_reference(), **context)
+    return render(
+        entry.template,
+        status=entry.status,
+        cookies=cookies,
+        error=error,
+        reference=support_reference(),
+        **context,
+    )
 
 
 def render_server_error() -> Response:

@@ -19,6 +19,7 @@ counts against a stand-in account of its own (chalicelib.guess_limits), so guess
 the same requests too. Inactive or already-linked accounts are mailed a code too: the
 refusal comes after the code, to someone who proved control of the address.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,7 @@ def _binding(session: Session) -> Binding:
     return Binding(Purpose.RECOVERY, session.subject, sessions.session_hash(session))
 
 
-def _registry_address(claim: claims.AddressClaim | None,
-                      normalized: str) -> tuple[str, str] | None:
+def _registry_address(claim: claims.AddressClaim | None, normalized: str) -> tuple[str, str] | None:
     """(registry number, the address as the registry holds it) for an address on a registry
     account: the account it proves or, shared or once-shared, one of its holders (they hold
     the same mailbox). Two reads (claim, account) whether or not the address is known, so
@@ -90,10 +90,15 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
     # registry's spelling would tell that the address is known.
     if found is None:
         # The same requests, and time, as a real code's mail (code_delivery.send_code).
-        code_delivery.send_without_code(binding, reservation, to=text,
-                                        template="recovery_code", target_email=text,
-                                        target_normalized=normalized,
-                                        login_gov_email=login_gov_email)
+        code_delivery.send_without_code(
+            binding,
+            reservation,
+            to=text,
+            template="recovery_code",
+            target_email=text,
+            target_normalized=normalized,
+            login_gov_email=login_gov_email,
+        )
         _requested(session, normalized, known=False)
         return
     nr_number, address = found
@@ -101,23 +106,42 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
         # Never a code to a shared mailbox: whoever reads it is not proven to be anyone.
         # Why is told to that mailbox, never on the page: the page must not tell a stranger
         # that the address is in the registry (it answers as for any address).
-        code_delivery.send_without_code(binding, reservation, to=address,
-                                        template="recovery_code", target_email=text,
-                                        target_normalized=normalized,
-                                        notice=notices.SHARED_ADDRESS_NOTICE,
-                                        login_gov_email=login_gov_email)
+        code_delivery.send_without_code(
+            binding,
+            reservation,
+            to=address,
+            template="recovery_code",
+            target_email=text,
+            target_normalized=normalized,
+            notice=notices.SHARED_ADDRESS_NOTICE,
+            login_gov_email=login_gov_email,
+        )
         _requested(session, normalized, known=True, shared=True, nr_number=nr_number)
         return
-    code_delivery.send_code(binding, reservation, to=address, template="recovery_code",
-                            nr_number=nr_number, target_email=text,
-                            target_normalized=normalized, login_gov_email=login_gov_email)
+    code_delivery.send_code(
+        binding,
+        reservation,
+        to=address,
+        template="recovery_code",
+        nr_number=nr_number,
+        target_email=text,
+        target_normalized=normalized,
+        login_gov_email=login_gov_email,
+    )
     _requested(session, normalized, known=True, nr_number=nr_number)
 
 
-def _requested(session: Session, normalized: str, *, known: bool, shared: bool = False,
-               **fields) -> None:
-    log_event("recovery_code_requested", subject=keyed_hash(session.subject),
-              target=keyed_hash(normalized), known=known, shared=shared, **fields)
+def _requested(
+    session: Session, normalized: str, *, known: bool, shared: bool = False, **fields
+) -> None:
+    log_event(
+        "recovery_code_requested",
+        subject=keyed_hash(session.subject),
+        target=keyed_hash(normalized),
+        known=known,
+        shared=shared,
+        **fields,
+    )
     count("RecoveryCodeRequested", known="shared" if shared else str(known).lower())
 
 
@@ -130,7 +154,7 @@ def pending_target(session: Session) -> str | None:
 @dataclass(frozen=True)
 class RecoveredLink:
     nr_number: str
-    session_token: str       # a new session holding the account; the old one is ended
+    session_token: str  # a new session holding the account; the old one is ended
 
 
 def complete_recovery(session: Session, session_token: str, code: str | None) -> RecoveredLink:
@@ -145,10 +169,13 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
         # spent in the link's own transaction: one use gets through (the database decides),
         # and a transaction that fails (throttled) leaves the code usable.
         result = linking.link_account(
-            session.subject, challenge.nr_number, method=linking.LinkMethod.RECOVERY,
+            session.subject,
+            challenge.nr_number,
+            method=linking.LinkMethod.RECOVERY,
             matched=challenge.target_email_normalized,
             login_gov_email=sessions.session_login_gov_email(session),
-            add_items=lambda tx: onetime_codes.consume_in(tx, challenge))
+            add_items=lambda tx: onetime_codes.consume_in(tx, challenge),
+        )
     except store.TransactionRefused:
         # Only our own item is raised this way: another use of this code came first.
         raise NoPendingCode("code already used", purpose=Purpose.RECOVERY.value) from None

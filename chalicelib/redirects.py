@@ -1,4 +1,5 @@
 """Where a browser may be sent after sign-in: same-site paths only (open-redirect defence)."""
+
 from __future__ import annotations
 
 import re

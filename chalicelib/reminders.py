@@ -9,6 +9,7 @@ Finding candidates is a filtered, paginated Scan of the accounts table (linked a
 whose last reminder is old enough): a once-a-day job over ~93,000 small items, cheaper than
 keeping a sparse index in step with every link, import and email change.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -40,13 +41,17 @@ class ReminderSummary:
         return asdict(self)
 
 
-def send_institutional_email_reminders(now: datetime | None = None,
-                                       limit: int = DEFAULT_LIMIT) -> ReminderSummary:
+def send_institutional_email_reminders(
+    now: datetime | None = None, limit: int = DEFAULT_LIMIT
+) -> ReminderSummary:
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=get_settings().reminder_interval_days)
     summary = ReminderSummary()
-    due = Account.linked_sub.exists() & (Account.status == "active") & (
-        Account.last_reminder_at.does_not_exist() | (Account.last_reminder_at < cutoff))
+    due = (
+        Account.linked_sub.exists()
+        & (Account.status == "active")
+        & (Account.last_reminder_at.does_not_exist() | (Account.last_reminder_at < cutoff))
+    )
     for account in Account.scan(due, page_size=500):
         summary.scanned += 1
         if not is_institutional(account.primary_email_normalized):
@@ -77,7 +82,8 @@ def _claim_slot(account: Account, now: datetime, cutoff: datetime) -> bool:
             actions=[Account.last_reminder_at.set(now)],
             condition=Account.last_reminder_at.does_not_exist()
             | (Account.last_reminder_at < cutoff),
-            add_version_condition=False)  # the slot is all we touch; unrelated edits may race
+            add_version_condition=False,
+        )  # the slot is all we touch; unrelated edits may race
     except UpdateError:
         return False
     return True
@@ -86,8 +92,10 @@ def _claim_slot(account: Account, now: datetime, cutoff: datetime) -> bool:
 def _release_slot(account: Account, claimed_at: datetime) -> None:
     """Give the slot back after a failed send, unless someone else moved it meanwhile."""
     try:
-        account.update(actions=[Account.last_reminder_at.remove()],
-                       condition=Account.last_reminder_at == claimed_at,
-                       add_version_condition=False)
+        account.update(
+            actions=[Account.last_reminder_at.remove()],
+            condition=Account.last_reminder_at == claimed_at,
+            add_version_condition=False,
+        )
     except UpdateError:
         pass

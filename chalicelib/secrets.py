@@ -3,6 +3,7 @@
 Values are fetched once per Lambda container. boto3 is imported only when SSM is used, so
 local and test stages never pay for it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,7 @@ def login_gov_private_key() -> str:
         return settings.login_gov_private_key
     if settings.login_gov_private_key_parameter:
         return _from_ssm(settings.login_gov_private_key_parameter)
-    raise ConfigurationError(
-        "set LOGIN_GOV_PRIVATE_KEY or LOGIN_GOV_PRIVATE_KEY_PARAMETER")
+    raise ConfigurationError("set LOGIN_GOV_PRIVATE_KEY or LOGIN_GOV_PRIVATE_KEY_PARAMETER")
 
 
 @functools.lru_cache(maxsize=1)

@@ -51,6 +51,7 @@ What each event does:
   subject without its `sub` or address; an iss-sub subject of another issuer), is
   refused with 400 as RFC 8935 says.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,12 +83,24 @@ RISC_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
 LOGIN_GOV_PREFIX = "https://schemas.login.gov/secevent/risc/event-type/"
 # Every event type Login.gov documents: the URI it sends -> its name.
 EVENT_TYPES = {
-    **{RISC_PREFIX + name: name for name in (
-        "account-purged", "account-disabled", "account-enabled", "identifier-changed",
-        "identifier-recycled", "recovery-activated", "recovery-information-changed",
-        "account-suspended", "account-reinstated")},
-    **{LOGIN_GOV_PREFIX + name: name for name in (
-        "password-reset", "reproof-completed", "mfa-limit-account-locked")},
+    **{
+        RISC_PREFIX + name: name
+        for name in (
+            "account-purged",
+            "account-disabled",
+            "account-enabled",
+            "identifier-changed",
+            "identifier-recycled",
+            "recovery-activated",
+            "recovery-information-changed",
+            "account-suspended",
+            "account-reinstated",
+        )
+    },
+    **{
+        LOGIN_GOV_PREFIX + name: name
+        for name in ("password-reset", "reproof-completed", "mfa-limit-account-locked")
+    },
 }
 ADDRESS_EVENTS = frozenset({"identifier-changed", "identifier-recycled"})
 DISABLING = frozenset({"account-disabled", "account-suspended"})
@@ -109,11 +122,11 @@ class SecurityEvent:
     """The one event of a verified SET, as far as we understand it."""
 
     uri: str
-    name: str | None = None        # the documented name; None: a type Login.gov does not
-    sub: str | None = None         # iss-sub events
-    address: str | None = None     # email events: normalized (None: no address could be it)
-    ignored: str | None = None     # why nothing is done but remembering the jti
-    reason: str | None = None      # Login.gov's reason, when it gives one (made safe)
+    name: str | None = None  # the documented name; None: a type Login.gov does not
+    sub: str | None = None  # iss-sub events
+    address: str | None = None  # email events: normalized (None: no address could be it)
+    ignored: str | None = None  # why nothing is done but remembering the jti
+    reason: str | None = None  # Login.gov's reason, when it gives one (made safe)
 
 
 @dataclass(frozen=True)
@@ -125,10 +138,15 @@ class HandledEvent:
 
 
 # RFC 8935 error codes for each reason login_gov.verify_login_gov_jwt gives.
-_REJECTION_CODES = {"malformed": "invalid_request", "algorithm": "invalid_key",
-                    "key": "invalid_key", "signature": "invalid_key",
-                    "issuer": "invalid_issuer", "audience": "invalid_audience",
-                    "claims": "invalid_request"}
+_REJECTION_CODES = {
+    "malformed": "invalid_request",
+    "algorithm": "invalid_key",
+    "key": "invalid_key",
+    "signature": "invalid_key",
+    "issuer": "invalid_issuer",
+    "audience": "invalid_audience",
+    "claims": "invalid_request",
+}
 
 
 def verify_security_event_token(token: str) -> dict:
@@ -136,11 +154,13 @@ def verify_security_event_token(token: str) -> dict:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise SecurityEventRejected("invalid_request", "empty or oversized token")
     try:
-        claims = login_gov.verify_login_gov_jwt(token, require=["iss", "aud", "iat", "jti",
-                                                                "events"],
-                                                audiences=login_gov.security_event_audiences(),
-                                                # Login.gov's older tokens named no key.
-                                                any_key_without_kid=True)
+        claims = login_gov.verify_login_gov_jwt(
+            token,
+            require=["iss", "aud", "iat", "jti", "events"],
+            audiences=login_gov.security_event_audiences(),
+            # Login.gov's older tokens named no key.
+            any_key_without_kid=True,
+        )
     except login_gov.JwtRejected as rejected:
         code = _REJECTION_CODES.get(rejected.context.get("reason"), "invalid_request")
         raise SecurityEventRejected(code, f"token rejected: {rejected}") from None
@@ -162,7 +182,7 @@ def read_event(claims: dict) -> SecurityEvent:
     events = claims.get("events")
     if not isinstance(events, dict) or len(events) != 1:
         raise SecurityEventRejected("invalid_request", "expected exactly one event")
-    (uri, body), = events.items()
+    ((uri, body),) = events.items()
     name = EVENT_TYPES.get(uri)
     if name is None:
         return SecurityEvent(uri, ignored="unknown event type")
@@ -171,8 +191,9 @@ def read_event(claims: dict) -> SecurityEvent:
         raise SecurityEventRejected("invalid_request", "the event has no subject")
     expected = "email" if name in ADDRESS_EVENTS else "iss-sub"
     if subject.get("subject_type") != expected:
-        return SecurityEvent(uri, name, ignored="unknown subject type "
-                             f"{safe_text(subject.get('subject_type'), 40)}")
+        return SecurityEvent(
+            uri, name, ignored=f"unknown subject type {safe_text(subject.get('subject_type'), 40)}"
+        )
     if expected == "email":
         email = subject.get("email")
         if not isinstance(email, str) or not email.strip() or len(email) > MAX_EMAIL_LENGTH:
@@ -185,15 +206,17 @@ def read_event(claims: dict) -> SecurityEvent:
     if not isinstance(sub, str) or not sub or len(sub) > 256:
         raise SecurityEventRejected("invalid_request", "subject sub is missing")
     reason = body.get("reason")
-    return SecurityEvent(uri, name, sub=sub,
-                         reason=safe_text(reason, 40) if isinstance(reason, str) else None)
+    return SecurityEvent(
+        uri, name, sub=sub, reason=safe_text(reason, 40) if isinstance(reason, str) else None
+    )
 
 
 def _seen(jti: str) -> SeenSecurityEvent:
     now = int(time.time())
     expires = now + JTI_MEMORY_SECONDS
-    return SeenSecurityEvent(f"setjti#{jti}", created_at=now, expires_at=expires,
-                             expiry_bucket=expiry_bucket(expires))
+    return SeenSecurityEvent(
+        f"setjti#{jti}", created_at=now, expires_at=expires, expiry_bucket=expiry_bucket(expires)
+    )
 
 
 def handle_security_event(token: str) -> HandledEvent:
@@ -223,15 +246,29 @@ def handle_security_event(token: str) -> HandledEvent:
         raise SecurityEventDeferred("the account kept changing; deliver again")
     if event.ignored:
         # Not refused (Login.gov would deliver it again forever), but worth a look.
-        log_event("security_event_ignored", logging.WARNING, risc_event=safe_text(event.uri),
-                  reason=event.ignored, action=action)
+        log_event(
+            "security_event_ignored",
+            logging.WARNING,
+            risc_event=safe_text(event.uri),
+            reason=event.ignored,
+            action=action,
+        )
     elif event.sub is not None:
-        log_event("security_event_received", risc_event=event.name,
-                  subject=keyed_hash(event.sub), nr_number=nr_numbers[0] if nr_numbers else None,
-                  action=action)
+        log_event(
+            "security_event_received",
+            risc_event=event.name,
+            subject=keyed_hash(event.sub),
+            nr_number=nr_numbers[0] if nr_numbers else None,
+            action=action,
+        )
     else:
-        log_event("security_event_received", risc_event=event.name,
-                  address=keyed_hash(event.address), nr_numbers=list(nr_numbers), action=action)
+        log_event(
+            "security_event_received",
+            risc_event=event.name,
+            address=keyed_hash(event.address),
+            nr_numbers=list(nr_numbers),
+            action=action,
+        )
     count("SecurityEvent", event=event.name or "unknown")
     return HandledEvent(event.name, event.sub, nr_numbers, action)
 
@@ -280,13 +317,18 @@ def _act_on_address(tx: store.Transaction, event: SecurityEvent) -> tuple[tuple[
         if slot is None:
             continue  # the account let go of it since the claim was read
         # Its own key is unique: each account's record goes in once, with the jti.
-        tx.put(f"audit:{nr_number}", audit_event(nr_number, _audit_name(event), actor=ACTOR,
-                                                  address=slot),
-               condition=AuditEvent.at_event.does_not_exist())
+        tx.put(
+            f"audit:{nr_number}",
+            audit_event(nr_number, _audit_name(event), actor=ACTOR, address=slot),
+            condition=AuditEvent.at_event.does_not_exist(),
+        )
         recorded.append(nr_number)
     _commit(tx)
-    return tuple(recorded), (f"recorded on {len(recorded)} account(s)" if recorded
-                             else "no registry account holds this address")
+    return tuple(recorded), (
+        f"recorded on {len(recorded)} account(s)"
+        if recorded
+        else "no registry account holds this address"
+    )
 
 
 def _slot(account: Account, address: str) -> str | None:
@@ -297,8 +339,9 @@ def _slot(account: Account, address: str) -> str | None:
     return None
 
 
-def _act_on_identity(tx: store.Transaction, event: SecurityEvent,
-                     issued_at: int) -> tuple[tuple[str, ...], str]:
+def _act_on_identity(
+    tx: store.Transaction, event: SecurityEvent, issued_at: int
+) -> tuple[tuple[str, ...], str]:
     name, sub = event.name, event.sub
     identity = store.identity_claim(sub)
     nr_number = identity.nr_number if identity else None
@@ -313,14 +356,22 @@ def _act_on_identity(tx: store.Transaction, event: SecurityEvent,
         account = store.get_account(nr_number) if nr_number else None
         if account is not None and account.linked_sub == sub:
             linking.unlink_items(tx, account, sub, identity, purge=True)
-            tx.audit(audit_event(nr_number, "identity_unlinked_purged", actor=ACTOR,
-                                 subject=keyed_hash(sub), reason="Login.gov account purged"))
+            tx.audit(
+                audit_event(
+                    nr_number,
+                    "identity_unlinked_purged",
+                    actor=ACTOR,
+                    subject=keyed_hash(sub),
+                    reason="Login.gov account purged",
+                )
+            )
             action = f"unlinked; {detail}"
         else:
             # Not linked as we read it, which must still hold when the purge commits; its
             # marks go with it (a purged identity never signs in again).
-            tx.delete("identity", Claim(Claim.sub_key(sub)),
-                      condition=Claim.nr_number.does_not_exist())
+            tx.delete(
+                "identity", Claim(Claim.sub_key(sub)), condition=Claim.nr_number.does_not_exist()
+            )
             action = f"no linked account; {detail}"
     else:
         if name in DISABLING or name in ENABLING:
@@ -329,8 +380,11 @@ def _act_on_identity(tx: store.Transaction, event: SecurityEvent,
             extra = {"sessions_ended": detail} if detail else {}
             if event.reason:
                 extra["reason"] = event.reason
-            tx.audit(audit_event(nr_number, _audit_name(event), actor=ACTOR,
-                                 subject=keyed_hash(sub), **extra))
+            tx.audit(
+                audit_event(
+                    nr_number, _audit_name(event), actor=ACTOR, subject=keyed_hash(sub), **extra
+                )
+            )
         action = detail or ("recorded" if nr_number else "no linked account")
     _commit(tx)
     if ends_sessions:
@@ -340,8 +394,9 @@ def _act_on_identity(tx: store.Transaction, event: SecurityEvent,
     return ((nr_number,) if nr_number else ()), action
 
 
-def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim | None, sub: str,
-                                disabling: bool, issued_at: int) -> None:
+def _record_disabled_or_enabled(
+    tx: store.Transaction, identity: Claim | None, sub: str, disabling: bool, issued_at: int
+) -> None:
     """Keep the latest time of each on the identity's `sub#` item, linked or not (created
     for an identity we have not met); an older event delivered late changes nothing.
     Conditioned on what was read: a concurrent change (a link, an unlink, another event)
@@ -357,24 +412,39 @@ def _record_disabled_or_enabled(tx: store.Transaction, identity: Claim | None, s
     # Both times as read, not only ours: a disable and an enable handled at once would each
     # write the account's mark from a stale pair, and the last to commit would win. And the
     # link as read: a first sign-in linking meanwhile must get its account marked too.
-    tx.update("identity", Claim(Claim.sub_key(sub)),
-              [attribute.set(issued_at), Claim.created_at.set(Claim.created_at | utc_now())],
-              condition=store.as_read(Claim.nr_number, nr_number)
-              & store.as_read(Claim.disabled_at, disabled_at)
-              & store.as_read(Claim.enabled_at, enabled_at))
+    tx.update(
+        "identity",
+        Claim(Claim.sub_key(sub)),
+        [attribute.set(issued_at), Claim.created_at.set(Claim.created_at | utc_now())],
+        condition=store.as_read(Claim.nr_number, nr_number)
+        & store.as_read(Claim.disabled_at, disabled_at)
+        & store.as_read(Claim.enabled_at, enabled_at),
+    )
     if nr_number is None:
         return
-    disabled = Claim.disabled_by_times(issued_at if disabling else disabled_at,
-                                       enabled_at if disabling else issued_at)
+    disabled = Claim.disabled_by_times(
+        issued_at if disabling else disabled_at, enabled_at if disabling else issued_at
+    )
     account = store.get_account(nr_number)
     if account is not None and account.linked_sub == sub:
         # Only the mark and the version: an unrelated edit of the account need not lose.
-        tx.update("account", account,
-                  [Account.login_gov_disabled.set(True) if disabled
-                   else Account.login_gov_disabled.remove()],
-                  condition=Account.linked_sub == sub, add_version_condition=False)
+        tx.update(
+            "account",
+            account,
+            [
+                Account.login_gov_disabled.set(True)
+                if disabled
+                else Account.login_gov_disabled.remove()
+            ],
+            condition=Account.linked_sub == sub,
+            add_version_condition=False,
+        )
     else:
         # Not linked as we read it: that must still hold at commit, or a relink in between
         # would get a marked link and an unmarked account.
-        tx.check("account", Account, nr_number,
-                 condition=Account.linked_sub.does_not_exist() | (Account.linked_sub != sub))
+        tx.check(
+            "account",
+            Account,
+            nr_number,
+            condition=Account.linked_sub.does_not_exist() | (Account.linked_sub != sub),
+        )

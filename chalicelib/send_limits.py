@@ -13,6 +13,7 @@ Each ADD is conditional, so the database decides the limits even for two sends a
 send that fails is given back, so SES trouble does not burn a person's allowance. How many
 wrong codes may be guessed is chalicelib.guess_limits.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,13 +59,17 @@ def reserve_send(subject: str, target_normalized: str) -> SendReservation:
         identity_counter=_counter_id("subject", subject, window),
         pair_counter=_counter_id("pair", f"{subject}\n{target_normalized}", window),
         address_counter=_counter_id("address", target_normalized, window),
-        recovery_paused=paused)
+        recovery_paused=paused,
+    )
     steps = [
         ("identity", reservation.identity_counter, settings.code_sends_per_hour, subject),
-        ("identity_address", reservation.pair_counter,
-         settings.code_sends_per_identity_address_per_hour, None),
-        ("address", reservation.address_counter, settings.code_sends_per_address_per_hour,
-         None),
+        (
+            "identity_address",
+            reservation.pair_counter,
+            settings.code_sends_per_identity_address_per_hour,
+            None,
+        ),
+        ("address", reservation.address_counter, settings.code_sends_per_address_per_hour, None),
     ]
     taken: list[str] = []
     for which, counter_id, limit, counter_subject in steps:
@@ -76,8 +81,7 @@ def reserve_send(subject: str, target_normalized: str) -> SendReservation:
     return reservation
 
 
-def give_back(reservation: SendReservation, *, identity: bool = True,
-              address: bool = True) -> None:
+def give_back(reservation: SendReservation, *, identity: bool = True, address: bool = True) -> None:
     """Return counted sends (ADD -1, never below zero). `address` returns the address's
     and the (identity, address) pair's; `identity` the identity's."""
     if identity:
@@ -89,5 +93,6 @@ def give_back(reservation: SendReservation, *, identity: bool = True,
 
 def _limited(which: str, subject: str) -> NoReturn:
     # Logged and counted once, at the edge, from the error's context.
-    raise SendLimitReached(f"send limit reached for this {which}", limit=which,
-                           subject=keyed_hash(subject))
+    raise SendLimitReached(
+        f"send limit reached for this {which}", limit=which, subject=keyed_hash(subject)
+    )

@@ -4,6 +4,7 @@ The cookie holds 256 random bits; the table holds only their SHA-256, so a leake
 backup cannot be replayed as cookies. Sessions end on idle timeout, on an absolute
 lifetime, at logout, and when Login.gov tells us the identity was disabled.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -28,9 +29,13 @@ def _session_id(token: str) -> str:
     return f"session#{sha256_hex(token)}"
 
 
-def create_session(sub: str, nr_number: str | None, *,
-                   verified_emails: list[str] | None = None,
-                   notice: str | None = None) -> tuple[str, Session]:
+def create_session(
+    sub: str,
+    nr_number: str | None,
+    *,
+    verified_emails: list[str] | None = None,
+    notice: str | None = None,
+) -> tuple[str, Session]:
     """Start a session; returns (cookie token, record). One DynamoDB write."""
     settings = get_settings()
     now = int(time.time())
@@ -63,18 +68,24 @@ def load_session(token: str | None) -> Session | None:
     except DoesNotExist:
         return None
     now = int(time.time())
-    if not isinstance(session, Session) or session.is_expired(now) or \
-            session.absolute_expires_at <= now:
+    if (
+        not isinstance(session, Session)
+        or session.is_expired(now)
+        or session.absolute_expires_at <= now
+    ):
         return None
     settings = get_settings()
     if session.expires_at - now < settings.session_idle_ttl - IDLE_REFRESH_SECONDS:
         new_expiry = min(now + settings.session_idle_ttl, session.absolute_expires_at)
         try:
             # Conditional: a refresh must never recreate a session that has just ended.
-            session.update(actions=[
-                Session.expires_at.set(new_expiry),
-                Session.expiry_bucket.set(expiry_bucket(new_expiry)),
-            ], condition=Flow.flow_id.exists())
+            session.update(
+                actions=[
+                    Session.expires_at.set(new_expiry),
+                    Session.expiry_bucket.set(expiry_bucket(new_expiry)),
+                ],
+                condition=Flow.flow_id.exists(),
+            )
         except UpdateError as exc:
             if not condition_failed(exc):
                 raise
@@ -119,8 +130,7 @@ def clear_notice(session: Session) -> None:
 def check_csrf(session: Session, submitted: str | None) -> None:
     """Every POST form carries the session's CSRF token (cross-site form defence)."""
     # As bytes: a submitted token in any script compares (and fails) instead of raising.
-    if not submitted or not hmac.compare_digest(submitted.encode(),
-                                                session.csrf_token.encode()):
+    if not submitted or not hmac.compare_digest(submitted.encode(), session.csrf_token.encode()):
         raise CsrfError("CSRF token missing or wrong")
 
 

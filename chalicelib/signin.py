@@ -13,6 +13,7 @@ A failed or repeated callback never ends a valid session: a person who is signed
 comes back through a spent or cancelled sign-in (Back, then Continue at Login.gov; Sign in,
 then Cancel) is sent where that sign-in was going, as they are.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -49,8 +50,8 @@ MAX_BINDING_LENGTH = 128
 @dataclass(frozen=True)
 class StartedSignIn:
     authorization_url: str
-    state: str                # names the binding cookie (chalicelib.web.signin_cookie)
-    browser_binding: str      # its value
+    state: str  # names the binding cookie (chalicelib.web.signin_cookie)
+    browser_binding: str  # its value
 
 
 def start_signin(return_to: str | None) -> StartedSignIn:
@@ -130,18 +131,19 @@ class SignInOutcome(Enum):
     RETURNING = "returning"
     LINKED = "linked"
     NEEDS_RECOVERY = "needs_recovery"
-    STILL_SIGNED_IN = "still_signed_in"   # a spent or cancelled sign-in; the session stays
+    STILL_SIGNED_IN = "still_signed_in"  # a spent or cancelled sign-in; the session stays
 
 
 @dataclass(frozen=True)
 class CompletedSignIn:
     outcome: SignInOutcome
-    session_token: str | None   # a new session's cookie token (None: keep the current one)
+    session_token: str | None  # a new session's cookie token (None: keep the current one)
     redirect_to: str
 
 
-def complete_signin(params: dict[str, str], browser_binding: str | None, *,
-                    session_token: str | None = None) -> CompletedSignIn:
+def complete_signin(
+    params: dict[str, str], browser_binding: str | None, *, session_token: str | None = None
+) -> CompletedSignIn:
     """Handle the callback query; return where to send the browser, or raise a typed error.
 
     `session_token` is the browser's current session cookie, if any: a signed-in person
@@ -201,7 +203,8 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
     signin_state = consume_state(state, browser_binding)
     tokens = login_gov.exchange_code(code, code_verifier=signin_state.code_verifier)
     claims = login_gov.validate_id_token(
-        tokens.id_token, nonce=signin_state.nonce, access_token=tokens.access_token)
+        tokens.id_token, nonce=signin_state.nonce, access_token=tokens.access_token
+    )
     sub = claims["sub"]
 
     nr_number = linking.account_to_sign_in(sub)
@@ -215,20 +218,26 @@ def _complete_signin(params: dict[str, str], browser_binding: str | None) -> Com
     emails = login_gov.verified_emails(userinfo)
     try:
         result = linking.link_by_verified_emails(
-            sub, emails, login_gov_email=login_gov.shared_email(userinfo) or
-            (emails[0] if emails else None))
+            sub,
+            emails,
+            login_gov_email=login_gov.shared_email(userinfo) or (emails[0] if emails else None),
+        )
     except NoMatchingAccount:
         # Keep the proven identity in a session so the person can recover the link.
         token, _ = sessions.create_session(sub, None, verified_emails=emails)
         log_event("link_refused_no_match", subject=keyed_hash(sub), emails=len(emails))
         count("SignIn", outcome="no_match")
         return CompletedSignIn(SignInOutcome.NEEDS_RECOVERY, token, "/link/no-match")
-    outcome = SignInOutcome.LINKED if result.outcome is linking.LinkOutcome.LINKED \
+    outcome = (
+        SignInOutcome.LINKED
+        if result.outcome is linking.LinkOutcome.LINKED
         else SignInOutcome.RETURNING
+    )
     if outcome is SignInOutcome.LINKED:
         notices.send_link_notice(result.nr_number)  # best-effort: never fails the sign-in
-    token = start_linked_session(sub, result.nr_number,
-                                 notice="linked" if outcome is SignInOutcome.LINKED else None)
+    token = start_linked_session(
+        sub, result.nr_number, notice="linked" if outcome is SignInOutcome.LINKED else None
+    )
     count("SignIn", outcome=outcome.value)
     redirect = "/account" if outcome is SignInOutcome.LINKED else signin_state.return_to
     return CompletedSignIn(outcome, token, redirect)
@@ -240,15 +249,21 @@ def start_linked_session(sub: str, nr_number: str, *, notice: str | None) -> str
     try:
         token, _ = sessions.create_session(sub, nr_number, notice=notice)
     except PynamoDBException as exc:
-        log_event("session_not_started_after_link", logging.ERROR, nr_number=nr_number,
-                  error=exc.__class__.__name__)
-        raise LinkedButNotSignedIn("linked; the session could not start",
-                                   nr_number=nr_number) from None
+        log_event(
+            "session_not_started_after_link",
+            logging.ERROR,
+            nr_number=nr_number,
+            error=exc.__class__.__name__,
+        )
+        raise LinkedButNotSignedIn(
+            "linked; the session could not start", nr_number=nr_number
+        ) from None
     return token
 
 
-def finish_logout(session_token: str | None, *, expected_state: str | None,
-                  returned_state: str | None) -> bool:
+def finish_logout(
+    session_token: str | None, *, expected_state: str | None, returned_state: str | None
+) -> bool:
     """Where Login.gov's logout sends the browser back: True when this is the redirect we
     asked for (its state matches our cookie), so the page may claim a Login.gov sign-out.
 
@@ -256,8 +271,11 @@ def finish_logout(session_token: str | None, *, expected_state: str | None,
     even for someone who followed a link here.
     """
     sessions.end_session(session_token)
-    via_login_gov = bool(expected_state and returned_state and hmac.compare_digest(
-        expected_state.encode(), returned_state.encode()))  # bytes: any text compares
+    via_login_gov = bool(
+        expected_state
+        and returned_state
+        and hmac.compare_digest(expected_state.encode(), returned_state.encode())
+    )  # bytes: any text compares
     if not via_login_gov:
         log_event("logout_state_mismatch", logging.WARNING)
     return via_login_gov

@@ -14,6 +14,7 @@ CSV header, and transactions that say which item refused and why.
   DynamoDB through the token, or by us when the audit event's condition is what failed —
   and never reported as a conflict.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,16 @@ from chalicelib.models import META_TIMEOUTS, Account, AuditEvent, Claim
 
 NR_NUMBER = re.compile(r"[0-9]{10}")
 # The registry export's columns (the CONTRACT): import, support desk, demo data and tests.
-CSV_HEADER = ("nr_number", "first_name", "last_name", "role", "primary_email",
-              "secondary_email", "legacy_username", "status")
+CSV_HEADER = (
+    "nr_number",
+    "first_name",
+    "last_name",
+    "role",
+    "primary_email",
+    "secondary_email",
+    "legacy_username",
+    "status",
+)
 
 CONDITION_FAILED = "ConditionalCheckFailed"
 TRANSACTION_CONFLICT = "TransactionConflict"
@@ -41,6 +50,7 @@ def is_registry_number(text: str | None) -> bool:
 
 
 # --- claims ------------------------------------------------------------------------------------
+
 
 def account_linked_to(sub: str) -> str | None:
     """The registry number linked to this Login.gov identity, if any. One consistent read."""
@@ -67,6 +77,7 @@ def get_account(nr_number: str) -> Account | None:
 
 # --- single writes ------------------------------------------------------------------------------
 
+
 def condition_failed(exc: Exception) -> bool:
     """True when DynamoDB refused a write because its condition was false (a lost race,
     a replay, a used state), as opposed to throttling or an outage, which callers re-raise."""
@@ -74,8 +85,10 @@ def condition_failed(exc: Exception) -> bool:
     if code == "ConditionalCheckFailedException":
         return True
     if code == "TransactionCanceledException":
-        return any(r is not None and r.code == CONDITION_FAILED
-                   for r in (getattr(exc, "cancellation_reasons", None) or []))
+        return any(
+            r is not None and r.code == CONDITION_FAILED
+            for r in (getattr(exc, "cancellation_reasons", None) or [])
+        )
     return False
 
 
@@ -85,6 +98,7 @@ def as_read(attribute, value):
 
 
 # --- transactions -------------------------------------------------------------------------------
+
 
 class TransactionRefused(Exception):
     """DynamoDB cancelled the transaction because of its items, not because of trouble.
@@ -103,8 +117,9 @@ class TransactionRefused(Exception):
 
     @property
     def conflict_only(self) -> bool:
-        return bool(self.failed) and all(code == TRANSACTION_CONFLICT
-                                         for code in self.failed.values())
+        return bool(self.failed) and all(
+            code == TRANSACTION_CONFLICT for code in self.failed.values()
+        )
 
 
 _KIND_ORDER = ("condition_check", "delete", "save", "update")  # PynamoDB's request order
@@ -128,10 +143,19 @@ class Transaction:
     def put(self, name: str, item, condition=None) -> None:
         self._add("save", name, (item,), {"condition": condition})
 
-    def update(self, name: str, item, actions: list, condition=None, *,
-               add_version_condition: bool = True) -> None:
-        self._add("update", name, (item,), {"actions": tuple(actions), "condition": condition,
-                                             "add_version_condition": add_version_condition})
+    def update(
+        self, name: str, item, actions: list, condition=None, *, add_version_condition: bool = True
+    ) -> None:
+        self._add(
+            "update",
+            name,
+            (item,),
+            {
+                "actions": tuple(actions),
+                "condition": condition,
+                "add_version_condition": add_version_condition,
+            },
+        )
 
     def delete(self, name: str, item, condition=None) -> None:
         self._add("delete", name, (item,), {"condition": condition})
@@ -143,8 +167,7 @@ class Transaction:
         """The change's audit record, in the same transaction. Its key is unique, so if its
         own condition fails, an earlier attempt of this very transaction committed."""
         self.audit_name = f"audit:{event.event}"
-        self.put(self.audit_name, event,
-                 condition=AuditEvent.at_event.does_not_exist())
+        self.put(self.audit_name, event, condition=AuditEvent.at_event.does_not_exist())
 
     def _add(self, kind: str, name: str, args: tuple, kwargs: dict) -> None:
         if any(existing == name for _, existing, _, _ in self.items):
@@ -162,8 +185,7 @@ class Transaction:
         # committed request with success instead of failing its conditions.
         token = str(uuid.uuid4())
         try:
-            with TransactWrite(connection=_shared_connection(),
-                               client_request_token=token) as tx:
+            with TransactWrite(connection=_shared_connection(), client_request_token=token) as tx:
                 for kind, _, args, kwargs in self.items:
                     if "actions" in kwargs:  # PynamoDB appends the version action in place
                         kwargs = {**kwargs, "actions": list(kwargs["actions"])}

@@ -5,6 +5,7 @@ optional whitespace, never with http.cookies.SimpleCookie, whose server-side gra
 `banner=1 __Host-nr_session=X` (one cookie of a sibling host, whose value holds a space) as
 two cookies, the second ours, and drops every cookie after one it cannot parse.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 
 SESSION_COOKIE = "nr_session"
-SIGNIN_COOKIE = "nr_signin"   # one per sign-in in flight: nr_signin_<state digest prefix>
+SIGNIN_COOKIE = "nr_signin"  # one per sign-in in flight: nr_signin_<state digest prefix>
 LOGOUT_COOKIE = "nr_logout"
 HOST_PREFIX = "__Host-"
 # 64 bits of sha256(state): two sign-ins of one browser never share a cookie name.
@@ -56,8 +57,13 @@ def cookie_header(request) -> str:
     HTTP/2 browser may send one `cookie` field per cookie.
     """
     event = request.to_original_event() if hasattr(request, "to_original_event") else {}
-    fields = [value for key, values in (event.get("multiValueHeaders") or {}).items()
-              if key.lower() == "cookie" for value in values or () if isinstance(value, str)]
+    fields = [
+        value
+        for key, values in (event.get("multiValueHeaders") or {}).items()
+        if key.lower() == "cookie"
+        for value in values or ()
+        if isinstance(value, str)
+    ]
     if not fields:
         single = request.headers.get("cookie")
         fields = [single] if isinstance(single, str) else []
@@ -101,6 +107,7 @@ def read_cookie(request, name: str) -> str | None:
 # The issue time orders a browser's sign-in cookies without a DynamoDB read; the binding
 # (signin.start_signin's random token, which holds no ".") is what the callback presents.
 
+
 def signin_cookie_value(binding: str, issued_ms: int | None = None) -> str:
     issued_ms = time.time_ns() // 1_000_000 if issued_ms is None else issued_ms
     return f"{issued_ms}.{binding}"
@@ -121,26 +128,34 @@ def _signin_cookie_issued(value: str) -> int:
 def stale_signin_cookies(request) -> list[str]:
     """Base names of this browser's sign-in cookies that a new /login replaces: all but the
     newest SIGNIN_COOKIE_LIMIT - 1 (the new one makes the limit)."""
-    pattern = re.compile(re.escape(cookie_name(SIGNIN_COOKIE)) +
-                         rf"_[0-9a-f]{{{SIGNIN_COOKIE_DIGEST_CHARS}}}")
+    pattern = re.compile(
+        re.escape(cookie_name(SIGNIN_COOKIE)) + rf"_[0-9a-f]{{{SIGNIN_COOKIE_DIGEST_CHARS}}}"
+    )
     seen: dict[str, list[str]] = {}
     for name, value in request_cookies(request):
         if pattern.fullmatch(name):
             seen.setdefault(name, []).append(value)
     # A repeated name is unreadable anyway (cookie_value): oldest, so dropped first.
-    issued = {name: _signin_cookie_issued(values[0]) if len(values) == 1 else -1
-              for name, values in seen.items()}
+    issued = {
+        name: _signin_cookie_issued(values[0]) if len(values) == 1 else -1
+        for name, values in seen.items()
+    }
     newest_first = sorted(seen, key=lambda name: (issued[name], name), reverse=True)
     prefix_length = len(cookie_name(""))
-    return [name[prefix_length:] for name in newest_first[SIGNIN_COOKIE_LIMIT - 1:]]
+    return [name[prefix_length:] for name in newest_first[SIGNIN_COOKIE_LIMIT - 1 :]]
 
 
 def set_cookie(name: str, value: str, max_age: int) -> str:
     # HttpOnly: no script reads it. SameSite=Lax: sent on the top-level redirect back from
     # Login.gov but not on cross-site POSTs. Secure wherever the site is https (and the
     # `__Host-` prefix with it, see cookie_name). Never a Domain attribute.
-    parts = [f"{cookie_name(name)}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly",
-             "SameSite=Lax"]
+    parts = [
+        f"{cookie_name(name)}={value}",
+        "Path=/",
+        f"Max-Age={max_age}",
+        "HttpOnly",
+        "SameSite=Lax",
+    ]
     if get_settings().secure_cookies:
         parts.append("Secure")
     return "; ".join(parts)

@@ -16,6 +16,7 @@ the bytecode too (`make deploy` runs `make package` first for this). Run it with
 of the Lambda runtime (the project's virtualenv): bytecode is named after its interpreter
 (`cpython-311`), and another version's would only be ignored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,16 +70,22 @@ def add_bytecode(zip_path: Path) -> int:
     with zipfile.ZipFile(zip_path) as original:
         entries = {info.filename: info for info in original.infolist()}
         sources = [name for name in entries if name.endswith(".py")]
-        missing = [name for name in sources if bytecode_name(name) not in entries
-                   or not _is_checked_hash_pyc(original.read(bytecode_name(name)))]
+        missing = [
+            name
+            for name in sources
+            if bytecode_name(name) not in entries
+            or not _is_checked_hash_pyc(original.read(bytecode_name(name)))
+        ]
         if not any(_compiles(original.read(name), name) for name in missing):
             return 0
         fd, rewritten = tempfile.mkstemp(dir=zip_path.parent, suffix=".zip")
         os.close(fd)
         compiled_count = 0
         try:
-            with tempfile.TemporaryDirectory() as scratch, \
-                    zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+            with (
+                tempfile.TemporaryDirectory() as scratch,
+                zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out,
+            ):
                 for name, info in entries.items():
                     if not name.endswith(".pyc"):
                         # A copy: writing records the new zip's offsets in the entry it is given.
@@ -92,8 +99,12 @@ def add_bytecode(zip_path: Path) -> int:
                     compiled = Path(scratch) / "compiled.pyc"
                     try:
                         py_compile.compile(
-                            str(source), cfile=str(compiled), dfile=name, doraise=True,
-                            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+                            str(source),
+                            cfile=str(compiled),
+                            dfile=name,
+                            doraise=True,
+                            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                        )
                     except py_compile.PyCompileError:
                         continue  # it would not import on Lambda either: leave it as it is
                     entry = zipfile.ZipInfo(bytecode_name(name), ENTRY_DATE)
@@ -112,8 +123,11 @@ def add_bytecode(zip_path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("zips", nargs="*", type=Path, help="deployment zips to complete")
-    parser.add_argument("--chalice-cache", action="store_true",
-                        help="also the zip in .chalice/deployments that chalice deploy reuses")
+    parser.add_argument(
+        "--chalice-cache",
+        action="store_true",
+        help="also the zip in .chalice/deployments that chalice deploy reuses",
+    )
     args = parser.parse_args(argv)
     zips = list(args.zips)
     if args.chalice_cache:

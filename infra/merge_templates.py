@@ -13,6 +13,7 @@ folder:
     python infra/merge_templates.py --stage prod --out build/merge-template.yaml \\
         infra/template.yaml infra/api_responses.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,13 @@ import sys
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PAGE_TAG = "Fn::Page"   # how Chalice's YAML loader reads `!Page x` ({"Fn::Page": "x"})
+PAGE_TAG = "Fn::Page"  # how Chalice's YAML loader reads `!Page x` ({"Fn::Page": "x"})
 # API Gateway's mapping templates are Velocity (VTL): a page must not hold anything VTL
 # would read as a reference, a comment or a directive.
-_VTL = re.compile(r"\$|##|#\*|#\{|#(set|if|elseif|else|end|foreach|include|parse|stop|break|"
-                  r"evaluate|define|macro)\b")
+_VTL = re.compile(
+    r"\$|##|#\*|#\{|#(set|if|elseif|else|end|foreach|include|parse|stop|break|"
+    r"evaluate|define|macro)\b"
+)
 
 
 def load(path: Path) -> dict:
@@ -63,8 +66,10 @@ def render_page(template: str, stage_env: dict[str, str]) -> str:
         config.reset_settings()
     found = _VTL.search(html)
     if found:
-        raise ValueError(f"{template} holds {found.group(0)!r}, which API Gateway's template "
-                         "engine (VTL) would interpret")
+        raise ValueError(
+            f"{template} holds {found.group(0)!r}, which API Gateway's template "
+            "engine (VTL) would interpret"
+        )
     return html
 
 
@@ -81,8 +86,10 @@ def fill_pages(node, stage_env: dict[str, str]):
 def support_env(stage: str, config_path: Path) -> dict[str, str]:
     """The stage's SUPPORT_* settings (the rest of the page does not depend on the stage)."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    values = {**config.get("environment_variables", {}),
-              **config["stages"][stage].get("environment_variables", {})}
+    values = {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
     return {k: str(v) for k, v in values.items() if k.startswith("SUPPORT_")}
 
 
@@ -107,5 +114,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(PROJECT_DIR))   # chalicelib, when run as infra/merge_templates.py
+    sys.path.insert(0, str(PROJECT_DIR))  # chalicelib, when run as infra/merge_templates.py
     sys.exit(main())

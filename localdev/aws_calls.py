@@ -16,6 +16,7 @@ One helper for the tests and the benchmark (never deployed):
 
 Install with `watching(monkeypatch)` in a test, or `install()` / `uninstall()` in a script.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,14 +47,22 @@ def _hash_value(item: dict | None) -> str | None:
 def targets(operation: str, params: dict) -> list[tuple[str, str | None]]:
     """(table, hash key) pairs a DynamoDB request touches."""
     if operation == "TransactWriteItems":
-        return [(op["TableName"], _hash_value(op.get("Key") or op.get("Item")))
-                for item in params["TransactItems"] for op in item.values()]
+        return [
+            (op["TableName"], _hash_value(op.get("Key") or op.get("Item")))
+            for item in params["TransactItems"]
+            for op in item.values()
+        ]
     if operation in ("BatchGetItem", "BatchWriteItem"):
         found = []
         for table, request in params["RequestItems"].items():
-            entries = request["Keys"] if operation == "BatchGetItem" else [
-                r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key")
-                for r in request]
+            entries = (
+                request["Keys"]
+                if operation == "BatchGetItem"
+                else [
+                    r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key")
+                    for r in request
+                ]
+            )
             found.extend((table, _hash_value(entry)) for entry in entries)
         return found
     if "QueueUrl" in params:  # SQS: the queue is the "table"
@@ -61,17 +70,23 @@ def targets(operation: str, params: dict) -> list[tuple[str, str | None]]:
     return [(params.get("TableName", ""), _hash_value(params.get("Key") or params.get("Item")))]
 
 
-def client_error(code: str, reasons: list[str] | None = None,
-                 status: int = 400) -> Callable[[str], Exception]:
+def client_error(
+    code: str, reasons: list[str] | None = None, status: int = 400
+) -> Callable[[str], Exception]:
     """What botocore raises for a DynamoDB error answer (after its own retries)."""
+
     def build(operation: str) -> Exception:
-        response = {"Error": {"Code": code, "Message": f"injected {code}"},
-                    "ResponseMetadata": {"HTTPStatusCode": status}}
+        response = {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
         if reasons is not None:
             response["CancellationReasons"] = [
                 {"Code": r} if r == "None" else {"Code": r, "Message": f"injected {r}"}
-                for r in reasons]
+                for r in reasons
+            ]
         return botocore.exceptions.ClientError(response, operation)
+
     return build
 
 
@@ -89,9 +104,11 @@ class Rule:
     def matches(self, operation: str, params: dict) -> bool:
         if operation != self.operation or self.fired >= self.times:
             return False
-        return any((self.table is None or table.endswith(self.table)) and
-                   (self.key_prefix is None or (key or "").startswith(self.key_prefix))
-                   for table, key in targets(operation, params))
+        return any(
+            (self.table is None or table.endswith(self.table))
+            and (self.key_prefix is None or (key or "").startswith(self.key_prefix))
+            for table, key in targets(operation, params)
+        )
 
 
 @dataclass
@@ -119,16 +136,25 @@ class AwsCalls:
     def params(self, operation: str) -> list[dict]:
         return [c.params for c in self.calls if c.operation == operation]
 
-    def count_targeting(self, operation: str, table: str | None = None,
-                        key_prefix: str | None = None) -> int:
-        return sum(1 for c in self.calls if c.operation == operation and any(
-            (table is None or t.endswith(table)) and
-            (key_prefix is None or (k or "").startswith(key_prefix))
-            for t, k in targets(c.operation, c.params)))
+    def count_targeting(
+        self, operation: str, table: str | None = None, key_prefix: str | None = None
+    ) -> int:
+        return sum(
+            1
+            for c in self.calls
+            if c.operation == operation
+            and any(
+                (table is None or t.endswith(table))
+                and (key_prefix is None or (k or "").startswith(key_prefix))
+                for t, k in targets(c.operation, c.params)
+            )
+        )
 
     def batch_write_sizes(self) -> list[int]:
-        return [sum(len(reqs) for reqs in params["RequestItems"].values())
-                for params in self.params("BatchWriteItem")]
+        return [
+            sum(len(reqs) for reqs in params["RequestItems"].values())
+            for params in self.params("BatchWriteItem")
+        ]
 
     def clear(self) -> None:
         self.calls.clear()
@@ -173,6 +199,7 @@ class AwsCalls:
         def refuse(request, **_):
             self.attempts.append(operation)
             raise botocore.exceptions.ConnectTimeoutError(endpoint_url=request.url)
+
         event, unique_id = f"before-send.dynamodb.{operation}", f"fault-{operation}"
         client.meta.events.register_first(event, refuse, unique_id=unique_id)
         self._hooked.append((client, event, unique_id))
@@ -180,8 +207,11 @@ class AwsCalls:
     def __call__(self, client, operation, params):
         service = client.meta.service_model.service_name
         self.calls.append(Call(service, operation, params))
-        if operation in self._unreachable and service == "dynamodb" and \
-                not any(c is client and e.endswith(operation) for c, e, _ in self._hooked):
+        if (
+            operation in self._unreachable
+            and service == "dynamodb"
+            and not any(c is client and e.endswith(operation) for c, e, _ in self._hooked)
+        ):
             self._refuse_connections(client, operation)
         for rule in self.rules:
             if rule.matches(operation, params):

@@ -11,6 +11,7 @@ locally but `/foo/bar` is JSON. Local only, never deployed (it lives in localdev
 
 takes exactly the arguments of the `chalice` command.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,8 @@ class GreedyRouteMatcher(local.RouteMatcher):
     def __init__(self, route_urls: list[str]) -> None:
         self.greedy_routes = sorted(
             (r for r in route_urls if _GREEDY.match(r.rsplit("/", 1)[-1])),
-            key=lambda r: -r.count("/"))        # deeper prefixes are more specific
+            key=lambda r: -r.count("/"),
+        )  # deeper prefixes are more specific
         super().__init__([r for r in route_urls if r not in self.greedy_routes])
 
     def match_route(self, url: str) -> local.MatchResult:
@@ -39,13 +41,13 @@ class GreedyRouteMatcher(local.RouteMatcher):
         parsed = urlparse(url)
         path = parsed.path
         if path != "/" and path.endswith("/"):
-            path = path[:-1]   # as API Gateway and chalice local do
+            path = path[:-1]  # as API Gateway and chalice local do
         parts = path.split("/")
         for route in self.greedy_routes:
             route_parts = route.split("/")
             prefix, last = route_parts[:-1], route_parts[-1]
             if len(parts) <= len(prefix):
-                continue   # the greedy variable needs at least one segment
+                continue  # the greedy variable needs at least one segment
             captured = {}
             for segment, pattern in zip(parts, prefix):
                 if pattern.startswith("{") and pattern.endswith("}"):
@@ -53,9 +55,10 @@ class GreedyRouteMatcher(local.RouteMatcher):
                 elif segment != pattern:
                     break
             else:
-                captured[_GREEDY.match(last).group(1)] = "/".join(parts[len(prefix):])
-                return local.MatchResult(route, captured,
-                                         parse_qs(parsed.query, keep_blank_values=True))
+                captured[_GREEDY.match(last).group(1)] = "/".join(parts[len(prefix) :])
+                return local.MatchResult(
+                    route, captured, parse_qs(parsed.query, keep_blank_values=True)
+                )
         raise ValueError(f"No matching route found for: {url}")
 
 

@@ -1,4 +1,5 @@
 """Read the forms of an HTML page (field names and values): for tests and the benchmark."""
+
 from __future__ import annotations
 
 from html.parser import HTMLParser

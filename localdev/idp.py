@@ -16,6 +16,7 @@ always gives the same `sub`.
 `faults` switches on misbehaviour for tests (see FAULTS); `rotate_keys()` rotates the
 signing key (the old one stays published as secondary until `drop_old_keys()`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,8 +55,18 @@ KNOWN_ACR_VALUES = {
     "http://idmanagement.gov/ns/assurance/aal/2",
     "http://idmanagement.gov/ns/assurance/aal/3",
 }
-KNOWN_SCOPES = {"openid", "email", "all_emails", "profile", "profile:name", "phone",
-                "address", "social_security_number", "profile:verified_at", "x509"}
+KNOWN_SCOPES = {
+    "openid",
+    "email",
+    "all_emails",
+    "profile",
+    "profile:name",
+    "phone",
+    "address",
+    "social_security_number",
+    "profile:verified_at",
+    "x509",
+}
 SUB_NAMESPACE = uuid.UUID("6f1b3a3e-6a57-4c5b-8f9e-4f2c1b0f9e11")
 
 # Misbehaviour a test can switch on: name -> what the provider does instead.
@@ -83,13 +94,17 @@ def generate_rsa_key() -> rsa.RSAPrivateKey:
 
 
 def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def normalize_for_sub(email: str) -> str:
@@ -148,16 +163,26 @@ class LocalLoginGov:
 
     # --- test controls -----------------------------------------------------------------------
 
-    def register_client(self, client_id: str, public_key_pem: str, redirect_uri: str,
-                        post_logout_redirect_uri: str,
-                        push_notification_url: str | None = None) -> None:
+    def register_client(
+        self,
+        client_id: str,
+        public_key_pem: str,
+        redirect_uri: str,
+        post_logout_redirect_uri: str,
+        push_notification_url: str | None = None,
+    ) -> None:
         """Register a relying party. Its push URL (the `aud` of its security event tokens)
         defaults to this app's: the redirect URI's origin + /api/security-events."""
         if push_notification_url is None:
             origin = urlsplit(redirect_uri)
             push_notification_url = f"{origin.scheme}://{origin.netloc}/api/security-events"
-        self.clients[client_id] = Client(client_id, public_key_pem, [redirect_uri],
-                                         [post_logout_redirect_uri], push_notification_url)
+        self.clients[client_id] = Client(
+            client_id,
+            public_key_pem,
+            [redirect_uri],
+            [post_logout_redirect_uri],
+            push_notification_url,
+        )
 
     def rotate_keys(self) -> str:
         """New primary signing key; the old one stays in the JWKS as secondary."""
@@ -236,8 +261,12 @@ class LocalLoginGov:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             client = self.clients[unverified["iss"]]
             claims = jwt.decode(
-                assertion, client.public_key_pem, algorithms=["RS256"], audience=token_url,
-                options={"require": ["iss", "sub", "aud", "jti", "exp"]})
+                assertion,
+                client.public_key_pem,
+                algorithms=["RS256"],
+                audience=token_url,
+                options={"require": ["iss", "sub", "aud", "jti", "exp"]},
+            )
         except (jwt.PyJWTError, KeyError, TypeError) as exc:
             raise ValueError(f"client_assertion is invalid: {exc}") from None
         if claims["iss"] != claims["sub"]:
@@ -255,13 +284,22 @@ class LocalLoginGov:
     RISC_PREFIX = "https://schemas.openid.net/secevent/risc/event-type/"
     # Login.gov's own events carry its own prefix (identity-idp push_notification/*.rb).
     LOGIN_GOV_RISC_PREFIX = "https://schemas.login.gov/secevent/risc/event-type/"
-    LOGIN_GOV_EVENTS = frozenset({"password-reset", "reproof-completed",
-                                  "mfa-limit-account-locked"})
+    LOGIN_GOV_EVENTS = frozenset(
+        {"password-reset", "reproof-completed", "mfa-limit-account-locked"}
+    )
 
-    def security_event_token(self, client_id: str, event: str, sub: str, *,
-                             jti: str | None = None, key: rsa.RSAPrivateKey | None = None,
-                             omit: tuple[str, ...] = (), with_kid: bool = True,
-                             **overrides) -> str:
+    def security_event_token(
+        self,
+        client_id: str,
+        event: str,
+        sub: str,
+        *,
+        jti: str | None = None,
+        key: rsa.RSAPrivateKey | None = None,
+        omit: tuple[str, ...] = (),
+        with_kid: bool = True,
+        **overrides,
+    ) -> str:
         """A Security Event Token as Login.gov pushes it (RFC 8417), signed with our key.
 
         `aud` is the client's push URL, as Login.gov sends it (identity-idp
@@ -272,33 +310,40 @@ class LocalLoginGov:
         client = self.clients.get(client_id)
         claims = {
             "iss": self.issuer,
-            "aud": client.push_notification_url if client and client.push_notification_url
+            "aud": client.push_notification_url
+            if client and client.push_notification_url
             else client_id,
             "iat": int(time.time()),
             "jti": jti or secrets.token_hex(16),
-            "events": {self.risc_event_type(event): {
-                "subject": {"subject_type": "iss-sub", "iss": self.issuer, "sub": sub}}},
+            "events": {
+                self.risc_event_type(event): {
+                    "subject": {"subject_type": "iss-sub", "iss": self.issuer, "sub": sub}
+                }
+            },
         }
         claims.update(overrides)
         for name in omit:
             claims.pop(name, None)
         signing = self.keys[0]
-        headers = {"kid": signing.kid, "typ": "secevent+jwt"} if with_kid \
-            else {"typ": "secevent+jwt"}
+        headers = (
+            {"kid": signing.kid, "typ": "secevent+jwt"} if with_kid else {"typ": "secevent+jwt"}
+        )
         return jwt.encode(claims, key or signing.key, algorithm="RS256", headers=headers)
 
     def risc_event_type(self, event: str) -> str:
-        prefix = self.LOGIN_GOV_RISC_PREFIX if event in self.LOGIN_GOV_EVENTS \
-            else self.RISC_PREFIX
+        prefix = self.LOGIN_GOV_RISC_PREFIX if event in self.LOGIN_GOV_EVENTS else self.RISC_PREFIX
         return prefix + event
 
     def push_security_event(self, endpoint: str, token: str):
         """POST a SET to a relying party's endpoint, as Login.gov's RISC push does."""
         import requests
 
-        return requests.post(endpoint, data=token, timeout=10,
-                             headers={"Content-Type": "application/secevent+jwt",
-                                      "Accept": "application/json"})
+        return requests.post(
+            endpoint,
+            data=token,
+            timeout=10,
+            headers={"Content-Type": "application/secevent+jwt", "Accept": "application/json"},
+        )
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -358,8 +403,11 @@ class LocalLoginGov:
             problem = _authorization_problem(args)
             if problem:
                 return idp.authorization_response(
-                    redirect_uri, error="invalid_request", error_description=problem,
-                    state=args.get("state", ""))
+                    redirect_uri,
+                    error="invalid_request",
+                    error_description=problem,
+                    state=args.get("state", ""),
+                )
             return _login_form(args)
 
         @app.post("/openid_connect/authorize")
@@ -373,20 +421,28 @@ class LocalLoginGov:
             if problem:
                 return _error_page(problem), 400
             if form.get("action") == "cancel":
-                return idp.authorization_response(redirect_uri, error="access_denied",
-                                                  state=form["state"])
-            emails = [e.strip() for e in form.get("emails", "").replace(",", "\n").splitlines()
-                      if e.strip()]
+                return idp.authorization_response(
+                    redirect_uri, error="access_denied", state=form["state"]
+                )
+            emails = [
+                e.strip()
+                for e in form.get("emails", "").replace(",", "\n").splitlines()
+                if e.strip()
+            ]
             if not emails:
                 return _login_form(form, message="Enter at least one email address."), 400
             code = secrets.token_urlsafe(32)
             with idp._lock:
                 idp.codes[code] = IssuedCode(
-                    client_id=client.client_id, redirect_uri=redirect_uri,
-                    nonce=form["nonce"], code_challenge=form["code_challenge"],
-                    acr=form["acr_values"], emails=emails,
+                    client_id=client.client_id,
+                    redirect_uri=redirect_uri,
+                    nonce=form["nonce"],
+                    code_challenge=form["code_challenge"],
+                    acr=form["acr_values"],
+                    emails=emails,
                     sub=form.get("sub") or sub_for_emails(emails),
-                    expires_at=time.time() + CODE_LIFETIME)
+                    expires_at=time.time() + CODE_LIFETIME,
+                )
             return idp.authorization_response(redirect_uri, code=code, state=form["state"])
 
         @app.post("/api/openid_connect/token")
@@ -400,12 +456,15 @@ class LocalLoginGov:
             form = request.form
             if form.get("grant_type") != "authorization_code":
                 return _token_error("Grant type is not recognized")
-            if form.get("client_assertion_type") != \
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            if (
+                form.get("client_assertion_type")
+                != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            ):
                 return _token_error("Client assertion type is not recognized")
             try:
                 client_id = idp._verify_client_assertion(
-                    form.get("client_assertion", ""), idp.url("/api/openid_connect/token"))
+                    form.get("client_assertion", ""), idp.url("/api/openid_connect/token")
+                )
             except ValueError as exc:
                 return _token_error(str(exc))
             with idp._lock:
@@ -423,13 +482,18 @@ class LocalLoginGov:
                     return _token_error(problem)
                 access_token = secrets.token_urlsafe(32)
                 idp.access_tokens[access_token] = (
-                    issued.sub, issued.emails, time.time() + ACCESS_TOKEN_LIFETIME)
-            return jsonify({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_LIFETIME,
-                "id_token": idp.make_id_token(issued, access_token, client_id),
-            })
+                    issued.sub,
+                    issued.emails,
+                    time.time() + ACCESS_TOKEN_LIFETIME,
+                )
+            return jsonify(
+                {
+                    "access_token": access_token,
+                    "token_type": "Bearer",
+                    "expires_in": ACCESS_TOKEN_LIFETIME,
+                    "id_token": idp.make_id_token(issued, access_token, client_id),
+                }
+            )
 
         @app.get("/api/openid_connect/userinfo")
         def userinfo():
@@ -442,18 +506,20 @@ class LocalLoginGov:
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
                 return jsonify({"error": "Access token is missing"}), 401
-            entry = idp.access_tokens.get(header[len("Bearer "):])
+            entry = idp.access_tokens.get(header[len("Bearer ") :])
             if entry is None or entry[2] < time.time():
                 return jsonify({"error": "Access token is invalid or expired"}), 401
             sub, emails, _ = entry
-            return jsonify({
-                "sub": idp.faults.get("userinfo_sub", sub),
-                "iss": idp.issuer,
-                "email": emails[0],
-                "email_verified": idp.faults.get("userinfo_email_verified", True),
-                "all_emails": emails,
-                "verified_at": None,
-            })
+            return jsonify(
+                {
+                    "sub": idp.faults.get("userinfo_sub", sub),
+                    "iss": idp.issuer,
+                    "email": emails[0],
+                    "email_verified": idp.faults.get("userinfo_email_verified", True),
+                    "all_emails": emails,
+                    "verified_at": None,
+                }
+            )
 
         @app.get("/openid_connect/logout")
         def logout():
@@ -486,6 +552,7 @@ class LocalLoginGov:
 
 def _hs256_with_any_key(claims: dict, secret: bytes, headers: dict) -> str:
     """PyJWT refuses PEM keys for HMAC, as it should; build the forgery by hand."""
+
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -512,8 +579,9 @@ def _authorization_problem(args) -> str | None:
     if args.get("prompt") not in ("select_account", "login"):
         return "prompt must be select_account"
     # PKCE, S256 only: `plain` would put the verifier itself in the browser's URL.
-    if args.get("code_challenge_method") != "S256" or \
-            not S256_CHALLENGE.fullmatch(args.get("code_challenge", "")):
+    if args.get("code_challenge_method") != "S256" or not S256_CHALLENGE.fullmatch(
+        args.get("code_challenge", "")
+    ):
         return "code_challenge with code_challenge_method=S256 is required"
     return None
 
@@ -540,29 +608,47 @@ def _token_error(message: str):
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)} | Local Login.gov</title>"
-            "<style>body{font-family:Arial,sans-serif;max-width:40rem;margin:2rem auto;"
-            "padding:0 1rem;color:#1b1b1b}label{display:block;font-weight:700;margin:1rem 0 .25rem}"
-            "textarea{width:100%;font-size:1rem}button{font-size:1rem;padding:.6rem 1rem;"
-            "margin:1rem .5rem 0 0}.primary{background:#005ea2;color:#fff;border:0}"
-            ".note{background:#faf3d1;padding:.5rem 1rem}</style></head><body>"
-            f"<main>{body}</main></body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)} | Local Login.gov</title>"
+        "<style>body{font-family:Arial,sans-serif;max-width:40rem;margin:2rem auto;"
+        "padding:0 1rem;color:#1b1b1b}label{display:block;font-weight:700;margin:1rem 0 .25rem}"
+        "textarea{width:100%;font-size:1rem}button{font-size:1rem;padding:.6rem 1rem;"
+        "margin:1rem .5rem 0 0}.primary{background:#005ea2;color:#fff;border:0}"
+        ".note{background:#faf3d1;padding:.5rem 1rem}</style></head><body>"
+        f"<main>{body}</main></body></html>"
+    )
 
 
 def _error_page(message: str) -> Response:
-    return Response(_page("Error", f"<h1>Request refused</h1><p>{html.escape(message)}</p>"),
-                    status=400, mimetype="text/html")
+    return Response(
+        _page("Error", f"<h1>Request refused</h1><p>{html.escape(message)}</p>"),
+        status=400,
+        mimetype="text/html",
+    )
 
 
 def _login_form(params, message: str = "") -> str:
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{html.escape(params.get(name, ""))}">'
-        for name in ("client_id", "redirect_uri", "response_type", "scope", "acr_values",
-                     "state", "nonce", "prompt", "code_challenge", "code_challenge_method"))
+        for name in (
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "acr_values",
+            "state",
+            "nonce",
+            "prompt",
+            "code_challenge",
+            "code_challenge_method",
+        )
+    )
     note = f'<p class="note" role="alert">{html.escape(message)}</p>' if message else ""
-    return _page("Sign in", f"""
+    return _page(
+        "Sign in",
+        f"""
 <p class="note">Local Login.gov stand-in for development. Never use real credentials.</p>
 <h1>Sign in</h1>{note}
 <form method="post" action="/openid_connect/authorize">{hidden}
@@ -572,4 +658,5 @@ all are sent as <code>all_emails</code>. The same set always gives the same iden
 <textarea id="emails" name="emails" rows="3" aria-describedby="emails-hint"></textarea>
 <button class="primary" type="submit" name="action" value="continue">Continue</button>
 <button type="submit" name="action" value="cancel">Cancel and return</button>
-</form>""")
+</form>""",
+    )

@@ -5,6 +5,7 @@ http://127.0.0.1:8025/ so a person can read one-time codes and notices. It reads
 in-process SES backend directly (localdev/run.py runs moto's ThreadedMotoServer in the same
 process), newest first, every value escaped.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,7 +23,7 @@ class SentMail:
     source: str
     to: list[str]
     subject: str
-    body: str           # what SES kept: the HTML body when there was one, else the text
+    body: str  # what SES kept: the HTML body when there was one, else the text
 
 
 def sent_mail() -> list[SentMail]:
@@ -34,17 +35,22 @@ def sent_mail() -> list[SentMail]:
         for message in list(getattr(backend, "sent_messages", [])):
             destinations = getattr(message, "destinations", {}) or {}
             if isinstance(destinations, dict):
-                to = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses")
-                      for a in destinations.get(key, [])]
+                to = [
+                    a
+                    for key in ("ToAddresses", "CcAddresses", "BccAddresses")
+                    for a in destinations.get(key, [])
+                ]
             else:
                 to = list(destinations)
-            found.append(SentMail(
-                message_id=getattr(message, "id", ""),
-                source=getattr(message, "source", ""),
-                to=to,
-                subject=getattr(message, "subject", "") or "",
-                body=getattr(message, "body", None) or getattr(message, "raw_data", "") or "",
-            ))
+            found.append(
+                SentMail(
+                    message_id=getattr(message, "id", ""),
+                    source=getattr(message, "source", ""),
+                    to=to,
+                    subject=getattr(message, "subject", "") or "",
+                    body=getattr(message, "body", None) or getattr(message, "raw_data", "") or "",
+                )
+            )
     return found
 
 
@@ -91,14 +97,15 @@ def render_page(messages: list[SentMail]) -> str:
         items.append(
             "<article>"
             f"<h2>{html.escape(mail.subject)}</h2>"
-            f"<p class=\"meta\">To: {html.escape(', '.join(mail.to))}"
+            f'<p class="meta">To: {html.escape(", ".join(mail.to))}'
             f" · From: {html.escape(mail.source)}</p>"
             f"<pre>{html.escape(as_text(mail.body))}</pre>"
-            "</article>")
+            "</article>"
+        )
     body = "".join(items) or "<p>No mail yet. Ask the app for a code, then reload.</p>"
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta http-equiv=\"refresh\" content=\"10\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="refresh" content="10">'
         "<title>Local mailbox | National Registry sign-in (local)</title>"
         "<style>body{font-family:Arial,sans-serif;max-width:48rem;margin:1rem auto;"
         "padding:0 1rem;color:#1b1b1b}article{border:1px solid #dfe1e2;padding:0.5rem 1rem;"
@@ -106,7 +113,8 @@ def render_page(messages: list[SentMail]) -> str:
         "</head><body><main><h1>Local mailbox</h1>"
         f"<p>{len(messages)} message(s) sent through the local SES (moto), newest first. "
         "Local stage only: nothing here is real mail.</p>"
-        f"{body}</main></body></html>")
+        f"{body}</main></body></html>"
+    )
 
 
 def _application(environ, start_response):
@@ -114,10 +122,14 @@ def _application(environ, start_response):
     if request.method != "GET" or request.path not in ("/", "/index.html"):
         response = Response("not found", status=404, content_type="text/plain")
     else:
-        response = Response(render_page(sent_mail()), content_type="text/html; charset=utf-8",
-                            headers={"Cache-Control": "no-store",
-                                     "Content-Security-Policy": "default-src 'none'; "
-                                     "style-src 'unsafe-inline'"})
+        response = Response(
+            render_page(sent_mail()),
+            content_type="text/html; charset=utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            },
+        )
     return response(environ, start_response)
 
 

@@ -15,6 +15,7 @@
   IdempotentParameterMismatchException. moto ignores the token, so a retried commit would
   fail its own conditions there; this adds DynamoDB's behaviour.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,18 @@ import time
 
 _lock = threading.RLock()
 # Reads too: a read must not see a transaction's half-applied state.
-_METHODS = ("put_item", "update_item", "delete_item", "transact_write_items", "get_item",
-            "query", "scan", "batch_get_item", "batch_write_item", "transact_get_items")
+_METHODS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "get_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "batch_write_item",
+    "transact_get_items",
+)
 TOKEN_WINDOW_SECONDS = 600
 _installed = False
 _committed_tokens: dict[str, tuple[str, float]] = {}
@@ -67,7 +78,8 @@ def serialize_dynamodb_writes() -> None:
 
                     raise DynamodbException(
                         ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
-                        "the token was used for a different request")
+                        "the token was used for a different request",
+                    )
                 return _success()
             response = original_handler(self)
             _committed_tokens[token] = (request, now)
@@ -111,12 +123,16 @@ def _back_up_items_not_tables(backend_class) -> None:
             if table is None or not attrs or table.hash_key_attr not in attrs:
                 continue
             hash_key = DynamoType(attrs[table.hash_key_attr])
-            range_key = DynamoType(attrs[table.range_key_attr]) \
-                if table.range_key_attr and table.range_key_attr in attrs else None
+            range_key = (
+                DynamoType(attrs[table.range_key_attr])
+                if table.range_key_attr and table.range_key_attr in attrs
+                else None
+            )
             if table.range_key_attr and range_key is None:
                 continue
-            backups.append((table, hash_key, range_key,
-                            copy.deepcopy(table.get_item(hash_key, range_key))))
+            backups.append(
+                (table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key)))
+            )
         try:
             return original(self, transact_items)
         except Exception:

@@ -7,6 +7,7 @@ does: a batch that returns is deleted whole; one that raises leaves its unsent m
 SQS, which makes them visible again (after `visibility_timeout` seconds here) and, after
 the queue's maxReceiveCount, moves them to the dead-letter queue. Never deployed.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,17 @@ def create_queues(name: str) -> str:
 
     sqs = boto3.client("sqs")
     dead = sqs.create_queue(QueueName=name + "-dead-letter")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    return sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": json.dumps(
-        {"deadLetterTargetArn": arn, "maxReceiveCount": str(MAX_RECEIVES)})})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": str(MAX_RECEIVES)}
+            )
+        },
+    )["QueueUrl"]
 
 
 @dataclass
@@ -47,8 +55,9 @@ def _receive(client, url: str, wait_seconds: int, visibility_timeout: int | None
     return client.receive_message(**kwargs).get("Messages", [])
 
 
-def drain(*, max_batches: int = 50, wait_seconds: int = 0,
-          visibility_timeout: int | None = 0) -> Drained:
+def drain(
+    *, max_batches: int = 50, wait_seconds: int = 0, visibility_timeout: int | None = 0
+) -> Drained:
     """Deliver what the outbox holds now, batch by batch, until it is empty."""
     from chalicelib import outbox
 
@@ -59,15 +68,18 @@ def drain(*, max_batches: int = 50, wait_seconds: int = 0,
         if not messages:
             break
         drained.batches += 1
-        batch = [outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"])
-                 for m in messages]
+        batch = [outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"]) for m in messages]
         try:
             summary = outbox.deliver_batch(batch)
         except outbox.BatchIncomplete:
             drained.failed_batches += 1
             continue
-        client.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)])
+        client.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
+            ],
+        )
         drained.summaries.append(summary)
         drained.sent += summary["sent"]
         drained.duplicates += summary["duplicates"]

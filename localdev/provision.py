@@ -7,6 +7,7 @@ and against real AWS for dev, where ops may also use `aws cloudformation deploy`
 
     python -m localdev.provision --stage local --table-prefix nrcme-local-
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,9 @@ def _wait(cfn, waiter_name: str, name: str) -> None:
 
     try:
         # Moto finishes at once (no sleep happens); AWS takes a minute or two.
-        cfn.get_waiter(waiter_name).wait(StackName=name,
-                                         WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+        cfn.get_waiter(waiter_name).wait(
+            StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
+        )
     except WaiterError as exc:
         reasons = [
             f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
@@ -74,8 +76,9 @@ def _wait(cfn, waiter_name: str, name: str) -> None:
         raise RuntimeError(f"stack {name} did not reach {waiter_name}: {reasons or exc}") from exc
 
 
-def create_stack_from_template(stage: str = "local", table_prefix: str = "nrcme-local-",
-                               alarm_email: str | None = None) -> dict[str, str]:
+def create_stack_from_template(
+    stage: str = "local", table_prefix: str = "nrcme-local-", alarm_email: str | None = None
+) -> dict[str, str]:
     """Create the stack, or bring an existing one up to date; return its outputs.
 
     Idempotent: an unchanged stack is left alone, a changed template is applied as an
@@ -104,8 +107,7 @@ def create_stack_from_template(stage: str = "local", table_prefix: str = "nrcme-
             Parameters=parameters,
             # Dev and prod stacks hold the registry; nobody deletes them by accident.
             EnableTerminationProtection=stage != "local",
-            Tags=[{"Key": "Project", "Value": "nrcme-signin"},
-                  {"Key": "Stage", "Value": stage}],
+            Tags=[{"Key": "Project", "Value": "nrcme-signin"}, {"Key": "Stage", "Value": stage}],
         )
         _wait(cfn, "stack_create_complete", name)
     else:
@@ -134,8 +136,7 @@ def _update(cfn, name: str, template: str, parameters: list[dict]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="local", choices=("local", "dev", "prod"))
-    parser.add_argument("--table-prefix", default=None,
-                        help="defaults to nrcme-<stage>-")
+    parser.add_argument("--table-prefix", default=None, help="defaults to nrcme-<stage>-")
     parser.add_argument("--alarm-email", default=None)
     args = parser.parse_args(argv)
     prefix = args.table_prefix or f"nrcme-{args.stage}-"

@@ -16,6 +16,7 @@ values over the environment, so it is started through chalice_local_main below.
   mailbox's from LOCAL_MAILBOX_PORT (8025, make run only), so a second stack can run beside
   the usual one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ class Plan:
     """What this run starts, and the environment every part of it gets."""
 
     env: dict[str, str]
-    app_url: str              # APP_BASE_URL, without a trailing slash
+    app_url: str  # APP_BASE_URL, without a trailing slash
     app_port: int
     moto_port: int
     mailbox_port: int
@@ -73,8 +74,10 @@ class Plan:
 def _port(url: str, name: str) -> int:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
-        raise SetupError(f"{name} must be http://127.0.0.1:PORT or http://localhost:PORT "
-                         f"for make run, got {url!r}")
+        raise SetupError(
+            f"{name} must be http://127.0.0.1:PORT or http://localhost:PORT "
+            f"for make run, got {url!r}"
+        )
     try:
         return parts.port or 80
     except ValueError:
@@ -86,8 +89,10 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
     env = {**stage_env, **environ}
     stand_in = env["LOGIN_GOV_ISSUER"] == stage_env["LOGIN_GOV_ISSUER"]
     if not stand_in and not environ.get("LOGIN_GOV_CLIENT_ID"):
-        raise SetupError("LOGIN_GOV_ISSUER names an outside provider: set LOGIN_GOV_CLIENT_ID "
-                         "to the client id registered there")
+        raise SetupError(
+            "LOGIN_GOV_ISSUER names an outside provider: set LOGIN_GOV_CLIENT_ID "
+            "to the client id registered there"
+        )
     if environ.get("LOGIN_GOV_PRIVATE_KEY"):
         key = environ["LOGIN_GOV_PRIVATE_KEY"]
     elif environ.get("LOGIN_GOV_PRIVATE_KEY_FILE"):
@@ -95,14 +100,17 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
         try:
             key = path.read_text()
         except OSError as exc:
-            raise SetupError(f"LOGIN_GOV_PRIVATE_KEY_FILE: cannot read {path}: "
-                             f"{exc.strerror}") from None
+            raise SetupError(
+                f"LOGIN_GOV_PRIVATE_KEY_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
     elif stand_in:
         key = _client_key_pem()
     else:
-        raise SetupError("LOGIN_GOV_ISSUER names an outside provider: set "
-                         "LOGIN_GOV_PRIVATE_KEY_FILE (or LOGIN_GOV_PRIVATE_KEY) to the private "
-                         "key whose certificate is registered there")
+        raise SetupError(
+            "LOGIN_GOV_ISSUER names an outside provider: set "
+            "LOGIN_GOV_PRIVATE_KEY_FILE (or LOGIN_GOV_PRIVATE_KEY) to the private "
+            "key whose certificate is registered there"
+        )
     _check_private_key(key)
     env["LOGIN_GOV_PRIVATE_KEY"] = key
     env["PYTHONUNBUFFERED"] = "1"
@@ -110,11 +118,14 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
     mailbox = env.get("LOCAL_MAILBOX_PORT") or str(DEFAULT_MAILBOX_PORT)
     if not mailbox.isdigit():
         raise SetupError(f"LOCAL_MAILBOX_PORT must be a port number, got {mailbox!r}")
-    return Plan(env=env, app_url=app_url, app_port=_port(app_url, "APP_BASE_URL"),
-                moto_port=_port(env["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL"),
-                mailbox_port=int(mailbox),
-                stand_in_port=_port(env["LOGIN_GOV_ISSUER"], "LOGIN_GOV_ISSUER")
-                if stand_in else None)
+    return Plan(
+        env=env,
+        app_url=app_url,
+        app_port=_port(app_url, "APP_BASE_URL"),
+        moto_port=_port(env["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL"),
+        mailbox_port=int(mailbox),
+        stand_in_port=_port(env["LOGIN_GOV_ISSUER"], "LOGIN_GOV_ISSUER") if stand_in else None,
+    )
 
 
 def _check_private_key(pem: str) -> None:
@@ -123,8 +134,9 @@ def _check_private_key(pem: str) -> None:
     try:
         load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
-        raise SetupError(f"the Login.gov private key is not an unencrypted PEM key: {exc}") \
-            from None
+        raise SetupError(
+            f"the Login.gov private key is not an unencrypted PEM key: {exc}"
+        ) from None
 
 
 def _client_key_pem() -> str:
@@ -155,8 +167,13 @@ def _wait_for(url: str, seconds: float = 60) -> None:
 
 def _manage(*args: str, env: dict, quiet: bool = False) -> None:
     # quiet: the command's own output names addresses; the desk wants that, a log does not.
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "--stage", "local", *args],
-                   cwd=ROOT, env=env, check=True, capture_output=quiet)
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "--stage", "local", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=quiet,
+    )
 
 
 def _seed_demo(env: dict) -> None:
@@ -167,11 +184,27 @@ def _seed_demo(env: dict) -> None:
     _manage("import-accounts", str(DEMO_CSV), "--reject-report", report, env=env)
     # Ivan's office address was on June's account too: support gives him his own, which
     # leaves the office address once-shared on June's account.
-    _manage("set-email", "1000000011", "--primary", "ivan.petrov@example.com",
-            "--reason", "demo: office address shared with 1000000012", env=env, quiet=True)
+    _manage(
+        "set-email",
+        "1000000011",
+        "--primary",
+        "ivan.petrov@example.com",
+        "--reason",
+        "demo: office address shared with 1000000012",
+        env=env,
+        quiet=True,
+    )
     # Jon's .gov primary was changed here (the FAQ's advice); the registry never learnt.
-    _manage("set-email", "1000000013", "--primary", "jon.reyes@example.net",
-            "--reason", "demo: moved off a .gov address", env=env, quiet=True)
+    _manage(
+        "set-email",
+        "1000000013",
+        "--primary",
+        "jon.reyes@example.net",
+        "--reason",
+        "demo: moved off a .gov address",
+        env=env,
+        quiet=True,
+    )
     print("Demo: support corrected the addresses of 1000000011 and 1000000013 (set-email).")
     _manage("import-accounts", str(DEMO_CSV), "--reject-report", report, env=env)
 
@@ -180,24 +213,45 @@ def _seed_demo(env: dict) -> None:
 DEMO_NOTES = [
     ("1000000001", "dr.alice.moreno@example.com", "links by its primary email"),
     ("1000000002", "bashir.okafor.md@example.com", "links by its secondary email"),
-    ("1000000003", "carmen.lee@fmcsa.dot.gov",
-     "links; the account page advises leaving the .gov address"),
-    ("1000000010", "dana.personal@example.net",
-     "no match: recover with a code sent to dana.ruiz@va.gov, then change that .gov primary"),
+    (
+        "1000000003",
+        "carmen.lee@fmcsa.dot.gov",
+        "links; the account page advises leaving the .gov address",
+    ),
+    (
+        "1000000010",
+        "dana.personal@example.net",
+        "no match: recover with a code sent to dana.ruiz@va.gov, then change that .gov primary",
+    ),
     ("1000000004", "d.ivanov@example.com", "disabled: refused"),
-    ("1000000005", "eve.walsh@example.org",
-     "removed: a removed account holds no address, so it matches nothing (no match)"),
-    ("1000000006", "shared.office@example.com",
-     "on 1000000006 and 1000000007: shared, links nobody (contact support)"),
+    (
+        "1000000005",
+        "eve.walsh@example.org",
+        "removed: a removed account holds no address, so it matches nothing (no match)",
+    ),
+    (
+        "1000000006",
+        "shared.office@example.com",
+        "on 1000000006 and 1000000007: shared, links nobody (contact support)",
+    ),
     ("1000000007", "grace.kim@example.org", "links 1000000007 by its own secondary"),
-    ("1000000012", "front.desk@clinic.example.com",
-     "once-shared on June Park's account: links nobody until support runs clear-shared"),
+    (
+        "1000000012",
+        "front.desk@clinic.example.com",
+        "once-shared on June Park's account: links nobody until support runs clear-shared",
+    ),
     ("1000000011", "ivan.petrov@example.com", "links Ivan (support corrected his address)"),
-    ("1000000013", "jon.reyes@example.net",
-     "links Jon: his primary was changed here, and the re-import kept it "
-     "(jon.reyes@cdc.gov now matches nothing)"),
-    ("1000000008", "hana.sato@example.com + d.ivanov@example.com",
-     "together: emails of two accounts, links neither"),
+    (
+        "1000000013",
+        "jon.reyes@example.net",
+        "links Jon: his primary was changed here, and the re-import kept it "
+        "(jon.reyes@cdc.gov now matches nothing)",
+    ),
+    (
+        "1000000008",
+        "hana.sato@example.com + d.ivanov@example.com",
+        "together: emails of two accounts, links neither",
+    ),
 ]
 
 
@@ -247,10 +301,27 @@ def main(argv: list[str] | None = None) -> int:
         chalice = subprocess.Popen(
             # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py)
             # and this environment over the stage's values (chalice_local_main).
-            [sys.executable, "-c", CHALICE_LOCAL, "local", "--no-autoreload",
-             "--stage", "local", "--host", HOST, "--port", str(plan.app_port)],
-            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1)
+            [
+                sys.executable,
+                "-c",
+                CHALICE_LOCAL,
+                "local",
+                "--no-autoreload",
+                "--stage",
+                "local",
+                "--host",
+                HOST,
+                "--port",
+                str(plan.app_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         threading.Thread(target=_relay_redacted, args=(chalice.stdout,), daemon=True).start()
         _wait_for(f"http://{HOST}:{plan.app_port}/")
         if args.quiet:
@@ -292,8 +363,12 @@ def _start_stand_in(plan: Plan):
 
     idp = LocalLoginGov(issuer=plan.issuer)
     client_key = load_pem_private_key(plan.env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
-    idp.register_client(plan.env["LOGIN_GOV_CLIENT_ID"], public_pem(client_key),
-                        plan.app_url + "/auth/callback", plan.app_url + "/signed-out")
+    idp.register_client(
+        plan.env["LOGIN_GOV_CLIENT_ID"],
+        public_pem(client_key),
+        plan.app_url + "/auth/callback",
+        plan.app_url + "/signed-out",
+    )
     return idp.serve_in_thread(HOST, plan.stand_in_port)
 
 
@@ -314,8 +389,9 @@ def chalice_local_main() -> int:
 
     def load_with_the_environment_winning(self, environment_variables=None, *args, **kwargs):
         if environment_variables is not None:
-            environment_variables = {name: os.environ.get(name, value)
-                                     for name, value in environment_variables.items()}
+            environment_variables = {
+                name: os.environ.get(name, value) for name, value in environment_variables.items()
+            }
         return load_chalice_app(self, environment_variables, *args, **kwargs)
 
     CLIFactory.load_chalice_app = load_with_the_environment_winning
@@ -365,21 +441,27 @@ def _print_banner(plan: Plan, with_mailbox: bool) -> None:
     lines = ["", f"  National Registry sign-in is running at {plan.app_url}"]
     lines += [f"  {line}" for line in _provider_lines(plan)]
     if with_mailbox:
-        lines.append(f"  Local mailbox:     http://{HOST}:{plan.mailbox_port}/"
-                     "  (one-time codes and notices)")
+        lines.append(
+            f"  Local mailbox:     http://{HOST}:{plan.mailbox_port}/  (one-time codes and notices)"
+        )
     if plan.stand_in_port is not None:
-        lines += ["  (at the local Login.gov, type any email; same emails, same identity)",
-                  "", "  Demo registry accounts (sign in at the local Login.gov with these "
-                  "emails):"]
+        lines += [
+            "  (at the local Login.gov, type any email; same emails, same identity)",
+            "",
+            "  Demo registry accounts (sign in at the local Login.gov with these emails):",
+        ]
         for number, emails, note in DEMO_NOTES:
             lines.append(f"    {number}  {emails}")
             lines.append(f"                {note}")
         lines += ["    any other email   no match: link with a code sent to a registry email"]
     else:
-        lines += ["", "  Sign in with your account at that provider. Unless its email is a",
-                  "  demo account's, you land on \"no match\": link a demo account (e.g.",
-                  "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
-                  "  read in the local mailbox."]
+        lines += [
+            "",
+            "  Sign in with your account at that provider. Unless its email is a",
+            '  demo account\'s, you land on "no match": link a demo account (e.g.',
+            "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
+            "  read in the local mailbox.",
+        ]
     lines += ["", "  Ctrl-C stops everything.", "READY", ""]
     print("\n".join(lines), flush=True)
 

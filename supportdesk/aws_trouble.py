@@ -12,6 +12,7 @@ a traceback (`manage.py` shows `explain(exc)` for every PynamoDB and botocore er
 
 AWS's own error messages are never shown: they may carry key values (addresses).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,17 +32,33 @@ from botocore.exceptions import (
 from pynamodb.exceptions import PynamoDBException
 
 EXIT_REFUSED, EXIT_INCOMPLETE = 1, 3
-SETUP = "docs/deploy.md, \"The support desk's machine\""
+SETUP = 'docs/deploy.md, "The support desk\'s machine"'
 # Codes that say "who you are" or "what you may do" is the problem, not AWS's health.
-DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-          "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-          "SignatureDoesNotMatch", "MissingAuthenticationToken",
-          "KMSAccessDeniedException"}
+DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+    "KMSAccessDeniedException",
+}
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
-THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException",
-             "RequestLimitExceeded", "ThrottlingError", "Throttling"}
-UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
-               ConnectionClosedError)
+THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ThrottlingError",
+    "Throttling",
+}
+UNREACHABLE = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +73,11 @@ class Trouble:
 
 
 def _storage(what: str) -> Trouble:
-    return Trouble(EXIT_INCOMPLETE,
-                   f"storage unavailable or throttled ({what}): nothing, or only whole "
-                   "accounts, were written; run the command again in a minute")
+    return Trouble(
+        EXIT_INCOMPLETE,
+        f"storage unavailable or throttled ({what}): nothing, or only whole "
+        "accounts, were written; run the command again in a minute",
+    )
 
 
 def explain(exc: BaseException) -> Trouble | None:
@@ -67,32 +86,53 @@ def explain(exc: BaseException) -> Trouble | None:
     if isinstance(exc, PynamoDBException):
         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
     if isinstance(cause, NoRegionError):
-        return Trouble(EXIT_REFUSED, "no AWS region: set AWS_DEFAULT_REGION to the region the "
-                       f"stage is deployed in (for example us-east-1); see {SETUP}")
-    if isinstance(cause, (NoCredentialsError, PartialCredentialsError,
-                          CredentialRetrievalError)):
-        return Trouble(EXIT_REFUSED, "no AWS credentials: sign in with the support desk's "
-                       "role for this stage (for example `aws sso login` and AWS_PROFILE); "
-                       f"see {SETUP}")
+        return Trouble(
+            EXIT_REFUSED,
+            "no AWS region: set AWS_DEFAULT_REGION to the region the "
+            f"stage is deployed in (for example us-east-1); see {SETUP}",
+        )
+    if isinstance(cause, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+        return Trouble(
+            EXIT_REFUSED,
+            "no AWS credentials: sign in with the support desk's "
+            "role for this stage (for example `aws sso login` and AWS_PROFILE); "
+            f"see {SETUP}",
+        )
     if isinstance(cause, ClientError):
         code = cause.response.get("Error", {}).get("Code", "") or "unknown error"
         operation = cause.operation_name or "a call"
         if code in DENIED or "AccessDenied" in code:
-            return Trouble(EXIT_REFUSED, f"AWS refused {operation} ({code}): the credentials "
-                           "in use may not do this; the support desk's role needs the "
-                           f"actions listed in {SETUP}")
+            return Trouble(
+                EXIT_REFUSED,
+                f"AWS refused {operation} ({code}): the credentials "
+                "in use may not do this; the support desk's role needs the "
+                f"actions listed in {SETUP}",
+            )
         if code in EXPIRED:
-            return Trouble(EXIT_REFUSED, f"AWS credentials expired ({operation}: {code}): "
-                           f"sign in again; see {SETUP}")
+            return Trouble(
+                EXIT_REFUSED,
+                f"AWS credentials expired ({operation}: {code}): sign in again; see {SETUP}",
+            )
         if code == "ResourceNotFoundException":
-            return Trouble(EXIT_REFUSED, f"{operation}: a table is not there ({code}): check "
-                           "--stage, TABLE_PREFIX and AWS_DEFAULT_REGION")
+            return Trouble(
+                EXIT_REFUSED,
+                f"{operation}: a table is not there ({code}): check "
+                "--stage, TABLE_PREFIX and AWS_DEFAULT_REGION",
+            )
         if code == "ParameterNotFound":
-            return Trouble(EXIT_REFUSED, f"{operation}: the SSM parameter the stage names is "
-                           "not there (ParameterNotFound): check --stage, "
-                           "HMAC_ROOT_KEY_PARAMETER and AWS_DEFAULT_REGION")
-        reasons = sorted({r.code for r in (getattr(exc, "cancellation_reasons", None) or [])
-                          if r is not None and r.code not in (None, "None")})
+            return Trouble(
+                EXIT_REFUSED,
+                f"{operation}: the SSM parameter the stage names is "
+                "not there (ParameterNotFound): check --stage, "
+                "HMAC_ROOT_KEY_PARAMETER and AWS_DEFAULT_REGION",
+            )
+        reasons = sorted(
+            {
+                r.code
+                for r in (getattr(exc, "cancellation_reasons", None) or [])
+                if r is not None and r.code not in (None, "None")
+            }
+        )
         return _storage(f"{operation}: {code}" + (f" ({', '.join(reasons)})" if reasons else ""))
     if isinstance(cause, UNREACHABLE):
         return _storage(f"cannot reach AWS: {cause.__class__.__name__}")
@@ -105,12 +145,18 @@ def cause(exc: BaseException) -> str:
     """What an AWS failure was, in a few words, for a message that also says what did
     commit: "DynamoDB throttled: Query ProvisionedThroughputExceededException"."""
     service = "DynamoDB" if isinstance(exc, PynamoDBException) else "AWS"
-    inner = exc.cause if isinstance(exc, PynamoDBException) and \
-        isinstance(exc.cause, BaseException) else exc
+    inner = (
+        exc.cause
+        if isinstance(exc, PynamoDBException) and isinstance(exc.cause, BaseException)
+        else exc
+    )
     if isinstance(inner, ClientError):
         code = inner.response.get("Error", {}).get("Code", "") or "unknown error"
-        reasons = {r.code for r in (getattr(exc, "cancellation_reasons", None) or [])
-                   if r is not None and r.code not in (None, "None")}
+        reasons = {
+            r.code
+            for r in (getattr(exc, "cancellation_reasons", None) or [])
+            if r is not None and r.code not in (None, "None")
+        }
         if code in THROTTLED or reasons & THROTTLED:
             what = "throttled"
         elif code in DENIED or "AccessDenied" in code or code in EXPIRED:

@@ -8,6 +8,7 @@ which spreadsheets show as text; a program reading the CSV sees the apostrophe. 
 bidirectional and invisible characters are written as escapes first (`\x1b`, `\u202e`:
 supportdesk.safe_text, the desk's one rule for text it shows).
 """
+
 from __future__ import annotations
 
 import csv

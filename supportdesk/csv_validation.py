@@ -4,6 +4,7 @@ Every row is checked on its own (registry number, names, role, status, emails) a
 registry numbers must be unique in the file. Bad rows are rejected with a reason; nothing
 about them is written. `supportdesk.registry_sync` syncs the valid rows.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,12 @@ MAX_USERNAME_LENGTH = 100
 
 # Fields the registry owns and a re-import may change. Link fields are never here.
 IMPORTED_FIELDS = ("first_name", "last_name", "role", "status", "legacy_username")
-EMAIL_FIELDS = ("primary_email", "primary_email_normalized",
-                "secondary_email", "secondary_email_normalized")
+EMAIL_FIELDS = (
+    "primary_email",
+    "primary_email_normalized",
+    "secondary_email",
+    "secondary_email_normalized",
+)
 
 REJECTED, WARNING = "rejected", "warning"
 
@@ -36,9 +41,9 @@ class ImportFileError(ValueError):
 
 @dataclass(frozen=True)
 class Issue:
-    row: int            # line number in the file (header = line 1)
+    row: int  # line number in the file (header = line 1)
     nr_number: str
-    kind: str           # "rejected" or "warning"
+    kind: str  # "rejected" or "warning"
     reason: str
 
 
@@ -101,37 +106,42 @@ def _check_text(value: str, label: str, *, required: bool, max_length: int) -> s
 
 def validate_row(line: int, raw: dict[str, str]) -> tuple[AccountRow | None, str | None]:
     """Check one row on its own; returns (row, None) or (None, reason)."""
-    values = {name: unicodedata.normalize("NFC", (raw.get(name) or "")).strip()
-              for name in CSV_HEADER}
+    values = {
+        name: unicodedata.normalize("NFC", (raw.get(name) or "")).strip() for name in CSV_HEADER
+    }
     number = values["nr_number"]
     if not is_registry_number(number):
         return None, "nr_number must be exactly 10 digits" + _found(number)
     for name, label, required, limit in (
-            ("first_name", "first_name", True, MAX_NAME_LENGTH),
-            ("last_name", "last_name", True, MAX_NAME_LENGTH),
-            ("legacy_username", "legacy_username", False, MAX_USERNAME_LENGTH)):
+        ("first_name", "first_name", True, MAX_NAME_LENGTH),
+        ("last_name", "last_name", True, MAX_NAME_LENGTH),
+        ("legacy_username", "legacy_username", False, MAX_USERNAME_LENGTH),
+    ):
         reason = _check_text(values[name], label, required=required, max_length=limit)
         if reason:
             return None, reason
     if values["role"] not in ROLES:
         return None, f"role must be one of {', '.join(ROLES)}" + _found(values["role"])
     if values["status"] not in ACCOUNT_STATUSES:
-        return None, (f"status must be one of {', '.join(ACCOUNT_STATUSES)}"
-                      + _found(values["status"]))
+        return None, (
+            f"status must be one of {', '.join(ACCOUNT_STATUSES)}" + _found(values["status"])
+        )
     if not values["primary_email"]:
         return None, "primary_email is missing"
     try:
         primary = normalize_email(values["primary_email"])
     except InvalidEmail:
-        return None, ("primary_email is not a valid email address"
-                      + _found(values["primary_email"]))
+        return None, (
+            "primary_email is not a valid email address" + _found(values["primary_email"])
+        )
     secondary = None
     if values["secondary_email"]:
         try:
             secondary = normalize_email(values["secondary_email"])
         except InvalidEmail:
-            return None, ("secondary_email is not a valid email address"
-                          + _found(values["secondary_email"]))
+            return None, (
+                "secondary_email is not a valid email address" + _found(values["secondary_email"])
+            )
         if secondary == primary:
             return None, "secondary_email is the same address as primary_email"
     return AccountRow(
@@ -174,8 +184,14 @@ def validate_csv(stream: TextIO) -> Validation:
             line = reader.line_num
             number = record[0].strip() if record else ""
             if len(record) != len(CSV_HEADER):
-                issues.append(Issue(line, number, REJECTED,
-                                    f"expected {len(CSV_HEADER)} fields, found {len(record)}"))
+                issues.append(
+                    Issue(
+                        line,
+                        number,
+                        REJECTED,
+                        f"expected {len(CSV_HEADER)} fields, found {len(record)}",
+                    )
+                )
                 continue
             row, reason = validate_row(line, dict(zip(CSV_HEADER, record)))
             if row is None:
@@ -183,8 +199,9 @@ def validate_csv(stream: TextIO) -> Validation:
             else:
                 candidates.append(row)
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise ImportFileError(f"the file is not readable CSV near line {reader.line_num}: "
-                              f"{exc}") from None
+        raise ImportFileError(
+            f"the file is not readable CSV near line {reader.line_num}: {exc}"
+        ) from None
 
     # A number twice in one file: we cannot tell which row is right, so neither is imported.
     lines_by_number: dict[str, list[int]] = defaultdict(list)
@@ -195,8 +212,11 @@ def validate_csv(stream: TextIO) -> Validation:
         lines = lines_by_number[row.nr_number]
         if len(lines) > 1:
             others = ", ".join(str(n) for n in lines if n != row.row)
-            issues.append(Issue(row.row, row.nr_number, REJECTED,
-                                f"duplicate nr_number (also on line {others})"))
+            issues.append(
+                Issue(
+                    row.row, row.nr_number, REJECTED, f"duplicate nr_number (also on line {others})"
+                )
+            )
         else:
             rows.append(row)
     issues.sort(key=lambda issue: issue.row)

@@ -13,6 +13,7 @@ instead of undoing it. A change made here makes the field this service's
 (chalicelib.field_ownership): no registry import undoes it. Functions return plain dicts
 (JSON-ready); `manage.py` prints them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -58,6 +59,7 @@ class Invalid(SupportError):
 
 # --- helpers --------------------------------------------------------------------------------
 
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
@@ -94,8 +96,11 @@ def _get_account(nr_number: str) -> Account:
 
 def _who(account: Account) -> dict:
     """Name and primary email, shown with every confirmation so a wrong number is noticed."""
-    return {"nr_number": account.nr_number, "name": account.full_name,
-            "primary_email": account.primary_email}
+    return {
+        "nr_number": account.nr_number,
+        "name": account.full_name,
+        "primary_email": account.primary_email,
+    }
 
 
 def _event_view(event: AuditEvent) -> dict:
@@ -107,8 +112,7 @@ def _event_view(event: AuditEvent) -> dict:
     }
 
 
-def claim_state(claim: claims.AddressClaim | None, nr_number: str,
-                removed: bool = False) -> str:
+def claim_state(claim: claims.AddressClaim | None, nr_number: str, removed: bool = False) -> str:
     """How one address stands for one account, in the desk's words."""
     if removed and (claim is None or not claim.names(nr_number)):
         return "removed: holds no address (free for other accounts; back if re-activated)"
@@ -128,8 +132,11 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     found = claims.read_many(account.normalized_emails())
 
     def state(email: str | None) -> str | None:
-        return claim_state(found.get(email), account.nr_number,
-                           account.status == "removed") if email else None
+        return (
+            claim_state(found.get(email), account.nr_number, account.status == "removed")
+            if email
+            else None
+        )
 
     marks = account.changed_here.as_dict() if account.changed_here else {}
     return {
@@ -140,15 +147,17 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
         "role": account.role,
         "status": account.status,
         "support_hold": bool(account.support_hold),
-        "registry_status": (account.imported.as_dict().get("status")
-                            if account.imported else None),
+        "registry_status": (account.imported.as_dict().get("status") if account.imported else None),
         "primary_email": account.primary_email,
         "primary_email_claim": state(account.primary_email_normalized),
         "primary_email_institutional": is_institutional(account.primary_email_normalized),
         "secondary_email": account.secondary_email,
         "secondary_email_claim": state(account.secondary_email_normalized),
-        "changed_here": {name: f"{mark.get('at', '')} by {mark.get('by', '')}"
-                         for name, mark in sorted(marks.items()) if isinstance(mark, dict)},
+        "changed_here": {
+            name: f"{mark.get('at', '')} by {mark.get('by', '')}"
+            for name, mark in sorted(marks.items())
+            if isinstance(mark, dict)
+        },
         "linked": bool(account.linked_sub),
         # The raw sub: not a secret, and what Login.gov's support asks for to correlate.
         "linked_sub": account.linked_sub,
@@ -173,7 +182,8 @@ def _after_commit(result: dict, step: str, command: str, run):
         return run()
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
         result.setdefault("follow_up_failed", []).append(
-            {"step": step, "error": aws_trouble.cause(exc), "command": command})
+            {"step": step, "error": aws_trouble.cause(exc), "command": command}
+        )
         return None
 
 
@@ -188,6 +198,7 @@ def end_sessions(sub: str) -> dict:
 
 
 # --- find -----------------------------------------------------------------------------------
+
 
 def find(query: str, *, scan: bool = False) -> list[dict]:
     """Accounts for a registry number or an email (any case/spacing). Raises NotFound.
@@ -208,17 +219,22 @@ def find(query: str, *, scan: bool = False) -> list[dict]:
     claim = claims.read(email)
     numbers = set(claim.holders) if claim else set()
     if scan:
-        condition = (Account.primary_email_normalized == email) | \
-            (Account.secondary_email_normalized == email)
+        condition = (Account.primary_email_normalized == email) | (
+            Account.secondary_email_normalized == email
+        )
         numbers |= {a.nr_number for a in Account.scan(filter_condition=condition)}
     if not numbers:
-        raise NotFound("no account lists this email" if scan else
-                       "no account lists this email (a removed account holds no address: "
-                       "`find --scan` also searches every account's addresses)")
+        raise NotFound(
+            "no account lists this email"
+            if scan
+            else "no account lists this email (a removed account holds no address: "
+            "`find --scan` also searches every account's addresses)"
+        )
     return [account_view(_get_account(n)) for n in sorted(numbers)]
 
 
 # --- unlink, and bars -----------------------------------------------------------------------
+
 
 def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
     """Remove an account's Login.gov link; then end that identity's sessions.
@@ -240,19 +256,36 @@ def unlink(nr_number: str, *, reason: str, actor: str, mode: str) -> dict:
     identity = store.identity_claim(sub)
     claim_removed = identity is not None and identity.nr_number == account.nr_number
     try:
-        linking.unlink_identity(account, sub, identity, event="identity_unlinked",
-                                actor=actor, bar=mode == "not-owner", reason=reason,
-                                mode=mode)
+        linking.unlink_identity(
+            account,
+            sub,
+            identity,
+            event="identity_unlinked",
+            actor=actor,
+            bar=mode == "not-owner",
+            reason=reason,
+            mode=mode,
+        )
     except linking.UnlinkConflict:
-        raise Refused("the account changed while unlinking (a sign-in or another support "
-                      "action); nothing was changed: look again with `find`") from None
-    result = {**_who(account), "unlinked_sub": sub, "mode": mode,
-              "barred": mode == "not-owner", "sub_claim_removed": claim_removed,
-              "login_gov_disabled": bool(identity and identity.disabled),
-              "legacy_username_retired": bool(account.legacy_username_retired)}
+        raise Refused(
+            "the account changed while unlinking (a sign-in or another support "
+            "action); nothing was changed: look again with `find`"
+        ) from None
+    result = {
+        **_who(account),
+        "unlinked_sub": sub,
+        "mode": mode,
+        "barred": mode == "not-owner",
+        "sub_claim_removed": claim_removed,
+        "login_gov_disabled": bool(identity and identity.disabled),
+        "legacy_username_retired": bool(account.legacy_username_retired),
+    }
     result["sessions_ended"] = _after_commit(
-        result, "end-sessions", f"end-sessions {sub}",
-        lambda: sessions.end_sessions_for_subject(sub))
+        result,
+        "end-sessions",
+        f"end-sessions {sub}",
+        lambda: sessions.end_sessions_for_subject(sub),
+    )
     return result
 
 
@@ -269,6 +302,7 @@ def lift_bar(nr_number: str, sub: str, *, reason: str, actor: str) -> dict:
 
 
 # --- disable / enable -----------------------------------------------------------------------
+
 
 def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
     """Disable (put support's hold on) or enable (lift it): one transaction with its audit.
@@ -288,47 +322,78 @@ def set_status(nr_number: str, status: str, *, reason: str, actor: str) -> dict:
     account = _get_account(nr_number)
     previous = account.status
     if previous == "removed":
-        raise Refused(f"account {account.nr_number} is removed by the registry; "
-                      "support does not change it")
+        raise Refused(
+            f"account {account.nr_number} is removed by the registry; support does not change it"
+        )
     hold = status == "disabled"
     had_hold = bool(account.support_hold)
-    registry_status = (account.imported.as_dict().get("status", "active")
-                       if account.imported else previous)
+    registry_status = (
+        account.imported.as_dict().get("status", "active") if account.imported else previous
+    )
     if not hold and not had_hold and registry_status == "disabled":
-        raise Refused(f"account {account.nr_number} is disabled because the registry says "
-                      "disabled; support has no hold to lift (the registry re-activates it "
-                      "in its export)")
+        raise Refused(
+            f"account {account.nr_number} is disabled because the registry says "
+            "disabled; support has no hold to lift (the registry re-activates it "
+            "in its export)"
+        )
     new_status = effective_status(registry_status, hold)
-    result = {**_who(account), "status": new_status, "previous_status": previous,
-              "changed": had_hold != hold, "support_hold": hold,
-              "previous_support_hold": had_hold, "registry_status": registry_status,
-              "sessions_ended": 0}
+    result = {
+        **_who(account),
+        "status": new_status,
+        "previous_status": previous,
+        "changed": had_hold != hold,
+        "support_hold": hold,
+        "previous_support_hold": had_hold,
+        "registry_status": registry_status,
+        "sessions_ended": 0,
+    }
     if result["changed"]:
-        event = audit_event(account.nr_number,
-                            "account_disabled" if hold else "account_enabled", actor=actor,
-                            export=True, reason=reason, previous_status=previous,
-                            status=new_status, fields="support_hold",
-                            hold="on" if hold else "off")
+        event = audit_event(
+            account.nr_number,
+            "account_disabled" if hold else "account_enabled",
+            actor=actor,
+            export=True,
+            reason=reason,
+            previous_status=previous,
+            status=new_status,
+            fields="support_hold",
+            hold="on" if hold else "off",
+        )
         tx = store.Transaction()
-        tx.update("account", account, actions=[
-            Account.status.set(new_status), Account.support_hold.set(hold),
-            mark_changed_here(account, ["support_hold"], actor)],
-            condition=Account.status == previous)
-        commit_with_audit(tx, event, Refused("the account changed at the same moment; nothing "
-                                             "was changed: look again with `find`"),
-                          previous_status=previous)
+        tx.update(
+            "account",
+            account,
+            actions=[
+                Account.status.set(new_status),
+                Account.support_hold.set(hold),
+                mark_changed_here(account, ["support_hold"], actor),
+            ],
+            condition=Account.status == previous,
+        )
+        commit_with_audit(
+            tx,
+            event,
+            Refused(
+                "the account changed at the same moment; nothing "
+                "was changed: look again with `find`"
+            ),
+            previous_status=previous,
+        )
     if hold and account.linked_sub:
         sub = account.linked_sub
         result["sessions_ended"] = _after_commit(
-            result, "end-sessions", f"end-sessions {sub}",
-            lambda: sessions.end_sessions_for_subject(sub))
+            result,
+            "end-sessions",
+            f"end-sessions {sub}",
+            lambda: sessions.end_sessions_for_subject(sub),
+        )
     return result
 
 
 # --- email corrections and shared addresses ---------------------------------------------------
 
-def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
-              actor: str) -> dict:
+
+def set_email(nr_number: str, *, slot: str, address: str | None, reason: str, actor: str) -> dict:
     """Support corrects the primary or secondary address (None removes the secondary) after
     verifying the person by its usual process. The field is then owned here.
 
@@ -344,8 +409,10 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     account = _get_account(nr_number)
     if account.status == "removed":
         # A removed account holds no address: the registry re-activates it first.
-        raise Refused(f"account {account.nr_number} is removed by the registry; its "
-                      "addresses are free and support does not change them")
+        raise Refused(
+            f"account {account.nr_number} is removed by the registry; its "
+            "addresses are free and support does not change them"
+        )
     normalized = None
     if address is not None:
         try:
@@ -358,14 +425,20 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     field_name = f"{slot}_email"
     old_address = getattr(account, field_name)
     old_normalized = getattr(account, f"{field_name}_normalized")
-    other = account.secondary_email_normalized if slot == "primary" \
+    other = (
+        account.secondary_email_normalized
+        if slot == "primary"
         else account.primary_email_normalized
+    )
     if normalized is not None and normalized == other:
-        raise Refused(f"{address} is already this account's other address: use a swap "
-                      "(the person can do it on the account page)")
+        raise Refused(
+            f"{address} is already this account's other address: use a swap "
+            "(the person can do it on the account page)"
+        )
     if normalized is None and old_normalized is None:
-        raise Refused(f"there is no secondary email on account {account.nr_number}; nothing "
-                      "to remove")
+        raise Refused(
+            f"there is no secondary email on account {account.nr_number}; nothing to remove"
+        )
     if normalized == old_normalized:
         raise Refused(f"the {slot} email is already {old_address}")
     rekey = normalized is not None and try_normalize_email(old_address) == normalized
@@ -373,17 +446,31 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     new_claim = found.get(normalized) if normalized else None
     if new_claim is not None and not new_claim.names(account.nr_number):
         holders = ", ".join(sorted(new_claim.holders))
-        raise Refused(f"{address} is on another registry account ({holders}): correct that "
-                      "account first")
+        raise Refused(
+            f"{address} is on another registry account ({holders}): correct that account first"
+        )
     if rekey:
-        event = audit_event(account.nr_number, "email_rekeyed_by_support", actor=actor,
-                            reason=reason, fields=field_name, old_key=old_normalized or "",
-                            new_key=normalized)
+        event = audit_event(
+            account.nr_number,
+            "email_rekeyed_by_support",
+            actor=actor,
+            reason=reason,
+            fields=field_name,
+            old_key=old_normalized or "",
+            new_key=normalized,
+        )
         address = old_address  # the registry's spelling stays: only the key changes
     else:
-        event = audit_event(account.nr_number, "email_set_by_support", actor=actor,
-                            export=True, reason=reason, fields=field_name,
-                            old_email=old_address or "", new_email=address or "")
+        event = audit_event(
+            account.nr_number,
+            "email_set_by_support",
+            actor=actor,
+            export=True,
+            reason=reason,
+            fields=field_name,
+            old_email=old_address or "",
+            new_email=address or "",
+        )
     tx = store.Transaction()
     if normalized is not None:
         claims.add_holder(tx, "new_claim", normalized, account.nr_number, None)
@@ -392,17 +479,33 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
         if old_claim is not None and old_claim.names(account.nr_number):
             claims.remove_holder(tx, "old_claim", old_normalized, account.nr_number, old_claim)
     raw, norm = getattr(Account, field_name), getattr(Account, f"{field_name}_normalized")
-    actions = [raw.set(address) if address else raw.remove(),
-               norm.set(normalized) if normalized else norm.remove()]
+    actions = [
+        raw.set(address) if address else raw.remove(),
+        norm.set(normalized) if normalized else norm.remove(),
+    ]
     if not rekey:
         actions.append(mark_changed_here(account, [field_name], actor))
     tx.update("account", account, actions=actions)
-    commit_with_audit(tx, event, Refused("the account or the address changed at the same "
-                                         "moment; nothing was changed: look again with `find`"),
-                      fields=field_name)
-    result = {**_who(account), "field": field_name, "old": old_address, "new": address,
-              "rekeyed": rekey, "old_key": old_normalized, "new_key": normalized,
-              "notified": [], "not_notified": []}
+    commit_with_audit(
+        tx,
+        event,
+        Refused(
+            "the account or the address changed at the same "
+            "moment; nothing was changed: look again with `find`"
+        ),
+        fields=field_name,
+    )
+    result = {
+        **_who(account),
+        "field": field_name,
+        "old": old_address,
+        "new": address,
+        "rekeyed": rekey,
+        "old_key": old_normalized,
+        "new_key": normalized,
+        "notified": [],
+        "not_notified": [],
+    }
     if slot == "primary" and not rekey:
         result["primary_email"] = address
     if not rekey:
@@ -410,21 +513,23 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str,
     return result
 
 
-def _tell_of_change(account: Account, slot: str, old: str | None, new: str | None,
-                    result: dict) -> None:
+def _tell_of_change(
+    account: Account, slot: str, old: str | None, new: str | None, result: dict
+) -> None:
     """The email-changed notices of a support correction (best-effort, as for a person's
     own change: the correction has committed whatever the mail does)."""
     if slot == "primary":
         sends = [(old, "primary")]
     elif old is None:
-        sends = [(account.primary_email, "secondary")]               # a secondary added
+        sends = [(account.primary_email, "secondary")]  # a secondary added
     elif new is None:
         sends = [(old, "remove_secondary"), (account.primary_email, "secondary_removed")]
     else:
         sends = [(old, "secondary"), (account.primary_email, "secondary_changed")]
     for to, change in sends:
-        sent = notices.send_email_changed_notice(to, account, change=change, old_email=old,
-                                                 new_email=new)
+        sent = notices.send_email_changed_notice(
+            to, account, change=change, old_email=old, new_email=new
+        )
         result["notified" if sent else "not_notified"].append(to)
 
 
@@ -440,8 +545,10 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
     if claim is None:
         raise NotFound("no account lists this email")
     if claim.contested:
-        raise Refused(f"still on several accounts ({', '.join(sorted(claim.holders))}): "
-                      "correct their addresses first")
+        raise Refused(
+            f"still on several accounts ({', '.join(sorted(claim.holders))}): "
+            "correct their addresses first"
+        )
     if not claim.shared:
         raise Refused("this address is not marked shared; nothing to clear")
     (nr_number,) = claim.holders
@@ -450,11 +557,16 @@ def clear_shared(address: str, *, reason: str, actor: str) -> dict:
     tx = store.Transaction()
     claims.clear_shared(tx, "claim", claim)
     # The account must still hold the address when the claim clears.
-    tx.check("account", Account, nr_number,
-             condition=(Account.primary_email_normalized == normalized)
-             | (Account.secondary_email_normalized == normalized))
-    commit_with_audit(tx, event,
-                      Refused("the address changed at the same moment; nothing was changed"))
+    tx.check(
+        "account",
+        Account,
+        nr_number,
+        condition=(Account.primary_email_normalized == normalized)
+        | (Account.secondary_email_normalized == normalized),
+    )
+    commit_with_audit(
+        tx, event, Refused("the address changed at the same moment; nothing was changed")
+    )
     return {**_who(account), "address": address, "cleared": True}
 
 
@@ -465,9 +577,12 @@ EXPORT_COLUMNS = ("at", "nr_number", "field", "old", "new", "event", "actor")
 # events recorded it as "status": they are exported the same way).
 HOLD_EVENTS = {"account_disabled": ("off", "on"), "account_enabled": ("on", "off")}
 # The fields each kind of email change (chalicelib.email_change.Change) touches.
-CHANGE_FIELDS = {"primary": "primary_email", "secondary": "secondary_email",
-                 "remove_secondary": "secondary_email",
-                 "swap": "primary_email,secondary_email"}
+CHANGE_FIELDS = {
+    "primary": "primary_email",
+    "secondary": "secondary_email",
+    "remove_secondary": "secondary_email",
+    "swap": "primary_email,secondary_email",
+}
 
 
 def export_changes(since: str) -> list[dict]:
@@ -492,9 +607,17 @@ def export_changes(since: str) -> list[dict]:
                 if not field_name:
                     continue
                 old, new = _export_values(event.event, field_name, detail)
-                rows.append({"at": event.at_event.split("#", 1)[0],
-                             "nr_number": event.nr_number, "field": field_name, "old": old,
-                             "new": new, "event": event.event, "actor": event.actor})
+                rows.append(
+                    {
+                        "at": event.at_event.split("#", 1)[0],
+                        "nr_number": event.nr_number,
+                        "field": field_name,
+                        "old": old,
+                        "new": new,
+                        "event": event.event,
+                        "actor": event.actor,
+                    }
+                )
         day += timedelta(days=1)
     return rows
 

@@ -11,6 +11,7 @@ recomputes each address's key, and for each one that differs says who holds the 
 key and the new key, and which other accounts use either, so support can re-key safely:
 move the claim when the new key is free, and sort out a conflict by hand first.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -20,14 +21,19 @@ from chalicelib.emails import try_normalize_email
 from chalicelib.models import Account
 
 FIELDS = ("primary", "secondary")
-_ATTRIBUTES = ["nr_number", "primary_email", "primary_email_normalized", "secondary_email",
-               "secondary_email_normalized"]
+_ATTRIBUTES = [
+    "nr_number",
+    "primary_email",
+    "primary_email_normalized",
+    "secondary_email",
+    "secondary_email_normalized",
+]
 
 
 def check_email_keys() -> dict:
     """{"accounts_checked": n, "changes": [one dict per address whose key would change]}."""
     checked = 0
-    addresses = []                          # (nr_number, field, email, stored key, new key)
+    addresses = []  # (nr_number, field, email, stored key, new key)
     users_of_stored: dict[str, set[str]] = defaultdict(set)
     users_of_new: dict[str, set[str]] = defaultdict(set)
     for account in Account.scan(attributes_to_get=_ATTRIBUTES):
@@ -54,17 +60,19 @@ def check_email_keys() -> dict:
     rows = []
     for nr_number, field, email, stored, new in sorted(changed, key=lambda a: (a[0], a[1])):
         new_holder = holders(new)
-        rows.append({
-            "nr_number": nr_number,
-            "field": field,
-            "email": email,
-            "stored_key": stored,
-            "new_key": new,          # None: the address is no longer a valid address
-            "stored_key_holder": holders(stored),
-            "new_key_holder": new_holder,
-            "stored_key_also_used_by": sorted(users_of_stored.get(stored, set()) - {nr_number}),
-            "new_key_also_used_by": sorted(users_of_new.get(new, set()) - {nr_number}),
-            # Another account's claim on the new key: re-keying would fail or take it.
-            "conflict": new is None or new_holder not in (None, nr_number),
-        })
+        rows.append(
+            {
+                "nr_number": nr_number,
+                "field": field,
+                "email": email,
+                "stored_key": stored,
+                "new_key": new,  # None: the address is no longer a valid address
+                "stored_key_holder": holders(stored),
+                "new_key_holder": new_holder,
+                "stored_key_also_used_by": sorted(users_of_stored.get(stored, set()) - {nr_number}),
+                "new_key_also_used_by": sorted(users_of_new.get(new, set()) - {nr_number}),
+                # Another account's claim on the new key: re-keying would fail or take it.
+                "conflict": new is None or new_holder not in (None, nr_number),
+            }
+        )
     return {"accounts_checked": checked, "changes": rows}

@@ -22,6 +22,7 @@ failure leaves each account before or after, never between; an account that chan
 the import ran is read again and planned once more; storage trouble stops the run cleanly
 (`stopped`), and re-running finishes the job.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,15 @@ from supportdesk.csv_validation import (
     validate_text,
 )
 
-__all__ = ["ImportFileError", "ImportResult", "import_accounts", "validate_csv",
-           "validate_file", "validate_text", "write_reject_report"]
+__all__ = [
+    "ImportFileError",
+    "ImportResult",
+    "import_accounts",
+    "validate_csv",
+    "validate_file",
+    "validate_text",
+    "write_reject_report",
+]
 
 REPORT_HEADER = ("row", "nr_number", "kind", "reason")
 CONFLICT = "conflict"
@@ -71,39 +79,60 @@ STORAGE_RETRIES = 3
 @dataclass
 class ImportResult:
     rows_read: int = 0
-    imported: int = 0           # new accounts
-    updated: int = 0            # existing accounts with a write (fields, addresses or base)
+    imported: int = 0  # new accounts
+    updated: int = 0  # existing accounts with a write (fields, addresses or base)
     unchanged: int = 0
-    rejected: int = 0           # rows not imported (validation, or changed while importing)
-    conflicts: int = 0          # fields both sides changed: nothing applied, reported
-    shared_emails: int = 0      # distinct addresses of this file on several accounts
+    rejected: int = 0  # rows not imported (validation, or changed while importing)
+    conflicts: int = 0  # fields both sides changed: nothing applied, reported
+    shared_emails: int = 0  # distinct addresses of this file on several accounts
     warnings: int = 0
-    older: int = 0              # rows of an older export than the account's: not applied
-    claims_written: int = 0     # claim items put or deleted
-    transactions: int = 0       # TransactWriteItems commits
-    items_read: int = 0         # accounts and claims read to plan
+    older: int = 0  # rows of an older export than the account's: not applied
+    claims_written: int = 0  # claim items put or deleted
+    transactions: int = 0  # TransactWriteItems commits
+    items_read: int = 0  # accounts and claims read to plan
     dry_run: bool = False
     exported_on: str | None = None  # the day the registry produced the file, if given
     stopped: str | None = None  # why the run stopped early (storage trouble): re-run it
     issues: list[Issue] = field(default_factory=list)
 
     def summary(self) -> dict:
-        names = ("rows_read", "imported", "updated", "unchanged", "rejected", "conflicts",
-                 "shared_emails", "warnings", "older", "claims_written", "transactions",
-                 "items_read", "dry_run", "exported_on", "stopped")
+        names = (
+            "rows_read",
+            "imported",
+            "updated",
+            "unchanged",
+            "rejected",
+            "conflicts",
+            "shared_emails",
+            "warnings",
+            "older",
+            "claims_written",
+            "transactions",
+            "items_read",
+            "dry_run",
+            "exported_on",
+            "stopped",
+        )
         return {name: getattr(self, name) for name in names}
 
 
 # --- planning ----------------------------------------------------------------------------------
+
 
 def _norm(raw: str | None) -> str | None:
     return try_normalize_email(raw) if raw else None
 
 
 def _row_values(row: AccountRow) -> dict:
-    return {"first_name": row.first_name, "last_name": row.last_name, "role": row.role,
-            "status": row.status, "primary_email": row.primary_email,
-            "secondary_email": row.secondary_email, "legacy_username": row.legacy_username}
+    return {
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "role": row.role,
+        "status": row.status,
+        "primary_email": row.primary_email,
+        "secondary_email": row.secondary_email,
+        "legacy_username": row.legacy_username,
+    }
 
 
 def _current_values(account: Account) -> dict:
@@ -124,12 +153,12 @@ class AccountPlan:
 
     row: AccountRow
     existing: Account | None
-    changes: dict = field(default_factory=dict)        # Account attribute -> new value
-    base: dict = field(default_factory=dict)           # the new imported snapshot
+    changes: dict = field(default_factory=dict)  # Account attribute -> new value
+    base: dict = field(default_factory=dict)  # the new imported snapshot
     conflicts: list[tuple[str, object, object]] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)  # normalized, after the import
-    file_date: str | None = None     # the export's date (--exported-on), if given
-    older_than: str | None = None    # the account's newer export date: nothing applied
+    file_date: str | None = None  # the export's date (--exported-on), if given
+    older_than: str | None = None  # the account's newer export date: nothing applied
 
     @property
     def nr_number(self) -> str:
@@ -139,31 +168,40 @@ class AccountPlan:
     def new_export_date(self) -> str | None:
         """The export date to remember, when this file is newer than the account's."""
         known = self.existing.exported_on if self.existing else None
-        return self.file_date if self.file_date and (known is None or self.file_date > known) \
-            else None
+        return (
+            self.file_date if self.file_date and (known is None or self.file_date > known) else None
+        )
 
 
-def plan_account(row: AccountRow, account: Account | None,
-                 file_date: str | None = None) -> AccountPlan:
+def plan_account(
+    row: AccountRow, account: Account | None, file_date: str | None = None
+) -> AccountPlan:
     """The three-way merge of one row with its account (pure: no reads).
 
     With `file_date` (the day the registry produced the export), a row from an export
     older than the one the account was last changed from is not applied: re-running an
     old file must not undo a newer registry decision. Its account keeps what it holds."""
     theirs = _row_values(row)
-    if account is not None and file_date and account.exported_on \
-            and file_date < account.exported_on:
+    if (
+        account is not None
+        and file_date
+        and account.exported_on
+        and file_date < account.exported_on
+    ):
         plan = AccountPlan(row, account, file_date=file_date, older_than=account.exported_on)
         plan.addresses = account.normalized_emails() if account.status != "removed" else []
         return plan
     if account is None:
         plan = AccountPlan(row, None, base=dict(theirs), file_date=file_date)
-        plan.changes = {**{k: v for k, v in theirs.items()},
-                        "primary_email_normalized": row.primary_email_normalized,
-                        "secondary_email_normalized": row.secondary_email_normalized,
-                        "status": effective_status(row.status, False)}
-        plan.addresses = [a for a in (row.primary_email_normalized,
-                                      row.secondary_email_normalized) if a]
+        plan.changes = {
+            **{k: v for k, v in theirs.items()},
+            "primary_email_normalized": row.primary_email_normalized,
+            "secondary_email_normalized": row.secondary_email_normalized,
+            "status": effective_status(row.status, False),
+        }
+        plan.addresses = [
+            a for a in (row.primary_email_normalized, row.secondary_email_normalized) if a
+        ]
         if plan.changes["status"] == "removed":
             plan.addresses = []  # a removed account holds no address
         return plan
@@ -171,8 +209,11 @@ def plan_account(row: AccountRow, account: Account | None,
     base = account.imported.as_dict() if account.imported else dict(ours)
     plan = AccountPlan(row, account, base=dict(base), file_date=file_date)
     for name in REGISTRY_FIELDS:
-        outcome = merge(_comparable(name, base.get(name)), _comparable(name, ours[name]),
-                        _comparable(name, theirs[name]))
+        outcome = merge(
+            _comparable(name, base.get(name)),
+            _comparable(name, ours[name]),
+            _comparable(name, theirs[name]),
+        )
         if outcome is Merge.APPLY:
             plan.base[name] = theirs[name]
             if name == "status":
@@ -184,8 +225,9 @@ def plan_account(row: AccountRow, account: Account | None,
             plan.base[name] = theirs[name]
         elif outcome is Merge.CONFLICT:
             plan.conflicts.append((name, theirs[name], ours[name]))
-        elif _comparable(name, theirs[name]) == _comparable(name, base.get(name)) \
-                and theirs[name] != base.get(name):
+        elif _comparable(name, theirs[name]) == _comparable(name, base.get(name)) and theirs[
+            name
+        ] != base.get(name):
             plan.base[name] = theirs[name]  # same address, new spelling: the base follows
     status = effective_status(plan.base.get("status", "active"), bool(account.support_hold))
     if status != account.status:
@@ -212,12 +254,15 @@ def plan_account(row: AccountRow, account: Account | None,
 
 def _slots_after(plan: AccountPlan, account: Account) -> tuple[str | None, str | None]:
     """The account's normalized primary and secondary once `plan` is applied."""
-    return (plan.changes.get("primary_email_normalized", account.primary_email_normalized),
-            plan.changes.get("secondary_email_normalized", account.secondary_email_normalized))
+    return (
+        plan.changes.get("primary_email_normalized", account.primary_email_normalized),
+        plan.changes.get("secondary_email_normalized", account.secondary_email_normalized),
+    )
 
 
-def holders_after(plans: list[AccountPlan],
-                  current: dict[str, AddressClaim]) -> dict[str, frozenset[str]]:
+def holders_after(
+    plans: list[AccountPlan], current: dict[str, AddressClaim]
+) -> dict[str, frozenset[str]]:
     """For every address the run touches: the accounts that will hold it when it ends."""
     in_file = {plan.nr_number: plan for plan in plans}
     holders: dict[str, set[str]] = {}
@@ -229,19 +274,25 @@ def holders_after(plans: list[AccountPlan],
     return {address: frozenset(numbers) for address, numbers in holders.items()}
 
 
-def shared_after(plans: list[AccountPlan], current: dict[str, AddressClaim],
-                 holders: dict[str, frozenset[str]] | None = None) -> dict[str, bool]:
+def shared_after(
+    plans: list[AccountPlan],
+    current: dict[str, AddressClaim],
+    holders: dict[str, frozenset[str]] | None = None,
+) -> dict[str, bool]:
     """For every address the run touches: will it be on several accounts (or stay shared)?
 
     False means the run's final state is "one holder, not shared": the address was not
     shared before the run and ends on one account, even if it is contested for a moment
     while the run moves it from one account to another."""
     holders = holders_after(plans, current) if holders is None else holders
-    return {address: len(numbers) > 1 or bool(current.get(address) and current[address].shared)
-            for address, numbers in holders.items()}
+    return {
+        address: len(numbers) > 1 or bool(current.get(address) and current[address].shared)
+        for address, numbers in holders.items()
+    }
 
 
 # --- writing ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outlook:
@@ -257,9 +308,9 @@ class Outlook:
         return self.shared.get(address, True) or left != self.holders.get(address)
 
 
-def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | None],
-                     outlook: Outlook, actor: str) -> tuple[store.Transaction | None,
-                                                            dict, int]:
+def _transaction_for(
+    plan: AccountPlan, claim_state: dict[str, AddressClaim | None], outlook: Outlook, actor: str
+) -> tuple[store.Transaction | None, dict, int]:
     """The account's one transaction, and the claims as it leaves them (None: no write)."""
     tx = store.Transaction()
     after = dict(claim_state)
@@ -270,27 +321,38 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
         claim = after.get(address)
         holds = claim is not None and claim.names(number)
         if address in plan.addresses and not holds:
-            after[address] = claims.add_holder(tx, f"claim:{address}", address, number, claim,
-                                               shared=outlook.shared.get(address, False))
+            after[address] = claims.add_holder(
+                tx,
+                f"claim:{address}",
+                address,
+                number,
+                claim,
+                shared=outlook.shared.get(address, False),
+            )
             writes += 1
         elif address not in plan.addresses and holds:
             keep = outlook.keep_shared(address, claim.holders - {number})
-            after[address] = claims.remove_holder(tx, f"claim:{address}", address, number,
-                                                  claim, keep_shared=keep)
+            after[address] = claims.remove_holder(
+                tx, f"claim:{address}", address, number, claim, keep_shared=keep
+            )
             writes += 1
     if not (plan.changes or plan.base or writes):
         return None, after, 0
     now = utc_now()
     fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
     if plan.existing is None:
-        account = Account(number, **plan.changes, imported=plan.base, imported_at=now,
-                          exported_on=plan.file_date)
+        account = Account(
+            number, **plan.changes, imported=plan.base, imported_at=now, exported_on=plan.file_date
+        )
         tx.put("account", account, condition=Account.nr_number.does_not_exist())
         event = audit_event(number, "account_imported", actor=actor)
     else:
-        actions = [getattr(Account, name).set(value) if value is not None
-                   else getattr(Account, name).remove()
-                   for name, value in sorted(plan.changes.items())]
+        actions = [
+            getattr(Account, name).set(value)
+            if value is not None
+            else getattr(Account, name).remove()
+            for name, value in sorted(plan.changes.items())
+        ]
         if plan.base:
             actions += [Account.imported.set(plan.base), Account.imported_at.set(now)]
         if plan.new_export_date:  # only with a write: re-running a file stays free
@@ -298,8 +360,9 @@ def _transaction_for(plan: AccountPlan, claim_state: dict[str, AddressClaim | No
         # The version condition (added by PynamoDB) refuses an account that changed since it
         # was read (a link, an email change, support); link fields are never in `actions`.
         tx.update("account", plan.existing, actions=actions)
-        event = audit_event(number, "account_updated_by_import", actor=actor,
-                            fields=",".join(fields))
+        event = audit_event(
+            number, "account_updated_by_import", actor=actor, fields=",".join(fields)
+        )
     tx.audit(event)
     return tx, after, writes
 
@@ -322,7 +385,7 @@ def _with_storage_retries(call: Callable, sleep: Callable[[float], None]):
             if failures > STORAGE_RETRIES:
                 log_event("import_stopped", error=exc.__class__.__name__)
                 raise StorageStopped(exc.__class__.__name__) from None
-            sleep(min(2.0 ** failures, 10.0))
+            sleep(min(2.0**failures, 10.0))
 
 
 def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | None]]:
@@ -334,9 +397,14 @@ def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | Non
     return fresh, {address: found.get(address) for address in addresses}
 
 
-def import_accounts(validation: Validation, *, actor: str = "import", dry_run: bool = False,
-                    exported_on: str | None = None,
-                    sleep: Callable[[float], None] | None = None) -> ImportResult:
+def import_accounts(
+    validation: Validation,
+    *,
+    actor: str = "import",
+    dry_run: bool = False,
+    exported_on: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> ImportResult:
     """Sync the valid rows of `validation` into the tables. Idempotent.
 
     `exported_on` (YYYY-MM-DD): the day the registry produced the file. Each account
@@ -344,22 +412,27 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     applied (a warning). Without it, rows are applied whatever their age (as before)."""
     sleep = sleep or time.sleep
     issues = list(validation.issues)
-    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run,
-                          exported_on=exported_on)
+    result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run, exported_on=exported_on)
     rows = validation.rows
 
     def read_accounts():
-        return {a.nr_number: a for a in Account.batch_get([r.nr_number for r in rows],
-                                                          consistent_read=True)}
+        return {
+            a.nr_number: a
+            for a in Account.batch_get([r.nr_number for r in rows], consistent_read=True)
+        }
+
     try:
         existing = _with_storage_retries(read_accounts, sleep) if rows else {}
         plans = [plan_account(row, existing.get(row.nr_number), exported_on) for row in rows]
         addresses = {a for plan in plans for a in plan.addresses} | {
-            a for account in existing.values() for a in account.normalized_emails()}
+            a for account in existing.values() for a in account.normalized_emails()
+        }
         current = _with_storage_retries(lambda: claims.read_many(addresses), sleep)
     except StorageStopped:
-        result.stopped = ("DynamoDB kept refusing reads (throttled or unavailable) before "
-                          "anything was written; nothing was written: re-run the import")
+        result.stopped = (
+            "DynamoDB kept refusing reads (throttled or unavailable) before "
+            "anything was written; nothing was written: re-run the import"
+        )
         result.issues = list(validation.issues)
         result.rejected = validation.rejected
         log_event("accounts_imported", **result.summary())
@@ -368,12 +441,16 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     final = holders_after(plans, current)
     shared = shared_after(plans, current, final)
     outlook = Outlook(final, shared)
-    result.shared_emails = sum(1 for plan_address in {a for p in plans for a in p.addresses}
-                               if shared.get(plan_address))
+    result.shared_emails = sum(
+        1 for plan_address in {a for p in plans for a in p.addresses} if shared.get(plan_address)
+    )
     claim_state: dict[str, AddressClaim | None] = {a: current.get(a) for a in addresses}
     # Who "says" a value in a conflict: the file, when its date is known; else this run.
-    stamp = (f"the registry's file of {exported_on}" if exported_on
-             else f"this import (run on {utc_now().strftime('%Y-%m-%d')})")
+    stamp = (
+        f"the registry's file of {exported_on}"
+        if exported_on
+        else f"this import (run on {utc_now().strftime('%Y-%m-%d')})"
+    )
 
     for index, plan in enumerate(plans):
         if result.stopped:
@@ -387,22 +464,36 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
         result.conflicts += len(plan.conflicts)
         for address in plan.addresses:
             if shared.get(address):
-                issues.append(Issue(plan.row.row, plan.nr_number, WARNING,
-                                    _shared_warning(plan, address, final[address])))
+                issues.append(
+                    Issue(
+                        plan.row.row,
+                        plan.nr_number,
+                        WARNING,
+                        _shared_warning(plan, address, final[address]),
+                    )
+                )
         outcome = _write(plan, claim_state, outlook, actor, dry_run, result, sleep)
         if outcome == "older":  # a newer export was imported while this one ran
             result.older += 1
             issues.append(_older_issue(plan))
         elif outcome == "changed":
-            issues.append(Issue(plan.row.row, plan.nr_number, REJECTED,
-                                "account changed while importing (linked or edited at the "
-                                "same moment) twice; nothing written for it: re-run the "
-                                "import"))
+            issues.append(
+                Issue(
+                    plan.row.row,
+                    plan.nr_number,
+                    REJECTED,
+                    "account changed while importing (linked or edited at the "
+                    "same moment) twice; nothing written for it: re-run the "
+                    "import",
+                )
+            )
         elif outcome == "stopped":
             remaining = len(plans) - index
-            result.stopped = (f"DynamoDB kept refusing writes (throttled or unavailable) at "
-                              f"line {plan.row.row}; {remaining} rows not written: re-run "
-                              "the import to finish (rows already written are skipped)")
+            result.stopped = (
+                f"DynamoDB kept refusing writes (throttled or unavailable) at "
+                f"line {plan.row.row}; {remaining} rows not written: re-run "
+                "the import to finish (rows already written are skipped)"
+            )
     issues.sort(key=lambda issue: (issue.row, issue.kind))
     result.issues = issues
     result.rejected = sum(1 for issue in issues if issue.kind == REJECTED)
@@ -411,8 +502,15 @@ def import_accounts(validation: Validation, *, actor: str = "import", dry_run: b
     return result
 
 
-def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
-           dry_run: bool, result: ImportResult, sleep) -> str:
+def _write(
+    plan: AccountPlan,
+    claim_state: dict,
+    outlook: Outlook,
+    actor: str,
+    dry_run: bool,
+    result: ImportResult,
+    sleep,
+) -> str:
     """Write one account; returns "written", "unchanged", "changed", "older" or "stopped"."""
     retried_fresh = False
     storage_failures = 0
@@ -439,8 +537,11 @@ def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
                 plan_fresh, fresh_claims = _with_storage_retries(lambda: _fresh(plan), sleep)
             except StorageStopped:
                 return "stopped"
-            plan.changes, plan.base, plan.addresses = (plan_fresh.changes, plan_fresh.base,
-                                                       plan_fresh.addresses)
+            plan.changes, plan.base, plan.addresses = (
+                plan_fresh.changes,
+                plan_fresh.base,
+                plan_fresh.addresses,
+            )
             plan.existing = plan_fresh.existing
             claim_state.update(fresh_claims)
             if plan_fresh.older_than:
@@ -452,10 +553,9 @@ def _write(plan: AccountPlan, claim_state: dict, outlook: Outlook, actor: str,
                 raise  # no credentials, no permission: waiting won't help
             storage_failures += 1
             if storage_failures > STORAGE_RETRIES:
-                log_event("import_stopped", nr_number=plan.nr_number,
-                          error=exc.__class__.__name__)
+                log_event("import_stopped", nr_number=plan.nr_number, error=exc.__class__.__name__)
                 return "stopped"
-            sleep(min(2.0 ** storage_failures, 10.0))
+            sleep(min(2.0**storage_failures, 10.0))
             continue
         claim_state.update(after)
         result.transactions += 1
@@ -479,35 +579,51 @@ def _shared_warning(plan: AccountPlan, address: str, holders: frozenset[str]) ->
     others = sorted(holders - {plan.nr_number})
     slot = _slot(plan, address)
     if others:
-        return (f"{slot} email {address} is also on registry "
-                f"account{'s' if len(others) > 1 else ''} {', '.join(others)}: it links none "
-                "of them and gets no recovery code until the accounts are corrected and "
-                "support clears it (manage.py find, clear-shared)")
-    return (f"{slot} email {address} was on several registry accounts (once-shared): it "
-            "links nobody and gets no recovery code until support verifies the person and "
-            "clears it (manage.py clear-shared)")
+        return (
+            f"{slot} email {address} is also on registry "
+            f"account{'s' if len(others) > 1 else ''} {', '.join(others)}: it links none "
+            "of them and gets no recovery code until the accounts are corrected and "
+            "support clears it (manage.py find, clear-shared)"
+        )
+    return (
+        f"{slot} email {address} was on several registry accounts (once-shared): it "
+        "links nobody and gets no recovery code until support verifies the person and "
+        "clears it (manage.py clear-shared)"
+    )
 
 
 def _older_issue(plan: AccountPlan) -> Issue:
-    return Issue(plan.row.row, plan.nr_number, WARNING,
-                 f"not applied: this file (exported on {plan.file_date}) is older than the "
-                 f"export of {plan.older_than} already imported for this account")
+    return Issue(
+        plan.row.row,
+        plan.nr_number,
+        WARNING,
+        f"not applied: this file (exported on {plan.file_date}) is older than the "
+        f"export of {plan.older_than} already imported for this account",
+    )
 
 
 def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:
     marks = changed_here(plan.existing) if plan.existing else {}
     mark = marks.get(name)
     here = f"changed here on {mark.at[:10]} by {mark.by}" if mark else "changed here"
-    return Issue(plan.row.row, plan.nr_number, CONFLICT,
-                 f"{name}: {stamp} says {theirs or '(none)'}; "
-                 f"this service has {ours or '(none)'} ({here}); nothing applied — "
-                 "the registry should take this service's value (manage.py export-changes), "
-                 "or support corrects it (manage.py set-email)")
+    return Issue(
+        plan.row.row,
+        plan.nr_number,
+        CONFLICT,
+        f"{name}: {stamp} says {theirs or '(none)'}; "
+        f"this service has {ours or '(none)'} ({here}); nothing applied — "
+        "the registry should take this service's value (manage.py export-changes), "
+        "or support corrects it (manage.py set-email)",
+    )
 
 
 # --- the reject report -----------------------------------------------------------------------
 
+
 def write_reject_report(path: str | Path, issues: list[Issue]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as stream:
-        write_rows(stream, REPORT_HEADER,
-                   ([issue.row, issue.nr_number, issue.kind, issue.reason] for issue in issues))
+        write_rows(
+            stream,
+            REPORT_HEADER,
+            ([issue.row, issue.nr_number, issue.kind, issue.reason] for issue in issues),
+        )

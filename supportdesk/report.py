@@ -5,6 +5,7 @@ fills `supportdesk/templates/report.html` (Jinja2, autoescaped, every value thro
 supportdesk.safe_text): one self-contained page with inline CSS and an SVG bar chart of
 links per day, no script, no external assets.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,6 +21,7 @@ from supportdesk.safe_text import safe_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+
 def build_report(now: float | None = None) -> dict:
     """Migration progress. Offline only: it scans accounts and flows (never run by the app)."""
     now = time.time() if now is None else now
@@ -27,8 +29,14 @@ def build_report(now: float | None = None) -> dict:
     by_status: Counter[str] = Counter()
     by_role: Counter[str] = Counter()
     per_day: Counter[str] = Counter()
-    attributes = ["nr_number", "status", "role", "primary_email_normalized", "linked_sub",
-                  "linked_at"]
+    attributes = [
+        "nr_number",
+        "status",
+        "role",
+        "primary_email_normalized",
+        "linked_sub",
+        "linked_at",
+    ]
     for account in Account.scan(attributes_to_get=attributes):
         total += 1
         by_status[account.status] += 1
@@ -42,9 +50,13 @@ def build_report(now: float | None = None) -> dict:
             institutional_linked += bool(account.linked_sub)
     # A scan of the flows table is acceptable here only: this is an offline report, and
     # challenges have no index by purpose. The service itself never scans.
-    pending = sum(1 for _ in Challenge.scan(
-        filter_condition=Challenge.purpose.startswith("email_change") & (Flow.expires_at > now),
-        attributes_to_get=["flow_id", "kind"]))
+    pending = sum(
+        1
+        for _ in Challenge.scan(
+            filter_condition=Challenge.purpose.startswith("email_change") & (Flow.expires_at > now),
+            attributes_to_get=["flow_id", "kind"],
+        )
+    )
     return {
         "generated_at": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "total": total,
@@ -67,11 +79,27 @@ def chart_geometry(per_day: dict[str, int]) -> dict:
     for i, (day, n) in enumerate(per_day.items()):
         x = left + gap + i * (bar + gap)
         h = max(1, math.ceil(height * n / peak)) if n else 0
-        bars.append({"day": day, "count": int(n), "x": x, "y": top + height - h, "height": h,
-                     "label_x": x + bar / 2, "label_y": top + height + 8})
-    return {"bars": bars, "peak": peak, "bar_width": bar, "left": left, "top": top,
-            "axis_y": top + height, "width": left + len(per_day) * (bar + gap) + gap,
-            "height": height + top + bottom}
+        bars.append(
+            {
+                "day": day,
+                "count": int(n),
+                "x": x,
+                "y": top + height - h,
+                "height": h,
+                "label_x": x + bar / 2,
+                "label_y": top + height + 8,
+            }
+        )
+    return {
+        "bars": bars,
+        "peak": peak,
+        "bar_width": bar,
+        "left": left,
+        "top": top,
+        "axis_y": top + height,
+        "width": left + len(per_day) * (bar + gap) + gap,
+        "height": height + top + bottom,
+    }
 
 
 def render_report_html(report: dict) -> str:
@@ -79,13 +107,14 @@ def render_report_html(report: dict) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from markupsafe import Markup
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                      autoescape=select_autoescape(["html"], default=True),
-                      # Escape values as html.escape does (quotes as &quot;): one spelling
-                      # for every page the desk produces. Before that, control and
-                      # bidirectional characters as escapes: HTML escaping leaves them be.
-                      finalize=lambda v: v if isinstance(v, Markup)
-                      else Markup(html.escape(safe_text(v))))
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"], default=True),
+        # Escape values as html.escape does (quotes as &quot;): one spelling
+        # for every page the desk produces. Before that, control and
+        # bidirectional characters as escapes: HTML escaping leaves them be.
+        finalize=lambda v: v if isinstance(v, Markup) else Markup(html.escape(safe_text(v))),
+    )
     totals = {
         "Accounts": report["total"],
         "Linked to Login.gov": report["linked"],
@@ -95,4 +124,5 @@ def render_report_html(report: dict) -> str:
         "Email changes pending": report["pending_email_changes"],
     }
     return env.get_template("report.html").render(
-        report=report, totals=totals, chart=chart_geometry(report["links_per_day"]))
+        report=report, totals=totals, chart=chart_geometry(report["links_per_day"])
+    )

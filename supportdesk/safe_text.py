@@ -10,6 +10,7 @@ output lines, or bidirectional and invisible formatting characters (U+202E shows
 Neither a terminal, a spreadsheet nor Jinja's HTML autoescape neutralises them. Each such
 character is written as an escape that shows what is there: `\\x1b`, `\\u202e`.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -17,7 +18,8 @@ import unicodedata
 # Bidirectional and invisible formatting characters named on their own: every one of them
 # is format (Cf) but U+2065, which is unassigned and still reserved for them.
 _NAMED = frozenset(
-    [0x061C, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x206A)])
+    [0x061C, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x206A)]
+)
 # Control (C0, DEL, C1), format (bidi, invisible), surrogate, line and paragraph separators.
 _CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
@@ -25,8 +27,13 @@ _CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 def _escaped(ch: str) -> str:
     code = ord(ch)
     if code in _NAMED or unicodedata.category(ch) in _CATEGORIES:
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        return (
+            f"\\x{code:02x}"
+            if code < 0x100
+            else f"\\u{code:04x}"
+            if code < 0x10000
             else f"\\U{code:08x}"
+        )
     return ch
 
 

@@ -13,6 +13,7 @@ Logs Insights queries to run there. Given a file of log lines (`make run`'s outp
 browser tests' test-artifacts/e2e/stack.log, or lines exported from CloudWatch), it
 searches the file itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,18 @@ from supportdesk.desk import Invalid, NotFound
 _REFERENCE = re.compile(rf"^[0-9a-f]{{{REFERENCE_LENGTH}}}[0-9a-f-]{{0,{36 - REFERENCE_LENGTH}}}$")
 LOCAL_STAGES = ("local",)
 # The fields worth reading in a refusal's line (never an address: logs hold none).
-FIELDS = ("event", "error", "detail", "nr_number", "subject", "status_name", "reason",
-          "purpose", "limit", "template")
+FIELDS = (
+    "event",
+    "error",
+    "detail",
+    "nr_number",
+    "subject",
+    "status_name",
+    "reason",
+    "purpose",
+    "limit",
+    "template",
+)
 # The same for Logs Insights, less `limit`: a word of its query language.
 INSIGHTS_FIELDS = tuple(f for f in FIELDS if f != "limit")
 
@@ -35,8 +46,10 @@ INSIGHTS_FIELDS = tuple(f for f in FIELDS if f != "limit")
 def parse_reference(text: str | None) -> str:
     reference = "".join((text or "").split()).lower()
     if not _REFERENCE.match(reference):
-        raise Invalid(f"a reference is the {REFERENCE_LENGTH} letters and digits (0-9, a-f) "
-                      "shown on the page, for example 3f2a9c1d")
+        raise Invalid(
+            f"a reference is the {REFERENCE_LENGTH} letters and digits (0-9, a-f) "
+            "shown on the page, for example 3f2a9c1d"
+        )
     return reference
 
 
@@ -47,33 +60,45 @@ def log_groups(app_name: str, stage: str) -> list[str]:
 
 
 def request_query(reference: str) -> str:
-    return (f"fields @timestamp, {', '.join(INSIGHTS_FIELDS)}\n"
-            f"| filter request_id like /^{reference}/\n"
-            "| sort @timestamp asc\n"
-            "| limit 100")
+    return (
+        f"fields @timestamp, {', '.join(INSIGHTS_FIELDS)}\n"
+        f"| filter request_id like /^{reference}/\n"
+        "| sort @timestamp asc\n"
+        "| limit 100"
+    )
 
 
 def subject_query(subject: str) -> str:
-    return (f"fields @timestamp, request_id, {', '.join(INSIGHTS_FIELDS)}\n"
-            f'| filter subject = "{subject}" or actor = "subject:{subject}"\n'
-            "| sort @timestamp desc\n"
-            "| limit 100")
+    return (
+        f"fields @timestamp, request_id, {', '.join(INSIGHTS_FIELDS)}\n"
+        f'| filter subject = "{subject}" or actor = "subject:{subject}"\n'
+        "| sort @timestamp desc\n"
+        "| limit 100"
+    )
 
 
 def aws_cli(log_group: str, query: str, days: int) -> str:
     quoted = query.replace("'", "'\\''").replace("\n", " ")
-    return (f"aws logs start-query --log-group-name {log_group} "
-            f"--start-time $(date -u -d '{days} days ago' +%s) --end-time $(date -u +%s) "
-            f"--query-string '{quoted}'\n"
-            "aws logs get-query-results --query-id QUERY_ID_FROM_ABOVE")
+    return (
+        f"aws logs start-query --log-group-name {log_group} "
+        f"--start-time $(date -u -d '{days} days ago' +%s) --end-time $(date -u +%s) "
+        f"--query-string '{quoted}'\n"
+        "aws logs get-query-results --query-id QUERY_ID_FROM_ABOVE"
+    )
 
 
 def cloudwatch_instructions(reference: str, app_name: str, stage: str, days: int) -> dict:
     groups = log_groups(app_name, stage)
     query = request_query(reference)
-    return {"reference": reference, "stage": stage, "log_groups": groups,
-            "query": query, "subject_query": subject_query("SUBJECT_FROM_THE_FIRST_QUERY"),
-            "aws_cli": aws_cli(groups[0], query, days), "days": days}
+    return {
+        "reference": reference,
+        "stage": stage,
+        "log_groups": groups,
+        "query": query,
+        "subject_query": subject_query("SUBJECT_FROM_THE_FIRST_QUERY"),
+        "aws_cli": aws_cli(groups[0], query, days),
+        "days": days,
+    }
 
 
 def _log_lines(path: Path):
@@ -111,8 +136,19 @@ def search_file(reference: str, path: str | Path) -> dict:
         raise NotFound(f"no log line in {path} has a request id starting with {reference}")
     request_ids = {r["request_id"] for r in found}
     subjects = {r["subject"] for r in found if r.get("subject")}
-    related = [r for r in records if r.get("request_id") not in request_ids
-               and (r.get("subject") in subjects
-                    or str(r.get("actor", "")).removeprefix("subject:") in subjects)]
-    return {"reference": reference, "log_file": str(path),
-            "request_ids": sorted(request_ids), "lines": found, "related": related}
+    related = [
+        r
+        for r in records
+        if r.get("request_id") not in request_ids
+        and (
+            r.get("subject") in subjects
+            or str(r.get("actor", "")).removeprefix("subject:") in subjects
+        )
+    ]
+    return {
+        "reference": reference,
+        "log_file": str(path),
+        "request_ids": sorted(request_ids),
+        "lines": found,
+        "related": related,
+    }

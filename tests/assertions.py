@@ -5,6 +5,7 @@ cookie, no session record, no `sub#` claim, and the account still unlinked.
 `assert_nothing_half_written` is the invariant every storage fault must leave intact:
 a link is the sub claim, the account's linked_sub and one audit event, all or none.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ def assert_nothing_half_written() -> None:
     - a session that names an account names one linked to the session's identity.
     """
     accounts = {a.nr_number: a for a in Account.scan()}
-    claimed = {c.claim[len("sub#"):]: c.nr_number for c in sub_claims()}
+    claimed = {c.claim[len("sub#") :]: c.nr_number for c in sub_claims()}
     for sub, nr_number in claimed.items():
         assert nr_number in accounts, f"sub claim for missing account {nr_number}"
         assert accounts[nr_number].linked_sub == sub, f"sub claim without link on {nr_number}"

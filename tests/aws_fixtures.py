@@ -4,6 +4,7 @@ Self-contained on purpose: it sets what it needs (region, fake credentials, no e
 override, the three required settings) even if tests/conftest.py changes. Import the
 fixtures by name into a test module: `from tests.aws_fixtures import tables, ...`.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,6 +84,7 @@ def api_calls(monkeypatch):
 
 from tests.conftest import make_account  # noqa: E402,F401 - one definition, re-exported
 
+
 def link(nr_number: str, sub: str):
     """Link as the service does (linking.link_account), returning the fresh account."""
     from chalicelib.linking import LinkMethod, link_account
@@ -96,9 +98,14 @@ def make_flow(flow_id: str, expires_at: float, *, subject: str | None = None):
     """A send counter (the smallest flow) that expires at `expires_at`."""
     from chalicelib.models import SendCounter, expiry_bucket
 
-    flow = SendCounter(f"sendcount#{flow_id}", expires_at=int(expires_at),
-                       expiry_bucket=expiry_bucket(int(expires_at)), subject=subject,
-                       created_at=int(time.time()), sends=1)
+    flow = SendCounter(
+        f"sendcount#{flow_id}",
+        expires_at=int(expires_at),
+        expiry_bucket=expiry_bucket(int(expires_at)),
+        subject=subject,
+        created_at=int(time.time()),
+        sends=1,
+    )
     flow.save()
     return flow
 
@@ -120,6 +127,15 @@ def csv_text(*rows: str) -> str:
     return "\n".join((CSV_HEADER,) + rows) + "\n"
 
 
-def csv_row(nr_number: str, primary: str, secondary: str = "", *, first="Pat",
-            last="Examiner", role="medical_examiner", username="", status="active") -> str:
+def csv_row(
+    nr_number: str,
+    primary: str,
+    secondary: str = "",
+    *,
+    first="Pat",
+    last="Examiner",
+    role="medical_examiner",
+    username="",
+    status="active",
+) -> str:
     return ",".join([nr_number, first, last, role, primary, secondary, username, status])

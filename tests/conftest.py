@@ -4,6 +4,7 @@ The app runs in-process through Chalice's test client (real Lambda proxy events)
 identity provider is the real local emulator on 127.0.0.1, so every sign-in in these
 tests crosses HTTP exactly as in production.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,19 +20,21 @@ import requests
 # AWS: moto only. AWS_DEFAULT_REGION (not only AWS_REGION) or calls bypass the mock, and an
 # endpoint override would send them to a real server.
 os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.update({
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "TABLE_PREFIX": "test-",
-    "APP_BASE_URL": "http://127.0.0.1:8000",
-    "LOGIN_GOV_CLIENT_ID": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-test",
-    "HMAC_ROOT_KEY": "test-hmac-root-key",
-    "MAIL_SENDER": "no-reply@nrcme.example.com",
-})
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "TABLE_PREFIX": "test-",
+        "APP_BASE_URL": "http://127.0.0.1:8000",
+        "LOGIN_GOV_CLIENT_ID": "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-test",
+        "HMAC_ROOT_KEY": "test-hmac-root-key",
+        "MAIL_SENDER": "no-reply@nrcme.example.com",
+    }
+)
 
 from moto import mock_aws  # noqa: E402
 
@@ -58,8 +61,12 @@ def _free_port() -> int:
 def idp_server():
     port = _free_port()
     idp = LocalLoginGov(issuer=f"http://127.0.0.1:{port}/")
-    idp.register_client(CLIENT_ID, public_pem(CLIENT_KEY), APP_BASE_URL + "/auth/callback",
-                        APP_BASE_URL + "/signed-out")
+    idp.register_client(
+        CLIENT_ID,
+        public_pem(CLIENT_KEY),
+        APP_BASE_URL + "/auth/callback",
+        APP_BASE_URL + "/signed-out",
+    )
     server = idp.serve_in_thread(port=port)
     os.environ["LOGIN_GOV_ISSUER"] = idp.issuer
     yield idp
@@ -112,8 +119,9 @@ def chalice_project(tmp_path_factory):
     """A project dir whose config adds nothing: the tests' environment is the config."""
     root = tmp_path_factory.mktemp("chalice")
     (root / ".chalice").mkdir()
-    (root / ".chalice" / "config.json").write_text(json.dumps(
-        {"version": "2.0", "app_name": "nrcme-signin", "stages": {"test": {}}}))
+    (root / ".chalice" / "config.json").write_text(
+        json.dumps({"version": "2.0", "app_name": "nrcme-signin", "stages": {"test": {}}})
+    )
     return root
 
 
@@ -129,9 +137,18 @@ def app_client(aws, idp, chalice_project):
 
 # --- accounts -----------------------------------------------------------------------------------
 
-def make_account(nr_number="1000000001", primary="dr.alice@example.com", secondary=None,
-                 status="active", role="medical_examiner", legacy_username="alice1",
-                 first_name="Alice", last_name="Examiner", claims=True):
+
+def make_account(
+    nr_number="1000000001",
+    primary="dr.alice@example.com",
+    secondary=None,
+    status="active",
+    role="medical_examiner",
+    legacy_username="alice1",
+    first_name="Alice",
+    last_name="Examiner",
+    claims=True,
+):
     """Create an account and (by default) its email claims, as the import does: the row is
     its imported base, an address another account already holds becomes shared, and a
     removed account holds no address."""
@@ -140,15 +157,28 @@ def make_account(nr_number="1000000001", primary="dr.alice@example.com", seconda
     from chalicelib.emails import normalize_email
     from chalicelib.models import Account
 
-    row = {"first_name": first_name, "last_name": last_name, "role": role, "status": status,
-           "primary_email": primary, "secondary_email": secondary,
-           "legacy_username": legacy_username}
+    row = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "role": role,
+        "status": status,
+        "primary_email": primary,
+        "secondary_email": secondary,
+        "legacy_username": legacy_username,
+    }
     account = Account(
-        nr_number, first_name=first_name, last_name=last_name, role=role, status=status,
-        primary_email=primary, primary_email_normalized=normalize_email(primary),
+        nr_number,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        status=status,
+        primary_email=primary,
+        primary_email_normalized=normalize_email(primary),
         secondary_email=secondary,
         secondary_email_normalized=normalize_email(secondary) if secondary else None,
-        legacy_username=legacy_username, imported=row)
+        legacy_username=legacy_username,
+        imported=row,
+    )
     account.save()
     for email in account.normalized_emails() if claims and status != "removed" else []:
         tx = store.Transaction()
@@ -158,6 +188,7 @@ def make_account(nr_number="1000000001", primary="dr.alice@example.com", seconda
 
 
 # --- a browser ------------------------------------------------------------------------------------
+
 
 class Page:
     def __init__(self, status: int, headers: dict, body: str, url: str):
@@ -195,7 +226,7 @@ class Browser:
         if url.startswith(self.idp.base):
             resp = requests.get(url, allow_redirects=False, timeout=10)
             return Page(resp.status_code, dict(resp.headers), resp.text, url)
-        path = url[len(APP_BASE_URL):] if url.startswith(APP_BASE_URL) else url
+        path = url[len(APP_BASE_URL) :] if url.startswith(APP_BASE_URL) else url
         all_headers = dict(headers or {})
         if self.cookies and "Cookie" not in all_headers:  # a test may send its own
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -226,8 +257,9 @@ class Browser:
         assert page.status == 302, page
         return page.location
 
-    def authorize(self, authorization_url: str, emails: list[str], action="continue",
-                  sub: str | None = None) -> str:
+    def authorize(
+        self, authorization_url: str, emails: list[str], action="continue", sub: str | None = None
+    ) -> str:
         """Fill in the IdP's form; returns the callback URL it redirects to."""
         page = self.get(authorization_url)
         assert page.status == 200, page.body
@@ -235,8 +267,12 @@ class Browser:
         fields.update({"emails": "\n".join(emails), "action": action})
         if sub:
             fields["sub"] = sub  # a chosen identity, e.g. many people with one email
-        resp = requests.post(self.idp.url("/openid_connect/authorize"), data=fields,
-                             allow_redirects=False, timeout=10)
+        resp = requests.post(
+            self.idp.url("/openid_connect/authorize"),
+            data=fields,
+            allow_redirects=False,
+            timeout=10,
+        )
         assert resp.status_code == 302, resp.text
         return resp.headers["Location"]
 
@@ -245,13 +281,15 @@ class Browser:
         from chalicelib import web
 
         return web.signin_cookie_binding(
-            self.cookies.get(web.cookie_name(web.signin_cookie(state))))
+            self.cookies.get(web.cookie_name(web.signin_cookie(state)))
+        )
 
     def has_signin_cookie(self) -> bool:
         return any("nr_signin" in name for name in self.cookies)
 
-    def sign_in(self, emails: list[str], return_to: str | None = None,
-                sub: str | None = None) -> Page:
+    def sign_in(
+        self, emails: list[str], return_to: str | None = None, sub: str | None = None
+    ) -> Page:
         """The whole round trip; returns the app's answer to the callback (not followed)."""
         callback = self.authorize(self.start_signin(return_to), emails, sub=sub)
         return self.get(callback)

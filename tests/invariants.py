@@ -15,6 +15,7 @@ tables as they are: after every lifecycle test and after every step of the state
    audit trail is 1 when linked and 0 when not; every field changed here has an audit event
    that changed it.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,13 +26,13 @@ from chalicelib.models import Account, AuditEvent, Claim
 
 LINK_EVENTS = {"identity_linked"}
 UNLINK_EVENTS = {"identity_unlinked", "identity_unlinked_purged"}
-FIELD_EVENTS = {"email_changed", "email_set_by_support", "account_disabled",
-                "account_enabled"}
+FIELD_EVENTS = {"email_changed", "email_set_by_support", "account_disabled", "account_enabled"}
 
 
 def snapshot() -> tuple[dict, list]:
-    return {a.nr_number: a for a in Account.scan(consistent_read=True)}, \
-        list(Claim.scan(consistent_read=True))
+    return {a.nr_number: a for a in Account.scan(consistent_read=True)}, list(
+        Claim.scan(consistent_read=True)
+    )
 
 
 def assert_invariants() -> None:
@@ -61,20 +62,26 @@ def assert_invariants() -> None:
             elif account.status == "removed":
                 problems.append(f"claim on {address} names {number}, which is removed")
         if item.nr_number != claim.proves:
-            problems.append(f"claim on {address}: proves {item.nr_number!r}, "
-                            f"holders {sorted(claim.holders)} shared={claim.shared}")
+            problems.append(
+                f"claim on {address}: proves {item.nr_number!r}, "
+                f"holders {sorted(claim.holders)} shared={claim.shared}"
+            )
         if claim.contested and not claim.shared:
             problems.append(f"claim on {address} has several holders but is not shared")
 
     # 2. links
-    identities = {i.claim[len(Claim.SUB_PREFIX):]: i for i in items
-                  if i.claim.startswith(Claim.SUB_PREFIX)}
+    identities = {
+        i.claim[len(Claim.SUB_PREFIX) :]: i for i in items if i.claim.startswith(Claim.SUB_PREFIX)
+    }
     subs = {sub: i.nr_number for sub, i in identities.items() if i.nr_number}
     for sub, item in identities.items():
         if not item.nr_number and not item.marked:
             problems.append(f"sub item {sub[:8]} names no account and carries no mark")
-    purged = {i.claim[len(Claim.PURGED_PREFIX):] for i in items
-              if i.claim.startswith(Claim.PURGED_PREFIX)}
+    purged = {
+        i.claim[len(Claim.PURGED_PREFIX) :]
+        for i in items
+        if i.claim.startswith(Claim.PURGED_PREFIX)
+    }
     for sub, number in subs.items():
         if number not in accounts or accounts[number].linked_sub != sub:
             problems.append(f"sub claim {sub[:8]} -> {number} without the link")
@@ -88,8 +95,9 @@ def assert_invariants() -> None:
                 problems.append(f"{account.nr_number} linked to an identity it barred")
             claim = identities.get(account.linked_sub)
             if claim is not None and bool(account.login_gov_disabled) != claim.disabled:
-                problems.append(f"{account.nr_number}: Login.gov disabled mark differs "
-                                f"from its sub claim's")
+                problems.append(
+                    f"{account.nr_number}: Login.gov disabled mark differs from its sub claim's"
+                )
         elif account.login_gov_disabled:
             problems.append(f"{account.nr_number}: unlinked but marked disabled by Login.gov")
 
@@ -100,11 +108,16 @@ def assert_invariants() -> None:
         links = sum(names[n] for n in LINK_EVENTS)
         unlinks = sum(names[n] for n in UNLINK_EVENTS)
         if links - unlinks != (1 if account.linked_sub else 0):
-            problems.append(f"{account.nr_number}: {links} links, {unlinks} unlinks in the "
-                            f"audit trail, linked={bool(account.linked_sub)}")
+            problems.append(
+                f"{account.nr_number}: {links} links, {unlinks} unlinks in the "
+                f"audit trail, linked={bool(account.linked_sub)}"
+            )
         if account.linked_sub:
-            last = max((e for e in events if e.event in LINK_EVENTS),
-                       key=lambda e: e.at_event, default=None)
+            last = max(
+                (e for e in events if e.event in LINK_EVENTS),
+                key=lambda e: e.at_event,
+                default=None,
+            )
             if last is None or last.actor != f"subject:{keyed_hash(account.linked_sub)}":
                 problems.append(f"{account.nr_number}: last link event is not its identity's")
         marks = account.changed_here.as_dict() if account.changed_here else {}

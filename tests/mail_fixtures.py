@@ -4,6 +4,7 @@ Import by name into a test module: `from tests.mail_fixtures import mailbox, cal
 The mail the app sends is read from moto's SES backend (what SES accepted), never from the
 app's own bookkeeping.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,11 @@ class Mailbox:
         return list(self._backend().sent_messages)
 
     def to(self, address: str) -> list:
-        return [m for m in self.messages
-                if address.lower() in [a.lower() for a in m.destinations.get("ToAddresses", [])]]
+        return [
+            m
+            for m in self.messages
+            if address.lower() in [a.lower() for a in m.destinations.get("ToAddresses", [])]
+        ]
 
     def codes_for(self, address: str) -> list[str]:
         """The code in each message to `address` that has one, oldest first."""
@@ -60,7 +64,8 @@ def mailbox(aws):
 
     mail.reset_client()
     boto3.client("sesv2", region_name="us-east-1").create_email_identity(
-        EmailIdentity=os.environ["MAIL_SENDER"])
+        EmailIdentity=os.environ["MAIL_SENDER"]
+    )
     yield Mailbox()
     mail.reset_client()
 
@@ -72,8 +77,12 @@ def ses_down(mailbox):
 
     stubber = Stubber(mail.ses_client())
     for _ in range(10):
-        stubber.add_client_error("send_email", service_error_code="ServiceUnavailable",
-                                 service_message="SES is down", http_status_code=503)
+        stubber.add_client_error(
+            "send_email",
+            service_error_code="ServiceUnavailable",
+            service_message="SES is down",
+            http_status_code=503,
+        )
     with stubber:
         yield stubber
 
@@ -88,6 +97,7 @@ def calls(monkeypatch):
 
 # --- browser helpers --------------------------------------------------------------------------
 
+
 def csrf_of(page: Page) -> str:
     for form in parse_forms(page.body):
         if "csrf_token" in form["fields"]:
@@ -95,8 +105,9 @@ def csrf_of(page: Page) -> str:
     raise AssertionError(f"no CSRF token on {page.url}")
 
 
-def signed_in_unmatched(browser: Browser, login_gov_email: str = "stranger@example.net",
-                        sub: str | None = None) -> Page:
+def signed_in_unmatched(
+    browser: Browser, login_gov_email: str = "stranger@example.net", sub: str | None = None
+) -> Page:
     """Sign in with a Login.gov email no registry account has; returns the no-match page."""
     page = browser.sign_in([login_gov_email], sub=sub)
     assert page.location == "/link/no-match", page

@@ -1,4 +1,5 @@
 """Scheduled clean-up: reads only expired flows, bounded runs, refreshed sessions survive."""
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,9 @@ HOUR = 3600
 @pytest.fixture
 def logged(monkeypatch):
     lines = []
-    monkeypatch.setattr(cleanup, "log_event",
-                        lambda event, level=None, **fields: lines.append((event, fields)))
+    monkeypatch.setattr(
+        cleanup, "log_event", lambda event, level=None, **fields: lines.append((event, fields))
+    )
     return lines
 
 
@@ -39,16 +41,19 @@ def test_buckets_cover_the_lookback_window_oldest_first():
 
 def test_only_expired_items_are_read_and_deleted(tables, logged):
     expired = [make_flow(f"old{i}", NOW - i * 2000 - 1) for i in range(10)]  # up to ~5 h ago
-    expired.append(make_flow("just-now", NOW - 60))              # this hour, already expired
-    alive = [make_flow("later-this-hour", NOW + 600),            # same bucket, not expired
-             make_flow("tomorrow", NOW + 24 * HOUR)]
+    expired.append(make_flow("just-now", NOW - 60))  # this hour, already expired
+    alive = [
+        make_flow("later-this-hour", NOW + 600),  # same bucket, not expired
+        make_flow("tomorrow", NOW + 24 * HOUR),
+    ]
     summary = cleanup_expired_flows(now=NOW, batch_size=100)
     assert summary.items_read == len(expired) == summary.deleted == 11
     assert summary.skipped == 0 and summary.more_remaining is False
     assert not any(flow_exists(f.flow_id) for f in expired)
     assert all(flow_exists(f.flow_id) for f in alive)
-    assert logged == [("cleanup_finished",
-                       {"read": 11, "deleted": 11, "skipped": 0, "more": False})]
+    assert logged == [
+        ("cleanup_finished", {"read": 11, "deleted": 11, "skipped": 0, "more": False})
+    ]
 
 
 def test_cleanup_queries_the_index_and_never_scans(tables, api_calls):
@@ -72,7 +77,10 @@ def test_a_bounded_run_stops_and_the_next_run_continues(tables, logged):
     assert [flow_exists(f"sendcount#x{i}") for i in range(12)] == [True] * 7 + [False] * 5
     runs = [first] + [cleanup_expired_flows(now=NOW, batch_size=5) for _ in range(2)]
     assert [(r.items_read, r.deleted, r.more_remaining) for r in runs] == [
-        (5, 5, True), (5, 5, True), (2, 2, False)]
+        (5, 5, True),
+        (5, 5, True),
+        (2, 2, False),
+    ]
     assert [line[1]["more"] for line in logged] == [True, True, False]
     assert flow_exists(keep.flow_id)
     assert cleanup_expired_flows(now=NOW, batch_size=5).items_read == 0
@@ -89,14 +97,22 @@ def test_a_session_refreshed_after_the_read_survives(tables, api_calls):
 
     token, session = sessions.create_session("sub-refresh", "1000000001")
     # Make it look expired in the index, as an idle session does just before a request.
-    session.update(actions=[Session.expires_at.set(int(NOW) - 30),
-                            Session.expiry_bucket.set(expiry_bucket(int(NOW) - 30))])
+    session.update(
+        actions=[
+            Session.expires_at.set(int(NOW) - 30),
+            Session.expiry_bucket.set(expiry_bucket(int(NOW) - 30)),
+        ]
+    )
     other = make_flow("plain", NOW - 30)
 
     def refresh():
         # The user clicks between our read and our delete: sessions.py moves both.
-        session.update(actions=[Session.expires_at.set(int(NOW) + 1800),
-                                Session.expiry_bucket.set(expiry_bucket(int(NOW) + 1800))])
+        session.update(
+            actions=[
+                Session.expires_at.set(int(NOW) + 1800),
+                Session.expiry_bucket.set(expiry_bucket(int(NOW) + 1800)),
+            ]
+        )
 
     api_calls.interleave("DeleteItem", refresh, key_prefix="session#")
     summary = cleanup_expired_flows(now=NOW, batch_size=10)
@@ -138,8 +154,12 @@ def test_unexpected_errors_are_logged_once_and_raised(tables, logged, monkeypatc
     monkeypatch.setattr(cleanup, "_delete_if_expired", failing)
     with pytest.raises(RuntimeError):
         cleanup_expired_flows(now=NOW, batch_size=10)
-    assert logged == [("cleanup_finished", {"read": 1, "deleted": 0, "skipped": 0,
-                                            "more": True, "error": "RuntimeError"})]
+    assert logged == [
+        (
+            "cleanup_finished",
+            {"read": 1, "deleted": 0, "skipped": 0, "more": True, "error": "RuntimeError"},
+        )
+    ]
 
 
 def test_default_batch_size_comes_from_settings(tables, monkeypatch):

@@ -10,6 +10,7 @@
 Tests run on the http stage, where names carry no `__Host-` prefix; the https names are
 covered by the reader's unit tests under an https APP_BASE_URL.
 """
+
 from __future__ import annotations
 
 import ast
@@ -70,8 +71,10 @@ def signed_in_number(browser, planted: str = "") -> str | None:
 
 # --- (a) the attack end to end: a binding smuggled inside another cookie's value ----------------
 
+
 def test_a_binding_smuggled_in_another_cookies_value_cannot_sign_the_victim_in(
-        browser, other_browser, victim_account):
+    browser, other_browser, victim_account
+):
     """The attacker starts a sign-in, signs in at Login.gov as themselves, plants
     `banner=1 nr_signin_<h>=<their binding>` on the parent domain and sends the victim the
     callback URL. The victim must not be signed in as the attacker's identity (which would
@@ -88,8 +91,10 @@ def test_a_binding_smuggled_in_another_cookies_value_cannot_sign_the_victim_in(
 
 # --- (b) the same smuggling against a live session ----------------------------------------------
 
+
 def test_a_session_smuggled_in_another_cookies_value_does_not_switch_sessions(
-        browser, other_browser, victim_account):
+    browser, other_browser, victim_account
+):
     make_account("1000000002", primary="bob@example.com", legacy_username="bob2")
     assert other_browser.sign_in(["bob@example.com"]).location == "/account"
     attacker_session = other_browser.cookies[web.SESSION_COOKIE]
@@ -105,10 +110,13 @@ def test_a_session_smuggled_in_another_cookies_value_does_not_switch_sessions(
 
 # --- (c) odd cookies of other sites break nothing -----------------------------------------------
 
-@pytest.mark.parametrize("name, value", [("consent", CONSENT), ("lang", "café"),
-                                         ("pref", '"a b"'), ("q", "x=y=z")])
+
+@pytest.mark.parametrize(
+    "name, value", [("consent", CONSENT), ("lang", "café"), ("pref", '"a b"'), ("q", "x=y=z")]
+)
 def test_an_unrelated_cookie_with_spaces_quotes_or_non_ascii_breaks_nothing(
-        browser, victim_account, name, value):
+    browser, victim_account, name, value
+):
     browser.cookies[name] = value  # first in the header: it was there before we were
     assert browser.sign_in([VICTIM_EMAIL]).location == "/account"
     assert list(browser.cookies)[0] == name
@@ -120,8 +128,10 @@ def test_an_unrelated_cookie_with_spaces_quotes_or_non_ascii_breaks_nothing(
 
 # --- (d) a name sent twice is read as absent ----------------------------------------------------
 
+
 def test_a_duplicated_session_cookie_signs_out_never_in_as_either(
-        browser, other_browser, victim_account):
+    browser, other_browser, victim_account
+):
     make_account("1000000002", primary="bob@example.com", legacy_username="bob2")
     assert other_browser.sign_in(["bob@example.com"]).location == "/account"
     theirs = other_browser.cookies[web.SESSION_COOKIE]
@@ -135,7 +145,8 @@ def test_a_duplicated_session_cookie_signs_out_never_in_as_either(
 
 
 def test_a_duplicated_binding_cookie_is_a_sign_in_error_never_a_sign_in(
-        browser, other_browser, victim_account):
+    browser, other_browser, victim_account
+):
     attacker = other_browser
     callback = attacker.authorize(attacker.start_signin(), [ATTACKER_EMAIL])
     name = web.signin_cookie(query_of(callback)["state"])
@@ -152,8 +163,10 @@ def test_a_duplicated_binding_cookie_is_a_sign_in_error_never_a_sign_in(
 
 # --- (e) sign-in cookies stay few -----------------------------------------------------------------
 
+
 def test_many_logins_leave_at_most_three_signin_cookies_and_the_last_completes(
-        browser, victim_account):
+    browser, victim_account
+):
     most = 0
     for _ in range(200):
         url = browser.start_signin()
@@ -166,7 +179,8 @@ def test_many_logins_leave_at_most_three_signin_cookies_and_the_last_completes(
 
 
 def test_each_login_drops_the_oldest_signin_cookie_beyond_the_limit(
-        browser, victim_account, monkeypatch):
+    browser, victim_account, monkeypatch
+):
     """Oldest by the issue time the cookie carries, not by its place in the header; known
     without reading DynamoDB, and the new cookie still expires with its state."""
     from chalicelib.config import get_settings
@@ -198,8 +212,10 @@ def test_each_login_drops_the_oldest_signin_cookie_beyond_the_limit(
 
 @pytest.mark.parametrize("tabs", [2, 3])
 def test_tabs_signing_in_at_once_all_complete(browser, victim_account, tabs):
-    callbacks = [browser.authorize(browser.start_signin(return_to=f"/help?tab={i}"),
-                                   [VICTIM_EMAIL]) for i in range(tabs)]
+    callbacks = [
+        browser.authorize(browser.start_signin(return_to=f"/help?tab={i}"), [VICTIM_EMAIL])
+        for i in range(tabs)
+    ]
     for i, callback in enumerate(callbacks):
         page = browser.get(callback)
         assert page.status == 302, page
@@ -209,6 +225,7 @@ def test_tabs_signing_in_at_once_all_complete(browser, victim_account, tabs):
 
 # --- every Cookie header field is read (HTTP/2 sends one per cookie) -----------------------------
 
+
 def proxy_event(path: str, cookie_fields: list[str]) -> dict:
     """An API Gateway REST proxy event: `headers` holds the last field of a repeated
     header, `multiValueHeaders` all of them."""
@@ -216,12 +233,26 @@ def proxy_event(path: str, cookie_fields: list[str]) -> dict:
     multi = {"Host": ["127.0.0.1:8000"]}
     if cookie_fields:
         headers["cookie"], multi["cookie"] = cookie_fields[-1], list(cookie_fields)
-    return {"resource": path, "path": path, "httpMethod": "GET", "headers": headers,
-            "multiValueHeaders": multi, "queryStringParameters": None,
-            "multiValueQueryStringParameters": None, "pathParameters": None,
-            "stageVariables": None, "body": None, "isBase64Encoded": False,
-            "requestContext": {"resourcePath": path, "httpMethod": "GET", "path": path,
-                               "requestId": "cookies-test", "stage": "api"}}
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": headers,
+        "multiValueHeaders": multi,
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": "GET",
+            "path": path,
+            "requestId": "cookies-test",
+            "stage": "api",
+        },
+    }
 
 
 class LambdaContext:
@@ -241,7 +272,8 @@ def invoke_account(cookie_fields: list[str]) -> int:
 
 
 def test_every_cookie_header_field_is_read_and_duplicates_across_fields_count(
-        browser, other_browser, victim_account):
+    browser, other_browser, victim_account
+):
     assert browser.sign_in([VICTIM_EMAIL]).location == "/account"
     session = f"{web.SESSION_COOKIE}={browser.cookies[web.SESSION_COOKIE]}"
     assert invoke_account([session, "theme=dark"]) == 200
@@ -255,13 +287,18 @@ def test_every_cookie_header_field_is_read_and_duplicates_across_fields_count(
 
 # --- the reader, unit by unit -------------------------------------------------------------------
 
+
 def request_with(*cookie_fields: str, multi: bool = True):
     from chalice.app import Request
 
-    event = {"multiValueQueryStringParameters": None, "pathParameters": None,
-             "stageVariables": None, "body": None,
-             "requestContext": {"httpMethod": "GET", "resourcePath": "/"},
-             "headers": {"cookie": cookie_fields[-1]} if cookie_fields else {}}
+    event = {
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "requestContext": {"httpMethod": "GET", "resourcePath": "/"},
+        "headers": {"cookie": cookie_fields[-1]} if cookie_fields else {},
+    }
     if multi:
         event["multiValueHeaders"] = {"cookie": list(cookie_fields)} if cookie_fields else {}
     return Request(event)
@@ -278,10 +315,10 @@ def https_names(monkeypatch, idp):
     reset_settings()
 
 
-@pytest.mark.parametrize("base", [web.SESSION_COOKIE, web.LOGOUT_COOKIE,
-                                  web.SIGNIN_COOKIE + "_0123456789abcdef"])
-def test_on_https_a_host_cookie_hidden_in_a_value_or_unprefixed_is_not_read(https_names,
-                                                                              base):
+@pytest.mark.parametrize(
+    "base", [web.SESSION_COOKIE, web.LOGOUT_COOKIE, web.SIGNIN_COOKIE + "_0123456789abcdef"]
+)
+def test_on_https_a_host_cookie_hidden_in_a_value_or_unprefixed_is_not_read(https_names, base):
     host_name = "__Host-" + base
     assert web.cookie_name(base) == host_name
     assert web.read_cookie(request_with(f"banner=1 {host_name}=X"), base) is None
@@ -294,8 +331,9 @@ def test_on_https_a_host_cookie_hidden_in_a_value_or_unprefixed_is_not_read(http
 
 
 def test_the_reader_skips_malformed_pairs_and_keeps_odd_values_whole(aws, idp):
-    header = (f'consent={CONSENT}; junk; =nameless; lang=café;{web.SESSION_COOKIE}=S=1 ;'
-              ' \tq="x y"; ;')
+    header = (
+        f'consent={CONSENT}; junk; =nameless; lang=café;{web.SESSION_COOKIE}=S=1 ; \tq="x y"; ;'
+    )
     request = request_with(header)
     assert web.read_cookie(request, "consent") == CONSENT
     assert web.read_cookie(request, "lang") == "café"
@@ -323,13 +361,14 @@ WSP = " \t"
 
 # Names as a browser may hold them: no ";" or "=", no surrounding space; ours often.
 other_names = st.text(min_size=1, max_size=12).filter(
-    lambda n: ";" not in n and "=" not in n and n == n.strip(WSP))
-names = st.one_of(st.sampled_from(OURS), st.sampled_from(["__Host-" + n for n in OURS]),
-                  other_names)
+    lambda n: ";" not in n and "=" not in n and n == n.strip(WSP)
+)
+names = st.one_of(
+    st.sampled_from(OURS), st.sampled_from(["__Host-" + n for n in OURS]), other_names
+)
 # Values never hold ";" (browsers cannot store one), but anything else, our names included.
 hiding = [f"1 {n}=X" for n in OURS] + [f'"a {n}=X"' for n in OURS] + [CONSENT, "café", '"']
-values = st.one_of(st.sampled_from(hiding),
-                   st.text(max_size=30).filter(lambda v: ";" not in v))
+values = st.one_of(st.sampled_from(hiding), st.text(max_size=30).filter(lambda v: ";" not in v))
 # A malformed piece: no "=" (for instance what follows a ";" inside a quoted value).
 junk = st.text(max_size=10).filter(lambda j: ";" not in j and "=" not in j)
 separators = st.sampled_from([";", "; ", ";  ", ";\t", " ; "])
@@ -351,8 +390,9 @@ def cookie_headers(draw):
     return text, pairs
 
 
-PROPERTY = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @PROPERTY
@@ -384,26 +424,37 @@ def test_our_cookie_is_read_only_where_its_name_begins_a_pair(aws, idp, header):
         assert web.read_cookie(request, name) == expected, (text, name)
 
 
-
 # --- one reader ---------------------------------------------------------------------------------
 
 PROJECT = Path(__file__).resolve().parent.parent
-SOURCES = sorted([*PROJECT.glob("*.py"), *(PROJECT / "chalicelib").rglob("*.py"),
-                  *(PROJECT / "localdev").rglob("*.py"),
-                  *(PROJECT / "supportdesk").rglob("*.py")])
+SOURCES = sorted(
+    [
+        *PROJECT.glob("*.py"),
+        *(PROJECT / "chalicelib").rglob("*.py"),
+        *(PROJECT / "localdev").rglob("*.py"),
+        *(PROJECT / "supportdesk").rglob("*.py"),
+    ]
+)
 
 
 def test_no_code_parses_cookies_with_the_standard_library_or_reads_the_header_itself():
     for path in SOURCES:
         tree = ast.parse(path.read_text())
-        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                   for alias in node.names}
+        modules = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
         modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {"http.cookies", "Cookie"} & modules, path
         used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
         assert not {"SimpleCookie", "BaseCookie"} & used, path
         if path.parent.name == "chalicelib" and path.name != "web.py":
-            strings = {node.value.lower() for node in ast.walk(tree)
-                       if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+            strings = {
+                node.value.lower()
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            }
             assert "cookie" not in strings, f"{path}: read cookies through web.read_cookie"

@@ -1,4 +1,5 @@
 """Every POST form carries the session's CSRF token; without it, nothing changes."""
+
 from __future__ import annotations
 
 import uuid
@@ -16,11 +17,17 @@ def flow_items() -> list:
 
 def state(mailbox) -> tuple:
     """Everything a refused form must leave as it was."""
-    accounts = sorted((a.nr_number, a.primary_email, a.secondary_email, a.linked_sub, a.version)
-                      for a in Account.scan())
-    return (accounts, sorted(c.claim for c in Claim.scan()),
-            sorted(e.at_event for e in AuditEvent.scan()),
-            sorted(f.flow_id for f in flow_items()), len(mailbox.messages))
+    accounts = sorted(
+        (a.nr_number, a.primary_email, a.secondary_email, a.linked_sub, a.version)
+        for a in Account.scan()
+    )
+    return (
+        accounts,
+        sorted(c.claim for c in Claim.scan()),
+        sorted(e.at_event for e in AuditEvent.scan()),
+        sorted(f.flow_id for f in flow_items()),
+        len(mailbox.messages),
+    )
 
 
 @pytest.fixture
@@ -33,9 +40,14 @@ def linked_browser(browser, mailbox):
 @pytest.fixture
 def pending_browser(linked_browser, mailbox):
     """Linked, with an email change waiting for its code."""
-    page = linked_browser.post("/account/email", {
-        "csrf_token": session_csrf(linked_browser, linked=True), "change": "primary",
-        "email": "alice.personal@example.com"})
+    page = linked_browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(linked_browser, linked=True),
+            "change": "primary",
+            "email": "alice.personal@example.com",
+        },
+    )
     assert page.location == "/account/email/confirm"
     return linked_browser
 
@@ -44,8 +56,10 @@ def pending_browser(linked_browser, mailbox):
 def unmatched_browser(browser, mailbox):
     make_account(primary="dr.alice@example.com")
     signed_in_unmatched(browser)
-    page = browser.post("/link/recover", {"csrf_token": session_csrf(browser, linked=False),
-                                          "email": "dr.alice@example.com"})
+    page = browser.post(
+        "/link/recover",
+        {"csrf_token": session_csrf(browser, linked=False), "email": "dr.alice@example.com"},
+    )
     assert page.location == "/link/recover/verify"
     return browser
 
@@ -68,11 +82,13 @@ BAD_TOKENS = {
 }
 
 
-@pytest.mark.parametrize("path, fields, who", FORMS,
-                         ids=[f"{p} {f.get('change', '')}".strip() for p, f, _ in FORMS])
+@pytest.mark.parametrize(
+    "path, fields, who", FORMS, ids=[f"{p} {f.get('change', '')}".strip() for p, f, _ in FORMS]
+)
 @pytest.mark.parametrize("bad", list(BAD_TOKENS))
 def test_a_form_without_the_sessions_token_is_refused_and_changes_nothing(
-        request, app_client, idp, mailbox, path, fields, who, bad):
+    request, app_client, idp, mailbox, path, fields, who, bad
+):
     browser = request.getfixturevalue(who)
     token = BAD_TOKENS[bad]
     if bad == "another session's":
@@ -100,9 +116,14 @@ def test_every_form_on_every_page_carries_the_token(linked_browser, mailbox):
     from tests.conftest import parse_forms
 
     pages = ["/account/email", "/account"]
-    linked_browser.post("/account/email", {
-        "csrf_token": session_csrf(linked_browser, linked=True), "change": "primary",
-        "email": "alice.personal@example.com"})
+    linked_browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(linked_browser, linked=True),
+            "change": "primary",
+            "email": "alice.personal@example.com",
+        },
+    )
     pages += ["/account/email/confirm", "/account"]
     seen = 0
     for path in pages:
@@ -114,8 +135,10 @@ def test_every_form_on_every_page_carries_the_token(linked_browser, mailbox):
 
 def test_a_form_body_that_is_too_large_is_refused(linked_browser, mailbox):
     token = session_csrf(linked_browser, linked=True)
-    page = linked_browser.post("/account/email", {"csrf_token": token, "change": "swap",
-                                                  "confirm": "yes", "padding": "x" * 5000})
+    page = linked_browser.post(
+        "/account/email",
+        {"csrf_token": token, "change": "swap", "confirm": "yes", "padding": "x" * 5000},
+    )
     assert page.status == 400
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
@@ -124,15 +147,16 @@ def test_a_post_that_is_not_a_form_is_refused(linked_browser, mailbox):
     token = session_csrf(linked_browser, linked=True)
     cookie = "; ".join(f"{k}={v}" for k, v in linked_browser.cookies.items())
     response = linked_browser.client.http.post(
-        "/account/email", headers={"Content-Type": "application/json", "Cookie": cookie},
-        body=f'{{"csrf_token": "{token}", "change": "swap", "confirm": "yes"}}')
+        "/account/email",
+        headers={"Content-Type": "application/json", "Cookie": cookie},
+        body=f'{{"csrf_token": "{token}", "change": "swap", "confirm": "yes"}}',
+    )
     assert response.status_code == 415
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
 
 def test_a_post_without_a_session_goes_to_sign_in_and_changes_nothing(browser, mailbox):
     make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
-    page = browser.post("/account/email", {"csrf_token": "x", "change": "swap",
-                                           "confirm": "yes"})
+    page = browser.post("/account/email", {"csrf_token": "x", "change": "swap", "confirm": "yes"})
     assert page.status == 302 and page.location.startswith("/login")
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"

@@ -1,5 +1,6 @@
 """The edge: app.py only registers, routes never catch, one table maps errors to responses,
 and a refusal is logged and counted once."""
+
 from __future__ import annotations
 
 import ast
@@ -20,12 +21,18 @@ ROUTES = sorted((PROJECT / "chalicelib" / "routes").glob("*.py"))
 
 def test_app_py_registers_middleware_and_blueprints_and_nothing_else():
     tree = ast.parse((PROJECT / "app.py").read_text())
-    statements = [node for node in tree.body
-                  if not isinstance(node, (ast.Import, ast.ImportFrom))
-                  and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    statements = [
+        node
+        for node in tree.body
+        if not isinstance(node, (ast.Import, ast.ImportFrom))
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
     # The collector is off while the app loads, and what loaded is frozen (cold start).
     assert [ast.unparse(node) for node in statements[:1] + statements[-2:]] == [
-        "gc.disable()", "gc.freeze()", "gc.enable()"]
+        "gc.disable()",
+        "gc.freeze()",
+        "gc.enable()",
+    ]
     statements = statements[1:-2]
     assert isinstance(statements[0], ast.Assign)  # app = Chalice(...)
     calls = [ast.unparse(node.value.func) for node in statements[1:]]
@@ -55,16 +62,22 @@ def test_every_service_error_has_exactly_one_response_in_the_table():
         if isinstance(entry, pages.Page):
             assert (pages.TEMPLATES / entry.template).exists(), (cls, entry.template)
     # Errors carry meaning only: where they are shown is the table's business.
-    assert not [cls for cls in subclasses(errors.ServiceError)
-                if {"page", "status"} & set(vars(cls))]
+    assert not [
+        cls for cls in subclasses(errors.ServiceError) if {"page", "status"} & set(vars(cls))
+    ]
 
 
 def test_pages_are_only_rendered_for_errors_through_the_table():
     """grep, as a test: outside pages.py and edge.py nobody renders an error template."""
-    error_templates = {entry.template for entry in pages.ERROR_RESPONSES.values()
-                       if isinstance(entry, pages.Page)}
-    shared = {"code_entry.html", "link_no_match.html", "link_recover.html",
-              "account_email.html"}  # also normal pages, rendered by their GET routes
+    error_templates = {
+        entry.template for entry in pages.ERROR_RESPONSES.values() if isinstance(entry, pages.Page)
+    }
+    shared = {
+        "code_entry.html",
+        "link_no_match.html",
+        "link_recover.html",
+        "account_email.html",
+    }  # also normal pages, rendered by their GET routes
     offenders = []
     for path in [*(PROJECT / "chalicelib").rglob("*.py")]:
         if path.name in ("pages.py", "edge.py"):
@@ -102,10 +115,16 @@ def test_an_error_page_keeps_the_signed_in_header(browser, app_client):
 def test_every_refusal_page_of_the_table_offers_help_and_support():
     """Refusal pages include the help link and support contact; a form shown again with
     its own inline error (code entry, recovery form, email form) is not a refusal page."""
-    missing = sorted({entry.template for entry in pages.ERROR_RESPONSES.values()
-                      if isinstance(entry, pages.Page) and entry.form is None
-                      and '{% include "_support.html" %}'
-                      not in (pages.TEMPLATES / entry.template).read_text()})
+    missing = sorted(
+        {
+            entry.template
+            for entry in pages.ERROR_RESPONSES.values()
+            if isinstance(entry, pages.Page)
+            and entry.form is None
+            and '{% include "_support.html" %}'
+            not in (pages.TEMPLATES / entry.template).read_text()
+        }
+    )
     assert missing == []
 
 
@@ -126,18 +145,24 @@ def assert_security_headers(response) -> None:
     assert "frame-ancestors 'none'" in headers.get("content-security-policy", "")
 
 
-@pytest.mark.parametrize("method, path, headers, status", [
-    ("GET", "/account", {}, 302),                                    # redirect to sign in
-    ("GET", "/login", {}, 302),                                      # redirect to Login.gov
-    ("GET", "/", {}, 200),
-    ("POST", "/api/security-events", {"Content-Type": "application/secevent+jwt"}, 400),
-    ("POST", "/api/security-events", {"Content-Type": "application/json"}, 415),  # Chalice's
-    ("GET", "/api/security-events", {}, 405),                                      # JSON too
-    ("POST", "/account/email", {"Content-Type": "application/json"}, 415),
-])
+@pytest.mark.parametrize(
+    "method, path, headers, status",
+    [
+        ("GET", "/account", {}, 302),  # redirect to sign in
+        ("GET", "/login", {}, 302),  # redirect to Login.gov
+        ("GET", "/", {}, 200),
+        ("POST", "/api/security-events", {"Content-Type": "application/secevent+jwt"}, 400),
+        ("POST", "/api/security-events", {"Content-Type": "application/json"}, 415),  # Chalice's
+        ("GET", "/api/security-events", {}, 405),  # JSON too
+        ("POST", "/account/email", {"Content-Type": "application/json"}, 415),
+    ],
+)
 def test_every_answer_carries_the_security_headers(app_client, method, path, headers, status):
-    response = getattr(app_client.http, method.lower())(path, headers=headers, body=b"x") \
-        if method == "POST" else app_client.http.get(path, headers=headers)
+    response = (
+        getattr(app_client.http, method.lower())(path, headers=headers, body=b"x")
+        if method == "POST"
+        else app_client.http.get(path, headers=headers)
+    )
     assert response.status_code == status
     assert_security_headers(response)
 

@@ -1,4 +1,5 @@
 """Changing a linked account's emails with a code (chalicelib.email_change)."""
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,9 @@ def email_claims() -> dict[str, str]:
 
 
 def email_events(nr_number="1000000001") -> list[dict]:
-    return [dict(e.detail.as_dict()) for e in AuditEvent.query(nr_number)
-            if e.event == "email_changed"]
+    return [
+        dict(e.detail.as_dict()) for e in AuditEvent.query(nr_number) if e.event == "email_changed"
+    ]
 
 
 def challenges() -> list[Challenge]:
@@ -52,7 +54,8 @@ def challenges() -> list[Challenge]:
 
 
 def test_changing_the_primary_moves_the_claims_in_one_step_and_tells_the_old_address(
-        browser, mailbox):
+    browser, mailbox
+):
     linked(browser, primary="examiner@fmcsa.dot.gov")
     page = ask(browser, "primary", "  Alice.Personal@Example.com ")
     assert page.status == 302 and page.location == "/account/email/confirm"
@@ -61,14 +64,23 @@ def test_changing_the_primary_moves_the_claims_in_one_step_and_tells_the_old_add
     assert email_claims() == {"email#examiner@fmcsa.dot.gov": "1000000001"}
     assert Account.get("1000000001").primary_email == "examiner@fmcsa.dot.gov"
     page = confirm(browser, mailbox.code_for("Alice.Personal@Example.com"))
-    assert page.status == 200 and "primary email address is now Alice.Personal@Example.com" \
-        in page.body
+    assert (
+        page.status == 200
+        and "primary email address is now Alice.Personal@Example.com" in page.body
+    )
     account = Account.get("1000000001")
-    assert (account.primary_email, account.primary_email_normalized) == \
-        ("Alice.Personal@Example.com", "alice.personal@example.com")
+    assert (account.primary_email, account.primary_email_normalized) == (
+        "Alice.Personal@Example.com",
+        "alice.personal@example.com",
+    )
     assert email_claims() == {"email#alice.personal@example.com": "1000000001"}
-    assert email_events() == [{"change": "primary", "old_email": "examiner@fmcsa.dot.gov",
-                               "new_email": "Alice.Personal@Example.com"}]
+    assert email_events() == [
+        {
+            "change": "primary",
+            "old_email": "examiner@fmcsa.dot.gov",
+            "new_email": "Alice.Personal@Example.com",
+        }
+    ]
     assert mailbox.subjects("examiner@fmcsa.dot.gov")[-1] == CHANGED_NOTICE
     assert mailbox.to("alice.personal@example.com")[-1].subject == CONFIRM_SUBJECT
     assert "A•••@Example.com" in mailbox.to("examiner@fmcsa.dot.gov")[-1].body
@@ -82,8 +94,10 @@ def test_replacing_the_secondary_tells_the_old_secondary(browser, mailbox):
     confirm(browser, mailbox.code_for("new.home@example.org"))
     account = Account.get("1000000001")
     assert account.secondary_email == "new.home@example.org"
-    assert email_claims() == {"email#dr.alice@example.com": "1000000001",
-                              "email#new.home@example.org": "1000000001"}
+    assert email_claims() == {
+        "email#dr.alice@example.com": "1000000001",
+        "email#new.home@example.org": "1000000001",
+    }
     assert mailbox.subjects("old.home@example.org")[-1] == CHANGED_NOTICE
     assert CHANGED_NOTICE not in mailbox.subjects("dr.alice@example.com")
     assert email_events()[0]["change"] == "secondary"
@@ -103,14 +117,14 @@ def test_adding_a_secondary_tells_the_primary(browser, mailbox):
 def test_removing_the_secondary_releases_it_and_tells_it(browser, mailbox):
     linked(browser, secondary="alice.home@example.org")
     page = ask(browser, "remove_secondary", confirmed=True)
-    assert page.status == 200 and "alice.home@example.org is no longer on your account" \
-        in page.body
+    assert page.status == 200 and "alice.home@example.org is no longer on your account" in page.body
     account = Account.get("1000000001")
     assert account.secondary_email is None and account.secondary_email_normalized is None
     assert email_claims() == {"email#dr.alice@example.com": "1000000001"}
     assert mailbox.subjects("alice.home@example.org")[-1] == CHANGED_NOTICE
-    assert email_events() == [{"change": "remove_secondary", "old_email": "alice.home@example.org",
-                               "new_email": ""}]
+    assert email_events() == [
+        {"change": "remove_secondary", "old_email": "alice.home@example.org", "new_email": ""}
+    ]
     assert mailbox.to("alice.home@example.org")[-1].subject != CONFIRM_SUBJECT  # no code needed
 
 
@@ -119,14 +133,17 @@ def test_swapping_moves_no_claims_and_tells_the_old_primary(browser, mailbox, ca
     before = email_claims()
     token = session_csrf(browser, linked=True)
     calls.clear()
-    page = browser.post("/account/email", {"csrf_token": token, "change": "swap",
-                                           "confirm": "yes"})
+    page = browser.post("/account/email", {"csrf_token": token, "change": "swap", "confirm": "yes"})
     assert page.status == 200
     account = Account.get("1000000001")
-    assert (account.primary_email, account.secondary_email) == \
-        ("alice.home@example.org", "dr.alice@example.com")
-    assert (account.primary_email_normalized, account.secondary_email_normalized) == \
-        ("alice.home@example.org", "dr.alice@example.com")
+    assert (account.primary_email, account.secondary_email) == (
+        "alice.home@example.org",
+        "dr.alice@example.com",
+    )
+    assert (account.primary_email_normalized, account.secondary_email_normalized) == (
+        "alice.home@example.org",
+        "dr.alice@example.com",
+    )
     assert email_claims() == before
     (transaction,) = [op for op in calls.operations("dynamodb") if op == "TransactWriteItems"]
     assert transaction
@@ -136,21 +153,27 @@ def test_swapping_moves_no_claims_and_tells_the_old_primary(browser, mailbox, ca
 
 @pytest.mark.parametrize("change", ["swap", "remove_secondary"])
 def test_swap_and_remove_ask_for_confirmation_and_change_nothing_before_it(
-        browser, mailbox, change):
+    browser, mailbox, change
+):
     linked(browser, secondary="alice.home@example.org")
-    sent = len(mailbox.messages)                                 # the link notice
+    sent = len(mailbox.messages)  # the link notice
     page = ask(browser, change)
     assert page.status == 200
-    assert ("Make alice.home@example.org your primary email?" if change == "swap"
-            else "Remove alice.home@example.org from your account?") in page.body
+    assert (
+        "Make alice.home@example.org your primary email?"
+        if change == "swap"
+        else "Remove alice.home@example.org from your account?"
+    ) in page.body
     (form,) = [f for f in parse_forms(page.body) if f["action"] == "/account/email"]
     assert form["fields"]["change"] == change and form["fields"]["confirm"] == "yes"
     assert form["fields"]["csrf_token"] == session_csrf(browser, linked=True)
     account = Account.get("1000000001")
-    assert (account.primary_email, account.secondary_email) == \
-        ("dr.alice@example.com", "alice.home@example.org")
+    assert (account.primary_email, account.secondary_email) == (
+        "dr.alice@example.com",
+        "alice.home@example.org",
+    )
     assert email_events() == [] and len(mailbox.messages) == sent
-    page = browser.post("/account/email", form["fields"])       # "Yes"
+    page = browser.post("/account/email", form["fields"])  # "Yes"
     assert page.status == 200 and email_events()[0]["change"] == change
 
 
@@ -166,7 +189,7 @@ def test_swaps_and_removals_are_limited_per_account_per_hour(browser, mailbox):
     """Changes without a code send a notice each: a flood of them is refused."""
     linked(browser, secondary="alice.home@example.org")
     statuses = [ask(browser, "swap", confirmed=True).status for _ in range(5)]
-    assert statuses == [200, 200, 200, 429, 429]    # EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR
+    assert statuses == [200, 200, 200, 429, 429]  # EMAIL_CHANGES_WITHOUT_CODE_PER_HOUR
     page = ask(browser, "remove_secondary", confirmed=True)
     assert page.status == 429 and "Please wait up to an hour" in page.body
     assert len([e for e in email_events() if e["change"] == "swap"]) == 3
@@ -183,31 +206,36 @@ def make_sign_in_old(minutes: int) -> None:
     session.update(actions=[Session.created_at.set(int(time.time()) - minutes * 60)])
 
 
-@pytest.mark.parametrize("change, fields", [
-    ("primary", {"email": "alice.personal@example.com"}),
-    ("secondary", {"email": "alice.personal@example.com"}),
-    ("swap", {"confirm": "yes"}),
-    ("remove_secondary", {"confirm": "yes"}),
-])
+@pytest.mark.parametrize(
+    "change, fields",
+    [
+        ("primary", {"email": "alice.personal@example.com"}),
+        ("secondary", {"email": "alice.personal@example.com"}),
+        ("swap", {"confirm": "yes"}),
+        ("remove_secondary", {"confirm": "yes"}),
+    ],
+)
 def test_every_email_change_needs_a_recent_sign_in(browser, mailbox, change, fields):
     """Every address on the account proves who holds it (automatic linking, recovery
     codes): a session left open or stolen must not add, replace or remove one."""
     linked(browser, secondary="alice.home@example.org")
-    make_sign_in_old(16)                            # EMAIL_CHANGE_RECENT_SIGNIN_SECONDS
+    make_sign_in_old(16)  # EMAIL_CHANGE_RECENT_SIGNIN_SECONDS
     token = session_csrf(browser, linked=True)
     page = browser.post("/account/email", {"csrf_token": token, "change": change, **fields})
     assert page.status == 302 and page.location == "/login?return_to=/account/email"
     assert mailbox.to("alice.personal@example.com") == [] and email_events() == []
     assert challenges() == []
     # Through Login.gov again, and back to the form, signed in afresh.
-    callback = browser.authorize(browser.get(page.location).location, ["dr.alice@example.com"],
-                                 sub=Account.get("1000000001").linked_sub)
+    callback = browser.authorize(
+        browser.get(page.location).location,
+        ["dr.alice@example.com"],
+        sub=Account.get("1000000001").linked_sub,
+    )
     back = browser.get(callback)
     assert back.status == 302 and back.location == "/account/email"
     form = browser.get(back.location)
     assert form.status == 200
-    page = browser.post("/account/email", {"csrf_token": csrf_of(form), "change": change,
-                                           **fields})
+    page = browser.post("/account/email", {"csrf_token": csrf_of(form), "change": change, **fields})
     if change in ("primary", "secondary"):
         assert page.location == "/account/email/confirm"
         assert mailbox.subjects("alice.personal@example.com") == [CONFIRM_SUBJECT]
@@ -225,7 +253,8 @@ def test_the_confirmation_step_of_a_stale_session_is_refused_too(browser, mailbo
 
 
 def test_a_stale_session_cannot_plant_a_secondary_that_links_after_an_unlink(
-        app_client, idp, mailbox):
+    app_client, idp, mailbox
+):
     """The review's story: a thief with an old session sets the secondary to their own
     mailbox; after a Login.gov purge their own Login.gov account would link the record."""
     from chalicelib import security_events
@@ -238,7 +267,8 @@ def test_a_stale_session_cannot_plant_a_secondary_that_links_after_an_unlink(
     assert page.location == "/login?return_to=/account/email"
     assert mailbox.to("mallory@evil.example") == []
     security_events.handle_security_event(
-        idp.security_event_token(CLIENT_ID, "account-purged", victim_sub))
+        idp.security_event_token(CLIENT_ID, "account-purged", victim_sub)
+    )
     thief = Browser(app_client, idp)
     assert thief.sign_in(["mallory@evil.example"]).location == "/link/no-match"
     account = Account.get("1000000001")
@@ -252,21 +282,28 @@ def test_the_old_name_of_the_recent_sign_in_setting_still_works(browser, mailbox
     config.reset_settings()
     linked(browser, secondary="alice.home@example.org")
     make_sign_in_old(60)
-    assert ask(browser, "secondary", "new.home@example.org").location == \
-        "/account/email/confirm"
-    monkeypatch.setenv("EMAIL_CHANGE_RECENT_SIGNIN_SECONDS", "1800")    # the new name wins
+    assert ask(browser, "secondary", "new.home@example.org").location == "/account/email/confirm"
+    monkeypatch.setenv("EMAIL_CHANGE_RECENT_SIGNIN_SECONDS", "1800")  # the new name wins
     config.reset_settings()
-    assert ask(browser, "secondary", "new.home@example.org").location == \
-        "/login?return_to=/account/email"
+    assert (
+        ask(browser, "secondary", "new.home@example.org").location
+        == "/login?return_to=/account/email"
+    )
     monkeypatch.undo()
     config.reset_settings()
 
 
 @pytest.mark.parametrize("others", ["primary", "secondary"])
 def test_an_address_on_another_account_is_refused_without_saying_whose(
-        app_client, idp, mailbox, others):
-    make_account("1000000002", primary="bob@example.com", secondary="bob.home@example.org",
-                 first_name="Bob", last_name="Other")
+    app_client, idp, mailbox, others
+):
+    make_account(
+        "1000000002",
+        primary="bob@example.com",
+        secondary="bob.home@example.org",
+        first_name="Bob",
+        last_name="Other",
+    )
     browser = linked(Browser(app_client, idp))
     taken = {"primary": "Bob@Example.com", "secondary": "bob.home@example.org"}[others]
     page = ask(browser, "primary", taken)
@@ -285,8 +322,11 @@ def test_probing_for_taken_addresses_spends_the_send_allowance(app_client, idp, 
     # 4 probes of free addresses (codes sent), then 1 of a taken one, then the hour is over.
     assert statuses == [302, 302, 302, 302, 409, 429, 429]
     # ...but not the probed address's own (nor the probe's pair): its owner still gets codes.
-    probed = [c.sends for c in Flow.scan() if isinstance(c, SendCounter) and c.subject is None
-              and c.sends == 0]
+    probed = [
+        c.sends
+        for c in Flow.scan()
+        if isinstance(c, SendCounter) and c.subject is None and c.sends == 0
+    ]
     assert len(probed) == 2
 
 
@@ -300,8 +340,7 @@ def test_an_address_already_on_this_account_is_explained(browser, mailbox):
 
 
 @pytest.mark.parametrize("address", ["alice@va.gov", "alice@army.mil", "alice@state.edu"])
-def test_an_institutional_address_gets_the_faq_advice_before_any_code(
-        browser, mailbox, address):
+def test_an_institutional_address_gets_the_faq_advice_before_any_code(browser, mailbox, address):
     linked(browser)
     page = ask(browser, "primary", address)
     assert page.status == 200
@@ -320,8 +359,12 @@ def test_the_account_page_advice_links_to_the_change_form(browser, mailbox):
     assert 'href="/account/email"' in page.body
     form_page = browser.get("/account/email")
     assert form_page.status == 200
-    assert any(f["action"] == "/account/email" and f["fields"].get("change") == "primary"
-               and "email" in f["fields"] for f in _forms(form_page.body))
+    assert any(
+        f["action"] == "/account/email"
+        and f["fields"].get("change") == "primary"
+        and "email" in f["fields"]
+        for f in _forms(form_page.body)
+    )
 
 
 def test_a_pending_change_shows_on_the_account_page_and_can_be_cancelled(browser, mailbox):
@@ -365,9 +408,11 @@ def test_the_old_address_is_released_only_when_the_change_commits(app_client, id
     # Committed: the old address is free, and Bob can now confirm it.
     assert ask(bob, "secondary", "dr.alice@example.com").location == "/account/email/confirm"
     confirm(bob, mailbox.code_for("dr.alice@example.com"))
-    assert email_claims() == {"email#alice.personal@example.com": "1000000001",
-                              "email#bob@example.com": "1000000002",
-                              "email#dr.alice@example.com": "1000000002"}
+    assert email_claims() == {
+        "email#alice.personal@example.com": "1000000001",
+        "email#bob@example.com": "1000000002",
+        "email#dr.alice@example.com": "1000000002",
+    }
 
 
 def test_two_accounts_racing_for_one_new_address_exactly_one_wins(app_client, idp, mailbox):
@@ -378,8 +423,10 @@ def test_two_accounts_racing_for_one_new_address_exactly_one_wins(app_client, id
     """
     from chalicelib import accounts, email_change, sessions
 
-    browsers = [linked(Browser(app_client, idp), f"100000000{i}", primary=f"p{i}@example.com")
-                for i in (1, 2)]
+    browsers = [
+        linked(Browser(app_client, idp), f"100000000{i}", primary=f"p{i}@example.com")
+        for i in (1, 2)
+    ]
     codes = []
     for b in browsers:
         ask(b, "primary", "shared.new@example.com")
@@ -408,10 +455,10 @@ def test_two_accounts_racing_for_one_new_address_exactly_one_wins(app_client, id
     other = "1000000002" if winner == "1000000001" else "1000000001"
     assert Account.get(winner).primary_email == "shared.new@example.com"
     assert Account.get(other).primary_email == f"p{other[-1]}@example.com"
-    assert email_claims()[f"email#p{other[-1]}@example.com"] == other      # loser kept its own
+    assert email_claims()[f"email#p{other[-1]}@example.com"] == other  # loser kept its own
     assert f"email#p{winner[-1]}@example.com" not in email_claims()
     assert len(email_events(winner)) == 1 and email_events(other) == []
-    assert challenges() == []                               # the loser's code is dead too
+    assert challenges() == []  # the loser's code is dead too
 
 
 def test_the_loser_of_an_address_race_sees_a_clear_page(app_client, idp, mailbox):
@@ -430,7 +477,7 @@ def test_the_loser_of_an_address_race_sees_a_clear_page(app_client, idp, mailbox
 def test_a_change_made_stale_by_another_change_is_refused(browser, mailbox):
     linked(browser, secondary="alice.home@example.org")
     ask(browser, "primary", "alice.personal@example.com")
-    ask(browser, "swap", confirmed=True)                     # the primary is now another one
+    ask(browser, "swap", confirmed=True)  # the primary is now another one
     page = confirm(browser, mailbox.code_for("alice.personal@example.com"))
     assert page.status == 409 and "changed while this change was in progress" in page.body
     account = Account.get("1000000001")
@@ -471,8 +518,8 @@ def test_a_failed_notice_does_not_undo_or_fail_the_change(browser, mailbox, call
 
 # --- the figures -----------------------------------------------------------------------------
 
-def test_figures_requests_per_confirmation_and_mails_per_workflow(
-        app_client, idp, mailbox, calls):
+
+def test_figures_requests_per_confirmation_and_mails_per_workflow(app_client, idp, mailbox, calls):
     """The numbers in the report: DynamoDB requests per confirmation, mail sends per workflow."""
     from tests.mail_fixtures import request_recovery, signed_in_unmatched
 
@@ -496,8 +543,10 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     mails_before = len(mailbox.messages)
     token = session_csrf(browser, linked=True)
     calls.clear()
-    browser.post("/account/email", {"csrf_token": token, "change": "primary",
-                                    "email": "alice.personal@example.com"})
+    browser.post(
+        "/account/email",
+        {"csrf_token": token, "change": "primary", "email": "alice.personal@example.com"},
+    )
     change_send = calls.count("dynamodb")
     code = mailbox.code_for("alice.personal@example.com")
     calls.clear()
@@ -507,19 +556,28 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     change_confirm_sqs = calls.count("sqs")
     change_mails = len(mailbox.messages) - mails_before
 
-    print(f"\nrecovery send: {sum(recovery_send.values())} {dict(recovery_send)}; "
-          f"email-change send: {sum(change_send.values())} {dict(change_send)}")
-    print(f"recovery verify: {sum(recovery_verify.values())} DynamoDB requests "
-          f"{dict(recovery_verify)}; email-change confirm: {sum(change_confirm.values())} "
-          f"{dict(change_confirm)}; mails: recovery {recovery_verify_mails} at verify, "
-          f"email change {change_mails} per workflow")
+    print(
+        f"\nrecovery send: {sum(recovery_send.values())} {dict(recovery_send)}; "
+        f"email-change send: {sum(change_send.values())} {dict(change_send)}"
+    )
+    print(
+        f"recovery verify: {sum(recovery_verify.values())} DynamoDB requests "
+        f"{dict(recovery_verify)}; email-change confirm: {sum(change_confirm.values())} "
+        f"{dict(change_confirm)}; mails: recovery {recovery_verify_mails} at verify, "
+        f"email change {change_mails} per workflow"
+    )
     # Recovery verify: session, the identity (refused while Login.gov says disabled), code
     # try, then link_account's read and transaction (which spends the code), the notice's
     # account read, the new session and the old one's end.
     # The code try takes a slot under the day's wrong-code caps (identity; account for
     # recovery) and, being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
-    assert recovery_verify == {"GetItem": 4, "UpdateItem": 5, "DeleteItem": 1,
-                               "TransactWriteItems": 1, "PutItem": 1}
+    assert recovery_verify == {
+        "GetItem": 4,
+        "UpdateItem": 5,
+        "DeleteItem": 1,
+        "TransactWriteItems": 1,
+        "PutItem": 1,
+    }
     # Email-change confirm: session, account, code try (+ identity slot), ONE transaction.
     assert change_confirm == {"GetItem": 2, "UpdateItem": 3, "TransactWriteItems": 1}
     # Sending a code: session (+ identity for recovery, account for a change), claim, the
@@ -527,11 +585,11 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(
     # three counters (identity, identity and address, address), challenge.
     assert recovery_send == {"GetItem": 5, "UpdateItem": 3, "PutItem": 1}
     assert change_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
-    assert recovery_verify_mails == 1                      # the link notice
-    assert change_mails == 2                               # the code, then the notice
+    assert recovery_verify_mails == 1  # the link notice
+    assert change_mails == 2  # the code, then the notice
     # Mail is one SQS request per request (the queue's URL is looked up once a container).
     assert recovery_send_sqs == {"GetQueueUrl": 1, "SendMessage": 1}
-    assert recovery_verify_sqs == {"SendMessage": 1}       # one address: one message
+    assert recovery_verify_sqs == {"SendMessage": 1}  # one address: one message
     assert change_confirm_sqs == {"SendMessage": 1}
 
 

@@ -3,6 +3,7 @@
 Data written before the rule stopped case-folding holds keys like `bashir...` for an
 address typed `baſhir...`. The check lists them (read-only) so support can re-key them.
 """
+
 from __future__ import annotations
 
 from chalicelib.models import Account, Claim
@@ -30,8 +31,9 @@ def test_nothing_to_re_key_exits_0(cli):
 
 def test_keys_the_rule_would_change_are_listed_and_nothing_is_written(cli):
     make_account("1000000001", primary="dr.alice@example.com")
-    make_account("1000000002", primary="b.okafor@example.org",
-                 secondary="baſhir.okafor.md@example.com")
+    make_account(
+        "1000000002", primary="b.okafor@example.org", secondary="baſhir.okafor.md@example.com"
+    )
     make_account("1000000003", primary="Straße@example.com")
     make_account("1000000004", primary="strasse@example.com", claims=False)
     stored_under_the_old_rule("1000000002", secondary="bashir.okafor.md@example.com")
@@ -51,8 +53,10 @@ def test_keys_the_rule_would_change_are_listed_and_nothing_is_written(cli):
     assert bashir["conflict"] is False
     # 1000000004 spells strasse with two s: the old key is its address, claimed by 1000000003.
     strasse = rows[("1000000003", "primary")]
-    assert (strasse["stored_key"], strasse["new_key"]) == ("strasse@example.com",
-                                                           "straße@example.com")
+    assert (strasse["stored_key"], strasse["new_key"]) == (
+        "strasse@example.com",
+        "straße@example.com",
+    )
     assert strasse["stored_key_holder"] == "1000000003"
     assert strasse["stored_key_also_used_by"] == ["1000000004"]
     # Read-only: the tables are as they were.

@@ -7,6 +7,7 @@ mailbox equivalence: `casefold()` turns `baſhir` into `bashir`, `straße` into 
 `oﬃce` into `office` and `σπύρος` into `σπύροσ` — different mailboxes, possibly different
 people's.
 """
+
 from __future__ import annotations
 
 import string
@@ -23,37 +24,57 @@ from tests.conftest import make_account
 from tests.mail_fixtures import enter_code, mailbox, session_csrf  # noqa: F401 - fixtures
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Dr.Alice@Example.COM", "dr.alice@example.com"),
-    ("  dr.alice@example.com\t", "dr.alice@example.com"),
-    ("alice@Bücher.example.com", "alice@xn--bcher-kva.example.com"),
-    ("alice@xn--bcher-kva.example.com", "alice@xn--bcher-kva.example.com"),
-    # Only ASCII letters are lower-cased; Ü and Ï are kept as written.
-    ("ÜNÏ@example.com", "ÜnÏ@example.com"),
-    # NFC: a decomposed é is the same text as a precomposed one.
-    ("Re\u0301my@example.com", "r\u00e9my@example.com"),
-    # The Kelvin sign is K by NFC (a canonical singleton), not by case folding.
-    ("\u212aim@example.com", "kim@example.com"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Dr.Alice@Example.COM", "dr.alice@example.com"),
+        ("  dr.alice@example.com\t", "dr.alice@example.com"),
+        ("alice@Bücher.example.com", "alice@xn--bcher-kva.example.com"),
+        ("alice@xn--bcher-kva.example.com", "alice@xn--bcher-kva.example.com"),
+        # Only ASCII letters are lower-cased; Ü and Ï are kept as written.
+        ("ÜNÏ@example.com", "ÜnÏ@example.com"),
+        # NFC: a decomposed é is the same text as a precomposed one.
+        ("Re\u0301my@example.com", "r\u00e9my@example.com"),
+        # The Kelvin sign is K by NFC (a canonical singleton), not by case folding.
+        ("\u212aim@example.com", "kim@example.com"),
+    ],
+)
 def test_normalizes(raw, expected):
     assert normalize_email(raw) == expected
 
 
-@pytest.mark.parametrize("look_alike, real", [
-    ("baſhir.okafor.md@example.com", "bashir.okafor.md@example.com"),   # long s
-    ("straße@example.com", "strasse@example.com"),                       # sharp s
-    ("oﬃce@example.com", "office@example.com"),                          # ffi ligature
-    ("σπύροσ@example.com", "σπύρος@example.com"),                        # final sigma
-    ("ａｌｉｃｅ@example.com", "alice@example.com"),                        # fullwidth (NFKC)
-    ("ÜNÏ@example.com", "ünï@example.com"),                              # non-ASCII case
-])
+@pytest.mark.parametrize(
+    "look_alike, real",
+    [
+        ("baſhir.okafor.md@example.com", "bashir.okafor.md@example.com"),  # long s
+        ("straße@example.com", "strasse@example.com"),  # sharp s
+        ("oﬃce@example.com", "office@example.com"),  # ffi ligature
+        ("σπύροσ@example.com", "σπύρος@example.com"),  # final sigma
+        ("ａｌｉｃｅ@example.com", "alice@example.com"),  # fullwidth (NFKC)
+        ("ÜNÏ@example.com", "ünï@example.com"),  # non-ASCII case
+    ],
+)
 def test_different_mailboxes_never_share_a_key(look_alike, real):
     assert normalize_email(look_alike) != normalize_email(real)
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "plainaddress", "a@", "@b.com", "a@b@c.com",
-                                 "a@localhost", "a@b.test", "a" * 250 + "@example.com",
-                                 "a b@example.com", None, 42])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "plainaddress",
+        "a@",
+        "@b.com",
+        "a@b@c.com",
+        "a@localhost",
+        "a@b.test",
+        "a" * 250 + "@example.com",
+        "a b@example.com",
+        None,
+        42,
+    ],
+)
 def test_rejects_invalid(raw):
     with pytest.raises(InvalidEmail):
         normalize_email(raw)
@@ -61,8 +82,16 @@ def test_rejects_invalid(raw):
 
 
 local_parts = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}[A-Za-z0-9]", fullmatch=True)
-domains = st.sampled_from(["example.com", "Example.ORG", "mail.example.net", "va.gov",
-                           "bücher.example.com", "XN--BCHER-KVA.example.com"])
+domains = st.sampled_from(
+    [
+        "example.com",
+        "Example.ORG",
+        "mail.example.net",
+        "va.gov",
+        "bücher.example.com",
+        "XN--BCHER-KVA.example.com",
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -103,9 +132,49 @@ def same_mailbox_key(address: str) -> tuple[str, str]:
 
 # Characters that Unicode case mapping, case folding or NFKC merge with others, beside
 # plain ASCII: each must stay itself in a key.
-TRICKY = ["s", "S", "k", "K", "i", "I", "e", "E", "o", "f", "ss", "ffi", "ſ", "ß", "ẞ", "ﬃ",
-          "ς", "σ", "Σ", "\u212a", "\u0130", "ı", "é", "É", "e\u0301", "ü", "Ü", "u\u0308",
-          "Å", "\u212b", "ａ", "Ａ", "µ", "μ", "ǅ", "ǆ", "Ǆ", "1", "-", "+", "."]
+TRICKY = [
+    "s",
+    "S",
+    "k",
+    "K",
+    "i",
+    "I",
+    "e",
+    "E",
+    "o",
+    "f",
+    "ss",
+    "ffi",
+    "ſ",
+    "ß",
+    "ẞ",
+    "ﬃ",
+    "ς",
+    "σ",
+    "Σ",
+    "\u212a",
+    "\u0130",
+    "ı",
+    "é",
+    "É",
+    "e\u0301",
+    "ü",
+    "Ü",
+    "u\u0308",
+    "Å",
+    "\u212b",
+    "ａ",
+    "Ａ",
+    "µ",
+    "μ",
+    "ǅ",
+    "ǆ",
+    "Ǆ",
+    "1",
+    "-",
+    "+",
+    ".",
+]
 # Ways the same or a look-alike character may be typed.
 VARIANTS = [
     lambda t: t,
@@ -116,9 +185,18 @@ VARIANTS = [
     lambda t: unicodedata.normalize("NFKC", t),
     lambda t: t.translate(_ASCII_LOWER),
 ]
-mailbox_domains = st.sampled_from(["example.com", "EXAMPLE.com", "bücher.example",
-                                   "BÜCHER.example", "xn--bcher-kva.example", "b\u00fccher.example",
-                                   "bu\u0308cher.example", "example.org"])
+mailbox_domains = st.sampled_from(
+    [
+        "example.com",
+        "EXAMPLE.com",
+        "bücher.example",
+        "BÜCHER.example",
+        "xn--bcher-kva.example",
+        "b\u00fccher.example",
+        "bu\u0308cher.example",
+        "example.org",
+    ]
+)
 
 
 @st.composite
@@ -156,10 +234,16 @@ LOOK_ALIKES = [
 
 
 @pytest.mark.parametrize("look_alike, real", LOOK_ALIKES)
-def test_a_login_gov_look_alike_does_not_link_the_real_record(browser, other_browser,
-                                                              look_alike, real):
-    make_account("1000000002", primary="b.okafor@example.org", secondary=real,
-                 first_name="Bashir", last_name="Okafor")
+def test_a_login_gov_look_alike_does_not_link_the_real_record(
+    browser, other_browser, look_alike, real
+):
+    make_account(
+        "1000000002",
+        primary="b.okafor@example.org",
+        secondary=real,
+        first_name="Bashir",
+        last_name="Okafor",
+    )
     page = browser.sign_in([look_alike], sub=str(uuid.uuid4()))
     assert page.location == "/link/no-match"
     assert Account.get("1000000002").linked_sub is None
@@ -170,12 +254,19 @@ def test_a_login_gov_look_alike_does_not_link_the_real_record(browser, other_bro
 
 
 @pytest.mark.parametrize("look_alike, real", LOOK_ALIKES)
-def test_an_email_change_to_a_look_alike_claims_only_the_look_alike(browser, other_browser,
-                                                                    mailbox, look_alike, real):
+def test_an_email_change_to_a_look_alike_claims_only_the_look_alike(
+    browser, other_browser, mailbox, look_alike, real
+):
     make_account("1000000001", primary="mallory@example.net")
     assert browser.sign_in(["mallory@example.net"], sub=str(uuid.uuid4())).location == "/account"
-    page = browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
-                                           "change": "secondary", "email": look_alike})
+    page = browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(browser, linked=True),
+            "change": "secondary",
+            "email": look_alike,
+        },
+    )
     assert page.location == "/account/email/confirm"
     page = enter_code(browser, "/account/email/confirm", mailbox.code_for(look_alike))
     assert page.status == 200
@@ -189,10 +280,19 @@ def test_an_email_change_to_a_look_alike_claims_only_the_look_alike(browser, oth
     assert Account.get("1000000001").linked_sub != owner
 
 
-@pytest.mark.parametrize("email, expected", [
-    ("x@va.gov", True), ("x@fmcsa.dot.gov", True), ("x@army.mil", True), ("x@mit.edu", True),
-    ("x@gov.example.com", False), ("x@example.com", False), ("x@edu.example.org", False),
-    (None, False), ("", False),
-])
+@pytest.mark.parametrize(
+    "email, expected",
+    [
+        ("x@va.gov", True),
+        ("x@fmcsa.dot.gov", True),
+        ("x@army.mil", True),
+        ("x@mit.edu", True),
+        ("x@gov.example.com", False),
+        ("x@example.com", False),
+        ("x@edu.example.org", False),
+        (None, False),
+        ("", False),
+    ],
+)
 def test_institutional(email, expected):
     assert is_institutional(email) is expected

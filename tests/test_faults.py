@@ -7,6 +7,7 @@ around `BaseClient._make_api_call` raises the `ClientError` DynamoDB would answe
 botocore's own retries (or runs a competing write first, to stage a lost race), and a
 `before-send` handler makes one operation unreachable, to count botocore's attempts.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,6 +51,7 @@ def slow_login_gov(monkeypatch, read_timeout_ms=300):
 
 # --- DynamoDB fault injection at botocore (localdev.aws_calls) -------------------------------------
 
+
 @pytest.fixture
 def dynamo(monkeypatch):
     faults = aws_calls.watching(monkeypatch)
@@ -65,6 +67,7 @@ def assert_storage_page(page):
 
 
 # --- Login.gov: token endpoint ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("status", [400, 401, 500, 503])
 def test_token_endpoint_errors_end_in_a_clear_page(browser, account, idp, status):
@@ -89,10 +92,16 @@ def test_token_endpoint_timeout_ends_in_a_clear_page(browser, account, idp, monk
 
 # --- Login.gov: userinfo --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status, words", [
-    (500, "not responding"), (502, "not responding"), (503, "not responding"),
-    (401, "could not complete your sign-in"),
-])
+
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        (500, "not responding"),
+        (502, "not responding"),
+        (503, "not responding"),
+        (401, "could not complete your sign-in"),
+    ],
+)
 def test_userinfo_errors_end_in_a_clear_page(browser, account, idp, status, words):
     idp.faults["userinfo_status"] = status
     page = browser.sign_in([EMAIL])
@@ -114,12 +123,15 @@ def test_userinfo_timeout_ends_in_a_clear_page(browser, account, idp, monkeypatc
 
 # --- Login.gov: keys and discovery ------------------------------------------------------------------
 
-def test_jwks_outage_with_cached_keys_still_signs_in(browser, other_browser, account, idp,
-                                                     monkeypatch):
+
+def test_jwks_outage_with_cached_keys_still_signs_in(
+    browser, other_browser, account, idp, monkeypatch
+):
     warm_key_cache(other_browser)
     monkeypatch.setenv("JWKS_TTL_SECONDS", "0")  # force a refresh attempt...
     monkeypatch.setenv("JWKS_REFETCH_COOLDOWN_SECONDS", "0")
     from chalicelib.config import reset_settings
+
     reset_settings()
     idp.faults["jwks_status"] = 503  # ...that fails: the last good keys still verify
     fetches_before = idp.count("/api/openid_connect/certs")
@@ -139,8 +151,7 @@ def test_jwks_outage_with_no_cached_keys_is_a_clear_page(browser, account, idp):
     assert_nothing_half_written()
 
 
-def test_discovery_unreachable_with_no_cache_is_a_clear_page(browser, account, idp,
-                                                             monkeypatch):
+def test_discovery_unreachable_with_no_cache_is_a_clear_page(browser, account, idp, monkeypatch):
     with socket.socket() as s:  # a port nobody listens on: connection refused
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -152,11 +163,11 @@ def test_discovery_unreachable_with_no_cache_is_a_clear_page(browser, account, i
     assert signin_states_in_table() == []
 
 
-def test_discovery_outage_with_a_cached_document_still_signs_in(browser, account, idp,
-                                                                monkeypatch):
+def test_discovery_outage_with_a_cached_document_still_signs_in(browser, account, idp, monkeypatch):
     authorize_url = browser.start_signin()  # discovery read and cached
     monkeypatch.setenv("DISCOVERY_TTL_SECONDS", "0")  # every use tries to refresh...
     from chalicelib.config import reset_settings
+
     reset_settings()
     real_request, failed = http_client.request, []
 
@@ -173,8 +184,7 @@ def test_discovery_outage_with_a_cached_document_still_signs_in(browser, account
     assert_nothing_half_written()
 
 
-def test_a_cold_login_reads_discovery_while_it_writes_its_state(browser, account, idp,
-                                                                monkeypatch):
+def test_a_cold_login_reads_discovery_while_it_writes_its_state(browser, account, idp, monkeypatch):
     """Each waits until the other has begun: only a /login that runs both at once gets
     through without a wait running out (a cold start pays one, not both in turn)."""
     reset_app_caches()  # a new Lambda container: discovery is not cached
@@ -206,8 +216,10 @@ def test_a_cold_login_reads_discovery_while_it_writes_its_state(browser, account
 
 # --- DynamoDB: starting a sign-in ------------------------------------------------------------------
 
-@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException",
-                                  "ThrottlingException", "InternalServerError"])
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
 def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, dynamo, code):
     rule = dynamo.fail("PutItem", code, table="flows", key_prefix="signin#")
     page = browser.get("/login")
@@ -231,12 +243,14 @@ def test_unreachable_dynamodb_is_retried_a_bounded_number_of_times(browser, acco
 
 # --- DynamoDB: consuming the state -------------------------------------------------------------------
 
+
 def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp, dynamo):
     """A throttled UpdateItem changes nothing: the same callback works once the fault passes."""
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     (state_record,) = signin_states_in_table()
-    rule = dynamo.fail("UpdateItem", "ProvisionedThroughputExceededException",
-                       table="flows", key_prefix="signin#")
+    rule = dynamo.fail(
+        "UpdateItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="signin#"
+    )
     page = browser.get(callback)
     assert rule.fired == 1
     assert_storage_page(page)
@@ -251,8 +265,9 @@ def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp,
 
 def test_throttled_state_consume_is_the_storage_page(browser, account, idp, dynamo, logged):
     callback = browser.authorize(browser.start_signin(), [EMAIL])
-    dynamo.fail("UpdateItem", "ProvisionedThroughputExceededException",
-                table="flows", key_prefix="signin#")
+    dynamo.fail(
+        "UpdateItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="signin#"
+    )
     page = browser.get(callback)
     assert "signin_state_rejected" not in logged.names()
     assert_storage_page(page)
@@ -260,15 +275,21 @@ def test_throttled_state_consume_is_the_storage_page(browser, account, idp, dyna
 
 # --- DynamoDB: reads during the callback --------------------------------------------------------------
 
-@pytest.mark.parametrize("operation, table, key_prefix", [
-    pytest.param("GetItem", "claims", "sub#", id="sub-lookup"),
-    pytest.param("BatchGetItem", "claims", "email#", id="email-match"),
-    pytest.param("GetItem", "accounts", None, id="account-read"),
-])
+
+@pytest.mark.parametrize(
+    "operation, table, key_prefix",
+    [
+        pytest.param("GetItem", "claims", "sub#", id="sub-lookup"),
+        pytest.param("BatchGetItem", "claims", "email#", id="email-match"),
+        pytest.param("GetItem", "accounts", None, id="account-read"),
+    ],
+)
 def test_throttled_reads_in_the_callback_are_the_storage_page(
-        browser, account, idp, dynamo, operation, table, key_prefix):
-    rule = dynamo.fail(operation, "ProvisionedThroughputExceededException", table=table,
-                       key_prefix=key_prefix)
+    browser, account, idp, dynamo, operation, table, key_prefix
+):
+    rule = dynamo.fail(
+        operation, "ProvisionedThroughputExceededException", table=table, key_prefix=key_prefix
+    )
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert_storage_page(page)
@@ -283,14 +304,22 @@ def test_throttled_reads_in_the_callback_are_the_storage_page(
 
 # --- DynamoDB: the link transaction ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("code, reasons", [
-    pytest.param("ThrottlingException", None, id="throttled"),
-    pytest.param("ProvisionedThroughputExceededException", None, id="throughput-exceeded"),
-    pytest.param("TransactionCanceledException", ["None", "ThrottlingError", "None"],
-                 id="cancelled-throttled"),
-])
+
+@pytest.mark.parametrize(
+    "code, reasons",
+    [
+        pytest.param("ThrottlingException", None, id="throttled"),
+        pytest.param("ProvisionedThroughputExceededException", None, id="throughput-exceeded"),
+        pytest.param(
+            "TransactionCanceledException",
+            ["None", "ThrottlingError", "None"],
+            id="cancelled-throttled",
+        ),
+    ],
+)
 def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
-        browser, account, idp, dynamo, code, reasons):
+    browser, account, idp, dynamo, code, reasons
+):
     rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
@@ -305,12 +334,14 @@ def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
     assert_nothing_half_written()
 
 
-@pytest.mark.parametrize("reasons", [
-    pytest.param(["TransactionConflict", "None", "None"], id="conflict-on-claim"),
-    pytest.param(["None", "TransactionConflict", "None"], id="conflict-on-account"),
-])
-def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, dynamo,
-                                                         reasons):
+@pytest.mark.parametrize(
+    "reasons",
+    [
+        pytest.param(["TransactionConflict", "None", "None"], id="conflict-on-claim"),
+        pytest.param(["None", "TransactionConflict", "None"], id="conflict-on-account"),
+    ],
+)
+def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, dynamo, reasons):
     """DynamoDB documents TransactionConflict as retryable: one more try, then linked."""
     rule = dynamo.fail("TransactWriteItems", "TransactionCanceledException", reasons=reasons)
     page = browser.sign_in([EMAIL])
@@ -321,11 +352,12 @@ def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, 
     assert_nothing_half_written()
 
 
-def test_link_race_lost_to_another_identity_is_the_sharing_refusal(
-        browser, account, idp, dynamo):
+def test_link_race_lost_to_another_identity_is_the_sharing_refusal(browser, account, idp, dynamo):
     winner = str(uuid.uuid4())
-    rule = dynamo.interleave("TransactWriteItems", lambda: linking.link_account(
-        winner, NR, method=linking.LinkMethod.AUTOMATIC))
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: linking.link_account(winner, NR, method=linking.LinkMethod.AUTOMATIC),
+    )
     page = browser.sign_in([EMAIL], sub=str(uuid.uuid4()))
     assert rule.fired == 1
     assert page.status == 409 and "cannot be shared" in page.body
@@ -338,8 +370,10 @@ def test_link_race_lost_to_another_identity_is_the_sharing_refusal(
 def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, dynamo):
     """A double submit (two tabs, one identity): one link, one audit event, both signed in."""
     sub = str(uuid.uuid4())
-    rule = dynamo.interleave("TransactWriteItems", lambda: linking.link_account(
-        sub, NR, method=linking.LinkMethod.AUTOMATIC))
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: linking.link_account(sub, NR, method=linking.LinkMethod.AUTOMATIC),
+    )
     page = browser.sign_in([EMAIL], sub=sub)
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"
@@ -349,8 +383,10 @@ def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, dyn
 
 
 def test_link_race_lost_to_a_disabling_is_the_inactive_refusal(browser, account, idp, dynamo):
-    rule = dynamo.interleave("TransactWriteItems", lambda: Account.get(NR).update(
-        actions=[Account.status.set("disabled")]))
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: Account.get(NR).update(actions=[Account.status.set("disabled")]),
+    )
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert page.status == 403 and "has been disabled" in page.body
@@ -374,7 +410,8 @@ def test_link_race_with_an_unrelated_edit_is_retried_once(browser, account, idp,
 
 
 def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
-        browser, account, idp, dynamo):
+    browser, account, idp, dynamo
+):
     rule = dynamo.interleave("TransactWriteItems", _unrelated_edit, times=5)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 2
@@ -387,13 +424,15 @@ def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
 
 # --- DynamoDB: the session write after a link -------------------------------------------------------------
 
+
 def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, account, idp, dynamo):
     """The link commits, the session write is throttled: a 503 that tells the truth (the
     accounts are linked; sign in again), the link whole, no session; signing in again finds
     the link (no second link, no second audit event)."""
     sub = str(uuid.uuid4())
-    rule = dynamo.fail("PutItem", "ProvisionedThroughputExceededException", table="flows",
-                       key_prefix="session#")
+    rule = dynamo.fail(
+        "PutItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="session#"
+    )
     page = browser.sign_in([EMAIL], sub=sub)
     assert rule.fired == 1
     assert page.status == 503 and "Your accounts are linked" in page.body
@@ -409,11 +448,13 @@ def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, acco
 
 # --- DynamoDB: logout ------------------------------------------------------------------------------
 
+
 def test_throttled_logout_does_not_pretend_the_session_ended(browser, account, idp, dynamo):
     browser.follow(browser.sign_in([EMAIL]))
     token = browser.cookies["nr_session"]
-    dynamo.fail("DeleteItem", "ProvisionedThroughputExceededException", table="flows",
-                key_prefix="session#")
+    dynamo.fail(
+        "DeleteItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="session#"
+    )
     page = browser.get("/logout")
     if page.status == 302:  # sent on to Login.gov as signed out: then it must be true
         assert sessions_in_table() == []
@@ -425,9 +466,11 @@ def test_throttled_logout_does_not_pretend_the_session_ended(browser, account, i
 
 # --- DynamoDB: security events ---------------------------------------------------------------------
 
+
 def _push(app_client, token):
-    resp = app_client.http.post("/api/security-events", body=token,
-                                headers={"Content-Type": "application/secevent+jwt"})
+    resp = app_client.http.post(
+        "/api/security-events", body=token, headers={"Content-Type": "application/secevent+jwt"}
+    )
     return resp.status_code, (json.loads(resp.body) if resp.body else None)
 
 
@@ -444,12 +487,17 @@ def _events_recorded() -> list:
 
 
 def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
-        app_client, idp, dynamo, signed_in):
+    app_client, idp, dynamo, signed_in
+):
     """The event id commits with the action: a failure records neither, so Login.gov's
     redelivery acts (ending sessions is idempotent, so it may happen twice)."""
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    rule = dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
-                       table="flows", key_prefix="setjti#")
+    rule = dynamo.fail(
+        "TransactWriteItems",
+        "ProvisionedThroughputExceededException",
+        table="flows",
+        key_prefix="setjti#",
+    )
     status, _ = _push(app_client, token)
     assert rule.fired == 1
     assert status == 503
@@ -457,19 +505,24 @@ def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
     assert [e.event for e in AuditEvent.query(NR) if e.event.startswith("login_gov_")] == []
     assert _push(app_client, token) == (202, None)
     assert sessions_in_table() == [] and len(_events_recorded()) == 1
-    assert [e.event for e in AuditEvent.query(NR)
-            if e.event.startswith("login_gov_")] == ["login_gov_account_disabled"]
+    assert [e.event for e in AuditEvent.query(NR) if e.event.startswith("login_gov_")] == [
+        "login_gov_account_disabled"
+    ]
 
 
 def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
-        app_client, idp, dynamo, signed_in, other_browser):
+    app_client, idp, dynamo, signed_in, other_browser
+):
     """The sign-in read the link before the disabled mark committed, so it was not refused;
     the sessions the event ends after its commit include the one it made."""
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
     made = []
-    rule = dynamo.interleave("TransactWriteItems", lambda: made.append(
-        other_browser.sign_in([EMAIL], sub=signed_in).location), table="flows",
-        key_prefix="setjti#")
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: made.append(other_browser.sign_in([EMAIL], sub=signed_in).location),
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert _push(app_client, token) == (202, None)
     assert rule.fired == 1 and made == ["/account"]
     assert sessions_in_table() == []
@@ -477,7 +530,8 @@ def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
 
 
 def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_person_enabled(
-        app_client, idp, dynamo, signed_in, other_browser):
+    app_client, idp, dynamo, signed_in, other_browser
+):
     """Login.gov may deliver a disable and a later enable at the same moment. Both read the
     link before either wrote: whichever commits last must not leave the account marked
     disabled (it would refuse every session the link lets in)."""
@@ -485,9 +539,12 @@ def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_perso
     disable = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in, iat=now - 30)
     enable = idp.security_event_token(CLIENT_ID, "account-enabled", signed_in, iat=now)
     answers = []
-    rule = dynamo.interleave("TransactWriteItems",
-                             lambda: answers.append(_push(app_client, enable)),
-                             table="flows", key_prefix="setjti#")
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: answers.append(_push(app_client, enable)),
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert _push(app_client, disable) == (202, None)
     assert rule.fired == 1 and answers == [(202, None)]
     claim = Claim.get(Claim.sub_key(signed_in), consistent_read=True)
@@ -498,19 +555,26 @@ def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_perso
 
 
 def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_account_alike(
-        app_client, idp, dynamo, signed_in, other_browser):
+    app_client, idp, dynamo, signed_in, other_browser
+):
     """The event read the link, then support unlinked (lost account) before it read the
     account, then the same identity linked again before it committed: the new link and its
     account must agree on the disabled mark (or a racing session would not be refused)."""
     from supportdesk import desk
 
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    dynamo.interleave("GetItem", lambda: desk.unlink(NR, mode="lost-account", reason="race",
-                                                     actor="desk"), table="accounts")
+    dynamo.interleave(
+        "GetItem",
+        lambda: desk.unlink(NR, mode="lost-account", reason="race", actor="desk"),
+        table="accounts",
+    )
     relinked = []
-    dynamo.interleave("TransactWriteItems", lambda: relinked.append(
-        other_browser.sign_in([EMAIL], sub=signed_in).location), table="flows",
-        key_prefix="setjti#")
+    dynamo.interleave(
+        "TransactWriteItems",
+        lambda: relinked.append(other_browser.sign_in([EMAIL], sub=signed_in).location),
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert _push(app_client, token) == (202, None)
     assert relinked == ["/account"]
     claim = Claim.get(Claim.sub_key(signed_in), consistent_read=True)
@@ -521,10 +585,15 @@ def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_accoun
 
 
 def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
-        app_client, idp, dynamo, signed_in):
+    app_client, idp, dynamo, signed_in
+):
     token = idp.security_event_token(CLIENT_ID, "account-purged", signed_in)
-    dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
-                table="flows", key_prefix="setjti#")
+    dynamo.fail(
+        "TransactWriteItems",
+        "ProvisionedThroughputExceededException",
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert _push(app_client, token)[0] == 503
     assert Account.get(NR).linked_sub == signed_in  # nothing half-done
     assert _push(app_client, token) == (202, None)
@@ -535,10 +604,13 @@ def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
 
 def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, signed_in):
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    dynamo.fail("TransactWriteItems", "ProvisionedThroughputExceededException",
-                table="flows", key_prefix="setjti#")
+    dynamo.fail(
+        "TransactWriteItems",
+        "ProvisionedThroughputExceededException",
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert _push(app_client, token) == (503, {"err": "temporarily_unavailable"})
-
 
 
 # --- DynamoDB: a one-time code is spent only with the change it allows ---------------------------
@@ -564,14 +636,20 @@ def _recovery_code(browser, mailbox, sub=None) -> str:
     return mailbox.code_for(EMAIL)
 
 
-@pytest.mark.parametrize("code, reasons", [
-    pytest.param("ThrottlingException", None, id="throttled"),
-    pytest.param("TransactionCanceledException",
-                 ["None", "None", "ThrottlingError", "None", "None", "None"],
-                 id="cancelled-throttled"),
-])
-def test_a_throttled_recovery_link_keeps_the_code_usable(browser, account, mailbox, dynamo,
-                                                         code, reasons):
+@pytest.mark.parametrize(
+    "code, reasons",
+    [
+        pytest.param("ThrottlingException", None, id="throttled"),
+        pytest.param(
+            "TransactionCanceledException",
+            ["None", "None", "ThrottlingError", "None", "None", "None"],
+            id="cancelled-throttled",
+        ),
+    ],
+)
+def test_a_throttled_recovery_link_keeps_the_code_usable(
+    browser, account, mailbox, dynamo, code, reasons
+):
     """The code is spent in the link's transaction: when that is throttled the page says
     nothing changed, and it is true of the code too (no new send needed)."""
     one_time = _recovery_code(browser, mailbox)
@@ -585,19 +663,22 @@ def test_a_throttled_recovery_link_keeps_the_code_usable(browser, account, mailb
     page = enter_code(browser, "/link/recover/verify", one_time, token)
     assert page.status == 302 and page.location == "/account"
     assert Account.get(NR).linked_sub and _challenges() == []
-    assert len(mailbox.to(EMAIL)) == 2      # the code and the link notice: no second send
+    assert len(mailbox.to(EMAIL)) == 2  # the code and the link notice: no second send
     assert_invariants()
 
 
 def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_database(
-        browser, account, mailbox, dynamo):
+    browser, account, mailbox, dynamo
+):
     """Both uses verified the code before either committed (a double submit): the
     challenge's delete inside the link transaction lets exactly one through."""
     one_time = _recovery_code(browser, mailbox, sub=str(uuid.uuid4()))
     token = session_csrf(browser, linked=False)
     first = []
-    rule = dynamo.interleave("TransactWriteItems", lambda: first.append(
-        enter_code(browser, "/link/recover/verify", one_time, token)))
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: first.append(enter_code(browser, "/link/recover/verify", one_time, token)),
+    )
     second = enter_code(browser, "/link/recover/verify", one_time, token)
     assert rule.fired == 1
     assert (first[0].status, first[0].location) == (302, "/account")
@@ -608,11 +689,17 @@ def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_data
 
 
 def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
-        browser, account, mailbox, dynamo):
+    browser, account, mailbox, dynamo
+):
     assert browser.sign_in([EMAIL]).location == "/account"
-    page = browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
-                                           "change": "primary",
-                                           "email": "alice.personal@example.com"})
+    page = browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(browser, linked=True),
+            "change": "primary",
+            "email": "alice.personal@example.com",
+        },
+    )
     assert page.location == "/account/email/confirm"
     one_time = mailbox.code_for("alice.personal@example.com")
     rule = dynamo.fail("TransactWriteItems", "ThrottlingException")
@@ -630,6 +717,7 @@ def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
 
 # --- A session that ends during a request (cleanup, logout in another tab) ---------------------
 
+
 def _session_ends_now():
     """Another actor deletes this browser's session (cleanup of an expired one, or a logout
     in another tab) between this request's read of it and its write."""
@@ -641,27 +729,29 @@ def _due_for_idle_refresh():
     from chalicelib.models import Session
 
     for found in sessions_in_table():
-        Session.get(found.flow_id).update(
-            actions=[Session.expires_at.set(found.expires_at - 300)])
+        Session.get(found.flow_id).update(actions=[Session.expires_at.set(found.expires_at - 300)])
 
 
-@pytest.mark.parametrize("linked, method, path", [
-    pytest.param(True, "GET", "/account", id="account-page"),
-    pytest.param(True, "GET", "/account/email", id="email-page"),
-    pytest.param(True, "POST", "/account/email", id="email-form-post"),
-    pytest.param(False, "GET", "/link/recover", id="recover-page"),
-    pytest.param(False, "POST", "/link/recover", id="recover-form-post"),
-])
+@pytest.mark.parametrize(
+    "linked, method, path",
+    [
+        pytest.param(True, "GET", "/account", id="account-page"),
+        pytest.param(True, "GET", "/account/email", id="email-page"),
+        pytest.param(True, "POST", "/account/email", id="email-form-post"),
+        pytest.param(False, "GET", "/link/recover", id="recover-page"),
+        pytest.param(False, "POST", "/link/recover", id="recover-form-post"),
+    ],
+)
 def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
-        browser, account, dynamo, linked, method, path):
+    browser, account, dynamo, linked, method, path
+):
     if linked:
         browser.follow(browser.sign_in([EMAIL]))
     else:
         signed_in_unmatched(browser)
     token = session_csrf(browser, linked=linked)
     _due_for_idle_refresh()
-    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
-                             key_prefix="session#")
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
     if method == "GET":
         page = browser.get(path)
     else:  # a form post: the same as not signed in
@@ -673,7 +763,8 @@ def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
 
 
 def test_a_session_that_ends_before_its_idle_refresh_is_signed_out_on_a_public_page(
-        browser, account, dynamo):
+    browser, account, dynamo
+):
     browser.follow(browser.sign_in([EMAIL]))
     _due_for_idle_refresh()
     dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
@@ -683,10 +774,10 @@ def test_a_session_that_ends_before_its_idle_refresh_is_signed_out_on_a_public_p
 
 
 def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_page(
-        browser, account, dynamo):
+    browser, account, dynamo
+):
     assert browser.sign_in([EMAIL]).location == "/account"  # a new link: a notice to show
-    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows",
-                             key_prefix="session#")
+    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
     page = browser.get("/account")
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/login?return_to=/account"
@@ -694,10 +785,10 @@ def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_pa
 
 
 def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
-        browser, account, mailbox, dynamo):
+    browser, account, mailbox, dynamo
+):
     form = signed_in_unmatched(browser)
-    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
-                             key_prefix="challenge#")
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
     page = request_recovery(browser, EMAIL, form)
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/link/recover/verify"
@@ -705,20 +796,23 @@ def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
 
 
 def test_a_session_that_ends_before_an_email_change_code_is_written_is_not_a_503(
-        browser, account, mailbox, dynamo):
+    browser, account, mailbox, dynamo
+):
     assert browser.sign_in([EMAIL]).location == "/account"
     token = session_csrf(browser, linked=True)
-    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows",
-                             key_prefix="challenge#")
-    page = browser.post("/account/email", {"csrf_token": token, "change": "primary",
-                                           "email": "alice.personal@example.com"})
+    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
+    page = browser.post(
+        "/account/email",
+        {"csrf_token": token, "change": "primary", "email": "alice.personal@example.com"},
+    )
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account/email/confirm"
     assert browser.get(page.location).location == "/login?return_to=/account/email/confirm"
 
 
 def test_a_session_that_ends_while_its_recovery_code_links_still_links(
-        browser, account, mailbox, dynamo):
+    browser, account, mailbox, dynamo
+):
     one_time = _recovery_code(browser, mailbox)
     token = session_csrf(browser, linked=False)
     rule = dynamo.interleave("TransactWriteItems", _session_ends_now)

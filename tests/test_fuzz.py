@@ -6,6 +6,7 @@ endpoint. The properties: never a 5xx, the promised content type, and nothing st
 session, no `sub#` claim, no link - beyond what the contract allows (a sign-in state for an
 accepted /login).
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,13 +27,31 @@ from localdev.idp import generate_rsa_key
 from tests.assertions import sessions_in_table, signin_states_in_table, sub_claims
 from tests.conftest import CLIENT_ID, make_account, query_of
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-RFC8935_ERRORS = {"invalid_request", "invalid_key", "invalid_issuer", "invalid_audience",
-                  "authentication_failed", "access_denied"}
-AUTHORIZE_PARAMS = {"client_id", "response_type", "redirect_uri", "scope", "acr_values",
-                    "state", "nonce", "prompt", "code_challenge", "code_challenge_method"}
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+RFC8935_ERRORS = {
+    "invalid_request",
+    "invalid_key",
+    "invalid_issuer",
+    "invalid_audience",
+    "authentication_failed",
+    "access_denied",
+}
+AUTHORIZE_PARAMS = {
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "acr_values",
+    "state",
+    "nonce",
+    "prompt",
+    "code_challenge",
+    "code_challenge_method",
+}
 NR = "1000000001"
 EMAIL = "dr.alice@example.com"
 
@@ -48,8 +67,11 @@ def account(app_client):
 # which no HTTP request can carry once decoded).
 text = st.text(max_size=60)
 huge = st.builds(lambda ch, n: ch * n, st.characters(codec="utf-8"), st.integers(129, 20_000))
-values = st.one_of(text, huge, st.sampled_from(["", "access_denied", "invalid_request",
-                                                 "x" * 43, "%00", "%FF", "<script>"]))
+values = st.one_of(
+    text,
+    huge,
+    st.sampled_from(["", "access_denied", "invalid_request", "x" * 43, "%00", "%FF", "<script>"]),
+)
 names = st.one_of(st.sampled_from(["code", "state", "error", "error_description"]), text)
 
 
@@ -90,6 +112,7 @@ def live_signin(app_client) -> tuple[str, str]:
 
 # --- (a) callback query strings ------------------------------------------------------------------
 
+
 @st.composite
 def callback_requests(draw):
     """A raw query string (repeated keys, garbage escapes, huge values) and whether to
@@ -101,8 +124,7 @@ def callback_requests(draw):
         pairs = draw(st.lists(st.tuples(names, values), max_size=8))
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
     else:
-        query = draw(st.text(string.ascii_letters + string.digits + "%&=;+#?/._-~ ",
-                             max_size=300))
+        query = draw(st.text(string.ascii_letters + string.digits + "%&=;+#?/._-~ ", max_size=300))
     return query, draw(st.booleans()), draw(st.sampled_from(["", "code=", "error="]))
 
 
@@ -124,11 +146,13 @@ def test_callback_never_5xx_and_stores_nothing(app_client, account, request):
     assert_nothing_stored()
     # The flows table holds the live sign-in's state (now spent, or not) and nothing else.
     assert [f.flow_id for f in flows()] == (
-        ["signin#" + hashlib.sha256(state.encode()).hexdigest()] if live else [])
+        ["signin#" + hashlib.sha256(state.encode()).hexdigest()] if live else []
+    )
     clear_flows()
 
 
 # --- (b) /login?return_to ----------------------------------------------------------------------
+
 
 def same_site(path: str) -> bool:
     """Independent oracle, after WHATWG URL parsing: printable ASCII only, and no decoding
@@ -145,15 +169,37 @@ def same_site(path: str) -> bool:
     return True
 
 
-tricky_prefixes = st.sampled_from([
-    "/", "//", "/\\", "\\", "\\\\", "/%2F", "/%5C", "%2F", "/%252F", "/%25252F", "http://",
-    "https:", "javascript:", "/\t/", "/\n", " /", "/account", "/account?next=//", "/.//",
-])
+tricky_prefixes = st.sampled_from(
+    [
+        "/",
+        "//",
+        "/\\",
+        "\\",
+        "\\\\",
+        "/%2F",
+        "/%5C",
+        "%2F",
+        "/%252F",
+        "/%25252F",
+        "http://",
+        "https:",
+        "javascript:",
+        "/\t/",
+        "/\n",
+        " /",
+        "/account",
+        "/account?next=//",
+        "/.//",
+    ]
+)
 return_tos = st.one_of(
     text,
     huge,
-    st.builds(lambda p, rest: p + rest, tricky_prefixes,
-              st.text(string.printable + "é\u202e\x00", max_size=40)),
+    st.builds(
+        lambda p, rest: p + rest,
+        tricky_prefixes,
+        st.text(string.printable + "é\u202e\x00", max_size=40),
+    ),
     st.from_regex(r"\A/[\x21-\x7e]{0,60}\Z"),
 )
 
@@ -176,8 +222,11 @@ def test_login_return_to_redirects_only_to_the_idp(app_client, idp, account, ret
         location = resp.headers["Location"]
         authorize = urlsplit(idp.url("/openid_connect/authorize"))
         target = urlsplit(location)
-        assert (target.scheme, target.netloc, target.path) == \
-            (authorize.scheme, authorize.netloc, authorize.path)
+        assert (target.scheme, target.netloc, target.path) == (
+            authorize.scheme,
+            authorize.netloc,
+            authorize.path,
+        )
         assert set(query_of(location)) == AUTHORIZE_PARAMS  # return_to stays with us
         state = query_of(location)["state"]
         (stored,) = states
@@ -200,20 +249,31 @@ def test_return_to_with_a_trailing_newline_is_refused(app_client, idp, account):
 
 # --- (c) Cookie headers ------------------------------------------------------------------------
 
-cookie_names = st.one_of(st.sampled_from(["nr_session", "nr_signin", "nr_logout", "nr_signin_" + "0" * 16]),
-                         st.text(max_size=12))
+cookie_names = st.one_of(
+    st.sampled_from(["nr_session", "nr_signin", "nr_logout", "nr_signin_" + "0" * 16]),
+    st.text(max_size=12),
+)
 cookie_headers = st.one_of(
     st.text(max_size=300),
-    st.lists(st.tuples(cookie_names, st.one_of(text, huge, st.just('"'), st.just("a;b=c"))),
-             max_size=5).map(lambda pairs: "; ".join(f"{k}={v}" for k, v in pairs)),
+    st.lists(
+        st.tuples(cookie_names, st.one_of(text, huge, st.just('"'), st.just("a;b=c"))), max_size=5
+    ).map(lambda pairs: "; ".join(f"{k}={v}" for k, v in pairs)),
 )
 
 
 @FUZZ
-@given(cookie=cookie_headers,
-       path=st.sampled_from(["/account", "/auth/callback?code=abc&state=" + "s" * 43,
-                             "/auth/callback?error=access_denied&state=" + "s" * 43,
-                             "/logout", "/signed-out?state=" + "s" * 43]))
+@given(
+    cookie=cookie_headers,
+    path=st.sampled_from(
+        [
+            "/account",
+            "/auth/callback?code=abc&state=" + "s" * 43,
+            "/auth/callback?error=access_denied&state=" + "s" * 43,
+            "/logout",
+            "/signed-out?state=" + "s" * 43,
+        ]
+    ),
+)
 def test_any_cookie_header_is_never_5xx(app_client, idp, account, cookie, path):
     clear_flows()
     resp = app_client.http.get(path, headers={"Cookie": cookie})
@@ -230,6 +290,7 @@ def test_any_cookie_header_is_never_5xx(app_client, idp, account, cookie, path):
 
 # --- (d) security events --------------------------------------------------------------------
 
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -237,38 +298,56 @@ def b64(data: bytes) -> str:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 # `kid` is only ever a string here and there is no `crit`: a non-string (even null) kid or any
 # `crit` header is a known 5xx (see test_security_event_with_a_malformed_header_is_a_400).
 # Widen this strategy once that is fixed.
-jose_headers = st.fixed_dictionaries({}, optional={
-    "alg": st.sampled_from(["RS256", "none", "HS256", "ES256", "RS512"]) | json_values,
-    "kid": text,
-    "typ": st.sampled_from(["secevent+jwt", "JWT"]) | json_values,
-    "jku": text, "x5u": text, "cty": json_values,
-})
-claims = st.dictionaries(st.sampled_from(["iss", "aud", "iat", "exp", "jti", "events", "sub"])
-                         | text, json_values, max_size=7)
+jose_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "alg": st.sampled_from(["RS256", "none", "HS256", "ES256", "RS512"]) | json_values,
+        "kid": text,
+        "typ": st.sampled_from(["secevent+jwt", "JWT"]) | json_values,
+        "jku": text,
+        "x5u": text,
+        "cty": json_values,
+    },
+)
+claims = st.dictionaries(
+    st.sampled_from(["iss", "aud", "iat", "exp", "jti", "events", "sub"]) | text,
+    json_values,
+    max_size=7,
+)
 
 
 @st.composite
 def jwt_shaped(draw):
     header, payload = draw(jose_headers), draw(claims)
-    parts = [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()),
-             b64(draw(st.binary(max_size=300))), b64(b"extra")]
-    return ".".join(parts[:draw(st.sampled_from([3, 3, 3, 1, 2, 4]))])
+    parts = [
+        b64(json.dumps(header).encode()),
+        b64(json.dumps(payload).encode()),
+        b64(draw(st.binary(max_size=300))),
+        b64(b"extra"),
+    ]
+    return ".".join(parts[: draw(st.sampled_from([3, 3, 3, 1, 2, 4]))])
 
 
 @st.composite
 def signed_by_a_stranger(draw, stranger_key):
     """RS256 tokens with any claims, signed by a key Login.gov does not publish (by hand:
     PyJWT refuses to encode some of these claims)."""
-    header = {"alg": "RS256", "typ": "secevent+jwt", **draw(st.fixed_dictionaries(
-        {}, optional={"kid": text}))}
-    signing_input = ".".join([b64(json.dumps(header).encode()),
-                              b64(json.dumps(draw(claims)).encode())])
+    header = {
+        "alg": "RS256",
+        "typ": "secevent+jwt",
+        **draw(st.fixed_dictionaries({}, optional={"kid": text})),
+    }
+    signing_input = ".".join(
+        [b64(json.dumps(header).encode()), b64(json.dumps(draw(claims)).encode())]
+    )
     signature = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).sign(
-        signing_input.encode(), stranger_key)
+        signing_input.encode(), stranger_key
+    )
     return signing_input + "." + b64(signature)
 
 
@@ -283,15 +362,17 @@ content_types = st.sampled_from(["application/secevent+jwt", "application/jwt", 
 
 
 def post_set(app_client, body: bytes, content_type: str):
-    resp = app_client.http.post("/api/security-events", body=body,
-                                headers={"Content-Type": content_type})
+    resp = app_client.http.post(
+        "/api/security-events", body=body, headers={"Content-Type": content_type}
+    )
     return resp, (json.loads(resp.body) if resp.body else None)
 
 
 @FUZZ
 @given(body=set_bodies, content_type=content_types)
-def test_security_events_with_arbitrary_bodies_are_a_400(app_client, idp, account, body,
-                                                         content_type):
+def test_security_events_with_arbitrary_bodies_are_a_400(
+    app_client, idp, account, body, content_type
+):
     clear_flows()
     resp, answer = post_set(app_client, body, content_type)
     event(answer.get("description", "") if isinstance(answer, dict) else "no JSON")
@@ -305,20 +386,38 @@ EVENT = "https://schemas.openid.net/secevent/risc/event-type/"
 
 
 @FUZZ
-@given(events=st.one_of(
-    json_values,
-    st.dictionaries(st.builds(lambda n: EVENT + n, st.sampled_from(
-        ["account-purged", "account-disabled", "password-reset", "unknown", ""]) | text),
-        json_values, max_size=2),
-    st.builds(lambda n, subject: {EVENT + n: {"subject": subject}},
-              st.sampled_from(["account-disabled", "password-reset"]),
-              st.fixed_dictionaries({}, optional={
-                  "subject_type": st.just("iss-sub") | json_values,
-                  "iss": st.just("{iss}") | json_values,
-                  "sub": text | json_values}))),
-    jti=st.one_of(st.uuids().map(str), json_values))
-def test_validly_signed_sets_with_arbitrary_payloads_are_never_5xx(app_client, idp, account,
-                                                                   events, jti):
+@given(
+    events=st.one_of(
+        json_values,
+        st.dictionaries(
+            st.builds(
+                lambda n: EVENT + n,
+                st.sampled_from(
+                    ["account-purged", "account-disabled", "password-reset", "unknown", ""]
+                )
+                | text,
+            ),
+            json_values,
+            max_size=2,
+        ),
+        st.builds(
+            lambda n, subject: {EVENT + n: {"subject": subject}},
+            st.sampled_from(["account-disabled", "password-reset"]),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "subject_type": st.just("iss-sub") | json_values,
+                    "iss": st.just("{iss}") | json_values,
+                    "sub": text | json_values,
+                },
+            ),
+        ),
+    ),
+    jti=st.one_of(st.uuids().map(str), json_values),
+)
+def test_validly_signed_sets_with_arbitrary_payloads_are_never_5xx(
+    app_client, idp, account, events, jti
+):
     """Past the signature: whatever the event payload, a 202 or a 400 JSON answer."""
     clear_flows()
     events = json.loads(json.dumps(events).replace('"{iss}"', json.dumps(idp.issuer)))
@@ -331,12 +430,15 @@ def test_validly_signed_sets_with_arbitrary_payloads_are_never_5xx(app_client, i
     assert_nothing_stored()
 
 
-@pytest.mark.parametrize("header", [
-    {"alg": "RS256", "kid": 1},
-    {"alg": "RS256", "kid": ["a"]},
-    {"alg": "RS256", "crit": "exp"},
-    {"alg": "RS256", "crit": ["exp"]},
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "RS256", "kid": 1},
+        {"alg": "RS256", "kid": ["a"]},
+        {"alg": "RS256", "crit": "exp"},
+        {"alg": "RS256", "crit": ["exp"]},
+    ],
+)
 def test_security_event_with_a_malformed_header_is_a_400(app_client, idp, header):
     body = ".".join([b64(json.dumps(header).encode()), b64(b"{}"), b64(b"sig")]).encode()
     resp, _ = post_set(app_client, body, "application/secevent+jwt")

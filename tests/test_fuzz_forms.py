@@ -3,6 +3,7 @@
 Each form gets arbitrary field text with a valid CSRF token (so the input reaches the
 domain code), from a signed-in browser; the CSV validator gets arbitrary rows.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -18,16 +19,28 @@ from chalicelib.models import Account, AuditEvent, Claim, Flow
 from tests.conftest import make_account
 from tests.mail_fixtures import csrf_of, mailbox, signed_in_unmatched  # noqa: F401
 
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 field_text = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=250, max_size=5000),
-    st.from_regex(r"[ \t]*[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9.-]{1,20}\.[a-z]{2,6}[ \t]*",
-                  fullmatch=True),
-    st.sampled_from(["", " ", "\x00", "<script>alert(1)</script>@example.com",
-                     "a@b@c.com", "dr.alice@example.com", "x" * 10_000]),
+    st.from_regex(
+        r"[ \t]*[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9.-]{1,20}\.[a-z]{2,6}[ \t]*", fullmatch=True
+    ),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "<script>alert(1)</script>@example.com",
+            "a@b@c.com",
+            "dr.alice@example.com",
+            "x" * 10_000,
+        ]
+    ),
 )
 
 
@@ -48,13 +61,17 @@ def linked(browser, mailbox):  # noqa: F811
 
 def code_flows() -> list:
     """Challenges and send counters, with what changes when a code is sent."""
-    return sorted((f.flow_id, getattr(f, "sends", None), getattr(f, "code_hash", None))
-                  for f in Flow.scan() if f.flow_id.startswith(("challenge#", "sendcount#")))
+    return sorted(
+        (f.flow_id, getattr(f, "sends", None), getattr(f, "code_hash", None))
+        for f in Flow.scan()
+        if f.flow_id.startswith(("challenge#", "sendcount#"))
+    )
 
 
 def state_of_accounts() -> list:
-    return sorted((a.nr_number, a.primary_email, a.secondary_email, a.linked_sub)
-                  for a in Account.scan())
+    return sorted(
+        (a.nr_number, a.primary_email, a.secondary_email, a.linked_sub) for a in Account.scan()
+    )
 
 
 @FUZZ
@@ -85,14 +102,20 @@ def test_recovery_code_form_with_any_text(unmatched, code):
 
 
 @FUZZ
-@given(change=st.one_of(st.sampled_from(["primary", "secondary", "remove_secondary", "swap"]),
-                        st.text(max_size=40)),
-       email=field_text, acknowledge=st.sampled_from(["", "yes", "no", "\x00"]))
+@given(
+    change=st.one_of(
+        st.sampled_from(["primary", "secondary", "remove_secondary", "swap"]), st.text(max_size=40)
+    ),
+    email=field_text,
+    acknowledge=st.sampled_from(["", "yes", "no", "\x00"]),
+)
 def test_email_change_form_with_any_text(linked, change, email, acknowledge):
     browser, token = linked
     before = state_of_accounts()
-    page = browser.post("/account/email", {"csrf_token": token, "change": change,
-                                            "email": email, "acknowledge": acknowledge})
+    page = browser.post(
+        "/account/email",
+        {"csrf_token": token, "change": change, "email": email, "acknowledge": acknowledge},
+    )
     assert page.status < 500, (page.status, page.body[-300:])
     assert "<script>alert(1)</script>" not in page.body
     # Only a confirmed code changes addresses; remove/swap need none but must stay coherent.
@@ -113,9 +136,21 @@ def test_email_change_confirm_with_any_text(linked, code):
     assert not [e for e in AuditEvent.query("1000000001") if e.event.startswith("email_")]
 
 
-csv_cell = st.one_of(st.text(max_size=60), st.from_regex(r"\d{10}", fullmatch=True),
-                     st.sampled_from(["medical_examiner", "active", "disabled", "removed",
-                                      "x@example.com", "", "=cmd|' /C calc'!A0"]))
+csv_cell = st.one_of(
+    st.text(max_size=60),
+    st.from_regex(r"\d{10}", fullmatch=True),
+    st.sampled_from(
+        [
+            "medical_examiner",
+            "active",
+            "disabled",
+            "removed",
+            "x@example.com",
+            "",
+            "=cmd|' /C calc'!A0",
+        ]
+    ),
+)
 
 
 @settings(max_examples=500, deadline=None)

@@ -1,5 +1,6 @@
 """Cumulative caps on wrong one-time codes (chalicelib.guess_limits): per identity per day,
 and per registry account per day for recovery, which then pauses and tells the owner."""
+
 from __future__ import annotations
 
 import pytest
@@ -54,7 +55,8 @@ def guess_wrong(browser, times: int, code: str = "000000") -> list[int]:
 
 
 def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
-        app_client, idp, mailbox, logged):
+    app_client, idp, mailbox, logged
+):
     make_account(primary=VICTIM, secondary="alice.home@example.org")
     cap, tries = ACCOUNT_CAP, TRIES
     # The owner asked for a code earlier and has not entered it yet.
@@ -76,7 +78,9 @@ def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
     assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
     notices = [m for m in mailbox.messages if m.subject == PAUSED_NOTICE]
     assert [n.destinations["ToAddresses"] for n in notices] == [  # one each, on its own
-        [VICTIM], ["alice.home@example.org"]]
+        [VICTIM],
+        ["alice.home@example.org"],
+    ]
     # Verifying stops: even the owner's right code is refused today, answered as a wrong
     # code (as a decoy's would be); the page and the pause mail say why it may be.
     page = enter_code(owner, "/link/recover/verify", owners_code)
@@ -90,7 +94,7 @@ def test_wrong_codes_from_many_identities_pause_recovery_and_tell_the_owner(
     assert page.status == 302 and page.location == "/link/recover/verify"
     assert len(mailbox.messages) == mails
     assert "recovery_code_suppressed" in logged.names()
-    assert guess_wrong(late, 1) == [400]        # a wrong-code page, as for any address
+    assert guess_wrong(late, 1) == [400]  # a wrong-code page, as for any address
     assert sub_claims() == []
 
 
@@ -99,8 +103,11 @@ def test_one_identity_can_never_pause_an_account(app_client, idp, mailbox, monke
     account's (30), so pausing someone's recovery takes three Login.gov identities."""
     from chalicelib import config
 
-    for name in ("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
-                 "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "CODE_MAX_ATTEMPTS"):
+    for name in (
+        "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
+        "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY",
+        "CODE_MAX_ATTEMPTS",
+    ):
         monkeypatch.delenv(name)
     config.reset_settings()
     make_account(primary=VICTIM)
@@ -109,10 +116,11 @@ def test_one_identity_can_never_pause_an_account(app_client, idp, mailbox, monke
         mallory = attacker(app_client, idp, n)
         identities.append(mallory)
         statuses = []
-        while len(statuses) < 10:               # the identity's day, over as many sends
+        while len(statuses) < 10:  # the identity's day, over as many sends
             assert request_recovery(mallory, VICTIM).status == 302
-            statuses += guess_wrong(mallory, min(5, 10 - len(statuses)),
-                                    wrong_code_for(mailbox, VICTIM))
+            statuses += guess_wrong(
+                mallory, min(5, 10 - len(statuses)), wrong_code_for(mailbox, VICTIM)
+            )
         # Its own day is over, on a fresh code too.
         assert request_recovery(mallory, VICTIM).status == 302
         page = enter_code(mallory, "/link/recover/verify", "000000")
@@ -124,31 +132,34 @@ def test_one_identity_can_never_pause_an_account(app_client, idp, mailbox, monke
     assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
 
 
-def test_the_owner_gets_a_code_after_one_identity_spent_its_day(app_client, idp, mailbox,
-                                                               monkeypatch):
+def test_the_owner_gets_a_code_after_one_identity_spent_its_day(
+    app_client, idp, mailbox, monkeypatch
+):
     from chalicelib import config
 
-    for name in ("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
-                 "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "CODE_MAX_ATTEMPTS"):
+    for name in (
+        "RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY",
+        "CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY",
+        "CODE_MAX_ATTEMPTS",
+    ):
         monkeypatch.delenv(name)
     config.reset_settings()
     make_account(primary=VICTIM)
     mallory = attacker(app_client, idp, 1)
-    for _ in range(2):                          # 2 sends x 5 tries: the identity's day
+    for _ in range(2):  # 2 sends x 5 tries: the identity's day
         assert request_recovery(mallory, VICTIM).status == 302
         guess_wrong(mallory, 5, wrong_code_for(mailbox, VICTIM))
     owner = attacker(app_client, idp, 2)
     before = len(mailbox.to(VICTIM))
     assert request_recovery(owner, VICTIM).status == 302
-    assert len(mailbox.to(VICTIM)) == before + 1   # a code reached the owner
+    assert len(mailbox.to(VICTIM)) == before + 1  # a code reached the owner
     page = enter_code(owner, "/link/recover/verify", mailbox.code_for(VICTIM))
     assert page.status == 302 and page.location == "/account"
     assert Account.get("1000000001").linked_sub and PAUSED_NOTICE not in mailbox.subjects(VICTIM)
 
 
 @pytest.mark.parametrize("account_cap", ["10", "9"])
-def test_an_account_cap_one_identity_could_fill_is_a_configuration_error(
-        monkeypatch, account_cap):
+def test_an_account_cap_one_identity_could_fill_is_a_configuration_error(monkeypatch, account_cap):
     from chalicelib import config
 
     monkeypatch.setenv("LOGIN_GOV_ISSUER", "http://127.0.0.1:8001/")
@@ -200,16 +211,20 @@ def test_the_identity_cap_counts_email_change_codes_too(browser, mailbox, monkey
     make_account(primary=VICTIM)
     assert browser.sign_in([VICTIM], sub=str(uuid.uuid4())).location == "/account"
     token = csrf_of(browser.get("/account/email"))
-    browser.post("/account/email", {"csrf_token": token, "change": "secondary",
-                                    "email": "alice.home@example.org"})
-    statuses = [enter_code(browser, "/account/email/confirm", "000000").status
-                for _ in range(3)]
+    browser.post(
+        "/account/email",
+        {"csrf_token": token, "change": "secondary", "email": "alice.home@example.org"},
+    )
+    statuses = [enter_code(browser, "/account/email/confirm", "000000").status for _ in range(3)]
     assert statuses == [400, 400, 429]
-    right = enter_code(browser, "/account/email/confirm", mailbox.code_for("alice.home@example.org"))
+    right = enter_code(
+        browser, "/account/email/confirm", mailbox.code_for("alice.home@example.org")
+    )
     assert right.status == 429 and Account.get("1000000001").secondary_email is None
 
 
 # --- a pause tells a stranger nothing ------------------------------------------------------------
+
 
 def spend_days_on(app_client, idp, mailbox, address: str, tag: str, identities: int = 3):
     """`identities` Login.gov identities each spend their day of wrong codes on `address`."""
@@ -241,11 +256,13 @@ def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client,
     answers = {}
     for name, target in (("known", VICTIM), ("unknown", "nobody@example.com")):
         probe = attacker(app_client, idp, f"probe-{name}")
-        assert request_recovery(probe, target).status == 302     # a code before the pause
+        assert request_recovery(probe, target).status == 302  # a code before the pause
         first = mailbox.code_for(VICTIM) if name == "known" else "123456"  # the right code
         spend_days_on(app_client, idp, mailbox, target, f"burner-{name}")
-        pages = [enter_code(probe, "/link/recover/verify", code)
-                 for code in (first, "000000", "000001", "000002", "000003")]
+        pages = [
+            enter_code(probe, "/link/recover/verify", code)
+            for code in (first, "000000", "000001", "000002", "000003")
+        ]
         answers[name] = [comparable(page, target) for page in pages]
     assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
     assert [a[0] for a in answers["known"]] == [400, 400, 400, 400, 429]

@@ -1,6 +1,7 @@
 """A person is never stranded: the help page, the support desk on every refusal page, in the
 footer and in every mail, a reference that finds the refusal in the logs, a signed-in
 header, and the Login.gov reminder after an email change."""
+
 from __future__ import annotations
 
 import re
@@ -21,10 +22,12 @@ from tests.mail_fixtures import (  # noqa: F401 - fixtures
     signed_in_unmatched,
 )
 
-SUPPORT = {"SUPPORT_PHONE": "(202) 555-0142",
-           "SUPPORT_EMAIL": "help.desk@registry.example.gov",
-           "SUPPORT_HOURS": "weekdays 9 to 5 Eastern",
-           "SUPPORT_URL": "https://registry.example.gov/help-desk"}
+SUPPORT = {
+    "SUPPORT_PHONE": "(202) 555-0142",
+    "SUPPORT_EMAIL": "help.desk@registry.example.gov",
+    "SUPPORT_HOURS": "weekdays 9 to 5 Eastern",
+    "SUPPORT_URL": "https://registry.example.gov/help-desk",
+}
 
 
 @pytest.fixture
@@ -72,13 +75,26 @@ def api_gateway_routing(monkeypatch):
 
 # --- the help page and the landing page --------------------------------------------------------
 
+
 def test_help_page_answers_the_faq_step_by_step(browser, support):
     page = browser.get("/help")
     assert page.status == 200 and "text/html" in page.headers["Content-Type"]
     body = page.body
-    for section in ("create-account", "which-email", "sign-in", "change-email", "no-match",
-                    "no-registry-email", "codes", "two-accounts", "already-linked",
-                    "lost-login-gov", "not-active", "cancelled", "contact"):
+    for section in (
+        "create-account",
+        "which-email",
+        "sign-in",
+        "change-email",
+        "no-match",
+        "no-registry-email",
+        "codes",
+        "two-accounts",
+        "already-linked",
+        "lost-login-gov",
+        "not-active",
+        "cancelled",
+        "contact",
+    ):
         assert f'id="{section}"' in body and f'href="#{section}"' in body, section
     assert "Do not use a .gov, .mil or .edu address" in body
     assert "Do not use an address you share with anyone" in body
@@ -88,7 +104,7 @@ def test_help_page_answers_the_faq_step_by_step(browser, support):
     issuer = config.get_settings().login_gov_issuer
     assert f'href="{issuer}account"' in body
     assert_names_support(main_part(body))
-    assert "Sign in with Login.gov</a>" in body        # not signed in: the header says so
+    assert "Sign in with Login.gov</a>" in body  # not signed in: the header says so
 
 
 def test_landing_page_gives_the_email_advice_before_the_sign_in_button(browser):
@@ -140,6 +156,7 @@ def test_signed_in_but_not_linked_the_header_leads_to_linking_not_to_a_loop(brow
 
 # --- refusal pages: help, support contact, reference -------------------------------------------
 
+
 def _no_match(browser):
     page = browser.sign_in(["nobody@example.net"])
     return browser.get(page.location)
@@ -162,6 +179,7 @@ def _status(status):
     def refuse(browser):
         make_account(primary="old.examiner@example.com", status=status)
         return browser.sign_in(["old.examiner@example.com"])
+
     return refuse
 
 
@@ -178,8 +196,9 @@ def _removed_after_linking(browser):
 
 
 def _cancelled(browser):
-    return browser.get(browser.authorize(browser.start_signin(), ["x@example.com"],
-                                         action="cancel"))
+    return browser.get(
+        browser.authorize(browser.start_signin(), ["x@example.com"], action="cancel")
+    )
 
 
 def _not_found(browser):
@@ -209,7 +228,8 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_a_refusal_page_links_its_help_names_support_and_shows_a_reference_to_its_log_line(
-        browser, mailbox, support, logged, case):
+    browser, mailbox, support, logged, case
+):
     refuse, status, anchor, event = REFUSALS[case]
     page = refuse(browser)
     assert page.status == status, page
@@ -241,7 +261,7 @@ def test_the_stuck_cases_name_themselves(browser, mailbox, support):
 def test_the_send_limit_page_offers_support_not_a_loop_back_to_no_match(browser, mailbox):
     page = _send_limit(browser)
     main = main_part(page.body)
-    assert 'href="/account"' not in main          # /account sends an unlinked person back
+    assert 'href="/account"' not in main  # /account sends an unlinked person back
     assert "contact the National Registry support desk" in main
 
 
@@ -251,13 +271,19 @@ def test_the_send_limit_page_of_a_linked_person_goes_back_to_their_account(brows
     make_account(primary="dr.alice@example.com")
     browser.sign_in(["dr.alice@example.com"])
     for n in range(get_settings().code_sends_per_hour + 1):  # one over CODE_SENDS_PER_HOUR
-        page = browser.post("/account/email", {
-            "csrf_token": session_csrf(browser, linked=True), "change": "secondary",
-            "email": f"alice.home{n}@example.org"})
+        page = browser.post(
+            "/account/email",
+            {
+                "csrf_token": session_csrf(browser, linked=True),
+                "change": "secondary",
+                "email": f"alice.home{n}@example.org",
+            },
+        )
     assert page.status == 429 and 'href="/account"' in main_part(page.body)
 
 
 # --- codes: spaces welcome, typos cost no try --------------------------------------------------
+
 
 @pytest.fixture
 def recovering(browser, mailbox):
@@ -269,7 +295,8 @@ def recovering(browser, mailbox):
 
 @pytest.mark.parametrize("typed", ["12345O", "1234", "code: 123456"])
 def test_a_code_with_a_letter_or_wrong_length_is_explained_and_costs_no_try(
-        recovering, mailbox, typed):
+    recovering, mailbox, typed
+):
     page = enter_code(recovering, "/link/recover/verify", typed)
     assert page.status == 400
     assert "Enter the 6 digits from the email" in page.body
@@ -286,14 +313,21 @@ def test_a_code_with_a_letter_or_wrong_length_is_explained_and_costs_no_try(
 def test_a_malformed_code_for_an_email_change_shows_the_change_code_page(browser, mailbox):
     make_account(primary="dr.alice@example.com")
     browser.sign_in(["dr.alice@example.com"])
-    browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
-                                    "change": "secondary", "email": "alice.home@example.org"})
+    browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(browser, linked=True),
+            "change": "secondary",
+            "email": "alice.home@example.org",
+        },
+    )
     page = enter_code(browser, "/account/email/confirm", "abcdef")
     assert page.status == 400 and "We sent a 6-digit code to alice.home@example.org" in page.body
     assert "This did not count as a try" in page.body
 
 
 # --- the account and email pages ----------------------------------------------------------------
+
 
 def test_account_page_shows_the_linked_login_gov_email(browser):
     make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
@@ -306,7 +340,7 @@ def test_account_page_says_gracefully_when_the_login_gov_email_was_not_recorded(
     make_account(primary="dr.alice@example.com")
     browser.sign_in(["dr.alice@example.com"])
     account = Account.get("1000000001")
-    account.update(actions=[Account.linked_email.remove()])   # a link from before we kept it
+    account.update(actions=[Account.linked_email.remove()])  # a link from before we kept it
     body = browser.get("/account").body
     assert re.search(r"<dt>Login.gov email</dt><dd>Not recorded", body)
     assert "linked before we kept this" in body
@@ -315,15 +349,21 @@ def test_account_page_says_gracefully_when_the_login_gov_email_was_not_recorded(
     assert ">None<" not in body
 
 
-def test_after_an_email_change_the_page_and_the_notice_say_to_update_login_gov(
-        browser, mailbox):
+def test_after_an_email_change_the_page_and_the_notice_say_to_update_login_gov(browser, mailbox):
     make_account(primary="dr.alice@va.gov")
     browser.sign_in(["dr.alice@va.gov"])
-    browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
-                                    "change": "primary", "email": "alice.personal@example.com",
-                                    "acknowledge": "yes"})
-    page = enter_code(browser, "/account/email/confirm",
-                      mailbox.code_for("alice.personal@example.com"))
+    browser.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(browser, linked=True),
+            "change": "primary",
+            "email": "alice.personal@example.com",
+            "acknowledge": "yes",
+        },
+    )
+    page = enter_code(
+        browser, "/account/email/confirm", mailbox.code_for("alice.personal@example.com")
+    )
     assert page.status == 200
     account_url = config.get_settings().login_gov_issuer + "account"
     assert "Now change your email at Login.gov too" in page.body
@@ -337,19 +377,32 @@ def test_the_email_page_buttons_have_unique_names(browser):
     make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
     browser.sign_in(["dr.alice@example.com"])
     body = browser.get("/account/email").body
-    names = [re.sub(r"\s+", " ", n).strip()
-             for n in re.findall(r"<button[^>]*>(.*?)</button>", body, flags=re.S)]
+    names = [
+        re.sub(r"\s+", " ", n).strip()
+        for n in re.findall(r"<button[^>]*>(.*?)</button>", body, flags=re.S)
+    ]
     assert len(names) == 4 and len(set(names)) == len(names), names
 
 
-@pytest.mark.parametrize("emails, sentence", [
-    (["stranger@example.net"],
-     ("Login.gov shared this address with us, but it is not on any registry account: "
-      "stranger@example.net.")),
-    (["stranger@example.net", "other@example.org"],
-     ("Login.gov shared these addresses with us, but we did not find any of them on a "
-      "registry account: stranger@example.net, other@example.org.")),
-])
+@pytest.mark.parametrize(
+    "emails, sentence",
+    [
+        (
+            ["stranger@example.net"],
+            (
+                "Login.gov shared this address with us, but it is not on any registry account: "
+                "stranger@example.net."
+            ),
+        ),
+        (
+            ["stranger@example.net", "other@example.org"],
+            (
+                "Login.gov shared these addresses with us, but we did not find any of them on a "
+                "registry account: stranger@example.net, other@example.org."
+            ),
+        ),
+    ],
+)
 def test_the_recovery_page_names_the_shared_addresses_in_plain_words(browser, emails, sentence):
     browser.sign_in(emails)
     assert sentence in browser.get("/link/recover").body
@@ -361,8 +414,11 @@ MAIL_CONTEXTS = {
     "link_notice": {},
     "recovery_code": {"code": "123456", "minutes": 10, "login_gov_email": "someone@example.net"},
     "email_change_code": {"code": "123456", "minutes": 10, "change": "primary"},
-    "email_changed_notice": {"change": "primary", "old_email": "a@example.com",
-                             "new_email_hint": "b•••@example.com"},
+    "email_changed_notice": {
+        "change": "primary",
+        "old_email": "a@example.com",
+        "new_email_hint": "b•••@example.com",
+    },
     "institutional_email_reminder": {},
     "recovery_paused_notice": {"cap": 10},
     "shared_address_notice": {"login_gov_email": "someone@example.net"},
@@ -392,6 +448,7 @@ def test_mail_sent_on_linking_names_the_support_desk(browser, mailbox, support):
 
 # --- the settings -------------------------------------------------------------------------------
 
+
 def test_support_contact_has_placeholder_defaults_and_a_dialable_phone_link(monkeypatch):
     for name in SUPPORT:
         monkeypatch.delenv(name, raising=False)
@@ -406,7 +463,8 @@ def test_support_contact_has_placeholder_defaults_and_a_dialable_phone_link(monk
 
 
 def test_the_server_error_page_names_support_even_when_a_required_setting_is_missing(
-        monkeypatch, support):
+    monkeypatch, support
+):
     from chalicelib import pages
 
     monkeypatch.delenv("APP_BASE_URL")
@@ -426,8 +484,18 @@ def test_the_confirm_pages_forms_carry_the_csrf_token(browser):
 
 # --- not found ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/favicon.ico", "/Account", "/foo/bar/baz",
-                                  "/link/no-match/extra", "/help/", "/no-such-page?x=1"])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/favicon.ico",
+        "/Account",
+        "/foo/bar/baz",
+        "/link/no-match/extra",
+        "/help/",
+        "/no-such-page?x=1",
+    ],
+)
 def test_an_unknown_path_is_the_sites_404_page_with_a_link_home(browser, path):
     page = browser.get(path)
     if path == "/help/":
@@ -446,20 +514,25 @@ def test_pages_declare_an_icon_so_browsers_do_not_ask_for_favicon_ico(browser):
 def test_the_local_matcher_prefers_every_real_route_to_the_catch_all():
     from localdev.chalice_local import GreedyRouteMatcher
 
-    matcher = GreedyRouteMatcher(["/", "/account", "/account/email", "/link/{step}",
-                                  "/{proxy+}", "/api/{rest+}"])
+    matcher = GreedyRouteMatcher(
+        ["/", "/account", "/account/email", "/link/{step}", "/{proxy+}", "/api/{rest+}"]
+    )
     assert matcher.match_route("/").route == "/"
     assert matcher.match_route("/account/email/").route == "/account/email"
     assert matcher.match_route("/link/recover").captured == {"step": "recover"}
     found = matcher.match_route("/a/b/c?q=1")
-    assert (found.route, found.captured, found.query_params) == \
-        ("/{proxy+}", {"proxy": "a/b/c"}, {"q": ["1"]})
-    assert matcher.match_route("/api/x/y").captured == {"rest": "x/y"}   # deeper prefix first
+    assert (found.route, found.captured, found.query_params) == (
+        "/{proxy+}",
+        {"proxy": "a/b/c"},
+        {"q": ["1"]},
+    )
+    assert matcher.match_route("/api/x/y").captured == {"rest": "x/y"}  # deeper prefix first
     assert matcher.match_route("/api").route == "/{proxy+}"
 
 
 def test_the_support_desk_finds_a_refusal_and_its_sign_in_from_the_pages_reference(
-        browser, logged, tmp_path, capsys):
+    browser, logged, tmp_path, capsys
+):
     import json
 
     import manage
@@ -471,8 +544,19 @@ def test_the_support_desk_finds_a_refusal_and_its_sign_in_from_the_pages_referen
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps({"app_name": "nrcme-signin", "stages": {"test": {}}}))
     capsys.readouterr()
-    code = manage.main(["--stage", "test", "--config", str(config_path), "--json", "trace",
-                        reference, "--log-file", str(log)])
+    code = manage.main(
+        [
+            "--stage",
+            "test",
+            "--config",
+            str(config_path),
+            "--json",
+            "trace",
+            reference,
+            "--log-file",
+            str(log),
+        ]
+    )
     found = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [r["event"] for r in found["lines"]] == ["link_no_match_shown"]

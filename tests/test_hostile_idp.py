@@ -7,6 +7,7 @@ no session (cookie or record), no `sub#` claim, the account unlinked
 (`tests.assertions.assert_refused`) - and the log names the check that refused it, so a
 test cannot pass because something unrelated broke first.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -43,34 +44,42 @@ def assert_signed_in_and_linked(page, browser):
     assert page.status == 302 and page.location == "/account", (page.status, page.body[:300])
     assert "nr_session" in browser.cookies
     (claim,) = sub_claims()
-    assert Account.get("1000000001").linked_sub == claim.claim[len("sub#"):]
+    assert Account.get("1000000001").linked_sub == claim.claim[len("sub#") :]
 
 
 # --- ID token: issuer, audience, times, subject ---------------------------------------------
 
-@pytest.mark.parametrize("issuer", [
-    pytest.param("https://evil.example/", id="another-issuer"),
-    pytest.param("{issuer_without_slash}", id="without-trailing-slash"),
-    pytest.param("{issuer_upper_case}", id="case-changed"),
-    pytest.param(None, id="iss-absent"),
-])
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("https://evil.example/", id="another-issuer"),
+        pytest.param("{issuer_without_slash}", id="without-trailing-slash"),
+        pytest.param("{issuer_upper_case}", id="case-changed"),
+        pytest.param(None, id="iss-absent"),
+    ],
+)
 def test_rp_id_token_issuer_mismatch(browser, account, idp, logged, issuer):
     """Reject: `iss` must equal the discovered issuer exactly, trailing slash included."""
     if issuer is not None:
-        issuer = issuer.format(issuer_without_slash=idp.issuer.rstrip("/"),
-                               issuer_upper_case=idp.issuer.upper())
+        issuer = issuer.format(
+            issuer_without_slash=idp.issuer.rstrip("/"), issuer_upper_case=idp.issuer.upper()
+        )
     idp.faults["id_token_claims"] = {"iss": issuer}
     refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged)
 
 
-@pytest.mark.parametrize("aud", [
-    pytest.param(OTHER_CLIENT, id="another-client"),
-    pytest.param(None, id="aud-absent"),
-    pytest.param("", id="aud-empty"),
-    pytest.param([OTHER_CLIENT, "urn:x"], id="list-without-us"),
-    # Several audiences need an `azp` naming us (OIDC Core 3.1.3.7, items 4-5).
-    pytest.param(["{client_id}", OTHER_CLIENT], id="list-with-us-and-another"),
-])
+@pytest.mark.parametrize(
+    "aud",
+    [
+        pytest.param(OTHER_CLIENT, id="another-client"),
+        pytest.param(None, id="aud-absent"),
+        pytest.param("", id="aud-empty"),
+        pytest.param([OTHER_CLIENT, "urn:x"], id="list-without-us"),
+        # Several audiences need an `azp` naming us (OIDC Core 3.1.3.7, items 4-5).
+        pytest.param(["{client_id}", OTHER_CLIENT], id="list-with-us-and-another"),
+    ],
+)
 def test_rp_id_token_aud(browser, account, idp, logged, aud):
     """Reject: `aud` must name our client id (the accepted forms, an array and several
     audiences with our `azp`, are in tests/test_oidc_strict.py)."""
@@ -82,22 +91,28 @@ def test_rp_id_token_aud(browser, account, idp, logged, aud):
     refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged)
 
 
-@pytest.mark.parametrize("iat", [
-    pytest.param(None, id="iat-absent"),
-    pytest.param("yesterday", id="iat-not-a-number"),
-])
+@pytest.mark.parametrize(
+    "iat",
+    [
+        pytest.param(None, id="iat-absent"),
+        pytest.param("yesterday", id="iat-not-a-number"),
+    ],
+)
 def test_rp_id_token_iat(browser, account, idp, logged, iat):
     """Reject: an ID token without a usable `iat`."""
     idp.faults["id_token_claims"] = {"iat": iat}
     refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged)
 
 
-@pytest.mark.parametrize("sub", [
-    pytest.param(None, id="sub-absent"),
-    pytest.param("", id="sub-empty"),
-    pytest.param("   ", id="sub-blank"),
-    pytest.param(12345, id="sub-not-a-string"),
-])
+@pytest.mark.parametrize(
+    "sub",
+    [
+        pytest.param(None, id="sub-absent"),
+        pytest.param("", id="sub-empty"),
+        pytest.param("   ", id="sub-blank"),
+        pytest.param(12345, id="sub-not-a-string"),
+    ],
+)
 def test_rp_id_token_sub(browser, account, idp, logged, sub):
     """Reject: an ID token without a subject names nobody, and must link nobody."""
     idp.faults["id_token_claims"] = {"sub": sub}
@@ -105,6 +120,7 @@ def test_rp_id_token_sub(browser, account, idp, logged, sub):
 
 
 # --- ID token: keys and signatures ------------------------------------------------------------
+
 
 def test_rp_id_token_kid_absent_single_jwks(browser, account, idp):
     """Accept: no `kid`, but only one key is published, so the key is unambiguous."""
@@ -153,11 +169,15 @@ def test_id_token_with_a_malformed_header_is_a_4xx_refusal(browser, account, idp
 
 # --- Nonce ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("variant, event", [
-    ("wrong", "id_token_nonce_rejected"),
-    ("from-an-earlier-signin", "id_token_nonce_rejected"),
-    ("absent", "id_token_rejected"),  # a required claim: refused before the nonce compare
-])
+
+@pytest.mark.parametrize(
+    "variant, event",
+    [
+        ("wrong", "id_token_nonce_rejected"),
+        ("from-an-earlier-signin", "id_token_nonce_rejected"),
+        ("absent", "id_token_rejected"),  # a required claim: refused before the nonce compare
+    ],
+)
 def test_rp_nonce_invalid(browser, account, idp, logged, variant, event):
     """Reject: the nonce must be the one this sign-in sent."""
     if variant == "wrong":
@@ -172,21 +192,27 @@ def test_rp_nonce_invalid(browser, account, idp, logged, variant, event):
 
 # --- acr: the assurance asked for -------------------------------------------------------------
 
-@pytest.mark.parametrize("acr", [
-    pytest.param("urn:acr.login.gov:verified", id="another-level"),
-    pytest.param("http://idmanagement.gov/ns/assurance/ial/1", id="legacy-not-requested"),
-    pytest.param(None, id="acr-absent"),
-    pytest.param(["urn:acr.login.gov:auth-only"], id="not-a-string"),
-])
+
+@pytest.mark.parametrize(
+    "acr",
+    [
+        pytest.param("urn:acr.login.gov:verified", id="another-level"),
+        pytest.param("http://idmanagement.gov/ns/assurance/ial/1", id="legacy-not-requested"),
+        pytest.param(None, id="acr-absent"),
+        pytest.param(["urn:acr.login.gov:auth-only"], id="not-a-string"),
+    ],
+)
 def test_an_acr_that_was_not_requested_is_refused(browser, account, idp, logged, acr):
     """Reject: `acr` must be one of LOGIN_GOV_ACR_VALUES, exactly."""
     idp.faults["id_token_claims"] = {"acr": acr}
-    refused_by_id_token_check(browser.sign_in([EMAIL]), browser, logged,
-                              event="id_token_acr_rejected")
+    refused_by_id_token_check(
+        browser.sign_in([EMAIL]), browser, logged, event="id_token_acr_rejected"
+    )
 
 
-def test_the_legacy_acr_is_accepted_when_it_is_what_was_requested(browser, account, idp,
-                                                                   monkeypatch):
+def test_the_legacy_acr_is_accepted_when_it_is_what_was_requested(
+    browser, account, idp, monkeypatch
+):
     """Accept: Login.gov answers the legacy IAL1 value to a legacy request."""
     monkeypatch.setenv("LOGIN_GOV_ACR_VALUES", "http://idmanagement.gov/ns/assurance/ial/1")
     reset_app_caches()
@@ -197,8 +223,8 @@ def test_the_legacy_acr_is_accepted_when_it_is_what_was_requested(browser, accou
 
 # --- Userinfo -----------------------------------------------------------------------------------
 
-def test_an_email_marked_unverified_never_links_even_in_all_emails(browser, account, idp,
-                                                                   logged):
+
+def test_an_email_marked_unverified_never_links_even_in_all_emails(browser, account, idp, logged):
     """Reject the address: `email_verified: false` outweighs its place in `all_emails`."""
     idp.faults["userinfo_email_verified"] = False
     page = browser.sign_in([EMAIL])
@@ -207,7 +233,8 @@ def test_an_email_marked_unverified_never_links_even_in_all_emails(browser, acco
 
 
 def test_other_verified_emails_still_link_when_the_shared_one_is_unverified(
-        browser, idp, app_client):
+    browser, idp, app_client
+):
     """Accept: only the unverified address is dropped; a verified one in all_emails links."""
     make_account(primary="dr.alice@example.com")
     idp.faults["userinfo_email_verified"] = False
@@ -215,13 +242,15 @@ def test_other_verified_emails_still_link_when_the_shared_one_is_unverified(
     assert_signed_in_and_linked(page, browser)
 
 
-
 @pytest.mark.parametrize("variant", ["another-subject", "null", "case-changed"])
 def test_rp_userinfo_bad_sub_claim(browser, account, idp, logged, variant):
     """Reject: userinfo must describe the subject of the ID token (case-sensitive)."""
     sub = str(uuid.uuid4())
-    idp.faults["userinfo_sub"] = {"another-subject": str(uuid.uuid4()), "null": None,
-                                  "case-changed": sub.upper()}[variant]
+    idp.faults["userinfo_sub"] = {
+        "another-subject": str(uuid.uuid4()),
+        "null": None,
+        "case-changed": sub.upper(),
+    }[variant]
     page = browser.sign_in([EMAIL], sub=sub)
     assert_refused(page, browser)
     assert "userinfo_rejected" in logged.names()
@@ -229,6 +258,7 @@ def test_rp_userinfo_bad_sub_claim(browser, account, idp, logged, variant):
 
 
 # --- Discovery ----------------------------------------------------------------------------------
+
 
 def test_rp_discovery_issuer_not_matching_config(browser, account, idp, logged):
     """Reject: discovery names another issuer, so the sign-in never starts."""
@@ -254,6 +284,7 @@ def test_rp_discovery_issuer_not_matching_config_at_the_callback(browser, accoun
 
 # --- Key rotation ---------------------------------------------------------------------------------
 
+
 def test_rp_key_rotation_op_sign_key(browser, other_browser, account, idp):
     """Accept: a token signed by a newly rotated key, after exactly one JWKS refetch."""
     warm_key_cache(other_browser)  # the app caches the old key
@@ -269,14 +300,19 @@ def test_rp_key_rotation_op_sign_key(browser, other_browser, account, idp):
 
 # --- RP-initiated logout ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("returned_state, claims_login_gov", [
-    pytest.param("echoed", True, id="state-echoed"),   # the control: Login.gov did its part
-    pytest.param("missing", False, id="state-missing"),
-    pytest.param("another-browsers", False, id="state-of-another-browser"),
-    pytest.param("forged", False, id="state-forged"),
-])
-def test_rp_rp_initiated_logout(browser, other_browser, account, idp, logged,
-                                returned_state, claims_login_gov):
+
+@pytest.mark.parametrize(
+    "returned_state, claims_login_gov",
+    [
+        pytest.param("echoed", True, id="state-echoed"),  # the control: Login.gov did its part
+        pytest.param("missing", False, id="state-missing"),
+        pytest.param("another-browsers", False, id="state-of-another-browser"),
+        pytest.param("forged", False, id="state-forged"),
+    ],
+)
+def test_rp_rp_initiated_logout(
+    browser, other_browser, account, idp, logged, returned_state, claims_login_gov
+):
     """The session ends at /logout, before Login.gov is involved; /signed-out claims a
     Login.gov sign-out only when the state it gets back is the one this browser sent."""
     browser.follow(browser.sign_in([EMAIL]))

@@ -4,6 +4,7 @@
 The packaging tests run `chalice package` in a copy of the project (so they never touch
 the shared .chalice/deployments cache) and need PyPI, as `chalice deploy` does.
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,13 +37,31 @@ BIN_DIR = Path(sys.executable).parent
 MAX_ZIP_BYTES = 10_000_000
 DEPLOYED_STAGES = ("dev", "prod")
 STACK_TEST_PREFIX = "nrcme-infratest-"
-TABLE_RESOURCES = {models.Account: "AccountsTable", models.Claim: "ClaimsTable",
-                   models.Flow: "FlowsTable", models.AuditEvent: "AuditTable"}
+TABLE_RESOURCES = {
+    models.Account: "AccountsTable",
+    models.Claim: "ClaimsTable",
+    models.Flow: "FlowsTable",
+    models.AuditEvent: "AuditTable",
+}
 # What the Lambda Python runtime provides: boto3 and the packages it depends on.
-LAMBDA_RUNTIME_DISTRIBUTIONS = {"boto3", "botocore", "s3transfer", "jmespath",
-                                "python-dateutil", "six", "urllib3"}
-LAMBDA_RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six",
-                          "urllib3")
+LAMBDA_RUNTIME_DISTRIBUTIONS = {
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+}
+LAMBDA_RUNTIME_MODULES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "six",
+    "urllib3",
+)
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -61,8 +80,10 @@ def chalice_config() -> dict:
 
 def stage_env(stage: str) -> dict[str, str]:
     config = chalice_config()
-    return {**config.get("environment_variables", {}),
-            **config["stages"][stage].get("environment_variables", {})}
+    return {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
 
 
 def sub(value, **names: str) -> str:
@@ -85,8 +106,11 @@ TEMPLATES = [PROJECT_DIR / "infra" / name for name in ("template.yaml", "waf.yam
 
 
 def test_infra_holds_the_stack_and_the_edge_templates():
-    assert sorted(path.name for path in (PROJECT_DIR / "infra").glob("*.yaml")) == \
-        ["api_responses.yaml", "template.yaml", "waf.yaml"]
+    assert sorted(path.name for path in (PROJECT_DIR / "infra").glob("*.yaml")) == [
+        "api_responses.yaml",
+        "template.yaml",
+        "waf.yaml",
+    ]
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
@@ -98,6 +122,7 @@ def test_template_has_no_cfn_lint_findings(template):
 
 # --- (b) the models and the template describe the same tables --------------------------------
 
+
 @pytest.mark.parametrize("model", list(TABLE_RESOURCES), ids=lambda m: m.__name__)
 def test_template_table_matches_model_schema(model):
     table = load_template()["Resources"][TABLE_RESOURCES[model]]["Properties"]
@@ -108,10 +133,12 @@ def test_template_table_matches_model_schema(model):
     assert as_set(table["AttributeDefinitions"]) == as_set(schema["attribute_definitions"])
     template_indexes = {
         index["IndexName"]: (as_set(index["KeySchema"]), index["Projection"]["ProjectionType"])
-        for index in table.get("GlobalSecondaryIndexes", [])}
+        for index in table.get("GlobalSecondaryIndexes", [])
+    }
     model_indexes = {
         index["index_name"]: (as_set(index["key_schema"]), index["projection"]["ProjectionType"])
-        for index in schema["global_secondary_indexes"]}
+        for index in schema["global_secondary_indexes"]
+    }
     assert template_indexes == model_indexes
     assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in table
 
@@ -133,16 +160,19 @@ def test_every_table_is_on_demand_encrypted_recoverable_protected_and_tagged():
 
 def test_cloudwatch_may_use_the_key_only_for_this_accounts_alarms():
     statements = load_template()["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
-    (cloudwatch,) = [s for s in statements
-                     if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    (cloudwatch,) = [
+        s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
     condition = cloudwatch["Condition"]
     assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert sub(condition["ArnLike"]["aws:SourceArn"]) == (
-        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+    )
     # Every other principal is the account itself (access delegated to IAM).
     others = [s for s in statements if s is not cloudwatch]
     assert [s["Principal"] for s in others] == [
-        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    ]
 
 
 def test_a_reached_guess_cap_raises_an_alarm():
@@ -151,11 +181,16 @@ def test_a_reached_guess_cap_raises_an_alarm():
     assert alarm["Condition"] == "IsDeployed"
     # The app's embedded metric (chalicelib.logs.count): namespace, name, no dimensions.
     assert (properties["Namespace"], properties["MetricName"]) == (
-        logs.METRIC_NAMESPACE, "RecoveryGuessCapReached")
+        logs.METRIC_NAMESPACE,
+        "RecoveryGuessCapReached",
+    )
     assert "Dimensions" not in properties
-    assert (properties["Statistic"], properties["Period"], properties["Threshold"],
-            properties["ComparisonOperator"]) == (
-        "Sum", 300, 1, "GreaterThanOrEqualToThreshold")
+    assert (
+        properties["Statistic"],
+        properties["Period"],
+        properties["Threshold"],
+        properties["ComparisonOperator"],
+    ) == ("Sum", 300, 1, "GreaterThanOrEqualToThreshold")
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
@@ -175,8 +210,9 @@ def stack_tables(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        outputs = provision.create_stack_from_template(stage="local",
-                                                       table_prefix=STACK_TEST_PREFIX)
+        outputs = provision.create_stack_from_template(
+            stage="local", table_prefix=STACK_TEST_PREFIX
+        )
         models.use_table_prefix(STACK_TEST_PREFIX)
         try:
             yield outputs
@@ -207,17 +243,40 @@ def test_models_read_and_write_every_stack_table_and_index(stack_tables):
     bucket = models.expiry_bucket(expires)
     sub_id = "5f3c1d2e-8a4b-4c6d-9e0f-123456789abc"
 
-    models.Account("1000000001", first_name="Alice", last_name="Examiner",
-                   role="medical_examiner", primary_email="Alice@Example.com",
-                   primary_email_normalized="alice@example.com").save()
+    models.Account(
+        "1000000001",
+        first_name="Alice",
+        last_name="Examiner",
+        role="medical_examiner",
+        primary_email="Alice@Example.com",
+        primary_email_normalized="alice@example.com",
+    ).save()
     models.Claim(models.Claim.email_key("alice@example.com"), nr_number="1000000001").save()
-    models.SignInState("signin#abc", expires_at=expires, expiry_bucket=bucket, created_at=now,
-                       nonce="n" * 22, browser_hash="b" * 64, return_to="/account").save()
-    models.Session("session#def", expires_at=expires, expiry_bucket=bucket, created_at=now,
-                   subject=sub_id, nr_number="1000000001", absolute_expires_at=now + 3600,
-                   csrf_token="c" * 32).save()
-    models.AuditEvent("1000000001", f"2026-01-01T00:00:00Z#identity_linked#{now}",
-                      event="identity_linked", actor="user").save()
+    models.SignInState(
+        "signin#abc",
+        expires_at=expires,
+        expiry_bucket=bucket,
+        created_at=now,
+        nonce="n" * 22,
+        browser_hash="b" * 64,
+        return_to="/account",
+    ).save()
+    models.Session(
+        "session#def",
+        expires_at=expires,
+        expiry_bucket=bucket,
+        created_at=now,
+        subject=sub_id,
+        nr_number="1000000001",
+        absolute_expires_at=now + 3600,
+        csrf_token="c" * 32,
+    ).save()
+    models.AuditEvent(
+        "1000000001",
+        f"2026-01-01T00:00:00Z#identity_linked#{now}",
+        event="identity_linked",
+        actor="user",
+    ).save()
 
     assert models.Account.get("1000000001").version == 1
     assert models.Claim.get("email#alice@example.com").nr_number == "1000000001"
@@ -238,32 +297,52 @@ def test_a_linking_transaction_commits_across_stack_tables(stack_tables):
     from pynamodb.connection import Connection
     from pynamodb.transactions import TransactWrite
 
-    account = models.Account("1000000002", first_name="Bo", last_name="Examiner",
-                             role="medical_examiner", primary_email="bo@example.com",
-                             primary_email_normalized="bo@example.com")
+    account = models.Account(
+        "1000000002",
+        first_name="Bo",
+        last_name="Examiner",
+        role="medical_examiner",
+        primary_email="bo@example.com",
+        primary_email_normalized="bo@example.com",
+    )
     account.save()
     account = models.Account.get("1000000002")
     with TransactWrite(connection=Connection()) as tx:
-        tx.save(models.Claim("sub#abc", nr_number="1000000002"),
-                condition=models.Claim.claim.does_not_exist())
-        tx.update(account, actions=[models.Account.linked_sub.set("abc")],
-                  condition=models.Account.linked_sub.does_not_exist())
-        tx.save(models.AuditEvent("1000000002", "2026-01-01T00:00:00Z#identity_linked#1",
-                                  event="identity_linked", actor="user"))
+        tx.save(
+            models.Claim("sub#abc", nr_number="1000000002"),
+            condition=models.Claim.claim.does_not_exist(),
+        )
+        tx.update(
+            account,
+            actions=[models.Account.linked_sub.set("abc")],
+            condition=models.Account.linked_sub.does_not_exist(),
+        )
+        tx.save(
+            models.AuditEvent(
+                "1000000002",
+                "2026-01-01T00:00:00Z#identity_linked#1",
+                event="identity_linked",
+                actor="user",
+            )
+        )
     assert models.Account.get("1000000002").linked_sub == "abc"
 
 
 def test_moto_tables_have_the_templates_indexes(stack_tables):
     import boto3
 
-    described = boto3.client("dynamodb").describe_table(
-        TableName=stack_tables["FlowsTableName"])["Table"]
-    indexes = {index["IndexName"]: index["Projection"]["ProjectionType"]
-               for index in described["GlobalSecondaryIndexes"]}
+    described = boto3.client("dynamodb").describe_table(TableName=stack_tables["FlowsTableName"])[
+        "Table"
+    ]
+    indexes = {
+        index["IndexName"]: index["Projection"]["ProjectionType"]
+        for index in described["GlobalSecondaryIndexes"]
+    }
     assert indexes == {"by_expiry": "INCLUDE", "by_subject": "INCLUDE"}
 
 
 # --- config, policies and template agree (they are written by hand in three places) ------------
+
 
 def test_local_stage_points_at_emulators_and_never_holds_the_private_key():
     env = stage_env("local")
@@ -291,8 +370,10 @@ def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
 
     outputs = template["Outputs"]
     secret_names = {env["LOGIN_GOV_PRIVATE_KEY_PARAMETER"], env["HMAC_ROOT_KEY_PARAMETER"]}
-    assert secret_names == {sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
-                            sub(outputs["HmacRootKeyParameterName"]["Value"], Stage=stage)}
+    assert secret_names == {
+        sub(outputs["LoginGovPrivateKeyParameterName"]["Value"], Stage=stage),
+        sub(outputs["HmacRootKeyParameterName"]["Value"], Stage=stage),
+    }
     secret_arns = {f"arn:aws:ssm:us-east-1:*:parameter{name}" for name in secret_names}
     alias = sub(template["Resources"]["DataKeyAlias"]["Properties"]["AliasName"], Stage=stage)
 
@@ -307,10 +388,12 @@ def test_deployed_stage_config_matches_its_policies_and_the_template(stage):
             mail = by_sid["SendMailAsStageSenderOnly"]
             assert mail["Condition"]["StringEquals"]["ses:FromAddress"] == env["MAIL_SENDER"]
             assert mail["Resource"] == [
-                "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]]
+                "arn:aws:ses:us-east-1:*:identity/" + env["MAIL_SENDER"].split("@", 1)[1]
+            ]
 
 
 # --- (c), (d) chalice package ------------------------------------------------------------------
+
 
 def makefile_merge_templates() -> list[str]:
     """The templates `make package` merges (Makefile MERGE_TEMPLATES), in order."""
@@ -339,16 +422,39 @@ def packaged(tmp_path_factory):
     # The Lambda runtime has boto3/botocore; requirements.txt pins everything else, and
     # PIP_NO_DEPS keeps Chalice's pip from pulling botocore back in through pynamodb.
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "PIP_NO_DEPS": "1"})
-    result = run([sys.executable, "infra/merge_templates.py", "--stage", "prod", "--out",
-                  str(root / "merge-template.yaml"), *makefile_merge_templates()],
-                 cwd=project, env=env)
+    result = run(
+        [
+            sys.executable,
+            "infra/merge_templates.py",
+            "--stage",
+            "prod",
+            "--out",
+            str(root / "merge-template.yaml"),
+            *makefile_merge_templates(),
+        ],
+        cwd=project,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod",
-                  "--merge-template", str(root / "merge-template.yaml"), str(out)],
-                 cwd=project, env=env)
+    result = run(
+        [
+            str(BIN_DIR / "chalice"),
+            "package",
+            "--stage",
+            "prod",
+            "--merge-template",
+            str(root / "merge-template.yaml"),
+            str(out),
+        ],
+        cwd=project,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run([sys.executable, "infra/add_bytecode.py", "--chalice-cache",
-                  str(out / "deployment.zip")], cwd=project, env=env)
+    result = run(
+        [sys.executable, "infra/add_bytecode.py", "--chalice-cache", str(out / "deployment.zip")],
+        cwd=project,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -363,16 +469,17 @@ def test_merged_sam_template_has_no_cfn_lint_findings(packaged):
 
 
 def test_api_gateway_answers_unknown_paths_and_methods_with_the_sites_404_page(
-        packaged, monkeypatch):
+    packaged, monkeypatch
+):
     from chalicelib import config, pages
     from chalicelib.errors import NotFound
 
     for name, value in stage_env("prod").items():
-        if name.startswith("SUPPORT_"):             # the page names the stage's support desk
+        if name.startswith("SUPPORT_"):  # the page names the stage's support desk
             monkeypatch.setenv(name, value)
     (sam,) = [p for p in (packaged / "sam.yaml", packaged / "sam.json") if p.exists()]
     api = load_template(sam)["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    assert "/{proxy+}" in api["paths"]                  # unknown paths: the app's 404 route
+    assert "/{proxy+}" in api["paths"]  # unknown paths: the app's 404 route
     responses = api["x-amazon-apigateway-gateway-responses"]
     entry = pages.response_for(NotFound("probe"))
     config.reset_settings()
@@ -382,10 +489,14 @@ def test_api_gateway_answers_unknown_paths_and_methods_with_the_sites_404_page(
         response = responses[kind]
         assert int(response["statusCode"]) == entry.status == 404
         assert set(response["responseTemplates"].values()) == {page}
-        headers = {name.removeprefix("gatewayresponse.header."): value
-                   for name, value in response["responseParameters"].items()}
-        assert headers == {name: f"'{value}'" for name, value in
-                           {"Content-Type": pages.HTML, **edge.SECURITY_HEADERS}.items()}
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value
+            for name, value in response["responseParameters"].items()
+        }
+        assert headers == {
+            name: f"'{value}'"
+            for name, value in {"Content-Type": pages.HTML, **edge.SECURITY_HEADERS}.items()
+        }
     monkeypatch.undo()
     config.reset_settings()
 
@@ -411,12 +522,17 @@ def test_deployment_zip_holds_no_support_desk_or_local_code(packaged):
     ours = sorted(n for n in names if n == "app.py" or n.startswith("chalicelib/"))
     assert "app.py" in ours and "chalicelib/routes/signin_routes.py" in ours
     # Nothing the functions run may reach back to the desk's or local code.
-    reaching = [path for path, text in _shipped_python(packaged)
-                for node in ast.walk(ast.parse(text))
-                if isinstance(node, (ast.Import, ast.ImportFrom))
-                and {(alias.name if isinstance(node, ast.Import) else node.module or "")
-                     .split(".")[0] for alias in node.names} & {"supportdesk", "localdev",
-                                                                 "manage"}]
+    reaching = [
+        path
+        for path, text in _shipped_python(packaged)
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and {
+            (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
+            for alias in node.names
+        }
+        & {"supportdesk", "localdev", "manage"}
+    ]
     assert reaching == [], reaching
 
 
@@ -436,8 +552,10 @@ def unpacked(packaged, tmp_path_factory):
 
 
 def requirements_txt() -> list[Requirement]:
-    lines = (line.split(" #", 1)[0].strip()
-             for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines())
+    lines = (
+        line.split(" #", 1)[0].strip()
+        for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines()
+    )
     return [Requirement(line) for line in lines if line and not line.startswith(("#", "-"))]
 
 
@@ -462,9 +580,9 @@ def test_deployment_zip_holds_every_dependency_of_what_it_ships(unpacked):
         for line in shipped[name].get_all("Requires-Dist") or []:
             requirement = Requirement(line)
             if requirement.marker is None or any(
-                    requirement.marker.evaluate(env) for env in environments):
-                wanted.append((canonicalize_name(requirement.name),
-                               frozenset(requirement.extras)))
+                requirement.marker.evaluate(env) for env in environments
+            ):
+                wanted.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
     assert not missing, f"pin these in requirements.txt: {sorted(missing)}"
 
 
@@ -507,8 +625,10 @@ def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
         "print(app.app.app_name)\n"
     )
     # -I -S: no site-packages and no PYTHON* variables, as in a bare Lambda sandbox.
-    result = run([sys.executable, "-I", "-S", "-c", check],
-                 env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
+    result = run(
+        [sys.executable, "-I", "-S", "-c", check],
+        env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "nrcme-signin"
 
@@ -516,15 +636,21 @@ def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
 def test_a_cold_start_compiles_nothing_it_ships(unpacked, tmp_path):
     """Every module the first /login imports from the zip comes from its bytecode."""
     runtime = _lambda_like_runtime(tmp_path)
-    check = (f"import sys\nsys.path[:0] = [{str(unpacked)!r}, {str(runtime)!r}]\n"
-             "import app, chalicelib.login_gov, pynamodb.models, jinja2, jwt\n")
+    check = (
+        f"import sys\nsys.path[:0] = [{str(unpacked)!r}, {str(runtime)!r}]\n"
+        "import app, chalicelib.login_gov, pynamodb.models, jinja2, jwt\n"
+    )
     # -B: Lambda's code directory is read-only, nothing can be written beside the sources.
-    result = run([sys.executable, "-I", "-S", "-B", "-v", "-c", check],
-                 env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"})
+    result = run(
+        [sys.executable, "-I", "-S", "-B", "-v", "-c", check],
+        env={"PATH": os.environ.get("PATH", ""), "TABLE_PREFIX": "nrcme-prod-"},
+    )
     assert result.returncode == 0, result.stderr
-    loaded = [line.split("code object from ", 1)[1].strip("'")
-              for line in result.stderr.splitlines() if line.startswith("# code object from ")
-              and str(unpacked) in line]
+    loaded = [
+        line.split("code object from ", 1)[1].strip("'")
+        for line in result.stderr.splitlines()
+        if line.startswith("# code object from ") and str(unpacked) in line
+    ]
     compiled_here = [path for path in loaded if not path.endswith(".pyc")]
     assert compiled_here == [], compiled_here
     assert any(path.endswith("chalicelib/__pycache__/signin.cpython-311.pyc") for path in loaded)
@@ -540,10 +666,18 @@ def test_bytecode_that_does_not_match_its_source_is_not_used(unpacked, tmp_path)
     shutil.copy2(unpacked / bytecode, task / bytecode)
     with (task / source).open("a") as edited:
         edited.write("\nEDITED = True\n")
-    result = run([sys.executable, "-I", "-S", "-B", "-c",
-                  f"import sys; sys.path[:0] = [{str(task)!r}]\n"
-                  "import idna.package_data as m; print(getattr(m, 'EDITED', False))"],
-                 env={"PATH": os.environ.get("PATH", "")})
+    result = run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            f"import sys; sys.path[:0] = [{str(task)!r}]\n"
+            "import idna.package_data as m; print(getattr(m, 'EDITED', False))",
+        ],
+        env={"PATH": os.environ.get("PATH", "")},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
 
@@ -559,8 +693,11 @@ def test_add_bytecode_replaces_timestamp_bytecode_and_keeps_every_entry(tmp_path
         sys.path.remove(str(PROJECT_DIR / "infra"))
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "mod.py").write_text("VALUE = 1\n")
-    stale = py_compile.compile(str(tmp_path / "pkg" / "mod.py"), doraise=True,
-                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    stale = py_compile.compile(
+        str(tmp_path / "pkg" / "mod.py"),
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
+    )
     zip_path = tmp_path / "deployment.zip"
     with zipfile.ZipFile(zip_path, "w") as zipped:
         zipped.writestr("pkg/mod.py", "VALUE = 1\n")
@@ -574,8 +711,12 @@ def test_add_bytecode_replaces_timestamp_bytecode_and_keeps_every_entry(tmp_path
         assert zipped.testzip() is None
         names = set(zipped.namelist())
         header = zipped.read("pkg/__pycache__/mod.cpython-311.pyc")[:8]
-    assert names == {"pkg/mod.py", "pkg/__pycache__/mod.cpython-311.pyc", "pkg/broken.py",
-                     "pkg/data.json"}
+    assert names == {
+        "pkg/mod.py",
+        "pkg/__pycache__/mod.cpython-311.pyc",
+        "pkg/broken.py",
+        "pkg/data.json",
+    }
     assert header == importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little")  # checked hash
     assert zip_path.stat().st_mode & 0o777 == 0o644
     assert add_bytecode.add_bytecode(zip_path) == 0  # a second run changes nothing
@@ -588,8 +729,9 @@ def test_chalice_deploy_reuses_the_compiled_zip(packaged):
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "PIP_NO_DEPS": "1"})
     again = packaged.parent / "again"
-    result = run([str(BIN_DIR / "chalice"), "package", "--stage", "prod", str(again)],
-                 cwd=project, env=env)
+    result = run(
+        [str(BIN_DIR / "chalice"), "package", "--stage", "prod", str(again)], cwd=project, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     with zipfile.ZipFile(again / "deployment.zip") as zipped:
         names = set(zipped.namelist())
@@ -599,24 +741,29 @@ def test_chalice_deploy_reuses_the_compiled_zip(packaged):
 
 # --- the outbox -------------------------------------------------------------------------------
 
+
 def test_the_outbox_queue_is_encrypted_redriven_to_a_watched_dead_letter_queue():
     from localdev.outbox_worker import MAX_RECEIVES
 
     resources = load_template()["Resources"]
-    queue, dead = resources["OutboxQueue"]["Properties"], \
-        resources["OutboxDeadLetterQueue"]["Properties"]
+    queue, dead = (
+        resources["OutboxQueue"]["Properties"],
+        resources["OutboxDeadLetterQueue"]["Properties"],
+    )
     assert queue["QueueName"] == {"Fn::Sub": "${TablePrefix}outbox"}
     for props in (queue, dead):
         assert props["KmsMasterKeyId"] == {"Ref": "DataKey"}
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["OutboxDeadLetterQueue", "Arn"]},
-        "maxReceiveCount": MAX_RECEIVES}
+        "maxReceiveCount": MAX_RECEIVES,
+    }
     # AWS: a visibility timeout of at least six times the consumer's timeout.
     worker_timeout = chalice_config()["lambda_functions"]["send_queued_mail"]["lambda_timeout"]
     assert queue["VisibilityTimeout"] >= 6 * worker_timeout
     alarm = resources["OutboxDeadLetterAlarm"]["Properties"]
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {
-        "Fn::GetAtt": ["OutboxDeadLetterQueue", "QueueName"]}}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["OutboxDeadLetterQueue", "QueueName"]}}
+    ]
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
 
 

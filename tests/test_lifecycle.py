@@ -4,6 +4,7 @@ recovery and email changes (routes), the support desk (manage.py) and Login.gov'
 Each test is one of the ways an ordinary operation used to undo another (issue 11's list),
 and each ends with the invariants holding (tests/invariants.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,7 @@ from tests.mail_fixtures import (  # noqa: F401 - fixtures
     signed_in_unmatched,
 )
 
-HEADER = ("nr_number,first_name,last_name,role,primary_email,secondary_email,"
-          "legacy_username,status")
+HEADER = "nr_number,first_name,last_name,role,primary_email,secondary_email,legacy_username,status"
 SHARED_PAGE = "Your email matches more than one registry account"
 
 
@@ -38,8 +38,17 @@ def desk(app_client, tmp_path, capsys, monkeypatch):
     """manage.py in-process, against the same moto tables as the app."""
     monkeypatch.setenv("USER", "desk-tester")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"version": "2.0", "app_name": "nrcme-signin", "stages": {
-        "test": {"environment_variables": {"TABLE_PREFIX": os.environ["TABLE_PREFIX"]}}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "nrcme-signin",
+                "stages": {
+                    "test": {"environment_variables": {"TABLE_PREFIX": os.environ["TABLE_PREFIX"]}}
+                },
+            }
+        )
+    )
     files = iter(range(1000))
 
     def run(*argv):
@@ -79,8 +88,10 @@ def sign_in(browser, *emails, sub=None):
 
 
 def change_email(browser, mailbox, change, new):
-    page = browser.post("/account/email", {"csrf_token": session_csrf(browser, linked=True),
-                                           "change": change, "email": new})
+    page = browser.post(
+        "/account/email",
+        {"csrf_token": session_csrf(browser, linked=True), "change": change, "email": new},
+    )
     assert page.location == "/account/email/confirm", page.body[:400]
     return enter_code(browser, "/account/email/confirm", mailbox.code_for(new))
 
@@ -91,8 +102,10 @@ def linked_to(nr_number):
 
 # --- the registry import and decisions made here --------------------------------------------------
 
+
 def test_an_import_never_undoes_a_verified_email_change_even_after_unlink(
-        app_client, idp, desk, mailbox):
+    app_client, idp, desk, mailbox
+):
     original = row("1000000010", "dana.ruiz@va.gov", first="Dana")
     desk.registry(original)
     dana = person(app_client, idp)
@@ -124,15 +137,24 @@ def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mail
     desk.registry(row("1000000001", "alice@example.com"))
     alice = person(app_client, idp)
     assert sign_in(alice, "alice@example.com").location == "/account"
-    page = alice.post("/account/email", {"csrf_token": session_csrf(alice, linked=True),
-                                         "change": "primary", "email": "alice.new@example.org"})
+    page = alice.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(alice, linked=True),
+            "change": "primary",
+            "email": "alice.new@example.org",
+        },
+    )
     assert page.location == "/account/email/confirm"
     code = mailbox.code_for("alice.new@example.org")
     token = session_csrf(alice, linked=True)
     # The import read everything; the person confirms; then the import writes.
-    rule = faults.interleave("TransactWriteItems", lambda: enter_code(
-        alice, "/account/email/confirm", code, token), table="accounts",
-        key_prefix="1000000001")
+    rule = faults.interleave(
+        "TransactWriteItems",
+        lambda: enter_code(alice, "/account/email/confirm", code, token),
+        table="accounts",
+        key_prefix="1000000001",
+    )
     desk.registry(row("1000000001", "alice@example.com", first="Alicia"))
     assert rule.fired == 1
     account = Account.get("1000000001", consistent_read=True)
@@ -142,11 +164,15 @@ def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mail
     assert_invariants()
 
 
-def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk, faults,
-                                                               tmp_path):
+def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk, faults, tmp_path):
     rows = [row(f"20000000{i:02d}", f"p{i}@example.com") for i in range(5)]
-    faults.fail("TransactWriteItems", "ThrottlingException", table="accounts",
-                key_prefix="2000000002", times=50)
+    faults.fail(
+        "TransactWriteItems",
+        "ThrottlingException",
+        table="accounts",
+        key_prefix="2000000002",
+        times=50,
+    )
     path = tmp_path / "throttled.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     code, out, err = desk("import-accounts", str(path))
@@ -161,10 +187,12 @@ def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk,
 
 # --- shared addresses ---------------------------------------------------------------------------
 
-def test_a_shared_address_proves_nobody_and_each_holder_can_drop_it(
-        app_client, idp, desk, mailbox):
-    desk.registry(row("1000000006", "frank@example.com", "office@example.com"),
-                  row("1000000007", "office@example.com", "grace@example.org"))
+
+def test_a_shared_address_proves_nobody_and_each_holder_can_drop_it(app_client, idp, desk, mailbox):
+    desk.registry(
+        row("1000000006", "frank@example.com", "office@example.com"),
+        row("1000000007", "office@example.com", "grace@example.org"),
+    )
     # Signing in with it: the shared page. Asking for a recovery code at it: no code, the
     # answer any address gets, and only the mailbox is told why.
     stranger = person(app_client, idp)
@@ -172,25 +200,40 @@ def test_a_shared_address_proves_nobody_and_each_holder_can_drop_it(
     assert page.status == 409 and SHARED_PAGE in page.body
     assert linked_to("1000000006") is None and linked_to("1000000007") is None
     unmatched = person(app_client, idp)
-    page = request_recovery(unmatched, "office@example.com",
-                            signed_in_unmatched(unmatched, "someone@example.net"))
+    page = request_recovery(
+        unmatched, "office@example.com", signed_in_unmatched(unmatched, "someone@example.net")
+    )
     assert page.status == 302 and page.location == "/link/recover/verify"
     assert mailbox.codes_for("office@example.com") == []
     assert len(mailbox.to("office@example.com")) == 1
     # No third account can take it by an email change.
-    desk.registry(row("1000000006", "frank@example.com", "office@example.com"),
-                  row("1000000007", "office@example.com", "grace@example.org"),
-                  row("1000000008", "hana@example.com"))
+    desk.registry(
+        row("1000000006", "frank@example.com", "office@example.com"),
+        row("1000000007", "office@example.com", "grace@example.org"),
+        row("1000000008", "hana@example.com"),
+    )
     hana = person(app_client, idp)
     assert sign_in(hana, "hana@example.com").location == "/account"
-    page = hana.post("/account/email", {"csrf_token": session_csrf(hana, linked=True),
-                                        "change": "secondary", "email": "office@example.com"})
+    page = hana.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(hana, linked=True),
+            "change": "secondary",
+            "email": "office@example.com",
+        },
+    )
     assert page.status == 409 and len(mailbox.to("office@example.com")) == 1
     # A linked holder removes it from their own account: it stays once-shared for the other.
     frank = person(app_client, idp)
     assert sign_in(frank, "frank@example.com").location == "/account"
-    page = frank.post("/account/email", {"csrf_token": session_csrf(frank, linked=True),
-                                         "change": "remove_secondary", "confirm": "yes"})
+    page = frank.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(frank, linked=True),
+            "change": "remove_secondary",
+            "confirm": "yes",
+        },
+    )
     assert page.status == 200, page.body[:300]
     assert Account.get("1000000006").secondary_email is None
     assert sign_in(person(app_client, idp), "office@example.com").status == 409
@@ -198,8 +241,10 @@ def test_a_shared_address_proves_nobody_and_each_holder_can_drop_it(
 
 
 def test_a_holder_can_replace_a_shared_primary(app_client, idp, desk, mailbox):
-    desk.registry(row("1000000006", "office@example.com", "frank@example.com"),
-                  row("1000000007", "office@example.com"))
+    desk.registry(
+        row("1000000006", "office@example.com", "frank@example.com"),
+        row("1000000007", "office@example.com"),
+    )
     frank = person(app_client, idp)
     assert sign_in(frank, "frank@example.com").location == "/account"
     assert change_email(frank, mailbox, "primary", "frank.personal@example.com").status == 200
@@ -209,11 +254,15 @@ def test_a_holder_can_replace_a_shared_primary(app_client, idp, desk, mailbox):
 
 
 def test_a_once_shared_address_needs_support_before_it_links(app_client, idp, desk):
-    desk.registry(row("1000000006", "a.office@example.com"), row("1000000007", "a.office@example.com",
-                                                                  "b@example.com"))
+    desk.registry(
+        row("1000000006", "a.office@example.com"),
+        row("1000000007", "a.office@example.com", "b@example.com"),
+    )
     # Support corrects A's registry row; the next import leaves the office address to B only.
-    desk.registry(row("1000000006", "a.own@example.com"), row("1000000007", "a.office@example.com",
-                                                               "b@example.com"))
+    desk.registry(
+        row("1000000006", "a.own@example.com"),
+        row("1000000007", "a.office@example.com", "b@example.com"),
+    )
     colleague = person(app_client, idp)  # whoever reads the office mailbox
     page = sign_in(colleague, "a.office@example.com", "colleague@example.net")
     assert page.status == 409 and linked_to("1000000007") is None
@@ -229,13 +278,14 @@ def test_a_once_shared_address_needs_support_before_it_links(app_client, idp, de
 
 # --- support: evict, correct, explain ------------------------------------------------------------
 
+
 def test_unlink_not_owner_bars_that_identity_by_every_route_until_lifted(
-        app_client, idp, desk, mailbox):
+    app_client, idp, desk, mailbox
+):
     desk.registry(row("1000000009", "compliance@saferoads.example.org"))
     wrong = str(uuid.uuid4())
     intruder = person(app_client, idp)
-    assert sign_in(intruder, "compliance@saferoads.example.org", sub=wrong).location == \
-        "/account"
+    assert sign_in(intruder, "compliance@saferoads.example.org", sub=wrong).location == "/account"
     assert desk("unlink", "1000000009", "--mode", "not-owner", "--reason", "ticket 9")[0] == 0
     assert intruder.get("/account").status == 302  # its session ended
     # Automatic linking refuses it...
@@ -250,20 +300,27 @@ def test_unlink_not_owner_bars_that_identity_by_every_route_until_lifted(
     assert page.status == 403 and linked_to("1000000009") is None
     # The owner links with their own identity; support can lift the bar.
     assert desk("lift-bar", "1000000009", wrong, "--reason", "mistake")[0] == 0
-    assert sign_in(person(app_client, idp), "compliance@saferoads.example.org",
-                   sub=wrong).location == "/account"
+    assert (
+        sign_in(person(app_client, idp), "compliance@saferoads.example.org", sub=wrong).location
+        == "/account"
+    )
     assert_invariants()
 
 
 def test_support_corrects_an_email_and_imports_keep_it(app_client, idp, desk):
     desk.registry(row("1000000003", "carmen.lee@fmcsa.dot.gov"))
-    code, out, _ = desk("set-email", "1000000003", "--primary", "carmen@example.com",
-                        "--reason", "verified by phone, ticket 12")
+    code, out, _ = desk(
+        "set-email",
+        "1000000003",
+        "--primary",
+        "carmen@example.com",
+        "--reason",
+        "verified by phone, ticket 12",
+    )
     assert code == 0 and "owned here" in out
     desk.registry(row("1000000003", "carmen.lee@fmcsa.dot.gov"))
     assert Account.get("1000000003").primary_email == "carmen@example.com"
-    assert sign_in(person(app_client, idp), "carmen.lee@fmcsa.dot.gov").location == \
-        "/link/no-match"
+    assert sign_in(person(app_client, idp), "carmen.lee@fmcsa.dot.gov").location == "/link/no-match"
     assert_invariants()
 
 
@@ -275,18 +332,19 @@ def test_export_changes_lists_what_was_changed_here(app_client, idp, desk, mailb
     desk("set-email", "1000000002", "--secondary", "bob.home@example.org", "--reason", "t1")
     desk("disable", "1000000002", "--reason", "t2")
     from datetime import date
+
     code, out, _ = desk("export-changes", "--since", date.today().isoformat(), "--format", "csv")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == "at,nr_number,field,old,new,event,actor"
-    changes = {(line.split(",")[1], line.split(",")[2], line.split(",")[4])
-               for line in lines[1:]}
-    assert changes == {("1000000001", "primary_email", "alice.home@example.org"),
-                       ("1000000002", "secondary_email", "bob.home@example.org"),
-                       ("1000000002", "support_hold", "on")}
+    changes = {(line.split(",")[1], line.split(",")[2], line.split(",")[4]) for line in lines[1:]}
+    assert changes == {
+        ("1000000001", "primary_email", "alice.home@example.org"),
+        ("1000000002", "secondary_email", "bob.home@example.org"),
+        ("1000000002", "support_hold", "on"),
+    }
 
 
-def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, idp, desk,
-                                                                   faults):
+def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, idp, desk, faults):
     desk.registry(row("1000000005", "eve@example.org"))
     eve = person(app_client, idp)
     sign_in(eve, "eve@example.org")
@@ -301,12 +359,18 @@ def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, i
 
 # --- linking re-checks what it matched ----------------------------------------------------------
 
+
 def test_an_import_moving_the_address_mid_sign_in_links_nothing(app_client, idp, desk, faults):
     desk.registry(row("1000000001", "moving@example.com"), row("1000000002", "b@example.com"))
-    rule = faults.interleave("TransactWriteItems", lambda: desk.registry(
-        row("1000000001", "a.fixed@example.com"), row("1000000002", "b@example.com",
-                                                      "moving@example.com")),
-        table="claims", key_prefix="sub#")
+    rule = faults.interleave(
+        "TransactWriteItems",
+        lambda: desk.registry(
+            row("1000000001", "a.fixed@example.com"),
+            row("1000000002", "b@example.com", "moving@example.com"),
+        ),
+        table="claims",
+        key_prefix="sub#",
+    )
     page = sign_in(person(app_client, idp), "moving@example.com")
     assert rule.fired == 1
     assert page.status == 409 and "changed while you were linking" in page.body
@@ -331,12 +395,14 @@ def test_a_purge_racing_a_first_sign_in_leaves_no_link(app_client, idp, desk, fa
 
     def login_gov_purges():
         token = idp.security_event_token(CLIENT_ID, "account-purged", sub)
-        response = app_client.http.post("/api/security-events", body=token,
-                                        headers={"Content-Type": "application/secevent+jwt"})
+        response = app_client.http.post(
+            "/api/security-events", body=token, headers={"Content-Type": "application/secevent+jwt"}
+        )
         assert response.status_code == 202
 
-    rule = faults.interleave("TransactWriteItems", login_gov_purges, table="claims",
-                             key_prefix="sub#")
+    rule = faults.interleave(
+        "TransactWriteItems", login_gov_purges, table="claims", key_prefix="sub#"
+    )
     page = sign_in(person(app_client, idp), "purged.person@example.com", sub=sub)
     assert rule.fired == 1
     assert page.status == 400 and linked_to("1000000001") is None
@@ -362,11 +428,14 @@ def test_support_unlink_of_a_removed_session_holder_ends_sessions(app_client, id
 
 # --- removed accounts ----------------------------------------------------------------------------
 
+
 def test_a_renumbered_person_links_their_new_account(app_client, idp, desk):
     desk.registry(row("1000000001", "renumbered@example.com"))
     # The registry removes the old number and adds a new one with the same address.
-    code, out, _ = desk.registry(row("1000000001", "renumbered@example.com", status="removed"),
-                                 row("1000000002", "renumbered@example.com"))
+    code, out, _ = desk.registry(
+        row("1000000001", "renumbered@example.com", status="removed"),
+        row("1000000002", "renumbered@example.com"),
+    )
     assert code == 0 and re.search(r"shared emails +0\n", out)
     assert sign_in(person(app_client, idp), "renumbered@example.com").location == "/account"
     assert linked_to("1000000002") is not None and linked_to("1000000001") is None
@@ -374,11 +443,13 @@ def test_a_renumbered_person_links_their_new_account(app_client, idp, desk):
 
 
 def test_a_removed_account_keeps_its_link_and_the_same_identity_signs_back_in_when_re_added(
-        app_client, idp, desk):
+    app_client, idp, desk
+):
     desk.registry(row("1000000003", "comes.back@example.com"))
     sub = str(uuid.uuid4())
-    assert sign_in(person(app_client, idp), "comes.back@example.com", sub=sub).location == \
-        "/account"
+    assert (
+        sign_in(person(app_client, idp), "comes.back@example.com", sub=sub).location == "/account"
+    )
     desk.registry(row("1000000003", "comes.back@example.com", status="removed"))
     assert linked_to("1000000003") == sub  # the link stays
     removed = person(app_client, idp)
@@ -393,8 +464,9 @@ def test_a_removed_account_keeps_its_link_and_the_same_identity_signs_back_in_wh
 
 def test_support_does_not_set_an_email_on_a_removed_account(app_client, desk):
     desk.registry(row("1000000004", "gone@example.com", status="removed"))
-    code, _, err = desk("set-email", "1000000004", "--primary", "new@example.com",
-                        "--reason", "ticket 5")
+    code, _, err = desk(
+        "set-email", "1000000004", "--primary", "new@example.com", "--reason", "ticket 5"
+    )
     assert code == 1 and "removed" in err
     assert Account.get("1000000004").primary_email == "gone@example.com"
     code, out, err = desk("find", "gone@example.com")
@@ -406,10 +478,13 @@ def test_support_does_not_set_an_email_on_a_removed_account(app_client, desk):
 
 # --- the desk's confirmations and notices ---------------------------------------------------------
 
+
 def test_every_desk_confirmation_names_the_account_and_its_primary(app_client, idp, desk):
-    desk.registry(row("1000000009", "pat.owner@example.com", first="Patricia"),
-                  row("1000000008", "office@example.com"),
-                  row("1000000007", "office@example.com"))
+    desk.registry(
+        row("1000000009", "pat.owner@example.com", first="Patricia"),
+        row("1000000008", "office@example.com"),
+        row("1000000007", "office@example.com"),
+    )
     wrong = str(uuid.uuid4())
     sign_in(person(app_client, idp), "pat.owner@example.com", sub=wrong)
     who = "(Patricia Examiner, pat.owner@example.com)"
@@ -428,18 +503,32 @@ def test_every_desk_confirmation_names_the_account_and_its_primary(app_client, i
     assert_invariants()
 
 
-@pytest.mark.parametrize("argv, told", [
-    (("--primary", "new.primary@example.com"),
-     {"old.primary@example.com": "was changed from this address"}),
-    (("--secondary", "new.second@example.org"),
-     {"old.second@example.org": "was changed from this address",
-      "old.primary@example.com": "secondary email address of your National Registry account"}),
-    (("--remove-secondary",),
-     {"old.second@example.org": "This address was removed",
-      "old.primary@example.com": "was removed. This address stays your primary"}),
-])
+@pytest.mark.parametrize(
+    "argv, told",
+    [
+        (
+            ("--primary", "new.primary@example.com"),
+            {"old.primary@example.com": "was changed from this address"},
+        ),
+        (
+            ("--secondary", "new.second@example.org"),
+            {
+                "old.second@example.org": "was changed from this address",
+                "old.primary@example.com": "secondary email address of your National Registry account",
+            },
+        ),
+        (
+            ("--remove-secondary",),
+            {
+                "old.second@example.org": "This address was removed",
+                "old.primary@example.com": "was removed. This address stays your primary",
+            },
+        ),
+    ],
+)
 def test_set_email_tells_the_replaced_address_as_a_persons_own_change_does(
-        app_client, desk, mailbox, argv, told):
+    app_client, desk, mailbox, argv, told
+):
     desk.registry(row("1000000010", "old.primary@example.com", "old.second@example.org"))
     code, out, _ = desk("set-email", "1000000010", *argv, "--reason", "ticket 8")
     assert code == 0
@@ -455,8 +544,9 @@ def test_set_email_tells_the_replaced_address_as_a_persons_own_change_does(
 
 def test_set_email_adding_a_secondary_tells_the_primary(app_client, desk, mailbox):
     desk.registry(row("1000000011", "only.primary@example.com"))
-    code, out, _ = desk("set-email", "1000000011", "--secondary", "added@example.org",
-                        "--reason", "ticket 9")
+    code, out, _ = desk(
+        "set-email", "1000000011", "--secondary", "added@example.org", "--reason", "ticket 9"
+    )
     assert code == 0 and "only.primary@example.com" in out
     (notice,) = mailbox.to("only.primary@example.com")
     assert "was added" in notice.body
@@ -470,15 +560,22 @@ def test_set_email_says_there_is_no_secondary_instead_of_none(app_client, desk):
 
 
 def test_a_re_key_by_set_email_says_re_keyed_tells_nobody_and_is_not_exported(
-        app_client, desk, mailbox):
+    app_client, desk, mailbox
+):
     from datetime import date
 
     from tests.test_email_keys import stored_under_the_old_rule
 
     desk.registry(row("1000000013", "b.okafor@example.org", "baſhir.okafor.md@example.com"))
     stored_under_the_old_rule("1000000013", secondary="bashir.okafor.md@example.com")
-    code, out, _ = desk("set-email", "1000000013", "--secondary",
-                        "baſhir.okafor.md@example.com", "--reason", "check-email-keys")
+    code, out, _ = desk(
+        "set-email",
+        "1000000013",
+        "--secondary",
+        "baſhir.okafor.md@example.com",
+        "--reason",
+        "check-email-keys",
+    )
     assert code == 0 and "re-keyed" in out
     assert "baſhir.okafor.md@example.com -> baſhir.okafor.md@example.com" not in out
     assert mailbox.to("b.okafor@example.org") == []

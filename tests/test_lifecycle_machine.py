@@ -16,6 +16,7 @@ holding the address and change no claim.
 
 Sized for `make test`; `make bench` runs a longer soak of the same machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,12 +48,16 @@ def event(text: str) -> None:
 
 
 NUMBERS = ("3000000001", "3000000002", "3000000003")
-ADDRESSES = ("ann@example.com", "ben@example.com", "office@example.com", "cat@example.org",
-             "dan@example.net")
+ADDRESSES = (
+    "ann@example.com",
+    "ben@example.com",
+    "office@example.com",
+    "cat@example.org",
+    "dan@example.net",
+)
 # Addresses an email change may move to: the registry's, and two nobody has yet.
 CHANGE_TO = ADDRESSES + ("fresh.one@example.com", "fresh.two@example.org")
-HEADER = ("nr_number,first_name,last_name,role,primary_email,secondary_email,"
-          "legacy_username,status")
+HEADER = "nr_number,first_name,last_name,role,primary_email,secondary_email,legacy_username,status"
 # Three people with their own Login.gov identities: the emails each one has there.
 IDENTITIES = {
     "ann": ["ann@example.com"],
@@ -92,10 +97,17 @@ class Lifecycle(RuleBasedStateMachine):
 
     # --- the registry ----------------------------------------------------------------------
 
-    rows = st.lists(st.tuples(st.sampled_from(NUMBERS), st.sampled_from(ADDRESSES),
-                              st.one_of(st.none(), st.sampled_from(ADDRESSES)),
-                              st.sampled_from(["active"] * 6 + ["disabled", "removed"])),
-                    min_size=2, max_size=3, unique_by=lambda r: r[0])
+    rows = st.lists(
+        st.tuples(
+            st.sampled_from(NUMBERS),
+            st.sampled_from(ADDRESSES),
+            st.one_of(st.none(), st.sampled_from(ADDRESSES)),
+            st.sampled_from(["active"] * 6 + ["disabled", "removed"]),
+        ),
+        min_size=2,
+        max_size=3,
+        unique_by=lambda r: r[0],
+    )
 
     @initialize(rows=rows)
     def first_import(self, rows):
@@ -108,12 +120,18 @@ class Lifecycle(RuleBasedStateMachine):
     def _import(self, rows, throttle_at):
         lines = [HEADER] + [
             f"{n},Pat,Examiner,medical_examiner,{p},{s if s and s != p else ''},,{status}"
-            for n, p, s, status in rows]
+            for n, p, s, status in rows
+        ]
         recorder = aws_calls.AwsCalls().install()
         try:
             if throttle_at:  # storage trouble on one account: the run stops cleanly
-                recorder.fail("TransactWriteItems", "ThrottlingException", table="accounts",
-                              key_prefix=throttle_at, times=50)
+                recorder.fail(
+                    "TransactWriteItems",
+                    "ThrottlingException",
+                    table="accounts",
+                    key_prefix=throttle_at,
+                    times=50,
+                )
             import_accounts(validate_text("\n".join(lines) + "\n"), sleep=lambda s: None)
         finally:
             recorder.uninstall()
@@ -132,8 +150,7 @@ class Lifecycle(RuleBasedStateMachine):
         event(f"sign-in: {page.status} {page.location}")
         if name in self.disabled:
             linked = any(a.linked_sub == self.subs[name] for a in Account.scan())
-            event(f"sign-in while disabled, {'linked' if linked else 'unlinked'}: "
-                  f"{page.status}")
+            event(f"sign-in while disabled, {'linked' if linked else 'unlinked'}: {page.status}")
         return page
 
     @rule(name=st.sampled_from(sorted(IDENTITIES)), address=st.sampled_from(ADDRESSES))
@@ -150,28 +167,39 @@ class Lifecycle(RuleBasedStateMachine):
         if page.location != "/link/recover/verify":
             return
         code = self._newest_code(address) or "000000"
-        page = browser.post("/link/recover/verify",
-                            {"csrf_token": session_csrf(browser, linked=False), "code": code})
+        page = browser.post(
+            "/link/recover/verify",
+            {"csrf_token": session_csrf(browser, linked=False), "code": code},
+        )
         self.statuses.append(page.status)
         event(f"recovery verify: {page.status} {page.location}")
 
-    @rule(name=st.sampled_from(sorted(IDENTITIES)), change=st.sampled_from(
-        ["primary", "secondary", "remove_secondary", "swap"]),
-        address=st.sampled_from(CHANGE_TO))
+    @rule(
+        name=st.sampled_from(sorted(IDENTITIES)),
+        change=st.sampled_from(["primary", "secondary", "remove_secondary", "swap"]),
+        address=st.sampled_from(CHANGE_TO),
+    )
     def change_email(self, name, change, address):
         browser = self.browsers[name]
         if browser.get("/account").status != 200:
             self._sign_in(name)
         if browser.get("/account").status != 200:
             return
-        fields = {"csrf_token": session_csrf(browser, linked=True), "change": change,
-                  "email": address, "acknowledge": "yes", "confirm": "yes"}
+        fields = {
+            "csrf_token": session_csrf(browser, linked=True),
+            "change": change,
+            "email": address,
+            "acknowledge": "yes",
+            "confirm": "yes",
+        }
         page = browser.post("/account/email", fields)
         self.statuses.append(page.status)
         if page.location == "/account/email/confirm":
             code = self._newest_code(address) or "000000"
-            page = browser.post("/account/email/confirm",
-                                {"csrf_token": session_csrf(browser, linked=True), "code": code})
+            page = browser.post(
+                "/account/email/confirm",
+                {"csrf_token": session_csrf(browser, linked=True), "code": code},
+            )
             self.statuses.append(page.status)
             event(f"email change confirm: {page.status}")
 
@@ -208,12 +236,14 @@ class Lifecycle(RuleBasedStateMachine):
         except support.SupportError:
             pass
 
-    @rule(number=st.sampled_from(NUMBERS), slot=st.sampled_from(["primary", "secondary"]),
-          address=st.one_of(st.none(), st.sampled_from(ADDRESSES)))
+    @rule(
+        number=st.sampled_from(NUMBERS),
+        slot=st.sampled_from(["primary", "secondary"]),
+        address=st.one_of(st.none(), st.sampled_from(ADDRESSES)),
+    )
     def set_email(self, number, slot, address):
         try:
-            support.set_email(number, slot=slot, address=address, reason="machine",
-                              actor="desk")
+            support.set_email(number, slot=slot, address=address, reason="machine", actor="desk")
         except support.SupportError:
             pass
 
@@ -226,9 +256,19 @@ class Lifecycle(RuleBasedStateMachine):
 
     # --- Login.gov and the schedules ----------------------------------------------------------
 
-    @rule(name=st.sampled_from(sorted(IDENTITIES)), kind=st.sampled_from(
-        ["account-purged", "account-disabled", "account-disabled", "account-enabled",
-         "password-reset"]), late=st.booleans())
+    @rule(
+        name=st.sampled_from(sorted(IDENTITIES)),
+        kind=st.sampled_from(
+            [
+                "account-purged",
+                "account-disabled",
+                "account-disabled",
+                "account-enabled",
+                "password-reset",
+            ]
+        ),
+        late=st.booleans(),
+    )
     def security_event(self, name, kind, late):
         # A late delivery carries an older time than events already handled.
         self.clock += 1
@@ -236,7 +276,7 @@ class Lifecycle(RuleBasedStateMachine):
         self._push(set_for(self.idp, kind, self.subs[name], iat=issued))
         if kind == "account-purged":
             self.purged.add(self.subs[name])
-            self.times.pop(name, None)   # a purge drops the identity's marks
+            self.times.pop(name, None)  # a purge drops the identity's marks
         elif kind in ("account-disabled", "account-enabled"):
             disabled_at, enabled_at = self.times.get(name, (0, 0))
             if kind == "account-disabled":
@@ -251,13 +291,18 @@ class Lifecycle(RuleBasedStateMachine):
         else:
             self.disabled.pop(name, None)
 
-    @rule(address=st.sampled_from(ADDRESSES + ("nobody@example.com",)),
-          kind=st.sampled_from(["identifier-recycled", "identifier-changed"]))
+    @rule(
+        address=st.sampled_from(ADDRESSES + ("nobody@example.com",)),
+        kind=st.sampled_from(["identifier-recycled", "identifier-changed"]),
+    )
     def address_event(self, address, kind):
         """Recorded on each account whose primary or secondary address it is; no claim
         changes."""
-        holders = {a.nr_number for a in Account.scan(consistent_read=True)
-                   if a.status != "removed" and address in a.normalized_emails()}
+        holders = {
+            a.nr_number
+            for a in Account.scan(consistent_read=True)
+            if a.status != "removed" and address in a.normalized_emails()
+        }
         name = f"login_gov_{kind.replace('-', '_')}"
         before = {n: self._audited(n, name) for n in NUMBERS}
         claims_before = sorted(str(c.serialize()) for c in Claim.scan(consistent_read=True))
@@ -265,13 +310,13 @@ class Lifecycle(RuleBasedStateMachine):
         self._push(set_for(self.idp, kind, email=address.upper(), iat=self.clock))
         for number in NUMBERS:
             assert self._audited(number, name) == before[number] + (number in holders)
-        assert sorted(str(c.serialize()) for c in Claim.scan(consistent_read=True)) \
-            == claims_before
+        assert sorted(str(c.serialize()) for c in Claim.scan(consistent_read=True)) == claims_before
         event(f"address event on {len(holders)} account(s)")
 
     def _push(self, token):
-        response = self.client.http.post("/api/security-events", body=token,
-                                         headers={"Content-Type": "application/secevent+jwt"})
+        response = self.client.http.post(
+            "/api/security-events", body=token, headers={"Content-Type": "application/secevent+jwt"}
+        )
         assert response.status_code == 202, response.body
 
     @staticmethod
@@ -281,9 +326,12 @@ class Lifecycle(RuleBasedStateMachine):
     def _links_made(self) -> Counter:
         """identity name -> identity_linked events it made (on any account)."""
         actors = {f"subject:{keyed_hash(sub)}": name for name, sub in self.subs.items()}
-        return Counter(actors[e.actor] for number in NUMBERS
-                       for e in AuditEvent.query(number, consistent_read=True)
-                       if e.event == "identity_linked" and e.actor in actors)
+        return Counter(
+            actors[e.actor]
+            for number in NUMBERS
+            for e in AuditEvent.query(number, consistent_read=True)
+            if e.event == "identity_linked" and e.actor in actors
+        )
 
     @rule()
     def cleanup(self):
@@ -307,11 +355,15 @@ class Lifecycle(RuleBasedStateMachine):
         assert all(status < 500 for status in self.statuses), self.statuses
         # Login.gov disabled it and has not enabled it since (by the events' order): its
         # `sub#` item says so, linked or not; it holds no session and made no link since.
-        disabled = {c.claim[len(Claim.SUB_PREFIX):] for c in Claim.scan(consistent_read=True)
-                    if c.claim.startswith(Claim.SUB_PREFIX) and c.disabled}
+        disabled = {
+            c.claim[len(Claim.SUB_PREFIX) :]
+            for c in Claim.scan(consistent_read=True)
+            if c.claim.startswith(Claim.SUB_PREFIX) and c.disabled
+        }
         assert disabled == {self.subs[name] for name in self.disabled}
-        sessions = {f.subject for f in Flow.scan(consistent_read=True)
-                    if f.flow_id.startswith("session#")}
+        sessions = {
+            f.subject for f in Flow.scan(consistent_read=True) if f.flow_id.startswith("session#")
+        }
         assert not disabled & sessions
         links = self._links_made()
         for name, links_then in self.disabled.items():
@@ -321,7 +373,8 @@ class Lifecycle(RuleBasedStateMachine):
 @pytest.fixture
 def verified_sender(aws):
     boto3.client("sesv2", region_name="us-east-1").create_email_identity(
-        EmailIdentity=os.environ["MAIL_SENDER"])
+        EmailIdentity=os.environ["MAIL_SENDER"]
+    )
 
 
 def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp, verified_sender):
@@ -331,10 +384,13 @@ def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp, v
     Lifecycle.client, Lifecycle.idp = app_client, idp
     SEEN.clear()
     Lifecycle.TestCase.settings = settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        deadline=None,
         # The same interleavings on every run of `make test`; `make bench` soaks at random.
         derandomize=os.environ.get("LIFECYCLE_RANDOM") != "1",
-        suppress_health_check=list(HealthCheck))
+        suppress_health_check=list(HealthCheck),
+    )
     Lifecycle.TestCase().runTest()
     # The run reached the states that matter, or it proved little.
     assert SEEN["sign-in: 302 /account"] and SEEN["sign-in: 409 None"], SEEN

@@ -1,4 +1,5 @@
 """Linking rules: who links to which registry account, and every way it is refused."""
+
 from __future__ import annotations
 
 import threading
@@ -7,8 +8,13 @@ import uuid
 import pytest
 
 from chalicelib import linking, store
-from chalicelib.errors import AccountAlreadyLinked, AccountInactive, AmbiguousMatch, \
-    IdentityDisabled, NoMatchingAccount
+from chalicelib.errors import (
+    AccountAlreadyLinked,
+    AccountInactive,
+    AmbiguousMatch,
+    IdentityDisabled,
+    NoMatchingAccount,
+)
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 from tests.conftest import Browser, make_account
 
@@ -131,14 +137,17 @@ def test_disabled_after_linking_ends_access_at_next_request(browser):
     assert [f for f in Flow.scan() if f.flow_id.startswith("session#")] == []
 
 
-@pytest.mark.parametrize("primary, advised", [
-    ("examiner@fmcsa.dot.gov", True),
-    ("examiner@army.mil", True),
-    ("examiner@med.state.edu", True),
-    ("Examiner@VA.GOV", True),
-    ("examiner@gov.example.com", False),
-    ("examiner@example.com", False),
-])
+@pytest.mark.parametrize(
+    "primary, advised",
+    [
+        ("examiner@fmcsa.dot.gov", True),
+        ("examiner@army.mil", True),
+        ("examiner@med.state.edu", True),
+        ("Examiner@VA.GOV", True),
+        ("examiner@gov.example.com", False),
+        ("examiner@example.com", False),
+    ],
+)
 def test_institutional_primary_email_advice(browser, primary, advised):
     make_account(primary=primary)
     page = browser.follow(browser.sign_in([primary]))
@@ -146,12 +155,15 @@ def test_institutional_primary_email_advice(browser, primary, advised):
     assert ("Change your primary email to a personal address" in page.body) is advised
 
 
-@pytest.mark.parametrize("registry, login_gov", [
-    ("Dr.Alice@Example.COM", "dr.alice@example.com"),
-    ("dr.alice@example.com", "  DR.ALICE@EXAMPLE.COM  "),
-    ("alice@bücher.example.com", "alice@xn--bcher-kva.example.com"),
-    ("alice@XN--BCHER-KVA.example.com", "Alice@Bücher.Example.com"),
-])
+@pytest.mark.parametrize(
+    "registry, login_gov",
+    [
+        ("Dr.Alice@Example.COM", "dr.alice@example.com"),
+        ("dr.alice@example.com", "  DR.ALICE@EXAMPLE.COM  "),
+        ("alice@bücher.example.com", "alice@xn--bcher-kva.example.com"),
+        ("alice@XN--BCHER-KVA.example.com", "Alice@Bücher.Example.com"),
+    ],
+)
 def test_email_variants_match(app_client, registry, login_gov):
     make_account(primary=registry)
     result = linking.link_by_verified_emails(str(uuid.uuid4()), [login_gov])
@@ -162,8 +174,9 @@ def test_invalid_login_gov_emails_are_ignored_not_fatal(app_client):
     make_account(primary="dr.alice@example.com")
     with pytest.raises(NoMatchingAccount):
         linking.link_by_verified_emails(str(uuid.uuid4()), ["not an email", "", "@@"])
-    result = linking.link_by_verified_emails(str(uuid.uuid4()),
-                                             ["not an email", "dr.alice@example.com"])
+    result = linking.link_by_verified_emails(
+        str(uuid.uuid4()), ["not an email", "dr.alice@example.com"]
+    )
     assert result.outcome is linking.LinkOutcome.LINKED
 
 
@@ -197,13 +210,23 @@ def test_the_identity_item_keeps_login_gov_marks_through_a_link_and_an_unlink(ap
     linking.link_account(sub, "1000000001", method=linking.LinkMethod.AUTOMATIC)
     item = Claim.get(Claim.sub_key(sub))
     assert (item.nr_number, item.disabled_at, item.enabled_at) == ("1000000001", 50, 100)
-    linking.unlink_identity(Account.get("1000000001"), sub, store.identity_claim(sub),
-                            event="identity_unlinked", actor="support:t")
+    linking.unlink_identity(
+        Account.get("1000000001"),
+        sub,
+        store.identity_claim(sub),
+        event="identity_unlinked",
+        actor="support:t",
+    )
     item = Claim.get(Claim.sub_key(sub))
     assert (item.nr_number, item.disabled_at, item.enabled_at) == (None, 50, 100)
     linking.link_account(bare, "1000000001", method=linking.LinkMethod.AUTOMATIC)
-    linking.unlink_identity(Account.get("1000000001"), bare, store.identity_claim(bare),
-                            event="identity_unlinked", actor="support:t")
+    linking.unlink_identity(
+        Account.get("1000000001"),
+        bare,
+        store.identity_claim(bare),
+        event="identity_unlinked",
+        actor="support:t",
+    )
     assert [c.claim for c in sub_claims()] == [Claim.sub_key(sub)]
 
 
@@ -230,8 +253,9 @@ def test_an_unlink_that_read_no_mark_is_refused_when_a_disable_committed_since(a
     as_read = store.identity_claim(sub)
     Claim(Claim.sub_key(sub)).update(actions=[Claim.disabled_at.set(100)])
     with pytest.raises(linking.UnlinkConflict):
-        linking.unlink_identity(Account.get("1000000001"), sub, as_read,
-                                event="identity_unlinked", actor="support:t")
+        linking.unlink_identity(
+            Account.get("1000000001"), sub, as_read, event="identity_unlinked", actor="support:t"
+        )
     item = Claim.get(Claim.sub_key(sub))
     assert (item.nr_number, item.disabled_at) == ("1000000001", 100)
     assert Account.get("1000000001").linked_sub == sub
@@ -263,8 +287,7 @@ def test_twenty_racing_first_signins_link_exactly_one(app_client, idp):
     attempts = []
     for _ in range(20):
         b = Browser(app_client, idp)
-        callback = b.authorize(b.start_signin(), ["front.desk@example.com"],
-                               sub=str(uuid.uuid4()))
+        callback = b.authorize(b.start_signin(), ["front.desk@example.com"], sub=str(uuid.uuid4()))
         params = query_of(callback)
         attempts.append((params, b.signin_binding(params["state"])))
     barrier = threading.Barrier(20)

@@ -1,4 +1,5 @@
 """The support CLI through manage.main(argv): stage config, commands, output, exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,18 @@ def stage_config(tmp_path, monkeypatch):
     """A .chalice/config.json whose `test` stage sets only what the environment already has."""
     path = tmp_path / "config.json"
     env = {"TABLE_PREFIX": os.environ.get("TABLE_PREFIX", "test-"), **APP_ENV}
-    path.write_text(json.dumps({"version": "2.0", "app_name": "nrcme-signin",
-                                "stages": {"test": {"environment_variables": env},
-                                           "prod": {"environment_variables": env}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "nrcme-signin",
+                "stages": {
+                    "test": {"environment_variables": env},
+                    "prod": {"environment_variables": env},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -48,6 +58,7 @@ def cli(tables, stage_config, capsys, monkeypatch):
         code = manage.main(["--stage", stage, "--config", str(stage_config), *argv])
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -58,41 +69,52 @@ def run_json(cli, *argv):
 
 # --- stage environment ------------------------------------------------------------------------
 
+
 def test_stage_values_fill_in_but_real_environment_variables_win(tmp_path, monkeypatch):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({
-        "environment_variables": {"NRCME_T_GLOBAL": "global", "NRCME_T_BOTH": "global"},
-        "stages": {"dev": {"environment_variables": {"NRCME_T_BOTH": "stage",
-                                                     "NRCME_T_REAL": "stage"}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "environment_variables": {"NRCME_T_GLOBAL": "global", "NRCME_T_BOTH": "global"},
+                "stages": {
+                    "dev": {
+                        "environment_variables": {"NRCME_T_BOTH": "stage", "NRCME_T_REAL": "stage"}
+                    }
+                },
+            }
+        )
+    )
     for name in ("NRCME_T_GLOBAL", "NRCME_T_BOTH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NRCME_T_REAL", "real")
     applied = manage.apply_stage_environment("dev", path)
     assert sorted(applied) == ["NRCME_T_BOTH", "NRCME_T_GLOBAL"]
     assert os.environ["NRCME_T_GLOBAL"] == "global"
-    assert os.environ["NRCME_T_BOTH"] == "stage"   # the stage overrides the top level
-    assert os.environ["NRCME_T_REAL"] == "real"    # the real environment overrides both
+    assert os.environ["NRCME_T_BOTH"] == "stage"  # the stage overrides the top level
+    assert os.environ["NRCME_T_REAL"] == "real"  # the real environment overrides both
 
 
 def test_a_missing_config_or_unknown_stage_is_a_clear_usage_error(tmp_path, stage_config, capsys):
-    assert manage.main(["--stage", "dev", "--config", str(tmp_path / "nope.json"),
-                        "report"]) == 2
+    assert manage.main(["--stage", "dev", "--config", str(tmp_path / "nope.json"), "report"]) == 2
     assert "not found" in capsys.readouterr().err
     assert manage.main(["--stage", "staging", "--config", str(stage_config), "report"]) == 2
     assert "stage 'staging' is not in" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(capsys):
-    assert manage.main(["find", "x"]) == 2                       # no --stage
-    assert manage.main(["--stage", "test", "frobnicate"]) == 2   # unknown command
+    assert manage.main(["find", "x"]) == 2  # no --stage
+    assert manage.main(["--stage", "test", "frobnicate"]) == 2  # unknown command
     assert manage.main(["--stage", "test", "unlink", "1000000001"]) == 2  # no --reason
     capsys.readouterr()
 
 
 # --- find -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query", ["dr.alice@example.com", "  DR.Alice@EXAMPLE.com ",
-                                   "alice.home@example.org", "1000000001"])
+
+@pytest.mark.parametrize(
+    "query",
+    ["dr.alice@example.com", "  DR.Alice@EXAMPLE.com ", "alice.home@example.org", "1000000001"],
+)
 def test_find_by_number_or_any_email_spelling(cli, query):
     make_account("1000000001", "Dr.Alice@example.com", "alice.home@example.org")
     code, found, _ = run_json(cli, "find", query)
@@ -127,7 +149,8 @@ def test_find_returns_at_most_ten_recent_events_newest_first(cli):
         event.save()
     _, found, _ = run_json(cli, "find", "1000000003")
     assert [e["event"] for e in found[0]["recent_events"]] == [
-        f"event_{i:02d}" for i in range(11, 1, -1)]
+        f"event_{i:02d}" for i in range(11, 1, -1)
+    ]
 
 
 def test_find_not_found_and_bad_input_exit_codes(cli):
@@ -158,18 +181,26 @@ def test_find_with_scan_finds_an_address_whose_claim_is_missing(cli):
 
 # --- unlink -----------------------------------------------------------------------------------
 
+
 def test_unlink_removes_link_and_claim_ends_sessions_and_audits(cli):
     sub = "0f0e0d0c-0000-4000-8000-000000000006"
     make_account("1000000006", "dan@example.com", legacy_username="dan")
     link("1000000006", sub)
     token, session = sessions.create_session(sub, "1000000006")
     other_token, _ = sessions.create_session("someone-else", "1000000099")
-    code, result, _ = run_json(cli, "unlink", "1000000006", "--mode", "lost-account",
-                               "--reason", "signed in with the wrong Login.gov account")
+    code, result, _ = run_json(
+        cli,
+        "unlink",
+        "1000000006",
+        "--mode",
+        "lost-account",
+        "--reason",
+        "signed in with the wrong Login.gov account",
+    )
     assert code == 0 and result["unlinked_sub"] == sub and result["sub_claim_removed"] is True
     account = Account.get("1000000006", consistent_read=True)
     assert account.linked_sub is None and account.linked_at is None
-    assert account.legacy_username_retired is True   # usernames stay retired
+    assert account.legacy_username_retired is True  # usernames stay retired
     with pytest.raises(Claim.DoesNotExist):
         Claim.get(Claim.sub_key(sub), consistent_read=True)
     assert Claim.get(Claim.email_key("dan@example.com")).nr_number == "1000000006"
@@ -178,8 +209,9 @@ def test_unlink_removes_link_and_claim_ends_sessions_and_audits(cli):
     assert events[0].actor == "support:support-tester"
     assert events[0].detail.as_dict()["reason"] == "signed in with the wrong Login.gov account"
     # The identity's sessions are gone, and nobody else's.
-    assert sessions.load_session(token) is None, \
+    assert sessions.load_session(token) is None, (
         "session survived unlink: sessions.end_sessions_for_subject found nothing"
+    )
     assert result["sessions_ended"] == 1
     assert sessions.load_session(other_token) is not None
 
@@ -205,8 +237,10 @@ def test_after_unlink_the_person_can_link_again(cli):
     make_account("1000000007", "erin@example.com")
     link("1000000007", "sub-old")
     assert cli("unlink", "1000000007", "--mode", "lost-account", "--reason", "lost")[0] == 0
-    assert link_account("sub-new", "1000000007",
-                        method=LinkMethod.AUTOMATIC).outcome is LinkOutcome.LINKED
+    assert (
+        link_account("sub-new", "1000000007", method=LinkMethod.AUTOMATIC).outcome
+        is LinkOutcome.LINKED
+    )
 
 
 def test_unlink_refuses_an_unlinked_or_unknown_account_and_changes_nothing(cli):
@@ -242,26 +276,34 @@ def test_unlink_is_one_transaction_that_fails_whole_if_the_link_changed(tables, 
 
 # --- disable / enable ---------------------------------------------------------------------------
 
+
 def test_disable_then_enable(cli):
     sub = "sub-hal"
     make_account("1000000010", "hal@example.com")
     link("1000000010", sub)
     token, _ = sessions.create_session(sub, "1000000010")
-    code, result, _ = run_json(cli, "disable", "1000000010", "--reason", "reported shared",
-                               "--actor", "jdoe")
+    code, result, _ = run_json(
+        cli, "disable", "1000000010", "--reason", "reported shared", "--actor", "jdoe"
+    )
     assert code == 0 and result["changed"] and result["previous_status"] == "active"
     account = Account.get("1000000010", consistent_read=True)
     assert account.status == "disabled" and account.linked_sub == sub  # the link stays
-    assert sessions.load_session(token) is None, \
+    assert sessions.load_session(token) is None, (
         "session survived disable: sessions.end_sessions_for_subject found nothing"
+    )
     code, result, _ = run_json(cli, "disable", "1000000010", "--reason", "again")
     assert code == 0 and result["changed"] is False
     assert cli("enable", "1000000010", "--reason", "verified owner")[0] == 0
     assert Account.get("1000000010", consistent_read=True).status == "active"
-    events = [(e.event, e.actor, e.detail.as_dict()["reason"])
-              for e in AuditEvent.query("1000000010") if e.event.startswith("account_")]
-    assert events == [("account_disabled", "support:jdoe", "reported shared"),
-                      ("account_enabled", "support:support-tester", "verified owner")]
+    events = [
+        (e.event, e.actor, e.detail.as_dict()["reason"])
+        for e in AuditEvent.query("1000000010")
+        if e.event.startswith("account_")
+    ]
+    assert events == [
+        ("account_disabled", "support:jdoe", "reported shared"),
+        ("account_enabled", "support:support-tester", "verified owner"),
+    ]
 
 
 @pytest.fixture
@@ -273,11 +315,11 @@ def registry(cli, tmp_path):
         path = tmp_path / f"registry-{next(files)}.csv"
         path.write_text(csv_text(*rows))
         return cli("import-accounts", str(path), *extra)
+
     return run
 
 
-def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(
-        cli, registry):
+def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(cli, registry):
     registry(csv_row("1000000020", "held@example.com"))
     assert cli("disable", "1000000020", "--reason", "misuse")[0] == 0
     assert cli("enable", "1000000020", "--reason", "resolved")[0] == 0
@@ -285,7 +327,9 @@ def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_statu
     code, rows, _ = run_json(cli, "export-changes", "--since", today)
     assert code == 0
     assert [(r["field"], r["old"], r["new"]) for r in rows] == [
-        ("support_hold", "off", "on"), ("support_hold", "on", "off")]
+        ("support_hold", "off", "on"),
+        ("support_hold", "on", "off"),
+    ]
 
 
 def test_enable_refuses_when_only_the_registry_says_disabled(cli, registry):
@@ -308,8 +352,7 @@ def test_disable_on_a_registry_disabled_account_sets_the_hold_and_says_so(cli, r
     assert Account.get("1000000022", consistent_read=True).status == "active"
 
 
-def test_enable_after_the_registry_took_a_disable_says_the_account_stays_disabled(
-        cli, registry):
+def test_enable_after_the_registry_took_a_disable_says_the_account_stays_disabled(cli, registry):
     # Before the hold had its own field, an export could hand the registry "disabled".
     registry(csv_row("1000000023", "old.export@example.com"))
     assert cli("disable", "1000000023", "--reason", "misuse")[0] == 0
@@ -340,15 +383,25 @@ def test_a_removed_account_is_not_enabled_by_support(cli):
 
 # --- report -----------------------------------------------------------------------------------
 
+
 def _set_linked(nr_number: str, sub: str, when: datetime) -> None:
-    Account.get(nr_number).update(actions=[Account.linked_sub.set(sub),
-                                           Account.linked_at.set(when)])
+    Account.get(nr_number).update(
+        actions=[Account.linked_sub.set(sub), Account.linked_at.set(when)]
+    )
 
 
 def _challenge(flow_id: str, purpose: str, expires_at: int) -> None:
-    Challenge(f"challenge#{flow_id}", purpose=purpose, session_hash="h", target_email="t",
-              target_email_normalized="t", code_hash="c", expires_at=expires_at,
-              expiry_bucket=expiry_bucket(expires_at), created_at=expires_at - 600).save()
+    Challenge(
+        f"challenge#{flow_id}",
+        purpose=purpose,
+        session_hash="h",
+        target_email="t",
+        target_email_normalized="t",
+        code_hash="c",
+        expires_at=expires_at,
+        expiry_bucket=expiry_bucket(expires_at),
+        created_at=expires_at - 600,
+    ).save()
 
 
 def test_report_counts(cli):
@@ -363,8 +416,8 @@ def test_report_counts(cli):
     now = int(datetime.now(timezone.utc).timestamp())
     _challenge("p1", "email_change", now + 300)
     _challenge("p2", "email_change_notice", now + 300)
-    _challenge("old", "email_change", now - 10)       # expired: not pending
-    _challenge("rec", "recovery", now + 300)          # another purpose
+    _challenge("old", "email_change", now - 10)  # expired: not pending
+    _challenge("rec", "recovery", now + 300)  # another purpose
     make_flow("noise", now + 300)
     code, report, _ = run_json(cli, "report")
     assert code == 0
@@ -413,10 +466,12 @@ def test_report_html_is_self_contained_escaped_and_charts_links(cli, tmp_path):
 
 # --- import, cleanup, create-tables, reminders ----------------------------------------------------
 
+
 def test_import_accounts_command_reports_and_exits_4_when_it_rejected_rows(cli, tmp_path):
     data = tmp_path / "accounts.csv"
-    data.write_text(csv_text(csv_row("3000000001", "one@example.com"),
-                             csv_row("bad", "two@example.com")))
+    data.write_text(
+        csv_text(csv_row("3000000001", "one@example.com"), csv_row("bad", "two@example.com"))
+    )
     report = tmp_path / "rejects.csv"
     code, summary, _ = run_json(cli, "import-accounts", str(data), "--reject-report", str(report))
     assert code == 4  # wrote the valid rows: not a refused file (2)
@@ -495,13 +550,33 @@ def log_file(tmp_path):
     path = tmp_path / "stack.log"
     lines = [
         '127.0.0.1 - - [01/Jan/2026 10:00:00] "GET /auth/callback?[redacted] HTTP/1.1" 302 -',
-        json.dumps({"event": "link_refused_no_match", "request_id": SIGNIN,
-                    "subject": "c6f316d1daf64bf0", "emails": 1}),
-        json.dumps({"event": "signin_returning", "request_id": "ffff0000-0000-4000-8000-"
-                    "000000000000", "subject": "someoneelse00000"}),
-        json.dumps({"timestamp": 1767261600000, "message": json.dumps(
-            {"event": "link_no_match_shown", "request_id": REQUEST,
-             "subject": "c6f316d1daf64bf0"})}),
+        json.dumps(
+            {
+                "event": "link_refused_no_match",
+                "request_id": SIGNIN,
+                "subject": "c6f316d1daf64bf0",
+                "emails": 1,
+            }
+        ),
+        json.dumps(
+            {
+                "event": "signin_returning",
+                "request_id": "ffff0000-0000-4000-8000-000000000000",
+                "subject": "someoneelse00000",
+            }
+        ),
+        json.dumps(
+            {
+                "timestamp": 1767261600000,
+                "message": json.dumps(
+                    {
+                        "event": "link_no_match_shown",
+                        "request_id": REQUEST,
+                        "subject": "c6f316d1daf64bf0",
+                    }
+                ),
+            }
+        ),
         "not json {at all",
     ]
     path.write_text("\n".join(lines) + "\n")
@@ -550,8 +625,7 @@ def test_trace_log_group_is_the_one_the_infra_stack_creates():
     template, _ = decode(str(manage.PROJECT_DIR / "infra" / "template.yaml"))
     group = template["Resources"]["ApiHandlerLogGroup"]["Properties"]["LogGroupName"]
     app_name = json.loads(manage.DEFAULT_CONFIG.read_text())["app_name"]
-    assert trace.log_groups(app_name, "prod") == \
-        [group["Fn::Sub"].replace("${Stage}", "prod")]
+    assert trace.log_groups(app_name, "prod") == [group["Fn::Sub"].replace("${Stage}", "prod")]
 
 
 def test_trace_on_the_local_stage_asks_for_the_log_file(cli, stage_config):
@@ -569,17 +643,21 @@ from tests.aws_fixtures import api_calls  # noqa: E402,F401 - fixture
 THROTTLED = "ProvisionedThroughputExceededException"
 
 
-@pytest.mark.parametrize("operation, argv", [
-    ("TransactWriteItems", ("set-email", "1000000030", "--primary", "new@example.com",
-                            "--reason", "ticket 1")),
-    ("TransactWriteItems", ("disable", "1000000030", "--reason", "ticket 2")),
-    ("GetItem", ("find", "1000000030")),
-    ("Scan", ("check-email-keys",)),
-    ("Query", ("export-changes", "--since", "2020-01-01")),
-    ("Query", ("end-sessions", "sub-throttled")),
-])
-def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation,
-                                                                   argv):
+@pytest.mark.parametrize(
+    "operation, argv",
+    [
+        (
+            "TransactWriteItems",
+            ("set-email", "1000000030", "--primary", "new@example.com", "--reason", "ticket 1"),
+        ),
+        ("TransactWriteItems", ("disable", "1000000030", "--reason", "ticket 2")),
+        ("GetItem", ("find", "1000000030")),
+        ("Scan", ("check-email-keys",)),
+        ("Query", ("export-changes", "--since", "2020-01-01")),
+        ("Query", ("end-sessions", "sub-throttled")),
+    ],
+)
+def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation, argv):
     make_account("1000000030", "throttled@example.com")
     api_calls.fail(operation, THROTTLED, times=50)
     code, out, err = cli(*argv)
@@ -588,12 +666,12 @@ def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls
     (line,) = [l for l in err.splitlines() if l.startswith("error:")]
     assert "throttled" in line and "run the command again" in line and THROTTLED in line
     api_calls.rules.clear()
-    assert Account.get("1000000030", consistent_read=True).primary_email == \
-        "throttled@example.com"
+    assert Account.get("1000000030", consistent_read=True).primary_email == "throttled@example.com"
 
 
 def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
-        cli, registry, api_calls, monkeypatch):
+    cli, registry, api_calls, monkeypatch
+):
     from supportdesk import registry_sync
 
     monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
@@ -607,8 +685,9 @@ def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
     assert Account.count() == 1
 
 
-def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, api_calls,
-                                                                monkeypatch):
+def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(
+    cli, registry, api_calls, monkeypatch
+):
     from supportdesk import registry_sync
 
     monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
@@ -618,8 +697,9 @@ def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, ap
         Account.get("1000000033").update(actions=[Account.first_name.set("Edited")])
         api_calls.fail("GetItem", THROTTLED, times=50)  # ...and that read is throttled
 
-    api_calls.interleave("TransactWriteItems", someone_edits_the_account, table="accounts",
-                         key_prefix="1000000033")
+    api_calls.interleave(
+        "TransactWriteItems", someone_edits_the_account, table="accounts", key_prefix="1000000033"
+    )
     code, out, err = registry(csv_row("1000000033", "race@example.com", first="Registry"))
     assert code == 3 and "STOPPED" in out and "Traceback" not in out + err
 
@@ -627,14 +707,19 @@ def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, ap
 def test_an_unwritable_reject_report_is_refused_before_anything_is_imported(cli, tmp_path):
     data = tmp_path / "accounts.csv"
     data.write_text(csv_text(csv_row("1000000034", "one@example.com"), "bad,row"))
-    code, out, err = cli("import-accounts", str(data), "--reject-report",
-                         str(tmp_path / "no-such-dir" / "rejects.csv"))
+    code, out, err = cli(
+        "import-accounts",
+        str(data),
+        "--reject-report",
+        str(tmp_path / "no-such-dir" / "rejects.csv"),
+    )
     assert code == 2 and "reject report" in err and "nothing was imported" in err
     assert Account.count() == 0 and "Traceback" not in out + err
 
 
 def test_a_reject_report_that_cannot_be_written_after_the_import_still_shows_the_summary(
-        cli, tmp_path):
+    cli, tmp_path
+):
     data = tmp_path / "accounts.csv"
     data.write_text(csv_text(csv_row("1000000035", "one@example.com"), "bad,row"))
     (tmp_path / "accounts.csv.rejects.csv").mkdir()  # the default report path is taken
@@ -656,6 +741,7 @@ def bare_aws(monkeypatch, stage_config):
     monkeypatch.setenv("TABLE_PREFIX", "bare-aws-")
     yield
     from chalicelib import models
+
     monkeypatch.undo()
     models.use_table_prefix(os.environ["TABLE_PREFIX"])
 
@@ -714,38 +800,58 @@ def test_help_lists_the_exit_codes(capsys):
 
 
 def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registry, tmp_path):
-    assert registry(csv_row("1000000041", "d@example.com", status="removed"),
-                    extra=("--exported-on", "2026-03-03"))[0] == 0
-    code, out, _ = registry(csv_row("1000000041", "d@example.com"),
-                            extra=("--exported-on", "2026-03-02"))
+    assert (
+        registry(
+            csv_row("1000000041", "d@example.com", status="removed"),
+            extra=("--exported-on", "2026-03-03"),
+        )[0]
+        == 0
+    )
+    code, out, _ = registry(
+        csv_row("1000000041", "d@example.com"), extra=("--exported-on", "2026-03-02")
+    )
     assert code == 0 and re.search(r"older than imported \(not applied\) +1\n", out)
     report = (tmp_path / "registry-1.csv.rejects.csv").read_text()
     assert "older than the export of 2026-03-03 already imported" in report
     assert Account.get("1000000041").status == "removed"
     for bad in ("03/02/2026", "2026-02-30", "2999-01-01"):
-        code, _, err = registry(csv_row("1000000041", "d@example.com"),
-                                extra=("--exported-on", bad))
+        code, _, err = registry(
+            csv_row("1000000041", "d@example.com"), extra=("--exported-on", bad)
+        )
         assert code == 2 and "--exported-on" in err
 
 
 def test_export_changes_csv_writes_no_formula_cells(cli, registry):
     registry(csv_row("1000000042", "formula@example.com"))
-    assert cli("set-email", "1000000042", "--secondary", "=1+2@example.com",
-               "--reason", "as typed by the person")[0] == 0
+    assert (
+        cli(
+            "set-email",
+            "1000000042",
+            "--secondary",
+            "=1+2@example.com",
+            "--reason",
+            "as typed by the person",
+        )[0]
+        == 0
+    )
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
     import csv as csv_module
+
     rows = list(csv_module.reader(out.splitlines()))
     assert code == 0 and rows[1][2:5] == ["secondary_email", "", "'=1+2@example.com"]
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
-@pytest.mark.parametrize("argv", [
-    ("unlink", "1000000043"),
-    ("unlink", "1000000043", "--reason", "ticket 4"),
-    ("unlink", "1000000043", "--mode", "lost", "--reason", "ticket 4"),
-    ("unlink", "1000000043", "--mode", "not-owner"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("unlink", "1000000043"),
+        ("unlink", "1000000043", "--reason", "ticket 4"),
+        ("unlink", "1000000043", "--mode", "lost", "--reason", "ticket 4"),
+        ("unlink", "1000000043", "--mode", "not-owner"),
+    ],
+)
 def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cli, argv):
     make_account("1000000043", "linked@example.com")
     link("1000000043", "sub-43")
@@ -760,15 +866,24 @@ def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cl
 
 # --- a step after a committed change: reported as done, follow-up failed (exit 5) ---------------
 
+
 @pytest.mark.parametrize("operation", ["Query", "DeleteItem"])
-@pytest.mark.parametrize("argv, done", [
-    (("unlink", "1000000050", "--mode", "lost-account", "--reason", "ticket 9"),
-     "The unlink itself is done: do not run `unlink` again."),
-    (("disable", "1000000050", "--reason", "ticket 9"),
-     "The hold itself is on: do not run `disable` again."),
-])
+@pytest.mark.parametrize(
+    "argv, done",
+    [
+        (
+            ("unlink", "1000000050", "--mode", "lost-account", "--reason", "ticket 9"),
+            "The unlink itself is done: do not run `unlink` again.",
+        ),
+        (
+            ("disable", "1000000050", "--reason", "ticket 9"),
+            "The hold itself is on: do not run `disable` again.",
+        ),
+    ],
+)
 def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5(
-        cli, api_calls, operation, argv, done):
+    cli, api_calls, operation, argv, done
+):
     sub = "8d3c9a56-0000-4000-8000-000000000050"
     make_account("1000000050", "follow.up@example.com")
     link("1000000050", sub)
@@ -779,13 +894,14 @@ def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5
     assert "Traceback" not in out + err and "run the command again" not in out + err
     text = " ".join(out.split())
     assert "Account 1000000050 (" in text and done in text
-    assert (f"ending its sessions failed (DynamoDB throttled: {operation} {THROTTLED}): run "
-            f"`manage.py --stage test end-sessions {sub}` again") in text.replace(
-                "Ending its", "ending its")
+    assert (
+        f"ending its sessions failed (DynamoDB throttled: {operation} {THROTTLED}): run "
+        f"`manage.py --stage test end-sessions {sub}` again"
+    ) in text.replace("Ending its", "ending its")
     account = Account.get("1000000050", consistent_read=True)
     assert account.linked_sub is None if argv[0] == "unlink" else account.status == "disabled"
     api_calls.rules.clear()
-    assert sessions.load_session(token) is not None       # the step that failed
+    assert sessions.load_session(token) is not None  # the step that failed
     code, out, _ = cli("end-sessions", sub)
     assert code == 0 and f"1 session(s) of Login.gov sub {sub} ended." in out
     assert sessions.load_session(token) is None
@@ -796,28 +912,35 @@ def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cl
     make_account("1000000051", "json.follow@example.com")
     link("1000000051", "sub-51")
     api_calls.fail("Query", THROTTLED, table="flows", times=50)
-    code, result, _ = run_json(cli, "unlink", "1000000051", "--mode", "not-owner",
-                               "--reason", "ticket 10")
+    code, result, _ = run_json(
+        cli, "unlink", "1000000051", "--mode", "not-owner", "--reason", "ticket 10"
+    )
     assert code == 5 and result["unlinked_sub"] == "sub-51" and result["barred"] is True
     assert result["sessions_ended"] is None
-    assert result["follow_up_failed"] == [{
-        "step": "end-sessions", "command": "end-sessions sub-51",
-        "run": "manage.py --stage test end-sessions sub-51",
-        "error": f"DynamoDB throttled: Query {THROTTLED}"}]
+    assert result["follow_up_failed"] == [
+        {
+            "step": "end-sessions",
+            "command": "end-sessions sub-51",
+            "run": "manage.py --stage test end-sessions sub-51",
+            "error": f"DynamoDB throttled: Query {THROTTLED}",
+        }
+    ]
 
 
 def test_a_correction_whose_notice_could_not_be_queued_exits_5(cli, registry, api_calls):
     registry(csv_row("1000000052", "old.primary@example.com"))
     api_calls.fail("SendMessage", "ServiceUnavailable", times=5)
     api_calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
-    code, out, err = cli("set-email", "1000000052", "--primary", "new.primary@example.com",
-                         "--reason", "ticket 11")
+    code, out, err = cli(
+        "set-email", "1000000052", "--primary", "new.primary@example.com", "--reason", "ticket 11"
+    )
     assert code == 5 and "Traceback" not in out + err
     text = " ".join(out.split())
     assert "old.primary@example.com could not be queued" in text
     assert "tell the person yourself" in text and "do not run `set-email` again" in text
-    assert Account.get("1000000052", consistent_read=True).primary_email == \
-        "new.primary@example.com"
+    assert (
+        Account.get("1000000052", consistent_read=True).primary_email == "new.primary@example.com"
+    )
 
 
 def test_end_sessions_needs_a_sub(cli):
@@ -840,9 +963,19 @@ def _no_raw(text: str) -> None:
 def test_safe_text_escapes_controls_and_bidi_and_invisible_formatting_only():
     from supportdesk.safe_text import safe_text
 
-    hidden = "".join(chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C,
-                                      *range(0x200B, 0x2010), *range(0x202A, 0x202F),
-                                      *range(0x2060, 0x206A), 0xFEFF])
+    hidden = "".join(
+        chr(c)
+        for c in [
+            *range(0x20),
+            0x7F,
+            *range(0x80, 0xA0),
+            0x061C,
+            *range(0x200B, 0x2010),
+            *range(0x202A, 0x202F),
+            *range(0x2060, 0x206A),
+            0xFEFF,
+        ]
+    )
     shown = safe_text(hidden)
     assert shown.isascii() and shown.isprintable()
     assert shown.startswith("\\x00\\x01") and "\\x1b" in shown and "\\x7f\\x80" in shown
@@ -871,13 +1004,29 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
     error lines: a typed actor, reason or sub cannot reach the terminal raw."""
     registry(csv_row("1000000061", "typed@example.com"))
     link("1000000061", "sub-61")
-    code, out, err = cli("unlink", "1000000061", "--mode", "not-owner",
-                         "--reason", f"ticket {HOSTILE}", "--actor", HOSTILE)
+    code, out, err = cli(
+        "unlink",
+        "1000000061",
+        "--mode",
+        "not-owner",
+        "--reason",
+        f"ticket {HOSTILE}",
+        "--actor",
+        HOSTILE,
+    )
     assert code == 0
     code2, out2, err2 = cli("find", "1000000061")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    cli("set-email", "1000000061", "--secondary", "new.typed@example.com",
-        "--reason", "ticket", "--actor", HOSTILE)
+    cli(
+        "set-email",
+        "1000000061",
+        "--secondary",
+        "new.typed@example.com",
+        "--reason",
+        "ticket",
+        "--actor",
+        HOSTILE,
+    )
     code3, out3, err3 = cli("export-changes", "--since", today)
     code4, out4, err4 = cli("lift-bar", "1000000061", HOSTILE, "--reason", "ticket")
     assert (code2, code3, code4) == (0, 0, 1)
@@ -891,17 +1040,28 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
 def test_csv_cells_show_hostile_text_escaped(cli, registry, tmp_path):
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     registry(csv_row("1000000062", "csv.hostile@example.com"))
-    assert cli("set-email", "1000000062", "--secondary", "csv.new@example.com",
-               "--reason", "ticket", "--actor", HOSTILE)[0] == 0
+    assert (
+        cli(
+            "set-email",
+            "1000000062",
+            "--secondary",
+            "csv.new@example.com",
+            "--reason",
+            "ticket",
+            "--actor",
+            HOSTILE,
+        )[0]
+        == 0
+    )
     code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
     assert code == 0
     _no_raw(out)
     import csv as csv_module
+
     (_, row) = list(csv_module.reader(out.splitlines()))
     assert row[6] == f"support:{SHOWN}"
     # The import's reject report: a row's offending value, shown in its reason.
-    code, out, _ = registry(csv_row("1000000063", "rejected@example.com",
-                                    first="Pat\x1b[2J\u202e"))
+    code, out, _ = registry(csv_row("1000000063", "rejected@example.com", first="Pat\x1b[2J\u202e"))
     report = (tmp_path / "registry-1.csv.rejects.csv").read_text(encoding="utf-8")
     _no_raw(report + out)
     assert "Pat\\x1b[2J\\u202e" in report
@@ -919,8 +1079,10 @@ def test_report_html_and_text_show_hostile_text_escaped(cli, tmp_path):
 
 def test_trace_shows_a_hostile_log_field_escaped(cli, tmp_path):
     path = tmp_path / "hostile.log"
-    path.write_text(json.dumps({"event": "link_refused_no_match", "request_id": REQUEST,
-                                "detail": HOSTILE}) + "\n")
+    path.write_text(
+        json.dumps({"event": "link_refused_no_match", "request_id": REQUEST, "detail": HOSTILE})
+        + "\n"
+    )
     code, out, _ = cli("trace", REQUEST[:8], "--log-file", str(path))
     assert code == 0
     _no_raw(out)

@@ -1,4 +1,5 @@
 """One-time codes: made, stored, checked, limited and counted (chalicelib.onetime_codes)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,9 @@ def binding(purpose=Purpose.RECOVERY, subject="sub-a", session="session-a") -> B
 
 
 def issue(b: Binding, email="dr.alice@example.com", nr_number="1000000001") -> str:
-    return onetime_codes.create_challenge(b, nr_number=nr_number, target_email=email,
-                                          target_normalized=email)
+    return onetime_codes.create_challenge(
+        b, nr_number=nr_number, target_email=email, target_normalized=email
+    )
 
 
 def wrong(code: str) -> str:
@@ -56,12 +58,12 @@ def test_a_code_is_six_digits_and_stored_only_as_a_salted_keyed_hash(app_client,
     one, two = Challenge.get(first.challenge_id), Challenge.get(second.challenge_id)
     assert code not in str(one.attribute_values)
     assert len(one.code_hash) == 64 and one.code_salt and one.code_salt != two.code_salt
-    assert one.expires_at - one.created_at == 600          # CODE_TTL_SECONDS default
+    assert one.expires_at - one.created_at == 600  # CODE_TTL_SECONDS default
     assert one.subject == "sub-a" and one.session_hash == "s1" and one.purpose == "recovery"
     with pytest.raises(WrongCode):
         onetime_codes.verify(first, wrong(code))
     onetime_codes.verify(first, code)
-    assert not any(code in line for line in logs)          # never logged, right or wrong
+    assert not any(code in line for line in logs)  # never logged, right or wrong
 
 
 def test_the_right_code_verifies_and_is_single_use(app_client):
@@ -73,38 +75,38 @@ def test_the_right_code_verifies_and_is_single_use(app_client):
     with pytest.raises(NoPendingCode):
         onetime_codes.verify(b, code)
     with pytest.raises(NoPendingCode):
-        onetime_codes.consume(challenge)               # a second use loses the delete
+        onetime_codes.consume(challenge)  # a second use loses the delete
 
 
 def test_a_verified_code_cannot_use_up_a_newer_challenge(app_client):
     b = binding()
     verified = onetime_codes.verify(b, issue(b))
-    newer = issue(b)                                   # a resend before the first was used
+    newer = issue(b)  # a resend before the first was used
     with pytest.raises(NoPendingCode):
         onetime_codes.consume(verified)
     assert onetime_codes.verify(b, newer)
 
 
-@pytest.mark.parametrize("typed", ["12345a", "12345", "1234567", "", "one two", "12.34.56",
-                                   "١٢٣٤٥٦"])
+@pytest.mark.parametrize(
+    "typed", ["12345a", "12345", "1234567", "", "one two", "12.34.56", "١٢٣٤٥٦"]
+)
 def test_text_that_cannot_be_a_code_is_refused_without_using_a_try(app_client, typed):
     b = binding()
     code = issue(b)
     with pytest.raises(CodeMalformed) as refused:
         onetime_codes.verify(b, typed)
-    assert refused.value.context == {"purpose": "recovery",
-                                     "target_email": "dr.alice@example.com"}
+    assert refused.value.context == {"purpose": "recovery", "target_email": "dr.alice@example.com"}
     assert Challenge.get(b.challenge_id).attempts == 0
     assert onetime_codes.verify(b, code).nr_number == "1000000001"
 
 
-@pytest.mark.parametrize("spaced", ["{a} {b}", "{a}-{b}", " {a}\u00a0{b} ", "{a}\u2013{b}",
-                                    "{a}\t{b}\n"])
+@pytest.mark.parametrize(
+    "spaced", ["{a} {b}", "{a}-{b}", " {a}\u00a0{b} ", "{a}\u2013{b}", "{a}\t{b}\n"]
+)
 def test_spaces_and_dashes_inside_a_code_are_forgiven(app_client, spaced):
     b = binding()
     code = issue(b)
-    assert onetime_codes.verify(b, spaced.format(a=code[:3], b=code[3:])).nr_number \
-        == "1000000001"
+    assert onetime_codes.verify(b, spaced.format(a=code[:3], b=code[3:])).nr_number == "1000000001"
     assert Challenge.get(b.challenge_id).attempts == 1
 
 
@@ -130,7 +132,7 @@ def test_five_wrong_codes_kill_the_code_even_for_the_right_one(app_client):
         remaining.append(refused.value.context["remaining"])
     assert remaining == [4, 3, 2, 1]
     with pytest.raises(TooManyAttempts):
-        onetime_codes.verify(b, wrong(code))           # the fifth wrong try
+        onetime_codes.verify(b, wrong(code))  # the fifth wrong try
     with pytest.raises(TooManyAttempts):
         onetime_codes.verify(b, code)
     assert Challenge.get(b.challenge_id).attempts == 5  # the refused right code was not counted
@@ -153,7 +155,7 @@ def test_parallel_guesses_cannot_exceed_the_attempt_limit(app_client):
     threads = [threading.Thread(target=guess) for _ in range(20)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert Challenge.get(b.challenge_id).attempts == 5       # never past the limit
+    assert Challenge.get(b.challenge_id).attempts == 5  # never past the limit
     assert len(outcomes) == 20
     # DynamoDB answers each try with its own count: exactly 4 "tries left" answers. moto
     # serializes the writes but renders ALL_NEW after its lock, so under load one try can
@@ -173,17 +175,20 @@ def test_an_expired_code_is_refused(app_client, monkeypatch):
     assert onetime_codes.pending(b) is None
 
 
-@pytest.mark.parametrize("other", [
-    binding(purpose=Purpose.EMAIL_CHANGE),             # same session, another purpose
-    binding(session="session-b"),                      # same identity, another browser
-    binding(subject="sub-b", session="session-b"),     # someone else
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        binding(purpose=Purpose.EMAIL_CHANGE),  # same session, another purpose
+        binding(session="session-b"),  # same identity, another browser
+        binding(subject="sub-b", session="session-b"),  # someone else
+    ],
+)
 def test_a_code_works_only_for_its_purpose_and_session(app_client, other):
     b = binding()
     code = issue(b)
     with pytest.raises(NoPendingCode):
         onetime_codes.verify(other, code)
-    assert Challenge.get(b.challenge_id).attempts == 0   # the probe cost the owner nothing
+    assert Challenge.get(b.challenge_id).attempts == 0  # the probe cost the owner nothing
     assert onetime_codes.verify(b, code).nr_number == "1000000001"
 
 
@@ -209,8 +214,16 @@ def test_a_new_send_replaces_the_earlier_code(app_client):
 
 def test_a_decoy_has_no_code_no_account_and_never_verifies(app_client):
     b = binding()
-    assert onetime_codes.create_challenge(b, nr_number="1000000001", target_email="x@example.com",
-                                          target_normalized="x@example.com", decoy=True) is None
+    assert (
+        onetime_codes.create_challenge(
+            b,
+            nr_number="1000000001",
+            target_email="x@example.com",
+            target_normalized="x@example.com",
+            decoy=True,
+        )
+        is None
+    )
     stored = Challenge.get(b.challenge_id)
     assert stored.nr_number is None and stored.expires_at > time.time()
     for guess in ("000000", "123456", "999999"):

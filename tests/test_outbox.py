@@ -1,5 +1,6 @@
 """The outbox (chalicelib.outbox): requests only queue mail; the worker sends it through
 SES, never loses a message and never sends one message twice."""
+
 from __future__ import annotations
 
 import json
@@ -46,31 +47,43 @@ def queued() -> list[dict]:
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=outbox_queue_name())["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return [int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"])]
+    return [
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    ]
 
 
 def dead_letters() -> list[str]:
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=outbox_queue_name() + "-dead-letter")["QueueUrl"]
-    return [m["Body"] for m in sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+    return [
+        m["Body"]
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
 
 
 # --- SES hanging: requests answer as if it were healthy ------------------------------------------
 
+
 def test_with_ses_hanging_sign_in_recovery_and_email_change_never_call_it(
-        app_client, idp, mailbox, calls, ses_hangs):
+    app_client, idp, mailbox, calls, ses_hangs
+):
     make_account("1000000001", primary="dr.alice@example.com")
     make_account("1000000002", primary="rec@example.com")
     first = Browser(app_client, idp)
-    assert first.sign_in(["dr.alice@example.com"]).location == "/account"      # a first link
+    assert first.sign_in(["dr.alice@example.com"]).location == "/account"  # a first link
     recovering = Browser(app_client, idp)
     page = request_recovery(recovering, "rec@example.com", signed_in_unmatched(recovering))
-    assert page.location == "/link/recover/verify"                             # a code sent
-    page = first.post("/account/email", {"csrf_token": session_csrf(first, linked=True),
-                                         "change": "secondary", "email": "a2@example.org"})
-    assert page.location == "/account/email/confirm"                          # a code sent
+    assert page.location == "/link/recover/verify"  # a code sent
+    page = first.post(
+        "/account/email",
+        {
+            "csrf_token": session_csrf(first, linked=True),
+            "change": "secondary",
+            "email": "a2@example.org",
+        },
+    )
+    assert page.location == "/account/email/confirm"  # a code sent
     # None of them waited for SES: they only queued (SES is the worker's).
     assert calls.count("sesv2") == {}
     assert calls.count("sqs")["SendMessage"] == 3
@@ -86,8 +99,10 @@ def test_with_ses_hanging_sign_in_recovery_and_email_change_never_call_it(
 
 # --- SES failing for good: the dead-letter queue, a metric, nothing else breaks ------------------
 
-def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(app_client, idp, mailbox,
-                                                                     calls):
+
+def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(
+    app_client, idp, mailbox, calls
+):
     import logging
 
     from tests.assertions import LoggedEvents
@@ -106,8 +121,10 @@ def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(app_client,
         (body,) = dead_letters()
         assert json.loads(body)["template"] == "recovery_code"
         assert [r for r in logged.records if r.get("MailFailed")]  # the alarm's metric
-        assert len([r for r in logged.records if r.get("event") == "outbox_send_failed"]) \
+        assert (
+            len([r for r in logged.records if r.get("event") == "outbox_send_failed"])
             == MAX_RECEIVES
+        )
     finally:
         logging.getLogger("nrcme").removeHandler(logged)
     # Nothing else broke: the person can still sign in and ask again.
@@ -118,13 +135,18 @@ def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(app_client,
 
 # --- at least once, at most once per message id -------------------------------------------------
 
+
 def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client, mailbox):
     for i in range(3):
-        outbox.enqueue("institutional_email_reminder", f"doc{i}@example.gov",
-                       account={"first_name": f"D{i}", "nr_number": f"100000000{i}"})
+        outbox.enqueue(
+            "institutional_email_reminder",
+            f"doc{i}@example.gov",
+            account={"first_name": f"D{i}", "nr_number": f"100000000{i}"},
+        )
     sqs = outbox._client()
-    messages = sqs.receive_message(QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10,
-                                   VisibilityTimeout=0)["Messages"]
+    messages = sqs.receive_message(
+        QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0
+    )["Messages"]
     assert len(messages) == 3
     batch = [outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"]) for m in messages]
     attempts = []
@@ -135,8 +157,9 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
             raise SystemExit("the Lambda's container died here")
 
     client = mail.ses_client()
-    client.meta.events.register_first("before-send.sesv2.SendEmail", crash_on_the_second,
-                                      unique_id="crash")
+    client.meta.events.register_first(
+        "before-send.sesv2.SendEmail", crash_on_the_second, unique_id="crash"
+    )
     try:
         with pytest.raises(SystemExit):
             outbox.deliver_batch(batch)  # nothing deleted: SQS delivers all three again
@@ -168,5 +191,8 @@ def test_the_message_holds_only_what_the_mail_needs(app_client, mailbox):
     notices.send_link_notice("1000000001", Account.get("1000000001"))
     (message,) = outbox._client().receive_message(QueueUrl=outbox.queue_url())["Messages"]
     assert json.loads(message["Body"]) == {
-        "v": 1, "template": "link_notice", "to": ["dr.alice@example.com"],
-        "context": {"account": {"first_name": "Alice", "nr_number": "1000000001"}}}
+        "v": 1,
+        "template": "link_notice",
+        "to": ["dr.alice@example.com"],
+        "context": {"account": {"first_name": "Alice", "nr_number": "1000000001"}},
+    }

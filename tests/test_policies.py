@@ -14,6 +14,7 @@ stage in .chalice/config.json, a tour in FUNCTIONS, and, when its calls are new,
 in OPERATIONS. The runtime's own needs for its trigger (an SQS event source reads and
 deletes messages with the function's role) go in `Function.runtime`.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,11 +52,14 @@ APP_NAME = "nrcme-signin"
 API_HANDLER = "api_handler"
 REMINDERS = "send_institutional_email_reminders"
 # What the tours' secrets are called; each stage's names come from its configuration.
-TOUR_PARAMETERS = {"LOGIN_GOV_PRIVATE_KEY_PARAMETER": "/tour/login-gov-private-key",
-                   "HMAC_ROOT_KEY_PARAMETER": "/tour/hmac-root-key"}
+TOUR_PARAMETERS = {
+    "LOGIN_GOV_PRIVATE_KEY_PARAMETER": "/tour/login-gov-private-key",
+    "HMAC_ROOT_KEY_PARAMETER": "/tour/hmac-root-key",
+}
 
 
 # --- the stage: its configuration and policies -------------------------------------------------
+
 
 def chalice_config() -> dict:
     return json.loads((CHALICE_DIR / "config.json").read_text())
@@ -63,8 +67,10 @@ def chalice_config() -> dict:
 
 def stage_env(stage: str) -> dict[str, str]:
     config = chalice_config()
-    return {**config.get("environment_variables", {}),
-            **config["stages"][stage].get("environment_variables", {})}
+    return {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
 
 
 def policy_file(stage: str, function: str) -> str | None:
@@ -97,9 +103,11 @@ def data_key_alias(stage: str) -> str:
 
 # --- from calls to IAM: actions, resources, request context ------------------------------------
 
+
 @dataclass(frozen=True)
 class Need:
     """One IAM authorisation a call needs: an action on a resource, with its context."""
+
     action: str
     resource: str
     context: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -110,8 +118,12 @@ class Need:
 
 
 def _context(**values) -> tuple:
-    return tuple(sorted((key.replace("__", ":"), tuple(v if isinstance(v, list) else [v]))
-                        for key, v in values.items()))
+    return tuple(
+        sorted(
+            (key.replace("__", ":"), tuple(v if isinstance(v, list) else [v]))
+            for key, v in values.items()
+        )
+    )
 
 
 class Stage:
@@ -124,7 +136,7 @@ class Stage:
     def table(self, name: str) -> str:
         tour_prefix = os.environ["TABLE_PREFIX"]
         assert name.startswith(tour_prefix), f"a table outside the app's prefix: {name}"
-        return table_arn(self.stage, name[len(tour_prefix):])
+        return table_arn(self.stage, name[len(tour_prefix) :])
 
     def parameter(self, name: str) -> str:
         (setting,) = [key for key, value in TOUR_PARAMETERS.items() if value == name]
@@ -149,16 +161,27 @@ def _dynamodb_item(stage: Stage, action: str, params: dict, why: str) -> list[Ne
 
 def _transact_write(stage: Stage, params: dict, why: str) -> list[Need]:
     # IAM authorises a transaction item by item, each as its single-item action.
-    actions = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-               "ConditionCheck": "ConditionCheckItem"}
-    return [need for item in params["TransactItems"] for kind, request in item.items()
-            for need in _dynamodb_item(stage, actions[kind], request, f"{why} {kind}")]
+    actions = {
+        "Put": "PutItem",
+        "Update": "UpdateItem",
+        "Delete": "DeleteItem",
+        "ConditionCheck": "ConditionCheckItem",
+    }
+    return [
+        need
+        for item in params["TransactItems"]
+        for kind, request in item.items()
+        for need in _dynamodb_item(stage, actions[kind], request, f"{why} {kind}")
+    ]
 
 
 def _batch(action: str) -> Callable:
     def needs(stage: Stage, params: dict, why: str) -> list[Need]:
-        return [Need(f"dynamodb:{action}", stage.table(table), why=why)
-                for table in params["RequestItems"]]
+        return [
+            Need(f"dynamodb:{action}", stage.table(table), why=why)
+            for table in params["RequestItems"]
+        ]
+
     return needs
 
 
@@ -179,6 +202,7 @@ def _ses_send_email(stage: Stage, params: dict, why: str) -> list[Need]:
 def _sqs(action: str) -> Callable:
     def needs(stage: Stage, params: dict, why: str) -> list[Need]:
         return [Need(f"sqs:{action}", stage.queue(params["QueueUrl"]), why=why)]
+
     return needs
 
 
@@ -214,38 +238,52 @@ def needs_of(name: str, recorded: list[Call], stage_name: str) -> list[Need]:
     needs = []
     for call in recorded:
         to_iam = OPERATIONS.get((call.service, call.operation))
-        assert to_iam, (f"{name} calls {call.service}.{call.operation}: add how IAM "
-                        "authorises it to OPERATIONS")
+        assert to_iam, (
+            f"{name} calls {call.service}.{call.operation}: add how IAM authorises it to OPERATIONS"
+        )
         needs += to_iam(stage, call.params, f"{call.service}.{call.operation}")
     # The Lambda runtime writes the function's logs with the function's role.
-    log_group = (f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/"
-                 f"{function_name(stage_name, name)}:log-stream:2026/01/01/[$LATEST]0123")
+    log_group = (
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/"
+        f"{function_name(stage_name, name)}:log-stream:2026/01/01/[$LATEST]0123"
+    )
     needs += [Need(action, log_group, why="Lambda runtime") for action in LOG_ACTIONS]
-    needs += [item if isinstance(item, Need) else Need(*item, why=f"{name} runtime")
-              for item in FUNCTIONS[name].runtime(stage_name)]
+    needs += [
+        item if isinstance(item, Need) else Need(*item, why=f"{name} runtime")
+        for item in FUNCTIONS[name].runtime(stage_name)
+    ]
     # DynamoDB uses the stage's table key on the caller's behalf (SSE-KMS tables).
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     if any(call.service == "dynamodb" for call in recorded):
-        context = _context(kms__ViaService=f"dynamodb.{REGION}.amazonaws.com",
-                           kms__ResourceAliases=[data_key_alias(stage_name)])
-        needs += [Need(action, key, context, "DynamoDB on the caller's behalf")
-                  for action in KMS_THROUGH_DYNAMODB]
+        context = _context(
+            kms__ViaService=f"dynamodb.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[data_key_alias(stage_name)],
+        )
+        needs += [
+            Need(action, key, context, "DynamoDB on the caller's behalf")
+            for action in KMS_THROUGH_DYNAMODB
+        ]
     # SQS encrypts a message sent to the outbox with the stage key, for the sender.
-    if any(call.service == "sqs" and call.operation.startswith("SendMessage")
-           for call in recorded):
-        context = _context(kms__ViaService=f"sqs.{REGION}.amazonaws.com",
-                           kms__ResourceAliases=[data_key_alias(stage_name)])
-        needs += [Need(action, key, context, "SQS on the sender's behalf")
-                  for action in ("kms:GenerateDataKey", "kms:Decrypt")]
+    if any(call.service == "sqs" and call.operation.startswith("SendMessage") for call in recorded):
+        context = _context(
+            kms__ViaService=f"sqs.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[data_key_alias(stage_name)],
+        )
+        needs += [
+            Need(action, key, context, "SQS on the sender's behalf")
+            for action in ("kms:GenerateDataKey", "kms:Decrypt")
+        ]
     return sorted(set(needs), key=lambda n: (n.action, n.resource))
 
 
 # --- a small IAM evaluator: Allow statements with Action, Resource and Condition ---------------
 
+
 def wildcard(pattern: str) -> re.Pattern:
     """IAM's ARN and string matching: `*` any run of characters, `?` one."""
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
-                              for c in pattern) + r"\Z")
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z"
+    )
 
 
 def _as_list(value) -> list:
@@ -271,10 +309,12 @@ def condition_holds(condition: dict, need: Need) -> bool:
 
 
 def grants(statement: dict, need: Need) -> bool:
-    return (statement["Effect"] == "Allow"
-            and any(wildcard(a).match(need.action) for a in _as_list(statement["Action"]))
-            and any(wildcard(r).match(need.resource) for r in _as_list(statement["Resource"]))
-            and condition_holds(statement.get("Condition", {}), need))
+    return (
+        statement["Effect"] == "Allow"
+        and any(wildcard(a).match(need.action) for a in _as_list(statement["Action"]))
+        and any(wildcard(r).match(need.resource) for r in _as_list(statement["Resource"]))
+        and condition_holds(statement.get("Condition", {}), need)
+    )
 
 
 def unused_grants(statements: list[dict], needs: list[Need]) -> list[str]:
@@ -291,10 +331,10 @@ def unused_grants(statements: list[dict], needs: list[Need]) -> list[str]:
 
 # --- the tours ---------------------------------------------------------------------------------
 
+
 def ask_email_change(browser: Browser, change: str, email: str | None = None):
     # confirm=yes: swap and remove ask for a confirmation first.
-    fields = {"csrf_token": session_csrf(browser, linked=True), "change": change,
-              "confirm": "yes"}
+    fields = {"csrf_token": session_csrf(browser, linked=True), "change": change, "confirm": "yes"}
     if email is not None:
         fields["email"] = email
     return browser.post("/account/email", fields)
@@ -302,16 +342,16 @@ def ask_email_change(browser: Browser, change: str, email: str | None = None):
 
 def push_security_event(app_client, idp, event: str, sub: str) -> int:
     token = idp.security_event_token(os.environ["LOGIN_GOV_CLIENT_ID"], event, sub)
-    return app_client.http.post("/api/security-events", body=token, headers={
-        "Content-Type": "application/secevent+jwt"}).status_code
+    return app_client.http.post(
+        "/api/security-events", body=token, headers={"Content-Type": "application/secevent+jwt"}
+    ).status_code
 
 
 def api_tour(app_client, idp, inbox, recorder) -> list[Call]:
     """Sign-in and linking, the account page, email changes, recovery, logout, RISC events."""
     from chalicelib.models import Account, Claim
 
-    make_account("1000000001", primary="examiner@fmcsa.dot.gov",
-                 secondary="alice.home@example.org")
+    make_account("1000000001", primary="examiner@fmcsa.dot.gov", secondary="alice.home@example.org")
     make_account("1000000002", primary="dr.bob@example.com")
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     recorder.clear()
@@ -332,8 +372,9 @@ def api_tour(app_client, idp, inbox, recorder) -> list[Call]:
 
     # Recovery: no match, a code to the registry address, one wrong guess, the right code.
     other = Browser(app_client, idp)
-    page = request_recovery(other, "dr.bob@example.com",
-                            signed_in_unmatched(other, "bob.new@example.net", sub=bob))
+    page = request_recovery(
+        other, "dr.bob@example.com", signed_in_unmatched(other, "bob.new@example.net", sub=bob)
+    )
     assert page.location == "/link/recover/verify"
     with recorder.paused():
         code = inbox.code_for("dr.bob@example.com")
@@ -350,8 +391,9 @@ def api_tour(app_client, idp, inbox, recorder) -> list[Call]:
     # the account unlinked, so its transaction checks the account is still unlinked (the
     # race itself: tests/test_faults.py, "disable racing an unlink and relink").
     carol = str(uuid.uuid4())
-    assert Browser(app_client, idp).sign_in(["dr.bob@example.com"],
-                                            sub=carol).location == "/account"
+    assert (
+        Browser(app_client, idp).sign_in(["dr.bob@example.com"], sub=carol).location == "/account"
+    )
 
     def support_unlinks():
         from supportdesk import desk
@@ -373,15 +415,21 @@ def api_tour(app_client, idp, inbox, recorder) -> list[Call]:
         Claim.get(Claim.sub_key(bob))
     carol_identity = Claim.get(Claim.sub_key(carol))
     assert carol_identity.nr_number is None and carol_identity.disabled
-    assert any(c.operation == "TransactWriteItems" and any(
-        item.get("ConditionCheck", {}).get("TableName", "").endswith("accounts")
-        for item in c.params["TransactItems"]) for c in recorded)
+    assert any(
+        c.operation == "TransactWriteItems"
+        and any(
+            item.get("ConditionCheck", {}).get("TableName", "").endswith("accounts")
+            for item in c.params["TransactItems"]
+        )
+        for c in recorded
+    )
     return recorded
 
 
 def scheduled_event(app_client) -> dict:
     return app_client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+    )
 
 
 def cleanup_tour(app_client, idp, inbox, recorder) -> list[Call]:
@@ -389,9 +437,15 @@ def cleanup_tour(app_client, idp, inbox, recorder) -> list[Call]:
 
     now = int(time.time())
     for flow_id, expires in (("signin#expired", now - 7200), ("signin#live", now + 600)):
-        SignInState(flow_id, nonce="n" * 43, browser_hash="b" * 64, return_to="/account",
-                    created_at=now - 8000, expires_at=expires,
-                    expiry_bucket=expiry_bucket(expires)).save()
+        SignInState(
+            flow_id,
+            nonce="n" * 43,
+            browser_hash="b" * 64,
+            return_to="/account",
+            created_at=now - 8000,
+            expires_at=expires,
+            expiry_bucket=expiry_bucket(expires),
+        ).save()
     recorder.clear()
     app_client.lambda_.invoke("cleanup_expired_flows", scheduled_event(app_client))
     recorded = list(recorder.calls)
@@ -416,18 +470,36 @@ def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     """The outbox worker: two mails queued (as the API queues them), one SES refuses once."""
     from chalicelib import outbox
 
-    outbox.enqueue("institutional_email_reminder", "doc@fmcsa.dot.gov",
-                   account={"first_name": "Doc", "nr_number": "1000000001"})
-    outbox.enqueue("institutional_email_reminder", "doc2@fmcsa.dot.gov",
-                   account={"first_name": "Doc", "nr_number": "1000000002"})
+    outbox.enqueue(
+        "institutional_email_reminder",
+        "doc@fmcsa.dot.gov",
+        account={"first_name": "Doc", "nr_number": "1000000001"},
+    )
+    outbox.enqueue(
+        "institutional_email_reminder",
+        "doc2@fmcsa.dot.gov",
+        account={"first_name": "Doc", "nr_number": "1000000002"},
+    )
     sqs = boto3.client("sqs", region_name=REGION)
-    messages = sqs.receive_message(QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10,
-                                   VisibilityTimeout=0)["Messages"]
-    event = {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {}, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-        "eventSource": "aws:sqs", "awsRegion": REGION,
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:queue"} for m in messages]}
+    messages = sqs.receive_message(
+        QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0
+    )["Messages"]
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:queue",
+            }
+            for m in messages
+        ]
+    }
     outbox.reset()  # a fresh container: it looks the queue up itself
     recorder.clear()
     refused = recorder.fail("SendEmail", "MessageRejected")  # the first send, once
@@ -442,11 +514,21 @@ def _sqs_event_source(stage: str) -> list:
     """The event source mapping polls with the function's role; SQS decrypts for it."""
     queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage_env(stage)['OUTBOX_QUEUE_NAME']}"
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    decrypt = Need("kms:Decrypt", key, _context(
-        kms__ViaService=f"sqs.{REGION}.amazonaws.com",
-        kms__ResourceAliases=[data_key_alias(stage)]), "send_queued_mail runtime")
-    return [("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue),
-            ("sqs:GetQueueAttributes", queue), decrypt]
+    decrypt = Need(
+        "kms:Decrypt",
+        key,
+        _context(
+            kms__ViaService=f"sqs.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[data_key_alias(stage)],
+        ),
+        "send_queued_mail runtime",
+    )
+    return [
+        ("sqs:ReceiveMessage", queue),
+        ("sqs:DeleteMessage", queue),
+        ("sqs:GetQueueAttributes", queue),
+        decrypt,
+    ]
 
 
 @dataclass(frozen=True)
@@ -470,8 +552,10 @@ FUNCTIONS = {
 def lambda_secrets(aws, idp, monkeypatch):
     """Secrets from SSM as in a deployed stage (the tests' environment holds them inline)."""
     ssm = boto3.client("ssm", region_name=REGION)
-    values = {"LOGIN_GOV_PRIVATE_KEY_PARAMETER": os.environ["LOGIN_GOV_PRIVATE_KEY"],
-              "HMAC_ROOT_KEY_PARAMETER": os.environ["HMAC_ROOT_KEY"]}
+    values = {
+        "LOGIN_GOV_PRIVATE_KEY_PARAMETER": os.environ["LOGIN_GOV_PRIVATE_KEY"],
+        "HMAC_ROOT_KEY_PARAMETER": os.environ["HMAC_ROOT_KEY"],
+    }
     for setting, name in TOUR_PARAMETERS.items():
         ssm.put_parameter(Name=name, Value=values[setting], Type="SecureString")
         monkeypatch.setenv(setting, name)
@@ -483,6 +567,7 @@ def lambda_secrets(aws, idp, monkeypatch):
 
 
 # --- the tests ---------------------------------------------------------------------------------
+
 
 def deployed_functions() -> set[str]:
     import app
@@ -510,7 +595,8 @@ def test_every_deployed_function_has_a_tour_and_its_own_policy_in_every_stage():
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_policy_grants_exactly_what_its_code_uses(
-        function, app_client, idp, mailbox, calls, lambda_secrets):  # noqa: F811
+    function, app_client, idp, mailbox, calls, lambda_secrets
+):  # noqa: F811
     from chalicelib import mail
 
     mail.reset_client()
@@ -520,16 +606,25 @@ def test_each_function_policy_grants_exactly_what_its_code_uses(
     for stage in DEPLOYED_STAGES:
         statements = policy(stage, function)["Statement"]
         needs = needs_of(function, recorded, stage)
-        problems += [f"{stage}: lacks {n.action} on {n.resource} ({n.why})"
-                     for n in needs if not any(grants(s, n) for s in statements)]
-        problems += [f"{stage}: grants {grant}, which {function} never uses"
-                     for grant in unused_grants(statements, needs)]
+        problems += [
+            f"{stage}: lacks {n.action} on {n.resource} ({n.why})"
+            for n in needs
+            if not any(grants(s, n) for s in statements)
+        ]
+        problems += [
+            f"{stage}: grants {grant}, which {function} never uses"
+            for grant in unused_grants(statements, needs)
+        ]
     assert not problems, "\n".join(problems)
 
 
 def _actions_on(statements: list[dict], resource: str) -> set[str]:
-    return {action for s in statements for action in _as_list(s["Action"])
-            if any(wildcard(r).match(resource) for r in _as_list(s["Resource"]))}
+    return {
+        action
+        for s in statements
+        for action in _as_list(s["Action"])
+        if any(wildcard(r).match(resource) for r in _as_list(s["Resource"]))
+    }
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
@@ -538,7 +633,9 @@ def test_no_function_can_rewrite_the_audit_trail_or_delete_an_account(stage, fun
     statements = policy(stage, function)["Statement"]
     # A compromised function must not rewrite the audit trail: it may only add events.
     assert _actions_on(statements, table_arn(stage, "audit")) <= {
-        "dynamodb:PutItem", "dynamodb:ConditionCheckItem"}
+        "dynamodb:PutItem",
+        "dynamodb:ConditionCheckItem",
+    }
     # Registry accounts come from the registry's import; no function removes one.
     on_accounts = _actions_on(statements, table_arn(stage, "accounts"))
     assert not on_accounts & {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
@@ -547,11 +644,16 @@ def test_no_function_can_rewrite_the_audit_trail_or_delete_an_account(stage, fun
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_only_the_reminders_job_scans_and_only_accounts(stage, function):
-    scans = {resource for s in policy(stage, function)["Statement"]
-             if "dynamodb:Scan" in _as_list(s["Action"]) for resource in s["Resource"]}
+    scans = {
+        resource
+        for s in policy(stage, function)["Statement"]
+        if "dynamodb:Scan" in _as_list(s["Action"])
+        for resource in s["Resource"]
+    }
     # The public API function reading every account would hand out the registry.
-    expected = {table_arn(stage, "accounts").replace(ACCOUNT, "*")} if function == REMINDERS \
-        else set()
+    expected = (
+        {table_arn(stage, "accounts").replace(ACCOUNT, "*")} if function == REMINDERS else set()
+    )
     assert scans == expected
 
 
@@ -567,15 +669,18 @@ def test_policy_names_its_stages_resources_or_states_a_condition(stage, function
         assert not any("*" in action for action in entry["Action"]), entry["Sid"]
         for resource in entry["Resource"]:
             assert resource != "*", entry["Sid"]
-            assert any(name in resource for name in own_names) or "Condition" in entry, (
-                entry["Sid"])
+            assert any(name in resource for name in own_names) or "Condition" in entry, entry["Sid"]
 
 
 def test_the_evaluator_refuses_what_iam_refuses():
     """The checks above are only as good as `grants`: it must say no where IAM says no."""
-    statement = {"Sid": "S", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
-                 "Resource": ["arn:aws:dynamodb:us-east-1:*:table/nrcme-prod-claims"],
-                 "Condition": {"StringEquals": {"ses:FromAddress": "a@example.gov"}}}
+    statement = {
+        "Sid": "S",
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem"],
+        "Resource": ["arn:aws:dynamodb:us-east-1:*:table/nrcme-prod-claims"],
+        "Condition": {"StringEquals": {"ses:FromAddress": "a@example.gov"}},
+    }
     claims = table_arn("prod", "claims")
     ok = Need("dynamodb:GetItem", claims, _context(ses__FromAddress="a@example.gov"))
     assert grants(statement, ok)
@@ -583,8 +688,10 @@ def test_the_evaluator_refuses_what_iam_refuses():
     assert not grants(statement, Need("dynamodb:GetItem", claims + "x", ok.context))
     assert not grants(statement, Need("dynamodb:GetItem", claims + "/index/i", ok.context))
     assert not grants(statement, Need("dynamodb:GetItem", claims))  # condition key missing
-    assert not grants(statement, Need("dynamodb:GetItem", claims,
-                                      _context(ses__FromAddress="b@example.gov")))
+    assert not grants(
+        statement, Need("dynamodb:GetItem", claims, _context(ses__FromAddress="b@example.gov"))
+    )
     assert unused_grants([statement], [ok]) == []
     assert unused_grants([statement], []) == [
-        "S: dynamodb:GetItem on arn:aws:dynamodb:us-east-1:*:table/nrcme-prod-claims"]
+        "S: dynamodb:GetItem on arn:aws:dynamodb:us-east-1:*:table/nrcme-prod-claims"
+    ]

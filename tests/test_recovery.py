@@ -1,4 +1,5 @@
 """Recovering a link with a registry email, and the notice every link sends."""
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ def test_recovery_by_registry_email_links_like_automatic_linking(browser, mailbo
     make_account(primary="dr.alice@example.com", secondary="alice.home@example.org")
     sub = str(uuid.uuid4())
     address = {"primary": "dr.alice@example.com", "secondary": "alice.home@example.org"}[which]
-    page = request_recovery(browser, address.upper(),
-                            signed_in_unmatched(browser, "alice.new@example.net", sub=sub))
+    page = request_recovery(
+        browser, address.upper(), signed_in_unmatched(browser, "alice.new@example.net", sub=sub)
+    )
     assert page.location == "/link/recover/verify"
     code_page = browser.get(page.location)
     assert f"If {address.upper()} belongs to a National Registry account" in code_page.body
@@ -57,7 +59,7 @@ def test_recovery_by_registry_email_links_like_automatic_linking(browser, mailbo
     assert claim.claim == f"sub#{sub}"
     (event,) = AuditEvent.query("1000000001")
     assert event.event == "identity_linked" and event.detail["method"] == "recovery"
-    assert challenges() == []                                   # single use
+    assert challenges() == []  # single use
     page = browser.follow(page)
     assert "now linked to Login.gov" in page.body and "1000000001" in page.body
 
@@ -68,7 +70,9 @@ def test_every_registry_address_gets_the_link_notice_on_its_own(browser, mailbox
     recover(browser, mailbox, "alice.home@example.org")
     notices = [m for m in mailbox.messages if m.subject == LINK_NOTICE]
     assert [n.destinations["ToAddresses"] for n in notices] == [
-        ["dr.alice@example.com"], ["alice.home@example.org"]]
+        ["dr.alice@example.com"],
+        ["alice.home@example.org"],
+    ]
     for notice in notices:
         assert "If this wasn't you, contact the National Registry support desk" in notice.body
     assert "alice.home@example.org" not in notices[0].body
@@ -79,9 +83,11 @@ def test_automatic_linking_sends_the_link_notice_too(browser, mailbox):
     make_account(primary="dr.bob@example.com", secondary="bob.home@example.org")
     assert browser.sign_in(["dr.bob@example.com"]).location == "/account"
     assert [(m.subject, m.destinations["ToAddresses"]) for m in mailbox.messages] == [
-        (LINK_NOTICE, ["dr.bob@example.com"]), (LINK_NOTICE, ["bob.home@example.org"])]
+        (LINK_NOTICE, ["dr.bob@example.com"]),
+        (LINK_NOTICE, ["bob.home@example.org"]),
+    ]
     browser.cookies.clear()
-    browser.sign_in(["dr.bob@example.com"])                    # returning: no second notice
+    browser.sign_in(["dr.bob@example.com"])  # returning: no second notice
     assert len(mailbox.messages) == 2
 
 
@@ -108,16 +114,22 @@ def _registry_with_every_kind_of_address():
     make_account("1000000003", primary="frank@example.com", secondary="Office@Example.com")
     make_account("1000000004", primary="front.desk@example.com")
     make_account("1000000005", primary="june@example.com", secondary="front.desk@example.com")
-    desk.set_email("1000000004", slot="primary", address="ivan@example.com",
-                   reason="ticket 7", actor="tester")
+    desk.set_email(
+        "1000000004", slot="primary", address="ivan@example.com", reason="ticket 7", actor="tester"
+    )
 
 
-ADDRESSES = {"known": "dr.alice@example.com", "unknown": "nobody@example.com",
-             "shared": "office@example.com", "once-shared": "front.desk@example.com"}
+ADDRESSES = {
+    "known": "dr.alice@example.com",
+    "unknown": "nobody@example.com",
+    "shared": "office@example.com",
+    "once-shared": "front.desk@example.com",
+}
 
 
 def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_work(
-        app_client, idp, mailbox, calls):
+    app_client, idp, mailbox, calls
+):
     """No oracle: the answer, the code page and the AWS requests (DynamoDB and SQS, in
     order) are the same for all four; only the mail differs, and only the mailbox sees it."""
     from chalicelib import outbox
@@ -133,17 +145,30 @@ def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_w
         answers[name] = request_recovery(browser, email, form)
         shapes[name] = [(c.service, c.operation) for c in calls.calls]
         code_page = browser.get(answers[name].location)
-        code_pages[name] = code_page.body.replace(email, "X").replace(
-            f"{name}@example.net", "L").replace(csrf_of(code_page), "T")
+        code_pages[name] = (
+            code_page.body.replace(email, "X")
+            .replace(f"{name}@example.net", "L")
+            .replace(csrf_of(code_page), "T")
+        )
     for name, page in answers.items():
-        assert (page.status, page.location, page.headers.get("Set-Cookie")) == \
-            (302, "/link/recover/verify", None), name
+        assert (page.status, page.location, page.headers.get("Set-Cookie")) == (
+            302,
+            "/link/recover/verify",
+            None,
+        ), name
         assert code_pages[name] == code_pages["known"], name
         # claim, account, the recovery-pause mark, three counters, challenge, one message.
         assert shapes[name] == shapes["known"], name
     assert [op for _, op in shapes["known"][-8:]] == [
-        "GetItem", "GetItem", "GetItem", "UpdateItem", "UpdateItem", "UpdateItem", "PutItem",
-        "SendMessage"]
+        "GetItem",
+        "GetItem",
+        "GetItem",
+        "UpdateItem",
+        "UpdateItem",
+        "UpdateItem",
+        "PutItem",
+        "SendMessage",
+    ]
     # The mail: a code to the known address, nothing to the unknown one, and to each shared
     # mailbox why it cannot link (naming the Login.gov account that asked), with no code.
     assert mailbox.subjects("dr.alice@example.com") == [CODE_SUBJECT]
@@ -156,15 +181,23 @@ def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_w
     # No code that could verify: the shared and once-shared challenges are decoys, like
     # the unknown one; every send counted alike (identity, pair, address).
     decoys = {c.target_email: c.nr_number for c in challenges()}
-    assert decoys == {"dr.alice@example.com": "1000000001", "nobody@example.com": None,
-                      "office@example.com": None, "front.desk@example.com": None}
-    sends = sorted(c.sends for c in Flow.scan() if isinstance(c, SendCounter)
-                   and not c.flow_id.startswith("sendcount#nocode"))
+    assert decoys == {
+        "dr.alice@example.com": "1000000001",
+        "nobody@example.com": None,
+        "office@example.com": None,
+        "front.desk@example.com": None,
+    }
+    sends = sorted(
+        c.sends
+        for c in Flow.scan()
+        if isinstance(c, SendCounter) and not c.flow_id.startswith("sendcount#nocode")
+    )
     assert sends == [1] * 12
 
 
 def test_an_outbox_failure_costs_the_same_for_every_kind_of_address(
-        app_client, idp, mailbox, calls):
+    app_client, idp, mailbox, calls
+):
     """The outbox refusing the mail: the same page and requests for all four, the allowance
     given back and no challenge left (a decoy's or a notice's as a code's)."""
     from chalicelib import outbox
@@ -184,8 +217,11 @@ def test_an_outbox_failure_costs_the_same_for_every_kind_of_address(
         assert pages[name] == (503, None, None), name
         assert shapes[name] == shapes["known"], name
     assert challenges() == []
-    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)
-            and not c.flow_id.startswith("sendcount#nocode")} == {0}
+    assert {
+        c.sends
+        for c in Flow.scan()
+        if isinstance(c, SendCounter) and not c.flow_id.startswith("sendcount#nocode")
+    } == {0}
 
 
 def test_an_unknown_or_shared_address_gets_a_code_that_never_links(app_client, idp, mailbox):
@@ -201,8 +237,9 @@ def test_an_unknown_or_shared_address_gets_a_code_that_never_links(app_client, i
 def test_the_shared_address_mail_names_the_support_desk_in_both_bodies(idp, monkeypatch):
     monkeypatch.setenv("SUPPORT_PHONE", "1-888-555-0199")
     monkeypatch.setenv("SUPPORT_EMAIL", "help@desk.example.gov")
-    rendered = mail.render_mail(notices.SHARED_ADDRESS_NOTICE,
-                                login_gov_email="mallory@example.net")
+    rendered = mail.render_mail(
+        notices.SHARED_ADDRESS_NOTICE, login_gov_email="mallory@example.net"
+    )
     assert rendered.subject == SHARED_NOTICE
     for body in (rendered.text, rendered.html):
         assert "mallory@example.net" in body
@@ -213,14 +250,12 @@ def test_the_shared_address_mail_names_the_support_desk_in_both_bodies(idp, monk
     assert "Someone signed in with Login.gov asked" in anonymous.text
 
 
-def test_a_shared_address_counts_against_the_send_limits_like_any_address(
-        app_client, idp, mailbox):
+def test_a_shared_address_counts_against_the_send_limits_like_any_address(app_client, idp, mailbox):
     _registry_with_every_kind_of_address()
     browser = Browser(app_client, idp)
     form = signed_in_unmatched(browser)
-    statuses = [request_recovery(browser, "office@example.com", form).status
-                for _ in range(4)]
-    assert statuses == [302, 302, 302, 429]    # CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR
+    statuses = [request_recovery(browser, "office@example.com", form).status for _ in range(4)]
+    assert statuses == [302, 302, 302, 429]  # CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR
     assert mailbox.subjects("office@example.com") == [SHARED_NOTICE] * 3
 
 
@@ -228,11 +263,13 @@ def test_the_code_page_names_the_login_gov_account_the_code_will_link(browser, m
     """A person entering their own code must see whose Login.gov account gets their record:
     in a browser where someone else's sign-in was left open, the name is the warning."""
     make_account(primary="dr.alice@example.com")
-    request_recovery(browser, "dr.alice@example.com",
-                     signed_in_unmatched(browser, "stranger@example.net"))
+    request_recovery(
+        browser, "dr.alice@example.com", signed_in_unmatched(browser, "stranger@example.net")
+    )
     page = browser.get("/link/recover/verify")
-    assert "Login.gov account you signed in with, <strong>stranger@example.net</strong>" \
-        in page.body
+    assert (
+        "Login.gov account you signed in with, <strong>stranger@example.net</strong>" in page.body
+    )
     assert 'href="/logout"' in page.body
     # After a wrong code too (the page rebuilt from the error map).
     wrong = f"{(int(mailbox.code_for('dr.alice@example.com')) + 1) % 1_000_000:06d}"
@@ -244,12 +281,14 @@ def test_the_code_mail_names_the_login_gov_account_that_asked(browser, mailbox):
     """The owner of the registry address reads whose Login.gov account the code would link:
     a code asked by a stranger says so before the owner is talked into passing it on."""
     make_account(primary="dr.alice@example.com")
-    request_recovery(browser, "dr.alice@example.com",
-                     signed_in_unmatched(browser, "mallory@example.net"))
+    request_recovery(
+        browser, "dr.alice@example.com", signed_in_unmatched(browser, "mallory@example.net")
+    )
     (message,) = mailbox.to("dr.alice@example.com")
     assert "If mallory@example.net is not your Login.gov account" in message.body
-    rendered = mail.render_mail("recovery_code", code="123456", minutes=10,
-                                login_gov_email="mallory@example.net")
+    rendered = mail.render_mail(
+        "recovery_code", code="123456", minutes=10, login_gov_email="mallory@example.net"
+    )
     assert "If mallory@example.net is not your Login.gov account" in rendered.text
     assert "If mallory@example.net is not your Login.gov account" in rendered.html
 
@@ -307,7 +346,7 @@ def test_the_send_limit_is_the_same_for_known_and_unknown_addresses(app_client, 
         browser = Browser(app_client, idp)
         form = signed_in_unmatched(browser, f"asker.{email}")
         statuses = [request_recovery(browser, email, form).status for _ in range(4)]
-        assert statuses == [302, 302, 302, 429]    # CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR
+        assert statuses == [302, 302, 302, 429]  # CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR
         assert "Too many codes" in request_recovery(browser, email, form).body
     assert len(mailbox.to("dr.alice@example.com")) == 3
 
@@ -319,7 +358,7 @@ def test_an_address_gets_at_most_ten_codes_an_hour_from_everyone(app_client, idp
         b = Browser(app_client, idp)
         form = signed_in_unmatched(b, f"p{i}@example.net")
         statuses += [request_recovery(b, "dr.alice@example.com", form).status for _ in range(3)]
-    assert statuses == [302] * 10 + [429] * 2     # CODE_SENDS_PER_ADDRESS_PER_HOUR
+    assert statuses == [302] * 10 + [429] * 2  # CODE_SENDS_PER_ADDRESS_PER_HOUR
     assert len(mailbox.to("dr.alice@example.com")) == 10
 
 
@@ -332,15 +371,14 @@ def test_an_outbox_failure_says_try_again_and_keeps_the_allowance(browser, mailb
         assert page.status == 503 and "could not send the email" in page.body
         assert "did not count against" in page.body
     calls.rules.clear()
-    assert challenges() == []                                   # no dead code left behind
+    assert challenges() == []  # no dead code left behind
     assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)} == {0}
-    for _ in range(3):                                          # the whole allowance is there
+    for _ in range(3):  # the whole allowance is there
         assert request_recovery(browser, "dr.alice@example.com", form).status == 302
     assert len(mailbox.to("dr.alice@example.com")) == 3
 
 
-def test_an_account_linked_to_someone_else_gets_the_no_sharing_page(
-        app_client, idp, mailbox):
+def test_an_account_linked_to_someone_else_gets_the_no_sharing_page(app_client, idp, mailbox):
     make_account(primary="shared.office@example.com")
     owner = Browser(app_client, idp)
     owner_sub = str(uuid.uuid4())
@@ -350,7 +388,7 @@ def test_an_account_linked_to_someone_else_gets_the_no_sharing_page(
     assert page.status == 409 and "cannot be shared" in page.body
     assert Account.get("1000000001").linked_sub == owner_sub
     assert [c.claim for c in sub_claims()] == [f"sub#{owner_sub}"]
-    assert challenges() == []            # the code was used up; a replay cannot try again
+    assert challenges() == []  # the code was used up; a replay cannot try again
     assert enter_code(other, "/link/recover/verify", "000000").status == 400
 
 
@@ -388,8 +426,8 @@ def test_the_local_mailbox_lists_codes_newest_first_and_escaped(browser, mailbox
     first = mailbox.code_for("dr.alice@example.com")
     request_recovery(browser, "dr.alice@example.com", form)
     second = mailbox.code_for("dr.alice@example.com")
-    enter_code(browser, "/link/recover/verify", second)        # queues the link notice
-    assert len(mailbox.messages) == 3                          # the worker sends it
+    enter_code(browser, "/link/recover/verify", second)  # queues the link notice
+    assert len(mailbox.messages) == 3  # the worker sends it
     server = serve_mailbox("127.0.0.1", 0)
     try:
         body = requests.get(f"http://127.0.0.1:{server.server_port}/", timeout=5).text
@@ -406,7 +444,8 @@ def _forms(html):
 
 
 def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address(
-        app_client, idp, mailbox, calls, monkeypatch):
+    app_client, idp, mailbox, calls, monkeypatch
+):
     """The same AWS requests in the same order, for an ordinary wrong code, the one that
     fills the account's daily cap (pausing it), and one while it is paused."""
     from chalicelib import config
@@ -423,7 +462,7 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
             b = Browser(app_client, idp)
             request_recovery(b, email, signed_in_unmatched(b, f"{name}-{who}@example.net"))
             token = session_csrf(b, linked=False)
-            for _ in range(2):           # 2 + 2 wrong codes: the 3rd fills the account's cap
+            for _ in range(2):  # 2 + 2 wrong codes: the 3rd fills the account's cap
                 calls.clear()
                 page = enter_code(b, "/link/recover/verify", "000000", token)
                 guesses.append([(c.service, c.operation) for c in calls.calls])
@@ -434,14 +473,21 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
         assert known == unknown
     ordinary, _, filling, paused = shapes["known"]
     # session, the identity (not disabled by Login.gov), try, identity's and account's caps
-    assert [op for service, op in ordinary] == ["GetItem", "GetItem", "UpdateItem",
-                                                "UpdateItem", "UpdateItem"]
+    assert [op for service, op in ordinary] == [
+        "GetItem",
+        "GetItem",
+        "UpdateItem",
+        "UpdateItem",
+        "UpdateItem",
+    ]
     assert ("sqs", "SendMessage") in filling and paused == ordinary
-    assert "Linking by code is paused on your National Registry account" in \
-        mailbox.subjects("dr.alice@example.com")
+    assert "Linking by code is paused on your National Registry account" in mailbox.subjects(
+        "dr.alice@example.com"
+    )
 
 
 # --- a refused link spends its code -------------------------------------------------------------
+
 
 def _bar(sub):
     Account.get("1000000001").update(actions=[Account.barred_subs.add({sub})])
@@ -464,34 +510,54 @@ def _share_the_address(sub):
 
     make_account("1000000002", primary="dr.alice@example.com", claims=False)
     tx = store.Transaction()
-    claims.add_holder(tx, "claim", "dr.alice@example.com", "1000000002",
-                      claims.read("dr.alice@example.com"))
+    claims.add_holder(
+        tx, "claim", "dr.alice@example.com", "1000000002", claims.read("dr.alice@example.com")
+    )
     tx.commit()
 
 
 def _unshare_the_address(sub):
     # As if support corrected the other account and cleared the address (manage.py).
-    Account.get("1000000002").update(actions=[
-        Account.primary_email.set("b@example.com"),
-        Account.primary_email_normalized.set("b@example.com")])
-    Claim(Claim.email_key("dr.alice@example.com"), nr_number="1000000001",
-          holders={"1000000001"}, revision=9).save()
+    Account.get("1000000002").update(
+        actions=[
+            Account.primary_email.set("b@example.com"),
+            Account.primary_email_normalized.set("b@example.com"),
+        ]
+    )
+    Claim(
+        Claim.email_key("dr.alice@example.com"),
+        nr_number="1000000001",
+        holders={"1000000001"},
+        revision=9,
+    ).save()
 
 
-@pytest.mark.parametrize("refuse, allow, status, words", [
-    pytest.param(_bar, _unbar, 403, "cannot be linked to it again", id="barred"),
-    pytest.param(_disable, _enable, 403, "has been disabled", id="disabled"),
-    pytest.param(_share_the_address, _unshare_the_address, 409, "changed while you were linking",
-                 id="address-now-shared"),
-])
+@pytest.mark.parametrize(
+    "refuse, allow, status, words",
+    [
+        pytest.param(_bar, _unbar, 403, "cannot be linked to it again", id="barred"),
+        pytest.param(_disable, _enable, 403, "has been disabled", id="disabled"),
+        pytest.param(
+            _share_the_address,
+            _unshare_the_address,
+            409,
+            "changed while you were linking",
+            id="address-now-shared",
+        ),
+    ],
+)
 def test_a_code_whose_link_is_refused_is_spent_and_cannot_be_replayed(
-        browser, mailbox, refuse, allow, status, words):
+    browser, mailbox, refuse, allow, status, words
+):
     """Once the reason is gone (a bar lifted, the account enabled, the address cleared),
     the same code must not link: whoever held it was refused, and it is spent."""
     make_account(primary="dr.alice@example.com")
     sub = str(uuid.uuid4())
-    request_recovery(browser, "dr.alice@example.com",
-                     signed_in_unmatched(browser, "stranger@example.net", sub=sub))
+    request_recovery(
+        browser,
+        "dr.alice@example.com",
+        signed_in_unmatched(browser, "stranger@example.net", sub=sub),
+    )
     code = mailbox.code_for("dr.alice@example.com")
     token = csrf_of(browser.get("/link/recover"))
     refuse(sub)

@@ -1,4 +1,5 @@
 """Reminders to move off a .gov/.mil/.edu primary: linked accounts only, once per 30 days."""
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,8 @@ def link(nr_number: str, sub: str) -> None:
 def accounts(app_client, mailbox):  # noqa: F811
     make_account("1000000001", primary="examiner@fmcsa.dot.gov")
     link("1000000001", "sub-1")
-    make_account("1000000002", primary="doc@army.mil")                 # not linked yet
-    make_account("1000000003", primary="doc@example.com")              # personal
+    make_account("1000000002", primary="doc@army.mil")  # not linked yet
+    make_account("1000000003", primary="doc@example.com")  # personal
     link("1000000003", "sub-3")
     make_account("1000000004", primary="prof@med.state.edu", status="disabled")
     link("1000000004", "sub-4")
@@ -61,8 +62,7 @@ def test_two_runs_at_once_send_one_reminder(accounts):
     assert len(accounts.to("examiner@fmcsa.dot.gov")) == 1
 
 
-def test_a_reminder_the_outbox_refuses_gives_the_slot_back_for_the_next_run(accounts,
-                                                                           monkeypatch):
+def test_a_reminder_the_outbox_refuses_gives_the_slot_back_for_the_next_run(accounts, monkeypatch):
     from localdev import aws_calls
 
     faults = aws_calls.watching(monkeypatch)

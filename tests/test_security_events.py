@@ -4,6 +4,7 @@ Tokens are built as Login.gov's identity-idp builds them (app/services/push_noti
 each event under the prefix Login.gov sends it with, an iss-sub subject (or an email
 subject for identifier-changed / identifier-recycled), `exp` 12 hours after `iat`.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,26 +40,47 @@ RISC = "https://schemas.openid.net/secevent/risc/event-type/"
 LOGIN_GOV = "https://schemas.login.gov/secevent/risc/event-type/"
 # Every event Login.gov documents, under the prefix it sends it with.
 PREFIXES = {
-    "account-purged": RISC, "account-disabled": RISC, "account-enabled": RISC,
-    "identifier-changed": RISC, "identifier-recycled": RISC, "recovery-activated": RISC,
-    "recovery-information-changed": RISC, "password-reset": LOGIN_GOV,
-    "reproof-completed": LOGIN_GOV, "mfa-limit-account-locked": LOGIN_GOV,
+    "account-purged": RISC,
+    "account-disabled": RISC,
+    "account-enabled": RISC,
+    "identifier-changed": RISC,
+    "identifier-recycled": RISC,
+    "recovery-activated": RISC,
+    "recovery-information-changed": RISC,
+    "password-reset": LOGIN_GOV,
+    "reproof-completed": LOGIN_GOV,
+    "mfa-limit-account-locked": LOGIN_GOV,
 }
 ISS_SUB_EVENTS = sorted(set(PREFIXES) - {"identifier-changed", "identifier-recycled"})
 
 
-def set_for(idp, event: str, sub: str | None = None, *, email: str | None = None,
-            uri: str | None = None, subject: dict | None = None, **overrides) -> str:
+def set_for(
+    idp,
+    event: str,
+    sub: str | None = None,
+    *,
+    email: str | None = None,
+    uri: str | None = None,
+    subject: dict | None = None,
+    **overrides,
+) -> str:
     """A SET as Login.gov pushes it: `event` under its documented prefix, about the identity
     `sub` (iss-sub) or the address `email` (subject_type email); `uri` and `subject`
     replace either, for events Login.gov does not document."""
     uri = uri or PREFIXES[event] + event
     if subject is None:
-        subject = ({"subject_type": "email", "email": email} if email is not None else
-                   {"subject_type": "iss-sub", "iss": idp.issuer, "sub": sub})
+        subject = (
+            {"subject_type": "email", "email": email}
+            if email is not None
+            else {"subject_type": "iss-sub", "iss": idp.issuer, "sub": sub}
+        )
     issued = overrides.pop("iat", int(time.time()))
-    claims = {"iat": issued, "exp": issued + 12 * 3600,
-              "events": {uri: {"subject": subject}}, **overrides}
+    claims = {
+        "iat": issued,
+        "exp": issued + 12 * 3600,
+        "events": {uri: {"subject": subject}},
+        **overrides,
+    }
     return idp.security_event_token(AUDIENCE, event, sub or "", **claims)
 
 
@@ -80,8 +102,9 @@ def dynamo(monkeypatch):
 
 
 def push(app_client, token: str, content_type="application/secevent+jwt"):
-    resp = app_client.http.post("/api/security-events", body=token,
-                                headers={"Content-Type": content_type})
+    resp = app_client.http.post(
+        "/api/security-events", body=token, headers={"Content-Type": content_type}
+    )
     body = json.loads(resp.body) if resp.body else None
     return resp.status_code, body
 
@@ -107,12 +130,15 @@ def identity_item(sub: str) -> Claim | None:
 
 def tables() -> tuple:
     """Everything but the flows (sessions, jtis): accounts, claims, audit."""
-    return (sorted(json.dumps(a.serialize(), sort_keys=True) for a in Account.scan()),
-            sorted(json.dumps(c.serialize(), sort_keys=True) for c in Claim.scan()),
-            sorted(json.dumps(e.serialize(), sort_keys=True) for e in AuditEvent.scan()))
+    return (
+        sorted(json.dumps(a.serialize(), sort_keys=True) for a in Account.scan()),
+        sorted(json.dumps(c.serialize(), sort_keys=True) for c in Claim.scan()),
+        sorted(json.dumps(e.serialize(), sort_keys=True) for e in AuditEvent.scan()),
+    )
 
 
 # --- account-purged, -disabled, -enabled on a linked identity -------------------------------------
+
 
 def test_account_purged_unlinks_so_the_person_can_relink(app_client, idp, linked):
     browser, sub = linked
@@ -140,8 +166,7 @@ def test_account_disabled_ends_sessions_but_keeps_the_link(app_client, idp, link
     assert "login_gov_account_disabled" in audit_names()
 
 
-def test_a_disabled_identity_signs_in_again_only_once_login_gov_enables_it(app_client, idp,
-                                                                            linked):
+def test_a_disabled_identity_signs_in_again_only_once_login_gov_enables_it(app_client, idp, linked):
     browser, sub = linked
     now = int(time.time())
     assert push(app_client, set_for(idp, "account-disabled", sub, iat=now - 10))[0] == 202
@@ -154,7 +179,8 @@ def test_a_disabled_identity_signs_in_again_only_once_login_gov_enables_it(app_c
 
 
 def test_a_session_a_racing_sign_in_left_after_the_disable_is_refused_at_its_next_use(
-        app_client, idp, linked):
+    app_client, idp, linked
+):
     """A sign-in that read the link before the disabled mark committed, and wrote its
     session after the event ended the identity's sessions, leaves one session behind: the
     account carries the mark too, so the session opens nothing and is ended."""
@@ -164,8 +190,9 @@ def test_a_session_a_racing_sign_in_left_after_the_disable_is_refused_at_its_nex
     assert push(app_client, set_for(idp, "account-disabled", sub))[0] == 202
     assert Account.get(NR).login_gov_disabled is True
     for path in ("/account", "/account/email"):
-        browser.cookies[web.cookie_name(web.SESSION_COOKIE)] = \
-            signin.start_linked_session(sub, NR, notice=None)
+        browser.cookies[web.cookie_name(web.SESSION_COOKIE)] = signin.start_linked_session(
+            sub, NR, notice=None
+        )
         assert len(sessions_of(sub)) == 1
         page = browser.get(path)
         assert page.status == 400 and DISABLED_PAGE in page.body
@@ -178,8 +205,9 @@ def test_a_session_a_racing_sign_in_left_after_the_disable_is_refused_at_its_nex
     assert browser.get("/account").status == 200
 
 
-def test_an_older_disable_delivered_after_the_enable_does_not_lock_anyone_out(app_client, idp,
-                                                                             linked):
+def test_an_older_disable_delivered_after_the_enable_does_not_lock_anyone_out(
+    app_client, idp, linked
+):
     """Login.gov may deliver events late and out of order: their own times decide."""
     browser, sub = linked
     now = int(time.time())
@@ -193,21 +221,24 @@ def test_an_older_disable_delivered_after_the_enable_does_not_lock_anyone_out(ap
 
 # --- the disabled mark belongs to the identity, linked or not ------------------------------------
 
+
 def put_back(session) -> None:
     """Restore a session the event ended, as a sign-in racing the event would have left it."""
     session.save()
 
 
 def test_an_unlinked_identity_login_gov_disabled_neither_signs_in_nor_recovers_until_enabled(
-        app_client, idp, browser, other_browser, mailbox):
+    app_client, idp, browser, other_browser, mailbox
+):
     """Issue 16: the mark was kept only on a link, so a disabled identity that was not
     linked yet signed in again and linked a record (by email or by a recovery code)."""
     make_account(primary=EMAIL)
     sub, now = str(uuid.uuid4()), int(time.time())
     # Not linked yet: signed in with an address the registry does not know, and a recovery
     # code asked for the registry's address.
-    page = request_recovery(browser, EMAIL,
-                            signed_in_unmatched(browser, "alice.new@example.net", sub=sub))
+    page = request_recovery(
+        browser, EMAIL, signed_in_unmatched(browser, "alice.new@example.net", sub=sub)
+    )
     assert page.location == "/link/recover/verify"
     code = mailbox.code_for(EMAIL)
     (session,) = sessions_of(sub)
@@ -225,13 +256,18 @@ def test_an_unlinked_identity_login_gov_disabled_neither_signs_in_nor_recovers_u
     # code and links nothing with the code it already had; each refusal ends it.
     mails = len(mailbox.messages)
     for method, path, fields in (
-            ("GET", "/link/no-match", None), ("GET", "/link/recover", None),
-            ("GET", "/link/recover/verify", None),
-            ("POST", "/link/recover", {"email": EMAIL}),
-            ("POST", "/link/recover/verify", {"code": code})):
+        ("GET", "/link/no-match", None),
+        ("GET", "/link/recover", None),
+        ("GET", "/link/recover/verify", None),
+        ("POST", "/link/recover", {"email": EMAIL}),
+        ("POST", "/link/recover/verify", {"code": code}),
+    ):
         put_back(session)
-        page = browser.get(path) if method == "GET" else browser.post(
-            path, {"csrf_token": session.csrf_token, **fields})
+        page = (
+            browser.get(path)
+            if method == "GET"
+            else browser.post(path, {"csrf_token": session.csrf_token, **fields})
+        )
         assert page.status == 400 and DISABLED_PAGE in page.body, (path, page.status)
         assert sessions_of(sub) == [], path
     assert len(mailbox.messages) == mails
@@ -252,7 +288,8 @@ def test_an_unlinked_identity_login_gov_disabled_neither_signs_in_nor_recovers_u
 
 
 def test_an_enable_remembered_for_an_unknown_identity_outranks_an_older_disable(
-        app_client, idp, browser):
+    app_client, idp, browser
+):
     make_account(primary=EMAIL)
     sub, now = str(uuid.uuid4()), int(time.time())
     assert push(app_client, set_for(idp, "account-enabled", sub, iat=now)) == (202, None)
@@ -261,8 +298,9 @@ def test_an_enable_remembered_for_an_unknown_identity_outranks_an_older_disable(
     assert_invariants()
 
 
-def test_a_purge_drops_an_unlinked_identitys_marks_and_remembers_the_purge(app_client, idp,
-                                                                          browser):
+def test_a_purge_drops_an_unlinked_identitys_marks_and_remembers_the_purge(
+    app_client, idp, browser
+):
     make_account(primary=EMAIL)
     sub = str(uuid.uuid4())
     assert push(app_client, set_for(idp, "account-disabled", sub)) == (202, None)
@@ -316,15 +354,19 @@ def test_support_unlinking_an_identity_without_marks_leaves_no_item(app_client, 
 
 
 def test_a_disable_committing_during_a_first_sign_in_refuses_its_link(
-        app_client, idp, dynamo, browser):
+    app_client, idp, dynamo, browser
+):
     """The sign-in read the identity before the disable committed (not disabled, not
     linked); the disable commits before the link's transaction: the link is refused by
     the database, with the disabled page, and nothing is linked."""
     make_account(primary=EMAIL)
     sub = str(uuid.uuid4())
     answers = []
-    rule = dynamo.interleave("TransactWriteItems", lambda: answers.append(
-        push(app_client, set_for(idp, "account-disabled", sub))), table="accounts")
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: answers.append(push(app_client, set_for(idp, "account-disabled", sub))),
+        table="accounts",
+    )
     page = browser.sign_in([EMAIL], sub=sub)
     assert rule.fired == 1 and answers == [(202, None)]
     assert page.status == 400 and DISABLED_PAGE in page.body
@@ -334,15 +376,20 @@ def test_a_disable_committing_during_a_first_sign_in_refuses_its_link(
 
 
 def test_a_first_sign_in_linking_while_a_disable_is_handled_ends_marked_and_signed_out(
-        app_client, idp, dynamo, browser):
+    app_client, idp, dynamo, browser
+):
     """The event read the identity (not linked), then a first sign-in linked it before the
     event committed: the event's write is refused, it reads again, and marks the new link
     and its account alike; the sign-in's session is ended."""
     make_account(primary=EMAIL)
     sub = str(uuid.uuid4())
     made = []
-    rule = dynamo.interleave("TransactWriteItems", lambda: made.append(
-        browser.sign_in([EMAIL], sub=sub).location), table="flows", key_prefix="setjti#")
+    rule = dynamo.interleave(
+        "TransactWriteItems",
+        lambda: made.append(browser.sign_in([EMAIL], sub=sub).location),
+        table="flows",
+        key_prefix="setjti#",
+    )
     assert push(app_client, set_for(idp, "account-disabled", sub)) == (202, None)
     assert rule.fired == 1 and made == ["/account"]
     account, item = Account.get(NR), identity_item(sub)
@@ -354,8 +401,10 @@ def test_a_first_sign_in_linking_while_a_disable_is_handled_ends_marked_and_sign
 
 # --- every documented event: acknowledged and recorded ------------------------------------------
 
-@pytest.mark.parametrize("event", [e for e in ISS_SUB_EVENTS if e not in (
-    "account-purged", "account-disabled")])
+
+@pytest.mark.parametrize(
+    "event", [e for e in ISS_SUB_EVENTS if e not in ("account-purged", "account-disabled")]
+)
 def test_other_events_are_audited_and_change_nothing_else(app_client, idp, linked, event):
     """Under the prefix Login.gov sends each with: password-reset, reproof-completed and
     mfa-limit-account-locked are Login.gov's own (schemas.login.gov)."""
@@ -368,9 +417,9 @@ def test_other_events_are_audited_and_change_nothing_else(app_client, idp, linke
 
 
 @pytest.mark.parametrize("event", ["identifier-recycled", "identifier-changed"])
-def test_an_address_event_is_recorded_on_every_account_holding_the_address(app_client, idp,
-                                                                           linked, event,
-                                                                           logged):
+def test_an_address_event_is_recorded_on_every_account_holding_the_address(
+    app_client, idp, linked, event, logged
+):
     """Login.gov's email-subject events: recorded on each registry account whose primary or
     secondary address it is (a shared address: on each), and no claim or link changes."""
     browser, sub = linked
@@ -380,11 +429,10 @@ def test_an_address_event_is_recorded_on_every_account_holding_the_address(app_c
     for address in ("  DR.Alice@Example.COM ", "office@example.com"):
         assert push(app_client, set_for(idp, event, email=address)) == (202, None)
     name = f"login_gov_{event.replace('-', '_')}"
-    for nr, slot in ((NR, "primary"), ("1000000002", "secondary"),
-                     ("1000000003", "secondary")):
+    for nr, slot in ((NR, "primary"), ("1000000002", "secondary"), ("1000000003", "secondary")):
         (record,) = [e for e in AuditEvent.query(nr) if e.event == name]
         assert record.actor == "login.gov:risc" and record.detail["address"] == slot
-    assert tables()[1] == before                      # no claim changed
+    assert tables()[1] == before  # no claim changed
     assert Account.get(NR).linked_sub == sub and browser.get("/account").status == 200
     lines = [r for r in logged.records if r.get("event") == "security_event_received"]
     assert len(lines) == 2 and all(r["risc_event"] == event for r in lines)
@@ -393,28 +441,43 @@ def test_an_address_event_is_recorded_on_every_account_holding_the_address(app_c
 
 
 @pytest.mark.parametrize("address", ["nobody@example.com", "not an address"])
-def test_an_address_event_matching_no_account_writes_nothing_but_its_jti(app_client, idp,
-                                                                         linked, address):
+def test_an_address_event_matching_no_account_writes_nothing_but_its_jti(
+    app_client, idp, linked, address
+):
     before = tables()
     assert push(app_client, set_for(idp, "identifier-recycled", email=address)) == (202, None)
     assert tables() == before and jtis_recorded() == 1
 
 
-@pytest.mark.parametrize("case", ["unknown-event", "unknown-prefix", "unknown-subject-type",
-                                  "email-subject-on-an-identity-event"])
-def test_events_login_gov_does_not_document_are_acknowledged_and_logged(app_client, idp,
-                                                                        linked, case, logged):
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-event",
+        "unknown-prefix",
+        "unknown-subject-type",
+        "email-subject-on-an-identity-event",
+    ],
+)
+def test_events_login_gov_does_not_document_are_acknowledged_and_logged(
+    app_client, idp, linked, case, logged
+):
     """Login.gov retries anything but a 2xx: an event we cannot act on is acknowledged,
     logged (its type, cut short and made safe) and remembered, never refused."""
     _, sub = linked
     tokens = {
-        "unknown-event": lambda: set_for(idp, "x", sub,
-                                         uri=RISC + "account-exploded\n" + "x" * 300),
+        "unknown-event": lambda: set_for(
+            idp, "x", sub, uri=RISC + "account-exploded\n" + "x" * 300
+        ),
         "unknown-prefix": lambda: set_for(idp, "x", sub, uri=LOGIN_GOV + "account-purged"),
-        "unknown-subject-type": lambda: set_for(idp, "account-disabled", sub, subject={
-            "subject_type": "phone", "phone_number": "+12025550100"}),
+        "unknown-subject-type": lambda: set_for(
+            idp,
+            "account-disabled",
+            sub,
+            subject={"subject_type": "phone", "phone_number": "+12025550100"},
+        ),
         "email-subject-on-an-identity-event": lambda: set_for(
-            idp, "account-purged", sub, subject={"subject_type": "email", "email": EMAIL}),
+            idp, "account-purged", sub, subject={"subject_type": "email", "email": EMAIL}
+        ),
     }
     token = tokens[case]()
     before = tables()
@@ -434,8 +497,11 @@ def test_a_duplicate_delivery_is_accepted_and_changes_nothing(app_client, idp, l
     """Exactly once in effect: Login.gov may deliver a SET twice (a lost 202); the second
     delivery is answered 202 like the first and acts no more."""
     _, sub = linked
-    token = set_for(idp, event, email=EMAIL) if event.startswith("identifier") \
+    token = (
+        set_for(idp, event, email=EMAIL)
+        if event.startswith("identifier")
         else set_for(idp, event, sub)
+    )
     assert push(app_client, token) == (202, None)
     assert push(app_client, token) == (202, None)
     assert audit_names().count(f"login_gov_{event.replace('-', '_')}") == 1
@@ -450,19 +516,23 @@ def test_event_for_an_unknown_subject_is_accepted_and_changes_nothing(app_client
 
 # --- what is still refused: tokens that fail verification, payloads that are not events ----------
 
-@pytest.mark.parametrize("case, expected_err", [
-    ("forged-signature", "invalid_key"),
-    ("wrong-aud", "invalid_audience"),
-    ("wrong-iss", "invalid_issuer"),
-    ("missing-jti", "invalid_request"),
-    ("too-old", "invalid_request"),
-    ("subject-from-other-issuer", "invalid_request"),
-    ("iss-sub-without-sub", "invalid_request"),
-    ("email-subject-without-email", "invalid_request"),
-    ("no-event", "invalid_request"),
-    ("not-a-jwt", "invalid_request"),
-    ("alg-none", "invalid_key"),
-])
+
+@pytest.mark.parametrize(
+    "case, expected_err",
+    [
+        ("forged-signature", "invalid_key"),
+        ("wrong-aud", "invalid_audience"),
+        ("wrong-iss", "invalid_issuer"),
+        ("missing-jti", "invalid_request"),
+        ("too-old", "invalid_request"),
+        ("subject-from-other-issuer", "invalid_request"),
+        ("iss-sub-without-sub", "invalid_request"),
+        ("email-subject-without-email", "invalid_request"),
+        ("no-event", "invalid_request"),
+        ("not-a-jwt", "invalid_request"),
+        ("alg-none", "invalid_key"),
+    ],
+)
 def test_forged_or_malformed_tokens_are_refused(app_client, idp, linked, case, expected_err):
     _, sub = linked
     make = idp.security_event_token
@@ -472,12 +542,17 @@ def test_forged_or_malformed_tokens_are_refused(app_client, idp, linked, case, e
         "wrong-iss": lambda: make(AUDIENCE, "account-purged", sub, iss="https://evil.example/"),
         "missing-jti": lambda: make(AUDIENCE, "account-purged", sub, omit=("jti",)),
         "too-old": lambda: make(AUDIENCE, "account-purged", sub, iat=int(time.time()) - 3 * 86400),
-        "subject-from-other-issuer": lambda: set_for(idp, "account-purged", subject={
-            "subject_type": "iss-sub", "iss": "https://evil.example/", "sub": sub}),
-        "iss-sub-without-sub": lambda: set_for(idp, "account-purged", subject={
-            "subject_type": "iss-sub", "iss": idp.issuer}),
-        "email-subject-without-email": lambda: set_for(idp, "identifier-recycled", subject={
-            "subject_type": "email"}),
+        "subject-from-other-issuer": lambda: set_for(
+            idp,
+            "account-purged",
+            subject={"subject_type": "iss-sub", "iss": "https://evil.example/", "sub": sub},
+        ),
+        "iss-sub-without-sub": lambda: set_for(
+            idp, "account-purged", subject={"subject_type": "iss-sub", "iss": idp.issuer}
+        ),
+        "email-subject-without-email": lambda: set_for(
+            idp, "identifier-recycled", subject={"subject_type": "email"}
+        ),
         "no-event": lambda: make(AUDIENCE, "account-purged", sub, events={}),
         "not-a-jwt": lambda: "hello",
         "alg-none": lambda: _alg_none(idp, sub),
@@ -491,8 +566,18 @@ def test_forged_or_malformed_tokens_are_refused(app_client, idp, linked, case, e
 
 def _alg_none(idp, sub):
     import jwt
-    return jwt.encode({"iss": idp.issuer, "aud": AUDIENCE, "iat": int(time.time()),
-                       "jti": "j" * 10, "events": {}}, None, algorithm="none")
+
+    return jwt.encode(
+        {
+            "iss": idp.issuer,
+            "aud": AUDIENCE,
+            "iat": int(time.time()),
+            "jti": "j" * 10,
+            "events": {},
+        },
+        None,
+        algorithm="none",
+    )
 
 
 def test_pushed_over_http_by_the_local_identity_provider(app_client, idp, linked):
@@ -501,6 +586,7 @@ def test_pushed_over_http_by_the_local_identity_provider(app_client, idp, linked
     token = set_for(idp, "account-disabled", sub)
     header = token.split(".")[0]
     import base64
+
     decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     assert decoded["typ"] == "secevent+jwt" and decoded["alg"] == "RS256" and decoded["kid"]
     assert push(app_client, token, content_type="application/secevent+jwt")[0] == 202
@@ -508,10 +594,12 @@ def test_pushed_over_http_by_the_local_identity_provider(app_client, idp, linked
 
 # --- what Login.gov's own tokens look like ------------------------------------------------------
 
-@pytest.mark.parametrize("event", ["password-reset", "reproof-completed",
-                                   "mfa-limit-account-locked", "recovery-activated"])
-def test_the_local_login_gov_sends_each_event_under_its_real_prefix(app_client, idp, linked,
-                                                                     event):
+
+@pytest.mark.parametrize(
+    "event",
+    ["password-reset", "reproof-completed", "mfa-limit-account-locked", "recovery-activated"],
+)
+def test_the_local_login_gov_sends_each_event_under_its_real_prefix(app_client, idp, linked, event):
     """The stand-in's tokens are what Login.gov pushes: its own three events under
     schemas.login.gov, the rest under schemas.openid.net; each is recorded, not ignored."""
     _, sub = linked
@@ -528,10 +616,12 @@ def test_a_token_without_kid_is_checked_against_every_published_key(app_client, 
     signed by any other key is refused."""
     _, sub = linked
     idp.rotate_keys()  # two keys published; the new one signs
-    assert push(app_client, idp.security_event_token(AUDIENCE, "password-reset", sub,
-                                                     with_kid=False)) == (202, None)
-    forged = idp.security_event_token(AUDIENCE, "account-purged", sub, with_kid=False,
-                                      key=generate_rsa_key())
+    assert push(
+        app_client, idp.security_event_token(AUDIENCE, "password-reset", sub, with_kid=False)
+    ) == (202, None)
+    forged = idp.security_event_token(
+        AUDIENCE, "account-purged", sub, with_kid=False, key=generate_rsa_key()
+    )
     status, body = push(app_client, forged)
     assert status == 400 and body["err"] == "invalid_key"
     assert Account.get(NR).linked_sub == sub

@@ -1,5 +1,6 @@
 """Send limits for one-time codes (chalicelib.send_limits): per identity, per (identity,
 address), and a larger cap per address."""
+
 from __future__ import annotations
 
 import threading
@@ -17,8 +18,9 @@ from tests.mail_fixtures import mailbox, request_recovery, signed_in_unmatched  
 
 def test_the_default_limits_let_one_identity_use_only_part_of_an_address_allowance(app_client):
     settings = get_settings()
-    assert settings.code_sends_per_identity_address_per_hour < \
-        settings.code_sends_per_address_per_hour
+    assert (
+        settings.code_sends_per_identity_address_per_hour < settings.code_sends_per_address_per_hour
+    )
     assert settings.code_sends_per_identity_address_per_hour <= settings.code_sends_per_hour
 
 
@@ -39,13 +41,15 @@ def test_sends_are_limited_per_identity_and_address(app_client):
         send_limits.reserve_send("sub-a", "victim@example.com")
     assert refused.value.context["limit"] == "identity_address"
     send_limits.reserve_send("sub-a", "another@example.com")  # the identity has sends left
-    send_limits.reserve_send("sub-b", "victim@example.com")   # the address has sends left
+    send_limits.reserve_send("sub-b", "victim@example.com")  # the address has sends left
 
 
 def test_an_address_has_a_larger_cap_for_everyone_and_a_refusal_costs_nothing(app_client):
     settings = get_settings()
-    per_pair, cap = settings.code_sends_per_identity_address_per_hour, \
-        settings.code_sends_per_address_per_hour
+    per_pair, cap = (
+        settings.code_sends_per_identity_address_per_hour,
+        settings.code_sends_per_address_per_hour,
+    )
     for i in range(cap):
         send_limits.reserve_send(f"sub-{i // per_pair}", "victim@example.com")
     with pytest.raises(SendLimitReached) as refused:
@@ -65,8 +69,9 @@ def test_one_identity_cannot_lock_an_owner_out_of_codes(app_client, idp, mailbox
     while 429 not in statuses and len(statuses) < 20:
         statuses.append(request_recovery(attacker, "dr.alice@example.com", form).status)
     assert statuses[-1] == 429
-    page = request_recovery(owner, "dr.alice@example.com",
-                            signed_in_unmatched(owner, "alice.personal@example.net"))
+    page = request_recovery(
+        owner, "dr.alice@example.com", signed_in_unmatched(owner, "alice.personal@example.net")
+    )
     assert page.status == 302 and page.location == "/link/recover/verify"
     assert len(mailbox.to("dr.alice@example.com")) == statuses.count(302) + 1
 
@@ -98,8 +103,11 @@ def test_the_limits_are_settings(app_client, monkeypatch):
     send_limits.reserve_send("sub-c", "c@example.com")
     with pytest.raises(SendLimitReached):
         send_limits.reserve_send("sub-d", "c@example.com")
-    for name in ("CODE_SENDS_PER_HOUR", "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR",
-                 "CODE_SENDS_PER_ADDRESS_PER_HOUR"):
+    for name in (
+        "CODE_SENDS_PER_HOUR",
+        "CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR",
+        "CODE_SENDS_PER_ADDRESS_PER_HOUR",
+    ):
         monkeypatch.delenv(name)
     config.reset_settings()
 

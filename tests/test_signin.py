@@ -1,5 +1,6 @@
 """Sign-in with Login.gov: every way a callback can be wrong ends in a 4xx page,
 no session and no link. The identity provider is the local emulator, over HTTP."""
+
 from __future__ import annotations
 
 import os
@@ -55,13 +56,22 @@ def test_signin_cookie_is_httponly_lax(app_client, account):
     assert "Secure" not in cookie
 
 
-@pytest.mark.parametrize("claims", [
-    pytest.param({"exp": int(time.time()) - 120, "iat": int(time.time()) - 1000,
-                  "nbf": int(time.time()) - 1000}, id="expired"),
-    pytest.param({"iat": int(time.time()) + 3600}, id="iat-far-future"),
-    pytest.param({"nbf": int(time.time()) + 3600}, id="nbf-far-future"),
-    pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, id="wrong-at-hash"),
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(
+            {
+                "exp": int(time.time()) - 120,
+                "iat": int(time.time()) - 1000,
+                "nbf": int(time.time()) - 1000,
+            },
+            id="expired",
+        ),
+        pytest.param({"iat": int(time.time()) + 3600}, id="iat-far-future"),
+        pytest.param({"nbf": int(time.time()) + 3600}, id="nbf-far-future"),
+        pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, id="wrong-at-hash"),
+    ],
+)
 def test_invalid_id_token_claims_are_refused(browser, account, idp, claims):
     idp.faults["id_token_claims"] = claims
     assert_refused(browser.sign_in([EMAIL]), browser)
@@ -84,7 +94,7 @@ def test_replayed_state_is_refused(browser, other_browser, account):
     first = browser.get(callback)
     assert first.status == 302
     session_count = len(sessions_in_table())
-    replay = other_browser.get(callback)   # someone who is not signed in
+    replay = other_browser.get(callback)  # someone who is not signed in
     assert replay.status == 400
     assert "Your sign-in took too long or was already finished" in replay.body
     assert "used twice" not in replay.body
@@ -94,6 +104,7 @@ def test_replayed_state_is_refused(browser, other_browser, account):
 
 
 # --- a failed or repeated callback never ends a valid session ---------------------------------
+
 
 def test_back_then_continue_after_signing_in_lands_on_the_account(browser, account):
     """Back from the account page shows Login.gov's page for the finished sign-in; Continue
@@ -121,8 +132,9 @@ def test_cancel_while_signed_in_keeps_the_session_and_goes_to_the_account(browse
 
 def test_cancel_while_signed_in_goes_where_the_person_was_going(browser, account):
     browser.follow(browser.sign_in([EMAIL]))
-    callback = browser.authorize(browser.start_signin(return_to="/account/email"), [EMAIL],
-                                 action="cancel")
+    callback = browser.authorize(
+        browser.start_signin(return_to="/account/email"), [EMAIL], action="cancel"
+    )
     assert browser.get(callback).location == "/account/email"
 
 
@@ -145,7 +157,8 @@ def test_a_used_state_after_signing_out_asks_to_sign_in_again(browser, account):
 
 
 def test_callback_in_another_browser_is_refused_and_leaves_the_owner_able_to_finish(
-        browser, other_browser, account):
+    browser, other_browser, account
+):
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     stolen = other_browser.get(callback)
     assert_refused(stolen, other_browser)
@@ -163,6 +176,7 @@ def test_callback_without_any_signin_cookie_is_refused(browser, account):
 def test_expired_state_is_refused(browser, account, monkeypatch):
     monkeypatch.setenv("SIGNIN_STATE_TTL_SECONDS", "1")
     from chalicelib.config import reset_settings
+
     reset_settings()
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     time.sleep(2.1)
@@ -189,15 +203,18 @@ def test_cancel_at_login_gov_shows_friendly_page(browser, account):
     assert_refused(page, browser)
 
 
-@pytest.mark.parametrize("query", [
-    {},
-    {"state": "x" * 43},
-    {"code": "abc"},
-    {"code": "a" * 5000, "state": "b" * 43},
-    {"code": "abc", "state": "s" * 5000},
-    {"error": "invalid_request", "state": "x" * 43},
-    {"error": "<script>alert(1)</script>"},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"state": "x" * 43},
+        {"code": "abc"},
+        {"code": "a" * 5000, "state": "b" * 43},
+        {"code": "abc", "state": "s" * 5000},
+        {"error": "invalid_request", "state": "x" * 43},
+        {"error": "<script>alert(1)</script>"},
+    ],
+)
 def test_malformed_callbacks_are_4xx_pages(browser, account, query):
     browser.start_signin()
     page = browser.get("/auth/callback?" + urlencode(query))
@@ -205,11 +222,21 @@ def test_malformed_callbacks_are_4xx_pages(browser, account, query):
     assert "<script>alert(1)</script>" not in page.body
 
 
-@pytest.mark.parametrize("return_to", [
-    "//evil.example", "/\\evil.example", "https://evil.example", "/%2F%5Cevil",
-    "/account\t/evil", "/acc\nount", "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)",
-    "/%252F%252Fevil.example", "\\\\evil.example",
-])
+@pytest.mark.parametrize(
+    "return_to",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/%2F%5Cevil",
+        "/account\t/evil",
+        "/acc\nount",
+        "/%0d%0aSet-Cookie:x=1",
+        "javascript:alert(1)",
+        "/%252F%252Fevil.example",
+        "\\\\evil.example",
+    ],
+)
 def test_unsafe_return_to_is_refused(browser, account, return_to):
     page = browser.get("/login?" + urlencode({"return_to": return_to}))
     assert page.status == 400
@@ -255,6 +282,7 @@ def test_logout_ends_session_and_goes_to_login_gov_logout(browser, account, idp)
 def test_sessions_expire_when_idle(browser, account, monkeypatch):
     monkeypatch.setenv("SESSION_IDLE_TTL_SECONDS", "1")
     from chalicelib.config import reset_settings
+
     reset_settings()
     browser.follow(browser.sign_in([EMAIL]))
     time.sleep(2.1)
@@ -265,6 +293,7 @@ def test_sessions_expire_when_idle(browser, account, monkeypatch):
 def test_sessions_expire_at_absolute_lifetime_even_when_busy(browser, account, monkeypatch):
     monkeypatch.setenv("SESSION_ABSOLUTE_TTL_SECONDS", "2")
     from chalicelib.config import reset_settings
+
     reset_settings()
     browser.follow(browser.sign_in([EMAIL]))
     for _ in range(3):
@@ -318,6 +347,7 @@ def test_concurrent_callbacks_with_one_state_only_one_wins(app_client, idp, acco
 
 def test_login_gov_module_rejects_token_without_jwt_shape(idp, aws):
     from chalicelib.errors import IdTokenError
+
     with pytest.raises(IdTokenError):
         login_gov.validate_id_token("not-a-jwt", nonce="n" * 43, access_token="a")
 
@@ -331,6 +361,7 @@ def test_visiting_signed_out_directly_really_signs_out(browser, account):
 
 
 # --- the browser binding: issued by the server, one per sign-in ---------------------------------
+
 
 def signin_cookies(browser) -> dict[str, str]:
     return {k: v for k, v in browser.cookies.items() if "nr_signin" in k}
@@ -406,7 +437,8 @@ def test_https_cookies_are_host_prefixed_and_secure(browser, account, https_stag
 
 
 def test_a_planted_binding_cannot_finish_the_attackers_signin_in_the_victims_browser(
-        browser, other_browser, account, https_stage):
+    browser, other_browser, account, https_stage
+):
     """Login CSRF: the attacker starts a sign-in, signs in at Login.gov as themselves, plants
     their binding in the victim's browser under every name a sibling subdomain or a plain
     http answer can set, and sends the victim to the callback."""

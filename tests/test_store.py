@@ -1,4 +1,5 @@
 """store.Transaction: named items, per-item reasons, retries that are recognised as done."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,11 @@ def test_a_refusal_names_the_item_whose_condition_failed(tables):
     account = Account.get("1000000001")
     tx = store.Transaction()
     tx.check("still_active", Account, "1000000002", condition=Account.status == "active")
-    tx.put("sub_claim", Claim(Claim.sub_key("taken"), nr_number="1000000001"),
-           condition=Claim.claim.does_not_exist())
+    tx.put(
+        "sub_claim",
+        Claim(Claim.sub_key("taken"), nr_number="1000000001"),
+        condition=Claim.claim.does_not_exist(),
+    )
     tx.update("account", account, actions=[Account.first_name.set("X")])
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
     with pytest.raises(store.TransactionRefused) as refused:
@@ -50,8 +54,11 @@ def test_request_order_is_pynamodbs_grouping(tables, api_calls):
 def test_a_conflict_is_retried_once_with_a_new_request(tables, api_calls):
     make_account("1000000001", "a@example.com")
     api_calls.clear()
-    api_calls.fail("TransactWriteItems", "TransactionCanceledException",
-                   reasons=["TransactionConflict", "None"])
+    api_calls.fail(
+        "TransactWriteItems",
+        "TransactionCanceledException",
+        reasons=["TransactionConflict", "None"],
+    )
     tx = store.Transaction()
     tx.update("account", Account.get("1000000001"), actions=[Account.first_name.set("Z")])
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
@@ -63,8 +70,9 @@ def test_a_conflict_is_retried_once_with_a_new_request(tables, api_calls):
 
 def test_throttling_is_trouble_not_a_refusal(tables, api_calls):
     make_account("1000000001", "a@example.com")
-    api_calls.fail("TransactWriteItems", "TransactionCanceledException",
-                   reasons=["ThrottlingError", "None"])
+    api_calls.fail(
+        "TransactWriteItems", "TransactionCanceledException", reasons=["ThrottlingError", "None"]
+    )
     tx = store.Transaction()
     tx.update("account", Account.get("1000000001"), actions=[Account.first_name.set("Z")])
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
@@ -79,8 +87,11 @@ def test_a_retry_of_a_committed_transaction_is_recognised_as_done(tables, api_ca
     api_calls.clear()
     rule = api_calls.lose_answer("TransactWriteItems")
     tx = store.Transaction()
-    tx.put("sub_claim", Claim(Claim.sub_key("once"), nr_number="1000000001"),
-           condition=Claim.claim.does_not_exist())
+    tx.put(
+        "sub_claim",
+        Claim(Claim.sub_key("once"), nr_number="1000000001"),
+        condition=Claim.claim.does_not_exist(),
+    )
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
     tx.commit()
     assert rule.fired == 1 and len(api_calls.params("TransactWriteItems")) == 2
@@ -95,8 +106,11 @@ def test_without_the_token_the_audit_record_proves_the_earlier_commit(tables):
 
     def attempt():
         tx = store.Transaction()
-        tx.put("sub_claim", Claim(Claim.sub_key("once"), nr_number="1000000001"),
-               condition=Claim.claim.does_not_exist())
+        tx.put(
+            "sub_claim",
+            Claim(Claim.sub_key("once"), nr_number="1000000001"),
+            condition=Claim.claim.does_not_exist(),
+        )
         tx.audit(event)
         tx.commit()
 
@@ -110,8 +124,12 @@ def test_a_token_reused_for_another_request_is_an_error_as_in_dynamodb(tables):
     from botocore.exceptions import ClientError
 
     client = boto3.client("dynamodb")
-    item = {"Put": {"TableName": Claim.Meta.table_name,
-                    "Item": {"claim": {"S": "sub#x"}, "nr_number": {"S": "1"}}}}
+    item = {
+        "Put": {
+            "TableName": Claim.Meta.table_name,
+            "Item": {"claim": {"S": "sub#x"}, "nr_number": {"S": "1"}},
+        }
+    }
     client.transact_write_items(TransactItems=[item], ClientRequestToken="t" * 36)
     client.transact_write_items(TransactItems=[item], ClientRequestToken="t" * 36)
     other = {"Put": {**item["Put"], "Item": {"claim": {"S": "sub#y"}, "nr_number": {"S": "1"}}}}

@@ -7,6 +7,7 @@ Path matching is evaluated here the way WAF does it: URL-decode the URI path, th
 rule's regular expression (a partial match, as RE2 in WAF; these patterns mean the same in
 Python's `re`).
 """
+
 from __future__ import annotations
 
 import re
@@ -20,12 +21,29 @@ from tests.test_policies import chalice_config
 
 WAF_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "waf.yaml"
 # The paths an anonymous client can make us do work on, each with its own limit.
-LIMITED_PATHS = ("/login", "/auth/callback", "/link/recover", "/link/recover/verify",
-                 "/api/security-events")
-OTHER_PATHS = ("/", "/account", "/account/email", "/link/no-match", "/logout", "/signed-out",
-               "/loginx", "/link/recovery", "/api/security-events-x")
-MANAGED_GROUPS = ("AWSManagedRulesAmazonIpReputationList",
-                  "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesCommonRuleSet")
+LIMITED_PATHS = (
+    "/login",
+    "/auth/callback",
+    "/link/recover",
+    "/link/recover/verify",
+    "/api/security-events",
+)
+OTHER_PATHS = (
+    "/",
+    "/account",
+    "/account/email",
+    "/link/no-match",
+    "/logout",
+    "/signed-out",
+    "/loginx",
+    "/link/recovery",
+    "/api/security-events-x",
+)
+MANAGED_GROUPS = (
+    "AWSManagedRulesAmazonIpReputationList",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+    "AWSManagedRulesCommonRuleSet",
+)
 WINDOWS = (60, 120, 300, 600)
 RATE_LIMIT_RANGE = (10, 2_000_000_000)
 
@@ -70,8 +88,11 @@ def matches(statement: dict | None, path: str) -> bool:
 
 
 def limits_for(waf: dict, path: str) -> list[int]:
-    return [rule["Statement"]["RateBasedStatement"]["Limit"] for rule in rate_rules(waf)
-            if matches(rule["Statement"]["RateBasedStatement"].get("ScopeDownStatement"), path)]
+    return [
+        rule["Statement"]["RateBasedStatement"]["Limit"]
+        for rule in rate_rules(waf)
+        if matches(rule["Statement"]["RateBasedStatement"].get("ScopeDownStatement"), path)
+    ]
 
 
 def test_the_web_acl_is_regional_and_allows_what_no_rule_blocks(waf):
@@ -85,8 +106,11 @@ def test_the_web_acl_is_regional_and_allows_what_no_rule_blocks(waf):
 
 @pytest.mark.parametrize("path", LIMITED_PATHS)
 def test_each_limited_path_has_its_own_rate_limit_below_the_general_ceiling(waf, path):
-    (ceiling,) = [rule["Statement"]["RateBasedStatement"]["Limit"] for rule in rate_rules(waf)
-                  if "ScopeDownStatement" not in rule["Statement"]["RateBasedStatement"]]
+    (ceiling,) = [
+        rule["Statement"]["RateBasedStatement"]["Limit"]
+        for rule in rate_rules(waf)
+        if "ScopeDownStatement" not in rule["Statement"]["RateBasedStatement"]
+    ]
     for seen in as_seen(path):
         limits = limits_for(waf, seen)
         # Its own rule plus the ceiling; its own is the tighter one, or it would never fire.
@@ -114,8 +138,11 @@ def test_rate_rules_count_per_client_address_and_block_with_a_429(waf):
 
 
 def test_the_managed_rule_groups_block_and_the_common_set_spares_only_login_gov(waf):
-    managed = {rule["Statement"]["ManagedRuleGroupStatement"]["Name"]: rule
-               for rule in rules(waf) if "ManagedRuleGroupStatement" in rule["Statement"]}
+    managed = {
+        rule["Statement"]["ManagedRuleGroupStatement"]["Name"]: rule
+        for rule in rules(waf)
+        if "ManagedRuleGroupStatement" in rule["Statement"]
+    }
     assert set(managed) == set(MANAGED_GROUPS)
     for name, rule in managed.items():
         group = rule["Statement"]["ManagedRuleGroupStatement"]
@@ -135,9 +162,12 @@ def test_the_managed_rule_groups_block_and_the_common_set_spares_only_login_gov(
 def test_the_web_acl_is_attached_to_the_chalice_apis_stage(waf):
     association = waf["Resources"]["WebAclAssociation"]["Properties"]
     assert association["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
-    assert association["ResourceArn"] == {"Fn::Sub": (
-        "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestApiId}"
-        "/stages/${Stage}")}
+    assert association["ResourceArn"] == {
+        "Fn::Sub": (
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestApiId}"
+            "/stages/${Stage}"
+        )
+    }
     parameters = waf["Parameters"]
     assert re.fullmatch(parameters["RestApiId"]["AllowedPattern"], "a1b2c3d4e5")
     # The stage name in the ARN is the API Gateway stage Chalice deploys.
@@ -150,7 +180,12 @@ def test_blocked_requests_raise_an_alarm_on_the_stage_topic(waf):
     acl_name = waf["Resources"]["WebAcl"]["Properties"]["Name"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/WAFV2", "BlockedRequests")
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
-        "WebACL": acl_name, "Region": {"Ref": "AWS::Region"}, "Rule": "ALL"}
+        "WebACL": acl_name,
+        "Region": {"Ref": "AWS::Region"},
+        "Rule": "ALL",
+    }
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
-    assert re.fullmatch(waf["Parameters"]["AlarmTopicArn"]["AllowedPattern"],
-                        "arn:aws:sns:us-east-1:123456789012:nrcme-signin-prod-alarms")
+    assert re.fullmatch(
+        waf["Parameters"]["AlarmTopicArn"]["AllowedPattern"],
+        "arn:aws:sns:us-east-1:123456789012:nrcme-signin-prod-alarms",
+    )

@@ -1,4 +1,5 @@
 """`make bench`'s yardstick for chalice local's own cost per request: one route, no work."""
+
 from chalice import Chalice, Response
 
 app = Chalice(app_name="noop")

@@ -1,4 +1,5 @@
 """The signed-in person's account: the account page and email changes."""
+
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -15,8 +16,9 @@ def account():
     session = edge.signed_in()
     record = edge.signed_in_account()
     just_linked = accounts.take_link_notice(session)
-    return pages.render("account_page.html", just_linked=just_linked,
-                        **edge.email_page_context(session, record))
+    return pages.render(
+        "account_page.html", just_linked=just_linked, **edge.email_page_context(session, record)
+    )
 
 
 @bp.route("/account/email", methods=["GET"])
@@ -34,18 +36,30 @@ def account_email_change():
 
     session, form = edge.posted(linked=True)
     record = edge.signed_in_account()
-    outcome = email_change.submit(session, record, change=form.get("change"),
-                                  email=form.get("email"),
-                                  acknowledged=form.get("acknowledge") == "yes",
-                                  confirmed=form.get("confirm") == "yes")
+    outcome = email_change.submit(
+        session,
+        record,
+        change=form.get("change"),
+        email=form.get("email"),
+        acknowledged=form.get("acknowledge") == "yes",
+        confirmed=form.get("confirm") == "yes",
+    )
     if outcome is email_change.Requested.CONFIRM:
-        return pages.render("email_change_confirm.html", signed_in=True,
-                            csrf_token=session.csrf_token, change=form.get("change"),
-                            account=record)
+        return pages.render(
+            "email_change_confirm.html",
+            signed_in=True,
+            csrf_token=session.csrf_token,
+            change=form.get("change"),
+            account=record,
+        )
     if outcome is email_change.Requested.ADVICE:
-        return pages.render("email_institutional_advice.html", signed_in=True,
-                            csrf_token=session.csrf_token, change=form.get("change"),
-                            email=form.get("email", "").strip())
+        return pages.render(
+            "email_institutional_advice.html",
+            signed_in=True,
+            csrf_token=session.csrf_token,
+            change=form.get("change"),
+            email=form.get("email", "").strip(),
+        )
     if outcome is email_change.Requested.CODE_SENT:
         return pages.redirect("/account/email/confirm")
     return _changed(record, outcome)
@@ -60,8 +74,9 @@ def account_email_code():
     pending = email_change.pending_change(session)
     if pending is None:
         return pages.redirect("/account/email")
-    return pages.render("code_entry.html",
-                        **edge.code_page_context("email_change", pending.new_email))
+    return pages.render(
+        "code_entry.html", **edge.code_page_context("email_change", pending.new_email)
+    )
 
 
 @bp.route("/account/email/confirm", methods=["POST"], content_types=edge.FORM)
@@ -77,9 +92,13 @@ def account_email_confirm():
 
 def _changed(record, applied):
     # Login.gov keeps its own addresses: the page says to change them there too.
-    return pages.render("email_changed.html", signed_in=True, applied=applied,
-                        linked_email=record.linked_email,
-                        login_gov_account_url=get_settings().login_gov_account_url)
+    return pages.render(
+        "email_changed.html",
+        signed_in=True,
+        applied=applied,
+        linked_email=record.linked_email,
+        login_gov_account_url=get_settings().login_gov_account_url,
+    )
 
 
 @bp.route("/account/email/cancel", methods=["POST"], content_types=edge.FORM)

@@ -1,4 +1,5 @@
 """Pages for anyone: the help page, and the not-found page for every unknown path."""
+
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -15,12 +16,15 @@ bp = Blueprint(__name__)
 def help_page():
     session = edge.optional_session()
     settings = get_settings()
-    return pages.render("help.html", signed_in=session is not None,
-                        linked=bool(session and session.nr_number),
-                        login_gov_account_url=settings.login_gov_account_url,
-                        minutes=settings.challenge_ttl // 60,
-                        max_attempts=settings.code_max_attempts,
-                        sends_per_hour=settings.code_sends_per_hour)
+    return pages.render(
+        "help.html",
+        signed_in=session is not None,
+        linked=bool(session and session.nr_number),
+        login_gov_account_url=settings.login_gov_account_url,
+        minutes=settings.challenge_ttl // 60,
+        max_attempts=settings.code_max_attempts,
+        sends_per_hour=settings.code_sends_per_hour,
+    )
 
 
 # API Gateway sends every path no other route has to a greedy {proxy+} resource, so an

@@ -1,4 +1,5 @@
 """Linking by a registry email: the no-match page, sending a code, entering it."""
+
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -17,17 +18,26 @@ def link_no_match():
     # A refusal page reached by redirect: this line is what its support reference finds,
     # and its subject leads to the sign-in that was refused (manage.py trace).
     log_event("link_no_match_shown", subject=keyed_hash(session.subject))
-    return pages.render("link_no_match.html", signed_in=True, linked=bool(session.nr_number),
-                        csrf_token=session.csrf_token, reference=support_reference())
+    return pages.render(
+        "link_no_match.html",
+        signed_in=True,
+        linked=bool(session.nr_number),
+        csrf_token=session.csrf_token,
+        reference=support_reference(),
+    )
 
 
 @bp.route("/link/recover", methods=["GET"])
 @edge.page
 def link_recover_form():
     session = edge.signed_in(linked=False)
-    return pages.render("link_recover.html", signed_in=True, linked=False,
-                        csrf_token=session.csrf_token,
-                        login_gov_emails=sessions.session_verified_emails(session))
+    return pages.render(
+        "link_recover.html",
+        signed_in=True,
+        linked=False,
+        csrf_token=session.csrf_token,
+        login_gov_emails=sessions.session_verified_emails(session),
+    )
 
 
 @bp.route("/link/recover", methods=["POST"], content_types=edge.FORM)
@@ -60,6 +70,11 @@ def link_recover_verify():
 
     session, form = edge.posted(linked=False)
     done = recovery.complete_recovery(session, edge.session_token(), form.get("code"))
-    return pages.redirect("/account", cookies=[
-        web.set_cookie(web.SESSION_COOKIE, done.session_token,
-                       get_settings().session_absolute_ttl)])
+    return pages.redirect(
+        "/account",
+        cookies=[
+            web.set_cookie(
+                web.SESSION_COOKIE, done.session_token, get_settings().session_absolute_ttl
+            )
+        ],
+    )

@@ -1,5 +1,6 @@
 """Scheduled functions (chalice local runs none: use `manage.py run-cleanup` and
 `manage.py send-reminders`)."""
+
 from __future__ import annotations
 
 from chalice import Blueprint, Cron, Rate

@@ -1,4 +1,5 @@
 """Login.gov security events (RISC push, RFC 8935): a JSON API, not pages."""
+
 from __future__ import annotations
 
 from chalice import Blueprint
@@ -18,10 +19,14 @@ def _deferred(error: SecurityEventDeferred) -> tuple[int, dict]:
     return 503, {"err": "temporarily_unavailable", "description": str(error)}
 
 
-@bp.route("/api/security-events", methods=["POST"],
-          content_types=["application/secevent+jwt", "application/jwt", "text/plain"])
-@edge.api("security_event_rejected", {SecurityEventRejected: _rejected,
-                                      SecurityEventDeferred: _deferred})
+@bp.route(
+    "/api/security-events",
+    methods=["POST"],
+    content_types=["application/secevent+jwt", "application/jwt", "text/plain"],
+)
+@edge.api(
+    "security_event_rejected", {SecurityEventRejected: _rejected, SecurityEventDeferred: _deferred}
+)
 def receive_security_event():
     from chalicelib import security_events  # on first use: see chalicelib/routes/__init__.py
 

@@ -4,6 +4,7 @@ Login.gov reminder after an email change; touch targets; screenshots at 1280 and
 
 Screenshots go to test-artifacts/screenshots/ (NAME-1280.png, NAME-375.png).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ from tests.e2e.conftest import (
 from tests.e2e.test_recovery_and_email_change_browser import MAILBOX, newest_code_for
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-LOCAL_LOGIN_GOV_ACCOUNT = "http://127.0.0.1:8001/account"   # the local issuer + "account"
+LOCAL_LOGIN_GOV_ACCOUNT = "http://127.0.0.1:8001/account"  # the local issuer + "account"
 # Accounts of this file only, imported into the running stack as ops would (the demo
 # accounts serve the refusal cases and other tests' first sign-ins).
 EXTRA_ACCOUNTS = """\
@@ -40,10 +41,19 @@ nr_number,first_name,last_name,role,primary_email,secondary_email,legacy_usernam
 
 def manage(*args: str) -> subprocess.CompletedProcess:
     """manage.py --stage local against the running stack (its stage config, not the tests')."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_", "HMAC_", "MAIL_"))}
-    result = subprocess.run([sys.executable, "manage.py", "--stage", "local", *args],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_", "HMAC_", "MAIL_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "--stage", "local", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -100,6 +110,7 @@ def assert_names_support(page) -> None:
 
 # --- help from the landing page and the header --------------------------------------------------
 
+
 def test_landing_page_advises_on_the_email_before_sign_in_and_leads_to_help(page):
     page.goto(APP + "/")
     advice = page.get_by_text("Do not use a .gov, .mil or .edu email address")
@@ -110,7 +121,9 @@ def test_landing_page_advises_on_the_email_before_sign_in_and_leads_to_help(page
     shoot(page, "landing")
     page.get_by_role("link", name="Step by step: create your Login.gov account and link it").click()
     page.wait_for_url(APP + "/help#create-account")
-    assert page.get_by_role("heading", name="Create your Login.gov account and link it").is_visible()
+    assert page.get_by_role(
+        "heading", name="Create your Login.gov account and link it"
+    ).is_visible()
 
 
 def test_help_page_from_the_header_follows_the_faq(page):
@@ -124,14 +137,19 @@ def test_help_page_from_the_header_follows_the_faq(page):
     assert page.get_by_text("Do not use a .gov, .mil or .edu address.").is_visible()
     assert page.get_by_text("Do not use an address you share with anyone").is_visible()
     assert page.locator("#contact").get_by_role("link", name=DEFAULT_SUPPORT_PHONE).is_visible()
-    assert page.locator("#change-email").get_by_role("link", name="Login.gov account") \
-        .get_attribute("href") == LOCAL_LOGIN_GOV_ACCOUNT
+    assert (
+        page.locator("#change-email")
+        .get_by_role("link", name="Login.gov account")
+        .get_attribute("href")
+        == LOCAL_LOGIN_GOV_ACCOUNT
+    )
     assert_accessible(page)
     assert_touch_targets(page)
     shoot(page, "help")
 
 
 # --- every refusal page: help, the support desk, a reference ----------------------------------
+
 
 def _no_match(page, chromium):
     sign_in_at_local_login_gov(page, ["somebody.new@example.net"])
@@ -147,8 +165,9 @@ def _two_accounts(page, chromium):
 def _already_linked(page, chromium):
     sign_in_at_local_login_gov(page, ["compliance@saferoads.example.org"])
     other = chromium.new_context(bypass_csp=True).new_page()
-    sign_in_at_local_login_gov(other, ["compliance@saferoads.example.org",
-                                       "second.screener@example.net"])
+    sign_in_at_local_login_gov(
+        other, ["compliance@saferoads.example.org", "second.screener@example.net"]
+    )
     return other
 
 
@@ -170,8 +189,14 @@ def _shared_address(page, chromium):
 def _sign_in_spent(page, chromium):
     # A callback whose state this browser never started (or already used): a stale tab.
     # Login.gov's answer names its issuer (RFC 9207), as the stand-in's does.
-    page.goto(APP + "/auth/callback?code=" + "c" * 43 + "&state=" + "s" * 43
-              + "&iss=http%3A%2F%2F127.0.0.1%3A8001%2F")
+    page.goto(
+        APP
+        + "/auth/callback?code="
+        + "c" * 43
+        + "&state="
+        + "s" * 43
+        + "&iss=http%3A%2F%2F127.0.0.1%3A8001%2F"
+    )
     return page
 
 
@@ -184,31 +209,62 @@ def _cancelled(page, chromium):
 
 
 REFUSALS = {
-    "no-match": (_no_match, "We could not find a registry account for your Login.gov email",
-                 "no-match", "“We could not find a registry account for your Login.gov email”"),
-    "two-accounts": (_two_accounts, "Your email matches more than one registry account",
-                     "two-accounts", "“Your email matches more than one registry account”"),
-    "already-linked": (_already_linked,
-                       "This registry account is already linked to another Login.gov account",
-                       "already-linked", "“This registry account is already linked to another "
-                       "Login.gov account”"),
-    "disabled": (_disabled, "This registry account is not active", "not-active",
-                 "“This registry account is not active”"),
+    "no-match": (
+        _no_match,
+        "We could not find a registry account for your Login.gov email",
+        "no-match",
+        "“We could not find a registry account for your Login.gov email”",
+    ),
+    "two-accounts": (
+        _two_accounts,
+        "Your email matches more than one registry account",
+        "two-accounts",
+        "“Your email matches more than one registry account”",
+    ),
+    "already-linked": (
+        _already_linked,
+        "This registry account is already linked to another Login.gov account",
+        "already-linked",
+        "“This registry account is already linked to another Login.gov account”",
+    ),
+    "disabled": (
+        _disabled,
+        "This registry account is not active",
+        "not-active",
+        "“This registry account is not active”",
+    ),
     # A removed account holds no address: its email matches no account.
-    "removed": (_removed, "We could not find a registry account for your Login.gov email",
-                "no-match", "“We could not find a registry account for your Login.gov email”"),
-    "cancelled": (_cancelled, "You cancelled signing in", "cancelled",
-                  "“You cancelled signing in”"),
-    "shared-address": (_shared_address, "Your email matches more than one registry account",
-                       "shared-address", "Your email address is, or was, shared with a colleague"),
-    "sign-in-spent": (_sign_in_spent, "Your sign-in took too long or was already finished",
-                      "sign-in", "Sign in after your accounts are linked"),
+    "removed": (
+        _removed,
+        "We could not find a registry account for your Login.gov email",
+        "no-match",
+        "“We could not find a registry account for your Login.gov email”",
+    ),
+    "cancelled": (
+        _cancelled,
+        "You cancelled signing in",
+        "cancelled",
+        "“You cancelled signing in”",
+    ),
+    "shared-address": (
+        _shared_address,
+        "Your email matches more than one registry account",
+        "shared-address",
+        "Your email address is, or was, shared with a colleague",
+    ),
+    "sign-in-spent": (
+        _sign_in_spent,
+        "Your sign-in took too long or was already finished",
+        "sign-in",
+        "Sign in after your accounts are linked",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_each_refusal_page_names_support_and_a_reference_and_leads_to_its_help(
-        page, chromium, case):
+    page, chromium, case
+):
     reach, heading, anchor, help_heading = REFUSALS[case]
     refused = reach(page, chromium)
     assert refused.get_by_role("heading", name=heading, level=1).is_visible()
@@ -230,10 +286,13 @@ def test_the_stuck_cases_say_what_to_do(page, chromium):
     """No longer reading any registry address (no-match and code pages); a lost Login.gov
     account (already-linked page)."""
     _no_match(page, chromium)
-    assert page.get_by_text("If you no longer read any of your registry email addresses").is_visible()
+    assert page.get_by_text(
+        "If you no longer read any of your registry email addresses"
+    ).is_visible()
     other = _already_linked(page, chromium)
-    assert other.get_by_text("If you lost your old Login.gov account and made a new one:") \
-        .is_visible()
+    assert other.get_by_text(
+        "If you lost your old Login.gov account and made a new one:"
+    ).is_visible()
     other.context.close()
 
 
@@ -251,6 +310,7 @@ def test_an_unknown_path_is_the_404_page_with_a_link_home(page):
 
 # --- signed in: header, account page, email change, mail ---------------------------------------
 
+
 def test_signed_in_header_and_home_page(page, extra_accounts):
     sign_in_at_local_login_gov(page, ["omar.haddad@example.com"])
     page.wait_for_url(APP + "/account")
@@ -262,7 +322,9 @@ def test_signed_in_header_and_home_page(page, extra_accounts):
         assert header.get_by_role("link", name="Sign in with Login.gov").count() == 0, path
     page.goto(APP + "/")
     main = page.locator("main")
-    assert main.get_by_role("heading", name="You are signed in to the National Registry").is_visible()
+    assert main.get_by_role(
+        "heading", name="You are signed in to the National Registry"
+    ).is_visible()
     main.get_by_role("link", name="Your account").click()
     page.wait_for_url(APP + "/account")
     assert page.get_by_text("1000000102").is_visible()
@@ -270,7 +332,8 @@ def test_signed_in_header_and_home_page(page, extra_accounts):
 
 
 def test_email_change_reminds_to_update_login_gov_and_every_mail_names_support(
-        page, extra_accounts):
+    page, extra_accounts
+):
     sign_in_at_local_login_gov(page, ["ingrid.larsen@faa.gov"])
     page.wait_for_url(APP + "/account")
     record = page.locator("dl.record")
@@ -279,7 +342,7 @@ def test_email_change_reminds_to_update_login_gov_and_every_mail_names_support(
     assert_accessible(page)
     assert_touch_targets(page)
     shoot(page, "account")
-    sent = manage("send-reminders")      # Ingrid's primary is a .gov address
+    sent = manage("send-reminders")  # Ingrid's primary is a .gov address
     assert re.search(r"sent [1-9]", sent.stdout), sent.stdout + sent.stderr
 
     page.get_by_role("link", name="Change your primary email").click()
@@ -288,7 +351,7 @@ def test_email_change_reminds_to_update_login_gov_and_every_mail_names_support(
     page.get_by_label("New primary email address").fill("ingrid.home@example.net")
     page.get_by_role("button", name="Send a code to my new primary address").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
-    page.get_by_label("6-digit code").fill("12 34 5x")          # a typo costs no try
+    page.get_by_label("6-digit code").fill("12 34 5x")  # a typo costs no try
     page.get_by_role("button", name="Continue").click()
     assert page.get_by_text("This did not count as a try").is_visible()
     code = newest_code_for(page, "ingrid.home@example.net")
@@ -298,8 +361,10 @@ def test_email_change_reminds_to_update_login_gov_and_every_mail_names_support(
     reminder = page.get_by_role("region", name="Now change your email at Login.gov too")
     assert reminder.is_visible()
     assert "Your Login.gov account used ingrid.larsen@faa.gov" in reminder.inner_text()
-    assert reminder.get_by_role("link", name="Go to your Login.gov account") \
-        .get_attribute("href") == LOCAL_LOGIN_GOV_ACCOUNT
+    assert (
+        reminder.get_by_role("link", name="Go to your Login.gov account").get_attribute("href")
+        == LOCAL_LOGIN_GOV_ACCOUNT
+    )
     assert_accessible(page)
     shoot(page, "email-changed")
 
@@ -309,7 +374,7 @@ def test_email_change_reminds_to_update_login_gov_and_every_mail_names_support(
     for article in mailbox.locator("article").all():
         text = article.inner_text()
         if "ingrid" in text.lower():
-            bodies.setdefault(article.locator("h2").inner_text(), text)   # newest first
+            bodies.setdefault(article.locator("h2").inner_text(), text)  # newest first
     mailbox.close()
     assert set(bodies) >= {
         "Your National Registry account is now linked to Login.gov",
@@ -328,16 +393,21 @@ def test_a_recovery_code_mail_names_support(page, extra_accounts):
     sign_in_at_local_login_gov(page, ["omar.personal@example.net"])
     page.wait_for_url(APP + "/link/no-match")
     TYPED_EMAILS.add("omar.haddad@example.com")
-    page.get_by_label("Your registry primary or secondary email address") \
-        .fill("omar.haddad@example.com")
+    page.get_by_label("Your registry primary or secondary email address").fill(
+        "omar.haddad@example.com"
+    )
     page.get_by_role("button", name="Send me a code").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
-    assert page.get_by_text("No longer read that mailbox, or any of your registry email "
-                            "addresses?").is_visible()
+    assert page.get_by_text(
+        "No longer read that mailbox, or any of your registry email addresses?"
+    ).is_visible()
     mailbox = page.context.new_page()
     mailbox.goto(MAILBOX)
-    article = mailbox.locator("article", has_text="Your National Registry code").filter(
-        has_text="omar.haddad@example.com").first
+    article = (
+        mailbox.locator("article", has_text="Your National Registry code")
+        .filter(has_text="omar.haddad@example.com")
+        .first
+    )
     text = article.inner_text()
     mailbox.close()
     assert DEFAULT_SUPPORT_PHONE in text and DEFAULT_SUPPORT_EMAIL in text
@@ -355,8 +425,9 @@ def test_remove_and_swap_ask_first(page, extra_accounts):
     page.get_by_role("button", name="Continue").click()
     page.goto(APP + "/account/email")
     page.get_by_role("button", name="Remove my secondary email ingrid.office@faa.gov").click()
-    assert page.get_by_role("heading", name="Remove ingrid.office@faa.gov from your account?") \
-        .is_visible()
+    assert page.get_by_role(
+        "heading", name="Remove ingrid.office@faa.gov from your account?"
+    ).is_visible()
     assert_accessible(page)
     page.get_by_role("link", name="No, keep my email addresses as they are").click()
     page.wait_for_url(APP + "/account/email")

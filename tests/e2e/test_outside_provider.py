@@ -6,6 +6,7 @@ session's stack (free ports for the app, moto and the mailbox), must not start t
 on 8001, and must let a person sign in through that provider and reach their linked demo
 account. No browser: `requests` follows the redirects a browser would.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-outside-provider-test"
-STAND_IN_PORT = 8001   # the local stage's issuer: the port make run's own stand-in takes
+STAND_IN_PORT = 8001  # the local stage's issuer: the port make run's own stand-in takes
 
 
 def free_port() -> int:
@@ -50,8 +51,9 @@ def listening_ports(pid: int) -> set[int]:
     while queue:
         current = queue.pop()
         pids.add(current)
-        queue.extend(child for child, parent in parents.items()
-                     if parent == current and child not in pids)
+        queue.extend(
+            child for child, parent in parents.items() if parent == current and child not in pids
+        )
     inodes = set()
     for current in pids:
         for fd in Path(f"/proc/{current}/fd").glob("*"):
@@ -60,12 +62,12 @@ def listening_ports(pid: int) -> set[int]:
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:   # 0A: LISTEN
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
 
@@ -84,25 +86,37 @@ def test_make_run_uses_an_outside_provider_by_settings_alone(outside_provider, t
     provider, key = outside_provider
     app_port, moto_port, mailbox_port = free_port(), free_port(), free_port()
     app = f"http://127.0.0.1:{app_port}"
-    provider.register_client(CLIENT_ID, public_pem(key), app + "/auth/callback",
-                             app + "/signed-out")
+    provider.register_client(
+        CLIENT_ID, public_pem(key), app + "/auth/callback", app + "/signed-out"
+    )
     key_file = tmp_path / "login_gov_private_key.pem"
     key_file.write_text(private_pem(key))
     key_file.chmod(0o600)
     # Only environment settings, nothing else: the stage's values stay for the rest.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_"))}
-    env.update({
-        "APP_BASE_URL": app,
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        "LOCAL_MAILBOX_PORT": str(mailbox_port),
-        "LOGIN_GOV_ISSUER": provider.issuer,
-        "LOGIN_GOV_CLIENT_ID": CLIENT_ID,
-        "LOGIN_GOV_PRIVATE_KEY_FILE": str(key_file),
-    })
-    proc = subprocess.Popen([sys.executable, "-m", "localdev.run", "--quiet"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_"))
+    }
+    env.update(
+        {
+            "APP_BASE_URL": app,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "LOCAL_MAILBOX_PORT": str(mailbox_port),
+            "LOGIN_GOV_ISSUER": provider.issuer,
+            "LOGIN_GOV_CLIENT_ID": CLIENT_ID,
+            "LOGIN_GOV_PRIVATE_KEY_FILE": str(key_file),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localdev.run", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output: list[str] = []
     ready = threading.Event()
 
@@ -135,13 +149,16 @@ def test_make_run_uses_an_outside_provider_by_settings_alone(outside_provider, t
         assert authorize.startswith(provider.url("/openid_connect/authorize?"))
         form = parse_forms(browser.get(authorize, timeout=30).text)[0]
         fields = dict(form["fields"], emails="dr.alice.moreno@example.com", action="continue")
-        back = browser.post(provider.url(form["action"]), data=fields, allow_redirects=False,
-                            timeout=30)
+        back = browser.post(
+            provider.url(form["action"]), data=fields, allow_redirects=False, timeout=30
+        )
         assert back.status_code == 302 and back.headers["Location"].startswith(
-            app + "/auth/callback?"), back.text[-500:]
+            app + "/auth/callback?"
+        ), back.text[-500:]
         callback = browser.get(back.headers["Location"], allow_redirects=False, timeout=30)
-        assert callback.status_code == 302 and callback.headers["Location"] == "/account", \
+        assert callback.status_code == 302 and callback.headers["Location"] == "/account", (
             callback.text[-500:]
+        )
         account = browser.get(app + "/account", allow_redirects=False, timeout=30)
         assert account.status_code == 200 and "1000000001" in account.text
         # The provider saw this run's client, PKCE included (it refuses sign-ins without).

@@ -1,5 +1,6 @@
 """In Chromium, against `make run`: recover a link with a code read from the local mailbox,
 then move a .gov primary email to a personal address and confirm it with a code."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,7 @@ def test_recover_link_with_code_then_change_gov_primary(page):
     sign_in_at_local_login_gov(page, ["dana.personal@example.net"])
     assert page.url == APP + "/link/no-match"
     assert_accessible(page)
-    page.get_by_label("Your registry primary or secondary email address").fill(
-        "Dana.Ruiz@VA.gov")
+    page.get_by_label("Your registry primary or secondary email address").fill("Dana.Ruiz@VA.gov")
     page.get_by_role("button", name="Send me a code").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
     # Before Dana spends her code: which Login.gov account it links her record to.

@@ -1,4 +1,5 @@
 """A person in Chromium signs in through the local Login.gov and lands on their account."""
+
 from __future__ import annotations
 
 from tests.e2e.conftest import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
@@ -15,7 +16,9 @@ def test_landing_page_looks_like_a_government_service(page):
 def test_sign_in_with_primary_email_lands_on_linked_account(page):
     sign_in_at_local_login_gov(page, ["dr.alice.moreno@example.com"])
     assert page.url == APP + "/account"
-    assert page.get_by_role("heading", name="Your National Registry account", exact=True).is_visible()
+    assert page.get_by_role(
+        "heading", name="Your National Registry account", exact=True
+    ).is_visible()
     assert page.get_by_text("1000000001").is_visible()
     assert page.get_by_text("is now linked to Login.gov").is_visible()
     page.screenshot(path=str(ARTIFACTS / "account-primary.png"), full_page=True)
@@ -60,18 +63,19 @@ def test_already_linked_to_someone_else_is_not_shared(page, chromium):
     assert page.url == APP + "/account"
     # A colleague with their own Login.gov account (another sub) uses the same address too.
     other = chromium.new_context(bypass_csp=True).new_page()
-    sign_in_at_local_login_gov(other, ["compliance@saferoads.example.org",
-                                       "colleague@example.net"])
-    assert other.get_by_role("heading", name="This registry account is already linked to "
-                             "another Login.gov account").is_visible()
+    sign_in_at_local_login_gov(other, ["compliance@saferoads.example.org", "colleague@example.net"])
+    assert other.get_by_role(
+        "heading", name="This registry account is already linked to another Login.gov account"
+    ).is_visible()
     assert_accessible(other)
     other.context.close()
 
 
 def test_emails_of_two_accounts_link_neither(page):
     sign_in_at_local_login_gov(page, ["hana.sato@example.com", "d.ivanov@example.com"])
-    assert page.get_by_role("heading",
-                            name="Your email matches more than one registry account").is_visible()
+    assert page.get_by_role(
+        "heading", name="Your email matches more than one registry account"
+    ).is_visible()
     assert_accessible(page)
 
 
@@ -90,14 +94,16 @@ def test_back_after_signing_in_then_continue_keeps_the_session(page):
     page.go_back()
     page.wait_for_url("http://127.0.0.1:8001/**")
     page.get_by_label("Email addresses on this Login.gov account").fill(
-        "dr.alice.moreno@example.com")
+        "dr.alice.moreno@example.com"
+    )
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(APP + "/account")
-    assert page.get_by_role("heading", name="Your National Registry account",
-                            exact=True).is_visible()
+    assert page.get_by_role(
+        "heading", name="Your National Registry account", exact=True
+    ).is_visible()
     assert page.get_by_text("1000000001").is_visible()
     assert "could not complete" not in page.content()
-    page.goto(APP + "/account")                       # the session is intact
+    page.goto(APP + "/account")  # the session is intact
     assert page.url == APP + "/account"
 
 
@@ -113,8 +119,9 @@ def test_sign_in_then_cancel_while_signed_in_keeps_the_session(page):
     page.wait_for_url("http://127.0.0.1:8001/**")
     page.get_by_role("button", name="Cancel and return").click()
     page.wait_for_url(APP + "/account")
-    assert page.get_by_role("heading", name="Your National Registry account",
-                            exact=True).is_visible()
+    assert page.get_by_role(
+        "heading", name="Your National Registry account", exact=True
+    ).is_visible()
     assert "cancelled" not in page.content()
     assert_accessible(page)
     page.goto(APP + "/account")

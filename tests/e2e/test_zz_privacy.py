@@ -1,4 +1,5 @@
 """Runs last in the browser suite: the stack's logs hold no email address, code or token."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,12 @@ def test_logs_contain_no_demo_email_code_or_token(stack):
     log = banner.sub("", text)
     assert "identity_linked" in log or "signin_returning" in log, "the app's logs were captured"
     with (ROOT / "localdev" / "demo_accounts.csv").open() as handle:
-        emails = {e.lower() for row in csv.DictReader(handle)
-                  for e in (row["primary_email"], row["secondary_email"]) if e}
+        emails = {
+            e.lower()
+            for row in csv.DictReader(handle)
+            for e in (row["primary_email"], row["secondary_email"])
+            if e
+        }
     emails |= {e.lower() for e in TYPED_EMAILS}
     lowered = log.lower()
     leaked_emails = sorted(e for e in emails if e in lowered)
