@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import sys
+from datetime import UTC
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -246,7 +247,7 @@ def _export_date(text: str | None) -> str | None:
     """--exported-on: a real day, not after tomorrow (UTC; the registry may be a day ahead)."""
     if text is None:
         return None
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, datetime, timedelta
 
     try:
         day = date.fromisoformat(text.strip())
@@ -254,7 +255,7 @@ def _export_date(text: str | None) -> str | None:
         raise CliError(
             "--exported-on takes the day the registry produced the file: YYYY-MM-DD"
         ) from None
-    if day > datetime.now(timezone.utc).date() + timedelta(days=1):
+    if day > datetime.now(UTC).date() + timedelta(days=1):
         raise CliError(f"--exported-on {day.isoformat()} is in the future")
     return day.isoformat()
 
@@ -1020,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         _error(f"configuration: {exc}")
         return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - AWS trouble is one line for the desk
+    except Exception as exc:
         trouble = explain_aws_trouble(exc)
         if trouble is None:
             raise  # a bug: the traceback is what an engineer needs

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1167,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(figures: list[Figure]) -> str:
     width = max(len(f.name) for f in figures)
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# make bench — {when} — {platform.node()} ({os.cpu_count()} cores)",
         "",

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -94,7 +94,7 @@ def epoch_seconds() -> int:
 
 
 def utc_now() -> datetime:
-    return datetime.fromtimestamp(_clock.time(), timezone.utc)
+    return datetime.fromtimestamp(_clock.time(), UTC)
 
 
 def monotonic() -> float:

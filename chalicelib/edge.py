@@ -18,8 +18,8 @@ import contextvars
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qs
 
 from chalice import Response

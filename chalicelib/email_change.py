@@ -45,7 +45,6 @@ from chalicelib import (
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.config import get_settings
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
-from chalicelib.field_ownership import mark_changed_here
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,
@@ -54,6 +53,7 @@ from chalicelib.errors import (
     NoPendingCode,
     RecentSignInRequired,
 )
+from chalicelib.field_ownership import mark_changed_here
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account, Session
 from chalicelib.onetime_codes import Binding, Purpose

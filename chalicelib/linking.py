@@ -22,13 +22,13 @@ The rules, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
+from chalicelib import claims, store
 from chalicelib.audit import audit_event, commit_with_audit, record_committed
 from chalicelib.emails import try_normalize_email
-from chalicelib import claims, store
 from chalicelib.errors import (
     AccountAlreadyLinked,
     AccountInactive,

@@ -19,7 +19,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -45,11 +45,11 @@ EXPIRY_BUCKET_FORMAT = "%Y-%m-%dT%H"
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def expiry_bucket(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime(EXPIRY_BUCKET_FORMAT)
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime(EXPIRY_BUCKET_FORMAT)
 
 
 # Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.

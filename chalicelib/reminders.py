@@ -13,7 +13,7 @@ keeping a sparse index in step with every link, import and email change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
@@ -44,7 +44,7 @@ class ReminderSummary:
 def send_institutional_email_reminders(
     now: datetime | None = None, limit: int = DEFAULT_LIMIT
 ) -> ReminderSummary:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=get_settings().reminder_interval_days)
     summary = ReminderSummary()
     due = (

@@ -96,7 +96,7 @@ def serve_outbox(stop: threading.Event) -> threading.Thread:
             try:
                 # A failed send is tried again after 5 s, as SQS would after its timeout.
                 drain(wait_seconds=1, visibility_timeout=5)
-            except Exception:  # noqa: BLE001 - a local helper: say so and keep serving
+            except Exception:
                 log.exception("local outbox worker failed; retrying")
                 stop.wait(1)
 

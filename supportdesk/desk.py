@@ -16,7 +16,7 @@ instead of undoing it. A change made here makes the field this service's
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -61,7 +61,7 @@ class Invalid(SupportError):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def _check_number(nr_number: str) -> str:
@@ -589,10 +589,10 @@ def export_changes(since: str) -> list[dict]:
     """Every email and status change made here since `since` (YYYY-MM-DD), oldest first,
     from the audit trail: what the registry should take into its own records."""
     try:
-        start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise Invalid("--since takes a date: YYYY-MM-DD") from None
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     if start > today:
         raise Invalid("--since is in the future")
     rows = []

@@ -12,7 +12,7 @@ import html
 import math
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chalicelib.emails import is_institutional
@@ -44,7 +44,7 @@ def build_report(now: float | None = None) -> dict:
         if account.linked_sub:
             linked += 1
         if account.linked_at:
-            per_day[account.linked_at.astimezone(timezone.utc).strftime("%Y-%m-%d")] += 1
+            per_day[account.linked_at.astimezone(UTC).strftime("%Y-%m-%d")] += 1
         if is_institutional(account.primary_email_normalized):
             institutional += 1
             institutional_linked += bool(account.linked_sub)
@@ -58,7 +58,7 @@ def build_report(now: float | None = None) -> dict:
         )
     )
     return {
-        "generated_at": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "total": total,
         "linked": linked,
         "unlinked": total - linked,

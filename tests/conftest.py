@@ -36,11 +36,11 @@ os.environ.update(
     }
 )
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
-from localdev.html_forms import parse_forms  # noqa: E402,F401 - re-exported for tests
-from localdev.idp import LocalLoginGov, generate_rsa_key, private_pem, public_pem  # noqa: E402
-from localdev.moto_support import serialize_dynamodb_writes  # noqa: E402
+from localdev.html_forms import parse_forms
+from localdev.idp import LocalLoginGov, generate_rsa_key, private_pem, public_pem
+from localdev.moto_support import serialize_dynamodb_writes
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CLIENT_ID = os.environ["LOGIN_GOV_CLIENT_ID"]
@@ -99,9 +99,7 @@ def idp(idp_server):
 @pytest.fixture
 def aws():
     """moto with the app's tables created from the models."""
-    from chalicelib import models
-
-    from chalicelib import config, outbox
+    from chalicelib import config, models, outbox
     from localdev.outbox_worker import create_queues
 
     with mock_aws():

@@ -16,7 +16,8 @@ import uuid
 
 import idna
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email, try_normalize_email
 from chalicelib.models import Account, Claim

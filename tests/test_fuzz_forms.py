@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.store import CSV_HEADER
-from supportdesk.csv_validation import validate_row
 from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.models import Account, AuditEvent, Claim, Flow
+from chalicelib.store import CSV_HEADER
+from supportdesk.csv_validation import validate_row
 from tests.conftest import make_account
 from tests.mail_fixtures import csrf_of, mailbox, signed_in_unmatched  # noqa: F401
 

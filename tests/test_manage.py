@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
 
 import manage
 from chalicelib import sessions
-from supportdesk import desk as support
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, expiry_bucket
+from supportdesk import desk as support
 from tests.aws_fixtures import (  # noqa: F401 - fixtures
     APP_ENV,
     csv_row,
@@ -323,7 +323,7 @@ def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_statu
     registry(csv_row("1000000020", "held@example.com"))
     assert cli("disable", "1000000020", "--reason", "misuse")[0] == 0
     assert cli("enable", "1000000020", "--reason", "resolved")[0] == 0
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     code, rows, _ = run_json(cli, "export-changes", "--since", today)
     assert code == 0
     assert [(r["field"], r["old"], r["new"]) for r in rows] == [
@@ -405,7 +405,7 @@ def _challenge(flow_id: str, purpose: str, expires_at: int) -> None:
 
 
 def test_report_counts(cli):
-    day1 = datetime(2030, 3, 1, 15, tzinfo=timezone.utc)
+    day1 = datetime(2030, 3, 1, 15, tzinfo=UTC)
     make_account("2000000001", "a@example.com")
     make_account("2000000002", "b@va.gov")
     make_account("2000000003", "c@army.mil", status="disabled")
@@ -413,7 +413,7 @@ def test_report_counts(cli):
     _set_linked("2000000001", "s1", day1)
     _set_linked("2000000002", "s2", day1 + timedelta(hours=3))
     _set_linked("2000000003", "s3", day1 + timedelta(days=2))
-    now = int(datetime.now(timezone.utc).timestamp())
+    now = int(datetime.now(UTC).timestamp())
     _challenge("p1", "email_change", now + 300)
     _challenge("p2", "email_change_notice", now + 300)
     _challenge("old", "email_change", now - 10)  # expired: not pending
@@ -445,7 +445,7 @@ class _Collect(HTMLParser):
 def test_report_html_is_self_contained_escaped_and_charts_links(cli, tmp_path):
     make_account("2100000001", "x@example.com", role='<script>alert("r")</script>')
     make_account("2100000002", "y@example.com")
-    _set_linked("2100000002", "s", datetime(2030, 5, 6, tzinfo=timezone.utc))
+    _set_linked("2100000002", "s", datetime(2030, 5, 6, tzinfo=UTC))
     page = tmp_path / "report.html"
     code, out, _ = cli("report", "--html", str(page))
     assert code == 0 and str(page) in out
@@ -495,7 +495,7 @@ def test_import_accounts_clean_file_exits_0_and_a_bad_header_exits_2(cli, tmp_pa
 
 
 def test_run_cleanup_prints_the_summary_and_keeps_stdout_json(cli):
-    make_flow("gone", int(datetime.now(timezone.utc).timestamp()) - 60)
+    make_flow("gone", int(datetime.now(UTC).timestamp()) - 60)
     code, summary, err = run_json(cli, "run-cleanup", "--batch-size", "10")
     assert code == 0
     assert summary["deleted"] == 1 and summary["more_remaining"] is False
@@ -834,7 +834,7 @@ def test_export_changes_csv_writes_no_formula_cells(cli, registry):
         )[0]
         == 0
     )
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
     import csv as csv_module
 
@@ -1016,7 +1016,7 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
     )
     assert code == 0
     code2, out2, err2 = cli("find", "1000000061")
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     cli(
         "set-email",
         "1000000061",
@@ -1038,7 +1038,7 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
 
 
 def test_csv_cells_show_hostile_text_escaped(cli, registry, tmp_path):
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     registry(csv_row("1000000062", "csv.hostile@example.com"))
     assert (
         cli(

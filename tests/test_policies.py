@@ -596,7 +596,7 @@ def test_every_deployed_function_has_a_tour_and_its_own_policy_in_every_stage():
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_policy_grants_exactly_what_its_code_uses(
     function, app_client, idp, mailbox, calls, lambda_secrets
-):  # noqa: F811
+):
     from chalicelib import mail
 
     mail.reset_client()

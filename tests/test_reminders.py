@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from chalicelib.reminders import send_institutional_email_reminders
 from tests.conftest import make_account
 from tests.mail_fixtures import mailbox  # noqa: F401 - fixture
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def link(nr_number: str, sub: str) -> None:
