@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint infra/*.yaml
 
 # PIP_NO_DEPS=1: pip installs exactly requirements.txt, so botocore (in the Lambda runtime)
-# stays out of the zip. STAGE=dev|prod; see docs/deploy.md.
+# stays out of the zip. STAGE=dev|prod; see docs/operations.md.
 STAGE ?= dev
 # chalice package merges one template: infra/merge_templates.py makes it from these, in order.
 MERGE_TEMPLATES := infra/template.yaml infra/api_responses.yaml

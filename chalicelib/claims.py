@@ -1,5 +1,5 @@
 """Who holds an email address: the one rule for linking, recovery, email changes, the
-registry import and the support desk (DESIGN.md, "Account lifecycle").
+registry import and the support desk (docs/design.md, "The account lifecycle").
 
 - An address on one account that was never shared proves identity for that account: its
   claim names it (`nr_number`), it links automatically and it receives recovery codes.

@@ -1,4 +1,4 @@
-"""Settings read from environment variables (the README's configuration table).
+"""Settings read from environment variables (docs/operations.md, "Configuration").
 
 Every limit the service enforces is a named setting here, with a default that is safe for
 production. Settings are read once per process and cached; tests call `reset_settings()`.
@@ -15,7 +15,7 @@ DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
 DEFAULT_PROMPT = "select_account"
 DEFAULT_TABLE_PREFIX = "nrcme-local-"
 # Placeholders, like the example.gov domains in .chalice/config.json: each deployed stage
-# sets its real support desk (docs/deploy.md, step 0). 555-01xx numbers are never assigned.
+# sets its real support desk (docs/operations.md, step 0). 555-01xx numbers are never assigned.
 DEFAULT_SUPPORT_PHONE = "1-800-555-0100"
 DEFAULT_SUPPORT_EMAIL = "support@nrcme.example.gov"
 DEFAULT_SUPPORT_HOURS = "Monday to Friday, 8 a.m. to 8 p.m. Eastern Time"

@@ -1,4 +1,4 @@
-"""Who owns each account field (DESIGN.md, "Account lifecycle"): stated once.
+"""Who owns each account field (docs/design.md, "The account lifecycle"): stated once.
 
 - The registry's export seeds every field. The row as last imported is kept on the account
   (`Account.imported`): the base of a three-way merge.

@@ -91,7 +91,7 @@ class Account(Model):
     # behind is refused at its next use.
     login_gov_disabled = BooleanAttribute(null=True)
     last_reminder_at = UTCDateTimeAttribute(null=True)
-    # Who owns each field (DESIGN "Account lifecycle"; rules in chalicelib.field_ownership):
+    # Who owns each field (docs/design.md, section 3; rules in chalicelib.field_ownership):
     # `imported` is the registry row as last imported (the base of the three-way merge);
     # `changed_here` names the fields this service changed since, with when and by whom.
     imported = MapAttribute(null=True)

@@ -2,7 +2,7 @@
 
 `ERROR_RESPONSES` is the only place that decides what a person sees for a failure: a page
 (template and status, and which form to show again) or a redirect. The edge
-(`chalicelib.edge`) resolves every error through `response_for_error`, which also logs the
+(`chalicelib.edge`) resolves every error through `response_for`; `render_error` logs the
 refusal and counts it, once.
 """
 

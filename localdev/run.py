@@ -7,7 +7,7 @@ accounts through manage.py (the same commands ops use); then serves the app with
 routes as API Gateway does). Ctrl-C stops everything it started.
 
 Settings are the local stage's (.chalice/config.json), and real environment variables win,
-as for manage.py (the CONTRACT in DESIGN.md): chalice local itself would put the stage's
+as for manage.py (the contract in docs/design.md): chalice local itself would put the stage's
 values over the environment, so it is started through chalice_local_main below.
 - LOGIN_GOV_ISSUER other than the stage's (the local Login.gov, 8001): the stand-in is not
   started and that provider is used, with LOGIN_GOV_CLIENT_ID and the key

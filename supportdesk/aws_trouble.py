@@ -7,7 +7,7 @@ a traceback (`manage.py` shows `explain(exc)` for every PynamoDB and botocore er
   A step after a change committed (ending sessions) is not reported here: the command
   reports the change as made and the step as failed, with `cause(exc)` (exit 5).
 - No region, no or expired credentials, a permission AWS refused, a table or parameter
-  that is not there: exit 1, with what to set or ask for (docs/deploy.md, "The support
+  that is not there: exit 1, with what to set or ask for (docs/support-desk.md, "The
   desk's machine", lists what the desk's role needs).
 
 AWS's own error messages are never shown: they may carry key values (addresses).
@@ -32,7 +32,7 @@ from botocore.exceptions import (
 from pynamodb.exceptions import PynamoDBException
 
 EXIT_REFUSED, EXIT_INCOMPLETE = 1, 3
-SETUP = 'docs/deploy.md, "The support desk\'s machine"'
+SETUP = 'docs/support-desk.md, "The desk\'s machine"'
 # Codes that say "who you are" or "what you may do" is the problem, not AWS's health.
 DENIED = {
     "AccessDenied",

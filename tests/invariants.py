@@ -1,4 +1,4 @@
-"""The account lifecycle's invariants (DESIGN.md, "Account lifecycle"), checked on the
+"""The account lifecycle's invariants (docs/design.md, "The five invariants"), checked on the
 tables as they are: after every lifecycle test and after every step of the state machine.
 
 1. Every address of every account that is not removed has exactly one claim, and it names

@@ -32,7 +32,7 @@ SUPPORT = {
 
 @pytest.fixture
 def support(monkeypatch):
-    """A stage's own support desk (the README's SUPPORT_* settings)."""
+    """A stage's own support desk (the SUPPORT_* settings: docs/operations.md)."""
     for name, value in SUPPORT.items():
         monkeypatch.setenv(name, value)
     config.reset_settings()

@@ -758,7 +758,7 @@ def test_no_aws_credentials_is_a_one_line_hint(bare_aws, stage_config, capsys, m
     code = manage.main(["--stage", "test", "--config", str(stage_config), "find", "1000000001"])
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in out + err
-    assert "no AWS credentials" in err and "docs/deploy.md" in err
+    assert "no AWS credentials" in err and "docs/support-desk.md" in err
 
 
 def test_access_denied_on_ssm_names_the_permission(cli, api_calls, monkeypatch):
@@ -773,7 +773,9 @@ def test_access_denied_on_ssm_names_the_permission(cli, api_calls, monkeypatch):
     code, out, err = cli("unlink", "1000000036", "--mode", "lost-account", "--reason", "t")
     secrets.reset_secrets()
     assert code == 1 and "Traceback" not in out + err
-    assert "AccessDeniedException" in err and "GetParameter" in err and "docs/deploy.md" in err
+    assert (
+        "AccessDeniedException" in err and "GetParameter" in err and "docs/support-desk.md" in err
+    )
     assert Account.get("1000000036", consistent_read=True).linked_sub == "sub-ssm"
 
 
