@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from chalicelib import web
 from chalicelib.models import Account
-from tests.assertions import sessions_in_table, sub_claims
-from tests.conftest import make_account, query_of
+from tests.support.accounts import make_account
+from tests.support.assertions import sessions_in_table, sub_claims
+from tests.support.browser import query_of
 
 VICTIM_EMAIL = "dr.alice@example.com"
 ATTACKER_EMAIL = "mallory@example.net"

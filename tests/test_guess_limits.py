@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.models import Account, Claim
-from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
+from tests.support.accounts import make_account
+from tests.support.browser import (
+    Browser,
     csrf_of,
     enter_code,
-    mailbox,
     request_recovery,
     signed_in_unmatched,
 )
