@@ -266,6 +266,6 @@ def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client,
     assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
     assert [a[0] for a in answers["known"]] == [400, 400, 400, 400, 429]
     assert "That code is not right. You have 4 tries left." in answers["known"][0][2]
-    for known, unknown in zip(answers["known"], answers["unknown"]):
+    for known, unknown in zip(answers["known"], answers["unknown"], strict=False):
         assert known == unknown
     assert Account.get("1000000001").linked_sub is None and sub_claims() == []

@@ -78,7 +78,7 @@ def sub(value, **names: str) -> str:
     """Resolve a template's `!Sub "..${Name}.."` for the given parameter values."""
     text = value["Fn::Sub"] if isinstance(value, dict) else value
     for name, replacement in names.items():
-        text = text.replace("${%s}" % name, replacement)
+        text = text.replace(f"${{{name}}}", replacement)
     return text
 
 

@@ -614,7 +614,7 @@ def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, calls, op
     code, out, err = cli(*argv)
     assert code == 3, (out, err)
     assert "Traceback" not in out + err
-    (line,) = [l for l in err.splitlines() if l.startswith("error:")]
+    (line,) = [entry for entry in err.splitlines() if entry.startswith("error:")]
     assert "throttled" in line and "run the command again" in line and THROTTLED in line
     calls.rules.clear()
     assert Account.get("1000000030", consistent_read=True).primary_email == "throttled@example.com"

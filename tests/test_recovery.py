@@ -468,7 +468,7 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
                 statuses.setdefault(name, []).append(page.status)
         shapes[name] = guesses
     assert statuses["known"] == statuses["unknown"] == [400, 400, 400, 400]
-    for known, unknown in zip(shapes["known"], shapes["unknown"]):
+    for known, unknown in zip(shapes["known"], shapes["unknown"], strict=False):
         assert known == unknown
     ordinary, _, filling, paused = shapes["known"]
     # session, the identity (not disabled by Login.gov), try, identity's and account's caps
