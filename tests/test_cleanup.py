@@ -10,13 +10,7 @@ import pytest
 from chalicelib import cleanup
 from chalicelib.cleanup import LOOKBACK_HOURS, cleanup_expired_flows, expiry_buckets
 from chalicelib.models import Flow, Session, expiry_bucket
-from tests.aws_fixtures import (  # noqa: F401 - fixtures
-    api_calls,
-    flow_exists,
-    make_flow,
-    support_env,
-    tables,
-)
+from tests.support.accounts import flow_exists, make_flow
 
 NOW = float(int(time.time()) // 3600 * 3600 + 1800)  # half past an hour: buckets are clear
 HOUR = 3600
@@ -39,7 +33,7 @@ def test_buckets_cover_the_lookback_window_oldest_first():
     assert buckets == sorted(buckets)
 
 
-def test_only_expired_items_are_read_and_deleted(tables, logged):
+def test_only_expired_items_are_read_and_deleted(aws, logged):
     expired = [make_flow(f"old{i}", NOW - i * 2000 - 1) for i in range(10)]  # up to ~5 h ago
     expired.append(make_flow("just-now", NOW - 60))  # this hour, already expired
     alive = [
@@ -56,19 +50,19 @@ def test_only_expired_items_are_read_and_deleted(tables, logged):
     ]
 
 
-def test_cleanup_queries_the_index_and_never_scans(tables, api_calls):
+def test_cleanup_queries_the_index_and_never_scans(aws, calls):
     make_flow("a", NOW - 10)
     cleanup_expired_flows(now=NOW, batch_size=10)
-    names = {c.operation for c in api_calls.calls}
+    names = {c.operation for c in calls.calls}
     assert "Scan" not in names
-    queries = api_calls.params("Query")
+    queries = calls.params("Query")
     assert queries and all(q["IndexName"] == "by_expiry" for q in queries)
     assert all("<=" in q["KeyConditionExpression"] for q in queries)
-    deletes = api_calls.params("DeleteItem")
+    deletes = calls.params("DeleteItem")
     assert len(deletes) == 1 and "<=" in deletes[0]["ConditionExpression"]
 
 
-def test_a_bounded_run_stops_and_the_next_run_continues(tables, logged):
+def test_a_bounded_run_stops_and_the_next_run_continues(aws, logged):
     for i in range(12):
         make_flow(f"x{i}", NOW - (i + 1) * 1000)
     keep = make_flow("future", NOW + HOUR)
@@ -86,13 +80,13 @@ def test_a_bounded_run_stops_and_the_next_run_continues(tables, logged):
     assert cleanup_expired_flows(now=NOW, batch_size=5).items_read == 0
 
 
-def test_items_older_than_the_window_are_left_to_ttl(tables):
+def test_items_older_than_the_window_are_left_to_ttl(aws):
     ancient = make_flow("ancient", NOW - (LOOKBACK_HOURS + 5) * HOUR)
     summary = cleanup_expired_flows(now=NOW, batch_size=10)
     assert summary.items_read == 0 and flow_exists(ancient.flow_id)
 
 
-def test_a_session_refreshed_after_the_read_survives(tables, api_calls):
+def test_a_session_refreshed_after_the_read_survives(aws, calls):
     from chalicelib import sessions
 
     token, session = sessions.create_session("sub-refresh", "1000000001")
@@ -114,13 +108,13 @@ def test_a_session_refreshed_after_the_read_survives(tables, api_calls):
             ]
         )
 
-    api_calls.interleave("DeleteItem", refresh, key_prefix="session#")
+    calls.interleave("DeleteItem", refresh, key_prefix="session#")
     summary = cleanup_expired_flows(now=NOW, batch_size=10)
     assert (summary.items_read, summary.deleted, summary.skipped) == (2, 1, 1)
     assert flow_exists(session.flow_id) and not flow_exists(other.flow_id)
 
 
-def test_two_runs_at_once_delete_each_item_once_without_errors(tables):
+def test_two_runs_at_once_delete_each_item_once_without_errors(aws):
     for i in range(40):
         make_flow(f"c{i}", NOW - 1 - i * 300)
     start = threading.Barrier(2)
@@ -145,7 +139,7 @@ def test_two_runs_at_once_delete_each_item_once_without_errors(tables):
     assert Flow.count() == 0
 
 
-def test_unexpected_errors_are_logged_once_and_raised(tables, logged, monkeypatch):
+def test_unexpected_errors_are_logged_once_and_raised(aws, logged, monkeypatch):
     make_flow("boom", NOW - 10)
 
     def failing(*args, **kwargs):
@@ -162,7 +156,7 @@ def test_unexpected_errors_are_logged_once_and_raised(tables, logged, monkeypatc
     ]
 
 
-def test_default_batch_size_comes_from_settings(tables, monkeypatch):
+def test_default_batch_size_comes_from_settings(aws, monkeypatch):
     from chalicelib import config
 
     monkeypatch.setenv("CLEANUP_BATCH_SIZE", "3")
@@ -173,6 +167,6 @@ def test_default_batch_size_comes_from_settings(tables, monkeypatch):
     assert (summary.deleted, summary.more_remaining) == (3, True)
 
 
-def test_batch_size_must_be_positive(tables):
+def test_batch_size_must_be_positive(aws):
     with pytest.raises(ValueError):
         cleanup_expired_flows(now=NOW, batch_size=0)

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from chalicelib import web
 from chalicelib.models import Account
-from tests.assertions import sessions_in_table, sub_claims
-from tests.conftest import make_account, query_of
+from tests.support.accounts import make_account
+from tests.support.assertions import sessions_in_table, sub_claims
+from tests.support.browser import query_of
 
 VICTIM_EMAIL = "dr.alice@example.com"
 ATTACKER_EMAIL = "mallory@example.net"
@@ -190,7 +191,7 @@ def test_each_login_drops_the_oldest_signin_cookie_beyond_the_limit(
     urls = [browser.start_signin() for _ in range(3)]
     names = [web.signin_cookie(query_of(u)["state"]) for u in urls]
     assert signin_cookie_names(browser) == names
-    for name, issued in zip(names, [3000, 1000, 2000]):  # the second is the oldest
+    for name, issued in zip(names, [3000, 1000, 2000], strict=True):  # the second is the oldest
         binding = web.signin_cookie_binding(browser.cookies[name])
         browser.cookies[name] = web.signin_cookie_value(binding, issued)
     calls = aws_calls.watching(monkeypatch)

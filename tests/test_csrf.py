@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import mailbox, session_csrf, signed_in_unmatched  # noqa: F401
+from tests.support.accounts import make_account
+from tests.support.browser import Browser, session_csrf, signed_in_unmatched
 
 
 def flow_items() -> list:
@@ -113,7 +113,7 @@ def test_the_right_token_is_accepted(request, mailbox, path, fields, who):
 
 
 def test_every_form_on_every_page_carries_the_token(linked_browser, mailbox):
-    from tests.conftest import parse_forms
+    from localdev.html_forms import parse_forms
 
     pages = ["/account/email", "/account"]
     linked_browser.post(

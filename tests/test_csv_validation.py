@@ -8,7 +8,7 @@ import pytest
 
 from supportdesk.csv_validation import ImportFileError, validate_file, validate_text
 from supportdesk.registry_sync import write_reject_report
-from tests.aws_fixtures import csv_row, csv_text
+from tests.support.accounts import csv_row, csv_text
 
 
 @pytest.mark.parametrize(

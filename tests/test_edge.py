@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import errors, pages
-from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
-from tests.conftest import make_account
+from tests.support.accounts import make_account
 
 PROJECT = Path(__file__).resolve().parent.parent
 ROUTES = sorted((PROJECT / "chalicelib" / "routes").glob("*.py"))

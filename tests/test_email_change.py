@@ -11,8 +11,9 @@ import pytest
 from chalicelib import onetime_codes
 from chalicelib.errors import EmailAddressTaken
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
-from tests.conftest import Browser, make_account, parse_forms
-from tests.mail_fixtures import calls, csrf_of, enter_code, mailbox, session_csrf  # noqa: F401
+from localdev.html_forms import parse_forms
+from tests.support.accounts import make_account
+from tests.support.browser import Browser, csrf_of, enter_code, session_csrf
 
 CHANGED_NOTICE = "The email addresses on your National Registry account changed"
 CONFIRM_SUBJECT = "Confirm your new National Registry email address"
@@ -258,7 +259,7 @@ def test_a_stale_session_cannot_plant_a_secondary_that_links_after_an_unlink(
     """The review's story: a thief with an old session sets the secondary to their own
     mailbox; after a Login.gov purge their own Login.gov account would link the record."""
     from chalicelib import security_events
-    from tests.conftest import CLIENT_ID
+    from tests.support import CLIENT_ID
 
     victim = linked(Browser(app_client, idp), secondary="alice.home@example.org")
     victim_sub = Account.get("1000000001").linked_sub
@@ -521,7 +522,7 @@ def test_a_failed_notice_does_not_undo_or_fail_the_change(browser, mailbox, call
 
 def test_figures_requests_per_confirmation_and_mails_per_workflow(app_client, idp, mailbox, calls):
     """The numbers in the report: DynamoDB requests per confirmation, mail sends per workflow."""
-    from tests.mail_fixtures import request_recovery, signed_in_unmatched
+    from tests.support.browser import request_recovery, signed_in_unmatched
 
     make_account("1000000009", primary="rec@example.com")
     rec = Browser(app_client, idp)
@@ -594,6 +595,6 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(app_client, id
 
 
 def _forms(html):
-    from tests.conftest import parse_forms
+    from localdev.html_forms import parse_forms
 
     return parse_forms(html)

@@ -7,19 +7,8 @@ address typed `baſhir...`. The check lists them (read-only) so support can re-k
 from __future__ import annotations
 
 from chalicelib.models import Account, Claim
-from tests.aws_fixtures import make_account, support_env, tables  # noqa: F401 - fixtures
-from tests.test_manage import cli, run_json, stage_config  # noqa: F401 - fixtures
-
-
-def stored_under_the_old_rule(nr_number: str, **old_keys: str) -> None:
-    """Rewrite an account's stored keys (and its claims) as case folding made them."""
-    account = Account.get(nr_number)
-    for field, key in old_keys.items():
-        attribute = getattr(Account, f"{field}_email_normalized")
-        current = getattr(account, attribute.attr_name)
-        Claim(Claim.email_key(current)).delete()
-        Claim(Claim.email_key(key), nr_number=nr_number).save()
-        account.update(actions=[attribute.set(key)])
+from tests.support.accounts import make_account, stored_under_the_old_rule
+from tests.support.desk import run_json
 
 
 def test_nothing_to_re_key_exits_0(cli):

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from chalicelib.emails import InvalidEmail, is_institutional, normalize_email, try_normalize_email
 from chalicelib.models import Account, Claim
-from tests.conftest import make_account
-from tests.mail_fixtures import enter_code, mailbox, session_csrf  # noqa: F401 - fixtures
+from tests.support.accounts import make_account
+from tests.support.browser import enter_code, session_csrf
 
 
 @pytest.mark.parametrize(

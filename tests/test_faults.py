@@ -20,18 +20,24 @@ import pytest
 
 from chalicelib import http_client, linking
 from chalicelib.models import Account, AuditEvent, Claim, Flow, SignInState
-from localdev import aws_calls
-from tests.assertions import (
+from tests.invariants import assert_invariants
+from tests.support import CLIENT_ID
+from tests.support.accounts import make_account
+from tests.support.assertions import (
     assert_nothing_half_written,
     assert_refused,
-    logged_fixture,  # noqa: F401 - the `logged` fixture
     sessions_in_table,
     signin_states_in_table,
     sub_claims,
     warm_key_cache,
 )
-from tests.conftest import CLIENT_ID, make_account, reset_app_caches
-from tests.invariants import assert_invariants
+from tests.support.browser import (
+    enter_code,
+    request_recovery,
+    session_csrf,
+    signed_in_unmatched,
+)
+from tests.support.service import reset_app_caches
 
 EMAIL = "dr.alice@example.com"
 NR = "1000000001"
@@ -50,13 +56,6 @@ def slow_login_gov(monkeypatch, read_timeout_ms=300):
 
 
 # --- DynamoDB fault injection at botocore (localdev.aws_calls) -------------------------------------
-
-
-@pytest.fixture
-def dynamo(monkeypatch):
-    faults = aws_calls.watching(monkeypatch)
-    yield faults
-    faults.close()
 
 
 def assert_storage_page(page):
@@ -220,8 +219,8 @@ def test_a_cold_login_reads_discovery_while_it_writes_its_state(browser, account
 @pytest.mark.parametrize(
     "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
 )
-def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, dynamo, code):
-    rule = dynamo.fail("PutItem", code, table="flows", key_prefix="signin#")
+def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, calls, code):
+    rule = calls.fail("PutItem", code, table="flows", key_prefix="signin#")
     page = browser.get("/login")
     assert rule.fired == 1
     assert_storage_page(page)
@@ -231,24 +230,24 @@ def test_signin_state_write_failure_is_the_storage_page(browser, account, idp, d
     assert browser.get("/login").status == 302
 
 
-def test_unreachable_dynamodb_is_retried_a_bounded_number_of_times(browser, account, dynamo):
-    dynamo.unreachable("PutItem")
+def test_unreachable_dynamodb_is_retried_a_bounded_number_of_times(browser, account, calls):
+    calls.unreachable("PutItem")
     page = browser.get("/login")
     assert_storage_page(page)
     # PynamoDB's max_retry_attempts = 2 (chalicelib.models._Meta): 1 try + 2 retries.
-    assert dynamo.attempts == ["PutItem"] * 3
-    assert dynamo.count()["PutItem"] == 1  # one call from our code: no retry loop of our own
+    assert calls.attempts == ["PutItem"] * 3
+    assert calls.count()["PutItem"] == 1  # one call from our code: no retry loop of our own
     assert signin_states_in_table() == []
 
 
 # --- DynamoDB: consuming the state -------------------------------------------------------------------
 
 
-def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp, dynamo):
+def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp, calls):
     """A throttled UpdateItem changes nothing: the same callback works once the fault passes."""
     callback = browser.authorize(browser.start_signin(), [EMAIL])
     (state_record,) = signin_states_in_table()
-    rule = dynamo.fail(
+    rule = calls.fail(
         "UpdateItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="signin#"
     )
     page = browser.get(callback)
@@ -263,9 +262,9 @@ def test_throttled_state_consume_does_not_spend_the_state(browser, account, idp,
     assert_nothing_half_written()
 
 
-def test_throttled_state_consume_is_the_storage_page(browser, account, idp, dynamo, logged):
+def test_throttled_state_consume_is_the_storage_page(browser, account, idp, calls, logged):
     callback = browser.authorize(browser.start_signin(), [EMAIL])
-    dynamo.fail(
+    calls.fail(
         "UpdateItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="signin#"
     )
     page = browser.get(callback)
@@ -285,9 +284,9 @@ def test_throttled_state_consume_is_the_storage_page(browser, account, idp, dyna
     ],
 )
 def test_throttled_reads_in_the_callback_are_the_storage_page(
-    browser, account, idp, dynamo, operation, table, key_prefix
+    browser, account, idp, calls, operation, table, key_prefix
 ):
-    rule = dynamo.fail(
+    rule = calls.fail(
         operation, "ProvisionedThroughputExceededException", table=table, key_prefix=key_prefix
     )
     page = browser.sign_in([EMAIL])
@@ -295,7 +294,7 @@ def test_throttled_reads_in_the_callback_are_the_storage_page(
     assert_storage_page(page)
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
-    assert dynamo.count()["TransactWriteItems"] == 0
+    assert calls.count()["TransactWriteItems"] == 0
     assert_nothing_half_written()
     # The state was spent before the fault; a fresh sign-in succeeds.
     assert browser.sign_in([EMAIL]).location == "/account"
@@ -318,13 +317,13 @@ def test_throttled_reads_in_the_callback_are_the_storage_page(
     ],
 )
 def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
-    browser, account, idp, dynamo, code, reasons
+    browser, account, idp, calls, code, reasons
 ):
-    rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
+    rule = calls.fail("TransactWriteItems", code, reasons=reasons)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert_storage_page(page)
-    assert dynamo.count()["TransactWriteItems"] == 1  # a retryable failure is not a loop
+    assert calls.count()["TransactWriteItems"] == 1  # a retryable failure is not a loop
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
     assert list(AuditEvent.query(NR)) == []
@@ -341,20 +340,20 @@ def test_failed_link_transaction_is_the_storage_page_and_writes_nothing(
         pytest.param(["None", "TransactionConflict", "None"], id="conflict-on-account"),
     ],
 )
-def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, dynamo, reasons):
+def test_transaction_conflict_is_retried_once_then_links(browser, account, idp, calls, reasons):
     """DynamoDB documents TransactionConflict as retryable: one more try, then linked."""
-    rule = dynamo.fail("TransactWriteItems", "TransactionCanceledException", reasons=reasons)
+    rule = calls.fail("TransactWriteItems", "TransactionCanceledException", reasons=reasons)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"
-    assert dynamo.count()["TransactWriteItems"] == 2
+    assert calls.count()["TransactWriteItems"] == 2
     assert len(list(AuditEvent.query(NR))) == 1
     assert_nothing_half_written()
 
 
-def test_link_race_lost_to_another_identity_is_the_sharing_refusal(browser, account, idp, dynamo):
+def test_link_race_lost_to_another_identity_is_the_sharing_refusal(browser, account, idp, calls):
     winner = str(uuid.uuid4())
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: linking.link_account(winner, NR, method=linking.LinkMethod.AUTOMATIC),
     )
@@ -367,10 +366,10 @@ def test_link_race_lost_to_another_identity_is_the_sharing_refusal(browser, acco
     assert_nothing_half_written()
 
 
-def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, dynamo):
+def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, calls):
     """A double submit (two tabs, one identity): one link, one audit event, both signed in."""
     sub = str(uuid.uuid4())
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: linking.link_account(sub, NR, method=linking.LinkMethod.AUTOMATIC),
     )
@@ -382,8 +381,8 @@ def test_link_race_lost_to_the_same_identity_signs_in(browser, account, idp, dyn
     assert_nothing_half_written()
 
 
-def test_link_race_lost_to_a_disabling_is_the_inactive_refusal(browser, account, idp, dynamo):
-    rule = dynamo.interleave(
+def test_link_race_lost_to_a_disabling_is_the_inactive_refusal(browser, account, idp, calls):
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: Account.get(NR).update(actions=[Account.status.set("disabled")]),
     )
@@ -399,24 +398,24 @@ def _unrelated_edit():
     Account.get(NR).update(actions=[Account.first_name.set("Alicia")])
 
 
-def test_link_race_with_an_unrelated_edit_is_retried_once(browser, account, idp, dynamo):
-    rule = dynamo.interleave("TransactWriteItems", _unrelated_edit)
+def test_link_race_with_an_unrelated_edit_is_retried_once(browser, account, idp, calls):
+    rule = calls.interleave("TransactWriteItems", _unrelated_edit)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"
-    assert dynamo.count()["TransactWriteItems"] == 2
+    assert calls.count()["TransactWriteItems"] == 2
     assert Account.get(NR).first_name == "Alicia"  # the other edit survives
     assert_nothing_half_written()
 
 
 def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
-    browser, account, idp, dynamo
+    browser, account, idp, calls
 ):
-    rule = dynamo.interleave("TransactWriteItems", _unrelated_edit, times=5)
+    rule = calls.interleave("TransactWriteItems", _unrelated_edit, times=5)
     page = browser.sign_in([EMAIL])
     assert rule.fired == 2
     assert_storage_page(page)  # not a refusal: the person did nothing wrong, try again
-    assert dynamo.count()["TransactWriteItems"] == 2  # bounded
+    assert calls.count()["TransactWriteItems"] == 2  # bounded
     assert "nr_session" not in browser.cookies and sessions_in_table() == []
     assert sub_claims() == [] and Account.get(NR).linked_sub is None
     assert_nothing_half_written()
@@ -425,12 +424,12 @@ def test_link_race_with_an_account_that_keeps_changing_gives_up_after_two_tries(
 # --- DynamoDB: the session write after a link -------------------------------------------------------------
 
 
-def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, account, idp, dynamo):
+def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, account, idp, calls):
     """The link commits, the session write is throttled: a 503 that tells the truth (the
     accounts are linked; sign in again), the link whole, no session; signing in again finds
     the link (no second link, no second audit event)."""
     sub = str(uuid.uuid4())
-    rule = dynamo.fail(
+    rule = calls.fail(
         "PutItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="session#"
     )
     page = browser.sign_in([EMAIL], sub=sub)
@@ -449,10 +448,10 @@ def test_throttled_session_write_after_a_link_keeps_the_link_whole(browser, acco
 # --- DynamoDB: logout ------------------------------------------------------------------------------
 
 
-def test_throttled_logout_does_not_pretend_the_session_ended(browser, account, idp, dynamo):
+def test_throttled_logout_does_not_pretend_the_session_ended(browser, account, idp, calls):
     browser.follow(browser.sign_in([EMAIL]))
     token = browser.cookies["nr_session"]
-    dynamo.fail(
+    calls.fail(
         "DeleteItem", "ProvisionedThroughputExceededException", table="flows", key_prefix="session#"
     )
     page = browser.get("/logout")
@@ -487,12 +486,12 @@ def _events_recorded() -> list:
 
 
 def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
-    app_client, idp, dynamo, signed_in
+    app_client, idp, calls, signed_in
 ):
     """The event id commits with the action: a failure records neither, so Login.gov's
     redelivery acts (ending sessions is idempotent, so it may happen twice)."""
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    rule = dynamo.fail(
+    rule = calls.fail(
         "TransactWriteItems",
         "ProvisionedThroughputExceededException",
         table="flows",
@@ -511,13 +510,13 @@ def test_throttled_security_event_is_not_recorded_and_a_redelivery_acts(
 
 
 def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
-    app_client, idp, dynamo, signed_in, other_browser
+    app_client, idp, calls, signed_in, other_browser
 ):
     """The sign-in read the link before the disabled mark committed, so it was not refused;
     the sessions the event ends after its commit include the one it made."""
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
     made = []
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: made.append(other_browser.sign_in([EMAIL], sub=signed_in).location),
         table="flows",
@@ -530,7 +529,7 @@ def test_a_sign_in_that_lands_while_a_disable_commits_keeps_no_session(
 
 
 def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_person_enabled(
-    app_client, idp, dynamo, signed_in, other_browser
+    app_client, idp, calls, signed_in, other_browser
 ):
     """Login.gov may deliver a disable and a later enable at the same moment. Both read the
     link before either wrote: whichever commits last must not leave the account marked
@@ -539,7 +538,7 @@ def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_perso
     disable = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in, iat=now - 30)
     enable = idp.security_event_token(CLIENT_ID, "account-enabled", signed_in, iat=now)
     answers = []
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: answers.append(_push(app_client, enable)),
         table="flows",
@@ -555,7 +554,7 @@ def test_an_enable_committing_while_an_older_disable_is_handled_leaves_the_perso
 
 
 def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_account_alike(
-    app_client, idp, dynamo, signed_in, other_browser
+    app_client, idp, calls, signed_in, other_browser
 ):
     """The event read the link, then support unlinked (lost account) before it read the
     account, then the same identity linked again before it committed: the new link and its
@@ -563,13 +562,13 @@ def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_accoun
     from supportdesk import desk
 
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    dynamo.interleave(
+    calls.interleave(
         "GetItem",
         lambda: desk.unlink(NR, mode="lost-account", reason="race", actor="desk"),
         table="accounts",
     )
     relinked = []
-    dynamo.interleave(
+    calls.interleave(
         "TransactWriteItems",
         lambda: relinked.append(other_browser.sign_in([EMAIL], sub=signed_in).location),
         table="flows",
@@ -585,10 +584,10 @@ def test_a_disable_racing_an_unlink_and_relink_marks_the_new_link_and_its_accoun
 
 
 def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
-    app_client, idp, dynamo, signed_in
+    app_client, idp, calls, signed_in
 ):
     token = idp.security_event_token(CLIENT_ID, "account-purged", signed_in)
-    dynamo.fail(
+    calls.fail(
         "TransactWriteItems",
         "ProvisionedThroughputExceededException",
         table="flows",
@@ -602,9 +601,9 @@ def test_a_purge_that_failed_part_way_unlinks_when_delivered_again(
     assert [e.event for e in AuditEvent.query(NR)].count("identity_unlinked_purged") == 1
 
 
-def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, signed_in):
+def test_throttled_security_event_asks_for_redelivery(app_client, idp, calls, signed_in):
     token = idp.security_event_token(CLIENT_ID, "account-disabled", signed_in)
-    dynamo.fail(
+    calls.fail(
         "TransactWriteItems",
         "ProvisionedThroughputExceededException",
         table="flows",
@@ -614,15 +613,6 @@ def test_throttled_security_event_asks_for_redelivery(app_client, idp, dynamo, s
 
 
 # --- DynamoDB: a one-time code is spent only with the change it allows ---------------------------
-
-from tests.mail_fixtures import (  # noqa: E402,F401 - fixtures and helpers
-    csrf_of,
-    enter_code,
-    mailbox,
-    request_recovery,
-    session_csrf,
-    signed_in_unmatched,
-)
 
 
 def _challenges() -> list:
@@ -648,13 +638,13 @@ def _recovery_code(browser, mailbox, sub=None) -> str:
     ],
 )
 def test_a_throttled_recovery_link_keeps_the_code_usable(
-    browser, account, mailbox, dynamo, code, reasons
+    browser, account, mailbox, calls, code, reasons
 ):
     """The code is spent in the link's transaction: when that is throttled the page says
     nothing changed, and it is true of the code too (no new send needed)."""
     one_time = _recovery_code(browser, mailbox)
     token = session_csrf(browser, linked=False)
-    rule = dynamo.fail("TransactWriteItems", code, reasons=reasons)
+    rule = calls.fail("TransactWriteItems", code, reasons=reasons)
     page = enter_code(browser, "/link/recover/verify", one_time, token)
     assert rule.fired == 1
     assert_storage_page(page)
@@ -668,14 +658,14 @@ def test_a_throttled_recovery_link_keeps_the_code_usable(
 
 
 def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_database(
-    browser, account, mailbox, dynamo
+    browser, account, mailbox, calls
 ):
     """Both uses verified the code before either committed (a double submit): the
     challenge's delete inside the link transaction lets exactly one through."""
     one_time = _recovery_code(browser, mailbox, sub=str(uuid.uuid4()))
     token = session_csrf(browser, linked=False)
     first = []
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: first.append(enter_code(browser, "/link/recover/verify", one_time, token)),
     )
@@ -689,7 +679,7 @@ def test_a_second_use_of_a_recovery_code_racing_the_first_is_refused_by_the_data
 
 
 def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
-    browser, account, mailbox, dynamo
+    browser, account, mailbox, calls
 ):
     assert browser.sign_in([EMAIL]).location == "/account"
     page = browser.post(
@@ -702,7 +692,7 @@ def test_a_throttled_email_change_confirmation_keeps_the_code_usable(
     )
     assert page.location == "/account/email/confirm"
     one_time = mailbox.code_for("alice.personal@example.com")
-    rule = dynamo.fail("TransactWriteItems", "ThrottlingException")
+    rule = calls.fail("TransactWriteItems", "ThrottlingException")
     page = enter_code(browser, "/account/email/confirm", one_time)
     assert rule.fired == 1
     assert_storage_page(page)
@@ -743,7 +733,7 @@ def _due_for_idle_refresh():
     ],
 )
 def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
-    browser, account, dynamo, linked, method, path
+    browser, account, calls, linked, method, path
 ):
     if linked:
         browser.follow(browser.sign_in([EMAIL]))
@@ -751,7 +741,7 @@ def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
         signed_in_unmatched(browser)
     token = session_csrf(browser, linked=linked)
     _due_for_idle_refresh()
-    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
+    rule = calls.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
     if method == "GET":
         page = browser.get(path)
     else:  # a form post: the same as not signed in
@@ -763,21 +753,21 @@ def test_a_session_that_ends_before_its_idle_refresh_is_the_sign_in_page(
 
 
 def test_a_session_that_ends_before_its_idle_refresh_is_signed_out_on_a_public_page(
-    browser, account, dynamo
+    browser, account, calls
 ):
     browser.follow(browser.sign_in([EMAIL]))
     _due_for_idle_refresh()
-    dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
+    calls.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
     page = browser.get("/")
     assert page.status == 200 and 'href="/logout"' not in page.body
     assert sessions_in_table() == []
 
 
 def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_page(
-    browser, account, dynamo
+    browser, account, calls
 ):
     assert browser.sign_in([EMAIL]).location == "/account"  # a new link: a notice to show
-    rule = dynamo.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
+    rule = calls.interleave("UpdateItem", _session_ends_now, table="flows", key_prefix="session#")
     page = browser.get("/account")
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/login?return_to=/account"
@@ -785,10 +775,10 @@ def test_a_session_that_ends_before_its_link_notice_is_cleared_is_the_sign_in_pa
 
 
 def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
-    browser, account, mailbox, dynamo
+    browser, account, mailbox, calls
 ):
     form = signed_in_unmatched(browser)
-    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
+    rule = calls.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
     page = request_recovery(browser, EMAIL, form)
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/link/recover/verify"
@@ -796,11 +786,11 @@ def test_a_session_that_ends_before_its_recovery_code_is_written_is_not_a_503(
 
 
 def test_a_session_that_ends_before_an_email_change_code_is_written_is_not_a_503(
-    browser, account, mailbox, dynamo
+    browser, account, mailbox, calls
 ):
     assert browser.sign_in([EMAIL]).location == "/account"
     token = session_csrf(browser, linked=True)
-    rule = dynamo.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
+    rule = calls.interleave("PutItem", _session_ends_now, table="flows", key_prefix="challenge#")
     page = browser.post(
         "/account/email",
         {"csrf_token": token, "change": "primary", "email": "alice.personal@example.com"},
@@ -811,11 +801,11 @@ def test_a_session_that_ends_before_an_email_change_code_is_written_is_not_a_503
 
 
 def test_a_session_that_ends_while_its_recovery_code_links_still_links(
-    browser, account, mailbox, dynamo
+    browser, account, mailbox, calls
 ):
     one_time = _recovery_code(browser, mailbox)
     token = session_csrf(browser, linked=False)
-    rule = dynamo.interleave("TransactWriteItems", _session_ends_now)
+    rule = calls.interleave("TransactWriteItems", _session_ends_now)
     page = enter_code(browser, "/link/recover/verify", one_time, token)
     assert rule.fired == 1
     assert page.status == 302 and page.location == "/account"  # a new session of its own

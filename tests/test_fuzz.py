@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 from chalicelib import web
 from chalicelib.models import Account, Flow
 from localdev.idp import generate_rsa_key
-from tests.assertions import sessions_in_table, signin_states_in_table, sub_claims
-from tests.conftest import CLIENT_ID, make_account, query_of
+from tests.support import CLIENT_ID
+from tests.support.accounts import make_account
+from tests.support.assertions import sessions_in_table, signin_states_in_table, sub_claims
+from tests.support.browser import query_of
 
 FUZZ = settings(
     max_examples=150,

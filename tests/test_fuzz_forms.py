@@ -16,8 +16,8 @@ from chalicelib.emails import InvalidEmail, normalize_email
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 from chalicelib.store import CSV_HEADER
 from supportdesk.csv_validation import validate_row
-from tests.conftest import make_account
-from tests.mail_fixtures import csrf_of, mailbox, signed_in_unmatched  # noqa: F401
+from tests.support.accounts import make_account
+from tests.support.browser import csrf_of, signed_in_unmatched
 
 FUZZ = settings(
     max_examples=60,
@@ -45,14 +45,14 @@ field_text = st.one_of(
 
 
 @pytest.fixture
-def unmatched(browser, mailbox):  # noqa: F811
+def unmatched(browser, mailbox):
     make_account(primary="dr.alice@example.com")
     page = signed_in_unmatched(browser, "stranger@example.net", sub=str(uuid.uuid4()))
     return browser, csrf_of(page)
 
 
 @pytest.fixture
-def linked(browser, mailbox):  # noqa: F811
+def linked(browser, mailbox):
     make_account(primary="dr.alice@example.com")
     make_account("1000000002", primary="other@example.com")
     browser.follow(browser.sign_in(["dr.alice@example.com"]))

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.models import Account, Claim
-from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
+from tests.support.accounts import make_account
+from tests.support.browser import (
+    Browser,
     csrf_of,
     enter_code,
-    mailbox,
     request_recovery,
     signed_in_unmatched,
 )
@@ -267,6 +266,6 @@ def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client,
     assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
     assert [a[0] for a in answers["known"]] == [400, 400, 400, 400, 429]
     assert "That code is not right. You have 4 tries left." in answers["known"][0][2]
-    for known, unknown in zip(answers["known"], answers["unknown"]):
+    for known, unknown in zip(answers["known"], answers["unknown"], strict=False):
         assert known == unknown
     assert Account.get("1000000001").linked_sub is None and sub_claims() == []

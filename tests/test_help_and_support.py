@@ -11,16 +11,9 @@ import pytest
 
 from chalicelib import config, mail
 from chalicelib.models import Account, Challenge
-from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
-from tests.conftest import make_account, parse_forms
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    calls,
-    enter_code,
-    mailbox,
-    request_recovery,
-    session_csrf,
-    signed_in_unmatched,
-)
+from localdev.html_forms import parse_forms
+from tests.support.accounts import make_account
+from tests.support.browser import enter_code, request_recovery, session_csrf, signed_in_unmatched
 
 SUPPORT = {
     "SUPPORT_PHONE": "(202) 555-0142",
@@ -186,7 +179,7 @@ def _status(status):
 def _removed_after_linking(browser):
     # A removed account holds no address (signing in with it matches nothing); the person
     # already linked to it is the one who is told it was removed.
-    from tests.aws_fixtures import link
+    from tests.support.accounts import link
 
     make_account(primary="old.examiner@example.com")
     sub = str(uuid.uuid4())

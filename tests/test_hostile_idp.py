@@ -15,15 +15,17 @@ import uuid
 import pytest
 
 from chalicelib.models import Account
-from tests.assertions import (
+from tests.support import APP_BASE_URL
+from tests.support.accounts import make_account
+from tests.support.assertions import (
     assert_refused,
-    logged_fixture,  # noqa: F401 - the `logged` fixture
     sessions_in_table,
     signin_states_in_table,
     sub_claims,
     warm_key_cache,
 )
-from tests.conftest import APP_BASE_URL, make_account, query_of, reset_app_caches
+from tests.support.browser import query_of
+from tests.support.service import reset_app_caches
 
 EMAIL = "dr.alice@example.com"
 OTHER_CLIENT = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:other"
@@ -83,7 +85,7 @@ def test_rp_id_token_issuer_mismatch(browser, account, idp, logged, issuer):
 def test_rp_id_token_aud(browser, account, idp, logged, aud):
     """Reject: `aud` must name our client id (the accepted forms, an array and several
     audiences with our `azp`, are in tests/test_oidc_strict.py)."""
-    from tests.conftest import CLIENT_ID
+    from tests.support import CLIENT_ID
 
     if isinstance(aud, list):
         aud = [a.format(client_id=CLIENT_ID) for a in aud]

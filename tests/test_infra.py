@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import email.parser
-import json
 import os
 import shutil
 import subprocess
@@ -27,7 +26,8 @@ from pynamodb.attributes import NumberAttribute
 
 from chalicelib import edge, logs, models
 from localdev import provision
-from tests import test_policies as policies
+from tests.support import stages as policies
+from tests.support.stages import chalice_config, stage_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
@@ -74,23 +74,11 @@ def load_template(path: Path = TEMPLATE) -> dict:
     return template
 
 
-def chalice_config() -> dict:
-    return json.loads((CHALICE_DIR / "config.json").read_text())
-
-
-def stage_env(stage: str) -> dict[str, str]:
-    config = chalice_config()
-    return {
-        **config.get("environment_variables", {}),
-        **config["stages"][stage].get("environment_variables", {}),
-    }
-
-
 def sub(value, **names: str) -> str:
     """Resolve a template's `!Sub "..${Name}.."` for the given parameter values."""
     text = value["Fn::Sub"] if isinstance(value, dict) else value
     for name, replacement in names.items():
-        text = text.replace("${%s}" % name, replacement)
+        text = text.replace(f"${{{name}}}", replacement)
     return text
 
 

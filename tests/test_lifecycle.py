@@ -17,13 +17,11 @@ import pytest
 import manage
 from chalicelib import sessions
 from chalicelib.models import Account, AuditEvent, Claim
-from localdev import aws_calls
-from tests.conftest import CLIENT_ID, Browser
 from tests.invariants import assert_invariants
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    csrf_of,
+from tests.support import CLIENT_ID
+from tests.support.browser import (
+    Browser,
     enter_code,
-    mailbox,
     request_recovery,
     session_csrf,
     signed_in_unmatched,
@@ -66,13 +64,6 @@ def desk(app_client, tmp_path, capsys, monkeypatch):
 
     run.registry = registry
     return run
-
-
-@pytest.fixture
-def faults(monkeypatch):
-    recorder = aws_calls.watching(monkeypatch)
-    yield recorder
-    recorder.close()
 
 
 def row(number, primary, secondary="", *, first="Pat", status="active"):
@@ -133,7 +124,7 @@ def test_an_import_never_lifts_supports_disable(app_client, idp, desk):
     assert_invariants()
 
 
-def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mailbox, faults):
+def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mailbox, calls):
     desk.registry(row("1000000001", "alice@example.com"))
     alice = person(app_client, idp)
     assert sign_in(alice, "alice@example.com").location == "/account"
@@ -149,7 +140,7 @@ def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mail
     code = mailbox.code_for("alice.new@example.org")
     token = session_csrf(alice, linked=True)
     # The import read everything; the person confirms; then the import writes.
-    rule = faults.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: enter_code(alice, "/account/email/confirm", code, token),
         table="accounts",
@@ -164,9 +155,9 @@ def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mail
     assert_invariants()
 
 
-def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk, faults, tmp_path):
+def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk, calls, tmp_path):
     rows = [row(f"20000000{i:02d}", f"p{i}@example.com") for i in range(5)]
-    faults.fail(
+    calls.fail(
         "TransactWriteItems",
         "ThrottlingException",
         table="accounts",
@@ -179,7 +170,7 @@ def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk,
     assert code == 3 and "STOPPED" in out and "re-run the import" in out
     assert "Traceback" not in out + err
     assert_invariants()  # two accounts whole, the rest untouched
-    faults.rules.clear()
+    calls.rules.clear()
     code, out, _ = desk("import-accounts", str(path))
     assert code == 0 and Account.count() == 5
     assert_invariants()
@@ -344,11 +335,11 @@ def test_export_changes_lists_what_was_changed_here(app_client, idp, desk, mailb
     }
 
 
-def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, idp, desk, faults):
+def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, idp, desk, calls):
     desk.registry(row("1000000005", "eve@example.org"))
     eve = person(app_client, idp)
     sign_in(eve, "eve@example.org")
-    rule = faults.lose_answer("TransactWriteItems", table="accounts", key_prefix="1000000005")
+    rule = calls.lose_answer("TransactWriteItems", table="accounts", key_prefix="1000000005")
     code, out, err = desk("unlink", "1000000005", "--mode", "lost-account", "--reason", "r")
     assert rule.fired == 1
     assert code == 0 and "session(s) ended" in out, (out, err)
@@ -360,9 +351,9 @@ def test_a_committed_unlink_whose_answer_was_lost_is_reported_done(app_client, i
 # --- linking re-checks what it matched ----------------------------------------------------------
 
 
-def test_an_import_moving_the_address_mid_sign_in_links_nothing(app_client, idp, desk, faults):
+def test_an_import_moving_the_address_mid_sign_in_links_nothing(app_client, idp, desk, calls):
     desk.registry(row("1000000001", "moving@example.com"), row("1000000002", "b@example.com"))
-    rule = faults.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: desk.registry(
             row("1000000001", "a.fixed@example.com"),
@@ -389,7 +380,7 @@ def test_a_code_sent_before_a_registry_correction_links_nothing(app_client, idp,
     assert_invariants()
 
 
-def test_a_purge_racing_a_first_sign_in_leaves_no_link(app_client, idp, desk, faults):
+def test_a_purge_racing_a_first_sign_in_leaves_no_link(app_client, idp, desk, calls):
     desk.registry(row("1000000001", "purged.person@example.com"))
     sub = str(uuid.uuid4())
 
@@ -400,7 +391,7 @@ def test_a_purge_racing_a_first_sign_in_leaves_no_link(app_client, idp, desk, fa
         )
         assert response.status_code == 202
 
-    rule = faults.interleave(
+    rule = calls.interleave(
         "TransactWriteItems", login_gov_purges, table="claims", key_prefix="sub#"
     )
     page = sign_in(person(app_client, idp), "purged.person@example.com", sub=sub)
@@ -564,7 +555,7 @@ def test_a_re_key_by_set_email_says_re_keyed_tells_nobody_and_is_not_exported(
 ):
     from datetime import date
 
-    from tests.test_email_keys import stored_under_the_old_rule
+    from tests.support.accounts import stored_under_the_old_rule
 
     desk.registry(row("1000000013", "b.okafor@example.org", "baſhir.okafor.md@example.com"))
     stored_under_the_old_rule("1000000013", secondary="bashir.okafor.md@example.com")

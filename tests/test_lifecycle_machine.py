@@ -24,8 +24,6 @@ import time
 import uuid
 from collections import Counter
 
-import boto3
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -35,10 +33,10 @@ from chalicelib.models import Account, AuditEvent, Claim, Flow
 from localdev import aws_calls
 from supportdesk import desk as support
 from supportdesk.registry_sync import import_accounts, validate_text
-from tests.conftest import Browser
 from tests.invariants import assert_invariants
-from tests.mail_fixtures import CODE, Mailbox, csrf_of, session_csrf
-from tests.test_security_events import set_for
+from tests.support.browser import Browser, csrf_of, session_csrf
+from tests.support.mail import CODE, Mailbox
+from tests.support.security_events import set_for
 
 SEEN: Counter[str] = Counter()  # what the steps reached, to check the run's reach
 
@@ -391,14 +389,7 @@ class Lifecycle(RuleBasedStateMachine):
             assert links.get(name, 0) == links_then, f"{name} linked while disabled"
 
 
-@pytest.fixture
-def verified_sender(aws):
-    boto3.client("sesv2", region_name="us-east-1").create_email_identity(
-        EmailIdentity=os.environ["MAIL_SENDER"]
-    )
-
-
-def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp, verified_sender):
+def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp):
     from chalicelib import mail
 
     mail.reset_client()

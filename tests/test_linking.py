@@ -16,7 +16,8 @@ from chalicelib.errors import (
     NoMatchingAccount,
 )
 from chalicelib.models import Account, AuditEvent, Claim, Flow
-from tests.conftest import Browser, make_account
+from tests.support.accounts import make_account
+from tests.support.browser import Browser
 
 
 def sub_claims() -> list[Claim]:
@@ -281,7 +282,7 @@ def test_twenty_racing_first_signins_link_exactly_one(app_client, idp):
     """
     from chalicelib import pages, signin
     from chalicelib.errors import ServiceError
-    from tests.conftest import query_of
+    from tests.support.browser import query_of
 
     make_account(primary="front.desk@example.com")
     attempts = []

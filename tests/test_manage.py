@@ -16,56 +16,8 @@ import manage
 from chalicelib import sessions
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, expiry_bucket
 from supportdesk import desk as support
-from tests.aws_fixtures import (  # noqa: F401 - fixtures
-    APP_ENV,
-    csv_row,
-    csv_text,
-    link,
-    make_account,
-    make_flow,
-    support_env,
-    tables,
-)
-
-
-@pytest.fixture
-def stage_config(tmp_path, monkeypatch):
-    """A .chalice/config.json whose `test` stage sets only what the environment already has."""
-    path = tmp_path / "config.json"
-    env = {"TABLE_PREFIX": os.environ.get("TABLE_PREFIX", "test-"), **APP_ENV}
-    path.write_text(
-        json.dumps(
-            {
-                "version": "2.0",
-                "app_name": "nrcme-signin",
-                "stages": {
-                    "test": {"environment_variables": env},
-                    "prod": {"environment_variables": env},
-                },
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture
-def cli(tables, stage_config, capsys, monkeypatch):
-    """Run manage.py in-process against moto; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("USER", "support-tester")
-
-    def run(*argv, stage="test"):
-        capsys.readouterr()
-        code = manage.main(["--stage", stage, "--config", str(stage_config), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def run_json(cli, *argv):
-    code, out, err = cli("--json", *argv)
-    return code, (json.loads(out) if out.strip() else None), err
-
+from tests.support.accounts import csv_row, csv_text, link, make_account, make_flow
+from tests.support.desk import run_json
 
 # --- stage environment ------------------------------------------------------------------------
 
@@ -253,7 +205,7 @@ def test_unlink_refuses_an_unlinked_or_unknown_account_and_changes_nothing(cli):
     assert list(AuditEvent.query("1000000008")) == []
 
 
-def test_unlink_is_one_transaction_that_fails_whole_if_the_link_changed(tables, monkeypatch):
+def test_unlink_is_one_transaction_that_fails_whole_if_the_link_changed(aws, monkeypatch):
     make_account("1000000009", "gus@example.com")
     link("1000000009", "sub-first")
     real_get = support._get_account
@@ -638,7 +590,6 @@ def test_trace_on_the_local_stage_asks_for_the_log_file(cli, stage_config):
 
 # --- storage and environment trouble: one line and an exit code, never a traceback -------------
 
-from tests.aws_fixtures import api_calls  # noqa: E402,F401 - fixture
 
 THROTTLED = "ProvisionedThroughputExceededException"
 
@@ -657,37 +608,35 @@ THROTTLED = "ProvisionedThroughputExceededException"
         ("Query", ("end-sessions", "sub-throttled")),
     ],
 )
-def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, api_calls, operation, argv):
+def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, calls, operation, argv):
     make_account("1000000030", "throttled@example.com")
-    api_calls.fail(operation, THROTTLED, times=50)
+    calls.fail(operation, THROTTLED, times=50)
     code, out, err = cli(*argv)
     assert code == 3, (out, err)
     assert "Traceback" not in out + err
-    (line,) = [l for l in err.splitlines() if l.startswith("error:")]
+    (line,) = [entry for entry in err.splitlines() if entry.startswith("error:")]
     assert "throttled" in line and "run the command again" in line and THROTTLED in line
-    api_calls.rules.clear()
+    calls.rules.clear()
     assert Account.get("1000000030", consistent_read=True).primary_email == "throttled@example.com"
 
 
 def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
-    cli, registry, api_calls, monkeypatch
+    cli, registry, calls, monkeypatch
 ):
     from supportdesk import registry_sync
 
     monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
-    api_calls.fail("BatchGetItem", THROTTLED, times=2)
+    calls.fail("BatchGetItem", THROTTLED, times=2)
     code, out, err = registry(csv_row("1000000031", "read.retry@example.com"))
     assert code == 0 and Account.count() == 1, (out, err)
-    api_calls.fail("BatchGetItem", THROTTLED, times=50)
+    calls.fail("BatchGetItem", THROTTLED, times=50)
     code, out, err = registry(csv_row("1000000032", "read.stop@example.com"))
     assert code == 3 and "Traceback" not in out + err
     assert "STOPPED" in out and "nothing was written" in out and "re-run the import" in out
     assert Account.count() == 1
 
 
-def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(
-    cli, registry, api_calls, monkeypatch
-):
+def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, calls, monkeypatch):
     from supportdesk import registry_sync
 
     monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
@@ -695,9 +644,9 @@ def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(
 
     def someone_edits_the_account():  # the import's write is refused: it reads again...
         Account.get("1000000033").update(actions=[Account.first_name.set("Edited")])
-        api_calls.fail("GetItem", THROTTLED, times=50)  # ...and that read is throttled
+        calls.fail("GetItem", THROTTLED, times=50)  # ...and that read is throttled
 
-    api_calls.interleave(
+    calls.interleave(
         "TransactWriteItems", someone_edits_the_account, table="accounts", key_prefix="1000000033"
     )
     code, out, err = registry(csv_row("1000000033", "race@example.com", first="Registry"))
@@ -761,7 +710,7 @@ def test_no_aws_credentials_is_a_one_line_hint(bare_aws, stage_config, capsys, m
     assert "no AWS credentials" in err and "docs/support-desk.md" in err
 
 
-def test_access_denied_on_ssm_names_the_permission(cli, api_calls, monkeypatch):
+def test_access_denied_on_ssm_names_the_permission(cli, calls, monkeypatch):
     from chalicelib import secrets
 
     make_account("1000000036", "ssm@example.com")
@@ -769,7 +718,7 @@ def test_access_denied_on_ssm_names_the_permission(cli, api_calls, monkeypatch):
     monkeypatch.setenv("HMAC_ROOT_KEY", "")
     monkeypatch.setenv("HMAC_ROOT_KEY_PARAMETER", "/nrcme/test/hmac-root-key")
     secrets.reset_secrets()
-    api_calls.fail("GetParameter", "AccessDeniedException", times=5)
+    calls.fail("GetParameter", "AccessDeniedException", times=5)
     code, out, err = cli("unlink", "1000000036", "--mode", "lost-account", "--reason", "t")
     secrets.reset_secrets()
     assert code == 1 and "Traceback" not in out + err
@@ -884,13 +833,13 @@ def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cl
     ],
 )
 def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5(
-    cli, api_calls, operation, argv, done
+    cli, calls, operation, argv, done
 ):
     sub = "8d3c9a56-0000-4000-8000-000000000050"
     make_account("1000000050", "follow.up@example.com")
     link("1000000050", sub)
     token, _ = sessions.create_session(sub, "1000000050")
-    api_calls.fail(operation, THROTTLED, table="flows", times=50)
+    calls.fail(operation, THROTTLED, table="flows", times=50)
     code, out, err = cli(*argv)
     assert code == 5, (out, err)
     assert "Traceback" not in out + err and "run the command again" not in out + err
@@ -902,7 +851,7 @@ def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5
     ) in text.replace("Ending its", "ending its")
     account = Account.get("1000000050", consistent_read=True)
     assert account.linked_sub is None if argv[0] == "unlink" else account.status == "disabled"
-    api_calls.rules.clear()
+    calls.rules.clear()
     assert sessions.load_session(token) is not None  # the step that failed
     code, out, _ = cli("end-sessions", sub)
     assert code == 0 and f"1 session(s) of Login.gov sub {sub} ended." in out
@@ -910,10 +859,10 @@ def test_a_change_that_committed_then_could_not_end_sessions_says_so_and_exits_5
     assert cli("end-sessions", sub)[:2] == (0, f"0 session(s) of Login.gov sub {sub} ended.\n")
 
 
-def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cli, api_calls):
+def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cli, calls):
     make_account("1000000051", "json.follow@example.com")
     link("1000000051", "sub-51")
-    api_calls.fail("Query", THROTTLED, table="flows", times=50)
+    calls.fail("Query", THROTTLED, table="flows", times=50)
     code, result, _ = run_json(
         cli, "unlink", "1000000051", "--mode", "not-owner", "--reason", "ticket 10"
     )
@@ -929,10 +878,10 @@ def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cl
     ]
 
 
-def test_a_correction_whose_notice_could_not_be_queued_exits_5(cli, registry, api_calls):
+def test_a_correction_whose_notice_could_not_be_queued_exits_5(cli, registry, calls):
     registry(csv_row("1000000052", "old.primary@example.com"))
-    api_calls.fail("SendMessage", "ServiceUnavailable", times=5)
-    api_calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
+    calls.fail("SendMessage", "ServiceUnavailable", times=5)
+    calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
     code, out, err = cli(
         "set-email", "1000000052", "--primary", "new.primary@example.com", "--reason", "ticket 11"
     )

@@ -26,13 +26,11 @@ from chalicelib import login_gov
 from chalicelib.digests import sha256_hex
 from chalicelib.models import Account, Flow, SignInState
 from localdev import aws_calls
-from tests.assertions import (
-    assert_refused,
-    logged_fixture,  # noqa: F401 - the `logged` fixture
-    sessions_in_table,
-    signin_states_in_table,
-)
-from tests.conftest import APP_BASE_URL, CLIENT_ID, make_account, query_of, reset_app_caches
+from tests.support import APP_BASE_URL, CLIENT_ID
+from tests.support.accounts import make_account
+from tests.support.assertions import assert_refused, sessions_in_table, signin_states_in_table
+from tests.support.browser import query_of
+from tests.support.service import reset_app_caches
 
 EMAIL = "dr.alice@example.com"
 REDIRECT_URI = APP_BASE_URL + "/auth/callback"

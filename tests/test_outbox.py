@@ -12,11 +12,9 @@ import pytest
 from chalicelib import mail, outbox
 from chalicelib.config import outbox_queue_name
 from localdev.outbox_worker import MAX_RECEIVES, drain
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    calls,
-    enter_code,
-    mailbox,
+from tests.support.accounts import make_account
+from tests.support.browser import (
+    Browser,
     request_recovery,
     session_csrf,
     signed_in_unmatched,
@@ -105,7 +103,7 @@ def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(
 ):
     import logging
 
-    from tests.assertions import LoggedEvents
+    from tests.support.logs import LoggedEvents
 
     logged = LoggedEvents()
     logging.getLogger("nrcme").addHandler(logged)

@@ -17,7 +17,6 @@ deletes messages with the function's role) go in `Function.runtime`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -29,27 +28,32 @@ from pathlib import Path
 import boto3
 import pytest
 from cfnlint.decode import decode
-from chalice.config import Config
 
 from localdev.aws_calls import Call
-from tests.conftest import Browser, make_account, reset_app_caches
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    calls,
+from tests.support.accounts import make_account
+from tests.support.browser import (
+    Browser,
     enter_code,
-    mailbox,
     request_recovery,
     session_csrf,
     signed_in_unmatched,
 )
+from tests.support.service import reset_app_caches
+from tests.support.stages import (
+    API_HANDLER,
+    CHALICE_DIR,
+    chalice_config,
+    policy,
+    policy_file,
+    stage_env,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-CHALICE_DIR = PROJECT_DIR / ".chalice"
 TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 DEPLOYED_STAGES = ("dev", "prod")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # any account: the policies say `*` (static JSON cannot name it)
 APP_NAME = "nrcme-signin"
-API_HANDLER = "api_handler"
 REMINDERS = "send_institutional_email_reminders"
 # What the tours' secrets are called; each stage's names come from its configuration.
 TOUR_PARAMETERS = {
@@ -59,28 +63,6 @@ TOUR_PARAMETERS = {
 
 
 # --- the stage: its configuration and policies -------------------------------------------------
-
-
-def chalice_config() -> dict:
-    return json.loads((CHALICE_DIR / "config.json").read_text())
-
-
-def stage_env(stage: str) -> dict[str, str]:
-    config = chalice_config()
-    return {
-        **config.get("environment_variables", {}),
-        **config["stages"][stage].get("environment_variables", {}),
-    }
-
-
-def policy_file(stage: str, function: str) -> str | None:
-    """The policy file Chalice gives this function in this stage (its own lookup rules)."""
-    config = Config(chalice_stage=stage, config_from_disk=chalice_config())
-    return config.scope(stage, function).iam_policy_file
-
-
-def policy(stage: str, function: str) -> dict:
-    return json.loads((CHALICE_DIR / policy_file(stage, function)).read_text())
 
 
 def function_name(stage: str, function: str) -> str:

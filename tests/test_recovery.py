@@ -9,12 +9,11 @@ import pytest
 
 from chalicelib import mail, notices, onetime_codes
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    calls,
+from tests.support.accounts import make_account
+from tests.support.browser import (
+    Browser,
     csrf_of,
     enter_code,
-    mailbox,
     request_recovery,
     signed_in_unmatched,
 )
@@ -438,7 +437,7 @@ def test_the_local_mailbox_lists_codes_newest_first_and_escaped(browser, mailbox
 
 
 def _forms(html):
-    from tests.conftest import parse_forms
+    from localdev.html_forms import parse_forms
 
     return parse_forms(html)
 
@@ -449,7 +448,7 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
     """The same AWS requests in the same order, for an ordinary wrong code, the one that
     fills the account's daily cap (pausing it), and one while it is paused."""
     from chalicelib import config
-    from tests.mail_fixtures import session_csrf
+    from tests.support.browser import session_csrf
 
     monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
     monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
@@ -469,7 +468,7 @@ def test_a_wrong_code_costs_the_same_requests_for_a_known_and_an_unknown_address
                 statuses.setdefault(name, []).append(page.status)
         shapes[name] = guesses
     assert statuses["known"] == statuses["unknown"] == [400, 400, 400, 400]
-    for known, unknown in zip(shapes["known"], shapes["unknown"]):
+    for known, unknown in zip(shapes["known"], shapes["unknown"], strict=False):
         assert known == unknown
     ordinary, _, filling, paused = shapes["known"]
     # session, the identity (not disabled by Login.gov), try, identity's and account's caps

@@ -11,16 +11,8 @@ import pytest
 from chalicelib import claims
 from chalicelib.models import Account, AuditEvent
 from supportdesk.registry_sync import import_accounts, validate_file, validate_text
-from tests.aws_fixtures import (  # noqa: F401 - fixtures
-    api_calls,
-    csv_row,
-    csv_text,
-    link,
-    make_account,
-    support_env,
-    tables,
-)
 from tests.invariants import assert_invariants
+from tests.support.accounts import csv_row, csv_text, link, make_account
 
 DEMO_CSV = Path(__file__).resolve().parent.parent / "localdev" / "demo_accounts.csv"
 WRITES = {"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
@@ -82,7 +74,7 @@ def set_primary_here(nr_number, address, by="person"):
 # --- fields ---------------------------------------------------------------------------------
 
 
-def test_a_new_file_creates_accounts_their_claims_and_their_base(tables):
+def test_a_new_file_creates_accounts_their_claims_and_their_base(aws):
     result = sync(
         csv_row("4000000001", "Dr.One@Example.com", "one.home@example.org", username="one"),
         csv_row("4000000002", "two@fmcsa.dot.gov", role="third_party", status="disabled"),
@@ -101,7 +93,7 @@ def test_a_new_file_creates_accounts_their_claims_and_their_base(tables):
     assert result.transactions == 2 and result.claims_written == 3
 
 
-def test_reimporting_the_same_file_writes_nothing(tables, api_calls):
+def test_reimporting_the_same_file_writes_nothing(aws, calls):
     text = csv_text(
         *(
             csv_row(f"60000000{i:02d}", f"p{i}@example.com", f"s{i}@example.org" if i % 2 else "")
@@ -109,15 +101,15 @@ def test_reimporting_the_same_file_writes_nothing(tables, api_calls):
         )
     )
     assert import_accounts(validate_text(text)).imported == 30
-    api_calls.clear()
+    calls.clear()
     again = import_accounts(validate_text(text))
     assert (again.imported, again.updated, again.unchanged) == (0, 0, 30)
-    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+    assert [c.operation for c in calls.calls if c.operation in WRITES] == []
     # Reads are batched: 30 accounts in one BatchGetItem, 45 claims in one.
-    assert len(api_calls.params("BatchGetItem")) == 2 and again.items_read == 75
+    assert len(calls.params("BatchGetItem")) == 2 and again.items_read == 75
 
 
-def test_a_registry_change_is_applied_where_nothing_was_changed_here(tables):
+def test_a_registry_change_is_applied_where_nothing_was_changed_here(aws):
     sync(csv_row("7000000001", "pat@example.com", username="old"))
     link("7000000001", "sub-7000")
     result = sync(
@@ -135,7 +127,7 @@ def test_a_registry_change_is_applied_where_nothing_was_changed_here(tables):
     assert "primary_email" in event.detail.as_dict()["fields"]
 
 
-def test_an_email_changed_here_is_never_undone_by_an_import(tables):
+def test_an_email_changed_here_is_never_undone_by_an_import(aws):
     sync(csv_row("7100000001", "dana.ruiz@va.gov"))
     set_primary_here("7100000001", "dana.personal@example.net")
     result = sync(csv_row("7100000001", "dana.ruiz@va.gov"))  # the registry never learnt
@@ -144,7 +136,7 @@ def test_an_email_changed_here_is_never_undone_by_an_import(tables):
     assert claim("dana.ruiz@va.gov") is None  # the abandoned mailbox proves nobody
 
 
-def test_both_sides_changed_is_a_conflict_that_applies_nothing_and_is_reported(tables):
+def test_both_sides_changed_is_a_conflict_that_applies_nothing_and_is_reported(aws):
     sync(csv_row("7200000001", "first@example.com"))
     set_primary_here("7200000001", "mine@example.com")
     result = sync(csv_row("7200000001", "registry.fix@example.com"))
@@ -165,7 +157,7 @@ def test_both_sides_changed_is_a_conflict_that_applies_nothing_and_is_reported(t
     assert sync(csv_row("7200000001", "mine@example.com")).updated == 0
 
 
-def test_a_registry_move_into_the_slot_kept_here_never_puts_one_address_twice(tables):
+def test_a_registry_move_into_the_slot_kept_here_never_puts_one_address_twice(aws):
     """Support gave the account a secondary; the registry (not knowing) moves that same
     address into the primary and sets another secondary. Applying the primary would put one
     address in both slots: neither slot takes the registry's value, both are reported."""
@@ -194,7 +186,7 @@ def test_a_registry_move_into_the_slot_kept_here_never_puts_one_address_twice(ta
     assert sync(csv_row("7300000001", "home@example.org", "office@example.com")).conflicts == 2
 
 
-def test_support_disabled_is_never_lifted_and_removed_always_wins(tables):
+def test_support_disabled_is_never_lifted_and_removed_always_wins(aws):
     from supportdesk import desk
 
     sync(csv_row("7300000001", "held@example.com"))
@@ -212,7 +204,7 @@ def test_support_disabled_is_never_lifted_and_removed_always_wins(tables):
 # --- shared addresses ----------------------------------------------------------------------------
 
 
-def test_an_address_on_two_rows_is_shared_from_its_first_write(tables, api_calls):
+def test_an_address_on_two_rows_is_shared_from_its_first_write(aws, calls):
     result = sync(
         csv_row("5000000001", "Front.Desk@example.com"),
         csv_row("5000000002", "own@example.com", " front.desk@EXAMPLE.com"),
@@ -224,7 +216,7 @@ def test_an_address_on_two_rows_is_shared_from_its_first_write(tables, api_calls
     # Never, even between the two transactions, did the address prove one account.
     puts = [
         item["Put"]["Item"]
-        for params in api_calls.params("TransactWriteItems")
+        for params in calls.params("TransactWriteItems")
         for item in params["TransactItems"]
         if "Put" in item
         and item["Put"]["Item"].get("claim", {}).get("S") == "email#front.desk@example.com"
@@ -233,7 +225,7 @@ def test_an_address_on_two_rows_is_shared_from_its_first_write(tables, api_calls
     assert set(kinds(result, "warning")) == {"5000000001", "5000000002"}
 
 
-def test_an_address_already_held_outside_the_file_becomes_shared(tables):
+def test_an_address_already_held_outside_the_file_becomes_shared(aws):
     make_account("5100000009", "taken@example.com")  # not in the file, linked or not
     link("5100000009", "sub-5100")
     result = sync(csv_row("5100000001", "taken@example.com"))
@@ -241,7 +233,7 @@ def test_an_address_already_held_outside_the_file_becomes_shared(tables):
     assert claim("taken@example.com").holders == {"5100000009", "5100000001"}
 
 
-def test_a_correction_leaving_one_holder_keeps_the_address_once_shared(tables):
+def test_a_correction_leaving_one_holder_keeps_the_address_once_shared(aws):
     sync(csv_row("5200000001", "office@example.com"), csv_row("5200000002", "office@example.com"))
     sync(csv_row("5200000001", "a.own@example.com"), csv_row("5200000002", "office@example.com"))
     office = claim("office@example.com")
@@ -251,13 +243,13 @@ def test_a_correction_leaving_one_holder_keeps_the_address_once_shared(tables):
 # --- concurrency and failures -------------------------------------------------------------------
 
 
-def test_an_account_changed_during_the_import_is_planned_again_not_overwritten(tables, api_calls):
+def test_an_account_changed_during_the_import_is_planned_again_not_overwritten(aws, calls):
     sync(csv_row("7400000001", "race@example.com"))
 
     def someone_changes_the_email():
         set_primary_here("7400000001", "changed.here@example.com")
 
-    api_calls.interleave(
+    calls.interleave(
         "TransactWriteItems", someone_changes_the_email, table="accounts", key_prefix="7400000001"
     )
     result = sync(csv_row("7400000001", "race@example.com", first="Changed"))
@@ -268,9 +260,9 @@ def test_an_account_changed_during_the_import_is_planned_again_not_overwritten(t
     assert claim("race@example.com") is None  # the released claim did not come back
 
 
-def test_throttling_stops_the_run_cleanly_and_a_rerun_finishes(tables, api_calls):
+def test_throttling_stops_the_run_cleanly_and_a_rerun_finishes(aws, calls):
     rows = [csv_row(f"75000000{i:02d}", f"t{i}@example.com") for i in range(6)]
-    api_calls.fail(
+    calls.fail(
         "TransactWriteItems",
         "ProvisionedThroughputExceededException",
         table="accounts",
@@ -281,21 +273,21 @@ def test_throttling_stops_the_run_cleanly_and_a_rerun_finishes(tables, api_calls
     assert result.stopped and "re-run the import" in result.stopped
     assert result.imported == 3  # each account before or after, never between
     assert {a.nr_number for a in Account.scan()} == {f"75000000{i:02d}" for i in range(3)}
-    api_calls.rules.clear()
+    calls.rules.clear()
     again = sync(*rows)
     assert again.stopped is None and again.imported == 3 and again.unchanged == 3
 
 
-def test_dry_run_writes_nothing(tables, api_calls):
+def test_dry_run_writes_nothing(aws, calls):
     result = import_accounts(
         validate_text(csv_text(csv_row("8100000001", "dry@example.com"))), dry_run=True
     )
     assert result.imported == 1 and result.claims_written == 1
-    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+    assert [c.operation for c in calls.calls if c.operation in WRITES] == []
     assert Account.count() == 0
 
 
-def test_a_missing_claim_is_repaired_on_reimport(tables):
+def test_a_missing_claim_is_repaired_on_reimport(aws):
     make_account(
         "7200000009",
         "repair@example.com",
@@ -310,7 +302,7 @@ def test_a_missing_claim_is_repaired_on_reimport(tables):
     assert_invariants()
 
 
-def test_the_demo_file_imports_and_shows_each_case(tables):
+def test_the_demo_file_imports_and_shows_each_case(aws):
     result = import_accounts(validate_file(DEMO_CSV))
     assert result.rejected == 0 and result.conflicts == 0
     assert claim("shared.office@example.com").contested
@@ -319,7 +311,7 @@ def test_the_demo_file_imports_and_shows_each_case(tables):
 
 
 @pytest.mark.parametrize("status", ["active", "disabled"])
-def test_a_registry_status_change_applies_when_support_has_no_hold(tables, status):
+def test_a_registry_status_change_applies_when_support_has_no_hold(aws, status):
     sync(csv_row("7600000001", "s@example.com", status="active"))
     sync(csv_row("7600000001", "s@example.com", status=status))
     assert Account.get("7600000001").status == status
@@ -350,7 +342,7 @@ MOVES = {
 
 
 @pytest.mark.parametrize("case", list(MOVES))
-def test_an_address_moving_between_accounts_in_one_export_proves_its_new_holder(tables, case):
+def test_an_address_moving_between_accounts_in_one_export_proves_its_new_holder(aws, case):
     before, after = MOVES[case]
     sync(*(csv_row(number, address) for number, address in before))
     result = sync(*(csv_row(number, address) for number, address in after))
@@ -363,7 +355,7 @@ def test_an_address_moving_between_accounts_in_one_export_proves_its_new_holder(
     assert again.shared_emails == 0 and again.unchanged == 2
 
 
-def test_an_address_shared_before_the_run_stays_once_shared_when_it_moves(tables):
+def test_an_address_shared_before_the_run_stays_once_shared_when_it_moves(aws):
     sync(csv_row("8300000001", "office@example.com"), csv_row("8300000002", "office@example.com"))
     # The registry gives the office address to 8300000003 only: it was shared, so whoever
     # holds it now is not proven by it until support has verified them.
@@ -376,7 +368,7 @@ def test_an_address_shared_before_the_run_stays_once_shared_when_it_moves(tables
     assert office.holders == {"8300000003"} and office.once_shared
 
 
-def test_a_dry_run_counts_what_the_real_run_writes(tables):
+def test_a_dry_run_counts_what_the_real_run_writes(aws):
     sync(csv_row("8400000001", "x@example.com"), csv_row("8400000002", "y@example.com"))
     text = csv_text(csv_row("8400000001", "y@example.com"), csv_row("8400000002", "x@example.com"))
     dry = import_accounts(validate_text(text), dry_run=True)
@@ -390,7 +382,7 @@ def test_a_dry_run_counts_what_the_real_run_writes(tables):
 
 
 @pytest.mark.parametrize("order", ["removed first", "added first"])
-def test_a_renumbered_person_keeps_their_address_on_the_new_account(tables, order):
+def test_a_renumbered_person_keeps_their_address_on_the_new_account(aws, order):
     sync(csv_row("8500000001", "renumbered@example.com", "home@example.org"))
     rows = [
         csv_row("8500000001", "renumbered@example.com", "home@example.org", status="removed"),
@@ -403,7 +395,7 @@ def test_a_renumbered_person_keeps_their_address_on_the_new_account(tables, orde
     assert Account.get("8500000001").primary_email == "renumbered@example.com"  # kept
 
 
-def test_a_removed_account_releases_its_addresses_and_takes_them_back_when_re_activated(tables):
+def test_a_removed_account_releases_its_addresses_and_takes_them_back_when_re_activated(aws):
     sync(csv_row("8600000001", "back@example.com", "back.home@example.org"))
     sync(csv_row("8600000001", "back@example.com", "back.home@example.org", status="removed"))
     assert claim("back@example.com") is None and claim("back.home@example.org") is None
@@ -413,7 +405,7 @@ def test_a_removed_account_releases_its_addresses_and_takes_them_back_when_re_ac
     assert claim("back.home@example.org").proves == "8600000001"
 
 
-def test_a_re_activated_account_shares_an_address_someone_took_meanwhile(tables):
+def test_a_re_activated_account_shares_an_address_someone_took_meanwhile(aws):
     sync(
         csv_row("8700000001", "taken.meanwhile@example.com", status="removed"),
         csv_row("8700000002", "taken.meanwhile@example.com"),
@@ -426,7 +418,7 @@ def test_a_re_activated_account_shares_an_address_someone_took_meanwhile(tables)
     assert "taken.meanwhile@example.com" in warning and "8700000002" in warning
 
 
-def test_a_shared_address_warning_names_the_address_and_the_other_accounts(tables):
+def test_a_shared_address_warning_names_the_address_and_the_other_accounts(aws):
     result = sync(
         csv_row("8800000001", "desk@example.com"),
         csv_row("8800000002", "own@example.com", "desk@example.com"),
@@ -441,7 +433,7 @@ def test_a_shared_address_warning_names_the_address_and_the_other_accounts(table
 # --- the export's date: an older file never undoes a newer one ----------------------------------
 
 
-def test_a_row_from_an_older_export_is_not_applied_and_is_reported(tables):
+def test_a_row_from_an_older_export_is_not_applied_and_is_reported(aws):
     monday = csv_row("8900000001", "dated@example.com", status="active")
     tuesday = csv_row("8900000001", "dated@example.com", status="removed")
     sync(monday, exported_on="2026-03-02")
@@ -454,16 +446,16 @@ def test_a_row_from_an_older_export_is_not_applied_and_is_reported(tables):
     assert "older than the export of 2026-03-03 already imported" in warning
 
 
-def test_re_running_the_same_dated_export_writes_nothing(tables, api_calls):
+def test_re_running_the_same_dated_export_writes_nothing(aws, calls):
     text = csv_text(csv_row("8900000002", "same@example.com", first="Sam"))
     import_accounts(validate_text(text), exported_on="2026-03-02")
-    api_calls.clear()
+    calls.clear()
     again = import_accounts(validate_text(text), exported_on="2026-03-02")
     assert (again.unchanged, again.older, again.updated) == (1, 0, 0)
-    assert [c.operation for c in api_calls.calls if c.operation in WRITES] == []
+    assert [c.operation for c in calls.calls if c.operation in WRITES] == []
 
 
-def test_a_newer_export_is_applied_and_remembered_and_an_undated_run_behaves_as_before(tables):
+def test_a_newer_export_is_applied_and_remembered_and_an_undated_run_behaves_as_before(aws):
     sync(csv_row("8900000003", "dated@example.org", first="Old"), exported_on="2026-03-02")
     sync(csv_row("8900000003", "dated@example.org", first="New"), exported_on="2026-03-04")
     account = Account.get("8900000003")
@@ -474,7 +466,7 @@ def test_a_newer_export_is_applied_and_remembered_and_an_undated_run_behaves_as_
     assert (account.first_name, account.exported_on) == ("Undated", "2026-03-04")
 
 
-def test_an_older_rows_addresses_count_as_the_account_holds_them(tables):
+def test_an_older_rows_addresses_count_as_the_account_holds_them(aws):
     sync(csv_row("8900000004", "kept@example.com"), exported_on="2026-03-05")
     # An older file also gives the address to a new account: the address is shared, as
     # the account not updated still holds it.
@@ -488,7 +480,7 @@ def test_an_older_rows_addresses_count_as_the_account_holds_them(tables):
     assert result.older == 1
 
 
-def test_the_conflict_report_says_which_file_or_which_run(tables):
+def test_the_conflict_report_says_which_file_or_which_run(aws):
     from datetime import datetime
 
     sync(csv_row("8900000006", "first@example.com"))

@@ -9,8 +9,7 @@ import pytest
 
 from chalicelib.models import Account
 from chalicelib.reminders import send_institutional_email_reminders
-from tests.conftest import make_account
-from tests.mail_fixtures import mailbox  # noqa: F401 - fixture
+from tests.support.accounts import make_account
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -20,7 +19,7 @@ def link(nr_number: str, sub: str) -> None:
 
 
 @pytest.fixture
-def accounts(app_client, mailbox):  # noqa: F811
+def accounts(app_client, mailbox):
     make_account("1000000001", primary="examiner@fmcsa.dot.gov")
     link("1000000001", "sub-1")
     make_account("1000000002", primary="doc@army.mil")  # not linked yet

@@ -8,7 +8,6 @@ subject for identifier-changed / identifier-recycled), `exp` 12 hours after `iat
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
@@ -18,70 +17,17 @@ import pytest
 from chalicelib import linking
 from chalicelib.errors import IdentityDisabled
 from chalicelib.models import Account, AuditEvent, Claim, Flow
-from localdev import aws_calls
 from localdev.idp import generate_rsa_key
-from tests.assertions import logged_fixture  # noqa: F401 - the `logged` fixture
-from tests.conftest import make_account
 from tests.invariants import assert_invariants
-from tests.mail_fixtures import (  # noqa: F401 - fixtures
-    mailbox,
-    request_recovery,
-    signed_in_unmatched,
-)
+from tests.support.accounts import make_account
+from tests.support.browser import request_recovery, signed_in_unmatched
+from tests.support.security_events import AUDIENCE, LOGIN_GOV, PREFIXES, RISC, set_for
 
-CLIENT_ID = os.environ["LOGIN_GOV_CLIENT_ID"]
-# Whom the SETs are addressed to (`aud`): every token of this file is built with it.
-AUDIENCE = CLIENT_ID
 EMAIL = "dr.alice@example.com"
 NR = "1000000001"
 DISABLED_PAGE = "Login.gov has disabled this Login.gov account"
 
-RISC = "https://schemas.openid.net/secevent/risc/event-type/"
-LOGIN_GOV = "https://schemas.login.gov/secevent/risc/event-type/"
-# Every event Login.gov documents, under the prefix it sends it with.
-PREFIXES = {
-    "account-purged": RISC,
-    "account-disabled": RISC,
-    "account-enabled": RISC,
-    "identifier-changed": RISC,
-    "identifier-recycled": RISC,
-    "recovery-activated": RISC,
-    "recovery-information-changed": RISC,
-    "password-reset": LOGIN_GOV,
-    "reproof-completed": LOGIN_GOV,
-    "mfa-limit-account-locked": LOGIN_GOV,
-}
 ISS_SUB_EVENTS = sorted(set(PREFIXES) - {"identifier-changed", "identifier-recycled"})
-
-
-def set_for(
-    idp,
-    event: str,
-    sub: str | None = None,
-    *,
-    email: str | None = None,
-    uri: str | None = None,
-    subject: dict | None = None,
-    **overrides,
-) -> str:
-    """A SET as Login.gov pushes it: `event` under its documented prefix, about the identity
-    `sub` (iss-sub) or the address `email` (subject_type email); `uri` and `subject`
-    replace either, for events Login.gov does not document."""
-    uri = uri or PREFIXES[event] + event
-    if subject is None:
-        subject = (
-            {"subject_type": "email", "email": email}
-            if email is not None
-            else {"subject_type": "iss-sub", "iss": idp.issuer, "sub": sub}
-        )
-    issued = overrides.pop("iat", int(time.time()))
-    claims = {
-        "iat": issued,
-        "exp": issued + 12 * 3600,
-        "events": {uri: {"subject": subject}},
-        **overrides,
-    }
-    return idp.security_event_token(AUDIENCE, event, sub or "", **claims)
 
 
 @pytest.fixture
@@ -92,13 +38,6 @@ def linked(browser):
     browser.follow(browser.sign_in([EMAIL], sub=sub))
     assert browser.get("/account").status == 200
     return browser, sub
-
-
-@pytest.fixture
-def dynamo(monkeypatch):
-    faults = aws_calls.watching(monkeypatch)
-    yield faults
-    faults.close()
 
 
 def push(app_client, token: str, content_type="application/secevent+jwt"):
@@ -354,7 +293,7 @@ def test_support_unlinking_an_identity_without_marks_leaves_no_item(app_client, 
 
 
 def test_a_disable_committing_during_a_first_sign_in_refuses_its_link(
-    app_client, idp, dynamo, browser
+    app_client, idp, calls, browser
 ):
     """The sign-in read the identity before the disable committed (not disabled, not
     linked); the disable commits before the link's transaction: the link is refused by
@@ -362,7 +301,7 @@ def test_a_disable_committing_during_a_first_sign_in_refuses_its_link(
     make_account(primary=EMAIL)
     sub = str(uuid.uuid4())
     answers = []
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: answers.append(push(app_client, set_for(idp, "account-disabled", sub))),
         table="accounts",
@@ -376,7 +315,7 @@ def test_a_disable_committing_during_a_first_sign_in_refuses_its_link(
 
 
 def test_a_first_sign_in_linking_while_a_disable_is_handled_ends_marked_and_signed_out(
-    app_client, idp, dynamo, browser
+    app_client, idp, calls, browser
 ):
     """The event read the identity (not linked), then a first sign-in linked it before the
     event committed: the event's write is refused, it reads again, and marks the new link
@@ -384,7 +323,7 @@ def test_a_first_sign_in_linking_while_a_disable_is_handled_ends_marked_and_sign
     make_account(primary=EMAIL)
     sub = str(uuid.uuid4())
     made = []
-    rule = dynamo.interleave(
+    rule = calls.interleave(
         "TransactWriteItems",
         lambda: made.append(browser.sign_in([EMAIL], sub=sub).location),
         table="flows",

@@ -12,8 +12,8 @@ from chalicelib import send_limits
 from chalicelib.config import get_settings
 from chalicelib.errors import SendLimitReached
 from chalicelib.models import Flow, SendCounter
-from tests.conftest import Browser, make_account
-from tests.mail_fixtures import mailbox, request_recovery, signed_in_unmatched  # noqa: F401
+from tests.support.accounts import make_account
+from tests.support.browser import Browser, request_recovery, signed_in_unmatched
 
 
 def test_the_default_limits_let_one_identity_use_only_part_of_an_address_allowance(app_client):

@@ -12,8 +12,9 @@ import pytest
 
 from chalicelib import login_gov
 from chalicelib.models import Account, Flow
-from tests.assertions import assert_refused, sessions_in_table, warm_key_cache
-from tests.conftest import make_account, query_of
+from tests.support.accounts import make_account
+from tests.support.assertions import assert_refused, sessions_in_table, warm_key_cache
+from tests.support.browser import query_of
 
 EMAIL = "dr.alice@example.com"
 
@@ -322,7 +323,7 @@ def test_concurrent_callbacks_with_one_state_only_one_wins(app_client, idp, acco
     """
     from chalicelib import signin
     from chalicelib.errors import StateError
-    from tests.conftest import Browser
+    from tests.support.browser import Browser
 
     owner = Browser(app_client, idp)
     params = query_of(owner.authorize(owner.start_signin(), [EMAIL]))

@@ -8,10 +8,10 @@ from pynamodb.exceptions import TransactWriteError
 from chalicelib import store
 from chalicelib.audit import audit_event
 from chalicelib.models import Account, AuditEvent, Claim
-from tests.aws_fixtures import api_calls, make_account, support_env, tables  # noqa: F401
+from tests.support.accounts import make_account
 
 
-def test_a_refusal_names_the_item_whose_condition_failed(tables):
+def test_a_refusal_names_the_item_whose_condition_failed(aws):
     make_account("1000000001", "a@example.com")
     make_account("1000000002", "b@example.com")
     Claim(Claim.sub_key("taken"), nr_number="1000000002").save()
@@ -33,28 +33,28 @@ def test_a_refusal_names_the_item_whose_condition_failed(tables):
     assert list(AuditEvent.query("1000000001")) == []
 
 
-def test_request_order_is_pynamodbs_grouping(tables, api_calls):
+def test_request_order_is_pynamodbs_grouping(aws, calls):
     """Reasons are mapped to names by the order PynamoDB sends items in: checked here, so a
     PynamoDB upgrade that changes it fails loudly instead of misnaming refusals."""
     make_account("1000000001", "a@example.com")
     make_account("1000000002", "b@example.com")
-    api_calls.clear()
+    calls.clear()
     tx = store.Transaction()
     tx.update("u", Account.get("1000000001"), actions=[Account.first_name.set("Y")])
     tx.put("p", Claim(Claim.sub_key("s1"), nr_number="1000000001"))
     tx.delete("d", Claim(Claim.sub_key("none")))
     tx.check("c", Account, "1000000002", condition=Account.status == "active")
     tx.commit()
-    (params,) = api_calls.params("TransactWriteItems")
+    (params,) = calls.params("TransactWriteItems")
     kinds = [next(iter(item)) for item in params["TransactItems"]]
     assert kinds == ["ConditionCheck", "Delete", "Put", "Update"]
     assert tx.request_order() == ["c", "d", "p", "u"]
 
 
-def test_a_conflict_is_retried_once_with_a_new_request(tables, api_calls):
+def test_a_conflict_is_retried_once_with_a_new_request(aws, calls):
     make_account("1000000001", "a@example.com")
-    api_calls.clear()
-    api_calls.fail(
+    calls.clear()
+    calls.fail(
         "TransactWriteItems",
         "TransactionCanceledException",
         reasons=["TransactionConflict", "None"],
@@ -63,14 +63,14 @@ def test_a_conflict_is_retried_once_with_a_new_request(tables, api_calls):
     tx.update("account", Account.get("1000000001"), actions=[Account.first_name.set("Z")])
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
     tx.commit()
-    tokens = [p["ClientRequestToken"] for p in api_calls.params("TransactWriteItems")]
+    tokens = [p["ClientRequestToken"] for p in calls.params("TransactWriteItems")]
     assert len(tokens) == 2 and tokens[0] != tokens[1]
     assert Account.get("1000000001").first_name == "Z"
 
 
-def test_throttling_is_trouble_not_a_refusal(tables, api_calls):
+def test_throttling_is_trouble_not_a_refusal(aws, calls):
     make_account("1000000001", "a@example.com")
-    api_calls.fail(
+    calls.fail(
         "TransactWriteItems", "TransactionCanceledException", reasons=["ThrottlingError", "None"]
     )
     tx = store.Transaction()
@@ -80,12 +80,12 @@ def test_throttling_is_trouble_not_a_refusal(tables, api_calls):
         tx.commit()
 
 
-def test_a_retry_of_a_committed_transaction_is_recognised_as_done(tables, api_calls):
+def test_a_retry_of_a_committed_transaction_is_recognised_as_done(aws, calls):
     """botocore resends a request whose answer was lost; DynamoDB (and moto, through
     localdev.moto_support) answers a repeated client request token with success."""
     make_account("1000000001", "a@example.com")
-    api_calls.clear()
-    rule = api_calls.lose_answer("TransactWriteItems")
+    calls.clear()
+    rule = calls.lose_answer("TransactWriteItems")
     tx = store.Transaction()
     tx.put(
         "sub_claim",
@@ -94,11 +94,11 @@ def test_a_retry_of_a_committed_transaction_is_recognised_as_done(tables, api_ca
     )
     tx.audit(audit_event("1000000001", "test_event", actor="t"))
     tx.commit()
-    assert rule.fired == 1 and len(api_calls.params("TransactWriteItems")) == 2
+    assert rule.fired == 1 and len(calls.params("TransactWriteItems")) == 2
     assert len(list(AuditEvent.query("1000000001"))) == 1
 
 
-def test_without_the_token_the_audit_record_proves_the_earlier_commit(tables):
+def test_without_the_token_the_audit_record_proves_the_earlier_commit(aws):
     """Past the token's window (or any resend without it): the change's own audit record
     already exists, so its condition is what fails, and that means done, not conflict."""
     make_account("1000000001", "a@example.com")
@@ -119,7 +119,7 @@ def test_without_the_token_the_audit_record_proves_the_earlier_commit(tables):
     assert len(list(AuditEvent.query("1000000001"))) == 1
 
 
-def test_a_token_reused_for_another_request_is_an_error_as_in_dynamodb(tables):
+def test_a_token_reused_for_another_request_is_an_error_as_in_dynamodb(aws):
     import boto3
     from botocore.exceptions import ClientError
 

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import pytest
 from cfnlint.decode import decode
 
-from tests.test_policies import chalice_config
+from tests.support.stages import chalice_config
 
 WAF_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "waf.yaml"
 # The paths an anonymous client can make us do work on, each with its own limit.

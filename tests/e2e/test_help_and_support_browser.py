@@ -19,14 +19,15 @@ from chalicelib.config import (
     DEFAULT_SUPPORT_HOURS,
     DEFAULT_SUPPORT_PHONE,
 )
-from tests.e2e.conftest import (
+from tests.support.e2e import (
     APP,
+    MAILBOX,
     ROOT,
     TYPED_EMAILS,
     assert_accessible,
+    newest_code_for,
     sign_in_at_local_login_gov,
 )
-from tests.e2e.test_recovery_and_email_change_browser import MAILBOX, newest_code_for
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 LOCAL_LOGIN_GOV_ACCOUNT = "http://127.0.0.1:8001/account"  # the local issuer + "account"

@@ -3,25 +3,13 @@ then move a .gov primary email to a personal address and confirm it with a code.
 
 from __future__ import annotations
 
-import re
-
-from tests.e2e.conftest import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
-
-MAILBOX = "http://127.0.0.1:8025/"
-
-
-def newest_code_for(page, address: str) -> str:
-    """Open the local mailbox in a tab and read the newest code sent to `address`."""
-    mailbox = page.context.new_page()
-    mailbox.goto(MAILBOX)
-    for article in mailbox.locator("article").all():
-        if address.lower() in article.inner_text().lower():
-            match = re.search(r"\b(\d{6})\b", article.locator("pre").inner_text())
-            if match:
-                mailbox.close()
-                return match.group(1)
-    mailbox.close()
-    raise AssertionError(f"no code for {address} in the local mailbox")
+from tests.support.e2e import (
+    APP,
+    ARTIFACTS,
+    assert_accessible,
+    newest_code_for,
+    sign_in_at_local_login_gov,
+)
 
 
 def test_recover_link_with_code_then_change_gov_primary(page):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
+from tests.support.e2e import APP, ARTIFACTS, assert_accessible, sign_in_at_local_login_gov
 
 
 def test_landing_page_looks_like_a_government_service(page):

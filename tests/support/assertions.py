@@ -8,11 +8,6 @@ a link is the sub claim, the account's linked_sub and one audit event, all or no
 
 from __future__ import annotations
 
-import json
-import logging
-
-import pytest
-
 from chalicelib.logs import keyed_hash
 from chalicelib.models import Account, AuditEvent, Claim, Flow
 
@@ -73,30 +68,3 @@ def warm_key_cache(browser):
     for flow in Flow.scan():
         flow.delete()
     browser.cookies.clear()
-
-
-class LoggedEvents(logging.Handler):
-    """The service's structured log lines (chalicelib.logs), as dicts, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.records.append(json.loads(record.getMessage()))
-        except ValueError:
-            pass
-
-    def names(self) -> list[str]:
-        return [r["event"] for r in self.records if "event" in r]
-
-
-@pytest.fixture(name="logged")
-def logged_fixture():
-    """Collect the `nrcme` logger's events: which refusal fired is part of the behaviour."""
-    handler = LoggedEvents()
-    logger = logging.getLogger("nrcme")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
