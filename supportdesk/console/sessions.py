@@ -90,7 +90,9 @@ def end(token: str | None) -> None:
 
 
 def end_all(sub: str) -> int:
-    """End every session of one staff member (their removal); returns how many."""
+    """End every session of one staff member (their removal); returns how many. The index
+    is eventually consistent: a session started a moment ago may be missed here, and is
+    refused and deleted at its next request all the same (the staff record is gone)."""
     ended = 0
     for item in DeskItem.by_subject.query(sub):
         if isinstance(item, DeskSession) or item.sk == SESSION_SK:
