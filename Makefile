@@ -11,7 +11,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## make run: moto + local Login.gov + demo accounts + chalice local on http://127.0.0.1:8000
+## make run: moto + local Login.gov + demo accounts + chalice local on http://127.0.0.1:8000,
+## and the support console (console/) on http://127.0.0.1:8002 with three demo staff
 run: $(STAMP)
 	$(BIN)/python -m localdev.run
 
@@ -47,16 +48,29 @@ lint: $(STAMP)
 STAGE ?= dev
 # chalice package merges one template: infra/merge_templates.py makes it from these, in order.
 MERGE_TEMPLATES := infra/template.yaml infra/api_responses.yaml
+# The support console (console/, a Chalice project of its own) gets only the gateway's own
+# answers: its tables are the infra stack's (infra/template.yaml), deployed once. With
+# --project-dir, chalice reads relative paths from console/: hence $(CURDIR) below.
+CONSOLE_MERGE_TEMPLATES := infra/api_responses.yaml
 package: $(STAMP)
-	rm -rf build/package && $(BIN)/python infra/merge_templates.py --stage $(STAGE) \
-	  --out build/merge-template.yaml $(MERGE_TEMPLATES)
+	rm -rf build/package build/console-package && $(BIN)/python infra/merge_templates.py \
+	  --stage $(STAGE) --out build/merge-template.yaml $(MERGE_TEMPLATES)
 	PIP_NO_DEPS=1 $(BIN)/chalice package --stage $(STAGE) \
 	  --merge-template build/merge-template.yaml build/package
 	$(BIN)/python infra/add_bytecode.py --chalice-cache build/package/deployment.zip
+	$(BIN)/python infra/merge_templates.py --stage $(STAGE) \
+	  --out build/console-merge-template.yaml $(CONSOLE_MERGE_TEMPLATES)
+	PIP_NO_DEPS=1 $(BIN)/chalice --project-dir console package --stage $(STAGE) \
+	  --merge-template $(CURDIR)/build/console-merge-template.yaml \
+	  $(CURDIR)/build/console-package
+	$(BIN)/python infra/add_bytecode.py --chalice-cache --project-dir console \
+	  build/console-package/deployment.zip
 
-# chalice deploy reuses the zip `make package` built and compiled (infra/add_bytecode.py).
+# chalice deploy reuses the zips `make package` built and compiled (infra/add_bytecode.py):
+# the examiners' app, then the support console.
 deploy: package
 	PIP_NO_DEPS=1 $(BIN)/chalice deploy --stage $(STAGE)
+	PIP_NO_DEPS=1 $(BIN)/chalice --project-dir console deploy --stage $(STAGE)
 
 # Debian's Chromium for the Playwright end-to-end tests (Playwright's own download cannot
 # work here). Installs only when missing and when we may (root).

@@ -9,7 +9,8 @@ before chalicelib is imported, because chalicelib reads its settings from the en
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
-send-reminders, trace, check-email-keys. Human-readable output by default, --json for
+send-reminders, trace, check-email-keys, staff add|remove|list (the support console's
+staff list). Human-readable output by default, --json for
 scripts. Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region,
 credentials or permission); 2 usage or validation error (a refused import file: nothing
 imported); 3 storage unavailable or throttled (nothing, or only whole accounts, written):
@@ -785,6 +786,131 @@ def _key_note(row: dict) -> str:
     return "; ".join(notes) or "new key free"
 
 
+# --- the support console's staff list (supportdesk.console.staff) ---------------------------
+
+
+def _staff_module():
+    """supportdesk.console.staff, its models pointed at this stage's desk table."""
+    from chalicelib.config import table_prefix
+    from supportdesk.console import models, staff
+
+    models.use_table_prefix(table_prefix())
+    return staff
+
+
+def _staff_errors(call):
+    """The staff list's typed errors as the desk's exit codes: 2 bad input, 1 refused."""
+    from supportdesk.console.errors import StaffChangeInvalid, StaffChangeRefused
+
+    try:
+        return call()
+    except StaffChangeInvalid as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except StaffChangeRefused as exc:
+        raise CliError(str(exc), EXIT_REFUSED) from None
+
+
+def cmd_staff_add(args) -> int:
+    staff = _staff_module()
+    from supportdesk.console.models import StaffMember
+
+    item = _staff_errors(
+        lambda: staff.add(
+            args.email,
+            args.role,
+            actor=staff.operator(args.actor or _default_actor()),
+            reason=args.reason,
+            sub=args.sub,
+        )
+    )
+    view = staff.member_view(item) if isinstance(item, StaffMember) else staff.pending_view(item)
+
+    def human(d):
+        if d["status"] == "pending":
+            print(
+                f"Added {d['email']} to the console's staff list as {d['role']}, pending: "
+                "it becomes theirs at their first console sign-in with a Login.gov account "
+                "that has this email, verified."
+            )
+        else:
+            print(
+                f"Added {d['email']} to the console's staff list as {d['role']}, "
+                f"Login.gov sub {d['sub']}."
+            )
+
+    _emit(args, view, human)
+    return EXIT_OK
+
+
+def cmd_staff_remove(args) -> int:
+    staff = _staff_module()
+    actor = _staff_errors(lambda: staff.operator(args.actor or _default_actor()))
+    found = _staff_errors(lambda: staff.find(args.who))
+    if found.pending is not None:
+        entry = _staff_errors(
+            lambda: staff.remove_pending(
+                found.pending.email, actor=actor, reason=args.reason, reason_required=False
+            )
+        )
+        data = {**staff.pending_view(entry), "sessions_ended": 0, "sessions_error": None}
+    else:
+        result = _staff_errors(
+            lambda: staff.remove(
+                found.member.sub,
+                actor=actor,
+                reason=args.reason,
+                # Ops are the root of trust (they add the first supervisor): they may leave
+                # none, and are told so.
+                keep_a_supervisor=False,
+                reason_required=False,
+            )
+        )
+        data = {**result["member"], **result}
+        data.pop("member")
+    data["supervisor_left"] = staff.any_supervisor()
+
+    def human(d):
+        sessions = (
+            f"ending their console sessions failed ({d['sessions_error']}); each is refused at "
+            "its next request all the same"
+            if d["sessions_error"]
+            else f"{d['sessions_ended']} console session(s) ended"
+        )
+        print(f"Removed {d['email']} ({d['role']}, {d['status']}) from the staff list; {sessions}.")
+        if not d["supervisor_left"]:
+            print(
+                "No supervisor is left: add one with `manage.py --stage "
+                f"{args.stage} staff add EMAIL --role supervisor`."
+            )
+
+    _emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_staff_list(args) -> int:
+    staff = _staff_module()
+    rows = [staff.member_view(m) for m in staff.list_staff()]
+    rows += [staff.pending_view(p) for p in staff.list_pending()]
+
+    def human(found):
+        if not found:
+            print(
+                "Nobody is on the console's staff list: add the first supervisor with "
+                f"`manage.py --stage {args.stage} staff add EMAIL --role supervisor`."
+            )
+            return
+        _print_table(
+            ["email", "role", "status", "Login.gov sub", "added by", "added at"],
+            [
+                [r["email"], r["role"], r["status"], r["sub"] or "-", r["added_by"], r["added_at"]]
+                for r in found
+            ],
+        )
+
+    _emit(args, rows, human)
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -981,6 +1107,37 @@ def build_parser() -> argparse.ArgumentParser:
         "(read-only; exit 1 when there are any)",
     )
     p.set_defaults(handler=cmd_check_email_keys)
+
+    p = commands.add_parser(
+        "staff", parents=[common], help="the support console's staff list: add, remove, list"
+    )
+    staff_commands = p.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    q = staff_commands.add_parser(
+        "add",
+        parents=[common],
+        help="put someone on the staff list (pending until their first console sign-in)",
+    )
+    q.add_argument("email", metavar="EMAIL", help="the email of their Login.gov account")
+    q.add_argument("--role", required=True, help="viewer, agent or supervisor")
+    q.add_argument(
+        "--sub",
+        metavar="LOGIN_GOV_SUB",
+        help="bind to this Login.gov identity at once instead of at their first sign-in",
+    )
+    q.add_argument("--reason", help="why (kept in the desk audit trail)")
+    q.add_argument("--actor", help="your name in the desk audit trail (default $USER)")
+    q.set_defaults(handler=cmd_staff_add)
+    q = staff_commands.add_parser(
+        "remove",
+        parents=[common],
+        help="take someone off the staff list; their console sessions end at once",
+    )
+    q.add_argument("who", metavar="EMAIL_OR_SUB")
+    q.add_argument("--reason", help="why (kept in the desk audit trail)")
+    q.add_argument("--actor", help="your name in the desk audit trail (default $USER)")
+    q.set_defaults(handler=cmd_staff_remove)
+    q = staff_commands.add_parser("list", parents=[common], help="the staff list")
+    q.set_defaults(handler=cmd_staff_list)
     return parser
 
 

@@ -9,6 +9,7 @@ them only to two seconds.
 
     python infra/add_bytecode.py ZIP ...          the zips named
     python infra/add_bytecode.py --chalice-cache  also the zip `chalice deploy` reuses
+    python infra/add_bytecode.py --chalice-cache --project-dir console   the console's
 
 `chalice package` and `chalice deploy` both build `.chalice/deployments/<hash>.zip` and reuse it
 while requirements and code are unchanged, so after `--chalice-cache` a `chalice deploy` ships
@@ -128,10 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the zip in .chalice/deployments that chalice deploy reuses",
     )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_DIR,
+        help="the Chalice project whose cache --chalice-cache means (the support console: console)",
+    )
     args = parser.parse_args(argv)
     zips = list(args.zips)
     if args.chalice_cache:
-        cached = chalice_cached_zip()
+        cached = chalice_cached_zip(args.project_dir.resolve())
         if not cached.exists():
             parser.error(f"{cached} does not exist: run `make package` (chalice package) first")
         zips.append(cached)

@@ -53,8 +53,13 @@ KNOWN_ACR_VALUES = {
     "http://idmanagement.gov/ns/assurance/ial/1",
     "http://idmanagement.gov/ns/assurance/ial/2",
     "http://idmanagement.gov/ns/assurance/aal/2",
+    "http://idmanagement.gov/ns/assurance/aal/2?phishing_resistant=true",
+    "http://idmanagement.gov/ns/assurance/aal/2?hspd12=true",
     "http://idmanagement.gov/ns/assurance/aal/3",
 }
+AAL_PREFIX = "http://idmanagement.gov/ns/assurance/aal/"
+# The AAL a person with only a phone or app code meets: MFA, not phishing-resistant.
+WEAK_AAL = AAL_PREFIX + "2"
 KNOWN_SCOPES = {
     "openid",
     "email",
@@ -86,6 +91,10 @@ FAULTS = {
     "discovery_fields": "dict merged into discovery (None values delete a field)",
     "authorization_response_iss": "iss to send in authorization responses (None: leave it out)",
     "id_token_extra_audiences": "audiences after the client id, as an array ([]: [client id])",
+    "weak_authenticator": "the person has no phishing-resistant authenticator: an AAL asked "
+    "for is answered with the weaker one they used (a provider that does not enforce it)",
+    "auth_time_offset": "seconds added to auth_time (negative: an old sign-in reused, as by a "
+    "provider that ignores max_age)",
 }
 
 
@@ -142,6 +151,7 @@ class IssuedCode:
     emails: list[str]
     sub: str
     expires_at: float
+    auth_time: int | None = None  # set when max_age was asked (OIDC Core 2: auth_time)
     used: bool = False
 
 
@@ -217,6 +227,7 @@ class LocalLoginGov:
             "aud": client_id if extra_audiences is None else [client_id, *extra_audiences],
             "acr": issued.acr,
             "nonce": issued.nonce,
+            **({"auth_time": issued.auth_time} if issued.auth_time is not None else {}),
             "jti": secrets.token_urlsafe(16),
             "at_hash": base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode(),
             "iat": now,
@@ -432,16 +443,26 @@ class LocalLoginGov:
             if not emails:
                 return _login_form(form, message="Enter at least one email address."), 400
             code = secrets.token_urlsafe(32)
+            # No session here: every sign-in authenticates, so auth_time is now (by the one
+            # clock, which tests move: a relying party compares it with its own now).
+            from chalicelib import clock
+
+            auth_time = (
+                clock.epoch_seconds() + int(idp.faults.get("auth_time_offset", 0))
+                if form.get("max_age")
+                else None
+            )
             with idp._lock:
                 idp.codes[code] = IssuedCode(
                     client_id=client.client_id,
                     redirect_uri=redirect_uri,
                     nonce=form["nonce"],
                     code_challenge=form["code_challenge"],
-                    acr=form["acr_values"],
+                    acr=idp.answered_acr(form["acr_values"]),
                     emails=emails,
                     sub=form.get("sub") or sub_for_emails(emails),
                     expires_at=time.time() + CODE_LIFETIME,
+                    auth_time=auth_time,
                 )
             return idp.authorization_response(redirect_uri, code=code, state=form["state"])
 
@@ -534,6 +555,18 @@ class LocalLoginGov:
 
         return app
 
+    def answered_acr(self, requested: str) -> str:
+        """The `acr` of the ID token. Login.gov echoes only the IAL value and enforces an
+        AAL without asserting it (identity-idp issue #7922); this stand-in asserts the AAL
+        it met instead, so a relying party's check of it can be tested both ways: the one
+        asked for, or, for a person with only a weak authenticator (`weak_authenticator`),
+        the weaker one they used. Without an AAL asked for: the (first) value asked for."""
+        values = requested.split()
+        aal = [v for v in values if v.startswith(AAL_PREFIX)]
+        if not aal:
+            return values[0] if values else requested
+        return WEAK_AAL if self.faults.get("weak_authenticator") else aal[0]
+
     def authorization_response(self, redirect_uri: str, **params) -> Response:
         """Back to the client, with our `iss` (RFC 9207) on success and error alike."""
         iss = self.faults.get("authorization_response_iss", self.issuer)
@@ -578,6 +611,10 @@ def _authorization_problem(args) -> str | None:
         return "nonce must be at least 22 characters"
     if args.get("prompt") not in ("select_account", "login"):
         return "prompt must be select_account"
+    # OIDC Core 3.1.2.1: seconds since the last authentication, a non-negative integer.
+    max_age = args.get("max_age")
+    if max_age is not None and max_age != "" and not (max_age.isascii() and max_age.isdigit()):
+        return "max_age must be a non-negative integer"
     # PKCE, S256 only: `plain` would put the verifier itself in the browser's URL.
     if args.get("code_challenge_method") != "S256" or not S256_CHALLENGE.fullmatch(
         args.get("code_challenge", "")
@@ -643,6 +680,7 @@ def _login_form(params, message: str = "") -> str:
             "prompt",
             "code_challenge",
             "code_challenge_method",
+            "max_age",
         )
     )
     note = f'<p class="note" role="alert">{html.escape(message)}</p>' if message else ""

@@ -13,8 +13,15 @@ values over the environment, so it is started through chalice_local_main below.
   started and that provider is used, with LOGIN_GOV_CLIENT_ID and the key
   (LOGIN_GOV_PRIVATE_KEY, or LOGIN_GOV_PRIVATE_KEY_FILE: a path, make run only).
 - Ports: the app's from APP_BASE_URL (8000), moto's from AWS_ENDPOINT_URL (5000), the
-  mailbox's from LOCAL_MAILBOX_PORT (8025, make run only), so a second stack can run beside
-  the usual one.
+  mailbox's from LOCAL_MAILBOX_PORT (8025, make run only), the support console's from
+  CONSOLE_BASE_URL (8002, make run only), so a second stack can run beside the usual one.
+
+The support console (console/, its own Chalice project) is served too, with the local Login.gov:
+a second `chalice local` with the console's local stage (console/.chalice/config.json), its
+own Login.gov client registered at the stand-in (its own key in .local/), and three demo staff
+added as ops add them (`manage.py staff add`), pending until they first sign in. With an
+outside provider the console starts only when it has a client of its own there:
+CONSOLE_LOGIN_GOV_CLIENT_ID and CONSOLE_LOGIN_GOV_PRIVATE_KEY_FILE (or _KEY, the PEM).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+CONSOLE_DIR = ROOT / "console"
 STATE_DIR = ROOT / ".local"
 DEMO_CSV = ROOT / "localdev" / "demo_accounts.csv"
 DEFAULT_MAILBOX_PORT = 8025
@@ -139,12 +147,118 @@ def _check_private_key(pem: str) -> None:
         ) from None
 
 
-def _client_key_pem() -> str:
-    """The app's private_key_jwt key for the local stage: generated once, kept in .local/."""
+# --- the support console --------------------------------------------------------------------
+
+# The demo staff of the CONTRACT (DESIGN.md): they sign in at the local Login.gov by email.
+DEMO_STAFF = [
+    ("viewer@desk.example.gov", "viewer", "searches and reads"),
+    ("agent@desk.example.gov", "agent", "also the FAQ's support changes"),
+    ("lead@desk.example.gov", "supervisor", "also clear-shared, lift-bar and the staff list"),
+]
+# What the examiners' app's settings would wrongly tell the console (it has its own).
+_NOT_FOR_THE_CONSOLE = (
+    "APP_BASE_URL",
+    "LOGIN_GOV_CLIENT_ID",
+    "LOGIN_GOV_PRIVATE_KEY",
+    "LOGIN_GOV_PRIVATE_KEY_FILE",
+    "LOGIN_GOV_PRIVATE_KEY_PARAMETER",
+    "LOGIN_GOV_ACR_VALUES",
+    "LOGIN_GOV_PROMPT",
+)
+
+
+def _console_stage_env() -> dict[str, str]:
+    """The console's local stage variables (console/.chalice/config.json)."""
+    import json
+
+    config = json.loads((CONSOLE_DIR / ".chalice" / "config.json").read_text())
+    values = dict(config.get("environment_variables") or {})
+    values.update(config["stages"]["local"].get("environment_variables") or {})
+    return {str(k): str(v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class ConsolePlan:
+    env: dict[str, str]
+    url: str  # CONSOLE_BASE_URL, without a trailing slash
+    port: int
+
+    @property
+    def client_id(self) -> str:
+        return self.env["LOGIN_GOV_CLIENT_ID"]
+
+
+def plan_console(
+    plan: Plan, environ: Mapping[str, str], console_env: Mapping[str, str]
+) -> ConsolePlan | None:
+    """The console's run: its local stage's values; the stack's moto, tables and Login.gov;
+    its own base URL (CONSOLE_BASE_URL), client and key. None with an outside provider for
+    which no console client is given (CONSOLE_LOGIN_GOV_CLIENT_ID)."""
+    if plan.stand_in_port is None:
+        if not environ.get("CONSOLE_LOGIN_GOV_CLIENT_ID"):
+            return None
+        key = environ.get("CONSOLE_LOGIN_GOV_PRIVATE_KEY") or _read_key_file(
+            environ.get("CONSOLE_LOGIN_GOV_PRIVATE_KEY_FILE"), "CONSOLE_LOGIN_GOV_PRIVATE_KEY_FILE"
+        )
+        _check_private_key(key)
+    else:
+        key = _client_key_pem("desk_login_gov_client_key.pem")
+    env = {k: v for k, v in environ.items() if k not in _NOT_FOR_THE_CONSOLE}
+    env.update(console_env)
+    for shared in ("AWS_ENDPOINT_URL", "TABLE_PREFIX", "LOGIN_GOV_ISSUER", "PYTHONUNBUFFERED"):
+        env[shared] = plan.env[shared]
+    env.update({k: v for k, v in environ.items() if k.startswith("DESK_")})  # real env wins
+    url = (environ.get("CONSOLE_BASE_URL") or console_env["APP_BASE_URL"]).rstrip("/")
+    env["APP_BASE_URL"] = url
+    env["LOGIN_GOV_PRIVATE_KEY"] = key
+    if plan.stand_in_port is None:
+        env["LOGIN_GOV_CLIENT_ID"] = environ["CONSOLE_LOGIN_GOV_CLIENT_ID"]
+    port = _port(url, "CONSOLE_BASE_URL")
+    taken = {plan.app_port, plan.moto_port, plan.mailbox_port, plan.stand_in_port}
+    if port in taken:
+        raise SetupError(f"CONSOLE_BASE_URL's port {port} is taken by another part of make run")
+    return ConsolePlan(env=env, url=url, port=port)
+
+
+def _read_key_file(name: str | None, setting: str) -> str:
+    if not name:
+        raise SetupError(
+            f"CONSOLE_LOGIN_GOV_CLIENT_ID is set: set {setting} (or "
+            "CONSOLE_LOGIN_GOV_PRIVATE_KEY) to the console's private key too"
+        )
+    path = Path(name).expanduser()
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SetupError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+
+
+def _seed_staff(env: dict) -> None:
+    """The demo staff, added as ops add them: pending until their first console sign-in."""
+    for email, role, _ in DEMO_STAFF:
+        _manage(
+            "staff",
+            "add",
+            email,
+            "--role",
+            role,
+            "--actor",
+            "make-run",
+            "--reason",
+            "demo",
+            env=env,
+            quiet=True,
+        )
+    print(f"Demo: {len(DEMO_STAFF)} support console staff added (manage.py staff add).")
+
+
+def _client_key_pem(name: str = "login_gov_client_key.pem") -> str:
+    """A private_key_jwt key for the local stage (the app's, or the console's): generated
+    once, kept in .local/."""
     from localdev.idp import generate_rsa_key, private_pem
 
     STATE_DIR.mkdir(exist_ok=True)
-    path = STATE_DIR / "login_gov_client_key.pem"
+    path = STATE_DIR / name
     if not path.exists():
         path.write_text(private_pem(generate_rsa_key()))
         path.chmod(0o600)
@@ -262,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         plan = plan_run(os.environ, _local_stage_env())
+        console = plan_console(plan, os.environ, _console_stage_env())
     except SetupError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 2
@@ -280,14 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     servers = []
     chalice = None
+    desk = None
     try:
         _wait_for(f"http://{HOST}:{plan.moto_port}/moto-api/")
         _manage("create-tables", env=env)
         _seed_demo(env)
+        if console is not None:
+            _seed_staff(env)
         _verify_mail_sender(env)
 
         if plan.stand_in_port is not None:
-            servers.append(_start_stand_in(plan))
+            servers.append(_start_stand_in(plan, console))
         mailbox = _start_mailbox(plan.mailbox_port)
         if mailbox is not None:
             servers.append(mailbox)
@@ -298,36 +416,19 @@ def main(argv: list[str] | None = None) -> int:
 
         serve_outbox(stopping)
 
-        chalice = subprocess.Popen(
-            # chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py)
-            # and this environment over the stage's values (chalice_local_main).
-            [
-                sys.executable,
-                "-c",
-                CHALICE_LOCAL,
-                "local",
-                "--no-autoreload",
-                "--stage",
-                "local",
-                "--host",
-                HOST,
-                "--port",
-                str(plan.app_port),
-            ],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        threading.Thread(target=_relay_redacted, args=(chalice.stdout,), daemon=True).start()
+        chalice = _chalice_local([], plan.app_port, env)
+        if console is not None:
+            # The support console: its own Chalice project, with its own environment.
+            desk = _chalice_local(["--project-dir", str(CONSOLE_DIR)], console.port, console.env)
         _wait_for(f"http://{HOST}:{plan.app_port}/")
+        if console is not None:
+            _wait_for(f"http://{HOST}:{console.port}/")
         if args.quiet:
-            print("\n".join(_provider_lines(plan) + ["READY"]), flush=True)
+            print(
+                "\n".join(_provider_lines(plan) + _console_lines(console) + ["READY"]), flush=True
+            )
         else:
-            _print_banner(plan, mailbox is not None)
+            _print_banner(plan, mailbox is not None, console)
 
         def _stop(*_):
             stopping.set()
@@ -335,40 +436,78 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
         while not stopping.is_set():
-            if chalice.poll() is not None:
+            if chalice.poll() is not None or (desk is not None and desk.poll() is not None):
                 print("chalice local exited", file=sys.stderr)
                 return 1
             stopping.wait(0.5)
         return 0
     finally:
-        if chalice is not None and chalice.poll() is None:
-            os.killpg(chalice.pid, signal.SIGTERM)
-            try:
-                chalice.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(chalice.pid, signal.SIGKILL)
+        for process in (chalice, desk):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
         for server in servers:
             server.shutdown()
         moto.stop()
         local_login_gov = "the local Login.gov, " if plan.stand_in_port is not None else ""
-        print(f"Stopped the app, {local_login_gov}the mailbox, the outbox worker and moto.")
+        console_too = "the support console, " if console is not None else ""
+        print(
+            f"Stopped the app, {console_too}{local_login_gov}the mailbox, the outbox worker "
+            "and moto."
+        )
 
 
-def _start_stand_in(plan: Plan):
+def _chalice_local(project: list[str], port: int, env: dict) -> subprocess.Popen:
+    """chalice local, with API Gateway's greedy {proxy+} (localdev/chalice_local.py) and this
+    environment over the stage's values (chalice_local_main); its output relayed, redacted."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHALICE_LOCAL,
+            *project,
+            "local",
+            "--no-autoreload",
+            "--stage",
+            "local",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    threading.Thread(target=_relay_redacted, args=(process.stdout,), daemon=True).start()
+    return process
+
+
+def _start_stand_in(plan: Plan, console: ConsolePlan | None = None):
     """The local Login.gov on the stage issuer's port, with the app registered as a client:
-    its key's public half, and this run's redirect and post-logout URIs."""
+    its key's public half, and this run's redirect and post-logout URIs; the support
+    console as a client of its own, likewise."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from localdev.idp import LocalLoginGov, public_pem
 
     idp = LocalLoginGov(issuer=plan.issuer)
-    client_key = load_pem_private_key(plan.env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
-    idp.register_client(
-        plan.env["LOGIN_GOV_CLIENT_ID"],
-        public_pem(client_key),
-        plan.app_url + "/auth/callback",
-        plan.app_url + "/signed-out",
-    )
+    clients = [(plan.env, plan.app_url)] + ([(console.env, console.url)] if console else [])
+    for client_env, url in clients:
+        client_key = load_pem_private_key(client_env["LOGIN_GOV_PRIVATE_KEY"].encode(), None)
+        idp.register_client(
+            client_env["LOGIN_GOV_CLIENT_ID"],
+            public_pem(client_key),
+            url + "/auth/callback",
+            url + "/signed-out",
+        )
     return idp.serve_in_thread(HOST, plan.stand_in_port)
 
 
@@ -437,8 +576,25 @@ def _provider_lines(plan: Plan) -> list[str]:
     ]
 
 
-def _print_banner(plan: Plan, with_mailbox: bool) -> None:
+def _console_lines(console: ConsolePlan | None, plan: Plan | None = None) -> list[str]:
+    if console is None:
+        return [
+            "Support console: not started (it needs the local Login.gov, or a console "
+            "client of its own: CONSOLE_LOGIN_GOV_CLIENT_ID)"
+        ]
+    lines = [f"Support console: {console.url}"]
+    if plan is not None and plan.stand_in_port is None:
+        lines += [
+            f"  its client id:             {console.client_id}",
+            f"  register as redirect URI:  {console.url}/auth/callback",
+            f"  and as post-logout URI:    {console.url}/signed-out",
+        ]
+    return lines
+
+
+def _print_banner(plan: Plan, with_mailbox: bool, console: ConsolePlan | None = None) -> None:
     lines = ["", f"  National Registry sign-in is running at {plan.app_url}"]
+    lines += [f"  {line}" for line in _console_lines(console, plan)]
     lines += [f"  {line}" for line in _provider_lines(plan)]
     if with_mailbox:
         lines.append(
@@ -462,6 +618,10 @@ def _print_banner(plan: Plan, with_mailbox: bool) -> None:
             "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
             "  read in the local mailbox.",
         ]
+    if console is not None:
+        lines += ["", f"  Support console staff (sign in at {console.url} with these emails):"]
+        for email, role, note in DEMO_STAFF:
+            lines.append(f"    {email:<26}  {role}: {note}")
     lines += ["", "  Ctrl-C stops everything.", "READY", ""]
     print("\n".join(lines), flush=True)
 

@@ -90,12 +90,15 @@ def as_set(entries) -> set[tuple[str, str]]:
 
 # Stacks of their own; api_responses.yaml is a fragment `make package` merges into the app's
 # SAM template (linted there, by test_merged_sam_template_has_no_cfn_lint_findings).
-TEMPLATES = [PROJECT_DIR / "infra" / name for name in ("template.yaml", "waf.yaml")]
+TEMPLATES = [
+    PROJECT_DIR / "infra" / name for name in ("template.yaml", "waf.yaml", "console_waf.yaml")
+]
 
 
 def test_infra_holds_the_stack_and_the_edge_templates():
     assert sorted(path.name for path in (PROJECT_DIR / "infra").glob("*.yaml")) == [
         "api_responses.yaml",
+        "console_waf.yaml",  # the support console's edge (tests/test_console_infra.py)
         "template.yaml",
         "waf.yaml",
     ]

@@ -1,0 +1,7 @@
+"""The console's routes, one blueprint per part; console/app.py registers each.
+
+- auth_routes.py   /, /login, /auth/callback, /logout, /signed-out (PUBLIC)
+- home_routes.py   /home, /search (SEARCH): the search box; results to come
+- staff_routes.py  /staff, /staff/add, /staff/role, /staff/remove (STAFF_ADMIN)
+- not_found.py     /{proxy+}: every unknown path is the 404 page (PUBLIC)
+"""

@@ -1,0 +1,199 @@
+"""Fixtures for the support console's tests (tests/test_console_*.py).
+
+The console (console/app.py) runs in-process through Chalice's test client, as the
+examiners' app does in tests/conftest.py, against moto and the same local Login.gov, where
+it is registered as a client of its own (its own id, key and redirect URIs). Its
+environment is its own (APP_BASE_URL, LOGIN_GOV_CLIENT_ID and key, the phishing-resistant
+acr values, prompt=login), set for the test and undone after.
+
+Time: `desk_clock` installs a chalicelib.clock.FakeClock that the tests move (idle and
+absolute timeouts, freshness); nothing sleeps. It starts at the current time because the
+local Login.gov and PyJWT read the system clock for the ID token's times.
+
+They use tests/conftest.py's `idp` and `aws`. A test module names the ones it uses at
+module level (`desk_browser = console_fixtures.desk_browser`), so pytest finds them there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from localdev.html_forms import parse_forms
+from localdev.idp import generate_rsa_key, private_pem, public_pem, sub_for_emails
+from tests.conftest import Browser, Page, reset_app_caches
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CONSOLE_DIR = PROJECT_DIR / "console"
+DESK_BASE = "http://127.0.0.1:8002"
+DESK_CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-desk-test"
+DESK_KEY = generate_rsa_key()
+PHISHING_RESISTANT = "http://idmanagement.gov/ns/assurance/aal/2?phishing_resistant=true"
+DESK_ENV = {
+    "APP_BASE_URL": DESK_BASE,
+    "LOGIN_GOV_CLIENT_ID": DESK_CLIENT_ID,
+    "LOGIN_GOV_PRIVATE_KEY": private_pem(DESK_KEY),
+    "LOGIN_GOV_ACR_VALUES": "urn:acr.login.gov:auth-only " + PHISHING_RESISTANT,
+    "LOGIN_GOV_PROMPT": "login",
+    "DESK_SESSION_IDLE_SECONDS": "900",
+    "DESK_SESSION_ABSOLUTE_SECONDS": "28800",
+    "DESK_FRESH_SIGNIN_SECONDS": "600",
+    "DESK_SUPERVISOR_CONTACT": "the desk lead",
+}
+IDLE, ABSOLUTE, FRESH = 900, 28800, 600
+
+
+def load_console_app():
+    """console/app.py as the module `nrcme_desk_app` (the examiners' app is `app`)."""
+    name = "nrcme_desk_app"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, CONSOLE_DIR / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def reset_desk_caches() -> None:
+    from supportdesk.console import pages, settings
+
+    reset_app_caches()
+    settings.reset_desk_settings()
+    pages.environment.cache_clear()
+
+
+@pytest.fixture
+def desk_clock():
+    """The one clock, faked: tests move it (see the module docstring)."""
+    from chalicelib import clock
+
+    with clock.using(clock.FakeClock(time.time())) as fake:
+        yield fake
+
+
+@pytest.fixture
+def desk_env(idp, monkeypatch):
+    """The console's environment, and its client registered at the local Login.gov."""
+    idp.register_client(
+        DESK_CLIENT_ID,
+        public_pem(DESK_KEY),
+        DESK_BASE + "/auth/callback",
+        DESK_BASE + "/signed-out",
+    )
+    for name, value in DESK_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset_desk_caches()
+    yield
+    monkeypatch.undo()
+    reset_desk_caches()
+
+
+@pytest.fixture
+def desk_tables(aws):
+    """moto with the examiners' tables (aws) and the desk table, from the models."""
+    from supportdesk.console import models
+
+    models.use_table_prefix(os.environ["TABLE_PREFIX"])
+    models.DeskItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    yield
+
+
+@pytest.fixture(scope="session")
+def desk_project(tmp_path_factory):
+    """A Chalice project dir whose config adds nothing: the test's environment is it."""
+    root = tmp_path_factory.mktemp("desk")
+    (root / ".chalice").mkdir()
+    (root / ".chalice" / "config.json").write_text(
+        json.dumps({"version": "2.0", "app_name": "nrcme-desk", "stages": {"test": {}}})
+    )
+    return root
+
+
+@pytest.fixture
+def desk_app():
+    return load_console_app().app
+
+
+@pytest.fixture
+def desk(desk_env, desk_tables, desk_clock, desk_project, desk_app, monkeypatch):
+    """The console's test client (the console app, moto, the local Login.gov, a fake clock),
+    matching `{proxy+}` greedily as API Gateway (and make run) do."""
+    from chalice import local
+    from chalice.test import Client
+
+    from localdev.chalice_local import GreedyRouteMatcher
+
+    monkeypatch.setattr(local, "RouteMatcher", GreedyRouteMatcher)
+    with Client(desk_app, stage_name="test", project_dir=str(desk_project)) as client:
+        yield client
+
+
+class DeskBrowser(Browser):
+    """tests.conftest.Browser, for the console's base URL."""
+
+    def get(self, url: str, headers: dict | None = None) -> Page:
+        if url.startswith(DESK_BASE):
+            url = url[len(DESK_BASE) :] or "/"
+        return super().get(url, headers)
+
+    def csrf(self) -> str:
+        """This browser's session CSRF token, from the sign-out form of the home page."""
+        page = self.get("/home")
+        assert page.status == 200, page
+        return csrf_of(page)
+
+    def sign_in_as(self, email: str, return_to: str | None = None) -> Page:
+        """Through the local Login.gov with one email (same email, same sub)."""
+        return self.sign_in([email], return_to=return_to)
+
+
+def csrf_of(page: Page) -> str:
+    for form in parse_forms(page.body):
+        if "csrf_token" in form["fields"]:
+            return form["fields"]["csrf_token"]
+    raise AssertionError(f"no CSRF token on {page.url}")
+
+
+@pytest.fixture
+def desk_browser(desk, idp):
+    return DeskBrowser(desk, idp)
+
+
+@pytest.fixture
+def other_desk_browser(desk, idp):
+    return DeskBrowser(desk, idp)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+OPS = "ops:test"
+
+
+def add_staff(email: str, role: str, *, bound: bool = False):
+    """Put someone on the staff list as ops do (manage.py staff add): pending by email, or
+    bound at once to the sub the local Login.gov gives that one email."""
+    from supportdesk.console import staff
+    from supportdesk.console.desk_audit import Actor
+
+    sub = sub_for_emails([email]) if bound else None
+    return staff.add(email, role, actor=Actor(OPS), sub=sub)
+
+
+def signed_in(browser: DeskBrowser, email: str, role: str, *, bound: bool = False) -> DeskBrowser:
+    """A staff member with `role`, added and signed in; their browser is on /home."""
+    add_staff(email, role, bound=bound)
+    page = browser.sign_in_as(email)
+    assert page.status == 302 and page.location == "/home", (page, page.body[:300])
+    return browser
+
+
+def new_sub() -> str:
+    return str(uuid.uuid4())
