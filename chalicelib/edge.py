@@ -20,13 +20,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from chalice import Response
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import accounts, pages, sessions, web
-from chalicelib.config import get_settings
+from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.errors import BadRequest, NotSignedIn, ServiceError, StorageUnavailable
 from chalicelib.logs import log_event, set_request_id
 from chalicelib.models import Account, Session
@@ -88,7 +88,25 @@ def security_headers(event, get_response):
     so no route or error path can leave one out or weaken it."""
     response = get_response(event)
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Security-Policy"] = content_security_policy()
     return response
+
+
+def content_security_policy() -> str:
+    """SECURITY_HEADERS' policy, with Login.gov's origin among the form targets: a form
+    whose answer sends the browser to sign in again (an email change past the recent
+    sign-in window, a post after the session ended) is redirected through /login to
+    Login.gov, and browsers apply form-action to every redirect of a form submission."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    try:
+        issuer = urlsplit(get_settings().login_gov_issuer)
+    except ConfigurationError:  # the server-error page of a misconfigured stage
+        return policy
+    if issuer.scheme not in ("https", "http") or not issuer.netloc:
+        return policy
+    return policy.replace(
+        "form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}"
+    )
 
 
 # --- wrappers -----------------------------------------------------------------------------------

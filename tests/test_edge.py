@@ -175,3 +175,17 @@ def test_a_page_may_not_weaken_the_security_headers(app_client):
     weak = Response(body="", status_code=200, headers={"Cache-Control": "public, max-age=60"})
     answer = edge.security_headers(None, lambda event: weak)
     assert_security_headers(answer)
+
+
+def test_forms_may_lead_only_here_and_to_login_gov(app_client, idp):
+    """A form whose answer sends the browser to sign in again (an email change past the
+    recent sign-in window) is redirected via /login to Login.gov, and browsers check each
+    redirect of a form submission against form-action: Login.gov's origin must be there,
+    and nothing else but this site."""
+    response = app_client.http.get("/")
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["form-action"].split() == ["'self'", idp.base]
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"

@@ -6,8 +6,10 @@ from __future__ import annotations
 from tests.support.e2e import (
     APP,
     ARTIFACTS,
+    SEEN_SECRETS,
     assert_accessible,
     newest_code_for,
+    record_request,
     sign_in_at_local_login_gov,
 )
 
@@ -47,3 +49,34 @@ def test_recover_link_with_code_then_change_gov_primary(page):
     assert not page.get_by_text("Change your primary email to a personal address").is_visible()
     assert_accessible(page)
     page.screenshot(path=str(ARTIFACTS / "changed-primary.png"), full_page=True)
+
+
+def test_a_form_posted_after_the_session_ended_leads_through_login_gov_back_to_it(stack, chromium):
+    """The session ends while a form is open (signed out in another tab): posting it sends
+    the browser via /login to Login.gov, and back to the form once signed in. Chromium
+    checks every redirect of a form submission against CSP form-action, so Login.gov's
+    origin must be allowed there (the email-change form past the recent sign-in window
+    takes the same way). A context of its own: the `page` fixture's bypasses the CSP (to
+    inject axe-core), and this is about the CSP."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.on("request", record_request)  # for the privacy check, as the page fixture does
+    sign_in_at_local_login_gov(page, ["dr.alice.moreno@example.com"])
+    page.wait_for_url(APP + "/account")
+    page.goto(APP + "/account/email")
+    other = page.context.new_page()  # another tab of the same browser signs out
+    other.goto(APP + "/logout")
+    other.wait_for_load_state()
+    other.close()
+    page.get_by_label("New primary email address").fill("alice.new@example.net")
+    page.get_by_role("button", name="Send a code to my new primary address").click()
+    page.wait_for_url("http://127.0.0.1:8001/**")  # Login.gov's sign-in, not a blocked form
+    page.get_by_label("Email addresses on this Login.gov account").fill(
+        "dr.alice.moreno@example.com"
+    )
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(APP + "/account/email")
+    assert page.get_by_label("New primary email address").is_visible()
+    SEEN_SECRETS.update(c["value"] for c in context.cookies() if len(c["value"]) >= 8)
+    context.close()
