@@ -62,19 +62,18 @@ def test_a_form_posted_after_the_session_ended_leads_through_login_gov_back_to_i
     page = context.new_page()
     page.set_default_timeout(15000)
     page.on("request", record_request)  # for the privacy check, as the page fixture does
-    sign_in_at_local_login_gov(page, ["dr.alice.moreno@example.com"])
+    # Grace (1000000007), whom no other browser test signs in.
+    sign_in_at_local_login_gov(page, ["grace.kim@example.org"])
     page.wait_for_url(APP + "/account")
     page.goto(APP + "/account/email")
     other = page.context.new_page()  # another tab of the same browser signs out
     other.goto(APP + "/logout")
     other.wait_for_load_state()
     other.close()
-    page.get_by_label("New primary email address").fill("alice.new@example.net")
+    page.get_by_label("New primary email address").fill("grace.new@example.net")
     page.get_by_role("button", name="Send a code to my new primary address").click()
     page.wait_for_url("http://127.0.0.1:8001/**")  # Login.gov's sign-in, not a blocked form
-    page.get_by_label("Email addresses on this Login.gov account").fill(
-        "dr.alice.moreno@example.com"
-    )
+    page.get_by_label("Email addresses on this Login.gov account").fill("grace.kim@example.org")
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(APP + "/account/email")
     assert page.get_by_label("New primary email address").is_visible()
