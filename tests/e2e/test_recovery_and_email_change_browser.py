@@ -6,10 +6,8 @@ from __future__ import annotations
 from tests.support.e2e import (
     APP,
     ARTIFACTS,
-    SEEN_SECRETS,
     assert_accessible,
     newest_code_for,
-    record_request,
     sign_in_at_local_login_gov,
 )
 
@@ -51,17 +49,12 @@ def test_recover_link_with_code_then_change_gov_primary(page):
     page.screenshot(path=str(ARTIFACTS / "changed-primary.png"), full_page=True)
 
 
-def test_a_form_posted_after_the_session_ended_leads_through_login_gov_back_to_it(stack, chromium):
+def test_a_form_posted_after_the_session_ended_leads_through_login_gov_back_to_it(page):
     """The session ends while a form is open (signed out in another tab): posting it sends
     the browser via /login to Login.gov, and back to the form once signed in. Chromium
     checks every redirect of a form submission against CSP form-action, so Login.gov's
     origin must be allowed there (the email-change form past the recent sign-in window
-    takes the same way). A context of its own: the `page` fixture's bypasses the CSP (to
-    inject axe-core), and this is about the CSP."""
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.on("request", record_request)  # for the privacy check, as the page fixture does
+    takes the same way)."""
     # Grace (1000000007), whom no other browser test signs in.
     sign_in_at_local_login_gov(page, ["grace.kim@example.org"])
     page.wait_for_url(APP + "/account")
@@ -77,5 +70,3 @@ def test_a_form_posted_after_the_session_ended_leads_through_login_gov_back_to_i
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(APP + "/account/email")
     assert page.get_by_label("New primary email address").is_visible()
-    SEEN_SECRETS.update(c["value"] for c in context.cookies() if len(c["value"]) >= 8)
-    context.close()
