@@ -9,6 +9,8 @@ No test module imports from another test module, and none imports a fixture.
   mail.py         `mailbox`, `ses_down`: what moto's SES accepted
   logs.py         `logged`: the service's structured log events
   desk.py         `cli`, `stage_config`: manage.py in-process
+  console.py      `desk_client`, `desk_browser`, `desk_env`, `desk_table`, `fake_clock`: the
+                  support console in-process; its settings and staff list
   accounts.py     accounts, flows and registry rows as the tests build them
   assertions.py   what "refused" and "nothing half-written" mean
   security_events.py  SETs as Login.gov pushes them
