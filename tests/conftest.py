@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.support.mail",
     "tests.support.logs",
     "tests.support.desk",
+    "tests.support.console",
 ]

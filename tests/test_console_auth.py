@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from chalice import Blueprint, Chalice
@@ -15,9 +14,8 @@ from chalice.test import Client
 from chalicelib import edge as shared_edge
 from chalicelib.config import ConfigurationError
 from localdev.idp import sub_for_emails
-from tests import console_fixtures, mail_fixtures
-from tests.assertions import logged_fixture  # noqa: F401 - fixture
-from tests.console_fixtures import (
+from tests.support.browser import query_of
+from tests.support.console import (
     ABSOLUTE,
     DESK_BASE,
     DESK_CLIENT_ID,
@@ -32,21 +30,6 @@ from tests.console_fixtures import (
 
 VIEWER, AGENT, LEAD = "viewer@desk.example.gov", "agent@desk.example.gov", "lead@desk.example.gov"
 ROLE_OF = {VIEWER: "viewer", AGENT: "agent", LEAD: "supervisor"}
-
-# Fixtures by name, for pytest (tests/console_fixtures.py, tests/mail_fixtures.py).
-desk = console_fixtures.desk
-desk_app = console_fixtures.desk_app
-desk_browser = console_fixtures.desk_browser
-desk_clock = console_fixtures.desk_clock
-desk_env = console_fixtures.desk_env
-desk_project = console_fixtures.desk_project
-desk_tables = console_fixtures.desk_tables
-other_desk_browser = console_fixtures.other_desk_browser
-calls = mail_fixtures.calls
-
-
-def query_of(url: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
 def sign_in_link(page) -> str:
@@ -358,9 +341,11 @@ def _probe_app(desk_app) -> Chalice:
     return app
 
 
-def test_a_route_that_declares_nothing_is_refused(desk_browser, desk_app, desk_project):
+def test_a_route_that_declares_nothing_is_refused(desk_browser, desk_app, chalice_project):
     signed_in(desk_browser, LEAD, "supervisor")
-    with Client(_probe_app(desk_app), stage_name="test", project_dir=str(desk_project)) as client:
+    with Client(
+        _probe_app(desk_app), stage_name="test", project_dir=str(chalice_project)
+    ) as client:
         browser = DeskBrowser(client, desk_browser.idp)
         browser.cookies = dict(desk_browser.cookies)
         page = browser.get("/probe-undeclared")
@@ -370,7 +355,7 @@ def test_a_route_that_declares_nothing_is_refused(desk_browser, desk_app, desk_p
 
 @pytest.mark.parametrize("email", [VIEWER, AGENT, LEAD])
 def test_each_role_reaches_exactly_what_its_permissions_allow(
-    email, desk_browser, desk_app, desk_project
+    email, desk_browser, desk_app, chalice_project
 ):
     """Every route of the console and a probe per permission, GET and POST, for one role."""
     from supportdesk.console.permissions import CHANGES, Permission, allows
@@ -379,7 +364,7 @@ def test_each_role_reaches_exactly_what_its_permissions_allow(
     signed_in(desk_browser, email, role)
     token = desk_browser.csrf()
     app = _probe_app(desk_app)
-    with Client(app, stage_name="test", project_dir=str(desk_project)) as client:
+    with Client(app, stage_name="test", project_dir=str(chalice_project)) as client:
         browser = DeskBrowser(client, desk_browser.idp)
         browser.cookies = dict(desk_browser.cookies)
         for path, methods in app.routes.items():
@@ -423,12 +408,12 @@ def test_roles_only_ever_add_permissions():
 
 
 def test_a_removed_staff_members_next_click_signs_them_out_and_their_sessions_are_gone(
-    desk_browser, other_desk_browser, desk
+    desk_browser, other_desk_browser, desk_client
 ):
     from supportdesk.console.models import DeskItem
 
     signed_in(desk_browser, AGENT, "agent")
-    second = DeskBrowser(desk, desk_browser.idp)
+    second = DeskBrowser(desk_client, desk_browser.idp)
     assert second.sign_in_as(AGENT).location == "/home"  # the same agent, a second browser
     agent_sub = sub_for_emails([AGENT])
     assert len(list(DeskItem.by_subject.query(agent_sub))) == 2
@@ -475,26 +460,26 @@ def test_a_new_role_applies_at_the_next_click(desk_browser):
 # --- idle and absolute lifetimes ----------------------------------------------------------------
 
 
-def test_a_session_idle_for_15_minutes_ends(desk_browser, desk_clock):
+def test_a_session_idle_for_15_minutes_ends(desk_browser, fake_clock):
     signed_in(desk_browser, VIEWER, "viewer")
     for _ in range(3):
-        desk_clock.advance(IDLE - 1)  # just inside: each request moves the deadline on
+        fake_clock.advance(IDLE - 1)  # just inside: each request moves the deadline on
         assert desk_browser.get("/home").status == 200
-    desk_clock.advance(IDLE + 1)
+    fake_clock.advance(IDLE + 1)
     page = desk_browser.get("/search?q=1000000001")
     assert page.status == 401 and "15 minutes without activity" in page.body
     assert query_of(sign_in_link(page)) == {"return_to": "/search?q=1000000001"}
     assert "nr_desk" not in desk_browser.cookies
 
 
-def test_a_session_ends_at_its_absolute_lifetime_however_busy(desk_browser, desk_clock):
+def test_a_session_ends_at_its_absolute_lifetime_however_busy(desk_browser, fake_clock):
     signed_in(desk_browser, VIEWER, "viewer")
     elapsed = 0
     while elapsed + 600 < ABSOLUTE:
-        desk_clock.advance(600)
+        fake_clock.advance(600)
         elapsed += 600
         assert desk_browser.get("/home").status == 200, elapsed
-    desk_clock.advance(ABSOLUTE - elapsed)
+    fake_clock.advance(ABSOLUTE - elapsed)
     assert sign_in_link(desk_browser.get("/home")) == "/login?return_to=%2Fhome"
 
 
@@ -529,11 +514,11 @@ def test_every_form_post_without_the_sessions_csrf_token_is_refused(desk_browser
 # --- a fresh sign-in for every change ------------------------------------------------------------
 
 
-def test_a_change_needs_a_recent_sign_in_and_comes_back_to_its_page(desk_browser, desk_clock):
+def test_a_change_needs_a_recent_sign_in_and_comes_back_to_its_page(desk_browser, fake_clock):
     from supportdesk.console import staff
 
     signed_in(desk_browser, LEAD, "supervisor")
-    desk_clock.advance(FRESH + 1)
+    fake_clock.advance(FRESH + 1)
     assert desk_browser.get("/staff").status == 200  # looking needs no fresh sign-in
     token = desk_browser.csrf()
     fields = {"csrf_token": token, "email": "n@desk.example.gov", "role": "viewer"}
@@ -553,12 +538,14 @@ def test_a_change_needs_a_recent_sign_in_and_comes_back_to_its_page(desk_browser
     assert [p.email for p in staff.list_pending()] == ["n@desk.example.gov"]
 
 
-def test_only_changes_need_the_fresh_sign_in(desk_browser, desk_app, desk_project, desk_clock):
+def test_only_changes_need_the_fresh_sign_in(desk_browser, desk_app, chalice_project, fake_clock):
     from supportdesk.console.permissions import CHANGES, Permission
 
     signed_in(desk_browser, LEAD, "supervisor")
-    desk_clock.advance(FRESH + 1)
-    with Client(_probe_app(desk_app), stage_name="test", project_dir=str(desk_project)) as client:
+    fake_clock.advance(FRESH + 1)
+    with Client(
+        _probe_app(desk_app), stage_name="test", project_dir=str(chalice_project)
+    ) as client:
         browser = DeskBrowser(client, desk_browser.idp)
         browser.cookies = dict(desk_browser.cookies)
         for permission in Permission:
@@ -590,7 +577,7 @@ def test_sign_out_ends_the_session_and_offers_login_govs_sign_out(desk_browser):
 # --- headers, the 404 page, escaping --------------------------------------------------------------
 
 
-def test_every_console_answer_carries_the_examiners_security_headers(desk_browser, desk):
+def test_every_console_answer_carries_the_examiners_security_headers(desk_browser, desk_client):
     pages = [
         desk_browser.get("/"),
         desk_browser.get("/login"),
@@ -605,7 +592,7 @@ def test_every_console_answer_carries_the_examiners_security_headers(desk_browse
         desk_browser.get("/staff"),
         desk_browser.post("/staff/add", {}),
     ]
-    resp = desk.http.put("/home")  # Chalice's own 405
+    resp = desk_client.http.put("/home")  # Chalice's own 405
     for page in pages:
         expected = {
             **shared_edge.SECURITY_HEADERS,

@@ -25,10 +25,11 @@ from pynamodb.attributes import NumberAttribute
 
 from chalicelib import logs
 from localdev import provision
-from tests.test_infra import as_set, load_template, sub
-from tests.test_waf import as_seen, matches
+from tests.support import PROJECT_DIR
+from tests.support.console import console_config
+from tests.support.infra import as_set, lambda_like_runtime, load_template, sub
+from tests.support.waf import as_seen, matches
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
 CONSOLE_WAF = PROJECT_DIR / "infra" / "console_waf.yaml"
 STACK_PREFIX = "nrcme-desktest-"
@@ -240,8 +241,6 @@ def test_the_console_web_acl_keeps_to_the_desks_networks_when_given_and_has_the_
 
 
 def test_the_console_web_acl_is_attached_to_the_consoles_stage_and_alarms(waf):
-    from tests.test_console_policy import console_config
-
     association = waf["Resources"]["WebAclAssociation"]["Properties"]
     assert association["ResourceArn"] == {
         "Fn::Sub": (
@@ -382,12 +381,10 @@ def test_the_console_sam_template_names_its_own_function_and_lints_clean(console
 
 
 def test_the_console_zip_imports_on_a_lambda_like_path(console_zip, tmp_path):
-    from tests.test_infra import _lambda_like_runtime
-
     task = tmp_path / "task"
     with zipfile.ZipFile(console_zip / "deployment.zip") as zipped:
         zipped.extractall(task)
-    runtime = _lambda_like_runtime(tmp_path)
+    runtime = lambda_like_runtime(tmp_path)
     check = (
         "import sys\n"
         f"sys.path[:0] = [{str(task)!r}, {str(runtime)!r}]\n"

@@ -1,6 +1,6 @@
 """Least privilege for the support console: its Lambda function's IAM policy grants exactly
-what its code does, built like tests/test_policies.py (and with its machinery: the same
-call-to-IAM table, the same small evaluator).
+what its code does, built like tests/test_policies.py (and with its machinery,
+tests/support/policies.py: the same call-to-IAM table, the same small evaluator).
 
 The console takes a tour of its routes under moto, as its staff would (first sign-ins that
 bind, returning sign-ins, the staff page and every staff change, an idle refresh, a sign-in
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import boto3
 import pytest
@@ -26,17 +25,30 @@ from chalice.config import Config
 
 from localdev.aws_calls import Call
 from localdev.idp import sub_for_emails
-from tests import console_fixtures, mail_fixtures
-from tests import test_policies as examiners
-from tests.console_fixtures import (
+from tests.support import stages as examiners
+from tests.support.console import (
+    CONSOLE_DIR,
     DESK_ENV,
     DeskBrowser,
     add_staff,
+    console_config,
     reset_desk_caches,
 )
-from tests.test_policies import ACCOUNT, REGION, Need, _as_list, _context, grants, unused_grants
+from tests.support.policies import (
+    ACCOUNT,
+    KMS_THROUGH_DYNAMODB,
+    LOG_ACTIONS,
+    OPERATIONS,
+    REGION,
+    Need,
+    as_list,
+    data_key_alias,
+    grants,
+    request_context,
+    unused_grants,
+    wildcard,
+)
 
-CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 CHALICE_DIR = CONSOLE_DIR / ".chalice"
 APP_NAME = "nrcme-desk"
 API_HANDLER = "api_handler"
@@ -45,20 +57,6 @@ TOUR_PARAMETERS = {
     "LOGIN_GOV_PRIVATE_KEY_PARAMETER": "/tour/desk-login-gov-private-key",
     "HMAC_ROOT_KEY_PARAMETER": "/tour/hmac-root-key",
 }
-
-# Fixtures by name, for pytest (tests/console_fixtures.py, tests/mail_fixtures.py).
-desk = console_fixtures.desk
-desk_app = console_fixtures.desk_app
-desk_browser = console_fixtures.desk_browser
-desk_clock = console_fixtures.desk_clock
-desk_env = console_fixtures.desk_env
-desk_project = console_fixtures.desk_project
-desk_tables = console_fixtures.desk_tables
-calls = mail_fixtures.calls
-
-
-def console_config() -> dict:
-    return json.loads((CHALICE_DIR / "config.json").read_text())
 
 
 def stage_env(stage: str) -> dict[str, str]:
@@ -106,23 +104,23 @@ def needs_of(recorded: list[Call], stage_name: str) -> list[Need]:
     stage = ConsoleStage(stage_name)
     needs = []
     for call in recorded:
-        to_iam = examiners.OPERATIONS.get((call.service, call.operation))
+        to_iam = OPERATIONS.get((call.service, call.operation))
         assert to_iam, f"the console calls {call.service}.{call.operation}: teach OPERATIONS"
         needs += to_iam(stage, call.params, f"{call.service}.{call.operation}")
     log_group = (
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{APP_NAME}-{stage_name}"
         ":log-stream:2026/01/01/[$LATEST]0123"
     )
-    needs += [Need(action, log_group, why="Lambda runtime") for action in examiners.LOG_ACTIONS]
+    needs += [Need(action, log_group, why="Lambda runtime") for action in LOG_ACTIONS]
     if any(call.service == "dynamodb" for call in recorded):
         key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        context = _context(
+        context = request_context(
             kms__ViaService=f"dynamodb.{REGION}.amazonaws.com",
-            kms__ResourceAliases=[examiners.data_key_alias(stage_name)],
+            kms__ResourceAliases=[data_key_alias(stage_name)],
         )
         needs += [
             Need(action, key, context, "DynamoDB on the caller's behalf")
-            for action in examiners.KMS_THROUGH_DYNAMODB
+            for action in KMS_THROUGH_DYNAMODB
         ]
     return sorted(set(needs), key=lambda n: (n.action, n.resource))
 
@@ -233,9 +231,9 @@ def test_the_console_deploys_one_function_with_its_own_policy_in_every_stage(des
 
 
 def test_the_console_policy_grants_exactly_what_its_code_uses(
-    desk, desk_secrets, idp, calls, desk_clock
+    desk_client, desk_secrets, idp, calls, fake_clock
 ):
-    recorded = console_tour(desk, idp, calls, desk_clock)
+    recorded = console_tour(desk_client, idp, calls, fake_clock)
     assert recorded, "the tour made no AWS call"
     problems = []
     for stage in DEPLOYED_STAGES:
@@ -263,8 +261,8 @@ def test_the_console_cannot_touch_examiners_records_yet_nor_rewrite_any_audit(st
         return {
             action
             for s in statements
-            for action in _as_list(s["Action"])
-            if any(examiners.wildcard(r).match(arn) for r in _as_list(s["Resource"]))
+            for action in as_list(s["Action"])
+            if any(wildcard(r).match(arn) for r in as_list(s["Resource"]))
         }
 
     # Until the desk operations come (and their tour with them), no registry data at all.

@@ -6,69 +6,23 @@ page in the console.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-import manage
 from localdev.idp import sub_for_emails
-from tests import aws_fixtures, console_fixtures, mail_fixtures
-from tests.aws_fixtures import APP_ENV
-from tests.console_fixtures import (
-    DESK_ENV,
-    reset_desk_caches,
-    signed_in,
-)
+from tests.support.console import signed_in
 
 LEAD, AGENT = "lead@desk.example.gov", "agent@desk.example.gov"
-
-# Fixtures by name, for pytest (tests/console_fixtures.py, tests/mail_fixtures.py).
-desk = console_fixtures.desk
-desk_app = console_fixtures.desk_app
-desk_browser = console_fixtures.desk_browser
-desk_clock = console_fixtures.desk_clock
-desk_env = console_fixtures.desk_env
-desk_project = console_fixtures.desk_project
-desk_tables = console_fixtures.desk_tables
-other_desk_browser = console_fixtures.other_desk_browser
-calls = mail_fixtures.calls
-support_env = aws_fixtures.support_env
-tables = aws_fixtures.tables
 
 
 # --- manage.py staff -----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def desk_table(tables, monkeypatch):
-    """The support CLI's moto tables plus the desk table; the console's settings readable."""
-    from supportdesk.console import models
-
-    for name in ("LOGIN_GOV_ACR_VALUES", "LOGIN_GOV_PROMPT"):
-        monkeypatch.setenv(name, DESK_ENV[name])
-    reset_desk_caches()
-    models.use_table_prefix(os.environ["TABLE_PREFIX"])
-    models.DeskItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
-    yield
-    monkeypatch.undo()
-    reset_desk_caches()
-
-
-@pytest.fixture
-def cli(desk_table, tmp_path, capsys, monkeypatch):
-    """manage.py in-process; returns (exit code, stdout, stderr)."""
-    path = tmp_path / "config.json"
-    env = {"TABLE_PREFIX": os.environ.get("TABLE_PREFIX", "test-"), **APP_ENV}
-    path.write_text(json.dumps({"stages": {"test": {"environment_variables": env}}}))
+def cli(cli, desk_table, monkeypatch):
+    """The support CLI (tests/support/desk.py) with the desk table, run as ops-tester."""
     monkeypatch.setenv("USER", "ops-tester")
-
-    def run(*argv):
-        capsys.readouterr()
-        code = manage.main(["--stage", "test", "--config", str(path), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return cli
 
 
 def desk_events() -> list:

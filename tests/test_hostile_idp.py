@@ -4,7 +4,7 @@ Each test is named after its OpenID Foundation RP conformance test id, states th
 outcome (accept or reject), and drives the real app against the local Login.gov emulator
 with one of its faults switched on. A refusal must leave nothing behind: a 4xx HTML page,
 no session (cookie or record), no `sub#` claim, the account unlinked
-(`tests.assertions.assert_refused`) - and the log names the check that refused it, so a
+(`tests.support.assertions.assert_refused`) - and the log names the check that refused it, so a
 test cannot pass because something unrelated broke first.
 """
 

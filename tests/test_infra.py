@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode
 from moto import mock_aws
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -27,10 +26,16 @@ from pynamodb.attributes import NumberAttribute
 from chalicelib import edge, logs, models
 from localdev import provision
 from tests.support import stages as policies
+from tests.support.infra import (
+    LAMBDA_RUNTIME_DISTRIBUTIONS,
+    as_set,
+    lambda_like_runtime,
+    load_template,
+    sub,
+)
 from tests.support.stages import chalice_config, stage_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 CHALICE_DIR = PROJECT_DIR / ".chalice"
 BIN_DIR = Path(sys.executable).parent
 # Sources and their bytecode (infra/add_bytecode.py): about 8.2 MB; Lambda allows 50.
@@ -43,47 +48,10 @@ TABLE_RESOURCES = {
     models.Flow: "FlowsTable",
     models.AuditEvent: "AuditTable",
 }
-# What the Lambda Python runtime provides: boto3 and the packages it depends on.
-LAMBDA_RUNTIME_DISTRIBUTIONS = {
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "python-dateutil",
-    "six",
-    "urllib3",
-}
-LAMBDA_RUNTIME_MODULES = (
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-    "dateutil",
-    "six",
-    "urllib3",
-)
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=600, **kwargs)
-
-
-def load_template(path: Path = TEMPLATE) -> dict:
-    template, matches = decode(str(path))
-    assert not matches, matches
-    return template
-
-
-def sub(value, **names: str) -> str:
-    """Resolve a template's `!Sub "..${Name}.."` for the given parameter values."""
-    text = value["Fn::Sub"] if isinstance(value, dict) else value
-    for name, replacement in names.items():
-        text = text.replace(f"${{{name}}}", replacement)
-    return text
-
-
-def as_set(entries) -> set[tuple[str, str]]:
-    return {tuple(sorted(entry.items())) for entry in entries}
 
 
 # --- (a) lint --------------------------------------------------------------------------------
@@ -590,19 +558,9 @@ def third_party_imports() -> set[str]:
     return {module for module in modules if module.split(".")[0] not in local}
 
 
-def _lambda_like_runtime(tmp_path) -> Path:
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    for name in LAMBDA_RUNTIME_MODULES:
-        source = Path(__import__(name).__file__)
-        source = source.parent if source.name == "__init__.py" else source
-        (runtime / source.name).symlink_to(source)
-    return runtime
-
-
 def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
     """Only the zip plus what the runtime provides: a missing package fails here, not in AWS."""
-    runtime = _lambda_like_runtime(tmp_path)
+    runtime = lambda_like_runtime(tmp_path)
     modules = sorted(third_party_imports())
     assert "pynamodb.models" in modules and "jwt" in modules
     check = (
@@ -626,7 +584,7 @@ def test_deployment_zip_imports_on_a_lambda_like_path(unpacked, tmp_path):
 
 def test_a_cold_start_compiles_nothing_it_ships(unpacked, tmp_path):
     """Every module the first /login imports from the zip comes from its bytecode."""
-    runtime = _lambda_like_runtime(tmp_path)
+    runtime = lambda_like_runtime(tmp_path)
     check = (
         f"import sys\nsys.path[:0] = [{str(unpacked)!r}, {str(runtime)!r}]\n"
         "import app, chalicelib.login_gov, pynamodb.models, jinja2, jwt\n"

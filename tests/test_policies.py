@@ -11,14 +11,14 @@ caller's behalf.
 
 Adding a function (e.g. a queue consumer `send_queued_mail`): give it a policy file per
 stage in .chalice/config.json, a tour in FUNCTIONS, and, when its calls are new, an entry
-in OPERATIONS. The runtime's own needs for its trigger (an SQS event source reads and
-deletes messages with the function's role) go in `Function.runtime`.
+in OPERATIONS (tests/support/policies.py, with the evaluator). The runtime's own needs for
+its trigger (an SQS event source reads and deletes messages with the function's role) go in
+`Function.runtime`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cfnlint.decode import decode
 
 from localdev.aws_calls import Call
 from tests.support.accounts import make_account
@@ -37,6 +36,20 @@ from tests.support.browser import (
     request_recovery,
     session_csrf,
     signed_in_unmatched,
+)
+from tests.support.policies import (
+    ACCOUNT,
+    KMS_THROUGH_DYNAMODB,
+    LOG_ACTIONS,
+    OPERATIONS,
+    REGION,
+    Need,
+    as_list,
+    data_key_alias,
+    grants,
+    request_context,
+    unused_grants,
+    wildcard,
 )
 from tests.support.service import reset_app_caches
 from tests.support.stages import (
@@ -49,10 +62,7 @@ from tests.support.stages import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 DEPLOYED_STAGES = ("dev", "prod")
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # any account: the policies say `*` (static JSON cannot name it)
 APP_NAME = "nrcme-signin"
 REMINDERS = "send_institutional_email_reminders"
 # What the tours' secrets are called; each stage's names come from its configuration.
@@ -73,39 +83,6 @@ def function_name(stage: str, function: str) -> str:
 
 def table_arn(stage: str, suffix: str) -> str:
     return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage_env(stage)['TABLE_PREFIX']}{suffix}"
-
-
-def data_key_alias(stage: str) -> str:
-    """The table key's alias in infra/template.yaml, which the policies scope KMS by."""
-    template, matches = decode(str(TEMPLATE))
-    assert not matches, matches
-    alias = template["Resources"]["DataKeyAlias"]["Properties"]["AliasName"]["Fn::Sub"]
-    return alias.replace("${Stage}", stage)
-
-
-# --- from calls to IAM: actions, resources, request context ------------------------------------
-
-
-@dataclass(frozen=True)
-class Need:
-    """One IAM authorisation a call needs: an action on a resource, with its context."""
-
-    action: str
-    resource: str
-    context: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    why: str = ""
-
-    def context_value(self, key: str) -> tuple[str, ...] | None:
-        return dict(self.context).get(key)
-
-
-def _context(**values) -> tuple:
-    return tuple(
-        sorted(
-            (key.replace("__", ":"), tuple(v if isinstance(v, list) else [v]))
-            for key, v in values.items()
-        )
-    )
 
 
 class Stage:
@@ -134,86 +111,6 @@ class Stage:
         return self.env["MAIL_SENDER"]
 
 
-def _dynamodb_item(stage: Stage, action: str, params: dict, why: str) -> list[Need]:
-    resource = stage.table(params["TableName"])
-    if params.get("IndexName"):
-        resource += "/index/" + params["IndexName"]
-    return [Need(f"dynamodb:{action}", resource, why=why)]
-
-
-def _transact_write(stage: Stage, params: dict, why: str) -> list[Need]:
-    # IAM authorises a transaction item by item, each as its single-item action.
-    actions = {
-        "Put": "PutItem",
-        "Update": "UpdateItem",
-        "Delete": "DeleteItem",
-        "ConditionCheck": "ConditionCheckItem",
-    }
-    return [
-        need
-        for item in params["TransactItems"]
-        for kind, request in item.items()
-        for need in _dynamodb_item(stage, actions[kind], request, f"{why} {kind}")
-    ]
-
-
-def _batch(action: str) -> Callable:
-    def needs(stage: Stage, params: dict, why: str) -> list[Need]:
-        return [
-            Need(f"dynamodb:{action}", stage.table(table), why=why)
-            for table in params["RequestItems"]
-        ]
-
-    return needs
-
-
-def _single(action: str) -> Callable:
-    return lambda stage, params, why: _dynamodb_item(stage, action, params, why)
-
-
-def _ssm_get_parameter(stage: Stage, params: dict, why: str) -> list[Need]:
-    return [Need("ssm:GetParameter", stage.parameter(params["Name"]), why=why)]
-
-
-def _ses_send_email(stage: Stage, params: dict, why: str) -> list[Need]:
-    sender = stage.sender(params["FromEmailAddress"])
-    identity = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{sender.split('@', 1)[1]}"
-    return [Need("ses:SendEmail", identity, _context(ses__FromAddress=sender), why)]
-
-
-def _sqs(action: str) -> Callable:
-    def needs(stage: Stage, params: dict, why: str) -> list[Need]:
-        return [Need(f"sqs:{action}", stage.queue(params["QueueUrl"]), why=why)]
-
-    return needs
-
-
-def _sqs_queue_url(stage: Stage, params: dict, why: str) -> list[Need]:
-    return [Need("sqs:GetQueueUrl", stage.queue("/" + params["QueueName"]), why=why)]
-
-
-# (botocore service, operation) -> the IAM authorisations one call needs.
-OPERATIONS: dict[tuple[str, str], Callable[[Stage, dict, str], list[Need]]] = {
-    ("dynamodb", "GetItem"): _single("GetItem"),
-    ("dynamodb", "PutItem"): _single("PutItem"),
-    ("dynamodb", "UpdateItem"): _single("UpdateItem"),
-    ("dynamodb", "DeleteItem"): _single("DeleteItem"),
-    ("dynamodb", "Query"): _single("Query"),
-    ("dynamodb", "Scan"): _single("Scan"),
-    ("dynamodb", "BatchGetItem"): _batch("BatchGetItem"),
-    ("dynamodb", "BatchWriteItem"): _batch("BatchWriteItem"),
-    ("dynamodb", "TransactWriteItems"): _transact_write,
-    ("ssm", "GetParameter"): _ssm_get_parameter,
-    ("sesv2", "SendEmail"): _ses_send_email,
-    ("sqs", "GetQueueUrl"): _sqs_queue_url,
-    ("sqs", "SendMessage"): _sqs("SendMessage"),
-    ("sqs", "SendMessageBatch"): _sqs("SendMessage"),  # IAM has no action of its own for it
-    ("sqs", "DeleteMessageBatch"): _sqs("DeleteMessage"),
-}
-KMS_THROUGH_DYNAMODB = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
-LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
-
-
 def needs_of(name: str, recorded: list[Call], stage_name: str) -> list[Need]:
     """What function `name` needs in a stage, for the calls its tour made."""
     stage = Stage(stage_name)
@@ -237,7 +134,7 @@ def needs_of(name: str, recorded: list[Call], stage_name: str) -> list[Need]:
     # DynamoDB uses the stage's table key on the caller's behalf (SSE-KMS tables).
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     if any(call.service == "dynamodb" for call in recorded):
-        context = _context(
+        context = request_context(
             kms__ViaService=f"dynamodb.{REGION}.amazonaws.com",
             kms__ResourceAliases=[data_key_alias(stage_name)],
         )
@@ -247,7 +144,7 @@ def needs_of(name: str, recorded: list[Call], stage_name: str) -> list[Need]:
         ]
     # SQS encrypts a message sent to the outbox with the stage key, for the sender.
     if any(call.service == "sqs" and call.operation.startswith("SendMessage") for call in recorded):
-        context = _context(
+        context = request_context(
             kms__ViaService=f"sqs.{REGION}.amazonaws.com",
             kms__ResourceAliases=[data_key_alias(stage_name)],
         )
@@ -256,59 +153,6 @@ def needs_of(name: str, recorded: list[Call], stage_name: str) -> list[Need]:
             for action in ("kms:GenerateDataKey", "kms:Decrypt")
         ]
     return sorted(set(needs), key=lambda n: (n.action, n.resource))
-
-
-# --- a small IAM evaluator: Allow statements with Action, Resource and Condition ---------------
-
-
-def wildcard(pattern: str) -> re.Pattern:
-    """IAM's ARN and string matching: `*` any run of characters, `?` one."""
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z"
-    )
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def condition_holds(condition: dict, need: Need) -> bool:
-    for operator, tests in condition.items():
-        for key, expected in tests.items():
-            actual = need.context_value(key)
-            if actual is None:
-                return False  # no *IfExists operators here: a missing key fails the test
-            expected = _as_list(expected)
-            if operator in ("StringEquals", "ForAnyValue:StringEquals"):
-                ok = any(value in expected for value in actual)
-            elif operator in ("StringLike", "ArnLike", "ForAnyValue:StringLike"):
-                ok = any(wildcard(e).match(v) for v in actual for e in expected)
-            else:
-                raise AssertionError(f"teach condition_holds the {operator} operator")
-            if not ok:
-                return False
-    return True
-
-
-def grants(statement: dict, need: Need) -> bool:
-    return (
-        statement["Effect"] == "Allow"
-        and any(wildcard(a).match(need.action) for a in _as_list(statement["Action"]))
-        and any(wildcard(r).match(need.resource) for r in _as_list(statement["Resource"]))
-        and condition_holds(statement.get("Condition", {}), need)
-    )
-
-
-def unused_grants(statements: list[dict], needs: list[Need]) -> list[str]:
-    """Each (statement, action, resource) that no need used."""
-    unused = []
-    for statement in statements:
-        for action in _as_list(statement["Action"]):
-            for resource in _as_list(statement["Resource"]):
-                narrow = {**statement, "Action": action, "Resource": resource}
-                if not any(grants(narrow, need) for need in needs):
-                    unused.append(f"{statement['Sid']}: {action} on {resource}")
-    return unused
 
 
 # --- the tours ---------------------------------------------------------------------------------
@@ -499,7 +343,7 @@ def _sqs_event_source(stage: str) -> list:
     decrypt = Need(
         "kms:Decrypt",
         key,
-        _context(
+        request_context(
             kms__ViaService=f"sqs.{REGION}.amazonaws.com",
             kms__ResourceAliases=[data_key_alias(stage)],
         ),
@@ -604,8 +448,8 @@ def _actions_on(statements: list[dict], resource: str) -> set[str]:
     return {
         action
         for s in statements
-        for action in _as_list(s["Action"])
-        if any(wildcard(r).match(resource) for r in _as_list(s["Resource"]))
+        for action in as_list(s["Action"])
+        if any(wildcard(r).match(resource) for r in as_list(s["Resource"]))
     }
 
 
@@ -629,7 +473,7 @@ def test_only_the_reminders_job_scans_and_only_accounts(stage, function):
     scans = {
         resource
         for s in policy(stage, function)["Statement"]
-        if "dynamodb:Scan" in _as_list(s["Action"])
+        if "dynamodb:Scan" in as_list(s["Action"])
         for resource in s["Resource"]
     }
     # The public API function reading every account would hand out the registry.
@@ -664,14 +508,15 @@ def test_the_evaluator_refuses_what_iam_refuses():
         "Condition": {"StringEquals": {"ses:FromAddress": "a@example.gov"}},
     }
     claims = table_arn("prod", "claims")
-    ok = Need("dynamodb:GetItem", claims, _context(ses__FromAddress="a@example.gov"))
+    ok = Need("dynamodb:GetItem", claims, request_context(ses__FromAddress="a@example.gov"))
     assert grants(statement, ok)
     assert not grants(statement, Need("dynamodb:PutItem", claims, ok.context))
     assert not grants(statement, Need("dynamodb:GetItem", claims + "x", ok.context))
     assert not grants(statement, Need("dynamodb:GetItem", claims + "/index/i", ok.context))
     assert not grants(statement, Need("dynamodb:GetItem", claims))  # condition key missing
     assert not grants(
-        statement, Need("dynamodb:GetItem", claims, _context(ses__FromAddress="b@example.gov"))
+        statement,
+        Need("dynamodb:GetItem", claims, request_context(ses__FromAddress="b@example.gov")),
     )
     assert unused_grants([statement], [ok]) == []
     assert unused_grants([statement], []) == [

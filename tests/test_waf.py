@@ -1,23 +1,20 @@
 """Edge limits (infra/waf.yaml): every sign-in, recovery and security-event path has a
 per-address rate limit, the managed rule groups are on, and the web ACL is attached to the
 API's stage. cfn-lint (tests/test_infra.py) checks the template against the WAF schema;
-these check what the schema cannot: which paths each rule really matches.
-
-Path matching is evaluated here the way WAF does it: URL-decode the URI path, then the
-rule's regular expression (a partial match, as RE2 in WAF; these patterns mean the same in
-Python's `re`).
+these check what the schema cannot: which paths each rule really matches (evaluated as WAF
+does: tests/support/waf.py).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
-from cfnlint.decode import decode
 
+from tests.support.infra import load_template
 from tests.support.stages import chalice_config
+from tests.support.waf import as_seen, matches
 
 WAF_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "waf.yaml"
 # The paths an anonymous client can make us do work on, each with its own limit.
@@ -48,18 +45,9 @@ WINDOWS = (60, 120, 300, 600)
 RATE_LIMIT_RANGE = (10, 2_000_000_000)
 
 
-def as_seen(path: str) -> list[str]:
-    """The URI paths WAF sees for one route: on the custom domain, on the default
-    execute-api URL (stage prefix), with a trailing slash, and percent-encoded."""
-    encoded = path[:-1] + f"%{ord(path[-1]):02X}"
-    return [path, f"/prod{path}", f"/dev{path}", path + "/", encoded]
-
-
 @pytest.fixture(scope="module")
 def waf() -> dict:
-    template, matches = decode(str(WAF_TEMPLATE))
-    assert not matches, matches
-    return template
+    return load_template(WAF_TEMPLATE)
 
 
 def rules(waf: dict) -> list[dict]:
@@ -68,23 +56,6 @@ def rules(waf: dict) -> list[dict]:
 
 def rate_rules(waf: dict) -> list[dict]:
     return [rule for rule in rules(waf) if "RateBasedStatement" in rule["Statement"]]
-
-
-def matches(statement: dict | None, path: str) -> bool:
-    """Whether a scope-down statement matches a request for `path` (None: every request)."""
-    if statement is None:
-        return True
-    if "NotStatement" in statement:
-        return not matches(statement["NotStatement"]["Statement"], path)
-    if "OrStatement" in statement:
-        return any(matches(s, path) for s in statement["OrStatement"]["Statements"])
-    regex = statement["RegexMatchStatement"]
-    assert regex["FieldToMatch"] == {"UriPath": {}}
-    value = path
-    for transformation in sorted(regex["TextTransformations"], key=lambda t: t["Priority"]):
-        assert transformation["Type"] == "URL_DECODE", "teach matches() this transformation"
-        value = unquote(value)
-    return re.search(regex["RegexString"], value) is not None
 
 
 def limits_for(waf: dict, path: str) -> list[int]:

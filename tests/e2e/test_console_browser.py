@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import assert_accessible, sign_in_at_local_login_gov
+from tests.support.e2e import assert_accessible, sign_in_at_local_login_gov
 
 CONSOLE = "http://127.0.0.1:8002"
 

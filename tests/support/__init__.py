@@ -9,10 +9,15 @@ No test module imports from another test module, and none imports a fixture.
   mail.py         `mailbox`, `ses_down`: what moto's SES accepted
   logs.py         `logged`: the service's structured log events
   desk.py         `cli`, `stage_config`: manage.py in-process
+  console.py      `desk_client`, `desk_browser`, `desk_env`, `desk_table`, `fake_clock`: the
+                  support console in-process; its settings and staff list
   accounts.py     accounts, flows and registry rows as the tests build them
   assertions.py   what "refused" and "nothing half-written" mean
   security_events.py  SETs as Login.gov pushes them
   stages.py       the deployed stages' .chalice config and IAM policies
+  policies.py     from AWS calls to IAM authorisations, and a small IAM evaluator
+  infra.py        CloudFormation templates (infra/) and what the Lambda runtime provides
+  waf.py          the paths WAF sees for a route, and which of them a rule matches
   e2e.py          what the browser tests (tests/e2e) share
 
 Importing any part of this package first points AWS at moto and gives the app the tests'

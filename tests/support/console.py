@@ -1,17 +1,19 @@
-"""Fixtures for the support console's tests (tests/test_console_*.py).
+"""The support console (console/app.py) in-process, as `app_client` runs the examiners' app:
+Chalice's test client against `aws` (plus the desk table) and the same local Login.gov
+(`idp`), where the console is a client of its own (its own id, key and redirect URIs).
 
-The console (console/app.py) runs in-process through Chalice's test client, as the
-examiners' app does in tests/conftest.py, against moto and the same local Login.gov, where
-it is registered as a client of its own (its own id, key and redirect URIs). Its
-environment is its own (APP_BASE_URL, LOGIN_GOV_CLIENT_ID and key, the phishing-resistant
-acr values, prompt=login), set for the test and undone after.
+  desk_env        the console's environment (its base URL, Login.gov client and key, the
+                  phishing-resistant acr values, prompt=login) and its client registered at
+                  the local Login.gov; set for the test and undone after
+  desk_table      `aws` plus the desk table, with the console's settings readable
+  fake_clock      chalicelib.clock's one clock, faked: tests move it (idle and absolute
+                  timeouts, freshness); nothing sleeps
+  desk_app        console/app.py's Chalice app
+  desk_client     the console's test client (all of the above)
+  desk_browser, other_desk_browser   a DeskBrowser each, on the console
 
-Time: `desk_clock` installs a chalicelib.clock.FakeClock that the tests move (idle and
-absolute timeouts, freshness); nothing sleeps. It starts at the current time because the
-local Login.gov and PyJWT read the system clock for the ID token's times.
-
-They use tests/conftest.py's `idp` and `aws`. A test module names the ones it uses at
-module level (`desk_browser = console_fixtures.desk_browser`), so pytest finds them there.
+and the plain helpers its tests share: DeskBrowser, the console's settings (DESK_ENV and
+its lifetimes), the staff list as ops fill it (add_staff, signed_in), console_config.
 """
 
 from __future__ import annotations
@@ -21,16 +23,14 @@ import json
 import os
 import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from localdev.html_forms import parse_forms
 from localdev.idp import generate_rsa_key, private_pem, public_pem, sub_for_emails
-from tests.conftest import Browser, Page, reset_app_caches
+from tests.support import PROJECT_DIR
+from tests.support.browser import Browser, Page, csrf_of
+from tests.support.service import reset_app_caches
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONSOLE_DIR = PROJECT_DIR / "console"
 DESK_BASE = "http://127.0.0.1:8002"
 DESK_CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-desk-test"
@@ -50,11 +50,17 @@ DESK_ENV = {
 IDLE, ABSOLUTE, FRESH = 900, 28800, 600
 
 
+def console_config() -> dict:
+    """The console's own .chalice/config.json (its stages, functions and policy files)."""
+    return json.loads((CONSOLE_DIR / ".chalice" / "config.json").read_text())
+
+
 def load_console_app():
     """console/app.py as the module `nrcme_desk_app` (the examiners' app is `app`)."""
     name = "nrcme_desk_app"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, CONSOLE_DIR / "app.py")
+        assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -62,6 +68,7 @@ def load_console_app():
 
 
 def reset_desk_caches() -> None:
+    """Forget what the app and the console read once (settings, keys, templates)."""
     from supportdesk.console import pages, settings
 
     reset_app_caches()
@@ -70,8 +77,9 @@ def reset_desk_caches() -> None:
 
 
 @pytest.fixture
-def desk_clock():
-    """The one clock, faked: tests move it (see the module docstring)."""
+def fake_clock():
+    """The one clock (chalicelib.clock), faked. It starts at the current time because the
+    local Login.gov and PyJWT read the system clock for the ID token's times."""
     from chalicelib import clock
 
     with clock.using(clock.FakeClock(time.time())) as fake:
@@ -96,24 +104,18 @@ def desk_env(idp, monkeypatch):
 
 
 @pytest.fixture
-def desk_tables(aws):
-    """moto with the examiners' tables (aws) and the desk table, from the models."""
+def desk_table(aws, monkeypatch):
+    """moto with the examiners' tables (`aws`) and the desk table, from the models; the
+    console's settings readable, as manage.py's staff commands need them."""
     from supportdesk.console import models
 
+    for name in ("LOGIN_GOV_ACR_VALUES", "LOGIN_GOV_PROMPT"):
+        monkeypatch.setenv(name, DESK_ENV[name])
+    reset_desk_caches()
     models.use_table_prefix(os.environ["TABLE_PREFIX"])
     models.DeskItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
     yield
-
-
-@pytest.fixture(scope="session")
-def desk_project(tmp_path_factory):
-    """A Chalice project dir whose config adds nothing: the test's environment is it."""
-    root = tmp_path_factory.mktemp("desk")
-    (root / ".chalice").mkdir()
-    (root / ".chalice" / "config.json").write_text(
-        json.dumps({"version": "2.0", "app_name": "nrcme-desk", "stages": {"test": {}}})
-    )
-    return root
+    reset_desk_caches()
 
 
 @pytest.fixture
@@ -122,7 +124,7 @@ def desk_app():
 
 
 @pytest.fixture
-def desk(desk_env, desk_tables, desk_clock, desk_project, desk_app, monkeypatch):
+def desk_client(desk_env, desk_table, fake_clock, chalice_project, desk_app, monkeypatch):
     """The console's test client (the console app, moto, the local Login.gov, a fake clock),
     matching `{proxy+}` greedily as API Gateway (and make run) do."""
     from chalice import local
@@ -131,12 +133,12 @@ def desk(desk_env, desk_tables, desk_clock, desk_project, desk_app, monkeypatch)
     from localdev.chalice_local import GreedyRouteMatcher
 
     monkeypatch.setattr(local, "RouteMatcher", GreedyRouteMatcher)
-    with Client(desk_app, stage_name="test", project_dir=str(desk_project)) as client:
+    with Client(desk_app, stage_name="test", project_dir=str(chalice_project)) as client:
         yield client
 
 
 class DeskBrowser(Browser):
-    """tests.conftest.Browser, for the console's base URL."""
+    """tests.support.browser.Browser, for the console's base URL."""
 
     def get(self, url: str, headers: dict | None = None) -> Page:
         if url.startswith(DESK_BASE):
@@ -154,24 +156,17 @@ class DeskBrowser(Browser):
         return self.sign_in([email], return_to=return_to)
 
 
-def csrf_of(page: Page) -> str:
-    for form in parse_forms(page.body):
-        if "csrf_token" in form["fields"]:
-            return form["fields"]["csrf_token"]
-    raise AssertionError(f"no CSRF token on {page.url}")
+@pytest.fixture
+def desk_browser(desk_client, idp):
+    return DeskBrowser(desk_client, idp)
 
 
 @pytest.fixture
-def desk_browser(desk, idp):
-    return DeskBrowser(desk, idp)
+def other_desk_browser(desk_client, idp):
+    return DeskBrowser(desk_client, idp)
 
 
-@pytest.fixture
-def other_desk_browser(desk, idp):
-    return DeskBrowser(desk, idp)
-
-
-# --- data -------------------------------------------------------------------------------------
+# --- the staff list -------------------------------------------------------------------------------
 
 
 OPS = "ops:test"
@@ -193,7 +188,3 @@ def signed_in(browser: DeskBrowser, email: str, role: str, *, bound: bool = Fals
     page = browser.sign_in_as(email)
     assert page.status == 302 and page.location == "/home", (page, page.body[:300])
     return browser
-
-
-def new_sub() -> str:
-    return str(uuid.uuid4())
