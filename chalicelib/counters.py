@@ -8,10 +8,9 @@ once cannot both take the last unit; `give` is ADD -1, never below zero.
 
 from __future__ import annotations
 
-import time
-
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from chalicelib import clock
 from chalicelib.models import SendCounter, expiry_bucket
 from chalicelib.store import condition_failed
 
@@ -25,7 +24,7 @@ def take(counter_id: str, limit: int, *, expires_at: int, subject: str | None = 
     actions = [
         SendCounter.sends.add(1),
         SendCounter.kind.set(SendCounter),
-        SendCounter.created_at.set(SendCounter.created_at | int(time.time())),
+        SendCounter.created_at.set(SendCounter.created_at | clock.epoch_seconds()),
         SendCounter.expires_at.set(expires_at),
         SendCounter.expiry_bucket.set(expiry_bucket(expires_at)),
     ]
@@ -62,6 +61,6 @@ def current(counter_id: str) -> int:
         counter = SendCounter.get(counter_id, consistent_read=True)
     except DoesNotExist:
         return 0
-    if not isinstance(counter, SendCounter) or counter.is_expired(int(time.time())):
+    if not isinstance(counter, SendCounter) or counter.is_expired(clock.epoch_seconds()):
         return 0
     return int(counter.sends or 0)

@@ -34,6 +34,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
+from chalicelib import clock
 from chalicelib.config import table_prefix
 
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
@@ -45,7 +46,7 @@ EXPIRY_BUCKET_FORMAT = "%Y-%m-%dT%H"
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def expiry_bucket(epoch_seconds: int) -> str:

@@ -50,6 +50,8 @@ os.environ["LOGIN_GOV_PRIVATE_KEY"] = private_pem(CLIENT_KEY)
 
 serialize_dynamodb_writes()
 
+pytest_plugins = ["tests.clock_fixtures"]  # the `clock` fixture: tests move time
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from chalicelib import onetime_codes
 from chalicelib.errors import EmailAddressTaken
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from tests.conftest import Browser, make_account, parse_forms
@@ -383,15 +382,14 @@ def test_a_pending_change_shows_on_the_account_page_and_can_be_cancelled(browser
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
 
-def test_a_wrong_or_expired_code_changes_nothing(browser, mailbox, monkeypatch):
+def test_a_wrong_or_expired_code_changes_nothing(browser, mailbox, clock):
     linked(browser)
     ask(browser, "primary", "alice.personal@example.com")
     code = mailbox.code_for("alice.personal@example.com")
     page = confirm(browser, f"{(int(code) + 1) % 1_000_000:06d}")
     assert page.status == 400 and "4 tries left" in page.body
     token = session_csrf(browser, linked=True)
-    later = time.time() + 601
-    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    clock.advance(601)
     page = enter_code(browser, "/account/email/confirm", code, token)
     assert page.status == 400 and "expired" in page.body
     assert email_claims() == {"email#dr.alice@example.com": "1000000001"}

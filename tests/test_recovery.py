@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
-from chalicelib import mail, notices, onetime_codes
+from chalicelib import mail, notices
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from tests.conftest import Browser, make_account
 from tests.mail_fixtures import (  # noqa: F401 - fixtures
@@ -311,13 +310,12 @@ def test_five_wrong_codes_then_the_right_one_is_refused(browser, mailbox):
     assert sub_claims() == [] and Account.get("1000000001").linked_sub is None
 
 
-def test_an_expired_code_is_refused(browser, mailbox, monkeypatch):
+def test_an_expired_code_is_refused(browser, mailbox, clock):
     make_account(primary="dr.alice@example.com")
     request_recovery(browser, "dr.alice@example.com", signed_in_unmatched(browser))
     code = mailbox.code_for("dr.alice@example.com")
     token = csrf_of(browser.get("/link/recover"))
-    later = time.time() + 601
-    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    clock.advance(601)
     page = enter_code(browser, "/link/recover/verify", code, token)
     assert page.status == 400 and "This code has expired" in page.body
     assert sub_claims() == []
