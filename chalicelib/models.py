@@ -284,13 +284,17 @@ class Challenge(Flow, discriminator="challenge"):
 
 
 class SendCounter(Flow, discriminator="sendcount"):
-    """Codes sent to one key (an identity or an address) in one hour.
+    """Events counted for one key (codes sent to an identity or an address, wrong codes) in
+    one fixed window (chalicelib.counters), or a mark (a paused recovery).
 
-    PK: sendcount#<"subject" | "address">-<keyed hash>#<hour number>; subject = Login.gov sub
-    on identity counters. Written only by ADD with a condition (chalicelib.onetime_codes).
+    PK: sendcount#<kind>-<keyed hash or number>#<window number>; subject = Login.gov sub
+    on identity send counters. Written only by conditional ADD, or a mark's SET.
+    stamps: "<ms>-<random>" per event counted, so a later window can tell which of them are
+    still inside its sliding window.
     """
 
     sends = NumberAttribute(default=0)
+    stamps = UnicodeSetAttribute(null=True)
 
 
 class SentMail(Flow, discriminator="mailsent"):

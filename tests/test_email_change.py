@@ -567,22 +567,29 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(app_client, id
     # Recovery verify: session, the identity (refused while Login.gov says disabled), code
     # try, then link_account's read and transaction (which spends the code), the notice's
     # account read, the new session and the old one's end.
-    # The code try takes a slot under the day's wrong-code caps (identity; account for
-    # recovery) and, being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
+    # The code try takes a slot under the 24 hours' wrong-code caps (one BatchGetItem of their
+    # previous day and the account's pause marks; identity, and account for recovery) and,
+    # being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
     assert recovery_verify == {
         "GetItem": 4,
+        "BatchGetItem": 1,
         "UpdateItem": 5,
         "DeleteItem": 1,
         "TransactWriteItems": 1,
         "PutItem": 1,
     }
     # Email-change confirm: session, account, code try (+ identity slot), ONE transaction.
-    assert change_confirm == {"GetItem": 2, "UpdateItem": 3, "TransactWriteItems": 1}
-    # Sending a code: session (+ identity for recovery, account for a change), claim, the
-    # recovery-pause mark,
-    # three counters (identity, identity and address, address), challenge.
-    assert recovery_send == {"GetItem": 5, "UpdateItem": 3, "PutItem": 1}
-    assert change_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
+    assert change_confirm == {
+        "GetItem": 2,
+        "BatchGetItem": 1,
+        "UpdateItem": 3,
+        "TransactWriteItems": 1,
+    }
+    # Sending a code: session (+ identity for recovery, account for a change), claim, ONE
+    # BatchGetItem (the counters' previous hour and the recovery-pause marks), three
+    # counters (identity, identity and address, address), challenge.
+    assert recovery_send == {"GetItem": 4, "BatchGetItem": 1, "UpdateItem": 3, "PutItem": 1}
+    assert change_send == {"GetItem": 3, "BatchGetItem": 1, "UpdateItem": 3, "PutItem": 1}
     assert recovery_verify_mails == 1  # the link notice
     assert change_mails == 2  # the code, then the notice
     # Mail is one SQS request per request (the queue's URL is looked up once a container).
