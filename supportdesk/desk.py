@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import claims, linking, notices, sessions, store
+from chalicelib import claims, clock, linking, notices, sessions, store
 from chalicelib.audit import audit_event, commit_with_audit, recent_events
 from chalicelib.emails import (
     InvalidEmail,
@@ -592,7 +592,7 @@ def export_changes(since: str) -> list[dict]:
         start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise Invalid("--since takes a date: YYYY-MM-DD") from None
-    today = datetime.now(UTC)
+    today = clock.utc_now()
     if start > today:
         raise Invalid("--since is in the future")
     rows = []
