@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from supportdesk.person import Address, AddressState, Link, Person, when
+from supportdesk.person import Address, AddressState, Link, Person, Usage, when
 
 
 class Severity(IntEnum):
@@ -147,18 +147,21 @@ def login_gov_disabled(person: Person) -> list[Finding]:
 def recovery_paused(person: Person) -> list[Finding]:
     caps = person.caps
     paused = caps is not None and caps.recovery_paused
-    if not paused and not any(a.paused_today for a in person.addresses):
+    marked = [a.paused_until for a in person.addresses if a.paused_until]
+    if not paused and not marked:
         return []
-    ends = f" It resumes at {when(caps.day_ends)}." if caps else ""
+    until = (caps.paused_until if caps else None) or (max(marked) if marked else None)
+    ends = f" It resumes at {when(until)}." if until else ""
     counted = (
-        f" ({caps.account_guesses_today} wrong codes today, the limit is {caps.account_guess_cap})"
-        if caps
+        f" ({caps.account_guesses.used} wrong codes in 24 hours, the limit is "
+        f"{caps.account_guesses.limit})"
+        if caps and caps.account_guesses.used
         else ""
     )
     return [
         Finding(
             Severity.BLOCKER if person.link is None else Severity.WARNING,
-            f"Linking by a code is paused for today: too many wrong codes were tried for this "
+            "Linking by a code is paused: too many wrong codes were tried for this "
             f"account{counted}. No code works until then, even the right one.{ends}",
             "Meanwhile the person can still link by signing in at Login.gov with a registry "
             "email that links. If the caller did not try those codes, someone else did: "
@@ -276,40 +279,45 @@ def not_linked(person: Person) -> list[Finding]:
     return [Finding(Severity.INFO, what, step)]
 
 
+def _again(usage: Usage) -> str:
+    return f"after {when(usage.frees_at)}" if usage.frees_at else "within the hour"
+
+
 def codes_near_cap(person: Person) -> list[Finding]:
     caps = person.caps
     if caps is None:
         return []
     findings = []
     for address in person.addresses:
-        if address.sends_this_hour and address.sends_this_hour >= caps.address_send_cap - 1:
+        sends = address.sends
+        if sends is not None and sends.near:
             findings.append(
                 Finding(
                     Severity.WARNING,
-                    f"{address.sends_this_hour} codes were sent to {address.email} this hour "
-                    f"(the limit is {caps.address_send_cap}).",
-                    f"Another code can be sent after {when(caps.hour_ends)}; ask them to use "
-                    "the newest code and to look in their spam folder.",
+                    f"{sends.used} codes were sent to {address.email} in the last hour (the "
+                    f"limit is {sends.limit}).",
+                    f"Another code can be sent {_again(sends)}; ask them to use the newest code "
+                    "and to look in their spam folder.",
                 )
             )
     for identity in caps.identities:
         who = "The linked Login.gov account" if identity.linked_identity else "A Login.gov account"
-        if identity.sends_this_hour and identity.sends_this_hour >= identity.send_cap - 1:
+        if identity.sends.near:
             findings.append(
                 Finding(
                     Severity.WARNING,
-                    f"{who} asked for {identity.sends_this_hour} codes this hour (the limit is "
-                    f"{identity.send_cap}).",
-                    f"It can ask again after {when(caps.hour_ends)}.",
+                    f"{who} asked for {identity.sends.used} codes in the last hour (the limit "
+                    f"is {identity.sends.limit}).",
+                    f"It can ask again {_again(identity.sends)}.",
                 )
             )
-        if identity.guesses_today and identity.guesses_today >= identity.guess_cap - 1:
+        if identity.guesses.near:
             findings.append(
                 Finding(
                     Severity.WARNING,
-                    f"{who} entered {identity.guesses_today} wrong codes today (the limit is "
-                    f"{identity.guess_cap}).",
-                    f"It can try again after {when(caps.day_ends)}.",
+                    f"{who} entered {identity.guesses.used} wrong codes in the last 24 hours "
+                    f"(the limit is {identity.guesses.limit}).",
+                    f"It can try again {_again(identity.guesses)}.",
                 )
             )
     return findings

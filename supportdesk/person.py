@@ -12,9 +12,11 @@ Read, never written, in a handful of requests whatever the account's history:
 4. its live sessions and pending one-time codes (one Query of the flows table's index
    by_account, which projects neither a code's hash nor a session's CSRF token);
 5. the send and guess counters that concern it (one BatchGetItem of the flows table): codes
-   sent this hour to each address and by each identity involved, wrong codes today for
-   the account (recovery pauses at its cap) and for each identity. Their keys are computed
-   here as chalicelib.send_limits and chalicelib.guess_limits compute them; read only;
+   sent in the last hour to each address and by each identity involved, wrong codes in the
+   last 24 hours for the account (recovery pauses at its cap) and for each identity, and
+   the pause marks. The limits slide (chalicelib.counters): each is read as its current and
+   previous fixed windows, keys computed as chalicelib.send_limits and
+   chalicelib.guess_limits compute them; read only;
 6. when an address is shared, the other holders' names (BatchGetItem).
 """
 
@@ -59,8 +61,8 @@ class Address:
     state: AddressState
     others: tuple[Holder, ...] = ()  # the other accounts holding it
     institutional: bool = False
-    sends_this_hour: int = 0  # codes sent to it this hour, by anyone
-    paused_today: bool = False  # recovery codes to it are paused today (its account's cap)
+    sends: Usage | None = None  # codes sent to it in the last hour, by anyone
+    paused_until: datetime | None = None  # recovery codes to it are paused (its account's)
 
 
 @dataclass(frozen=True)
@@ -109,27 +111,39 @@ class LiveSession:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """One limit over its sliding window (chalicelib.counters): what is used of it now, and
+    when the oldest use leaves the window (one more is allowed then, if it is full)."""
+
+    used: int
+    limit: int
+    frees_at: datetime | None  # None: nothing counted, or counted before stamps existed
+
+    @property
+    def near(self) -> bool:
+        """At the limit, or one short of it."""
+        return self.used > 0 and self.used >= self.limit - 1
+
+
+@dataclass(frozen=True)
 class IdentityCaps:
     linked_identity: bool
-    sends_this_hour: int
-    send_cap: int
-    guesses_today: int
-    guess_cap: int
+    sends: Usage  # codes it asked for in the last hour
+    guesses: Usage  # wrong codes it entered in the last 24 hours
 
 
 @dataclass(frozen=True)
 class Caps:
-    account_guesses_today: int
-    account_guess_cap: int
-    address_send_cap: int
+    account_guesses: Usage  # wrong recovery codes for this account in the last 24 hours
+    paused_until: datetime | None  # recovery for this account is paused until then
     identities: tuple[IdentityCaps, ...]
-    hour_ends: datetime
-    day_ends: datetime
 
     @property
     def recovery_paused(self) -> bool:
-        """No recovery code verifies for this account until the day ends."""
-        return self.account_guesses_today >= self.account_guess_cap
+        """No recovery code verifies for this account (a pause mark, or the cap is full)."""
+        return self.paused_until is not None or self.account_guesses.used >= (
+            self.account_guesses.limit
+        )
 
 
 @dataclass(frozen=True)
@@ -315,8 +329,8 @@ def load(nr_number: str, *, older_than: str | None = None) -> Person | None:
             state=_state(account, found.get(normalized) if normalized else None),
             others=tuple(others.get(normalized, ())) if normalized else (),
             institutional=is_institutional(normalized),
-            sends_this_hour=sends.get(normalized, 0) if normalized else 0,
-            paused_today=paused.get(normalized, False) if normalized else False,
+            sends=sends.get(normalized) if normalized else None,
+            paused_until=paused.get(normalized) if normalized else None,
         )
         for slot, email, normalized in addresses
     ]
@@ -406,49 +420,69 @@ def _flows(person: Person) -> list[Flow]:
 
 def _caps(
     account: Account, addresses: list, subjects: list[str], now: datetime
-) -> tuple[dict[str, int], dict[str, bool], Caps]:
-    """The counters that concern this account, in one BatchGetItem (keys as
-    chalicelib.send_limits and chalicelib.guess_limits make them; read only)."""
+) -> tuple[dict[str, Usage], dict[str, datetime], Caps]:
+    """The counters that concern this account, in one BatchGetItem: each limit's current and
+    previous fixed windows, and the pause marks (ids as chalicelib.send_limits and
+    chalicelib.guess_limits make them; read only)."""
     settings = get_settings()
-    seconds = int(now.timestamp())
-    hour = counters.window_of(seconds, send_limits.SEND_WINDOW_SECONDS)
-    day = counters.window_of(seconds, guess_limits.GUESS_WINDOW_SECONDS)
+    at = now.timestamp()
     normalized = [n for _, _, n in addresses if n]
-    wanted = {
-        "account": guess_limits._account_counter(account.nr_number, day),
-        **{f"sends:{n}": send_limits._counter_id("address", n, hour) for n in normalized},
-        **{f"paused:{n}": guess_limits._paused_address_marker(n, day) for n in normalized},
-        **{f"identity:{s}": send_limits._counter_id("subject", s, hour) for s in subjects},
-        **{f"guesses:{s}": guess_limits._identity_counter(s, day) for s in subjects},
-    }
-    values = {
-        item.flow_id: int(item.sends or 0)
-        for item in Flow.batch_get(sorted(set(wanted.values())), consistent_read=True)
-        if isinstance(item, SendCounter) and not item.is_expired(seconds)
+    account_guesses = guess_limits._account_counter(account.nr_number, at)
+    address_sends = {n: send_limits._counter("address", n, at) for n in normalized}
+    identity_sends = {s: send_limits._counter("subject", s, at) for s in subjects}
+    identity_guesses = {s: guess_limits._identity_counter(s, at) for s in subjects}
+    address_marks = {n: guess_limits.address_pause_marks(n, at) for n in normalized}
+    account_marks = guess_limits._account_pause_marks(account.nr_number, at)
+    sliding = [account_guesses, *address_sends.values(), *identity_sends.values()]
+    sliding += identity_guesses.values()
+    ids = [i for c in sliding for i in (c.current_id, c.previous_id)]
+    ids += [m for marks in address_marks.values() for m in marks] + account_marks
+    found = {
+        item.flow_id: item
+        for item in SendCounter.batch_get(sorted(set(ids)), consistent_read=True)
+        if isinstance(item, SendCounter)
     }
 
-    def value(name: str) -> int:
-        return values.get(wanted[name], 0)
+    def usage(counter: counters.Sliding, limit: int) -> Usage:
+        start = at - counter.seconds
+        items = [found.get(counter.current_id), found.get(counter.previous_id)]
+        stamps = [
+            t
+            for item in items
+            if item is not None
+            for t in (counters._stamp_time(v) for v in item.stamps or ())
+            if t > start
+        ]
+        current = found.get(counter.current_id)
+        used = (int(current.sends or 0) if current else 0) + counter.earlier(found)
+        oldest = min(stamps) if stamps else None
+        frees = datetime.fromtimestamp(oldest + counter.seconds, UTC) if oldest else None
+        return Usage(max(used, 0), limit, frees)
+
+    def paused_until(marks: list[str]) -> datetime | None:
+        live = [found[m] for m in marks if counters.is_live(found.get(m), at)]
+        return datetime.fromtimestamp(max(m.expires_at for m in live), UTC) if live else None
 
     caps = Caps(
-        account_guesses_today=value("account"),
-        account_guess_cap=settings.recovery_failed_guesses_per_account_per_day,
-        address_send_cap=settings.code_sends_per_address_per_hour,
+        account_guesses=usage(
+            account_guesses, settings.recovery_failed_guesses_per_account_per_day
+        ),
+        paused_until=paused_until(account_marks),
         identities=tuple(
             IdentityCaps(
                 linked_identity=subject == account.linked_sub,
-                sends_this_hour=value(f"identity:{subject}"),
-                send_cap=settings.code_sends_per_hour,
-                guesses_today=value(f"guesses:{subject}"),
-                guess_cap=settings.code_failed_guesses_per_identity_per_day,
+                sends=usage(identity_sends[subject], settings.code_sends_per_hour),
+                guesses=usage(
+                    identity_guesses[subject], settings.code_failed_guesses_per_identity_per_day
+                ),
             )
             for subject in subjects
         ),
-        hour_ends=datetime.fromtimestamp((hour + 1) * send_limits.SEND_WINDOW_SECONDS, UTC),
-        day_ends=datetime.fromtimestamp((day + 1) * guess_limits.GUESS_WINDOW_SECONDS, UTC),
     )
-    sends = {n: value(f"sends:{n}") for n in normalized}
-    paused = {n: value(f"paused:{n}") > 0 for n in normalized}
+    sends = {
+        n: usage(c, settings.code_sends_per_address_per_hour) for n, c in address_sends.items()
+    }
+    paused = {n: until for n, marks in address_marks.items() if (until := paused_until(marks))}
     return sends, paused, caps
 
 

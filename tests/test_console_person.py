@@ -162,6 +162,74 @@ def test_a_work_primary_address_is_advised_against(viewer):
     assert "is a work or school (.gov, .mil, .edu) address" in said(page, "institutional_primary")
 
 
+@pytest.fixture
+def small_caps(monkeypatch):
+    """2 wrong codes per identity, 3 per account: two identities pause an account."""
+    from chalicelib import config
+
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
+    config.reset_settings()
+    yield
+    monkeypatch.undo()
+    config.reset_settings()
+
+
+def wrong_code_for(mailbox, address: str) -> str:
+    return f"{(int(mailbox.code_for(address)) + 1) % 1_000_000:06d}"
+
+
+def test_paused_recovery_says_no_code_works_until_when_and_what_to_do(
+    viewer, app_client, idp, mailbox, small_caps
+):
+    from tests.support.browser import Browser, enter_code, request_recovery, signed_in_unmatched
+
+    make_account("1000000001", "dr.alice@example.com")
+    for n, wrong in enumerate((2, 1)):
+        burner = Browser(app_client, idp)
+        signed_in_unmatched(burner, f"mallory{n}@example.net")
+        assert request_recovery(burner, "dr.alice@example.com").status == 302
+        bad = wrong_code_for(mailbox, "dr.alice@example.com")
+        for _ in range(wrong):
+            assert enter_code(burner, "/link/recover/verify", bad).status == 400
+    page = person(viewer, "1000000001")
+    assert rules(page)[0] == "recovery_paused"
+    what = said(page, "recovery_paused")
+    assert what.startswith(
+        "Blocks sign-in: Linking by a code is paused: too many wrong codes were tried for this "
+        "account (3 wrong codes in 24 hours, the limit is 3). No code works until then, even "
+        "the right one. It resumes at "
+    )
+    assert "consider a hold (disable)" in what
+    assert "recovery codes paused until" in section(page, "addresses-heading")
+    # The codes the attackers asked for are pending, and were asked by other identities.
+    codes = section(page, "codes-heading")
+    assert "recovery (link by code) dr.alice@example.com" in codes
+    assert "another Login.gov account" in codes
+
+
+def test_codes_sent_near_the_limit_say_when_another_can_be_sent(
+    viewer, app_client, idp, mailbox, monkeypatch
+):
+    from chalicelib import config
+    from tests.support.browser import Browser, request_recovery, signed_in_unmatched
+
+    monkeypatch.setenv("CODE_SENDS_PER_ADDRESS_PER_HOUR", "3")
+    config.reset_settings()
+    make_account("1000000001", "dr.alice@example.com")
+    for n in range(2):
+        sender = Browser(app_client, idp)
+        signed_in_unmatched(sender, f"someone{n}@example.net")
+        assert request_recovery(sender, "dr.alice@example.com").status == 302
+    page = person(viewer, "1000000001")
+    what = said(page, "codes_near_cap")
+    assert what.startswith(
+        "Warning: 2 codes were sent to dr.alice@example.com in the last hour (the limit is 3). "
+        "Next step: Another code can be sent after "
+    )
+    assert "2 of 3" in section(page, "addresses-heading")
+
+
 # --- refusals recorded by the sign-in service, shown with their reference --------------------
 
 
