@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -149,6 +150,21 @@ def desk_secrets(desk_env, aws, monkeypatch):
 LEAD, AGENT, NEW = "lead@desk.example.gov", "agent@desk.example.gov", "new@desk.example.gov"
 
 
+def registry_with_a_shared_address_and_a_link() -> None:
+    from chalicelib import linking
+    from tests.support.accounts import make_account
+
+    make_account("1000000001", "dr.alice@example.com", secondary="shared@example.com")
+    make_account("1000000002", "shared@example.com", last_name="Moreno")
+    linking.link_account(
+        "sub-alice",
+        "1000000001",
+        method=linking.LinkMethod.AUTOMATIC,
+        matched="dr.alice@example.com",
+        login_gov_email="alice.personal@example.net",
+    )
+
+
 def console_tour(desk, idp, recorder, clock) -> list[Call]:
     from chalicelib import login_gov
     from supportdesk.console import staff
@@ -171,6 +187,12 @@ def console_tour(desk, idp, recorder, clock) -> list[Call]:
     # Pages; an idle refresh.
     assert lead.get("/home").status == 200
     assert lead.get("/search?q=1000000001").status == 200
+    # Search by each key, and the person page (read only: accounts, claims, audit, flows).
+    with recorder.paused():  # the registry and a sign-in, made before the desk looks
+        registry_with_a_shared_address_and_a_link()
+    for query in ("1000000001", "shared@example.com", "alice.personal@example.net", "moreno"):
+        assert lead.get("/search?" + urlencode({"q": query})).status == 200, query
+    assert lead.get("/person/1000000001").status == 200
     clock.advance(120)
     assert lead.get("/staff").status == 200
 
@@ -265,10 +287,19 @@ def test_the_console_cannot_touch_examiners_records_yet_nor_rewrite_any_audit(st
             if any(wildcard(r).match(arn) for r in as_list(s["Resource"]))
         }
 
-    # Until the desk operations come (and their tour with them), no registry data at all.
-    assert actions_on("accounts") == actions_on("claims") == actions_on("audit") == set()
-    # Sign-in states only (chalicelib.signin): never a Scan or a Query of the flows table.
-    assert actions_on("flows") == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    # Until the desk operations come (and their tour with them), registry data read only:
+    # the search and the person page; the audit trail by account only.
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    assert actions_on("accounts") == actions_on("claims") == reads
+    assert actions_on("audit") == {"dynamodb:Query"}
+    # Sign-in states (chalicelib.signin), and the counters' reads (a condition keeps them to
+    # `sendcount#` keys): never a Scan or a Query of the flows table itself.
+    assert actions_on("flows") == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",
+    }
     assert "dynamodb:Scan" not in actions_on("desk")
 
 
