@@ -85,19 +85,13 @@ def backfill_search_keys(*, page_size: int = 500) -> Backfill:
     before the console's search; new ones get them when written. Idempotent: an item whose
     keys are current is not written. Reads the accounts table page by page (a Scan: a one-off
     operation, never a search), then each page's linked identities (BatchGetItem)."""
-    from pynamodb.connection import TableConnection
-
-    from chalicelib.models import META_TIMEOUTS, Account
+    from chalicelib.models import Account
 
     result = Backfill()
     # Not Model.update: it bumps the version, which would refuse a link or an email change
-    # racing the backfill for no reason. The names as read are the condition instead.
-    accounts = TableConnection(
-        Account.Meta.table_name,
-        connect_timeout_seconds=META_TIMEOUTS["connect_timeout_seconds"],
-        read_timeout_seconds=META_TIMEOUTS["read_timeout_seconds"],
-        max_retry_attempts=META_TIMEOUTS["max_retry_attempts"],
-    )
+    # racing the backfill for no reason. The names as read are the condition instead; the
+    # model's own table connection (its endpoint, region and timeouts).
+    accounts = Account._get_connection()
     page: list = []
     for account in Account.scan(page_size=page_size):
         page.append(account)

@@ -297,3 +297,34 @@ def test_hostile_names_and_addresses_are_shown_escaped(viewer):
         assert "\u202e" not in page.body and "\\u202e" in page.body
     page = search(viewer, "<script>@x")
     assert "<script>@x" not in page.body and "&lt;script&gt;@x" in page.body
+
+
+def test_the_backfill_gives_older_accounts_and_links_their_search_keys(viewer, cli, calls):
+    make_account("1000000061", "old@example.com", first_name="Olde", last_name="Tymer")
+    linking.link_account(
+        "sub-old",
+        "1000000061",
+        method=linking.LinkMethod.AUTOMATIC,
+        matched="old@example.com",
+        login_gov_email="old.personal@example.net",
+    )
+    # As written before the console's search: no name keys, no Login.gov email key.
+    from chalicelib.models import Claim
+
+    Account.get("1000000061").update(
+        actions=[Account.name_prefix.remove(), Account.name_key.remove()]
+    )
+    Claim.get(Claim.sub_key("sub-old")).update(actions=[Claim.login_gov_email.remove()])
+    assert numbers(search(viewer, "tymer")) == []
+    assert numbers(search(viewer, "old.personal@example.net")) == []
+
+    code, out, err = cli("backfill-search-keys")
+    assert code == 0, err
+    assert "Name keys: 1 written" in out and "Login.gov email keys: 1 written" in out
+    assert numbers(search(viewer, "tymer")) == ["1000000061"]
+    assert numbers(search(viewer, "old.personal@example.net")) == ["1000000061"]
+    # Idempotent: a second run writes nothing.
+    calls.clear()
+    code, out, _ = cli("backfill-search-keys")
+    assert code == 0 and "Name keys: 0 written, 1 already current" in out
+    assert calls.count_targeting("UpdateItem") == 0
