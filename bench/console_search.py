@@ -28,6 +28,7 @@ import os
 import random
 import statistics
 from contextlib import contextmanager
+from typing import Any
 
 from chalicelib import clock
 
@@ -265,7 +266,7 @@ def _measure(runs: int) -> list:
     return figures
 
 
-def _figure(Figure, percentile, name: str, rows: list) -> object:
+def _figure(Figure, percentile, name: str, rows: list) -> Any:
     totals = [r[0] for r in rows]
     own = [r[1] for r in rows]
     requests = statistics.median(r[2] for r in rows)
