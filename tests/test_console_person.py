@@ -276,6 +276,35 @@ def test_an_examiners_refused_sign_in_is_on_the_person_page_with_its_reference(
     assert f"(reference {reference}): {meaning}" in said(page, "last_refusal")
 
 
+def test_login_gov_disabling_the_linked_account_says_only_login_gov_can_lift_it(
+    viewer, browser, app_client, idp
+):
+    import os
+
+    make_account("1000000001", "dr.alice@example.com")
+    assert browser.sign_in(["dr.alice@example.com"], sub="sub-alice").status == 302
+    # Login.gov pushes account-disabled for the linked identity (RISC, as it sends it).
+    token = idp.security_event_token(
+        os.environ["LOGIN_GOV_CLIENT_ID"], "account-disabled", "sub-alice"
+    )
+    pushed = app_client.http.post(
+        "/api/security-events", body=token, headers={"Content-Type": "application/secevent+jwt"}
+    )
+    assert pushed.status_code == 202
+
+    page = person(viewer, "1000000001")
+    assert rules(page)[0] == "login_gov_disabled"
+    what = said(page, "login_gov_disabled")
+    assert what.startswith(
+        "Blocks sign-in: Login.gov disabled the Login.gov account linked to this record"
+    )
+    assert "The person must contact Login.gov" in what
+    assert "disabled by Login.gov" in section(page, "link-heading")
+    assert "Login.gov disabled the identity (the Login.gov account linked here)" in section(
+        page, "timeline-heading"
+    )
+
+
 def test_a_sign_in_with_a_shared_address_names_no_account_so_the_person_page_shows_none(
     viewer, browser
 ):
