@@ -121,6 +121,6 @@ def test_a_viewer_searches_a_shared_address_and_reads_the_diagnosis(console, idp
     screenshots(page, "console-person")
 
     # The other holder is one link away, and says the same from its side.
-    page.locator("#addresses-heading ~ table").get_by_role("link", name="1000000007").click()
+    page.locator("dl.record").get_by_role("link", name="1000000007").click()
     page.wait_for_url(console + "/person/1000000007")
     assert "shared with 1000000006 (Fay Ode)" in page.locator("ol.findings").inner_text()
