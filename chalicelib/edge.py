@@ -168,7 +168,8 @@ def error_response(
 
 # A paused recovery answers exactly as a decoy's wrong code does, down to its requests
 # (chalicelib.guess_limits): one more write would tell a registry address from a stranger's.
-UNRECORDED_REFUSALS: tuple[type[ServiceError], ...] = (RecoveryPaused,)
+# Storage failing: one more write would only make the failing page slower.
+UNRECORDED_REFUSALS: tuple[type[ServiceError], ...] = (RecoveryPaused, StorageUnavailable)
 
 
 def record_refusal(error: ServiceError) -> None:
