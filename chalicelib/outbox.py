@@ -25,6 +25,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -58,7 +59,7 @@ class Mail:
 
 
 @functools.lru_cache(maxsize=1)
-def _client():
+def _client() -> Any:  # boto3 clients carry no types here
     import boto3  # provided by the Lambda runtime; imported on the first mail, not at /login
     from botocore.config import Config
 
@@ -84,20 +85,20 @@ def reset() -> None:
     queue_url.cache_clear()
 
 
-def enqueue(template: str, to: str | list[str], **context) -> None:
+def enqueue(template: str, to: str | list[str], **context: Any) -> None:
     """Queue one mail to one address or a few (they see each other: use enqueue_each for
     mail each address should get on its own). MailNotQueued if SQS does not take it."""
     recipients = [to] if isinstance(to, str) else list(to)
     _send([Mail(template, recipients, _plain(context)).body()], template)
 
 
-def enqueue_each(template: str, recipients: list[str], **context) -> None:
+def enqueue_each(template: str, recipients: list[str], **context: Any) -> None:
     """One mail per address, each showing only its own address: one SendMessageBatch."""
     plain = _plain(context)
     _send([Mail(template, [address], plain).body() for address in recipients], template)
 
 
-def enqueue_decoy(template: str, to: str, **context) -> None:
+def enqueue_decoy(template: str, to: str, **context: Any) -> None:
     """The same request a real mail costs, for an answer that must not tell them apart: the
     message a real one would be, of the same size, marked for the worker to drop."""
     body = json.loads(Mail(template, [to], _plain(context)).body())
