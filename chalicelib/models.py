@@ -302,8 +302,12 @@ class SendCounter(Flow, discriminator="sendcount"):
 
 
 class SentMail(Flow, discriminator="mailsent"):
-    """An outbox message SES accepted. PK: mailsent#<SQS message id>. SQS delivers a message
-    at least once; the worker skips one it already sent (chalicelib.outbox)."""
+    """An outbox message being sent or sent. PK: mailsent#<SQS message id>. SQS delivers a
+    message at least once; a worker claims it before SES (state "sending", lapsing) and marks
+    it "sent" after; another delivery skips it (chalicelib.outbox). No state: sent, recorded
+    before claims."""
+
+    state = UnicodeAttribute(null=True)
 
 
 class SeenSecurityEvent(Flow, discriminator="setjti"):
