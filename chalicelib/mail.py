@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import clients
 from chalicelib.config import get_settings, support_contact
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.pages import TEMPLATES
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-MAIL_TEMPLATES = TEMPLATES / "mail"
+# Mail's own templates (beside the pages' in chalicelib/templates, but mail reads no page).
+MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 CHARSET = "UTF-8"
 
 
