@@ -21,6 +21,13 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the import reads no table: these are for the annotations only
+    from pynamodb.connection import TableConnection
+    from pynamodb.expressions.update import Action
+
+    from chalicelib.models import Account
 
 PREFIX_LENGTH = 2
 
@@ -37,7 +44,7 @@ class NameKeys:
     prefix: str | None
     key: str | None
 
-    def actions(self, model) -> list:
+    def actions(self, model: type[Account]) -> list[Action]:
         """PynamoDB update actions that give an item of `model` (Account) these keys."""
         return [
             model.name_prefix.set(self.prefix) if self.prefix else model.name_prefix.remove(),
@@ -55,7 +62,7 @@ def name_keys(first_name: str | None, last_name: str | None, nr_number: str) -> 
     return NameKeys(words[0][:PREFIX_LENGTH], " ".join([*words, nr_number]))
 
 
-def keys_of(account) -> NameKeys:
+def keys_of(account: Account) -> NameKeys:
     """The keys an account should carry, from its stored names."""
     return name_keys(account.first_name, account.last_name, account.nr_number)
 
@@ -103,7 +110,7 @@ def backfill_search_keys(*, page_size: int = 500) -> Backfill:
     return result
 
 
-def _backfill_page(page: list, accounts, result: Backfill) -> None:
+def _backfill_page(page: list[Account], accounts: TableConnection, result: Backfill) -> None:
     from pynamodb.exceptions import UpdateError
 
     from chalicelib.emails import try_normalize_email
