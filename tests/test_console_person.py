@@ -355,3 +355,19 @@ def test_the_person_page_reads_by_key_and_index_never_a_scan(viewer, calls):
     assert person(viewer, "1000000006").status == 200
     assert "Scan" not in calls.operations()
     assert len([c for c in calls.calls if c.service == "dynamodb"]) <= 12
+
+
+def test_manage_find_prints_the_same_diagnosis(cli):
+    make_account("1000000006", "front.desk@example.com", first_name="Fay", last_name="Ode")
+    make_account("1000000007", "front.desk@example.com", first_name="Gil", last_name="Kim")
+    code, out, _ = cli("find", "1000000006")
+    assert code == 0
+    diagnosis = out.split("Why can't they get in?", 1)[1]
+    assert (
+        "Blocks sign-in: The primary address front.desk@example.com is shared with "
+        "1000000007 (Gil Kim): it links nobody and receives no code." in diagnosis
+    )
+    assert "Next step: Ask which person this is" in diagnosis
+    # --json stays the account views scripts read.
+    code, out, _ = cli("--json", "find", "1000000006")
+    assert code == 0 and "Why can't they get in?" not in out
