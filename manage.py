@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -248,7 +247,9 @@ def _export_date(text: str | None) -> str | None:
     """--exported-on: a real day, not after tomorrow (UTC; the registry may be a day ahead)."""
     if text is None:
         return None
-    from datetime import date, datetime, timedelta
+    from datetime import date, timedelta
+
+    from chalicelib import clock
 
     try:
         day = date.fromisoformat(text.strip())
@@ -256,7 +257,7 @@ def _export_date(text: str | None) -> str | None:
         raise CliError(
             "--exported-on takes the day the registry produced the file: YYYY-MM-DD"
         ) from None
-    if day > datetime.now(UTC).date() + timedelta(days=1):
+    if day > clock.utc_now().date() + timedelta(days=1):
         raise CliError(f"--exported-on {day.isoformat()} is in the future")
     return day.isoformat()
 

@@ -17,10 +17,10 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from chalicelib import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -182,12 +182,12 @@ def lambda_task(into: Path, *, bytecode: bool) -> Path:
 def _time_to_answer(cmd: list[str], **kwargs) -> float:
     """Seconds from starting the process to its answer (its first line of output). A Lambda
     process lives on after its first answer, so its exit is no part of a cold start."""
-    started = time.perf_counter()
+    started = clock.monotonic()
     child = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
     )
     answer = child.stdout.readline()
-    elapsed = time.perf_counter() - started
+    elapsed = clock.monotonic() - started
     rest, errors = child.communicate()
     assert child.returncode == 0 and answer.strip() in ("302", "200"), answer + rest + errors
     return elapsed
@@ -459,9 +459,9 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
             path = authorize_at_idp(stack, login["headers"]["Location"], [email])
             with_hang = i % 2 == 1
             (hanging.set if with_hang else hanging.clear)()
-            started = time.perf_counter()
+            started = clock.monotonic()
             resp = invoke("GET", path, {"Cookie": first_cookie(login)})
-            first[with_hang].append(time.perf_counter() - started)
+            first[with_hang].append(clock.monotonic() - started)
             assert resp["statusCode"] == 302 and resp["headers"]["Location"] == "/account", resp[
                 "body"
             ][-400:]
@@ -474,14 +474,14 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
             if known:
                 account(10_000 + i, address)
             cookie, csrf = _recovery_session(stack, f"mail.stranger{i:04d}@example.org")
-            started = time.perf_counter()
+            started = clock.monotonic()
             resp = invoke(
                 "POST",
                 "/link/recover",
                 {"Cookie": cookie},
                 form={"csrf_token": csrf, "email": address},
             )
-            sends[known].append(time.perf_counter() - started)
+            sends[known].append(clock.monotonic() - started)
             assert resp["statusCode"] == 302, resp["body"][-400:]
     finally:
         released.set()
@@ -637,7 +637,7 @@ def load(
             kind = "first" if i < accounts else "returning"
             session = requests.Session()
             ok = False
-            started = time.perf_counter()
+            started = clock.monotonic()
             callback_seconds = float("nan")
             try:
                 login = session.get(app + "/login", allow_redirects=False, timeout=30)
@@ -650,9 +650,9 @@ def load(
                     allow_redirects=False,
                     timeout=30,
                 ).headers["Location"]
-                t0 = time.perf_counter()
+                t0 = clock.monotonic()
                 callback = session.get(back, allow_redirects=False, timeout=30)
-                callback_seconds = time.perf_counter() - t0
+                callback_seconds = clock.monotonic() - t0
                 page = session.get(app + "/account", timeout=30)
                 ok = (
                     callback.status_code == 302
@@ -662,13 +662,13 @@ def load(
             except requests.RequestException:
                 ok = False
             with lock:
-                results.append((kind, time.perf_counter() - started, callback_seconds, ok))
+                results.append((kind, clock.monotonic() - started, callback_seconds, ok))
 
-        began = time.perf_counter()
+        began = clock.monotonic()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(one_signin, range(accounts)))  # first sign-ins, concurrently
             list(pool.map(one_signin, range(accounts, signins)))  # then returning users
-        wall = time.perf_counter() - began
+        wall = clock.monotonic() - began
         errors = sum(1 for r in results if not r[3])
         callbacks = [r[2] for r in results if r[3]]
         returning = [r[2] for r in results if r[3] and r[0] == "returning"]
@@ -769,9 +769,9 @@ def _callback_vs_bare_script(
         email = emails[i % len(emails)]
         browser = requests.Session()
         back = authorize(browser, email)
-        t0 = time.perf_counter()
+        t0 = clock.monotonic()
         resp = browser.get(back, allow_redirects=False, timeout=30)
-        app_times.append(time.perf_counter() - t0)
+        app_times.append(clock.monotonic() - t0)
         assert resp.status_code == 302, resp.status_code
 
         code = authorize(requests.Session(), email).split("code=", 1)[1].split("&", 1)[0]
@@ -784,13 +784,13 @@ def _callback_vs_bare_script(
                 "nonce": {"S": "n" * 43},
                 "browser_hash": {"S": "b" * 64},
                 "return_to": {"S": "/account"},
-                "expires_at": {"N": str(int(time.time()) + 600)},
+                "expires_at": {"N": str(clock.epoch_seconds() + 600)},
                 "expiry_bucket": {"S": "2099-01-01T00"},
                 "created_at": {"N": "0"},
             },
         )
-        t0 = time.perf_counter()
-        now = int(time.time())
+        t0 = clock.monotonic()
+        now = clock.epoch_seconds()
         assertion = jwt.encode(
             {
                 "iss": client_id,
@@ -843,7 +843,7 @@ def _callback_vs_bare_script(
             Item=_session_item(sub, now),
             ConditionExpression="attribute_not_exists(flow_id)",
         )
-        raw_times.append(time.perf_counter() - t0)
+        raw_times.append(clock.monotonic() - t0)
         if between is not None:
             between()
     if all_times:
@@ -873,7 +873,7 @@ def _noop_chalice_local(port: int):
             requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False, timeout=1)
             return proc
         except requests.RequestException:
-            time.sleep(0.1)
+            clock.sleep(0.1)
     proc.kill()
     raise RuntimeError("the no-op chalice local did not start")
 
@@ -897,9 +897,9 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
         session = requests.Session()
 
         def noop_once() -> None:
-            t0 = time.perf_counter()
+            t0 = clock.monotonic()
             session.get(f"http://127.0.0.1:{noop_port}/", allow_redirects=False, timeout=10)
-            noop_times.append(time.perf_counter() - t0)
+            noop_times.append(clock.monotonic() - t0)
 
         app_times, raw_times = _callback_vs_bare_script(
             app, idp, emails, samples, between=noop_once, all_times=True
@@ -941,7 +941,7 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
     figures = []
     for live, expired in ((2_000, 200), (8_000, 200)):
         _fresh_tables(f"bench-cleanup-{live}-")
-        now = int(time.time())
+        now = clock.epoch_seconds()
         with Flow.batch_write() as batch:
             for i in range(live + expired):
                 gone = i < expired
@@ -1010,13 +1010,13 @@ def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
     _fresh_tables("bench-import-")
     counter = call_counter()
     try:
-        began = time.perf_counter()
+        began = clock.monotonic()
         first = import_accounts(validate_csv(export(set())))
-        first_seconds = time.perf_counter() - began
+        first_seconds = clock.monotonic() - began
         counter.clear()
-        began = time.perf_counter()
+        began = clock.monotonic()
         again = import_accounts(validate_csv(export(set())))
-        again_seconds = time.perf_counter() - began
+        again_seconds = clock.monotonic() - began
         unchanged_writes = sum(
             counter.count("dynamodb")[op]
             for op in (
@@ -1099,7 +1099,7 @@ def lifecycle_soak(stack: Stack, runs: int, examples: int = 120, steps: int = 50
             "LIFECYCLE_RANDOM": "1",
         }
     )
-    began = time.perf_counter()
+    began = clock.monotonic()
     result = subprocess.run(
         [
             sys.executable,
@@ -1115,7 +1115,7 @@ def lifecycle_soak(stack: Stack, runs: int, examples: int = 120, steps: int = 50
         capture_output=True,
         text=True,
     )
-    seconds = time.perf_counter() - began
+    seconds = clock.monotonic() - began
     tail = (result.stdout.strip().splitlines() or ["?"])[-1]
     return [
         Figure(
@@ -1167,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(figures: list[Figure]) -> str:
     width = max(len(f.name) for f in figures)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = clock.utc_now().strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# make bench — {when} — {platform.node()} ({os.cpu_count()} cores)",
         "",

@@ -19,11 +19,11 @@ per item, not BatchWriteItem (which takes no conditions).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 
 from pynamodb.exceptions import DeleteError
 
+from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.logs import log_event
 from chalicelib.models import Flow, expiry_bucket
@@ -67,7 +67,7 @@ def cleanup_expired_flows(
     now: float | None = None, batch_size: int | None = None, lookback_hours: int = LOOKBACK_HOURS
 ) -> CleanupSummary:
     """Delete up to `batch_size` expired flows; logs one `cleanup_finished` line."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     limit = batch_size if batch_size is not None else get_settings().cleanup_batch_size
     if limit < 1:
         raise ValueError("batch_size must be at least 1")

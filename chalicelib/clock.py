@@ -69,6 +69,10 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(max(seconds, 0.0))
 
+    def utc_now(self) -> datetime:
+        """Its time as an aware UTC datetime (what `utc_now()` returns while it is installed)."""
+        return datetime.fromtimestamp(self.time(), UTC)
+
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds

@@ -119,8 +119,8 @@ class Settings:
     # Per target address, all identities together: above the per-(identity, address) limit,
     # so one identity cannot use up an owner's allowance (4 identities needed to do it).
     code_sends_per_address_per_hour: int = 10
-    # Wrong codes per UTC day: per Login.gov identity (both purposes), and per registry
-    # account for recovery (then its recovery pauses for the day and its owner is told).
+    # Wrong codes per 24 hours (sliding): per Login.gov identity (both purposes), and per
+    # registry account for recovery (then its recovery pauses for 24 hours, owner told).
     # Threat: one identity pausing anyone's recovery every day. An identity's wrong codes
     # for one account are at most its own day's, so an account cap 3x the identity cap
     # needs three identities to pause an account; get_settings refuses a cap one could fill.

@@ -28,12 +28,12 @@ address, so no code). The rules:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import Enum
 
 from chalicelib import (
     claims,
+    clock,
     code_delivery,
     counters,
     notices,
@@ -143,7 +143,7 @@ def submit(
 def require_recent_signin(session: Session, change: Change) -> None:
     """Any email change needs a fresh Login.gov sign-in: a session left open on a shared
     computer, or stolen, must not redirect the account's mail, recovery codes or links."""
-    age = int(time.time()) - int(session.created_at)
+    age = clock.epoch_seconds() - int(session.created_at)
     if age > get_settings().email_change_recent_signin_seconds:
         log_event(
             "email_change_needs_recent_signin",
@@ -344,7 +344,7 @@ def _lost(refused: store.TransactionRefused, binding: Binding) -> Exception:
 
 def _count_change_without_code(account: Account, change: Change) -> str:
     """Count one remove or swap for the account this hour, or refuse (notice flood)."""
-    window = counters.window_of(int(time.time()), 3600)
+    window = counters.window_of(clock.epoch_seconds(), 3600)
     counter = f"sendcount#nocode-change-{account.nr_number}#{window}"
     if (
         counters.take(

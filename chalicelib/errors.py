@@ -261,7 +261,7 @@ class TooManyAttempts(CodeError):
 
 class RecoveryPaused(WrongCode):
     """Recovery codes for this registry account reached RECOVERY_FAILED_GUESSES_PER_ACCOUNT_
-    PER_DAY wrong guesses today: none verifies until the day ends. Shown as a wrong code, as
+    PER_DAY wrong guesses in 24 hours: none verifies for 24 hours. Shown as a wrong code, as
     a decoy's guess is, so the answer never tells that the address is a registry address;
     logged and counted under its own name (context: remaining, nr_number)."""
 

@@ -2,7 +2,9 @@
 
 Every send gives CODE_MAX_ATTEMPTS fresh tries, so per-code limits alone let many
 identities times many sends add up to hundreds of thousands of guesses a day across the
-registry. Two cumulative caps, per UTC day (chalicelib.counters):
+registry. Two cumulative caps over a sliding 24 hours (chalicelib.counters: a wrong code
+counts for 24 hours after it was entered; fixed UTC days gave twice the cap to guesses just
+before and just after midnight):
 
 - per Login.gov identity, both purposes (CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY): bounds
   what any number of sends gives one identity, so an attacker's guesses scale only with
@@ -10,23 +12,26 @@ registry. Two cumulative caps, per UTC day (chalicelib.counters):
 - per registry account, recovery only (RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY):
   bounds what any number of identities gets against one record. It is kept above the
   identity cap (3 times it by default; chalicelib.config refuses less): an identity's
-  wrong codes against one account are at most its day's, so no single identity can pause
-  someone's recovery, and a pause takes three. When it is reached the
-  account's recovery pauses for the rest of the day: no code for it verifies, and its
-  addresses are marked paused, so a recovery send to them becomes a decoy
+  wrong codes against one account are at most its 24 hours', so no single identity can
+  pause someone's recovery, and a pause takes three. When it is reached the account's
+  recovery pauses for 24 hours (PAUSE_SECONDS, from the wrong code that filled the cap; a
+  UTC day's pause could last seconds): the account is marked, so no code for it verifies,
+  and so are its addresses, so a recovery send to them becomes a decoy
   (chalicelib.code_delivery) and the pause never tells a stranger that the address is a
-  registry address. The mark is read by every send (send_limits.reserve_send), known
-  address or not, so both take the same DynamoDB requests. The account's addresses are
-  told by mail, the event is logged (`recovery_guess_cap_reached`) and counted (metric
-  RecoveryGuessCapReached, which an alarm watches).
+  registry address. Marks are read by every send (send_limits.reserve_send) and every
+  recovery guess, known address or not, in the BatchGetItem the counters need anyway, so
+  both take the same DynamoDB requests. The account's addresses are told by mail, the
+  event is logged (`recovery_guess_cap_reached`) and counted (metric
+  RecoveryGuessCapReached, which an alarm watches). No wrong code counts while paused, so
+  when the pause ends the account's count is empty.
 
 Threat: an attacker who can pause an account using it to learn whether an address is a
 registry address. So a decoy's guesses are counted like a real one's, against a decoy
 account of its own (keyed by the address typed): the same requests in the same order, and
-when that count fills the cap, the same pause work (the account read, a mark, a queued
-message). And a guess while an account is paused is spent and answered exactly as a wrong
-code (RecoveryPaused is a WrongCode): the same page as a decoy's, even for the right code;
-the owner learns why from the pause mail.
+when that count fills the cap, the same pause work (the account read, an address mark, an
+account mark, a queued message). And a guess while an account is paused is spent and
+answered exactly as a wrong code (RecoveryPaused is a WrongCode): the same page as a
+decoy's, even for the right code; the owner learns why from the pause mail.
 
 A guess takes its slots before the code is compared (conditional ADD), so parallel
 guesses cannot pass a cap; a right code gives its slots back, so only wrong ones count.
@@ -35,15 +40,16 @@ guesses cannot pass a cap; a right code gives its slots back, so only wrong ones
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib import counters, notices, outbox, store
+from chalicelib import clock, counters, notices, outbox, store
 from chalicelib.config import get_settings
 from chalicelib.errors import GuessLimitReached, MailNotQueued
 from chalicelib.logs import count, keyed_hash, log_event
 
 GUESS_WINDOW_SECONDS = 24 * 3600
+PAUSE_SECONDS = 24 * 3600
 CAP_REACHED_METRIC = "RecoveryGuessCapReached"
 
 
@@ -71,63 +77,67 @@ class GuessSlots:
     account_counter: str | None
     recovery: RecoveryGuess | None = None
     account_count: int = 0  # the account's count with this guess in it
-    paused: bool = False  # the account's cap was already reached: no code verifies
+    paused: bool = False  # the account's recovery is paused: no code verifies
+    stamp: str | None = None  # this guess's, in each counter (counters.stamp)
 
 
 # Not a registry number (those are 10 digits): a decoy's stand-in account.
 _DECOY_ACCOUNT_PREFIX = "decoy-"
 
 
-def _window() -> int:
-    return counters.window_of(int(time.time()), GUESS_WINDOW_SECONDS)
+def _day(now: float) -> int:
+    return counters.window_of(now, GUESS_WINDOW_SECONDS)
 
 
-def _identity_counter(subject: str, window: int) -> str:
-    return f"sendcount#guess-subject-{keyed_hash(subject)}#{window}"
+def _identity_counter(subject: str, now: float) -> counters.Sliding:
+    name = f"sendcount#guess-subject-{keyed_hash(subject)}"
+    return counters.Sliding(name, GUESS_WINDOW_SECONDS, now)
 
 
-def _account_counter(account_key: str, window: int) -> str:
-    return f"sendcount#guess-account-{account_key}#{window}"
+def _account_counter(account_key: str, now: float) -> counters.Sliding:
+    return counters.Sliding(f"sendcount#guess-account-{account_key}", GUESS_WINDOW_SECONDS, now)
 
 
 def take_guess(subject: str, *, purpose: str, recovery: RecoveryGuess | None) -> GuessSlots:
     """Count one guess for the identity and, for recovery, the account (or a decoy's
-    stand-in); raise GuessLimitReached having counted none when the identity's day is over.
+    stand-in); raise GuessLimitReached having counted none when the identity's 24 hours
+    are full.
 
     A recovery guess while the account is paused is counted for the identity like any wrong
-    code and returns slots marked `paused`: the caller answers it as a wrong code.
+    code and returns slots marked `paused`: the caller answers it as a wrong code. One
+    BatchGetItem (the counters' previous day, the account's pause marks), then one UpdateItem
+    per counter.
     """
     settings = get_settings()
-    window = _window()
-    expires = (window + 1) * GUESS_WINDOW_SECONDS
-    identity = _identity_counter(subject, window)
-    if (
-        counters.take(
-            identity, settings.code_failed_guesses_per_identity_per_day, expires_at=expires
-        )
-        is None
-    ):
+    now = clock.now()
+    identity = _identity_counter(subject, now)
+    account = _account_counter(recovery.account_key, now) if recovery else None
+    marks = _account_pause_marks(recovery.account_key, now) if recovery else []
+    found = counters.read([identity, *([account] if account else [])], also=marks)
+    stamp = counters.stamp(now)
+    if identity.take(settings.code_failed_guesses_per_identity_per_day, found, stamp=stamp) is None:
         raise GuessLimitReached(
-            "too many wrong codes today for this identity",
+            "too many wrong codes in 24 hours for this identity",
             purpose=purpose,
             subject=keyed_hash(subject),
         )
-    if recovery is None:
-        return GuessSlots(identity, None)
-    account = _account_counter(recovery.account_key, window)
-    taken = counters.take(
-        account, settings.recovery_failed_guesses_per_account_per_day, expires_at=expires
-    )
+    if recovery is None or account is None:
+        return GuessSlots(identity.current_id, None, stamp=stamp)
+    # Paused: no code verifies (guessing on). The take is made all the same, with no room,
+    # so a paused account's guess costs the requests of any guess (no oracle).
+    paused = any_live(found, marks, now)
+    cap = 0 if paused else settings.recovery_failed_guesses_per_account_per_day
+    taken = account.take(cap, found, stamp=stamp)
     if taken is None:
-        return GuessSlots(identity, None, recovery, paused=True)
-    return GuessSlots(identity, account, recovery, taken)
+        return GuessSlots(identity.current_id, None, recovery, paused=True, stamp=stamp)
+    return GuessSlots(identity.current_id, account.current_id, recovery, taken, stamp=stamp)
 
 
 def right_guess(slots: GuessSlots) -> None:
     """A right code is no failed guess: give its slots back."""
-    counters.give(slots.identity_counter)
+    counters.give(slots.identity_counter, slots.stamp)
     if slots.account_counter:
-        counters.give(slots.account_counter)
+        counters.give(slots.account_counter, slots.stamp)
 
 
 def wrong_guess(slots: GuessSlots) -> None:
@@ -142,42 +152,61 @@ def wrong_guess(slots: GuessSlots) -> None:
         _decoy_paused(slots.recovery, cap)
 
 
-def address_paused(target_normalized: str) -> bool:
-    """True while recovery codes to this address are paused (its account's cap reached
-    today). One GetItem, whether or not the address is a registry address."""
-    return counters.current(_paused_address_marker(target_normalized, _window())) > 0
+# A pause is marked under the day it began and lasts PAUSE_SECONDS: it is found under
+# today's key or yesterday's. (A mark of a UTC day, as written before, ends at midnight.)
 
 
-def _paused_address_marker(normalized: str, window: int) -> str:
-    return f"sendcount#recovery-paused-{keyed_hash(normalized)}#{window}"
+def address_pause_marks(target_normalized: str, now: float) -> list[str]:
+    """The items that say recovery codes to this address are paused."""
+    day = _day(now)
+    return [_address_mark(target_normalized, day), _address_mark(target_normalized, day - 1)]
 
 
-def _mark_paused(key: str, window: int) -> None:
-    counters.take(
-        _paused_address_marker(key, window), 1, expires_at=(window + 1) * GUESS_WINDOW_SECONDS
-    )
+def _account_pause_marks(account_key: str, now: float) -> list[str]:
+    day = _day(now)
+    return [_account_mark(account_key, day), _account_mark(account_key, day - 1)]
+
+
+def any_live(found: dict, mark_ids: Sequence[str], now: float) -> bool:
+    """Whether any of these marks, as `counters.read` found them, holds at `now`."""
+    return any(counters.is_live(found.get(mark_id), now) for mark_id in mark_ids)
+
+
+def _address_mark(normalized: str, day: int) -> str:
+    return f"sendcount#recovery-paused-{keyed_hash(normalized)}#{day}"
+
+
+def _account_mark(account_key: str, day: int) -> str:
+    return f"sendcount#recovery-paused-account-{account_key}#{day}"
 
 
 def _paused(nr_number: str, cap: int) -> None:
     log_event("recovery_guess_cap_reached", logging.WARNING, nr_number=nr_number, cap=cap)
     count(CAP_REACHED_METRIC)
-    window = _window()
+    now = clock.now()
+    day, until = _day(now), int(now) + PAUSE_SECONDS
     account = store.get_account(nr_number)
     for address in account.normalized_emails() if account else []:
-        _mark_paused(address, window)
+        counters.mark(_address_mark(address, day), until)
+    counters.mark(_account_mark(nr_number, day), until)
     if account is not None:
         notices.send_recovery_paused_notice(account)  # best-effort: never fails the request
 
 
 def _decoy_paused(recovery: RecoveryGuess, cap: int) -> None:
     """The requests _paused makes for a one-address account: an account read (that finds
-    nothing), a mark no send reads, and a message the outbox worker drops."""
+    nothing), a mark no send reads, the stand-in account's mark, and a message the outbox
+    worker drops."""
     log_event(
         "recovery_decoy_guess_cap_reached", target=keyed_hash(recovery.address_normalized), cap=cap
     )
-    window = _window()
+    now = clock.now()
+    day, until = _day(now), int(now) + PAUSE_SECONDS
     store.get_account(recovery.account_key)
-    _mark_paused(f"{_DECOY_ACCOUNT_PREFIX}{recovery.address_normalized}", window)
+    counters.mark(
+        _address_mark(f"{_DECOY_ACCOUNT_PREFIX}{recovery.address_normalized}", day), until
+    )
+    counters.mark(_account_mark(recovery.account_key, day), until)
     try:
         outbox.enqueue_decoy(
             notices.RECOVERY_PAUSED_NOTICE,

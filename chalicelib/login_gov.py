@@ -21,11 +21,10 @@ import hmac
 import json
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from chalicelib import http_client
+from chalicelib import clock, http_client
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     AcrError,
@@ -77,7 +76,7 @@ def discover() -> dict:
     """The discovery document, cached; its issuer must equal LOGIN_GOV_ISSUER exactly."""
     global _discovery, _discovery_fetched_at
     settings = get_settings()
-    now = time.monotonic()
+    now = clock.monotonic()
     with _discovery_lock:
         if _discovery is not None and now - _discovery_fetched_at < settings.discovery_ttl:
             return _discovery
@@ -110,7 +109,7 @@ def discover_in_background() -> threading.Thread | None:
     with _discovery_lock:
         if (
             _discovery is not None
-            and time.monotonic() - _discovery_fetched_at < get_settings().discovery_ttl
+            and clock.monotonic() - _discovery_fetched_at < get_settings().discovery_ttl
         ):
             return None
     thread = threading.Thread(target=_discover_quietly, name="discovery", daemon=True)
@@ -198,7 +197,7 @@ def build_client_assertion(token_endpoint: str) -> str:
     import jwt
 
     settings = get_settings()
-    now = int(time.time())
+    now = clock.epoch_seconds()
     claims = {
         "iss": settings.login_gov_client_id,
         "sub": settings.login_gov_client_id,
@@ -266,7 +265,7 @@ class KeySet:
         """Refresh from jwks_uri; on failure keep what we had."""
         import jwt
 
-        self._last_attempt = time.monotonic()
+        self._last_attempt = clock.monotonic()
         self.fetch_count += 1
         try:
             resp = http_client.request("GET", discover()["jwks_uri"])
@@ -288,7 +287,7 @@ class KeySet:
             except (ValueError, KeyError, TypeError, jwt.exceptions.InvalidKeyError):
                 continue
         if keys:
-            self._keys, self._fetched_at = keys, time.monotonic()
+            self._keys, self._fetched_at = keys, clock.monotonic()
 
     def keys_for(self, kid: str | None, *, any_without_kid: bool = False) -> list:
         """The keys a token with this `kid` may be signed with: the one named. With no
@@ -297,7 +296,7 @@ class KeySet:
         publishes two), the signature deciding."""
         settings = get_settings()
         with self._lock:
-            now = time.monotonic()
+            now = clock.monotonic()
             stale = now - self._fetched_at >= settings.jwks_ttl
             since_attempt = now - self._last_attempt
             # With no keys, retry at most once a second; when stale, once per cooldown.
@@ -330,7 +329,7 @@ class KeySet:
         signed by a key published since. Empty when the cooldown allows no refetch."""
         settings = get_settings()
         with self._lock:
-            now = time.monotonic()
+            now = clock.monotonic()
             if now - self._last_miss_refetch < settings.jwks_refetch_cooldown:
                 return []
             self._last_miss_refetch = now
@@ -391,48 +390,61 @@ def verify_login_gov_jwt(
     issuer = discover()["issuer"]
     options = {
         "require": require,
-        "verify_exp": verify_exp,
+        # Times by _check_times, against our clock (chalicelib.clock): PyJWT reads the
+        # system clock itself. Then iss, in PyJWT's order (a token wrong in both is a
+        # "claims" refusal, as before).
+        "verify_exp": False,
+        "verify_iat": False,
+        "verify_nbf": False,
         # aud by _check_audience: PyJWT's strict mode refuses the arrays OIDC allows.
         "verify_aud": False,
     }
-    claims = _decode_with_any(token, keys, issuer, settings.token_leeway, options)
+    claims = _decode_with_any(token, keys, options)
     if claims is None and kid is None and any_key_without_kid:
         # No key named, none cached verifies: one published since may (a rotation).
-        claims = _decode_with_any(
-            token, key_set.keys_after_a_miss(), issuer, settings.token_leeway, options
-        )
+        claims = _decode_with_any(token, key_set.keys_after_a_miss(), options)
     if claims is None:
         raise JwtRejected("signature does not verify", reason="signature")
-    if claims["iss"] != issuer:  # exact, including the trailing slash
-        raise JwtRejected("issuer mismatch", reason="issuer")
+    _check_times(claims, settings.token_leeway, verify_exp=verify_exp)
+    # Exact, including the trailing slash: a token from another issuer is refused.
+    if not isinstance(claims.get("iss"), str) or claims["iss"] != issuer:
+        raise JwtRejected("iss is not Login.gov", reason="issuer")
     _check_audience(claims.get("aud"), claims.get("azp"), accepted, settings.login_gov_client_id)
     return claims
 
 
-def _decode_with_any(
-    token: str, keys: list, issuer: str, leeway: int, options: dict
-) -> dict | None:
+def _decode_with_any(token: str, keys: list, options: dict) -> dict | None:
     """The claims, checked with the first key whose signature verifies; None when none
     does. Any other failure is the token's, whatever the key: raised at once."""
     import jwt
 
     for key in keys:
         try:
-            return jwt.decode(
-                token,
-                key=key,
-                algorithms=list(ACCEPTED_ALGORITHMS),
-                issuer=issuer,
-                leeway=leeway,
-                options=options,
-            )
+            return jwt.decode(token, key=key, algorithms=list(ACCEPTED_ALGORITHMS), options=options)
         except jwt.exceptions.InvalidSignatureError:
             continue
-        except jwt.exceptions.InvalidIssuerError:
-            raise JwtRejected("iss is not Login.gov", reason="issuer") from None
         except jwt.exceptions.PyJWTError as exc:
             raise JwtRejected(f"rejected: {exc}", reason="claims") from None
     return None
+
+
+def _check_times(claims: dict, leeway: float, *, verify_exp: bool = True) -> None:
+    """RFC 7519 4.1.4-4.1.6 with `leeway` seconds either way, by our clock, with PyJWT's
+    rules (which checked them before): each present time an integer; `iat` and `nbf` not
+    after now + leeway (a token from the future: a skewed or forging issuer); `exp` after
+    now - leeway (a replayed old token)."""
+    now = clock.now()
+    for name in ("iat", "nbf", "exp"):
+        if name not in claims or (name == "exp" and not verify_exp):
+            continue
+        try:
+            value = int(claims[name])
+        except (ValueError, TypeError, OverflowError):
+            raise JwtRejected(f"rejected: {name} must be an integer", reason="claims") from None
+        if name != "exp" and value > now + leeway:
+            raise JwtRejected(f"rejected: the token is not yet valid ({name})", reason="claims")
+        if name == "exp" and value <= now - leeway:
+            raise JwtRejected("rejected: Signature has expired", reason="claims")
 
 
 def _check_audience(aud, azp, accepted: tuple[str, ...], client_id: str) -> None:

@@ -13,9 +13,9 @@ import hmac
 import json
 import logging
 import sys
-import time
 import traceback
 
+from chalicelib import clock
 from chalicelib.digests import LOG_STAND_INS, derived_key
 
 METRIC_NAMESPACE = "NRCME/SignIn"
@@ -66,7 +66,7 @@ def count(metric: str, value: int = 1, **dimensions: str) -> None:
     """Emit one embedded-metric line (CloudWatch turns it into a metric)."""
     record = {
         "_aws": {
-            "Timestamp": int(time.time() * 1000),
+            "Timestamp": int(clock.now() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": METRIC_NAMESPACE,

@@ -34,6 +34,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
+from chalicelib import clock
 from chalicelib.config import table_prefix
 
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
@@ -45,7 +46,7 @@ EXPIRY_BUCKET_FORMAT = "%Y-%m-%dT%H"
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def expiry_bucket(epoch_seconds: int) -> str:
@@ -283,13 +284,17 @@ class Challenge(Flow, discriminator="challenge"):
 
 
 class SendCounter(Flow, discriminator="sendcount"):
-    """Codes sent to one key (an identity or an address) in one hour.
+    """Events counted for one key (codes sent to an identity or an address, wrong codes) in
+    one fixed window (chalicelib.counters), or a mark (a paused recovery).
 
-    PK: sendcount#<"subject" | "address">-<keyed hash>#<hour number>; subject = Login.gov sub
-    on identity counters. Written only by ADD with a condition (chalicelib.onetime_codes).
+    PK: sendcount#<kind>-<keyed hash or number>#<window number>; subject = Login.gov sub
+    on identity send counters. Written only by conditional ADD, or a mark's SET.
+    stamps: "<ms>-<random>" per event counted, so a later window can tell which of them are
+    still inside its sliding window.
     """
 
     sends = NumberAttribute(default=0)
+    stamps = UnicodeSetAttribute(null=True)
 
 
 class SentMail(Flow, discriminator="mailsent"):

@@ -71,7 +71,7 @@ def send_email_changed_notice(
 
 def send_recovery_paused_notice(account: Account) -> bool:
     """Tell every address on the account that too many wrong recovery codes paused linking
-    by code for the day: the owner learns of an attack, or why their own codes stopped."""
+    by code for 24 hours: the owner learns of an attack, or why their own codes stopped."""
     try:
         recipients = _distinct([account.primary_email, account.secondary_email])
         _send(

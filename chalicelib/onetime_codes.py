@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
@@ -36,7 +35,7 @@ from enum import Enum
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
-from chalicelib import guess_limits
+from chalicelib import clock, guess_limits
 from chalicelib.config import get_settings
 from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.errors import (
@@ -118,7 +117,7 @@ def create_challenge(
     One PutItem.
     """
     settings = get_settings()
-    now = int(time.time())
+    now = clock.epoch_seconds()
     expires = now + settings.challenge_ttl
     salt = secrets.token_hex(16)
     # A decoy makes and digests a code too, only to cost what a real one costs (its
@@ -160,7 +159,7 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     before the try is counted.
     """
     settings = get_settings()
-    now = int(time.time())
+    now = clock.epoch_seconds()
     code = _clean_code(submitted)
     if not _well_formed(code):
         raise _malformed(binding, now)
@@ -291,7 +290,7 @@ def pending(binding: Binding) -> Challenge | None:
         return None
     if (
         not isinstance(found, Challenge)
-        or found.is_expired(int(time.time()))
+        or found.is_expired(clock.epoch_seconds())
         or found.attempts >= get_settings().code_max_attempts
         or found.subject != binding.subject
         or found.session_hash != binding.session_hash

@@ -24,11 +24,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib import clock
 from chalicelib.config import get_settings, outbox_queue_name
 from chalicelib.errors import MailNotQueued, MailNotSent
 from chalicelib.logs import count, log_event
@@ -213,7 +213,7 @@ def _already_sent(message_id: str) -> bool:
 
 
 def _remember_sent(message_id: str) -> None:
-    now = int(time.time())
+    now = clock.epoch_seconds()
     expires = now + SENT_MEMORY_SECONDS
     try:
         SentMail(

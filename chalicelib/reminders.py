@@ -13,11 +13,11 @@ keeping a sparse index in step with every link, import and email change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import outbox
+from chalicelib import clock, outbox
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
 from chalicelib.errors import MailNotQueued
@@ -44,7 +44,7 @@ class ReminderSummary:
 def send_institutional_email_reminders(
     now: datetime | None = None, limit: int = DEFAULT_LIMIT
 ) -> ReminderSummary:
-    now = now or datetime.now(UTC)
+    now = now or clock.utc_now()
     cutoff = now - timedelta(days=get_settings().reminder_interval_days)
     summary = ReminderSummary()
     due = (

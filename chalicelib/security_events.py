@@ -56,11 +56,10 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from chalicelib import claims as address_claims
-from chalicelib import linking, login_gov, sessions, store
+from chalicelib import clock, linking, login_gov, sessions, store
 from chalicelib.audit import audit_event
 from chalicelib.emails import try_normalize_email
 from chalicelib.errors import (
@@ -164,7 +163,7 @@ def verify_security_event_token(token: str) -> dict:
     except login_gov.JwtRejected as rejected:
         code = _REJECTION_CODES.get(rejected.context.get("reason"), "invalid_request")
         raise SecurityEventRejected(code, f"token rejected: {rejected}") from None
-    if claims["iat"] < time.time() - MAX_TOKEN_AGE_SECONDS:
+    if claims["iat"] < clock.now() - MAX_TOKEN_AGE_SECONDS:
         raise SecurityEventRejected("invalid_request", "token is too old")
     if not isinstance(claims["jti"], str) or not claims["jti"] or len(claims["jti"]) > 256:
         raise SecurityEventRejected("invalid_request", "jti is malformed")
@@ -212,7 +211,7 @@ def read_event(claims: dict) -> SecurityEvent:
 
 
 def _seen(jti: str) -> SeenSecurityEvent:
-    now = int(time.time())
+    now = clock.epoch_seconds()
     expires = now + JTI_MEMORY_SECONDS
     return SeenSecurityEvent(
         f"setjti#{jti}", created_at=now, expires_at=expires, expiry_bucket=expiry_bucket(expires)

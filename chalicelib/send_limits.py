@@ -1,6 +1,8 @@
 """How many one-time codes may be sent: per identity, per (identity, address), per address.
 
-Sends are counted in fixed hourly windows (chalicelib.counters):
+Sends are counted over a sliding hour (chalicelib.counters): at any moment, the sends of
+the 60 minutes before count, so no hour of the clock, and no 60 minutes across one, holds
+more than the limit (fixed clock hours gave twice the limit to sends at :59 and :00).
 
 - per Login.gov identity (CODE_SENDS_PER_HOUR): what one person may ask for in all;
 - per identity and target address (CODE_SENDS_PER_IDENTITY_ADDRESS_PER_HOUR): what one
@@ -16,11 +18,10 @@ wrong codes may be guessed is chalicelib.guess_limits.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from chalicelib import counters, guess_limits
+from chalicelib import clock, counters, guess_limits
 from chalicelib.config import get_settings
 from chalicelib.errors import SendLimitReached
 from chalicelib.logs import keyed_hash
@@ -35,60 +36,63 @@ class SendReservation:
     identity_counter: str
     pair_counter: str
     address_counter: str
-    # Recovery codes to this address are paused today (chalicelib.guess_limits): read here,
-    # for every send, so a known and an unknown address cost the same requests.
+    # Recovery codes to this address are paused (chalicelib.guess_limits): read here, for
+    # every send, so a known and an unknown address cost the same requests.
     recovery_paused: bool = False
+    stamp: str | None = None  # this send's, in each counter (counters.stamp)
 
 
-def _counter_id(kind: str, key: str, window: int) -> str:
-    return f"sendcount#{kind}-{keyed_hash(key)}#{window}"
+def _counter(kind: str, key: str, now: float) -> counters.Sliding:
+    return counters.Sliding(f"sendcount#{kind}-{keyed_hash(key)}", SEND_WINDOW_SECONDS, now)
 
 
 def reserve_send(subject: str, target_normalized: str) -> SendReservation:
     """Count one send for the identity, the (identity, address) pair and the address, or
     raise SendLimitReached having counted none.
 
-    One GetItem (is recovery to this address paused?) and three UpdateItems (and one
-    give-back per counter already taken when a later one refuses).
+    One BatchGetItem (the counters' previous hour, and whether recovery to this address is
+    paused) and three UpdateItems (and one give-back per counter already taken when a later
+    one refuses).
     """
     settings = get_settings()
-    paused = guess_limits.address_paused(target_normalized)
-    window = counters.window_of(int(time.time()), SEND_WINDOW_SECONDS)
-    expires = (window + 1) * SEND_WINDOW_SECONDS
+    now = clock.now()
+    identity = _counter("subject", subject, now)
+    pair = _counter("pair", f"{subject}\n{target_normalized}", now)
+    address = _counter("address", target_normalized, now)
+    marks = guess_limits.address_pause_marks(target_normalized, now)
+    found = counters.read([identity, pair, address], also=marks)
+    stamp = counters.stamp(now)
     reservation = SendReservation(
-        identity_counter=_counter_id("subject", subject, window),
-        pair_counter=_counter_id("pair", f"{subject}\n{target_normalized}", window),
-        address_counter=_counter_id("address", target_normalized, window),
-        recovery_paused=paused,
+        identity_counter=identity.current_id,
+        pair_counter=pair.current_id,
+        address_counter=address.current_id,
+        recovery_paused=guess_limits.any_live(found, marks, now),
+        stamp=stamp,
     )
     steps = [
-        ("identity", reservation.identity_counter, settings.code_sends_per_hour, subject),
-        (
-            "identity_address",
-            reservation.pair_counter,
-            settings.code_sends_per_identity_address_per_hour,
-            None,
-        ),
-        ("address", reservation.address_counter, settings.code_sends_per_address_per_hour, None),
+        ("identity", identity, settings.code_sends_per_hour, subject),
+        ("identity_address", pair, settings.code_sends_per_identity_address_per_hour, None),
+        ("address", address, settings.code_sends_per_address_per_hour, None),
     ]
     taken: list[str] = []
-    for which, counter_id, limit, counter_subject in steps:
-        if counters.take(counter_id, limit, expires_at=expires, subject=counter_subject) is None:
+    for which, counter, limit, counter_subject in steps:
+        if counter.take(limit, found, stamp=stamp, subject=counter_subject) is None:
             for earlier in taken:
-                counters.give(earlier)
+                counters.give(earlier, stamp)
             _limited(which, subject)
-        taken.append(counter_id)
+        taken.append(counter.current_id)
     return reservation
 
 
 def give_back(reservation: SendReservation, *, identity: bool = True, address: bool = True) -> None:
     """Return counted sends (ADD -1, never below zero). `address` returns the address's
     and the (identity, address) pair's; `identity` the identity's."""
+    stamp = reservation.stamp
     if identity:
-        counters.give(reservation.identity_counter)
+        counters.give(reservation.identity_counter, stamp)
     if address:
-        counters.give(reservation.pair_counter)
-        counters.give(reservation.address_counter)
+        counters.give(reservation.pair_counter, stamp)
+        counters.give(reservation.address_counter, stamp)
 
 
 def _limited(which: str, subject: str) -> NoReturn:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import time
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 from chalicelib.errors import CsrfError, NotSignedIn
@@ -38,7 +38,7 @@ def create_session(
 ) -> tuple[str, Session]:
     """Start a session; returns (cookie token, record). One DynamoDB write."""
     settings = get_settings()
-    now = int(time.time())
+    now = clock.epoch_seconds()
     token = secrets.token_urlsafe(32)
     absolute = now + settings.session_absolute_ttl
     expires = min(now + settings.session_idle_ttl, absolute)
@@ -67,7 +67,7 @@ def load_session(token: str | None) -> Session | None:
         session = Session.get(_session_id(token), consistent_read=True)
     except DoesNotExist:
         return None
-    now = int(time.time())
+    now = clock.epoch_seconds()
     if (
         not isinstance(session, Session)
         or session.is_expired(now)

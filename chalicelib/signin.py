@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from dataclasses import dataclass
 from enum import Enum
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import login_gov, sessions
+from chalicelib import clock, login_gov, sessions
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 from chalicelib.errors import (
@@ -68,7 +67,7 @@ def start_signin(return_to: str | None) -> StartedSignIn:
     state, nonce = login_gov.random_token(), login_gov.random_token()
     code_verifier = login_gov.random_token()
     discovering = login_gov.discover_in_background()
-    now = int(time.time())
+    now = clock.epoch_seconds()
     expires = now + settings.signin_state_ttl
     record = SignInState(
         f"signin#{sha256_hex(state)}",
@@ -111,11 +110,11 @@ def consume_state(state: str, browser_binding: str | None) -> SignInState:
     record = SignInState(f"signin#{sha256_hex(state)}")
     try:
         record.update(
-            actions=[SignInState.expires_at.set(int(time.time()))],
+            actions=[SignInState.expires_at.set(clock.epoch_seconds())],
             condition=(
                 Flow.flow_id.exists()
                 & (Flow.kind == SignInState)
-                & (Flow.expires_at > int(time.time()))
+                & (Flow.expires_at > clock.epoch_seconds())
                 & (SignInState.browser_hash == sha256_hex(browser_binding))
             ),
         )

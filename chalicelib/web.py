@@ -9,8 +9,8 @@ two cookies, the second ours, and drops every cookie after one it cannot parse.
 from __future__ import annotations
 
 import re
-import time
 
+from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
 
@@ -109,7 +109,7 @@ def read_cookie(request, name: str) -> str | None:
 
 
 def signin_cookie_value(binding: str, issued_ms: int | None = None) -> str:
-    issued_ms = time.time_ns() // 1_000_000 if issued_ms is None else issued_ms
+    issued_ms = int(clock.now() * 1000) if issued_ms is None else issued_ms
     return f"{issued_ms}.{binding}"
 
 

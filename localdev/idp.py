@@ -16,7 +16,9 @@ Login.gov verifies them and kept in `received_security_events`. A tester types o
 email addresses; the same set always gives the same `sub`.
 
 `faults` switches on misbehaviour for tests (see FAULTS); `rotate_keys()` rotates the
-signing key (the old one stays published as secondary until `drop_old_keys()`).
+signing key (the old one stays published as secondary until `drop_old_keys()`). Its time is
+the app's (chalicelib.clock): a test that moves the clock moves both sides of a sign-in
+(codes expiring, token iat and exp).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
+
+from chalicelib import clock
 
 CODE_LIFETIME = 300
 ACCESS_TOKEN_LIFETIME = 900
@@ -237,7 +241,7 @@ class LocalLoginGov:
     # --- tokens --------------------------------------------------------------------------------
 
     def make_id_token(self, issued: IssuedCode, access_token: str, client_id: str) -> str:
-        now = int(time.time())
+        now = clock.epoch_seconds()
         digest = hashlib.sha256(access_token.encode()).digest()
         extra_audiences = self.faults.get("id_token_extra_audiences")
         claims = {
@@ -295,13 +299,21 @@ class LocalLoginGov:
                 client.public_key_pem,
                 algorithms=["RS256"],
                 audience=token_url,
-                options={"require": ["iss", "sub", "aud", "jti", "exp"]},
+                options={
+                    "require": ["iss", "sub", "aud", "jti", "exp"],
+                    # By the shared clock (chalicelib.clock), below: PyJWT reads the
+                    # system clock, which a test's moved clock does not move.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
+            _check_assertion_times(claims, clock.now())
         except (jwt.PyJWTError, KeyError, TypeError) as exc:
             raise ValueError(f"client_assertion is invalid: {exc}") from None
         if claims["iss"] != claims["sub"]:
             raise ValueError("client_assertion iss and sub must both be the client_id")
-        if claims["exp"] > time.time() + ASSERTION_MAX_LIFETIME + 5:
+        if claims["exp"] > clock.now() + ASSERTION_MAX_LIFETIME + 5:
             raise ValueError("client_assertion expires too far in the future")
         with self._lock:
             if claims["jti"] in self.seen_jtis:
@@ -343,7 +355,7 @@ class LocalLoginGov:
             "aud": client.push_notification_url
             if client and client.push_notification_url
             else client_id,
-            "iat": int(time.time()),
+            "iat": clock.epoch_seconds(),
             "jti": jti or secrets.token_hex(16),
             "events": {
                 self.risc_event_type(event): {
@@ -587,7 +599,7 @@ class LocalLoginGov:
                     acr=idp.answered_acr(form["acr_values"]),
                     emails=emails,
                     sub=form.get("sub") or sub_for_emails(emails),
-                    expires_at=time.time() + CODE_LIFETIME,
+                    expires_at=clock.now() + CODE_LIFETIME,
                     auth_time=auth_time,
                 )
             return idp.authorization_response(redirect_uri, code=code, state=form["state"])
@@ -596,6 +608,8 @@ class LocalLoginGov:
         def token():
             delay = idp.faults.get("token_delay")
             if delay:
+                # A slow network, in real time: the app's socket timeout is real, and a
+                # moved clock cannot make a socket time out.
                 time.sleep(delay)
             status = idp.faults.get("token_status")
             if status:
@@ -616,7 +630,7 @@ class LocalLoginGov:
                 return _token_error(str(exc))
             with idp._lock:
                 issued = idp.codes.get(form.get("code", ""))
-                if issued is None or issued.used or issued.expires_at < time.time():
+                if issued is None or issued.used or issued.expires_at < clock.now():
                     return _token_error("Code is invalid, expired or already used")
                 if issued.client_id != client_id:
                     return _token_error("Code was issued to another client")
@@ -631,7 +645,7 @@ class LocalLoginGov:
                 idp.access_tokens[access_token] = (
                     issued.sub,
                     issued.emails,
-                    time.time() + ACCESS_TOKEN_LIFETIME,
+                    clock.now() + ACCESS_TOKEN_LIFETIME,
                 )
             return jsonify(
                 {
@@ -646,7 +660,7 @@ class LocalLoginGov:
         def userinfo():
             delay = idp.faults.get("userinfo_delay")
             if delay:
-                time.sleep(delay)
+                time.sleep(delay)  # a slow network, in real time (as token_delay)
             status = idp.faults.get("userinfo_status")
             if status:
                 return jsonify({"error": "Injected failure"}), status
@@ -654,7 +668,7 @@ class LocalLoginGov:
             if not header.startswith("Bearer "):
                 return jsonify({"error": "Access token is missing"}), 401
             entry = idp.access_tokens.get(header[len("Bearer ") :])
-            if entry is None or entry[2] < time.time():
+            if entry is None or entry[2] < clock.now():
                 return jsonify({"error": "Access token is invalid or expired"}), 401
             sub, emails, _ = entry
             return jsonify(
@@ -707,6 +721,22 @@ class LocalLoginGov:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         return server
+
+
+def _check_assertion_times(claims: dict, now: float) -> None:
+    """PyJWT's time rules (no leeway), by the given time: iat and nbf not in the future,
+    exp in the future, each an integer."""
+    for name in ("iat", "nbf", "exp"):
+        if name not in claims:
+            continue
+        try:
+            value = int(claims[name])
+        except (ValueError, TypeError, OverflowError):
+            raise jwt.DecodeError(f"{name} must be an integer") from None
+        if name == "exp" and value <= now:
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        if name != "exp" and value > now:
+            raise jwt.ImmatureSignatureError(f"The token is not yet valid ({name})")
 
 
 def _hs256_with_any_key(claims: dict, secret: bytes, headers: dict) -> str:

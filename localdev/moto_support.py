@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
+
+from chalicelib import clock
 
 _lock = threading.RLock()
 # Reads too: a read must not see a transaction's half-applied state.
@@ -70,7 +71,7 @@ def serialize_dynamodb_writes() -> None:
             return original_handler(self)
         request = json.dumps(self.body.get("TransactItems"), sort_keys=True)
         with _lock:
-            now = time.monotonic()
+            now = clock.monotonic()
             seen = _committed_tokens.get(token)
             if seen is not None and now - seen[1] < TOKEN_WINDOW_SECONDS:
                 if seen[0] != request:

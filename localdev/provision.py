@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import time
 from pathlib import Path
+
+from chalicelib import clock
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 
@@ -49,14 +50,14 @@ def _describe(cfn, name: str) -> dict | None:
 
 def _settled(cfn, name: str, timeout_seconds: float = 1800) -> dict | None:
     """The stack once no operation is in progress on it (another runner may be deploying)."""
-    deadline = time.monotonic() + timeout_seconds
+    deadline = clock.monotonic() + timeout_seconds
     while True:
         stack = _describe(cfn, name)
         if stack is None or not stack["StackStatus"].endswith("_IN_PROGRESS"):
             return stack
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise RuntimeError(f"stack {name} is still {stack['StackStatus']}")
-        time.sleep(10)
+        clock.sleep(10)
 
 
 def _wait(cfn, waiter_name: str, name: str) -> None:

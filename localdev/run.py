@@ -34,12 +34,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from chalicelib import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_DIR = ROOT / "console"
@@ -266,7 +267,7 @@ def _client_key_pem(name: str = "login_gov_client_key.pem") -> str:
 
 
 def _wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
+    deadline = clock.monotonic() + seconds
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
@@ -274,9 +275,9 @@ def _wait_for(url: str, seconds: float = 60) -> None:
         except urllib.error.HTTPError:
             return  # it answered
         except OSError:
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not start")
-            time.sleep(0.2)
+            clock.sleep(0.2)
 
 
 def _manage(*args: str, env: dict, quiet: bool = False) -> None:

@@ -25,14 +25,13 @@ the import ran is read again and planned once more; storage trouble stops the ru
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import claims, store
+from chalicelib import claims, clock, store
 from chalicelib.audit import audit_event
 from chalicelib.claims import AddressClaim
 from chalicelib.emails import try_normalize_email
@@ -410,7 +409,7 @@ def import_accounts(
     `exported_on` (YYYY-MM-DD): the day the registry produced the file. Each account
     remembers the newest export it was changed from; a row of an older export is not
     applied (a warning). Without it, rows are applied whatever their age (as before)."""
-    sleep = sleep or time.sleep
+    sleep = sleep or clock.sleep
     issues = list(validation.issues)
     result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run, exported_on=exported_on)
     rows = validation.rows

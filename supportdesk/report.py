@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import html
 import math
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from chalicelib import clock
 from chalicelib.emails import is_institutional
 from chalicelib.models import Account, Challenge, Flow
 from supportdesk.safe_text import safe_text
@@ -24,7 +24,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def build_report(now: float | None = None) -> dict:
     """Migration progress. Offline only: it scans accounts and flows (never run by the app)."""
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
     total = linked = institutional = institutional_linked = 0
     by_status: Counter[str] = Counter()
     by_role: Counter[str] = Counter()

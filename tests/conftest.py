@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.support.logs",
     "tests.support.desk",
     "tests.support.console",
+    "tests.support.clock",
 ]

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from chalicelib import onetime_codes
 from chalicelib.errors import EmailAddressTaken
 from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
 from localdev.html_forms import parse_forms
@@ -384,15 +383,14 @@ def test_a_pending_change_shows_on_the_account_page_and_can_be_cancelled(browser
     assert Account.get("1000000001").primary_email == "dr.alice@example.com"
 
 
-def test_a_wrong_or_expired_code_changes_nothing(browser, mailbox, monkeypatch):
+def test_a_wrong_or_expired_code_changes_nothing(browser, mailbox, clock):
     linked(browser)
     ask(browser, "primary", "alice.personal@example.com")
     code = mailbox.code_for("alice.personal@example.com")
     page = confirm(browser, f"{(int(code) + 1) % 1_000_000:06d}")
     assert page.status == 400 and "4 tries left" in page.body
     token = session_csrf(browser, linked=True)
-    later = time.time() + 601
-    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    clock.advance(601)
     page = enter_code(browser, "/account/email/confirm", code, token)
     assert page.status == 400 and "expired" in page.body
     assert email_claims() == {"email#dr.alice@example.com": "1000000001"}
@@ -570,22 +568,29 @@ def test_figures_requests_per_confirmation_and_mails_per_workflow(app_client, id
     # Recovery verify: session, the identity (refused while Login.gov says disabled), code
     # try, then link_account's read and transaction (which spends the code), the notice's
     # account read, the new session and the old one's end.
-    # The code try takes a slot under the day's wrong-code caps (identity; account for
-    # recovery) and, being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
+    # The code try takes a slot under the 24 hours' wrong-code caps (one BatchGetItem of their
+    # previous day and the account's pause marks; identity, and account for recovery) and,
+    # being right, gives them back: 1 + 2x2 and 1 + 2 UpdateItems.
     assert recovery_verify == {
         "GetItem": 4,
+        "BatchGetItem": 1,
         "UpdateItem": 5,
         "DeleteItem": 1,
         "TransactWriteItems": 1,
         "PutItem": 1,
     }
     # Email-change confirm: session, account, code try (+ identity slot), ONE transaction.
-    assert change_confirm == {"GetItem": 2, "UpdateItem": 3, "TransactWriteItems": 1}
-    # Sending a code: session (+ identity for recovery, account for a change), claim, the
-    # recovery-pause mark,
-    # three counters (identity, identity and address, address), challenge.
-    assert recovery_send == {"GetItem": 5, "UpdateItem": 3, "PutItem": 1}
-    assert change_send == {"GetItem": 4, "UpdateItem": 3, "PutItem": 1}
+    assert change_confirm == {
+        "GetItem": 2,
+        "BatchGetItem": 1,
+        "UpdateItem": 3,
+        "TransactWriteItems": 1,
+    }
+    # Sending a code: session (+ identity for recovery, account for a change), claim, ONE
+    # BatchGetItem (the counters' previous hour and the recovery-pause marks), three
+    # counters (identity, identity and address, address), challenge.
+    assert recovery_send == {"GetItem": 4, "BatchGetItem": 1, "UpdateItem": 3, "PutItem": 1}
+    assert change_send == {"GetItem": 3, "BatchGetItem": 1, "UpdateItem": 3, "PutItem": 1}
     assert recovery_verify_mails == 1  # the link notice
     assert change_mails == 2  # the code, then the notice
     # Mail is one SQS request per request (the queue's URL is looked up once a container).

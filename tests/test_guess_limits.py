@@ -197,7 +197,7 @@ def test_one_identity_has_a_daily_cap_on_wrong_codes(browser, mailbox):
     assert request_recovery(browser, "nobody-else@example.com", form).status == 302
     page = enter_code(browser, "/link/recover/verify", "000000")
     assert page.status == 429
-    assert "Too many wrong codes were entered today for your Login.gov account" in page.body
+    assert "Too many wrong codes were entered in the last 24 hours for your Login.gov" in page.body
 
 
 def test_the_identity_cap_counts_email_change_codes_too(browser, mailbox, monkeypatch):
@@ -268,4 +268,98 @@ def test_a_paused_account_answers_guesses_as_an_unknown_address_does(app_client,
     assert "That code is not right. You have 4 tries left." in answers["known"][0][2]
     for known, unknown in zip(answers["known"], answers["unknown"], strict=False):
         assert known == unknown
+    assert Account.get("1000000001").linked_sub is None and sub_claims() == []
+
+
+# --- a sliding 24 hours: no second allowance at midnight, a pause lasts 24 hours ----------------
+
+
+def day_and_time(day: int, hour: int, minute: int = 0, second: float = 0.0):
+    from datetime import UTC, datetime
+
+    whole = int(second)
+    return datetime(2026, 6, day, hour, minute, whole, round((second - whole) * 1e6), tzinfo=UTC)
+
+
+@pytest.fixture
+def small_caps(monkeypatch):
+    """2 wrong codes per identity, 3 per account: two identities pause an account."""
+    from chalicelib import config
+
+    monkeypatch.setenv("CODE_FAILED_GUESSES_PER_IDENTITY_PER_DAY", "2")
+    monkeypatch.setenv("RECOVERY_FAILED_GUESSES_PER_ACCOUNT_PER_DAY", "3")
+    config.reset_settings()
+
+
+def pause_victim(app_client, idp, mailbox, tag: str, wrong_codes=(2, 1)) -> None:
+    """Identities of their own enter these many wrong codes each on codes sent to VICTIM."""
+    for n, wrong in enumerate(wrong_codes):
+        burner = attacker(app_client, idp, f"{tag}{n}")
+        assert request_recovery(burner, VICTIM).status == 302
+        assert guess_wrong(burner, wrong, wrong_code_for(mailbox, VICTIM)) == [400] * wrong
+
+
+def test_an_identity_gets_no_second_day_of_wrong_codes_at_midnight(
+    app_client, idp, small_caps, clock
+):
+    """Its wrong codes count for 24 hours, not until the UTC day ends."""
+    clock.set(day_and_time(9, 23, 59, 59.9))
+    browser = attacker(app_client, idp, 1)
+    assert request_recovery(browser, "nobody1@example.com").status == 302
+    assert guess_wrong(browser, 2) == [400, 400]
+    clock.set(day_and_time(10, 0, 0, 0.1))
+    assert request_recovery(browser, "nobody2@example.com").status == 302
+    assert enter_code(browser, "/link/recover/verify", "000000").status == 429
+    # A whole 24 hours later (a new sign-in: the session ended meanwhile), they count no more.
+    clock.set(day_and_time(10, 23, 59, 59.8))
+    browser = attacker(app_client, idp, 1)
+    assert request_recovery(browser, "nobody3@example.com").status == 302
+    assert enter_code(browser, "/link/recover/verify", "000000").status == 429
+    clock.set(day_and_time(11, 0, 0, 0.0))
+    assert guess_wrong(browser, 1) == [400]
+
+
+def test_a_pause_lasts_24_hours_across_midnight(app_client, idp, mailbox, small_caps, clock):
+    """A pause just before midnight UTC once ended at midnight; now it lasts 24 hours."""
+    make_account(primary=VICTIM)
+    clock.set(day_and_time(9, 23, 50))
+    pause_victim(app_client, idp, mailbox, "burner")
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+    for when in (day_and_time(10, 0, 10), day_and_time(10, 23, 49)):
+        clock.set(when)
+        mails = len(mailbox.messages)
+        owner = attacker(app_client, idp, f"owner-{when.hour}")
+        assert request_recovery(owner, VICTIM).status == 302
+        assert len(mailbox.messages) == mails  # a decoy: no code goes out
+    clock.set(day_and_time(10, 23, 51))
+    owner = attacker(app_client, idp, "owner-after")
+    assert request_recovery(owner, VICTIM).status == 302
+    page = enter_code(owner, "/link/recover/verify", mailbox.code_for(VICTIM))
+    assert page.status == 302 and page.location == "/account"
+    assert Account.get("1000000001").linked_sub
+    (notice,) = [m for m in mailbox.messages if m.subject == PAUSED_NOTICE]
+    assert "paused on your account for 24 hours from this email" in notice.body
+
+
+def test_no_code_verifies_while_paused_even_once_the_guesses_have_aged(
+    app_client, idp, mailbox, small_caps, clock
+):
+    """The pause is the account's for 24 hours, whatever its sliding count says by then: a
+    code sent just before the pause stays refused, even the right one."""
+    make_account(primary=VICTIM)
+    clock.set(day_and_time(9, 12, 0))
+    # One identity spends its wrong codes early; the owner asks for a code much later,
+    # just before another identity's wrong code fills the cap.
+    pause_victim(app_client, idp, mailbox, "early", wrong_codes=(2,))
+    clock.set(day_and_time(10, 11, 55))
+    owner = attacker(app_client, idp, "owner")
+    assert request_recovery(owner, VICTIM).status == 302
+    owners_code = mailbox.code_for(VICTIM)
+    pause_victim(app_client, idp, mailbox, "late", wrong_codes=(1,))
+    assert mailbox.subjects(VICTIM)[-1] == PAUSED_NOTICE
+    # At 12:01 the early wrong codes are 24 hours old: the count alone would let codes
+    # through again; the pause does not.
+    clock.set(day_and_time(10, 12, 1))
+    page = enter_code(owner, "/link/recover/verify", owners_code)
+    assert page.status == 400 and "That code is not right" in page.body
     assert Account.get("1000000001").linked_sub is None and sub_claims() == []

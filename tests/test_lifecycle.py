@@ -155,7 +155,9 @@ def test_an_import_during_an_email_change_keeps_both(app_client, idp, desk, mail
     assert_invariants()
 
 
-def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk, calls, tmp_path):
+def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(
+    app_client, desk, calls, tmp_path, clock
+):
     rows = [row(f"20000000{i:02d}", f"p{i}@example.com") for i in range(5)]
     calls.fail(
         "TransactWriteItems",
@@ -168,6 +170,7 @@ def test_a_throttled_import_stops_cleanly_and_a_rerun_finishes(app_client, desk,
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     code, out, err = desk("import-accounts", str(path))
     assert code == 3 and "STOPPED" in out and "re-run the import" in out
+    assert clock.slept == [2.0, 4.0, 8.0]  # its backoff, on the clock: no real wait
     assert "Traceback" not in out + err
     assert_invariants()  # two accounts whole, the rest untouched
     calls.rules.clear()

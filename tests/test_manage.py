@@ -271,11 +271,13 @@ def registry(cli, tmp_path):
     return run
 
 
-def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(cli, registry):
+def test_supports_hold_is_exported_as_its_own_field_never_as_the_registrys_status(
+    cli, registry, clock
+):
     registry(csv_row("1000000020", "held@example.com"))
     assert cli("disable", "1000000020", "--reason", "misuse")[0] == 0
     assert cli("enable", "1000000020", "--reason", "resolved")[0] == 0
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = clock.utc_now().strftime("%Y-%m-%d")
     code, rows, _ = run_json(cli, "export-changes", "--since", today)
     assert code == 0
     assert [(r["field"], r["old"], r["new"]) for r in rows] == [
@@ -621,11 +623,8 @@ def test_a_throttled_desk_command_says_so_in_one_line_and_exits_3(cli, calls, op
 
 
 def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
-    cli, registry, calls, monkeypatch
+    cli, registry, calls, clock
 ):
-    from supportdesk import registry_sync
-
-    monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
     calls.fail("BatchGetItem", THROTTLED, times=2)
     code, out, err = registry(csv_row("1000000031", "read.retry@example.com"))
     assert code == 0 and Account.count() == 1, (out, err)
@@ -634,12 +633,10 @@ def test_an_import_retries_throttled_reads_and_stops_cleanly_when_they_go_on(
     assert code == 3 and "Traceback" not in out + err
     assert "STOPPED" in out and "nothing was written" in out and "re-run the import" in out
     assert Account.count() == 1
+    assert clock.slept == [2.0, 4.0, 2.0, 4.0, 8.0]  # the backoff, on the clock
 
 
-def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, calls, monkeypatch):
-    from supportdesk import registry_sync
-
-    monkeypatch.setattr(registry_sync.time, "sleep", lambda seconds: None)
+def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, calls, clock):
     registry(csv_row("1000000033", "race@example.com"))
 
     def someone_edits_the_account():  # the import's write is refused: it reads again...
@@ -651,6 +648,7 @@ def test_an_import_whose_fresh_read_is_throttled_stops_cleanly(cli, registry, ca
     )
     code, out, err = registry(csv_row("1000000033", "race@example.com", first="Registry"))
     assert code == 3 and "STOPPED" in out and "Traceback" not in out + err
+    assert clock.slept == [2.0, 4.0, 8.0]
 
 
 def test_an_unwritable_reject_report_is_refused_before_anything_is_imported(cli, tmp_path):
@@ -772,7 +770,7 @@ def test_import_exported_on_skips_an_older_file_and_checks_the_date(cli, registr
         assert code == 2 and "--exported-on" in err
 
 
-def test_export_changes_csv_writes_no_formula_cells(cli, registry):
+def test_export_changes_csv_writes_no_formula_cells(cli, registry, clock):
     registry(csv_row("1000000042", "formula@example.com"))
     assert (
         cli(
@@ -785,7 +783,7 @@ def test_export_changes_csv_writes_no_formula_cells(cli, registry):
         )[0]
         == 0
     )
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = clock.utc_now().strftime("%Y-%m-%d")
     code, out, _ = cli("export-changes", "--since", today, "--format", "csv")
     import csv as csv_module
 
@@ -996,7 +994,7 @@ def test_find_shows_a_hostile_login_gov_email_escaped(cli):
     assert found[0]["linked_email"] == HOSTILE
 
 
-def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
+def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry, clock):
     """The audit trail (find's events), export-changes, unlink's and lift-bar's lines, and
     error lines: a typed actor, reason or sub cannot reach the terminal raw."""
     registry(csv_row("1000000061", "typed@example.com"))
@@ -1013,7 +1011,7 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
     )
     assert code == 0
     code2, out2, err2 = cli("find", "1000000061")
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = clock.utc_now().strftime("%Y-%m-%d")
     cli(
         "set-email",
         "1000000061",
@@ -1034,8 +1032,8 @@ def test_every_desk_print_path_escapes_what_a_person_typed(cli, registry):
     assert f"Login.gov sub {SHOWN} is not barred" in err4
 
 
-def test_csv_cells_show_hostile_text_escaped(cli, registry, tmp_path):
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+def test_csv_cells_show_hostile_text_escaped(cli, registry, tmp_path, clock):
+    today = clock.utc_now().strftime("%Y-%m-%d")
     registry(csv_row("1000000062", "csv.hostile@example.com"))
     assert (
         cli(

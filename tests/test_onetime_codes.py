@@ -165,11 +165,10 @@ def test_parallel_guesses_cannot_exceed_the_attempt_limit(app_client):
         onetime_codes.verify(b, code)
 
 
-def test_an_expired_code_is_refused(app_client, monkeypatch):
+def test_an_expired_code_is_refused(app_client, clock):
     b = binding()
     code = issue(b)
-    later = time.time() + 601
-    monkeypatch.setattr(onetime_codes.time, "time", lambda: later)
+    clock.advance(601)
     with pytest.raises(CodeExpired):
         onetime_codes.verify(b, code)
     assert onetime_codes.pending(b) is None

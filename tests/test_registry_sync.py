@@ -3,7 +3,6 @@ what it leaves alone, shared addresses, one transaction per account, clean stops
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -480,13 +479,11 @@ def test_an_older_rows_addresses_count_as_the_account_holds_them(aws):
     assert result.older == 1
 
 
-def test_the_conflict_report_says_which_file_or_which_run(aws):
-    from datetime import datetime
-
+def test_the_conflict_report_says_which_file_or_which_run(aws, clock):
     sync(csv_row("8900000006", "first@example.com"))
     set_primary_here("8900000006", "mine@example.com")
     undated = sync(csv_row("8900000006", "registry.fix@example.com"))
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = clock.utc_now().strftime("%Y-%m-%d")
     (reason,) = kinds(undated, "conflict").values()
     assert f"this import (run on {today}) says registry.fix@example.com" in reason
     dated = sync(csv_row("8900000006", "registry.fix@example.com"), exported_on="2026-03-02")

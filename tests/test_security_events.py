@@ -503,6 +503,26 @@ def test_forged_or_malformed_tokens_are_refused(app_client, idp, linked, case, e
     assert not [n for n in audit_names() if n.startswith("login_gov_") or "purged" in n]
 
 
+@pytest.mark.parametrize(
+    "issued, status",
+    [
+        pytest.param(-24 * 3600, 202, id="a-day-old"),
+        pytest.param(-24 * 3600 - 1, 400, id="older-than-a-day"),
+        pytest.param(10, 202, id="iat-future-within-leeway"),
+        pytest.param(11, 400, id="iat-future-beyond-leeway"),
+    ],
+)
+def test_a_security_event_token_is_fresh_by_our_clock(clock, app_client, idp, issued, status):
+    """Issued a day ago at most (its exp aside), and in the future only within the leeway.
+    By our clock, far from the wall clock here."""
+    now = int(clock.time())
+    token = set_for(idp, "password-reset", str(uuid.uuid4()), iat=now + issued, exp=now + 60)
+    code, body = push(app_client, token)
+    assert code == status
+    if status == 400:
+        assert body["err"] == "invalid_request"
+
+
 def _alg_none(idp, sub):
     import jwt
 

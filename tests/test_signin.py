@@ -78,6 +78,30 @@ def test_invalid_id_token_claims_are_refused(browser, account, idp, claims):
     assert_refused(browser.sign_in([EMAIL]), browser)
 
 
+@pytest.mark.parametrize(
+    "claim, offset, accepted",
+    [
+        pytest.param("exp", -9, True, id="exp-within-leeway"),
+        pytest.param("exp", -10, False, id="expired"),
+        pytest.param("iat", 10, True, id="iat-future-within-leeway"),
+        pytest.param("iat", 11, False, id="iat-future-beyond-leeway"),
+        pytest.param("nbf", 10, True, id="nbf-within-leeway"),
+        pytest.param("nbf", 11, False, id="not-yet-valid"),
+    ],
+)
+def test_id_token_times_are_checked_by_our_clock_with_ten_seconds_leeway(
+    clock, browser, account, idp, claim, offset, accepted
+):
+    """The clock is far from the wall clock: every time check reads ours, not PyJWT's
+    system clock, on both sides (the local Login.gov stamps iat, nbf and exp by it too)."""
+    idp.faults["id_token_claims"] = {claim: int(clock.time()) + offset}
+    page = browser.sign_in([EMAIL])
+    if accepted:
+        assert page.status == 302 and page.location == "/account"
+    else:
+        assert_refused(page, browser)
+
+
 def test_unknown_kid_refetches_once_then_refuses(browser, account, idp, monkeypatch):
     warm_key_cache(browser)
     fetches_before = idp.count("/api/openid_connect/certs")
@@ -174,13 +198,13 @@ def test_callback_without_any_signin_cookie_is_refused(browser, account):
     assert_refused(browser.get(callback), browser)
 
 
-def test_expired_state_is_refused(browser, account, monkeypatch):
+def test_expired_state_is_refused(browser, account, monkeypatch, clock):
     monkeypatch.setenv("SIGNIN_STATE_TTL_SECONDS", "1")
     from chalicelib.config import reset_settings
 
     reset_settings()
     callback = browser.authorize(browser.start_signin(), [EMAIL])
-    time.sleep(2.1)
+    clock.advance(2.1)
     assert_refused(browser.get(callback), browser)
 
 
@@ -280,25 +304,25 @@ def test_logout_ends_session_and_goes_to_login_gov_logout(browser, account, idp)
     assert browser.get("/account").status == 302
 
 
-def test_sessions_expire_when_idle(browser, account, monkeypatch):
+def test_sessions_expire_when_idle(browser, account, monkeypatch, clock):
     monkeypatch.setenv("SESSION_IDLE_TTL_SECONDS", "1")
     from chalicelib.config import reset_settings
 
     reset_settings()
     browser.follow(browser.sign_in([EMAIL]))
-    time.sleep(2.1)
+    clock.advance(2.1)
     page = browser.get("/account")
     assert page.status == 302 and page.location.startswith("/login")
 
 
-def test_sessions_expire_at_absolute_lifetime_even_when_busy(browser, account, monkeypatch):
+def test_sessions_expire_at_absolute_lifetime_even_when_busy(browser, account, monkeypatch, clock):
     monkeypatch.setenv("SESSION_ABSOLUTE_TTL_SECONDS", "2")
     from chalicelib.config import reset_settings
 
     reset_settings()
     browser.follow(browser.sign_in([EMAIL]))
     for _ in range(3):
-        time.sleep(0.8)
+        clock.advance(0.8)
         browser.get("/account")
     assert browser.get("/account").status == 302
 

@@ -4,8 +4,7 @@ identifier-changed / identifier-recycled), `exp` 12 hours after `iat`."""
 
 from __future__ import annotations
 
-import time
-
+from chalicelib.clock import epoch_seconds
 from tests.support import CLIENT_ID
 
 # Whom the SETs are addressed to (`aud`): every token the tests build is built with it.
@@ -47,7 +46,7 @@ def set_for(
             if email is not None
             else {"subject_type": "iss-sub", "iss": idp.issuer, "sub": sub}
         )
-    issued = overrides.pop("iat", int(time.time()))
+    issued = overrides.pop("iat", epoch_seconds())  # the app's clock: a test may move it
     claims = {
         "iat": issued,
         "exp": issued + 12 * 3600,
