@@ -453,6 +453,7 @@ class LocalLoginGov:
                 "jti": jti,
                 "iat": claims.get("iat"),
                 "occurred_at": event.get("occurred_at"),
+                "token": token,  # as received, for a test to check on its own
             }
             self.received_security_events.append(received)
         log.info("security event accepted: %s from %s", event_type, client.client_id)

@@ -270,7 +270,7 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     }
 
 
-def _after_commit(result: dict, step: str, command: str, run):
+def _after_commit(result: dict, step: str, command: str, run, **about: str):
     """Run a step that follows a committed change (ending sessions). If AWS fails it, the
     result says so — the step, why, and the desk command that does it (`command`, safe to
     run again; the console's retry button does the same) — and the change is still reported
@@ -280,7 +280,7 @@ def _after_commit(result: dict, step: str, command: str, run):
         return run()
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
         result.setdefault("follow_up_failed", []).append(
-            {"step": step, "error": aws_trouble.cause(exc), "command": command}
+            {"step": step, "error": aws_trouble.cause(exc), "command": command, **about}
         )
         return None
 
@@ -291,6 +291,7 @@ def _end_sessions_after(result: dict, sub: str) -> None:
         "end-sessions",
         f"end-sessions {sub}",
         lambda: sessions.end_sessions_for_subject(sub),
+        sub=sub,  # what the console's retry button sends back
     )
 
 

@@ -846,9 +846,7 @@ def test_a_ticket_is_recorded_with_the_change_and_optional_from_the_cli(cli, arg
 
 
 @pytest.mark.parametrize("ticket", ["SD-1\x1b[2J", "SD-\u202e1", "x" * 65])
-def test_a_ticket_with_invisible_characters_or_too_long_is_refused_and_changes_nothing(
-    cli, ticket
-):
+def test_a_ticket_with_invisible_characters_or_too_long_is_refused_and_changes_nothing(cli, ticket):
     make_account("1000000046", "bad.ticket@example.com")
     link("1000000046", "sub-46")
     code, _, err = cli(
@@ -918,6 +916,7 @@ def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cl
             "command": "end-sessions sub-51",
             "run": "manage.py --stage test end-sessions sub-51",
             "error": f"DynamoDB throttled: Query {THROTTLED}",
+            "sub": "sub-51",
         }
     ]
 

@@ -109,6 +109,9 @@ ERROR_PAGES: dict[type[Exception], Page | Redirect] = {
     e.BadRequest: Page("error.html", 400),
     desk.StaffChangeInvalid: Page("staff_refused.html", 400),
     desk.StaffChangeRefused: Page("staff_refused.html", 409),
+    desk.DeskChangeInvalid: Page("desk_refused.html", 400),
+    desk.DeskChangeRefused: Page("desk_refused.html", 409),
+    desk.DeskAccountNotFound: Page("desk_refused.html", 404),
     e.StorageUnavailable: Page("error_server.html", 503),
     e.NotFound: Page("not_found.html", 404),
 }
