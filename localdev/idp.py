@@ -533,6 +533,16 @@ class LocalLoginGov:
                 return Response("", status=status)
             return jsonify(answer), status
 
+        @app.get("/test/security-events")
+        def received_security_events():
+            # Test tooling (no Login.gov has it): what relying parties reported, no tokens.
+            with idp._lock:
+                shown = [
+                    {k: v for k, v in e.items() if k != "token"}
+                    for e in idp.received_security_events
+                ]
+            return jsonify(shown)
+
         @app.get("/api/openid_connect/certs")
         def certs():
             status = idp.faults.get("jwks_status")
