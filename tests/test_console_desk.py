@@ -13,7 +13,7 @@ from chalicelib.models import Account, AuditEvent, Claim
 from localdev.html_forms import parse_forms
 from localdev.idp import SECURITY_EVENTS_PATH, public_pem, sub_for_emails
 from tests.support.accounts import link, make_account
-from tests.support.console import DESK_CLIENT_ID, DESK_KEY, DeskBrowser, signed_in
+from tests.support.console import DESK_CLIENT_ID, DESK_ENV, DESK_KEY, DeskBrowser, signed_in
 
 VIEWER, AGENT, LEAD = "viewer@desk.example.gov", "agent@desk.example.gov", "lead@desk.example.gov"
 ROLE_OF = {VIEWER: "viewer", AGENT: "agent", LEAD: "supervisor"}
@@ -383,3 +383,57 @@ def test_trace_and_export_changes_are_forms_for_agents(desk_browser, linked):
     assert page.status == 200 and NR in page.body
     csv = desk_browser.get(f"/export-changes?since={today}&format=csv")
     assert csv.headers["Content-Type"].startswith("text/csv") and NR in csv.body
+
+
+# --- the local Login.gov checks what it is told, as Login.gov does ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "err"),
+    [
+        ({"key": "another"}, "jws"),
+        ({"aud": "https://elsewhere.example/api/risc/security_events"}, "jwtAud"),
+        ({"exp": 4102444800}, "setData"),
+        ({"typ": "JWT"}, "jwtHdr"),
+        ({"sub": "not-issued-by-it"}, "setData"),
+        (
+            {"event": "https://schemas.openid.net/secevent/risc/event-type/account-disabled"},
+            "setType",
+        ),
+    ],
+)
+def test_the_local_login_gov_refuses_a_set_it_would_not_accept(desk_client, idp, change, err):
+    import jwt
+    import requests
+
+    from localdev.idp import generate_rsa_key, private_pem
+
+    sub = known_identity(desk_client, idp, "someone.reported@example.net")
+    endpoint = idp.url(SECURITY_EVENTS_PATH)
+    event = change.get("event", FRAUD)
+    claims = {
+        "iss": DESK_CLIENT_ID,
+        "jti": f"jti-{err}-{len(idp.received_security_events)}-{sorted(change)}",
+        "iat": 1,
+        "aud": change.get("aud", endpoint),
+        "events": {
+            event: {
+                "subject": {
+                    "subject_type": "iss-sub",
+                    "iss": idp.issuer,
+                    "sub": change.get("sub", sub),
+                }
+            }
+        },
+        **({"exp": change["exp"]} if "exp" in change else {}),
+    }
+    key = private_pem(generate_rsa_key()) if "key" in change else DESK_ENV["LOGIN_GOV_PRIVATE_KEY"]
+    token = jwt.encode(
+        claims, key, algorithm="RS256", headers={"typ": change.get("typ", "secevent+jwt")}
+    )
+    before = len(idp.received_security_events)
+    answer = requests.post(
+        endpoint, data=token, headers={"Content-Type": "application/secevent+jwt"}, timeout=10
+    )
+    assert answer.status_code == 400 and answer.json()["err"] == err, answer.text
+    assert len(idp.received_security_events) == before
