@@ -105,9 +105,12 @@ def event_token(sub: str, endpoint: str, event_type: str = AUTHORIZATION_FRAUD) 
     )
 
 
-def report_authorization_fraud(sub: str) -> None:
+def report_authorization_fraud(
+    sub: str, *, nr_number: str | None = None, actor: str | None = None
+) -> None:
     """Tell Login.gov that this identity was used by someone other than its owner. Raises
-    ReportFailed when Login.gov could not be told (the caller shows it and offers a retry)."""
+    ReportFailed when Login.gov could not be told (the caller shows it and offers a retry).
+    The account and the actor go into the log line of either outcome."""
     endpoint = security_events_endpoint()
     answer = _http(
         "POST",
@@ -122,6 +125,17 @@ def report_authorization_fraud(sub: str) -> None:
             detail = f": {body.get('err')}" if isinstance(body, dict) and body.get("err") else ""
         except ValueError:
             pass
-        log_event("login_gov_report_failed", subject=keyed_hash(sub), status=answer.status)
+        log_event(
+            "login_gov_report_failed",
+            subject=keyed_hash(sub),
+            status=answer.status,
+            nr_number=nr_number,
+            actor=actor,
+        )
         raise ReportFailed(f"Login.gov answered {answer.status}{detail}")
-    log_event("login_gov_told_authorization_fraud", subject=keyed_hash(sub))
+    log_event(
+        "login_gov_told_authorization_fraud",
+        subject=keyed_hash(sub),
+        nr_number=nr_number,
+        actor=actor,
+    )

@@ -116,7 +116,7 @@ def change(
         if operation == "unlink":
             result = desk.unlink(nr_number, mode=inputs.get("mode") or "", **why)
             if result["mode"] == "not-owner" and inputs.get("report"):
-                _report(result, result["unlinked_sub"])
+                _report(result, result["unlinked_sub"], who)
             return result
         if operation in ("disable", "enable"):
             status = "disabled" if operation == "disable" else "active"
@@ -134,11 +134,13 @@ def change(
     raise DeskChangeInvalid("no such desk operation", reason="operation")
 
 
-def _report(result: dict, sub: str) -> None:
+def _report(result: dict, sub: str, who: desk.Actor) -> None:
     """Tell Login.gov, after the unlink committed: a failure is reported on the page as a
     follow-up to retry, and the unlink stands."""
     try:
-        login_gov_report.report_authorization_fraud(sub)
+        login_gov_report.report_authorization_fraud(
+            sub, nr_number=result["nr_number"], actor=who.name
+        )
     except (login_gov_report.ReportFailed, ServiceError, BotoCoreError, ClientError) as exc:
         result.setdefault("follow_up_failed", []).append(
             {"step": REPORT_STEP, "error": str(exc), "sub": sub}
@@ -167,7 +169,7 @@ def retry_report(nr_number: str, sub: str | None, member: StaffMember) -> dict:
         )
     result = {"nr_number": view["nr_number"], "name": view["name"], "sub": subject}
     result["primary_email"] = view["primary_email"]
-    _report(result, subject)
+    _report(result, subject, who)
     log_event(
         "login_gov_report_retried",
         nr_number=view["nr_number"],
