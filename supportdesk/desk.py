@@ -24,8 +24,10 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -146,7 +148,9 @@ def _why(actor: Actor, ticket: str | None, reason: str) -> dict[str, str]:
     return {"reason": reason, **({"ticket": ticket} if ticket else {}), **actor.detail()}
 
 
-def _checked_why(actor, ticket, reason) -> tuple[Actor, dict[str, str]]:
+def _checked_why(
+    actor: str | Actor | None, ticket: str | None, reason: str | None
+) -> tuple[Actor, dict[str, str]]:
     reason = _check_reason(reason)
     who = _check_actor(actor)
     return who, _why(who, check_ticket(ticket, who), reason)
@@ -270,7 +274,12 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     }
 
 
-def _after_commit(result: dict, step: str, command: str, run, **about: str):
+T = TypeVar("T")
+
+
+def _after_commit(
+    result: dict, step: str, command: str, run: Callable[[], T], **about: str
+) -> T | None:
     """Run a step that follows a committed change (ending sessions). If AWS fails it, the
     result says so — the step, why, and the desk command that does it (`command`, safe to
     run again; the console's retry button does the same) — and the change is still reported
@@ -508,7 +517,7 @@ def end_account_sessions(
             actor=who.name,
             export=False,
             subject=keyed_hash(sub) or "",
-            **why,
+            extra=why,
         ),
         Stale(f"account {account.nr_number} was unlinked meanwhile; nothing was changed"),
         subject=keyed_hash(sub),
@@ -632,7 +641,7 @@ def set_status(
             status=new_status,
             fields="support_hold",
             hold="on" if hold else "off",
-            **why,
+            extra=why,
         )
         tx = store.Transaction()
         tx.update(
@@ -778,7 +787,7 @@ def set_email(
             fields=field_name,
             old_key=old_normalized or "",
             new_key=normalized or "",
-            **why,
+            extra=why,
         )
     else:
         event = audit_event(
@@ -789,7 +798,7 @@ def set_email(
             fields=field_name,
             old_email=old_address or "",
             new_email=address or "",
-            **why,
+            extra=why,
         )
     tx = store.Transaction()
     if normalized is not None:
@@ -839,7 +848,7 @@ def _notices_of(
 ) -> list[tuple[str, str]]:
     """Who hears of a support correction, and what kind of change each is told of."""
     if slot == "primary":
-        return [(old or "", "primary")]
+        return [(old, "primary")] if old else []  # an account always has a primary
     if old is None:
         return [(account.primary_email, "secondary")]  # a secondary added
     if new is None:
@@ -942,7 +951,7 @@ def clear_shared(
     account, claim, normalized, preview = _plan_clear_shared(address, nr_number)
     _check_seen(preview, seen)
     event = audit_event(
-        account.nr_number, "shared_address_cleared", actor=who.name, export=False, **why
+        account.nr_number, "shared_address_cleared", actor=who.name, export=False, extra=why
     )
     tx = store.Transaction()
     claims.clear_shared(tx, "claim", claim)
@@ -995,7 +1004,7 @@ def export_changes(since: str) -> list[dict]:
     while day.date() <= today.date():
         for event in AuditEvent.by_export_day.query(day.strftime("%Y-%m-%d")):
             detail = event.detail.as_dict() if event.detail else {}
-            fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change"), "")
+            fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change", ""), "")
             if event.event in HOLD_EVENTS:
                 fields = "support_hold"
             for field_name in fields.split(","):

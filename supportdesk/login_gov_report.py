@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 
+import urllib3
+
 from chalicelib import clock, login_gov
 from chalicelib.config import get_settings
 from chalicelib.logs import keyed_hash, log_event
@@ -34,9 +36,9 @@ class ReportFailed(Exception):
     """Login.gov could not be told (unreachable, or it refused the token): safe to retry."""
 
 
-def _http(method: str, url: str, *, body: bytes | None = None, headers: dict | None = None):
-    import urllib3
-
+def _http(
+    method: str, url: str, *, body: bytes | None = None, headers: dict | None = None
+) -> urllib3.BaseHTTPResponse:
     settings = get_settings()
     try:
         return urllib3.request(
