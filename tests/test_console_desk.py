@@ -299,6 +299,42 @@ def test_a_throttled_transaction_writes_neither_the_change_nor_its_audit_record(
     assert Claim.get(f"sub#{linked}", consistent_read=True).nr_number == NR
 
 
+def test_ending_the_sessions_failed_after_the_unlink_the_page_says_done_and_retries_it(
+    desk_browser, linked, calls
+):
+    as_staff(desk_browser, AGENT)
+    fields = confirm_form(desk_browser.get(f"/people/{NR}/unlink?mode=lost-account"))
+    calls.fail("Query", "ProvisionedThroughputExceededException", table="flows", times=50)
+    done = desk_browser.post(f"/people/{NR}/unlink", {**fields, "ticket": "T", "reason": "r"})
+    assert done.status == 200 and "Done: do not repeat the change." in done.body
+    assert "Ending the sessions failed" in done.body
+    assert account().linked_sub is None and len(desk_events()) == 1
+
+    calls.rules.clear()
+    (retry,) = [f for f in parse_forms(done.body) if f["action"].endswith("/retry/end-sessions")]
+    assert retry["fields"]["sub"] == linked
+    again = desk_browser.post(retry["action"], retry["fields"])
+    assert again.status == 200 and f"Sessions of {linked} ended" in again.body
+    assert len(desk_events()) == 1  # a retry changes no record
+
+
+def test_a_notice_that_could_not_be_queued_is_shown_and_sent_again(desk_browser, linked, calls):
+    as_staff(desk_browser, AGENT)
+    entry = {"csrf_token": desk_browser.csrf(), "slot": "primary", "address": "o.new@example.com"}
+    fields = confirm_form(desk_browser.post(f"/people/{NR}/set-email", entry))
+    calls.fail("SendMessage", "ServiceUnavailable", times=5)
+    calls.fail("SendMessageBatch", "ServiceUnavailable", times=5)
+    done = desk_browser.post(f"/people/{NR}/set-email", {**fields, "ticket": "T", "reason": "r"})
+    assert done.status == 200 and "Done: do not repeat the change." in done.body
+    assert f"could not be queued for {OWNER_EMAIL}" in done.body
+    assert account().primary_email == "o.new@example.com"
+
+    calls.rules.clear()
+    (retry,) = [f for f in parse_forms(done.body) if f["action"].endswith("/retry/notices")]
+    again = desk_browser.post(retry["action"], retry["fields"])
+    assert again.status == 200 and f"Told: {OWNER_EMAIL}" in again.body, again.body[:600]
+
+
 # --- the other operations ---------------------------------------------------------------------------
 
 
