@@ -4,8 +4,9 @@
     python manage.py --stage STAGE [--json] COMMAND ...
 
 --stage reads `.chalice/config.json` (top-level, then stages[STAGE] environment_variables)
-into the environment; variables already set in the real environment win. That happens
-before chalicelib is imported, because chalicelib reads its settings from the environment.
+into the environment; variables already set in the real environment win. chalicelib reads
+its settings (and table names) when first used, not when imported: a process that read them
+before --stage applied (tests) reads them again (_sync_chalicelib).
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
@@ -91,11 +92,12 @@ def apply_stage_environment(
 
 
 def _sync_chalicelib() -> None:
-    """chalicelib may already be imported (tests): make it read the environment again."""
-    from chalicelib import config, models
+    """chalicelib may have read its settings already (tests): make it read them again."""
+    from chalicelib import clients, config, models
 
     config.reset_settings()
-    models.use_table_prefix(config.table_prefix())
+    clients.reset()  # built with the settings read before
+    models.use_table_prefix(None)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -1170,7 +1172,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         apply_stage_environment(args.stage, Path(args.config))
-        # Only now import chalicelib: it reads settings and table names from the environment.
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError
