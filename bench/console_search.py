@@ -257,7 +257,7 @@ def _measure(runs: int) -> list:
 
                 rows = [fetch("/search?" + urlencode({"q": q})) for q in queries[: runs * 3]]
                 figures.append(_figure(Figure, percentile, f"console search by {kind}", rows))
-            rows = [fetch(f"/person/{number(i)}") for i in sample[: runs * 3]]
+            rows = [fetch(f"/people/{number(i)}") for i in sample[: runs * 3]]
             figures.append(_figure(Figure, percentile, "console person page", rows))
     finally:
         botocore.client.BaseClient._make_api_call = counted

@@ -56,7 +56,7 @@ def section(page, heading_id: str) -> str:
 
 
 def person(browser, nr_number: str):
-    return browser.get(f"/person/{nr_number}")
+    return browser.get(f"/people/{nr_number}")
 
 
 # --- the stuck cases, each with its diagnosis -----------------------------------------------
@@ -76,7 +76,7 @@ def test_a_shared_primary_address_names_the_other_holder_and_says_ask_then_set_e
     addresses = section(page, "addresses-heading")
     assert "shared: links nobody, receives no code" in addresses
     assert "1000000007 (Gil Kim)" in addresses
-    assert 'href="/person/1000000007"' in page.body
+    assert 'href="/people/1000000007"' in page.body
 
 
 def test_a_once_shared_address_says_a_supervisor_clears_it(viewer):
@@ -371,3 +371,29 @@ def test_manage_find_prints_the_same_diagnosis(cli):
     # --json stays the account views scripts read.
     code, out, _ = cli("--json", "find", "1000000006")
     assert code == 0 and "Why can't they get in?" not in out
+
+
+def actions_offered(page) -> list[str]:
+    part = page.body.split('id="actions-heading"', 1)[1].split("</section>", 1)[0]
+    return re.findall(r'<a class="action" href="([^"]+)"', part)
+
+
+def test_the_page_offers_the_forms_the_role_allows_and_none_to_a_viewer(viewer, other_desk_browser):
+    make_account("1000000011", "front.desk@clinic.example.com")
+    make_account("1000000012", "front.desk@clinic.example.com")
+    desk.set_email("1000000011", slot="primary", address="i@example.com", reason="t", actor="l")
+    linking.link_account("sub-june", "1000000012", method=linking.LinkMethod.AUTOMATIC)
+    assert actions_offered(person(viewer, "1000000012")) == []
+    assert "your role reads only" in person(viewer, "1000000012").body
+    agent = signed_in(other_desk_browser, "agent@desk.example.gov", "agent")
+    assert actions_offered(person(agent, "1000000012")) == [
+        "/people/1000000012/set-email",
+        "/people/1000000012/unlink",
+        "/people/1000000012/end-sessions",
+        "/people/1000000012/disable",
+    ]
+    # A supervisor also clears the once-shared address.
+    desk_browser_lead = signed_in(other_desk_browser, "lead@desk.example.gov", "supervisor")
+    assert "/people/1000000012/clear-shared" in actions_offered(
+        person(desk_browser_lead, "1000000012")
+    )

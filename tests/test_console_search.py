@@ -36,7 +36,7 @@ def results(page) -> list[dict]:
             html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
             for c in re.findall(r"<td>(.*?)</td>", row, re.S)
         ]
-        link = re.search(r'href="/person/(\d+)"', row)
+        link = re.search(r'href="/people/(\d+)"', row)
         rows.append(
             {
                 "nr_number": cells[0],

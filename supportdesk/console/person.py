@@ -2,7 +2,7 @@
 
 The facts (supportdesk.person), the diagnosis in plain words with the next step
 (supportdesk.diagnosis) and the audit trail as a timeline with actor names
-(supportdesk.timeline), for `GET /person/<nr_number>` (routes/person_routes.py). Staff
+(supportdesk.timeline), for `GET /people/<nr_number>` (routes/person_routes.py). Staff
 actors are named from the staff list, read once and only when the page names one.
 """
 

@@ -110,7 +110,7 @@ def test_a_viewer_searches_a_shared_address_and_reads_the_diagnosis(console, idp
     screenshots(page, "console-search")
 
     page.get_by_role("link", name="1000000006").click()
-    page.wait_for_url(console + "/person/1000000006")
+    page.wait_for_url(console + "/people/1000000006")
     assert page.get_by_role("heading", name="Why can’t they get in?").is_visible()
     first = page.locator("ol.findings li").first
     assert first.get_attribute("data-rule") == "shared_addresses"
@@ -122,5 +122,5 @@ def test_a_viewer_searches_a_shared_address_and_reads_the_diagnosis(console, idp
 
     # The other holder is one link away, and says the same from its side.
     page.locator("dl.record").get_by_role("link", name="1000000007").click()
-    page.wait_for_url(console + "/person/1000000007")
+    page.wait_for_url(console + "/people/1000000007")
     assert "shared with 1000000006 (Fay Ode)" in page.locator("ol.findings").inner_text()

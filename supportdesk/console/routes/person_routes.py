@@ -1,4 +1,4 @@
-"""One screen per person (READ): GET /person/<nr_number>, `?before=` for older events."""
+"""One screen per person (READ): GET /people/<nr_number>, `?before=` for older events."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from supportdesk.console.permissions import Permission
 bp = Blueprint(__name__)
 
 
-@bp.route("/person/{nr_number}")
+@bp.route("/people/{nr_number}")
 @access(Permission.READ)
 def person_page(nr_number: str):
     number = (nr_number or "").strip()
