@@ -124,3 +124,13 @@ def http_pool() -> urllib3.PoolManager:
         )
 
     return _kept("http_pool", build)
+
+
+def aws_error_code(exc: BaseException) -> str | None:
+    """The error code of an AWS answer (a botocore ClientError's); None for a failure that
+    brought no answer (a timeout, a refused connection)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) and code else None
