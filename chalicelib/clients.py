@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chalicelib.config import get_settings
+from chalicelib.config import META_TIMEOUTS, get_settings
 
 if TYPE_CHECKING:
     import urllib3
@@ -97,8 +97,6 @@ def dynamodb_transactions() -> Connection:
 
     def build() -> Connection:
         from pynamodb.connection import Connection
-
-        from chalicelib.models import META_TIMEOUTS
 
         return Connection(
             connect_timeout_seconds=META_TIMEOUTS["connect_timeout_seconds"],

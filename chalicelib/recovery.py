@@ -166,7 +166,8 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
         challenge = onetime_codes.verify(binding, code)
     except CodeError as refused:
         if isinstance(refused.pause, guess_limits.PauseStarted):
-            notices.send_recovery_paused(refused.pause)  # best-effort: never fails the request
+            # Best-effort: never fails the request.
+            notices.send_recovery_paused(refused.pause.account, refused.pause.decoy_to)
         raise
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
