@@ -40,7 +40,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from chalicelib import clock
-from chalicelib.config import table_prefix
+from chalicelib.config import META_TIMEOUTS, table_prefix
 
 if TYPE_CHECKING:
     from pynamodb.expressions.condition import Condition
@@ -59,10 +59,6 @@ def utc_now() -> datetime:
 
 def expiry_bucket(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime(EXPIRY_BUCKET_FORMAT)
-
-
-# Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
-META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
 
 
 _pinned_prefix: str | None = None  # use_table_prefix's; None: TABLE_PREFIX, read when used
