@@ -405,7 +405,10 @@ def test_disable_then_enable_and_a_supervisor_lifts_a_bar(desk_browser, linked):
     assert "identity_bar_lifted" in [e.event for e in desk_events()]
 
 
-def test_trace_and_export_changes_are_forms_for_agents(desk_browser, linked):
+def test_trace_and_export_changes_are_forms_for_agents(desk_browser, linked, monkeypatch):
+    from supportdesk.console import desk_ops
+
+    monkeypatch.setattr(desk_ops, "stage", lambda: "prod")  # CloudWatch's queries: not local
     as_staff(desk_browser, AGENT)
     page = desk_browser.get("/trace?ref=3f2a9c1d")
     assert page.status == 200 and "request_id like /^3f2a9c1d/" in page.body
@@ -473,3 +476,33 @@ def test_the_local_login_gov_refuses_a_set_it_would_not_accept(desk_client, idp,
     )
     assert answer.status_code == 400 and answer.json()["err"] == err, answer.text
     assert len(idp.received_security_events) == before
+
+
+# --- what the pages say, as an agent reads them -----------------------------------------------
+
+
+def test_trace_shows_each_query_line_as_a_line_wrapped_to_the_page(
+    desk_browser, linked, monkeypatch
+):
+    from supportdesk.console import desk_ops
+
+    monkeypatch.setattr(desk_ops, "stage", lambda: "prod")
+    as_staff(desk_browser, AGENT)
+    page = desk_browser.get("/trace?ref=3f2a9c1d")
+    assert page.status == 200 and "/aws/lambda/nrcme-signin-prod" in page.body
+    assert "\\x0a" not in page.body
+    assert "\n| filter request_id like /^3f2a9c1d/\n| sort @timestamp asc\n" in page.body
+    # Long lines wrap inside the page at any width, instead of running off its right edge.
+    assert "white-space: pre-wrap" in page.body and "overflow-wrap: anywhere" in page.body
+
+
+def test_trace_on_the_local_stage_says_where_its_log_lines_are_instead_of_cloudwatch(
+    desk_browser, linked
+):
+    as_staff(desk_browser, AGENT)
+    page = desk_browser.get("/trace?ref=3f2a9c1d")
+    assert page.status == 200
+    assert "CloudWatch Logs Insights" not in page.body and "request_id like" not in page.body
+    assert "make run" in page.body
+    assert "manage.py trace 3f2a9c1d --log-file" in page.body
+

@@ -201,9 +201,12 @@ def stage() -> str:
 
 
 def trace_reference(reference: str | None, stage: str, days: int = 7) -> dict:
-    """The CloudWatch Logs Insights queries that find a reference, for both apps."""
+    """The CloudWatch Logs Insights queries that find a reference, for both apps; on the
+    local stage (no CloudWatch) only the reference, `local`: its page says where to search."""
     with _console_errors():
         ref = trace.parse_reference(reference)
+        if stage in trace.LOCAL_STAGES:
+            return {"reference": ref, "local": True, "apps": []}
         return {
             "reference": ref,
             "apps": [
