@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from supportdesk.person import Address, AddressState, Link, Person, Usage, when
+from supportdesk.person import Address, AddressState, Link, Person, Refusal, Usage, when
 
 
 class Severity(IntEnum):
@@ -339,16 +339,53 @@ def pending_codes(person: Person) -> list[Finding]:
     return findings
 
 
+def _linked_after(person: Person, refusal: Refusal) -> bool:
+    return any(
+        e.event == "identity_linked" and e.at_event.split("#", 1)[0] > refusal.at
+        for e in person.events
+    )
+
+
+def _refused_for_the_link(person: Person) -> Refusal | None:
+    """The newest refusal because another Login.gov account is linked, while that link is
+    still the one there (no link made since)."""
+    if person.link is None:
+        return None
+    return next(
+        (
+            r
+            for r in person.refusals
+            if r.reason == "link_refused_shared" and not _linked_after(person, r)
+        ),
+        None,
+    )
+
+
+def refused_while_linked(person: Person) -> list[Finding]:
+    # Someone with this record's address was turned away by the link: perhaps its owner,
+    # locked out by a stranger's Login.gov account. Never "nothing stops them".
+    refusal = _refused_for_the_link(person)
+    if refusal is None:
+        return []
+    reference = f" (reference {refusal.reference})" if refusal.reference else ""
+    return [
+        Finding(
+            Severity.WARNING,
+            "Another Login.gov account is linked to this record, and someone was refused at "
+            f"{when(refusal.at)}{reference}.",
+            "If the caller is the owner, verify them, then unlink as not-owner.",
+        )
+    ]
+
+
 def last_refusal(person: Person) -> list[Finding]:
     if not person.refusals:
         return []
     refusal = person.refusals[0]
-    linked_after = any(
-        e.event == "identity_linked" and e.at_event.split("#", 1)[0] > refusal.at
-        for e in person.events
-    )
-    if linked_after:
+    if _linked_after(person, refusal):
         return []  # an old refusal, since solved by a link
+    if refusal is _refused_for_the_link(person):
+        return []  # refused_while_linked says it
     meaning, step = REFUSALS.get(
         refusal.reason, (refusal_meaning(refusal.reason), "Look the reference up (trace).")
     )
@@ -377,7 +414,7 @@ def institutional_primary(person: Person) -> list[Finding]:
 
 
 def nothing_stops(person: Person, found: list[Finding]) -> list[Finding]:
-    if any(f.severity is Severity.BLOCKER for f in found):
+    if any(f.severity is Severity.BLOCKER or f.rule == "refused_while_linked" for f in found):
         return []
     return [
         Finding(
@@ -402,6 +439,7 @@ RULES: tuple[Callable[[Person], list[Finding]], ...] = (
     once_shared_addresses,
     missing_claims,
     bars,
+    refused_while_linked,
     last_refusal,
     codes_near_cap,
     linked,

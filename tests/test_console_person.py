@@ -273,7 +273,10 @@ def test_an_examiners_refused_sign_in_is_on_the_person_page_with_its_reference(
     page = person(viewer, "1000000001")
     (row,) = refusal_rows(page)
     assert row[1] == reference and meaning in row[2]
-    assert f"(reference {reference}): {meaning}" in said(page, "last_refusal")
+    if case == "linked":  # while that link stands: refused_while_linked says it
+        assert f"(reference {reference})." in said(page, "refused_while_linked")
+    else:
+        assert f"(reference {reference}): {meaning}" in said(page, "last_refusal")
 
 
 def test_login_gov_disabling_the_linked_account_says_only_login_gov_can_lift_it(
@@ -397,3 +400,25 @@ def test_the_page_offers_the_forms_the_role_allows_and_none_to_a_viewer(viewer, 
     assert "/people/1000000012/clear-shared" in actions_offered(
         person(desk_browser_lead, "1000000012")
     )
+
+
+def test_someone_elses_link_and_the_owner_refused_is_no_nothing_stops_them(
+    viewer, browser, other_browser
+):
+    make_account("1000000001", "dr.alice@example.com", status="active")
+    assert other_browser.sign_in(["dr.alice@example.com"], sub="sub-someone-else").status == 302
+    refused = browser.sign_in(["dr.alice@example.com"], sub="sub-alice")
+    assert refused.status == 409, refused.body[:300]
+    reference = reference_on(refused)
+
+    page = person(viewer, "1000000001")
+    assert "nothing_stops" not in rules(page)
+    (at,) = re.findall(r"someone was refused at (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", page.body)
+    assert said(page, "refused_while_linked") == (
+        "Warning: Another Login.gov account is linked to this record, and someone was refused "
+        f"at {at} (reference {reference}). Next step: If the caller is the owner, verify "
+        "them, then unlink as not-owner."
+    )
+    # Said once: the last refusal's own finding is this one.
+    assert "last_refusal" not in rules(page)
+
