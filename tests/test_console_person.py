@@ -422,3 +422,18 @@ def test_someone_elses_link_and_the_owner_refused_is_no_nothing_stops_them(
     # Said once: the last refusal's own finding is this one.
     assert "last_refusal" not in rules(page)
 
+
+def test_a_once_shared_address_hands_off_to_a_supervisor_for_roles_that_cannot_clear_it(
+    viewer, other_desk_browser
+):
+    make_account("1000000011", "front.desk@clinic.example.com")
+    make_account("1000000012", "front.desk@clinic.example.com")
+    desk.set_email("1000000011", slot="primary", address="i@example.com", reason="t", actor="l")
+    hand_off = "Only a supervisor can clear a once-shared address: pass the ticket to a supervisor."
+    agent = signed_in(other_desk_browser, "agent@desk.example.gov", "agent")
+    assert hand_off in section(person(agent, "1000000012"), "actions-heading")
+    assert hand_off in section(person(viewer, "1000000012"), "actions-heading")
+    lead = signed_in(other_desk_browser, "lead@desk.example.gov", "supervisor")
+    assert hand_off not in person(lead, "1000000012").body
+    # Nothing to hand off where no address was shared.
+    assert hand_off not in person(agent, "1000000011").body
