@@ -506,3 +506,14 @@ def test_trace_on_the_local_stage_says_where_its_log_lines_are_instead_of_cloudw
     assert "make run" in page.body
     assert "manage.py trace 3f2a9c1d --log-file" in page.body
 
+
+def test_the_stale_page_says_what_happened_once_in_a_capitalized_sentence(desk_browser, linked):
+    as_staff(desk_browser, AGENT)
+    fields = confirm_form(desk_browser.get(f"/people/{NR}/disable"))
+    account().update(actions=[Account.first_name.set("Olivia")])
+    page = desk_browser.post(f"/people/{NR}/disable", {**fields, "ticket": "T", "reason": "r"})
+    assert page.status == 409
+    assert f"<p>Account {NR} changed since the confirmation was shown" in page.body
+    assert f"account {NR} changed" not in page.body
+    assert page.body.lower().count("look at it again") == 1
+
