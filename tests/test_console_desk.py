@@ -517,3 +517,18 @@ def test_the_stale_page_says_what_happened_once_in_a_capitalized_sentence(desk_b
     assert f"account {NR} changed" not in page.body
     assert page.body.lower().count("look at it again") == 1
 
+
+def test_the_unlink_confirmation_names_the_login_gov_account_by_its_email_and_a_plain_time(
+    desk_browser, linked
+):
+    account().update(actions=[Account.linked_email.set(INTRUDER_EMAIL)])
+    as_staff(desk_browser, AGENT)
+    page = desk_browser.get(f"/people/{NR}/unlink?mode=lost-account")
+    assert page.status == 200
+    assert f"Login.gov account: <strong>{INTRUDER_EMAIL}</strong>" in page.body
+    assert "it shared" not in page.body
+    linked_at = account().linked_at
+    assert f"linked {linked_at.strftime('%Y-%m-%d %H:%M')} UTC" in page.body
+    # The sub is there for an engineer, in small print, never as the account's only name.
+    assert f'<span class="hint">Login.gov sub {linked}</span>' in page.body
+

@@ -52,6 +52,7 @@ from supportdesk.console.permissions import (
     allows,
 )
 from supportdesk.console.settings import desk_settings, supervisor_contact
+from supportdesk.person import when
 
 HOME = "/home"
 FORM = edge.FORM
@@ -233,6 +234,7 @@ def page_context() -> dict:
         "can": functools.partial(allows, role),
         "Permission": Permission,
         "supervisor_contact": supervisor_contact(),
+        "when": when,  # every time a page prints: "2026-06-09 09:30 UTC"
         **_lifetimes(),
     }
 

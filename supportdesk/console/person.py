@@ -28,7 +28,6 @@ class PersonPage:
     def helpers(self) -> dict:
         """What person.html calls to say things in words."""
         return {
-            "when": person.when,
             "actor": lambda name: timeline.actor_phrase(name, {}, self.facts, self.names),
             "how_linked": diagnosis.how_linked,
             "refusal_meaning": diagnosis.refusal_meaning,
