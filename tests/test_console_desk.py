@@ -197,7 +197,7 @@ def test_login_gov_unreachable_the_unlink_stands_the_page_says_so_and_the_retry_
     )
     assert done.status == 200
     assert "Done: do not repeat the change." in done.body
-    assert "Telling Login.gov failed" in done.body and "503" in done.body
+    assert "Login.gov could not be reached just now (it answered 503)" in done.body
     assert account().linked_sub is None and account().barred_subs == {linked}
     assert len(idp.received_security_events) == before
 
@@ -532,3 +532,17 @@ def test_the_unlink_confirmation_names_the_login_gov_account_by_its_email_and_a_
     # The sub is there for an engineer, in small print, never as the account's only name.
     assert f'<span class="hint">Login.gov sub {linked}</span>' in page.body
 
+
+def test_login_gov_unreachable_says_so_plainly_and_when_to_tell_it_again(desk_browser, linked, idp):
+    as_staff(desk_browser, AGENT)
+    fields = confirm_form(desk_browser.get(f"/people/{NR}/unlink?mode=not-owner"))
+    idp.faults["security_events_status"] = 503
+    done = desk_browser.post(
+        f"/people/{NR}/unlink", {**fields, "ticket": "SD-105", "reason": "not the owner"}
+    )
+    assert done.status == 200
+    assert (
+        "Login.gov could not be reached just now (it answered 503). The unlink is done; use "
+        "Tell Login.gov again in a few minutes."
+    ) in done.body
+    assert "Login.gov answered 503" not in done.body

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -143,11 +144,27 @@ def _report(result: dict, sub: str, who: desk.Actor) -> None:
         )
     except (login_gov_report.ReportFailed, ServiceError, BotoCoreError, ClientError) as exc:
         result.setdefault("follow_up_failed", []).append(
-            {"step": REPORT_STEP, "error": str(exc), "sub": sub}
+            {"step": REPORT_STEP, "error": str(exc), "sub": sub, **_why_not_told(exc)}
         )
         result["login_gov_told"] = False
         return
     result["login_gov_told"] = True
+
+
+# login_gov_report.ReportFailed's words when Login.gov answered with an HTTP status.
+_ANSWERED = re.compile(r"^Login\.gov answered (\d{3})")
+
+
+def _why_not_told(exc: Exception) -> dict:
+    """For the page: `unreachable` (no answer, or a 5xx: try again in a few minutes) and
+    Login.gov's `status` when it answered; anything else is an engineer's to look at."""
+    text = str(exc)
+    answered = _ANSWERED.match(text)
+    status = int(answered.group(1)) if answered else None
+    unreachable = (status is not None and status >= 500) or text.startswith(
+        "Login.gov could not be reached"
+    )
+    return {"status": status, "unreachable": unreachable}
 
 
 # --- retries of follow-ups ------------------------------------------------------------------------
