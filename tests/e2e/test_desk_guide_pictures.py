@@ -187,7 +187,13 @@ def test_signing_in_finding_a_person_and_the_shared_office_address(console, desk
 
     # June's record keeps the office's address: once-shared, a supervisor's to clear.
     agent.goto(console + "/people/1000000006")
-    shoot(agent, "person-once-shared", "was shared with another account", "clear-shared")
+    shoot(
+        agent,
+        "person-once-shared",
+        "was shared with another account",
+        "clear-shared",
+        "Only a supervisor can clear a once-shared address: pass the ticket to a supervisor.",
+    )
     agent.goto(console + "/people/1000000006/clear-shared")
     shoot(agent, "agent-cannot", "You cannot use this page")
 
@@ -220,7 +226,13 @@ def test_a_lost_login_gov_account_and_a_stale_confirmation(console, desk, browse
     agent.get_by_role("button", name="Continue").click()
     agent.wait_for_load_state()
     confirm(agent, "SD-2003", "lost her phone; identity checked by the desk's questions")
-    shoot(agent, "unlink-lost-confirm", "Confirm: ", "The person lost that Login.gov account")
+    shoot(
+        agent,
+        "unlink-lost-confirm",
+        "Confirm: ",
+        "Unlink this Login.gov account: dr.alice.moreno@example.com",
+        "The person lost that Login.gov account",
+    )
 
     # Meanwhile the account changes (a colleague corrects its secondary address): the
     # confirmation the agent has open is out of date, and nothing is changed.
@@ -237,7 +249,13 @@ def test_a_lost_login_gov_account_and_a_stale_confirmation(console, desk, browse
 
     agent.get_by_role("button", name="Confirm").click()
     agent.wait_for_load_state()
-    shoot(agent, "stale", "Nothing was changed", "Look at it again, then start over")
+    shoot(
+        agent,
+        "stale",
+        "Nothing was changed",
+        "Account 1000000001 changed since the confirmation was shown",
+        "look at it again and start over",
+    )
 
     agent.goto(console + "/people/1000000001/unlink?mode=lost-account")
     agent.wait_for_load_state()
@@ -278,7 +296,9 @@ def test_someone_elses_login_gov_account_and_the_callers_reference(
     shoot(
         agent,
         "person-refused",
-        f"(reference {reference}): another Login.gov account is already linked",
+        "Another Login.gov account is linked to this record, and someone was refused at",
+        f"(reference {reference}).",
+        "If the caller is the owner, verify them, then unlink as not-owner.",
         "Linked to the Login.gov account",
     )
     agent.goto(console + "/people/1000000002/unlink?mode=not-owner")
@@ -296,6 +316,7 @@ def test_someone_elses_login_gov_account_and_the_callers_reference(
         "Done: ",
         "is unlinked and barred from this record",
         "Done: do not repeat the change.",
+        "Login.gov could not be reached just now (it answered 503). The unlink is done",
         "Tell Login.gov again",
     )
     idp.faults.clear()
