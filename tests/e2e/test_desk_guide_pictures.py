@@ -331,6 +331,17 @@ def test_someone_elses_login_gov_account_and_the_callers_reference(
     agent.get_by_role("button", name="Trace").click()
     agent.wait_for_url(console + "/trace?**")
     assert agent.get_by_label("Reference").input_value() == reference
+    assert agent.get_by_text("--log-file FILE").is_visible()  # the local stage: no CloudWatch
+    # A stage in AWS shows the queries, one line each, wrapped inside a phone's width too.
+    from supportdesk.console import desk_ops
+
+    monkeypatch.setattr(desk_ops, "stage", lambda: "prod")
+    for width in (375, WIDTH):
+        agent.set_viewport_size({"width": width, "height": HEIGHT})
+        agent.reload()
+        query = agent.locator("pre.query").first
+        assert "\n| filter request_id like /^3f2a9c1d/\n" in query.inner_text()
+        assert agent.evaluate("document.documentElement.scrollWidth") <= width
 
     owner = browser.sign_in(emails, sub="sub-bashir")
     assert owner.status == 302, owner.body[:300]
