@@ -546,3 +546,13 @@ def test_login_gov_unreachable_says_so_plainly_and_when_to_tell_it_again(desk_br
         "Tell Login.gov again in a few minutes."
     ) in done.body
     assert "Login.gov answered 503" not in done.body
+
+
+def test_the_unlink_done_page_names_the_login_gov_account_by_its_email(desk_browser, linked):
+    account().update(actions=[Account.linked_email.set(INTRUDER_EMAIL)])
+    as_staff(desk_browser, AGENT)
+    fields = confirm_form(desk_browser.get(f"/people/{NR}/unlink?mode=lost-account"))
+    done = desk_browser.post(f"/people/{NR}/unlink", {**fields, "ticket": "T", "reason": "r"})
+    assert done.status == 200
+    assert f"The Login.gov account <strong>{INTRUDER_EMAIL}</strong> is unlinked" in done.body
+    assert f'<span class="hint">Login.gov sub {linked}</span>' in done.body

@@ -115,7 +115,11 @@ def change(
     why: dict[str, Any] = {"reason": reason or "", "actor": who, "ticket": ticket, "seen": seen}
     with _console_errors():
         if operation == "unlink":
+            # The page names the Login.gov account by its email, read before the unlink
+            # clears it: `seen` refuses the unlink if the link changed since this read.
+            email = desk.find(nr_number)[0]["linked_email"]
             result = desk.unlink(nr_number, mode=inputs.get("mode") or "", **why)
+            result["unlinked_email"] = email
             if result["mode"] == "not-owner" and inputs.get("report"):
                 _report(result, result["unlinked_sub"], who)
             return result
