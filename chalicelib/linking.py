@@ -271,8 +271,9 @@ def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
     return None
 
 
-class UnlinkConflict(Exception):
-    """The account changed while unlinking (a sign-in or another action); nothing changed."""
+class LinkChangeConflict(Exception):
+    """A change of a link or a bar (unlink, lift-bar) refused because the account or claim
+    changed since it was read (a sign-in or another action); nothing changed."""
 
 
 def unlink_items(
@@ -351,7 +352,7 @@ def unlink_identity(
     commit_with_audit(
         tx,
         audit,
-        UnlinkConflict("account or claim changed while unlinking"),
+        LinkChangeConflict("account or claim changed while unlinking"),
         subject=keyed_hash(sub),
     )
 
@@ -377,6 +378,6 @@ def lift_bar(account: Account, sub: str, *, actor: str, reason: str, **detail: s
     commit_with_audit(
         tx,
         audit,
-        UnlinkConflict("the identity is not barred from this account"),
+        LinkChangeConflict("the identity is not barred from this account"),
         subject=keyed_hash(sub),
     )
