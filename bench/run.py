@@ -49,9 +49,9 @@ class Stack:
 
     def __init__(self) -> None:
         from localdev.idp import LocalLoginGov, generate_rsa_key, private_pem, public_pem
-        from localdev.moto_support import serialize_dynamodb_writes
+        from localdev.moto_support import install_dynamodb_behaviour
 
-        serialize_dynamodb_writes()
+        install_dynamodb_behaviour()
         from moto.server import ThreadedMotoServer
 
         self.moto_port = free_port()

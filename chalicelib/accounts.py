@@ -14,7 +14,6 @@ from chalicelib.errors import (
     NotLinkedYet,
     NotSignedIn,
 )
-from chalicelib.logs import keyed_hash
 from chalicelib.models import Account, Session
 
 ROLE_LABELS = {
@@ -54,9 +53,7 @@ def refuse_if_disabled(session: Session) -> None:
     if identity is not None and identity.disabled:
         # A disabled Login.gov account must not send recovery codes or link a record.
         session.delete()
-        raise IdentityDisabled(
-            "Login.gov disabled this identity", subject=keyed_hash(session.subject)
-        )
+        raise IdentityDisabled("Login.gov disabled this identity", sub=session.subject)
 
 
 def signed_in_account(session: Session, token: str | None) -> Account:
@@ -75,7 +72,7 @@ def signed_in_account(session: Session, token: str | None) -> Account:
         sessions.end_session(token)
         raise IdentityDisabled(
             "Login.gov disabled this identity",
-            subject=keyed_hash(session.subject),
+            sub=session.subject,
             nr_number=account.nr_number,
         )
     if account.status != "active":

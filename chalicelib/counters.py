@@ -1,6 +1,6 @@
 """Counters the database keeps honest: the send limits and the guess caps, over sliding windows.
 
-A counter is a flow item per fixed window (models.SendCounter: `sends` holds the count,
+A counter is a flow item per fixed window (models.WindowCounter: `sends` holds the count,
 `stamps` each event's time with a random tag) whose key names what it counts and its window.
 `take` is one UpdateItem, ADD 1 on condition the count is under what is left of the limit,
 so two requests at once cannot both take the last unit; `give` is ADD -1 (never below zero)
@@ -31,7 +31,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib import clock
-from chalicelib.models import SendCounter, expiry_bucket
+from chalicelib.models import WindowCounter, expiry_bucket
 from chalicelib.store import condition_failed
 
 
@@ -75,12 +75,12 @@ class Sliding:
         # Read as the previous window until the next one ends.
         return (self.window + 2) * self.seconds
 
-    def earlier(self, found: dict[str, SendCounter]) -> int:
+    def earlier(self, found: dict[str, WindowCounter]) -> int:
         """The previous window's events still inside the sliding window."""
         return events_after(found.get(self.previous_id), self.now - self.seconds)
 
     def take(
-        self, limit: int, found: dict[str, SendCounter], *, stamp: str, subject: str | None = None
+        self, limit: int, found: dict[str, WindowCounter], *, stamp: str, subject: str | None = None
     ) -> int | None:
         """Count one event if fewer than `limit` are inside the sliding window: the count
         with it, or None (nothing counted). `found`: what `read` returned."""
@@ -94,14 +94,14 @@ class Sliding:
         )
 
 
-def read(counters: Iterable[Sliding], also: Sequence[str] = ()) -> dict[str, SendCounter]:
+def read(counters: Iterable[Sliding], also: Sequence[str] = ()) -> dict[str, WindowCounter]:
     """The previous windows of `counters`, and the items `also` names, by id: one
     BatchGetItem (consistent), whatever was found."""
     ids = list(dict.fromkeys([c.previous_id for c in counters] + list(also)))
-    return {item.flow_id: item for item in SendCounter.batch_get(ids, consistent_read=True)}
+    return {item.flow_id: item for item in WindowCounter.batch_get(ids, consistent_read=True)}
 
 
-def events_after(item: SendCounter | None, start: float) -> int:
+def events_after(item: WindowCounter | None, start: float) -> int:
     """How many of `item`'s events happened after `start`. An item written before events
     were stamped counts whole (it can only err towards refusing)."""
     if item is None:
@@ -124,22 +124,22 @@ def take(
     `earlier` and this item's count together are already at `limit`."""
     room = limit - earlier
     actions: list[Action] = [
-        SendCounter.sends.add(1),
-        SendCounter.kind.set(SendCounter),
-        SendCounter.created_at.set(SendCounter.created_at | clock.epoch_seconds()),
-        SendCounter.expires_at.set(expires_at),
-        SendCounter.expiry_bucket.set(expiry_bucket(expires_at)),
+        WindowCounter.sends.add(1),
+        WindowCounter.kind.set(WindowCounter),
+        WindowCounter.created_at.set(WindowCounter.created_at | clock.epoch_seconds()),
+        WindowCounter.expires_at.set(expires_at),
+        WindowCounter.expiry_bucket.set(expiry_bucket(expires_at)),
     ]
     if stamp is not None:
-        actions.append(SendCounter.stamps.add({stamp}))
+        actions.append(WindowCounter.stamps.add({stamp}))
     if subject is not None:
-        actions.append(SendCounter.subject.set(subject))
+        actions.append(WindowCounter.subject.set(subject))
     # No room: a condition no item meets (not even a missing one), so the request and its
     # cost are those of any refusal.
-    condition = SendCounter.sends < room
+    condition = WindowCounter.sends < room
     if room > 0:
-        condition = SendCounter.sends.does_not_exist() | condition
-    counter = SendCounter(counter_id)
+        condition = WindowCounter.sends.does_not_exist() | condition
+    counter = WindowCounter(counter_id)
     try:
         # The database decides the limit: two requests at once cannot both take the last one.
         counter.update(actions=actions, condition=condition)
@@ -152,11 +152,11 @@ def take(
 
 def give(counter_id: str, stamp: str | None = None) -> None:
     """Give one back (ADD -1, never below zero), and its stamp."""
-    actions: list[Action] = [SendCounter.sends.add(-1)]
+    actions: list[Action] = [WindowCounter.sends.add(-1)]
     if stamp is not None:
-        actions.append(SendCounter.stamps.delete({stamp}))
+        actions.append(WindowCounter.stamps.delete({stamp}))
     try:
-        SendCounter(counter_id).update(actions=actions, condition=SendCounter.sends > 0)
+        WindowCounter(counter_id).update(actions=actions, condition=WindowCounter.sends > 0)
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
@@ -165,17 +165,17 @@ def give(counter_id: str, stamp: str | None = None) -> None:
 def mark(counter_id: str, until: int) -> None:
     """Set a mark that holds until `until` (epoch seconds), whatever it held before.
     One UpdateItem."""
-    SendCounter(counter_id).update(
+    WindowCounter(counter_id).update(
         actions=[
-            SendCounter.sends.set(1),
-            SendCounter.kind.set(SendCounter),
-            SendCounter.created_at.set(SendCounter.created_at | clock.epoch_seconds()),
-            SendCounter.expires_at.set(until),
-            SendCounter.expiry_bucket.set(expiry_bucket(until)),
+            WindowCounter.sends.set(1),
+            WindowCounter.kind.set(WindowCounter),
+            WindowCounter.created_at.set(WindowCounter.created_at | clock.epoch_seconds()),
+            WindowCounter.expires_at.set(until),
+            WindowCounter.expiry_bucket.set(expiry_bucket(until)),
         ]
     )
 
 
-def is_live(item: SendCounter | None, now: float) -> bool:
+def is_live(item: WindowCounter | None, now: float) -> bool:
     """A mark (or count) that is there and has not expired."""
     return item is not None and not item.is_expired(now) and int(item.sends or 0) > 0

@@ -38,7 +38,7 @@ from chalicelib.errors import (
     ServiceError,
     StorageUnavailable,
 )
-from chalicelib.logs import log_event, set_request_id, support_reference
+from chalicelib.logs import keyed_hash, log_event, set_request_id, support_reference
 from chalicelib.models import Account, AuditEvent, Session
 from chalicelib.redirects import safe_return_path
 
@@ -182,12 +182,12 @@ def record_refusal(error: ServiceError) -> None:
         return
     if isinstance(error, UNRECORDED_REFUSALS):
         return
-    subject = error.context.get("subject")  # already a keyed stand-in
+    sub = error.context.get("sub")  # raw: the record, like the log line, keeps its hash
     detail: dict[str, Any] = {"reason": error.event, "reference": support_reference()}
     event = audit_event(
         nr_number,
         "signin_refused",
-        actor=f"subject:{subject}" if subject else "service",
+        actor=f"subject:{keyed_hash(sub)}" if sub else "service",
         **{k: v for k, v in detail.items() if v},
     )
     try:

@@ -203,7 +203,7 @@ def request_change(
         send_limits.give_back(reservation, identity=False)
         raise EmailAddressTaken(
             "address is on another registry account",
-            subject=keyed_hash(session.subject),
+            sub=session.subject,
             nr_number=account.nr_number,
         )
 

@@ -1,11 +1,11 @@
 """Every failure a person can meet, as a typed error: what went wrong, nothing more.
 
 Each error has a stable event name (`event`, the same name in logs, metrics and the audit
-trail) and a `context` of plain values (registry number, keyed-hash subject, tries left...).
+trail) and a `context` of plain values (registry number, the Login.gov `sub`, tries left...).
 Which page, status or redirect a person gets is decided at the edge, in one table:
 `chalicelib.pages.ERROR_RESPONSES`. Messages are for tests and logs; pages carry the words
-people read. Context never holds a raw email address, code or Login.gov subject when it is
-logged: the edge logs only the fields named in `pages.LOGGED_CONTEXT`.
+people read. Context holds identifiers as they are; the edge hashes them: it logs only the
+fields named in `pages.LOGGED_CONTEXT`, and `sub` as its keyed hash (logs.refusal_fields).
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def take_guess(subject: str, *, purpose: str, recovery: RecoveryGuess | None) ->
         raise GuessLimitReached(
             "too many wrong codes in 24 hours for this identity",
             purpose=purpose,
-            subject=keyed_hash(subject),
+            sub=subject,
         )
     if recovery is None or account is None:
         return GuessSlots(identity.current_id, None, stamp=stamp)

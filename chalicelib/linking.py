@@ -77,7 +77,7 @@ def account_to_sign_in(sub: str) -> str | None:
     claim = store.identity_claim(sub)
     if claim is not None and claim.disabled:
         raise IdentityDisabled(
-            "Login.gov disabled this identity", subject=keyed_hash(sub), nr_number=claim.nr_number
+            "Login.gov disabled this identity", sub=sub, nr_number=claim.nr_number
         )
     return claim.nr_number if claim else None
 
@@ -92,15 +92,11 @@ def link_by_verified_emails(
     if not numbers:
         if found:
             # Only shared addresses matched: an office mailbox is nobody's proof of identity.
-            raise SharedAddress("only shared addresses match", subject=keyed_hash(sub))
-        raise NoMatchingAccount(
-            "no registry account has one of these emails", subject=keyed_hash(sub)
-        )
+            raise SharedAddress("only shared addresses match", sub=sub)
+        raise NoMatchingAccount("no registry account has one of these emails", sub=sub)
     if len(numbers) > 1:
         # Two records claim this person; guessing would hand one of them to a stranger.
-        raise AmbiguousMatch(
-            "emails match several registry accounts", subject=keyed_hash(sub), count=len(numbers)
-        )
+        raise AmbiguousMatch("emails match several registry accounts", sub=sub, count=len(numbers))
     (nr_number,) = numbers
     matched = min(address for address, holder in proven.items() if holder == nr_number)
     return link_account(
@@ -132,7 +128,7 @@ def link_account(
     """
     account = store.get_account(nr_number)
     if account is None:
-        raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
+        raise NoMatchingAccount("account vanished", sub=sub)
     _check_linkable(account, sub)
     if account.linked_sub == sub:
         return LinkResult(LinkOutcome.RETURNING, nr_number)
@@ -202,9 +198,7 @@ def link_account(
         if any(refused.refused(name) for name in set(refused.failed) - own_items):
             raise
         if refused.refused("not_purged"):
-            raise IdentityPurged(
-                "Login.gov purged this identity", subject=keyed_hash(sub)
-            ) from None
+            raise IdentityPurged("Login.gov purged this identity", sub=sub) from None
         explained = _explain_lost_race(sub, nr_number)
         if explained is not None:
             return explained
@@ -212,7 +206,7 @@ def link_account(
             raise MatchChanged(
                 "the matched address no longer proves this account",
                 nr_number=nr_number,
-                subject=keyed_hash(sub),
+                sub=sub,
             ) from None
         if attempts > 1:  # an unrelated edit bumped the version: read again and retry once
             return link_account(
@@ -238,20 +232,20 @@ def _check_linkable(account: Account, sub: str) -> None:
             f"account is {account.status}",
             status_name=account.status,
             nr_number=account.nr_number,
-            subject=keyed_hash(sub),
+            sub=sub,
         )
     if account.linked_sub and account.linked_sub != sub:
         raise AccountAlreadyLinked(
             "account is linked to another identity",
             nr_number=account.nr_number,
-            subject=keyed_hash(sub),
+            sub=sub,
         )
     if sub in (account.barred_subs or ()):
         # Support found this identity is not the account's owner: no route may relink it.
         raise LinkBarred(
             "identity barred from this account",
             nr_number=account.nr_number,
-            subject=keyed_hash(sub),
+            sub=sub,
         )
 
 
@@ -262,25 +256,24 @@ def _explain_lost_race(sub: str, nr_number: str) -> LinkResult | None:
         # Login.gov's account-disabled event committed first: the disabled page, not a conflict.
         raise IdentityDisabled(
             "Login.gov disabled this identity",
-            subject=keyed_hash(sub),
+            sub=sub,
             nr_number=identity.nr_number,
         )
     linked = identity.nr_number if identity else None
     if linked == nr_number:
         return LinkResult(LinkOutcome.RETURNING, nr_number)  # our own double submit won
     if linked is not None:
-        raise AccountAlreadyLinked(
-            "this identity already holds another account", subject=keyed_hash(sub)
-        )
+        raise AccountAlreadyLinked("this identity already holds another account", sub=sub)
     account = store.get_account(nr_number)
     if account is None:
-        raise NoMatchingAccount("account vanished", subject=keyed_hash(sub))
+        raise NoMatchingAccount("account vanished", sub=sub)
     _check_linkable(account, sub)
     return None
 
 
-class UnlinkConflict(Exception):
-    """The account changed while unlinking (a sign-in or another action); nothing changed."""
+class LinkChangeConflict(Exception):
+    """A change of a link or a bar (unlink, lift-bar) refused because the account or claim
+    changed since it was read (a sign-in or another action); nothing changed."""
 
 
 def unlink_items(
@@ -359,7 +352,7 @@ def unlink_identity(
     commit_with_audit(
         tx,
         audit,
-        UnlinkConflict("account or claim changed while unlinking"),
+        LinkChangeConflict("account or claim changed while unlinking"),
         subject=keyed_hash(sub),
     )
 
@@ -385,6 +378,6 @@ def lift_bar(account: Account, sub: str, *, actor: str, reason: str, **detail: s
     commit_with_audit(
         tx,
         audit,
-        UnlinkConflict("the identity is not barred from this account"),
+        LinkChangeConflict("the identity is not barred from this account"),
         subject=keyed_hash(sub),
     )

@@ -61,6 +61,16 @@ def keyed_hash(value: str | None) -> str | None:
     return hmac.new(derived_key(LOG_STAND_INS), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def refusal_fields(context: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """What of a typed error's context its log line carries: the fields in `names`, and its
+    raw Login.gov `sub` (errors carry the identifier as it is) as `subject`, its keyed hash,
+    the stand-in manage.py trace matches to the audit trail's `subject:<hash>` actors."""
+    fields = {k: context[k] for k in names if context.get(k) is not None}
+    if context.get("sub"):
+        fields["subject"] = keyed_hash(context["sub"])  # a raw sub in logs links a person
+    return fields
+
+
 def log_event(
     event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any
 ) -> None:

@@ -364,9 +364,11 @@ class Challenge(Flow, discriminator="challenge"):
     details: MapAttribute[str, Any] = MapAttribute(null=True)
 
 
-class SendCounter(Flow, discriminator="sendcount"):
+class WindowCounter(Flow, discriminator="sendcount"):
     """Events counted for one key (codes sent to an identity or an address, wrong codes) in
-    one fixed window (chalicelib.counters), or a mark (a paused recovery).
+    one fixed window (chalicelib.counters), or a mark (a paused recovery). The stored
+    discriminator and key prefix stay `sendcount` (from when it counted sends only): items
+    already in the table must still read as this class.
 
     PK: sendcount#<kind>-<keyed hash or number>#<window number>; subject = Login.gov sub
     on identity send counters. Written only by conditional ADD, or a mark's SET.

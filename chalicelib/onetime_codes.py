@@ -213,12 +213,10 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     # code_attempts_exhausted). Paused or not, the person sees the same wrong-code page: a
     # pause must not tell that the address is a registry address (chalicelib.guess_limits).
     remaining = settings.code_max_attempts - challenge.attempts
-    subject = keyed_hash(binding.subject)
+    sub = binding.subject
     refusal: CodeError
     if remaining <= 0:
-        refusal = TooManyAttempts(
-            "that was the last try", purpose=binding.purpose.value, subject=subject
-        )
+        refusal = TooManyAttempts("that was the last try", purpose=binding.purpose.value, sub=sub)
     elif slots.paused and challenge.nr_number:
         refusal = RecoveryPaused(
             "recovery paused for this account today",
@@ -226,7 +224,7 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
             purpose=binding.purpose.value,
             target_email=challenge.target_email,
             nr_number=challenge.nr_number,
-            subject=subject,
+            sub=sub,
         )
     else:
         refusal = WrongCode(
@@ -234,7 +232,7 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
             remaining=remaining,
             purpose=binding.purpose.value,
             target_email=challenge.target_email,
-            subject=subject,
+            sub=sub,
         )
     refusal.pause = pause  # the workflow tells of it (a rule sends no mail)
     raise refusal

@@ -18,7 +18,7 @@ from chalice import Response
 
 from chalicelib import errors as e
 from chalicelib.config import support_contact
-from chalicelib.logs import count, log_event, support_reference
+from chalicelib.logs import count, log_event, refusal_fields, support_reference
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -133,10 +133,10 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.RecentSignInRequired: Redirect("login"),
 }
 
-# Context fields that may appear in the refusal's log line (never an address or a code).
+# Context fields that may appear in the refusal's log line (never an address or a code);
+# the error's raw `sub` is logged as its keyed hash (logs.refusal_fields).
 LOGGED_CONTEXT = (
     "nr_number",
-    "subject",
     "status_name",
     "count",
     "purpose",
@@ -157,7 +157,7 @@ def response_for(error: Exception) -> Page | Redirect:
 
 def log_refusal(error: e.ServiceError, *, exc_info: bool = False) -> None:
     """One log line and one metric per refusal, whatever page it becomes."""
-    fields = {k: error.context[k] for k in LOGGED_CONTEXT if k in error.context}
+    fields = refusal_fields(error.context, LOGGED_CONTEXT)
     level = logging.ERROR if isinstance(error, e.StorageUnavailable) else logging.WARNING
     log_event(
         error.event,

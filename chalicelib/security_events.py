@@ -170,7 +170,7 @@ def verify_security_event_token(token: str) -> dict:
     return claims
 
 
-def safe_text(value: object, limit: int = MAX_LOGGED_TEXT) -> str:
+def loggable_text(value: object, limit: int = MAX_LOGGED_TEXT) -> str:
     """Text Login.gov chose, fit for a log line: URI characters only, cut short."""
     return _UNSAFE.sub("?", value if isinstance(value, str) else repr(value)[:limit])[:limit]
 
@@ -191,7 +191,9 @@ def read_event(claims: dict) -> SecurityEvent:
     expected = "email" if name in ADDRESS_EVENTS else "iss-sub"
     if subject.get("subject_type") != expected:
         return SecurityEvent(
-            uri, name, ignored=f"unknown subject type {safe_text(subject.get('subject_type'), 40)}"
+            uri,
+            name,
+            ignored=f"unknown subject type {loggable_text(subject.get('subject_type'), 40)}",
         )
     if expected == "email":
         email = subject.get("email")
@@ -206,7 +208,7 @@ def read_event(claims: dict) -> SecurityEvent:
         raise SecurityEventRejected("invalid_request", "subject sub is missing")
     reason = body.get("reason")
     return SecurityEvent(
-        uri, name, sub=sub, reason=safe_text(reason, 40) if isinstance(reason, str) else None
+        uri, name, sub=sub, reason=loggable_text(reason, 40) if isinstance(reason, str) else None
     )
 
 
@@ -248,7 +250,7 @@ def handle_security_event(token: str) -> HandledEvent:
         log_event(
             "security_event_ignored",
             logging.WARNING,
-            risc_event=safe_text(event.uri),
+            risc_event=loggable_text(event.uri),
             reason=event.ignored,
             action=action,
         )

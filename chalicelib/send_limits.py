@@ -97,6 +97,4 @@ def give_back(reservation: SendReservation, *, identity: bool = True, address: b
 
 def _limited(which: str, subject: str) -> NoReturn:
     # Logged and counted once, at the edge, from the error's context.
-    raise SendLimitReached(
-        f"send limit reached for this {which}", limit=which, subject=keyed_hash(subject)
-    )
+    raise SendLimitReached(f"send limit reached for this {which}", limit=which, sub=subject)

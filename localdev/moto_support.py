@@ -43,8 +43,8 @@ _installed = False
 _committed_tokens: dict[str, tuple[str, float]] = {}
 
 
-def serialize_dynamodb_writes() -> None:
-    """Install both behaviours (the name is kept from when it did only the first)."""
+def install_dynamodb_behaviour() -> None:
+    """Install the three behaviours above into moto's DynamoDB (once per process)."""
     global _installed
     if _installed:
         return

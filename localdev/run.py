@@ -392,9 +392,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.server import ThreadedMotoServer
 
-    from localdev.moto_support import serialize_dynamodb_writes
+    from localdev.moto_support import install_dynamodb_behaviour
 
-    serialize_dynamodb_writes()
+    install_dynamodb_behaviour()
     # The in-process servers' access logs would print codes and states from query strings.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto = ThreadedMotoServer(ip_address=HOST, port=plan.moto_port, verbose=False)

@@ -423,7 +423,7 @@ def unlink(
             mode=mode,
             **why,
         )
-    except linking.UnlinkConflict:
+    except linking.LinkChangeConflict:
         raise Refused(
             "the account changed while unlinking (a sign-in or another support "
             "action); nothing was changed: look again with `find`"
@@ -469,7 +469,7 @@ def lift_bar(
     _check_seen(preview, seen)
     try:
         linking.lift_bar(account, subject, actor=who.name, **why)
-    except linking.UnlinkConflict:
+    except linking.LinkChangeConflict:
         raise Refused("the account changed at the same moment; nothing was changed") from None
     return {**_who(account), "bar_lifted_for": subject, "ticket": why.get("ticket")}
 

@@ -32,7 +32,7 @@ from chalicelib import claims, clock, counters, guess_limits, send_limits, store
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
 from chalicelib.logs import keyed_hash, log_event
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter, Session
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, Session, WindowCounter
 
 EVENTS_PAGE = 50  # audit events per page of the timeline
 MAX_FLOWS = 50  # sessions and codes read for one account
@@ -439,8 +439,8 @@ def _caps(
     ids += [m for marks in address_marks.values() for m in marks] + account_marks
     found = {
         item.flow_id: item
-        for item in SendCounter.batch_get(sorted(set(ids)), consistent_read=True)
-        if isinstance(item, SendCounter)
+        for item in WindowCounter.batch_get(sorted(set(ids)), consistent_read=True)
+        if isinstance(item, WindowCounter)
     }
 
     def usage(counter: counters.Sliding, limit: int) -> Usage:

@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, WindowCounter
 from tests.support.accounts import make_account
 from tests.support.browser import Browser, session_csrf, signed_in_unmatched
 
 
 def flow_items() -> list:
-    return [f for f in Flow.scan() if isinstance(f, (Challenge, SendCounter))]
+    return [f for f in Flow.scan() if isinstance(f, (Challenge, WindowCounter))]
 
 
 def state(mailbox) -> tuple:

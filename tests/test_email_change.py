@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from chalicelib.errors import EmailAddressTaken
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, WindowCounter
 from localdev.html_forms import parse_forms
 from tests.support.accounts import make_account
 from tests.support.browser import Browser, csrf_of, enter_code, session_csrf
@@ -325,7 +325,7 @@ def test_probing_for_taken_addresses_spends_the_send_allowance(app_client, idp, 
     probed = [
         c.sends
         for c in Flow.scan()
-        if isinstance(c, SendCounter) and c.subject is None and c.sends == 0
+        if isinstance(c, WindowCounter) and c.subject is None and c.sends == 0
     ]
     assert len(probed) == 2
 
@@ -501,7 +501,7 @@ def test_an_outbox_failure_sends_no_code_and_keeps_the_allowance(browser, mailbo
     page = ask(browser, "primary", "alice.personal@example.com")
     assert page.status == 503 and "could not send the email" in page.body
     assert challenges() == []
-    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)} == {0}
+    assert {c.sends for c in Flow.scan() if isinstance(c, WindowCounter)} == {0}
 
 
 def test_a_failed_notice_does_not_undo_or_fail_the_change(browser, mailbox, calls):

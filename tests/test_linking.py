@@ -253,7 +253,7 @@ def test_an_unlink_that_read_no_mark_is_refused_when_a_disable_committed_since(a
     linking.link_account(sub, "1000000001", method=linking.LinkMethod.AUTOMATIC)
     as_read = store.identity_claim(sub)
     Claim(Claim.sub_key(sub)).update(actions=[Claim.disabled_at.set(100)])
-    with pytest.raises(linking.UnlinkConflict):
+    with pytest.raises(linking.LinkChangeConflict):
         linking.unlink_identity(
             Account.get("1000000001"), sub, as_read, event="identity_unlinked", actor="support:t"
         )

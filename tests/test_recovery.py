@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chalicelib import mail, notices
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, SendCounter
+from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, WindowCounter
 from tests.support.accounts import make_account
 from tests.support.browser import (
     Browser,
@@ -190,7 +190,7 @@ def test_known_unknown_shared_and_once_shared_addresses_get_the_same_reply_and_w
     sends = sorted(
         c.sends
         for c in Flow.scan()
-        if isinstance(c, SendCounter) and not c.flow_id.startswith("sendcount#nocode")
+        if isinstance(c, WindowCounter) and not c.flow_id.startswith("sendcount#nocode")
     )
     assert sends == [1] * 12
 
@@ -220,7 +220,7 @@ def test_an_outbox_failure_costs_the_same_for_every_kind_of_address(
     assert {
         c.sends
         for c in Flow.scan()
-        if isinstance(c, SendCounter) and not c.flow_id.startswith("sendcount#nocode")
+        if isinstance(c, WindowCounter) and not c.flow_id.startswith("sendcount#nocode")
     } == {0}
 
 
@@ -384,7 +384,7 @@ def test_an_outbox_failure_says_try_again_and_keeps_the_allowance(browser, mailb
         assert "did not count against" in page.body
     calls.rules.clear()
     assert challenges() == []  # no dead code left behind
-    assert {c.sends for c in Flow.scan() if isinstance(c, SendCounter)} == {0}
+    assert {c.sends for c in Flow.scan() if isinstance(c, WindowCounter)} == {0}
     for _ in range(3):  # the whole allowance is there
         assert request_recovery(browser, "dr.alice@example.com", form).status == 302
     assert len(mailbox.to("dr.alice@example.com")) == 3
@@ -418,7 +418,7 @@ def test_an_invalid_address_is_refused_on_the_form_and_costs_nothing(browser, ma
     page = request_recovery(browser, "<script>not-an-email", form)
     assert page.status == 400 and "Enter an email address like name@example.com" in page.body
     assert "<script>not-an-email" not in page.body and "&lt;script&gt;" in page.body
-    assert [f for f in Flow.scan() if isinstance(f, (Challenge, SendCounter))] == []
+    assert [f for f in Flow.scan() if isinstance(f, (Challenge, WindowCounter))] == []
 
 
 def test_the_no_match_page_carries_the_recovery_form(browser):

@@ -12,7 +12,7 @@ import pytest
 from chalicelib import send_limits
 from chalicelib.config import get_settings
 from chalicelib.errors import SendLimitReached
-from chalicelib.models import Flow, SendCounter
+from chalicelib.models import Flow, WindowCounter
 from tests.support.accounts import make_account
 from tests.support.browser import Browser, request_recovery, signed_in_unmatched
 
@@ -130,13 +130,13 @@ def test_parallel_sends_cannot_exceed_the_limit(app_client):
     [t.join() for t in threads]
     limit = get_settings().code_sends_per_hour
     assert taken.count(True) == limit
-    counters = [f for f in Flow.scan() if isinstance(f, SendCounter) and f.subject == "sub-a"]
+    counters = [f for f in Flow.scan() if isinstance(f, WindowCounter) and f.subject == "sub-a"]
     assert [c.sends for c in counters] == [limit]
 
 
 def test_counters_are_flow_items_cleanup_can_find(app_client):
     send_limits.reserve_send("sub-a", "a@example.com")
-    counters = [f for f in Flow.scan() if isinstance(f, SendCounter)]
+    counters = [f for f in Flow.scan() if isinstance(f, WindowCounter)]
     assert len(counters) == 3  # the identity, the identity and address, the address
     for counter in counters:
         assert counter.expires_at > time.time() and counter.expires_at % 3600 == 0
@@ -244,7 +244,7 @@ def test_an_hour_counted_before_sends_were_stamped_counts_whole_in_the_next(app_
 
     cap = get_settings().code_sends_per_address_per_hour
     hour = int(at(12, 30).timestamp()) // 3600
-    SendCounter(
+    WindowCounter(
         f"sendcount#address-{keyed_hash('victim@example.com')}#{hour}",
         sends=cap,
         created_at=hour * 3600,

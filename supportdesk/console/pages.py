@@ -18,7 +18,7 @@ from pathlib import Path
 from chalice import Response
 
 from chalicelib import errors as e
-from chalicelib.logs import count, log_event, support_reference
+from chalicelib.logs import count, log_event, refusal_fields, support_reference
 from supportdesk.console import errors as desk
 from supportdesk.safe_text import safe_text
 
@@ -115,8 +115,9 @@ ERROR_PAGES: dict[type[Exception], Page | Redirect] = {
     e.NotFound: Page("not_found.html", 404),
 }
 
-# Context fields that may appear in a refusal's log line (never an email or a raw sub).
-LOGGED_CONTEXT = ("reason", "permission", "role", "subject", "path")
+# Context fields that may appear in a refusal's log line (never an email); the error's raw
+# `sub` is logged as its keyed hash (chalicelib.logs.refusal_fields).
+LOGGED_CONTEXT = ("reason", "permission", "role", "path")
 
 
 def response_for(error: Exception) -> Page | Redirect:
@@ -129,7 +130,7 @@ def response_for(error: Exception) -> Page | Redirect:
 def log_refusal(error: e.ServiceError, *, exc_info: bool = False) -> None:
     """One log line and one metric per refusal; a refused staff sign-in also counts as
     StaffSignInRefused (no dimensions: infra/template.yaml's alarm sums it)."""
-    fields = {k: error.context[k] for k in LOGGED_CONTEXT if error.context.get(k) is not None}
+    fields = refusal_fields(error.context, LOGGED_CONTEXT)
     level = logging.ERROR if isinstance(error, e.StorageUnavailable) else logging.WARNING
     log_event(
         error.event,

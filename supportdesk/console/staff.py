@@ -380,7 +380,7 @@ def bind_at_signin(sub: str, verified_emails: list[str], *, shown_email: str | N
             "no pending entry" if not found else "several pending entries",
             login_gov_email=shown_email,
             reason="not_listed" if not found else "several_pending",
-            subject=keyed_hash(sub),
+            sub=sub,
         )
     entry = found[0]
     member = StaffMember(
@@ -411,7 +411,7 @@ def bind_at_signin(sub: str, verified_emails: list[str], *, shown_email: str | N
                 "the pending entry was bound or changed meanwhile",
                 login_gov_email=shown_email,
                 reason="pending_taken",
-                subject=keyed_hash(sub),
+                sub=sub,
             ),
             subject=keyed_hash(sub),
             role=entry.role,

@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 
 from localdev.idp import generate_rsa_key, private_pem
-from localdev.moto_support import serialize_dynamodb_writes
+from localdev.moto_support import install_dynamodb_behaviour
 
 # AWS: moto only. AWS_DEFAULT_REGION (not only AWS_REGION) or calls bypass the mock, and an
 # endpoint override would send them to a real server.
@@ -60,4 +60,4 @@ APP_BASE_URL = os.environ["APP_BASE_URL"]
 CLIENT_KEY = generate_rsa_key()
 os.environ["LOGIN_GOV_PRIVATE_KEY"] = private_pem(CLIENT_KEY)
 
-serialize_dynamodb_writes()  # make moto decide concurrent writes as DynamoDB does
+install_dynamodb_behaviour()  # make moto decide concurrent writes as DynamoDB does

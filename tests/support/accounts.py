@@ -83,9 +83,9 @@ def stored_under_the_old_rule(nr_number: str, **old_keys: str) -> None:
 
 def make_flow(flow_id: str, expires_at: float, *, subject: str | None = None):
     """A send counter (the smallest flow) that expires at `expires_at`."""
-    from chalicelib.models import SendCounter, expiry_bucket
+    from chalicelib.models import WindowCounter, expiry_bucket
 
-    flow = SendCounter(
+    flow = WindowCounter(
         f"sendcount#{flow_id}",
         expires_at=int(expires_at),
         expiry_bucket=expiry_bucket(int(expires_at)),
