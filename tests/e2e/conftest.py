@@ -8,6 +8,7 @@ codes, states and cookies the browser saw (`logs_hold_no_secrets`).
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import re
 import signal
@@ -39,8 +40,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def stack():
-    """`python -m localdev.run`, exactly what `make run` runs; stopped with Ctrl-C (SIGINT)."""
+    """`python -m localdev.run`, exactly what `make run` runs; stopped with Ctrl-C (SIGINT).
+
+    The stack listens on `make run`'s fixed ports, so one at a time on this machine: a
+    second checkout's browser tests wait for the lock instead of finding the ports taken."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lock = open("/tmp/nrcme-e2e-stack.lock", "w")  # held for the session
+    fcntl.flock(lock, fcntl.LOCK_EX)
     log_path = ARTIFACTS / "stack.log"
     log = log_path.open("w")
     env = {
@@ -79,6 +85,7 @@ def stack():
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+    lock.close()  # the ports are free again
 
 
 @pytest.fixture(scope="session")
