@@ -7,6 +7,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
                       | "sub#<login.gov sub>"  an identity: the account it is linked to,
                                                and Login.gov's disabled/enabled marks
                       | "purged#<login.gov sub>"  an identity Login.gov purged
+                      | "removed#<normalized>"  an address only removed accounts held
                                                all written in the same transaction as
                                                the account change they belong to
 - flows     PK flow_id = "<kind>#<id>"         short-lived: sign-in state, sessions,
@@ -136,6 +137,10 @@ class Claim(Model):
       neither linked nor disabled (`linkable`): the database decides a link racing an
       event. The returning-user callback reads this one item.
     - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
+    - "removed#<normalized address>": the address was released by the registry's removal of
+      the accounts in `holders` and no account holds it now (no `email#` claim): a sign-in
+      with it is told the account is no longer active. Written by the import in the
+      transaction that releases the address, deleted by any claim of it (claims.add_holder).
     """
 
     class Meta(_Meta):
@@ -151,6 +156,7 @@ class Claim(Model):
     created_at = UTCDateTimeAttribute(default_for_new=utc_now)
 
     EMAIL_PREFIX, SUB_PREFIX, PURGED_PREFIX = "email#", "sub#", "purged#"
+    REMOVED_PREFIX = "removed#"
 
     @property
     def disabled(self) -> bool:
@@ -187,6 +193,10 @@ class Claim(Model):
     @staticmethod
     def purged_key(sub: str) -> str:
         return Claim.PURGED_PREFIX + sub
+
+    @staticmethod
+    def removed_key(normalized_email: str) -> str:
+        return Claim.REMOVED_PREFIX + normalized_email
 
     @property
     def address(self) -> str | None:
