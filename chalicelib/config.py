@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import date
 
 DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
 # Login.gov asks for prompt=select_account; another provider may want `login` or `consent`.
@@ -147,6 +148,8 @@ class Settings:
     # Reminders about institutional primary emails.
     reminder_interval_days: int = 30
     cleanup_batch_size: int = 200
+    # The date every account must be linked by (CAMPAIGN_DEADLINE, YYYY-MM-DD; none if empty).
+    campaign_deadline: date | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -255,7 +258,18 @@ def _read_settings() -> Settings:
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),
+        campaign_deadline=_date("CAMPAIGN_DEADLINE"),
     )
+
+
+def _date(name: str) -> date | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a date (YYYY-MM-DD), got {raw!r}") from exc
 
 
 def reset_settings() -> None:
