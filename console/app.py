@@ -14,6 +14,7 @@ from supportdesk.console.routes import (
     auth_routes,
     home_routes,
     not_found,
+    report_routes,
     staff_routes,
 )
 
@@ -22,4 +23,5 @@ edge.install(app)  # request context, security headers, refuse undeclared routes
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(home_routes.bp)
 app.register_blueprint(staff_routes.bp)
+app.register_blueprint(report_routes.bp)
 app.register_blueprint(not_found.bp)

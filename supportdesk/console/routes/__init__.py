@@ -2,6 +2,7 @@
 
 - auth_routes.py   /, /login, /auth/callback, /logout, /signed-out (PUBLIC)
 - home_routes.py   /home, /search (SEARCH): the search box; results to come
+- report_routes.py /report, /report/csv/<list> (REPORT): the migration report
 - staff_routes.py  /staff, /staff/add, /staff/role, /staff/remove (STAFF_ADMIN)
 - not_found.py     /{proxy+}: every unknown path is the 404 page (PUBLIC)
 """
