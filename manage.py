@@ -143,10 +143,10 @@ def _print_pairs(pairs: list[tuple[str, object]]) -> None:
 def _print_table(headers: list[str], rows: list[list[object]]) -> None:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  " + "  ".join("-" * w for w in widths))
     for row in cells:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _follow_ups(args, data: dict) -> int:
@@ -650,21 +650,19 @@ def cmd_run_cleanup(args) -> int:
     from chalicelib.cleanup import cleanup_expired_flows
 
     summary = cleanup_expired_flows(batch_size=args.batch_size)
-    _emit(
-        args,
-        summary.as_dict(),
-        lambda d: (
-            print("Cleanup finished."),
-            _print_pairs(
-                [
-                    ("expired items read", d["items_read"]),
-                    ("deleted", d["deleted"]),
-                    ("skipped (gone or refreshed)", d["skipped"]),
-                    ("more remaining", d["more_remaining"]),
-                ]
-            ),
-        ),
-    )
+
+    def human(d):
+        print("Cleanup finished.")
+        _print_pairs(
+            [
+                ("expired items read", d["items_read"]),
+                ("deleted", d["deleted"]),
+                ("skipped (gone or refreshed)", d["skipped"]),
+                ("more remaining", d["more_remaining"]),
+            ]
+        )
+
+    _emit(args, summary.as_dict(), human)
     return EXIT_OK
 
 
@@ -700,7 +698,7 @@ def cmd_trace(args) -> int:
     app_name = json.loads(Path(args.config).read_text(encoding="utf-8"))["app_name"]
     result = trace.cloudwatch_instructions(reference, app_name, args.stage, args.days)
 
-    def human(d):
+    def instructions(d):
         print(
             f"Reference {d['reference']} is the start of a request id. That request's log "
             "lines are in CloudWatch Logs,"
@@ -728,7 +726,7 @@ def cmd_trace(args) -> int:
         print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
         print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
 
-    _emit(args, result, human, ours=("query", "subject_query", "aws_cli"))
+    _emit(args, result, instructions, ours=("query", "subject_query", "aws_cli"))
     return EXIT_OK
 
 
@@ -1202,7 +1200,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(trouble.message)
         return trouble.exit_code
     finally:
-        for handler, stream in zip(handlers, previous):
+        for handler, stream in zip(handlers, previous, strict=True):
             handler.setStream(stream)
 
 

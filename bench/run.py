@@ -908,7 +908,7 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
         os.killpg(noop.pid, 15)
         _stop_stack(proc)
     app_p50 = statistics.median(app_times)
-    raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times)])
+    raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times, strict=True)])
     ratio = app_p50 / raw_p50
     return [
         Figure(

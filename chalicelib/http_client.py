@@ -64,7 +64,13 @@ def request(
     try:
         if fields is not None:
             resp = _get_pool().request_encode_body(
-                method, url, fields=fields, headers=headers, encode_multipart=False, redirect=False
+                method,
+                url,
+                fields=fields,
+                headers=headers,
+                encode_multipart=False,
+                # urllib3 types **urlopen_kw as str here; urlopen's redirect is a bool.
+                redirect=False,  # type: ignore[arg-type]
             )
         else:
             resp = _get_pool().request(method, url, headers=headers, redirect=False)

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import get_settings, support_contact
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.pages import TEMPLATES
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 MAIL_TEMPLATES = TEMPLATES / "mail"
 CHARSET = "UTF-8"
@@ -26,7 +30,7 @@ CHARSET = "UTF-8"
 _client = None
 
 
-def ses_client():
+def ses_client() -> Any:  # boto3 clients carry no types here
     """The SES v2 client, created on first use (boto3 is not imported at cold start)."""
     global _client
     if _client is None:
@@ -51,7 +55,7 @@ def reset_client() -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> Environment:
     # Imported on first mail, like pages.py: a cold /login never renders anything.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -74,7 +78,7 @@ class RenderedMail:
     html: str
 
 
-def render_mail(template_name: str, **context) -> RenderedMail:
+def render_mail(template_name: str, **context: Any) -> RenderedMail:
     # Every mail names the support desk; the email-change notice also points to Login.gov.
     context = {
         "support": support_contact(),
@@ -90,7 +94,7 @@ def render_mail(template_name: str, **context) -> RenderedMail:
     return RenderedMail(subject=subject, text=str(text_module).strip() + "\n", html=html)
 
 
-def send_mail(to: str | list[str], template_name: str, **context) -> str:
+def send_mail(to: str | list[str], template_name: str, **context: Any) -> str:
     """Send one message to `to` (one address or a few); the SES message id, or MailNotSent."""
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -21,6 +21,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -38,6 +39,9 @@ from pynamodb.models import Model
 from chalicelib import clock
 from chalicelib.config import table_prefix
 
+if TYPE_CHECKING:
+    from pynamodb.expressions.condition import Condition
+
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
 ROLES = ("medical_examiner", "assistant", "third_party", "administrator")
 
@@ -50,7 +54,7 @@ def utc_now() -> datetime:
     return clock.utc_now()
 
 
-def expiry_bucket(epoch_seconds: int) -> str:
+def expiry_bucket(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime(EXPIRY_BUCKET_FORMAT)
 
 
@@ -96,12 +100,12 @@ class Account(Model):
     # Who owns each field (docs/design.md, section 3; rules in chalicelib.field_ownership):
     # `imported` is the registry row as last imported (the base of the three-way merge);
     # `changed_here` names the fields this service changed since, with when and by whom.
-    imported = MapAttribute(null=True)
+    imported: MapAttribute[str, Any] = MapAttribute(null=True)
     imported_at = UTCDateTimeAttribute(null=True)
     # The day the registry produced the export this account was last changed from
     # (`import-accounts --exported-on`, YYYY-MM-DD): a row of an older export is not applied.
     exported_on = UnicodeAttribute(null=True)
-    changed_here = MapAttribute(null=True)
+    changed_here: MapAttribute[str, Any] = MapAttribute(null=True)
     # Support's "disabled" is a hold of its own: the registry's status never lifts it.
     support_hold = BooleanAttribute(null=True)
     # Identities support evicted from this account ("not the owner"): never linked again by
@@ -170,12 +174,12 @@ class Claim(Model):
         return self.disabled_at is not None or self.enabled_at is not None
 
     @staticmethod
-    def disabled_by_times(disabled_at: int | None, enabled_at: int | None) -> bool:
+    def disabled_by_times(disabled_at: float | None, enabled_at: float | None) -> bool:
         """Disabled while the latest account-disabled is later than the latest enabled."""
         return (disabled_at or 0) > (enabled_at or 0)
 
     @staticmethod
-    def linkable():
+    def linkable() -> Condition:
         """The condition a link writes its `sub#` item with: not linked, and not disabled
         (the same rule as disabled_by_times; an enabled_at absent compares false)."""
         return Claim.nr_number.does_not_exist() & (
@@ -290,7 +294,7 @@ class Challenge(Flow, discriminator="challenge"):
     code_hash = UnicodeAttribute()
     code_salt = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
-    details = MapAttribute(null=True)
+    details: MapAttribute[str, Any] = MapAttribute(null=True)
 
 
 class SendCounter(Flow, discriminator="sendcount"):
@@ -308,8 +312,12 @@ class SendCounter(Flow, discriminator="sendcount"):
 
 
 class SentMail(Flow, discriminator="mailsent"):
-    """An outbox message SES accepted. PK: mailsent#<SQS message id>. SQS delivers a message
-    at least once; the worker skips one it already sent (chalicelib.outbox)."""
+    """An outbox message being sent or sent. PK: mailsent#<SQS message id>. SQS delivers a
+    message at least once; a worker claims it before SES (state "sending", lapsing) and marks
+    it "sent" after; another delivery skips it (chalicelib.outbox). No state: sent, recorded
+    before claims."""
+
+    state = UnicodeAttribute(null=True)
 
 
 class SeenSecurityEvent(Flow, discriminator="setjti"):
@@ -338,7 +346,7 @@ class AuditEvent(Model):
     at_event = UnicodeAttribute(range_key=True)
     event = UnicodeAttribute()
     actor = UnicodeAttribute()
-    detail = MapAttribute(null=True)
+    detail: MapAttribute[str, Any] = MapAttribute(null=True)
     export_day = UnicodeAttribute(null=True)
 
     by_export_day = ExportIndex()

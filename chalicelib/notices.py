@@ -20,6 +20,7 @@ page.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from chalicelib import outbox
 from chalicelib.config import get_settings
@@ -86,7 +87,7 @@ def send_recovery_paused_notice(account: Account) -> bool:
     return True
 
 
-def _send(recipients: list[str], template: str, **context) -> None:
+def _send(recipients: list[str], template: str, **context: Any) -> None:
     outbox.enqueue_each(template, recipients, **context)
     log_event("notice_queued", notice=template, to=[keyed_hash(r) for r in recipients])
 

@@ -31,6 +31,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
@@ -49,6 +50,11 @@ from chalicelib.errors import (
 from chalicelib.logs import keyed_hash, log_event
 from chalicelib.models import Challenge, Flow, expiry_bucket
 from chalicelib.store import condition_failed
+
+if TYPE_CHECKING:
+    from pynamodb.expressions.condition import Condition
+
+    from chalicelib import store
 
 CODE_DIGITS = 6
 MAX_CODE_INPUT_LENGTH = 32
@@ -122,10 +128,11 @@ def create_challenge(
     salt = secrets.token_hex(16)
     # A decoy makes and digests a code too, only to cost what a real one costs (its
     # timing must not tell the two apart), then stores a random hash that no code matches.
-    code = _new_code()
-    code_hash = _code_digest(salt, binding.challenge_id, code)
+    made = _new_code()
+    code_hash = _code_digest(salt, binding.challenge_id, made)
+    code = None if decoy else made
     if decoy:
-        code, code_hash = None, secrets.token_hex(32)
+        code_hash = secrets.token_hex(32)
     Challenge(
         binding.challenge_id,
         subject=binding.subject,
@@ -262,7 +269,7 @@ def _why_refused(binding: Binding, now: int) -> Exception:
     return NoPendingCode("challenge replaced while this try was made", purpose=purpose)
 
 
-def _same_challenge(challenge: Challenge):
+def _same_challenge(challenge: Challenge) -> Condition:
     # The very challenge that was verified: not one a new send put under the same key since.
     return Flow.flow_id.exists() & (Challenge.code_hash == challenge.code_hash)
 
@@ -277,7 +284,7 @@ def consume(challenge: Challenge) -> None:
         raise NoPendingCode("code already used", purpose=challenge.purpose) from None
 
 
-def consume_in(tx, challenge: Challenge) -> None:
+def consume_in(tx: store.Transaction, challenge: Challenge) -> None:
     """Add the single-use delete of `challenge` to a store.Transaction, named "challenge"."""
     tx.delete("challenge", challenge, condition=_same_challenge(challenge))
 

@@ -13,10 +13,13 @@ silently.
   with the stage's key; nothing here is logged but keyed hashes.
 - A decoy (a recovery code asked for an address that is no registry address) is enqueued
   like a real message, so both answers cost the same requests; the worker drops it.
-- SQS delivers at least once: the worker records each message id it sent (`mailsent#`) and
-  skips a redelivery of one it already sent, so a crash mid-batch neither loses a mail nor
-  sends it twice. (A crash inside the very SES call that succeeded is the one window left:
-  that message may go out twice, never zero times.)
+- SQS delivers at least once, and may hand one message to two workers at once: the worker
+  claims each message id (`mailsent#`, a conditional put, "sending") before it calls SES and
+  marks it "sent" after. A delivery that finds the id sent skips it; one that finds it being
+  sent leaves it to SQS (it is not deleted: the other worker may yet fail). A claim lapses
+  after SENDING_CLAIM_SECONDS, so a worker that died mid-send holds the mail back only until
+  SQS's next delivery. (A crash inside the very SES call that succeeded is the one window
+  left: that message may go out twice, never zero times.)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -38,6 +42,11 @@ from chalicelib.store import condition_failed
 VERSION = 1
 # Longer than SQS keeps a message (4 days by default), so a redelivery always finds it.
 SENT_MEMORY_SECONDS = 5 * 24 * 3600
+# Longer than the worker may run (its 120 s Lambda timeout, .chalice/config.json), shorter
+# than the queue's visibility timeout (720 s, infra/template.yaml): SQS's next delivery after
+# a worker died mid-send finds its claim lapsed and sends.
+SENDING_CLAIM_SECONDS = 180
+SENDING, SENT = "sending", "sent"
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class Mail:
 
 
 @functools.lru_cache(maxsize=1)
-def _client():
+def _client() -> Any:  # boto3 clients carry no types here
     import boto3  # provided by the Lambda runtime; imported on the first mail, not at /login
     from botocore.config import Config
 
@@ -84,20 +93,20 @@ def reset() -> None:
     queue_url.cache_clear()
 
 
-def enqueue(template: str, to: str | list[str], **context) -> None:
+def enqueue(template: str, to: str | list[str], **context: Any) -> None:
     """Queue one mail to one address or a few (they see each other: use enqueue_each for
     mail each address should get on its own). MailNotQueued if SQS does not take it."""
     recipients = [to] if isinstance(to, str) else list(to)
     _send([Mail(template, recipients, _plain(context)).body()], template)
 
 
-def enqueue_each(template: str, recipients: list[str], **context) -> None:
+def enqueue_each(template: str, recipients: list[str], **context: Any) -> None:
     """One mail per address, each showing only its own address: one SendMessageBatch."""
     plain = _plain(context)
     _send([Mail(template, [address], plain).body() for address in recipients], template)
 
 
-def enqueue_decoy(template: str, to: str, **context) -> None:
+def enqueue_decoy(template: str, to: str, **context: Any) -> None:
     """The same request a real mail costs, for an answer that must not tell them apart: the
     message a real one would be, of the same size, marked for the worker to drop."""
     body = json.loads(Mail(template, [to], _plain(context)).body())
@@ -194,42 +203,86 @@ def deliver(message: Received) -> str:
     except (ValueError, KeyError, TypeError, AttributeError):
         # It can never be sent: failing sends it to the dead-letter queue for a person.
         raise MailNotSent("unreadable outbox message", reason="unreadable") from None
-    if _already_sent(message.message_id):
-        log_event("outbox_duplicate_skipped", template=mail.template, message=message.message_id)
-        return "duplicates"
+    # Two concurrent deliveries of one message: only one claim succeeds.
+    if not _claim(message.message_id):
+        if _sent_before(message.message_id):
+            log_event(
+                "outbox_duplicate_skipped", template=mail.template, message=message.message_id
+            )
+            return "duplicates"
+        raise MailNotSent(
+            "another delivery is sending this message", reason="in_flight", template=mail.template
+        )
     from chalicelib import mail as ses
 
-    ses.send_mail(mail.to, mail.template, **mail.context)
+    try:
+        ses.send_mail(mail.to, mail.template, **mail.context)
+    except MailNotSent:
+        _release(message.message_id)  # SES said no: the next delivery may try at once
+        raise
     _remember_sent(message.message_id)
     return "sent"
 
 
-def _already_sent(message_id: str) -> bool:
+def _key(message_id: str) -> str:
+    return f"mailsent#{message_id}"
+
+
+def _record(message_id: str, state: str, lifetime: int) -> SentMail:
+    now = clock.epoch_seconds()
+    expires = now + lifetime
+    return SentMail(
+        _key(message_id),
+        state=state,
+        created_at=now,
+        expires_at=expires,
+        expiry_bucket=expiry_bucket(expires),
+    )
+
+
+def _claim(message_id: str) -> bool:
+    """Claim the message for this delivery: True unless it is sent, or another delivery's
+    claim on it has not lapsed. One conditional PutItem."""
     try:
-        SentMail.get(f"mailsent#{message_id}", consistent_read=True)
-    except DoesNotExist:
-        return False
+        _record(message_id, SENDING, SENDING_CLAIM_SECONDS).save(
+            condition=Flow.flow_id.does_not_exist()
+            | ((SentMail.state == SENDING) & (Flow.expires_at <= clock.epoch_seconds()))
+        )
+    except PutError as exc:
+        if condition_failed(exc):
+            return False
+        raise MailNotSent("the message could not be claimed", reason="storage") from None
     return True
 
 
-def _remember_sent(message_id: str) -> None:
-    now = clock.epoch_seconds()
-    expires = now + SENT_MEMORY_SECONDS
+def _sent_before(message_id: str) -> bool:
     try:
-        SentMail(
-            f"mailsent#{message_id}",
-            created_at=now,
-            expires_at=expires,
-            expiry_bucket=expiry_bucket(expires),
-        ).save(condition=Flow.flow_id.does_not_exist())
+        found = SentMail.get(_key(message_id), consistent_read=True)
+    except DoesNotExist:
+        return False  # the other claim went (released) between our put and this read
+    # Recorded before claims existed: no state, and only sent mail was recorded.
+    return found.state in (SENT, None)
+
+
+def _release(message_id: str) -> None:
+    """Our claim, lapsed now (a put: the worker may not delete, .chalice/policy-*)."""
+    try:
+        _record(message_id, SENDING, 0).save(condition=SentMail.state == SENDING)
+    except PutError:
+        pass  # it lapses by itself (SENDING_CLAIM_SECONDS)
+
+
+def _remember_sent(message_id: str) -> None:
+    try:
+        _record(message_id, SENT, SENT_MEMORY_SECONDS).save()
     except PutError as exc:
-        # The mail went out; not remembering it risks a duplicate only if this very batch
-        # is delivered again. Raising would make that certain.
+        # The mail went out; unmarked, the claim lapses and a redelivery of this very
+        # message would send it again. Raising would make that certain.
         log_event(
             "outbox_sent_not_remembered",
             logging.WARNING,
             message=message_id,
-            error="condition" if condition_failed(exc) else exc.__class__.__name__,
+            error=exc.__class__.__name__,
         )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -43,6 +44,9 @@ from chalicelib.errors import LinkRefused, NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Session
 from chalicelib.onetime_codes import Binding, Purpose
+
+if TYPE_CHECKING:
+    from chalicelib.models import Challenge
 
 # Not a registry number (those are 10 digits): the unknown-address read finds nothing.
 _DECOY_ACCOUNT_KEY = "decoy"
@@ -132,7 +136,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
 
 
 def _requested(
-    session: Session, normalized: str, *, known: bool, shared: bool = False, **fields
+    session: Session, normalized: str, *, known: bool, shared: bool = False, **fields: Any
 ) -> None:
     log_event(
         "recovery_code_requested",
@@ -201,7 +205,7 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     return RecoveredLink(result.nr_number, token)
 
 
-def _spend(challenge) -> None:
+def _spend(challenge: Challenge) -> None:
     try:
         onetime_codes.consume(challenge)
     except NoPendingCode:

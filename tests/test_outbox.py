@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib import mail, outbox
 from chalicelib.config import outbox_queue_name
+from chalicelib.errors import MailNotSent
 from localdev.outbox_worker import MAX_RECEIVES, drain
 from tests.support.accounts import make_account
 from tests.support.browser import (
@@ -134,7 +135,7 @@ def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(
 # --- at least once, at most once per message id -------------------------------------------------
 
 
-def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client, mailbox):
+def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client, mailbox, clock):
     for i in range(3):
         outbox.enqueue(
             "institutional_email_reminder",
@@ -163,9 +164,65 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
             outbox.deliver_batch(batch)  # nothing deleted: SQS delivers all three again
     finally:
         client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="crash")
+    # SQS delivers them again after its visibility timeout, when the dead worker's claim on
+    # the second has lapsed.
+    clock.advance(outbox.SENDING_CLAIM_SECONDS)
     assert drain().summaries == [{"sent": 2, "duplicates": 1, "decoys": 0, "failed": 0}]
     addresses = [m.destinations["ToAddresses"][0] for m in mailbox.messages]
     assert sorted(addresses) == ["doc0@example.gov", "doc1@example.gov", "doc2@example.gov"]
+
+
+def _one_queued_reminder() -> outbox.Received:
+    outbox.enqueue(
+        "institutional_email_reminder",
+        "doc@example.gov",
+        account={"first_name": "D", "nr_number": "1000000001"},
+    )
+    (m,) = outbox._client().receive_message(QueueUrl=outbox.queue_url(), VisibilityTimeout=0)[
+        "Messages"
+    ]
+    return outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"])
+
+
+def test_two_deliveries_of_one_message_at_once_send_it_once(app_client, mailbox, calls, clock):
+    message = _one_queued_reminder()
+    other = []
+
+    def the_other_worker():
+        try:
+            other.append(outbox.deliver(message))
+        except MailNotSent as refused:
+            other.append(refused.context["reason"])
+
+    # SQS hands the same message to a second worker just as the first calls SES.
+    calls.interleave("SendEmail", the_other_worker)
+    assert outbox.deliver(message) == "sent"
+    # The second is held back, not told "sent": it must not delete a mail the first may lose.
+    assert other == ["in_flight"]
+    assert [m.destinations["ToAddresses"] for m in mailbox.messages] == [["doc@example.gov"]]
+    assert outbox.deliver(message) == "duplicates"  # any later redelivery
+    assert len(mailbox.messages) == 1
+
+
+def test_a_delivery_that_died_inside_ses_is_sent_again_once_its_claim_lapses(
+    app_client, mailbox, calls, clock
+):
+    message = _one_queued_reminder()
+
+    def die():
+        raise SystemExit("the Lambda's container died here")
+
+    calls.interleave("SendEmail", die)
+    with pytest.raises(SystemExit):
+        outbox.deliver(message)
+    # SQS delivers it again; while the dead worker's claim stands, nothing is sent...
+    with pytest.raises(MailNotSent):
+        outbox.deliver(message)
+    assert mailbox.messages == []
+    # ...and once it lapses (SQS waits longer: the queue's visibility timeout), it is.
+    clock.advance(outbox.SENDING_CLAIM_SECONDS)
+    assert outbox.deliver(message) == "sent"
+    assert [m.destinations["ToAddresses"] for m in mailbox.messages] == [["doc@example.gov"]]
 
 
 def test_a_decoy_costs_the_same_request_and_sends_nothing(app_client, mailbox, calls):
