@@ -88,7 +88,7 @@ def read_many(addresses: Iterable[str | None]) -> dict[str, AddressClaim]:
     return {claim.address: claim for claim in found}
 
 
-def removed_holders(addresses) -> frozenset[str]:
+def removed_holders(addresses: Iterable[str | None]) -> frozenset[str]:
     """The removed accounts that last held any of these normalized addresses (markers that
     no claim has replaced). One BatchGetItem; nothing when none was released by a removal."""
     keys = sorted({Claim.removed_key(a) for a in addresses if a})
@@ -150,7 +150,9 @@ def add_holder(
     return after
 
 
-def mark_removed(tx, name: str, address: str, nr_number: str, *, absent: bool) -> None:
+def mark_removed(
+    tx: store.Transaction, name: str, address: str, nr_number: str, *, absent: bool
+) -> None:
     """Record that removed account `nr_number` held `address`, which nobody holds now.
     `absent`: the caller read no claim on it and writes none here, so check that none
     appeared meanwhile (a caller deleting the claim in `tx` has its condition already)."""

@@ -415,7 +415,7 @@ WEEKLY_HEADER = (
 STUCK_HEADER = ("nr_number", "name", "address", "why")
 
 
-def _shown(value) -> object:
+def _shown(value: object) -> object:
     return NOT_AVAILABLE if value is None else value
 
 

@@ -46,5 +46,3 @@ def report_csv(name: str):
             "Content-Disposition": f'attachment; filename="migration-{name}.csv"',
         },
     )
-
-
