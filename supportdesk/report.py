@@ -425,7 +425,11 @@ def weekly_rows(progress: Progress) -> list[tuple]:
             w.start.isoformat(),
             _shown(w.invited),
             w.linked,
-            _shown(w.median_days_to_link) if progress.campaign_available else NOT_AVAILABLE,
+            (
+                (w.median_days_to_link if w.median_days_to_link is not None else "none")
+                if progress.campaign_available
+                else NOT_AVAILABLE
+            ),
             _shown(w.bounced),
             w.remaining,
             w.active,

@@ -98,6 +98,9 @@ def test_with_the_campaigns_figures_a_week_shows_invitations_bounces_and_days_to
     (week, this_week) = report.weekly(population, campaign, today)
     assert (week.invited, week.linked, week.median_days_to_link, week.bounced) == (2, 2, 4.0, 1)
     assert (this_week.invited, this_week.linked) == (0, 0)
+    projection = report.project(population, today, None)
+    rows = report.weekly_rows(report.Progress("", [week, this_week], projection, {}, True, 3))
+    assert [r[1:5] for r in rows] == [(2, 2, 4.0, 1), (0, 0, "none", 0)]
 
 
 # --- the console page --------------------------------------------------------------------------
