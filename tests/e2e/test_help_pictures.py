@@ -94,7 +94,9 @@ def page(chromium, app_url, monkeypatch):
 
 def shoot(page, name: str) -> None:
     assert_accessible(page)
-    page.screenshot(path=str(help_pictures.PICTURES / f"{name}.png"))
+    page.screenshot(
+        path=str(help_pictures.PICTURES / f"{name}.png"), caret="hide", animations="disabled"
+    )
 
 
 def sign_in(page, app: str, idp, email: str) -> None:
