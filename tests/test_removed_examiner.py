@@ -135,3 +135,12 @@ def test_an_email_change_to_a_removed_address_takes_it_and_drops_the_marker(brow
     assert marker("gone@example.com") is None
     assert_invariants()
     assert browser.sign_in(["gone@example.com"]).location == "/account"
+
+
+def test_a_re_activated_account_with_new_addresses_leaves_no_marker_on_its_old_ones(browser):
+    registry(csv_row("1000000010", "old@example.com"))
+    registry(csv_row("1000000010", "old@example.com", status="removed"))
+    assert marker("old@example.com") == {"1000000010"}
+    registry(csv_row("1000000010", "new@example.com"))  # back, with another address
+    assert marker("old@example.com") is None
+    assert browser.sign_in(["old@example.com"]).location == "/link/no-match"
