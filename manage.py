@@ -4,8 +4,9 @@
     python manage.py --stage STAGE [--json] COMMAND ...
 
 --stage reads `.chalice/config.json` (top-level, then stages[STAGE] environment_variables)
-into the environment; variables already set in the real environment win. That happens
-before chalicelib is imported, because chalicelib reads its settings from the environment.
+into the environment; variables already set in the real environment win. chalicelib reads
+its settings (and table names) when first used, not when imported: a process that read them
+before --stage applied (tests) reads them again (_sync_chalicelib).
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
@@ -91,11 +92,12 @@ def apply_stage_environment(
 
 
 def _sync_chalicelib() -> None:
-    """chalicelib may already be imported (tests): make it read the environment again."""
-    from chalicelib import config, models
+    """chalicelib may have read its settings already (tests): make it read them again."""
+    from chalicelib import clients, config, models
 
     config.reset_settings()
-    models.use_table_prefix(config.table_prefix())
+    clients.reset()  # built with the settings read before
+    models.use_table_prefix(None)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -422,7 +424,11 @@ def cmd_unlink(args) -> int:
     if args.mode not in support.UNLINK_MODES or not (args.reason or "").strip():
         raise CliError(UNLINK_USAGE)
     result = support.unlink(
-        args.nr_number, reason=args.reason, actor=args.actor or _default_actor(), mode=args.mode
+        args.nr_number,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        mode=args.mode,
+        ticket=args.ticket,
     )
     code = _follow_ups(args, result)
 
@@ -468,7 +474,11 @@ def cmd_lift_bar(args) -> int:
     from supportdesk import desk as support
 
     result = support.lift_bar(
-        args.nr_number, args.sub, reason=args.reason, actor=args.actor or _default_actor()
+        args.nr_number,
+        args.sub,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
     _emit(
         args,
@@ -492,6 +502,7 @@ def cmd_set_email(args) -> int:
         address=address,
         reason=args.reason,
         actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
 
     def human(d):
@@ -526,7 +537,7 @@ def cmd_clear_shared(args) -> int:
     from supportdesk import desk as support
 
     result = support.clear_shared(
-        args.address, reason=args.reason, actor=args.actor or _default_actor()
+        args.address, reason=args.reason, actor=args.actor or _default_actor(), ticket=args.ticket
     )
     _emit(
         args,
@@ -570,7 +581,11 @@ def _cmd_status(args, status: str) -> int:
     from supportdesk import desk as support
 
     result = support.set_status(
-        args.nr_number, status, reason=args.reason, actor=args.actor or _default_actor()
+        args.nr_number,
+        status,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
     code = _follow_ups(args, result)
 
@@ -987,6 +1002,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def audited(parser_, required=True):
         parser_.add_argument("--reason", required=required, help="why (kept in the audit history)")
+        parser_.add_argument(
+            "--ticket",
+            metavar="REF",
+            help="the desk's ticket for this case (kept in the audit history; optional "
+            "here, required in the support console)",
+        )
         parser_.add_argument("--actor", help="support person's name (default $USER)")
 
     p = commands.add_parser(
@@ -1167,7 +1188,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         apply_stage_environment(args.stage, Path(args.config))
-        # Only now import chalicelib: it reads settings and table names from the environment.
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError

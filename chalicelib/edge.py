@@ -332,21 +332,11 @@ def recover_form(current: RequestState, error: ServiceError) -> dict:
     return {}  # the template shows what was typed, from the error
 
 
-def email_form(current: RequestState, error: ServiceError) -> dict:
-    if current.session is None or current.account is None:
-        return {}  # the email page is only reached signed in
-    return email_page_context(current.session, current.account)
+FormContext = Callable[[RequestState, ServiceError], dict]
+# The forms an error page may show again (pages.ERROR_RESPONSES names them). A workflow's
+# own form is registered by its routes (register_form): the edge imports no workflow.
+FORM_CONTEXTS: dict[str, FormContext] = {"code": code_form, "recover": recover_form}
 
 
-def email_page_context(session: Session, account: Account) -> dict:
-    from chalicelib import email_change  # the account pages only: keeps /login's imports small
-
-    return {
-        "signed_in": True,
-        "csrf_token": session.csrf_token,
-        "pending": email_change.pending_change(session),
-        **accounts.account_page_context(account),
-    }
-
-
-FORM_CONTEXTS = {"code": code_form, "recover": recover_form, "email": email_form}
+def register_form(name: str, build: FormContext) -> None:
+    FORM_CONTEXTS[name] = build

@@ -33,6 +33,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from chalicelib import (
+    accounts,
     claims,
     clock,
     code_delivery,
@@ -230,6 +231,17 @@ def request_change(
     )
     count("EmailChangeRequested", change=change.value)
     return Requested.CODE_SENT
+
+
+def email_page_context(session: Session, account: Account) -> dict:
+    """What the account page and the email page show: the account, and a change waiting
+    for its code."""
+    return {
+        "signed_in": True,
+        "csrf_token": session.csrf_token,
+        "pending": pending_change(session),
+        **accounts.account_page_context(account),
+    }
 
 
 def pending_change(session: Session) -> PendingChange | None:

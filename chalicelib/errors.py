@@ -231,9 +231,11 @@ class NotFound(ServiceError):
 
 
 class CodeError(ServiceError):
-    """The one-time code could not be accepted."""
+    """The one-time code could not be accepted. `pause`: this wrong code paused the
+    account's recovery (a chalicelib.guess_limits.PauseStarted, for the workflow to tell)."""
 
     event = "code_rejected"
+    pause: object | None = None
 
 
 class WrongCode(CodeError):

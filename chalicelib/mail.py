@@ -14,44 +14,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import clients
 from chalicelib.config import get_settings, support_contact
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.pages import TEMPLATES
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-MAIL_TEMPLATES = TEMPLATES / "mail"
+# Mail's own templates (beside the pages' in chalicelib/templates, but mail reads no page).
+MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 CHARSET = "UTF-8"
-
-_client = None
-
-
-def ses_client() -> Any:  # boto3 clients carry no types here
-    """The SES v2 client, created on first use (boto3 is not imported at cold start)."""
-    global _client
-    if _client is None:
-        import boto3  # provided by the Lambda runtime
-        from botocore.config import Config
-
-        settings = get_settings()
-        _client = boto3.client(
-            "sesv2",
-            config=Config(
-                connect_timeout=settings.mail_connect_timeout,
-                read_timeout=settings.mail_read_timeout,
-                retries={"total_max_attempts": settings.mail_max_attempts, "mode": "standard"},
-            ),
-        )
-    return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,7 +77,7 @@ def send_mail(to: str | list[str], template_name: str, **context: Any) -> str:
     recipients = [to] if isinstance(to, str) else list(to)
     mail = render_mail(template_name, **context)
     try:
-        response = ses_client().send_email(
+        response = clients.ses().send_email(
             FromEmailAddress=get_settings().mail_sender,
             Destination={"ToAddresses": recipients},
             Content={

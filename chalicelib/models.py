@@ -62,7 +62,22 @@ def expiry_bucket(epoch_seconds: float) -> str:
 META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
 
 
-class _Meta:
+_pinned_prefix: str | None = None  # use_table_prefix's; None: TABLE_PREFIX, read when used
+
+
+class _TableNamed(type):
+    """A model's Meta: its table_name is the table prefix + its table_suffix, read at each
+    use (PynamoDB opens a new table connection when a model's table name changes), so
+    importing the models reads no setting."""
+
+    table_suffix: str
+
+    @property
+    def table_name(cls) -> str:
+        return (_pinned_prefix or table_prefix()) + cls.table_suffix
+
+
+class _Meta(metaclass=_TableNamed):
     connect_timeout_seconds = META_TIMEOUTS["connect_timeout_seconds"]
     read_timeout_seconds = META_TIMEOUTS["read_timeout_seconds"]
     max_retry_attempts = META_TIMEOUTS["max_retry_attempts"]
@@ -72,7 +87,7 @@ class Account(Model):
     """A National Registry account. PK: nr_number (10 digits)."""
 
     class Meta(_Meta):
-        table_name = "accounts"
+        table_suffix = "accounts"
 
     nr_number = UnicodeAttribute(hash_key=True)
     first_name = UnicodeAttribute()
@@ -148,7 +163,7 @@ class Claim(Model):
     """
 
     class Meta(_Meta):
-        table_name = "claims"
+        table_suffix = "claims"
 
     claim = UnicodeAttribute(hash_key=True)
     nr_number = UnicodeAttribute(null=True)
@@ -236,7 +251,7 @@ class Flow(Model):
     """A short-lived record. PK: flow_id = "<kind>#<opaque id>". TTL: expires_at."""
 
     class Meta(_Meta):
-        table_name = "flows"
+        table_suffix = "flows"
 
     flow_id = UnicodeAttribute(hash_key=True)
     kind = DiscriminatorAttribute()
@@ -340,7 +355,7 @@ class AuditEvent(Model):
     """Append-only history. PK: nr_number, SK: at_event = "<ISO time>#<event>#<random>"."""
 
     class Meta(_Meta):
-        table_name = "audit"
+        table_suffix = "audit"
 
     nr_number = UnicodeAttribute(hash_key=True)
     at_event = UnicodeAttribute(range_key=True)
@@ -356,11 +371,8 @@ ALL_MODELS = (Account, Claim, Flow, AuditEvent)
 TABLE_SUFFIXES = {Account: "accounts", Claim: "claims", Flow: "flows", AuditEvent: "audit"}
 
 
-def use_table_prefix(prefix: str) -> None:
-    """Point every model at TABLE_PREFIX + suffix (at import; manage.py after --stage).
-    PynamoDB opens a new table connection when a model's table name changes."""
-    for model, suffix in TABLE_SUFFIXES.items():
-        model.Meta.table_name = prefix + suffix
-
-
-use_table_prefix(table_prefix())
+def use_table_prefix(prefix: str | None) -> None:
+    """Point every model at prefix + suffix (a test's or a benchmark's own tables); None:
+    TABLE_PREFIX, as set when the tables are used."""
+    global _pinned_prefix
+    _pinned_prefix = prefix

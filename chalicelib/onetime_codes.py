@@ -40,6 +40,7 @@ from chalicelib import clock, guess_limits
 from chalicelib.config import get_settings
 from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.errors import (
+    CodeError,
     CodeExpired,
     CodeMalformed,
     NoPendingCode,
@@ -207,18 +208,19 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     if matches and not slots.paused:
         guess_limits.right_guess(slots)
         return challenge
-    guess_limits.wrong_guess(slots)
+    pause = guess_limits.wrong_guess(slots)
     # Logged and counted once, at the edge (code_wrong, recovery_paused,
     # code_attempts_exhausted). Paused or not, the person sees the same wrong-code page: a
     # pause must not tell that the address is a registry address (chalicelib.guess_limits).
     remaining = settings.code_max_attempts - challenge.attempts
     subject = keyed_hash(binding.subject)
+    refusal: CodeError
     if remaining <= 0:
-        raise TooManyAttempts(
+        refusal = TooManyAttempts(
             "that was the last try", purpose=binding.purpose.value, subject=subject
         )
-    if slots.paused and challenge.nr_number:
-        raise RecoveryPaused(
+    elif slots.paused and challenge.nr_number:
+        refusal = RecoveryPaused(
             "recovery paused for this account today",
             remaining=remaining,
             purpose=binding.purpose.value,
@@ -226,13 +228,16 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
             nr_number=challenge.nr_number,
             subject=subject,
         )
-    raise WrongCode(
-        "code does not match",
-        remaining=remaining,
-        purpose=binding.purpose.value,
-        target_email=challenge.target_email,
-        subject=subject,
-    )
+    else:
+        refusal = WrongCode(
+            "code does not match",
+            remaining=remaining,
+            purpose=binding.purpose.value,
+            target_email=challenge.target_email,
+            subject=subject,
+        )
+    refusal.pause = pause  # the workflow tells of it (a rule sends no mail)
+    raise refusal
 
 
 def _malformed(binding: Binding, now: int) -> Exception:

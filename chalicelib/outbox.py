@@ -24,7 +24,6 @@ silently.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -32,8 +31,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import clock
-from chalicelib.config import get_settings, outbox_queue_name
+from chalicelib import clients, clock
 from chalicelib.errors import MailNotQueued, MailNotSent
 from chalicelib.logs import count, log_event
 from chalicelib.models import Flow, SentMail, expiry_bucket
@@ -66,31 +64,9 @@ class Mail:
 # --- enqueue (the request side) ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _client() -> Any:  # boto3 clients carry no types here
-    import boto3  # provided by the Lambda runtime; imported on the first mail, not at /login
-    from botocore.config import Config
-
-    settings = get_settings()
-    return boto3.client(
-        "sqs",
-        config=Config(
-            connect_timeout=settings.outbox_connect_timeout,
-            read_timeout=settings.outbox_read_timeout,
-            retries={"total_max_attempts": settings.outbox_max_attempts, "mode": "standard"},
-        ),
-    )
-
-
-@functools.lru_cache(maxsize=1)
 def queue_url() -> str:
-    """Looked up once per container (GetQueueUrl), then kept."""
-    return _client().get_queue_url(QueueName=get_settings().outbox_queue_name)["QueueUrl"]
-
-
-def reset() -> None:
-    _client.cache_clear()
-    queue_url.cache_clear()
+    """The outbox queue's URL (looked up once per container: chalicelib.clients)."""
+    return clients.outbox_queue_url()
 
 
 def enqueue(template: str, to: str | list[str], **context: Any) -> None:
@@ -118,9 +94,9 @@ def _send(bodies: list[str], template: str) -> None:
 
     try:
         if len(bodies) == 1:
-            _client().send_message(QueueUrl=queue_url(), MessageBody=bodies[0])
+            clients.sqs().send_message(QueueUrl=queue_url(), MessageBody=bodies[0])
         else:
-            answer = _client().send_message_batch(
+            answer = clients.sqs().send_message_batch(
                 QueueUrl=queue_url(),
                 Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
             )
@@ -289,12 +265,9 @@ def _remember_sent(message_id: str) -> None:
 def _delete(messages: list[Received]) -> None:
     for start in range(0, len(messages), 10):
         chunk = messages[start : start + 10]
-        _client().delete_message_batch(
+        clients.sqs().delete_message_batch(
             QueueUrl=queue_url(),
             Entries=[
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
             ],
         )
-
-
-QUEUE_NAME = outbox_queue_name()

@@ -31,6 +31,7 @@ from pynamodb.exceptions import PynamoDBException
 from chalicelib import (
     claims,
     code_delivery,
+    guess_limits,
     linking,
     notices,
     onetime_codes,
@@ -40,7 +41,7 @@ from chalicelib import (
     store,
 )
 from chalicelib.emails import InvalidEmail, normalize_email
-from chalicelib.errors import LinkRefused, NoPendingCode, RecoveryEmailInvalid
+from chalicelib.errors import CodeError, LinkRefused, NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Session
 from chalicelib.onetime_codes import Binding, Purpose
@@ -164,7 +165,12 @@ class RecoveredLink:
 def complete_recovery(session: Session, session_token: str, code: str | None) -> RecoveredLink:
     """Check the code and link; raises a CodeError or a LinkRefused error otherwise."""
     binding = _binding(session)
-    challenge = onetime_codes.verify(binding, code)
+    try:
+        challenge = onetime_codes.verify(binding, code)
+    except CodeError as refused:
+        if isinstance(refused.pause, guess_limits.PauseStarted):
+            notices.send_recovery_paused(refused.pause)  # best-effort: never fails the request
+        raise
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
     try:

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import clients
 from chalicelib.logs import log_event
-from chalicelib.models import META_TIMEOUTS, Account, AuditEvent, Claim
+from chalicelib.models import Account, AuditEvent, Claim
 
 if TYPE_CHECKING:
     from pynamodb.attributes import Attribute
@@ -131,18 +131,6 @@ class TransactionRefused(Exception):
 
 
 _KIND_ORDER = ("condition_check", "delete", "save", "update")  # PynamoDB's request order
-_connection: Connection | None = None
-
-
-def _shared_connection() -> Connection:
-    global _connection
-    if _connection is None:
-        _connection = Connection(
-            connect_timeout_seconds=META_TIMEOUTS["connect_timeout_seconds"],
-            read_timeout_seconds=META_TIMEOUTS["read_timeout_seconds"],
-            max_retry_attempts=META_TIMEOUTS["max_retry_attempts"],
-        )
-    return _connection
 
 
 @dataclass
@@ -205,7 +193,9 @@ class Transaction:
         # committed request with success instead of failing its conditions.
         token = str(uuid.uuid4())
         try:
-            with TransactWrite(connection=_shared_connection(), client_request_token=token) as tx:
+            with TransactWrite(
+                connection=clients.dynamodb_transactions(), client_request_token=token
+            ) as tx:
                 for kind, _, args, kwargs in self.items:
                     if "actions" in kwargs:  # PynamoDB appends the version action in place
                         kwargs = {**kwargs, "actions": list(kwargs["actions"])}

@@ -9,7 +9,7 @@ import threading
 import boto3
 import pytest
 
-from chalicelib import mail, outbox
+from chalicelib import clients, outbox
 from chalicelib.config import outbox_queue_name
 from chalicelib.errors import MailNotSent
 from localdev.outbox_worker import MAX_RECEIVES, drain
@@ -35,7 +35,7 @@ def ses_hangs(mailbox, monkeypatch):
 
         raise ReadTimeoutError(endpoint_url=request.url)
 
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.register_first("before-send.sesv2.SendEmail", hang, unique_id="hang")
     yield release
     release.set()
@@ -89,7 +89,7 @@ def test_with_ses_hanging_sign_in_recovery_and_email_change_never_call_it(
     assert queued()[0] == 3
     # Once SES answers again, the worker sends all three.
     ses_hangs.set()
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="hang")
     assert drain().sent == 3
     assert [m.subject for m in mailbox.to("dr.alice@example.com")] == [LINK_NOTICE]
@@ -142,7 +142,7 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
             f"doc{i}@example.gov",
             account={"first_name": f"D{i}", "nr_number": f"100000000{i}"},
         )
-    sqs = outbox._client()
+    sqs = clients.sqs()
     messages = sqs.receive_message(
         QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0
     )["Messages"]
@@ -155,7 +155,7 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
         if len(attempts) == 2:  # the container dies as the second mail goes out
             raise SystemExit("the Lambda's container died here")
 
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.register_first(
         "before-send.sesv2.SendEmail", crash_on_the_second, unique_id="crash"
     )
@@ -178,7 +178,7 @@ def _one_queued_reminder() -> outbox.Received:
         "doc@example.gov",
         account={"first_name": "D", "nr_number": "1000000001"},
     )
-    (m,) = outbox._client().receive_message(QueueUrl=outbox.queue_url(), VisibilityTimeout=0)[
+    (m,) = clients.sqs().receive_message(QueueUrl=outbox.queue_url(), VisibilityTimeout=0)[
         "Messages"
     ]
     return outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"])
@@ -244,7 +244,7 @@ def test_the_message_holds_only_what_the_mail_needs(app_client, mailbox):
     from chalicelib.models import Account
 
     notices.send_link_notice("1000000001", Account.get("1000000001"))
-    (message,) = outbox._client().receive_message(QueueUrl=outbox.queue_url())["Messages"]
+    (message,) = clients.sqs().receive_message(QueueUrl=outbox.queue_url())["Messages"]
     assert json.loads(message["Body"]) == {
         "v": 1,
         "template": "link_notice",

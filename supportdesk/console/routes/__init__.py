@@ -4,5 +4,7 @@
 - home_routes.py   /home, /search (SEARCH): the search box; results to come
 - report_routes.py /report, /report/csv/<list> (REPORT): the migration report
 - staff_routes.py  /staff, /staff/add, /staff/role, /staff/remove (STAFF_ADMIN)
+- desk_routes.py   /people/{nr_number}/<operation>, /trace, /export-changes: the desk's
+                   operations as forms (UNLINK ... CLEAR_SHARED, TRACE, EXPORT_CHANGES)
 - not_found.py     /{proxy+}: every unknown path is the 404 page (PUBLIC)
 """

@@ -15,6 +15,8 @@ from supportdesk.console.permissions import Permission
 
 bp = Blueprint(__name__)
 SHOWN_PER_LIST = 100  # on the page; the CSV has every row
+# Where a person's page is (desksearch's person page; the desk's forms are under /people/).
+PERSON_PAGE = "/person/"
 
 
 @bp.route("/report")
@@ -29,6 +31,7 @@ def report_page():
         lists=report.STUCK_LISTS,
         shown=SHOWN_PER_LIST,
         not_available=report.NOT_AVAILABLE,
+        person_page=PERSON_PAGE,
     )
 
 
