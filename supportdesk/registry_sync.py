@@ -357,12 +357,13 @@ def _transaction_for(
                 # Released by the removal and held by nobody: a sign-in with it is told
                 # the account is no longer active (not "no account found").
                 claims.mark_removed(tx, f"removed:{address}", address, number, absent=False)
-    if plan.existing is not None and plan.existing.status == "removed" and not _removed(plan):
-        # Re-activated: an address it does not take back no longer belongs to a removed
-        # account (one it takes back loses its marker in claims.add_holder). The marker
-        # goes whole: another removed holder of it then reads as unknown, never wrongly
-        # as removed.
-        for address in sorted(before - set(plan.addresses)):
+    if plan.existing is not None and plan.existing.status == "removed":
+        # Re-activated, or given other addresses while removed: an address it no longer
+        # lists no longer belongs to a removed account (one it takes back loses its marker
+        # in claims.add_holder). The marker goes whole: another removed holder of it then
+        # reads as unknown, never wrongly as removed.
+        slots = {a for a in _slots_after(plan, plan.existing) if a}
+        for address in sorted(before - slots - set(plan.addresses)):
             tx.delete(f"removed:{address}", Claim(Claim.removed_key(address)))
     if plan.existing is None and _removed(plan):
         # A row that arrives removed held its addresses in the registry, never here.

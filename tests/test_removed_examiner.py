@@ -144,3 +144,12 @@ def test_a_re_activated_account_with_new_addresses_leaves_no_marker_on_its_old_o
     registry(csv_row("1000000010", "new@example.com"))  # back, with another address
     assert marker("old@example.com") is None
     assert browser.sign_in(["old@example.com"]).location == "/link/no-match"
+
+
+def test_addresses_a_removed_account_is_given_meanwhile_leave_no_marker_on_the_old_ones(browser):
+    registry(csv_row("1000000011", "first@example.com"))
+    registry(csv_row("1000000011", "first@example.com", status="removed"))
+    registry(csv_row("1000000011", "second@example.com", status="removed"))
+    assert marker("first@example.com") is None
+    registry(csv_row("1000000011", "third@example.com"))
+    assert_invariants()
