@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import console_search
 from chalicelib import clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1138,6 +1139,7 @@ SECTIONS = {
     "lifecycle_soak": lifecycle_soak,
     "callback_overhead": callback_overhead,
     "mail_path": mail_path,
+    "console_search": console_search.console_search,  # bench/console_search.py
 }
 
 

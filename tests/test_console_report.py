@@ -151,10 +151,10 @@ def test_a_viewer_sees_the_report_with_its_chart_projection_and_stuck_lists(
     assert "Sign-in refusals by kind" in body
     for name, count in (("shared", 2), ("institutional", 1), ("never-linked", 4), ("paused", 1)):
         assert f'id="list-{name}">' in body and f"({count})</h3>" in body, name
-    assert 'href="/person/1000000003"' in body and "shared with 1000000004" in body
-    assert 'href="/person/1000000005"' in body and 'href="/person/1000000006"' in body
+    assert 'href="/people/1000000003"' in body and "shared with 1000000004" in body
+    assert 'href="/people/1000000005"' in body and 'href="/people/1000000006"' in body
     assert "&lt;b&gt;Bold&lt;/b&gt;" in body and "<b>Bold</b>" not in body
-    assert 'href="/person/1000000007"' not in body  # removed: not the migration's to reach
+    assert 'href="/people/1000000007"' not in body  # removed: not the migration's to reach
 
 
 def test_the_csv_downloads_are_formula_safe(desk_browser, fake_clock):

@@ -15,8 +15,8 @@ from supportdesk.console.permissions import Permission
 
 bp = Blueprint(__name__)
 SHOWN_PER_LIST = 100  # on the page; the CSV has every row
-# Where a person's page is (desksearch's person page; the desk's forms are under /people/).
-PERSON_PAGE = "/person/"
+# Where a person's page is (person_routes.py).
+PERSON_PAGE = "/people/"
 
 
 @bp.route("/report")
