@@ -670,6 +670,12 @@ def cmd_report(args) -> int:
     report = migration_report.build_report()
     if args.html:
         Path(args.html).write_text(migration_report.render_report_html(report), encoding="utf-8")
+    progress = migration_report.build_progress()
+    report["per_week"] = migration_report.progress_dict(progress)
+    if args.csv:
+        Path(args.csv).write_text(
+            migration_report.progress_csv(progress, args.list), encoding="utf-8"
+        )
 
     def human(r):
         print(f"Migration report ({r['generated_at']})")
@@ -689,8 +695,11 @@ def cmd_report(args) -> int:
         _print_pairs(list(r["by_role"].items()))
         print("Links per day:")
         _print_pairs(list(r["links_per_day"].items()) or [("none", None)])
+        print(migration_report.progress_text(r["per_week"]))
         if args.html:
             print(f"HTML report written to {args.html}")
+        if args.csv:
+            print(f"CSV ({args.list}) written to {args.csv}")
 
     _emit(args, report, human)
     return EXIT_OK
@@ -1126,6 +1135,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("report", parents=[common], help="migration progress counts")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    p.add_argument("--csv", metavar="FILE", help="also write the weekly table (or --list) as CSV")
+    p.add_argument(
+        "--list",
+        default="weekly",
+        choices=["weekly", "shared", "institutional", "never-linked", "paused"],
+        help="what --csv holds: the weekly table (default) or a list of stuck cases",
+    )
     p.set_defaults(handler=cmd_report)
 
     p = commands.add_parser(

@@ -9,6 +9,9 @@ registry import and the support desk (docs/design.md, "The account lifecycle").
 - When only one holder is left, the address stays once-shared: it is still that account's
   address and receives its mail, but it neither links nor receives a code until support
   clears it after verifying the person (`manage.py clear-shared`).
+- An address the registry's removal of an account released, and nobody holds since, keeps
+  a `removed#` marker naming the removed account(s): a sign-in with it is told the account
+  is no longer active instead of "no account found". Any new holder deletes the marker.
 
 Every write goes into the caller's store.Transaction and is conditioned on the claim as it
 was read (its revision, or its absence), so a claim that anyone changed meanwhile refuses
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import store
-from chalicelib.models import Claim
+from chalicelib.models import Claim, utc_now
 
 if TYPE_CHECKING:
     from pynamodb.expressions.condition import Condition
@@ -84,6 +87,19 @@ def read_many(addresses: Iterable[str | None]) -> dict[str, AddressClaim]:
     return {claim.address: claim for claim in found}
 
 
+def removed_holders(addresses: Iterable[str | None]) -> frozenset[str]:
+    """The removed accounts that last held any of these normalized addresses (markers that
+    no claim has replaced). One BatchGetItem; nothing when none was released by a removal."""
+    keys = sorted({Claim.removed_key(a) for a in addresses if a})
+    if not keys:
+        return frozenset()
+    return frozenset(
+        number
+        for item in Claim.batch_get(keys, consistent_read=True)
+        for number in item.holders or ()
+    )
+
+
 # --- writes (into a store.Transaction) -------------------------------------------------------
 
 
@@ -127,7 +143,28 @@ def add_holder(
         _item(address, after.holders, after.shared, after.revision),
         condition=_as_read(current),
     )
+    if current is None:
+        # Held again: a removed account's marker no longer describes who holds it.
+        tx.delete(f"{name}:removed", Claim(Claim.removed_key(address)))
     return after
+
+
+def mark_removed(
+    tx: store.Transaction, name: str, address: str, nr_number: str, *, absent: bool
+) -> None:
+    """Record that removed account `nr_number` held `address`, which nobody holds now.
+    `absent`: the caller read no claim on it and writes none here, so check that none
+    appeared meanwhile (a caller deleting the claim in `tx` has its condition already)."""
+    tx.update(
+        name,
+        Claim(Claim.removed_key(address)),
+        [Claim.holders.add({nr_number}), Claim.created_at.set(Claim.created_at | utc_now())],
+        add_version_condition=False,
+    )
+    if absent:
+        tx.check(
+            f"{name}:free", Claim, Claim.email_key(address), condition=Claim.claim.does_not_exist()
+        )
 
 
 def remove_holder(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import date
 
 REQUIRED = object()  # a setting without a default: unset, the settings are refused
 
@@ -155,6 +156,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FORM_MAX_BYTES", 4096, "largest form body accepted"),
     Setting("REMINDER_INTERVAL_DAYS", 30, ".gov/.mil/.edu reminder spacing"),
     Setting("CLEANUP_BATCH_SIZE", 200, "expired flow items deleted per cleanup run"),
+    Setting(
+        "CAMPAIGN_DEADLINE",
+        None,
+        "the date every account must be linked by (YYYY-MM-DD; empty: none)",
+    ),
     Setting(
         "SUPPORT_PHONE",
         "1-800-555-0100",
@@ -347,6 +353,7 @@ class Settings:
     # Reminders about institutional primary emails.
     reminder_interval_days: int
     cleanup_batch_size: int
+    campaign_deadline: date | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -445,7 +452,18 @@ def _read_settings() -> Settings:
         form_max_bytes=_int("FORM_MAX_BYTES"),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS"),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE"),
+        campaign_deadline=_date("CAMPAIGN_DEADLINE"),
     )
+
+
+def _date(variable: str) -> date | None:
+    raw = _raw(variable)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{variable} must be a date (YYYY-MM-DD), got {raw!r}") from exc
 
 
 def reset_settings() -> None:

@@ -142,6 +142,13 @@ class AccountInactive(LinkRefused):
     event = "link_refused_inactive"
 
 
+class AccountRemoved(LinkRefused):
+    """No account holds any of the identity's verified emails, but a removed account did:
+    the registry removed that account (the person is told so, not "no account found")."""
+
+    event = "link_refused_removed"
+
+
 class SharedAddress(LinkRefused):
     """The address is, or was, on several registry accounts: it proves nobody's identity
     (no automatic link, no recovery code) until support has verified the person."""

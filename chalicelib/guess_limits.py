@@ -48,7 +48,7 @@ from chalicelib import clock, counters, store
 from chalicelib.config import get_settings
 from chalicelib.errors import GuessLimitReached
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.models import Account
+from chalicelib.models import Account, Flow, expiry_bucket
 
 GUESS_WINDOW_SECONDS = 24 * 3600
 PAUSE_SECONDS = 24 * 3600
@@ -178,6 +178,25 @@ def address_pause_marks(target_normalized: str, now: float) -> list[str]:
 def _account_pause_marks(account_key: str, now: float) -> list[str]:
     day = _day(now)
     return [_account_mark(account_key, day), _account_mark(account_key, day - 1)]
+
+
+def paused_accounts(now: float) -> set[str]:
+    """The registry numbers whose recovery is paused at `now` (the desk's report). A pause
+    mark lives at most PAUSE_SECONDS: one Query of the by_expiry index per hour bucket up
+    to then, bounded by the flows alive now, never by the number of accounts."""
+    prefix = "sendcount#recovery-paused-account-"
+    first = int(now) // 3600
+    paused: set[str] = set()
+    for hour in range(first, first + PAUSE_SECONDS // 3600 + 2):
+        for item in Flow.by_expiry.query(
+            expiry_bucket(hour * 3600),
+            Flow.expires_at > int(now),
+            filter_condition=Flow.flow_id.startswith(prefix),
+        ):
+            key = item.flow_id[len(prefix) :].rsplit("#", 1)[0]
+            if not key.startswith(_DECOY_ACCOUNT_PREFIX):
+                paused.add(key)
+    return paused
 
 
 def any_live(found: dict, mark_ids: Sequence[str], now: float) -> bool:

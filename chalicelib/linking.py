@@ -35,6 +35,7 @@ from chalicelib.emails import try_normalize_email
 from chalicelib.errors import (
     AccountAlreadyLinked,
     AccountInactive,
+    AccountRemoved,
     AmbiguousMatch,
     IdentityDisabled,
     IdentityPurged,
@@ -86,13 +87,23 @@ def link_by_verified_emails(
     sub: str, emails: list[str], *, login_gov_email: str | None = None
 ) -> LinkResult:
     """First sign-in: link to the one active account that a verified email proves."""
-    found = claims.read_many({n for n in (try_normalize_email(e) for e in emails) if n})
+    addresses = {n for n in (try_normalize_email(e) for e in emails) if n}
+    found = claims.read_many(addresses)
     proven = {address: claim.proves for address, claim in found.items() if claim.proves}
     numbers = set(proven.values())
     if not numbers:
         if found:
             # Only shared addresses matched: an office mailbox is nobody's proof of identity.
             raise SharedAddress("only shared addresses match", sub=sub)
+        removed = claims.removed_holders(addresses)
+        if removed:
+            # Telling this identity is fine: Login.gov verified it controls the address.
+            raise AccountRemoved(
+                "only a removed account held these emails",
+                sub=sub,
+                nr_number=min(removed),
+                count=len(removed),
+            )
         raise NoMatchingAccount("no registry account has one of these emails", sub=sub)
     if len(numbers) > 1:
         # Two records claim this person; guessing would hand one of them to a stranger.

@@ -8,6 +8,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
                       | "sub#<login.gov sub>"  an identity: the account it is linked to,
                                                and Login.gov's disabled/enabled marks
                       | "purged#<login.gov sub>"  an identity Login.gov purged
+                      | "removed#<normalized>"  an address only removed accounts held
                                                all written in the same transaction as
                                                the account change they belong to
             GSI by_login_gov_email (login_gov_email): linked identities by the Login.gov
@@ -190,6 +191,10 @@ class Claim(Model):
       normalized email the identity shared when it linked: set with `nr_number`, removed
       with it (the console's search by Login.gov email, index by_login_gov_email).
     - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
+    - "removed#<normalized address>": the address was released by the registry's removal of
+      the accounts in `holders` and no account holds it now (no `email#` claim): a sign-in
+      with it is told the account is no longer active. Written by the import in the
+      transaction that releases the address, deleted by any claim of it (claims.add_holder).
     """
 
     class Meta(_Meta):
@@ -208,6 +213,7 @@ class Claim(Model):
     by_login_gov_email = LoginGovEmailIndex()
 
     EMAIL_PREFIX, SUB_PREFIX, PURGED_PREFIX = "email#", "sub#", "purged#"
+    REMOVED_PREFIX = "removed#"
 
     @property
     def disabled(self) -> bool:
@@ -244,6 +250,10 @@ class Claim(Model):
     @staticmethod
     def purged_key(sub: str) -> str:
         return Claim.PURGED_PREFIX + sub
+
+    @staticmethod
+    def removed_key(normalized_email: str) -> str:
+        return Claim.REMOVED_PREFIX + normalized_email
 
     @property
     def address(self) -> str | None:

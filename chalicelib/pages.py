@@ -102,6 +102,7 @@ ERROR_RESPONSES: dict[type[Exception], Page | Redirect] = {
     e.AmbiguousMatch: Page("link_ambiguous.html", 409),
     e.AccountAlreadyLinked: Page("link_shared.html", 409),
     e.AccountInactive: Page("account_inactive.html", 403),
+    e.AccountRemoved: Page("link_removed.html", 403),
     e.SharedAddress: Page("link_shared_address.html", 409),
     e.LinkBarred: Page("link_barred.html", 403),
     e.MatchChanged: Page("link_match_changed.html", 409),

@@ -16,6 +16,7 @@ from supportdesk.console.routes import (
     home_routes,
     not_found,
     person_routes,
+    report_routes,
     staff_routes,
 )
 
@@ -26,4 +27,5 @@ app.register_blueprint(home_routes.bp)
 app.register_blueprint(person_routes.bp)
 app.register_blueprint(staff_routes.bp)
 app.register_blueprint(desk_routes.bp)
+app.register_blueprint(report_routes.bp)
 app.register_blueprint(not_found.bp)

@@ -44,7 +44,7 @@ from chalicelib.field_ownership import (
     merge,
 )
 from chalicelib.logs import log_event
-from chalicelib.models import Account, utc_now
+from chalicelib.models import Account, Claim, utc_now
 from supportdesk.aws_trouble import is_transient
 from supportdesk.csv_cells import write_rows
 from supportdesk.csv_validation import (
@@ -255,6 +255,21 @@ def plan_account(
     return plan
 
 
+def _removed(plan: AccountPlan) -> bool:
+    status = plan.changes.get("status", plan.existing.status if plan.existing else None)
+    return status == "removed"
+
+
+def _row_addresses(plan: AccountPlan) -> list[str]:
+    """The normalized addresses the registry's row gives the account (held or not)."""
+    row = plan.row
+    return list(
+        dict.fromkeys(
+            a for a in (row.primary_email_normalized, row.secondary_email_normalized) if a
+        )
+    )
+
+
 def _slots_after(plan: AccountPlan, account: Account) -> tuple[str | None, str | None]:
     """The account's normalized primary and secondary once `plan` is applied."""
     return (
@@ -339,6 +354,23 @@ def _transaction_for(
                 tx, f"claim:{address}", address, number, claim, keep_shared=keep
             )
             writes += 1
+            if after[address] is None and _removed(plan):
+                # Released by the removal and held by nobody: a sign-in with it is told
+                # the account is no longer active (not "no account found").
+                claims.mark_removed(tx, f"removed:{address}", address, number, absent=False)
+    if plan.existing is not None and plan.existing.status == "removed":
+        # Re-activated, or given other addresses while removed: an address it no longer
+        # lists no longer belongs to a removed account (one it takes back loses its marker
+        # in claims.add_holder). The marker goes whole: another removed holder of it then
+        # reads as unknown, never wrongly as removed.
+        slots = {a for a in _slots_after(plan, plan.existing) if a}
+        for address in sorted(before - slots - set(plan.addresses)):
+            tx.delete(f"removed:{address}", Claim(Claim.removed_key(address)))
+    if plan.existing is None and _removed(plan):
+        # A row that arrives removed held its addresses in the registry, never here.
+        for address in _row_addresses(plan):
+            if after.get(address) is None:
+                claims.mark_removed(tx, f"removed:{address}", address, number, absent=True)
     if not (plan.changes or plan.base or writes):
         return None, after, 0
     now = utc_now()
@@ -420,6 +452,8 @@ def _fresh(plan: AccountPlan) -> tuple[AccountPlan, dict[str, AddressClaim | Non
     account = store.get_account(plan.nr_number)
     fresh = plan_account(plan.row, account, plan.file_date)
     addresses = set(fresh.addresses) | set(account.normalized_emails() if account else ())
+    if account is None and _removed(fresh):
+        addresses |= set(_row_addresses(fresh))
     found = claims.read_many(addresses)
     return fresh, {address: found.get(address) for address in addresses}
 
@@ -451,9 +485,17 @@ def import_accounts(
     try:
         existing = _with_storage_retries(read_accounts, sleep) if rows else {}
         plans = [plan_account(row, existing.get(row.nr_number), exported_on) for row in rows]
-        addresses = {a for plan in plans for a in plan.addresses} | {
-            a for account in existing.values() for a in account.normalized_emails()
-        }
+        addresses = (
+            {a for plan in plans for a in plan.addresses}
+            | {a for account in existing.values() for a in account.normalized_emails()}
+            # A new removed account's addresses: marked if nobody holds them (claims.py).
+            | {
+                a
+                for plan in plans
+                if plan.existing is None and _removed(plan)
+                for a in _row_addresses(plan)
+            }
+        )
         current = _with_storage_retries(lambda: claims.read_many(addresses), sleep)
     except StorageStopped:
         result.stopped = (

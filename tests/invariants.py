@@ -5,7 +5,8 @@ tables as they are: after every lifecycle test and after every step of the state
    that account; no claim names an account that does not hold the address, nor a removed
    account (the registry decides who is certified: a removed account's addresses are
    free); a claim proves an account (`nr_number`) exactly when it has one holder and was
-   never shared.
+   never shared. A `removed#` marker is on an address no account holds, and names only
+   removed accounts.
 2. `sub#` claims and accounts' linked subs agree both ways; one sub, at most one account;
    a purged identity holds no link; a barred identity is not linked to that account. A
    `sub#` item without an account exists only to carry Login.gov's marks (an identity's
@@ -68,6 +69,15 @@ def assert_invariants() -> None:
             )
         if claim.contested and not claim.shared:
             problems.append(f"claim on {address} has several holders but is not shared")
+    for item in items:
+        if not item.claim.startswith(Claim.REMOVED_PREFIX):
+            continue
+        address = item.claim[len(Claim.REMOVED_PREFIX) :]
+        if address in by_address:
+            problems.append(f"removed marker on {address}, which a claim holds")
+        for number in item.holders or ():
+            if number not in accounts or accounts[number].status != "removed":
+                problems.append(f"removed marker on {address} names {number}, not removed")
 
     # 2. links
     identities = {

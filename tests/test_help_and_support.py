@@ -188,6 +188,17 @@ def _removed_after_linking(browser):
     return browser.follow(browser.sign_in(["old.examiner@example.com"], sub=sub))
 
 
+def _released_by_removal(browser):
+    # The registry removed the account that held the address; nobody holds it now.
+    from supportdesk.registry_sync import import_accounts, validate_text
+    from tests.support.accounts import csv_row, csv_text
+
+    import_accounts(validate_text(csv_text(csv_row("1000000001", "old.examiner@example.com"))))
+    rows = csv_text(csv_row("1000000001", "old.examiner@example.com", status="removed"))
+    import_accounts(validate_text(rows))
+    return browser.sign_in(["old.examiner@example.com"])
+
+
 def _cancelled(browser):
     return browser.get(
         browser.authorize(browser.start_signin(), ["x@example.com"], action="cancel")
@@ -213,6 +224,7 @@ REFUSALS = {
     "already linked": (_already_linked, 409, "already-linked", "link_refused_shared"),
     "disabled": (_status("disabled"), 403, "not-active", "link_refused_inactive"),
     "removed": (_removed_after_linking, 403, "not-active", "link_refused_inactive"),
+    "address of a removed account": (_released_by_removal, 403, "removed", "link_refused_removed"),
     "cancelled sign-in": (_cancelled, 400, "cancelled", "signin_cancelled"),
     "not found": (_not_found, 404, None, "not_found"),
     "send limit": (_send_limit, 429, "codes", "code_send_limited"),

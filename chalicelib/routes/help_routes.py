@@ -14,10 +14,14 @@ bp = Blueprint(__name__)
 @bp.route("/help")
 @edge.page
 def help_page():
+    from chalicelib.help_pictures import deadline_text, pictures
+
     session = edge.optional_session()
     settings = get_settings()
     return pages.render(
         "help.html",
+        deadline=deadline_text(),
+        pictures=pictures(),
         signed_in=session is not None,
         linked=bool(session and session.nr_number),
         login_gov_account_url=settings.login_gov_account_url,

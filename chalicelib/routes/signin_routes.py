@@ -14,8 +14,13 @@ bp = Blueprint(__name__)
 @edge.page
 def landing():
     session = edge.optional_session()  # one read, and only with a session cookie
+    from chalicelib.help_pictures import deadline_text
+
     return pages.render(
-        "landing.html", signed_in=session is not None, linked=bool(session and session.nr_number)
+        "landing.html",
+        signed_in=session is not None,
+        linked=bool(session and session.nr_number),
+        deadline=deadline_text(),
     )
 
 

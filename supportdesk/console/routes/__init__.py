@@ -3,6 +3,7 @@
 - auth_routes.py   /, /login, /auth/callback, /logout, /signed-out (PUBLIC)
 - home_routes.py   /home, /search (SEARCH): the search box and its results
 - person_routes.py /people/{nr_number} (READ): why can't they get in?
+- report_routes.py /report, /report/csv/<list> (REPORT): the migration report
 - staff_routes.py  /staff, /staff/add, /staff/role, /staff/remove (STAFF_ADMIN)
 - desk_routes.py   /people/{nr_number}/<operation>, /trace, /export-changes: the desk's
                    operations as forms (UNLINK ... CLEAR_SHARED, TRACE, EXPORT_CHANGES)
