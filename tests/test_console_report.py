@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib import clock as clock_module
 from chalicelib import guess_limits
-from chalicelib.models import SendCounter, expiry_bucket
+from chalicelib.models import WindowCounter, expiry_bucket
 from supportdesk import report
 from supportdesk.report import AccountFacts
 from tests.support.accounts import link, make_account
@@ -120,7 +120,7 @@ def _population(now: datetime) -> None:
     make_account("1000000006", primary="paused@example.com")
     for mark in guess_limits._account_pause_marks("1000000006", now.timestamp()):
         expires = int(now.timestamp()) + 3600
-        SendCounter(
+        WindowCounter(
             mark,
             sends=1,
             expires_at=expires,
