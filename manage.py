@@ -9,7 +9,7 @@ before chalicelib is imported, because chalicelib reads its settings from the en
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
-send-reminders, trace, check-email-keys, staff add|remove|list (the support console's
+send-reminders, campaign status|run|pause|resume|backfill, trace, check-email-keys, staff add|remove|list (the support console's
 staff list). Human-readable output by default, --json for
 scripts. Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region,
 credentials or permission); 2 usage or validation error (a refused import file: nothing
@@ -667,6 +667,74 @@ def cmd_send_reminders(args) -> int:
     return EXIT_OK
 
 
+def cmd_campaign(args) -> int:
+    """The migration campaign (chalicelib.campaign): one implementation with the function."""
+    from chalicelib import campaign
+
+    if args.campaign_command == "backfill":
+        from supportdesk.campaign_index import backfill
+
+        data = backfill()
+        _emit(
+            args,
+            data,
+            lambda d: print(
+                f"Index: {d['added']} accounts added of {d['found']} not linked "
+                f"({d['linked_meanwhile']} linked meanwhile)"
+            ),
+        )
+        return EXIT_OK
+    if args.campaign_command == "run":
+        data = campaign.run(limit=args.limit).as_dict()
+        _emit(args, data, _print_campaign_run)
+        return EXIT_OK
+    if args.campaign_command in ("pause", "resume"):
+        actor = args.actor or _default_actor() or "unknown"
+        data = campaign.set_paused(args.campaign_command == "pause", actor)
+    else:
+        data = campaign.status()
+    _emit(args, data, _print_campaign_status)
+    return EXIT_OK
+
+
+def _print_campaign_run(d: dict) -> None:
+    if d["wave"] is None:
+        print(f"Campaign {d['day']}: no campaign (no CAMPAIGN_DEADLINE, or it has passed)")
+        return
+    if d["paused"]:
+        print(f"Campaign {d['day']}: paused, nothing sent (`campaign resume` to go on)")
+        return
+    print(f"Campaign {d['day']}, wave {d['wave']}: {d['sent']} mails queued, {d['read']} read")
+    _print_pairs([(f"skipped {k}", v) for k, v in d["skipped"].items()])
+    if d["not_queued"]:
+        print(f"  {d['not_queued']} not taken by the outbox: the next run tries them again")
+    if d["more_remaining"]:
+        print("  more remain (send cap or time budget): the next run goes on")
+
+
+def _print_campaign_status(d: dict) -> None:
+    if d["deadline"] is None:
+        print("No campaign: CAMPAIGN_DEADLINE is not set.")
+        return
+    _print_pairs(
+        [
+            ("deadline", d["deadline"]),
+            ("paused", d["paused"]),
+            ("due wave", d["due_wave"]),
+            ("sends per run", d["max_sends_per_run"]),
+            ("next run (UTC)", d["next_run"]),
+        ]
+    )
+    _print_table(
+        ["wave", "kind", "from", "sent"],
+        [[w["wave"], w["kind"], w["starts"] or "first run", w["sent"]] for w in d["waves"]],
+    )
+    last = d["last_run"]
+    if last:
+        print(f"Last run {last['finished_at']}: wave {last['wave']}, {last['sent']} queued")
+        _print_pairs([(f"skipped {k}", v) for k, v in last["skipped"].items()])
+
+
 def cmd_trace(args) -> int:
     from supportdesk import trace
 
@@ -1079,6 +1147,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="email reminders about institutional primary emails",
     )
     p.set_defaults(handler=cmd_send_reminders)
+
+    p = commands.add_parser(
+        "campaign",
+        parents=[common],
+        help="the migration campaign's mail: status, run now, pause, resume",
+    )
+    campaign_commands = p.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    q = campaign_commands.add_parser(
+        "status", parents=[common], help="waves, mails per wave, the last run, the next"
+    )
+    q.set_defaults(handler=cmd_campaign)
+    q = campaign_commands.add_parser(
+        "run", parents=[common], help="run the campaign now, as the daily function does"
+    )
+    q.add_argument(
+        "--limit", type=int, default=None, help="mails at most (default CAMPAIGN_MAX_SENDS_PER_RUN)"
+    )
+    q.set_defaults(handler=cmd_campaign)
+    q = campaign_commands.add_parser(
+        "backfill",
+        parents=[common],
+        help="put accounts created before the campaign's index into it (once per stage)",
+    )
+    q.set_defaults(handler=cmd_campaign)
+    for name, helptext in (
+        ("pause", "stop the campaign's mail from the next run on (no deploy)"),
+        ("resume", "let the campaign mail again"),
+    ):
+        q = campaign_commands.add_parser(name, parents=[common], help=helptext)
+        q.add_argument("--actor", help="your name (default $USER)")
+        q.set_defaults(handler=cmd_campaign)
 
     p = commands.add_parser(
         "trace",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import date
 
 DEFAULT_ACR_VALUES = "urn:acr.login.gov:auth-only"
 # Login.gov asks for prompt=select_account; another provider may want `login` or `consent`.
@@ -147,6 +148,13 @@ class Settings:
     # Reminders about institutional primary emails.
     reminder_interval_days: int = 30
     cleanup_batch_size: int = 200
+    # The migration campaign (chalicelib.campaign): no deadline, no campaign.
+    campaign_deadline: date | None = None
+    campaign_reminder_days: tuple[int, ...] = (60, 30, 14, 7, 1)
+    # SES's daily quota is shared with codes people wait for: the campaign keeps under it.
+    campaign_max_sends_per_run: int = 2000
+    # SES configuration set whose event destination reports bounces and complaints.
+    ses_configuration_set: str | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -255,7 +263,35 @@ def _read_settings() -> Settings:
         form_max_bytes=_int("FORM_MAX_BYTES", 4096),
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS", 30),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE", 200),
+        campaign_deadline=_date("CAMPAIGN_DEADLINE"),
+        campaign_reminder_days=_days("CAMPAIGN_REMINDER_DAYS", (60, 30, 14, 7, 1)),
+        campaign_max_sends_per_run=_int("CAMPAIGN_MAX_SENDS_PER_RUN", 2000),
+        ses_configuration_set=os.environ.get("SES_CONFIGURATION_SET", "").strip() or None,
     )
+
+
+def _date(name: str) -> date | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from exc
+
+
+def _days(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated whole days, returned largest first (the order of the waves)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        days = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be whole days like 60,30,7, got {raw!r}") from exc
+    if any(day < 0 for day in days):
+        raise ConfigurationError(f"{name} must not name days after the deadline, got {raw!r}")
+    return tuple(sorted(days, reverse=True))
 
 
 def reset_settings() -> None:

@@ -45,13 +45,15 @@ class Mail:
     template: str
     to: list[str]
     context: dict
+    # A key of the sender's own (the campaign's account and wave): the worker sends one key
+    # once, however often it was queued. Without it, the SQS message id is the key.
+    key: str | None = None
 
     def body(self) -> str:
-        return json.dumps(
-            {"v": VERSION, "template": self.template, "to": self.to, "context": self.context},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
+        data = {"v": VERSION, "template": self.template, "to": self.to, "context": self.context}
+        if self.key:
+            data["key"] = self.key
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
 # --- enqueue (the request side) ------------------------------------------------------------------
@@ -95,6 +97,31 @@ def enqueue_each(template: str, recipients: list[str], **context) -> None:
     """One mail per address, each showing only its own address: one SendMessageBatch."""
     plain = _plain(context)
     _send([Mail(template, [address], plain).body() for address in recipients], template)
+
+
+def enqueue_keyed(mails: list[Mail]) -> list[Mail]:
+    """Queue up to 10 keyed mails in one SendMessageBatch; returns the ones SQS did not take
+    (all of them when the call itself failed)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not mails:
+        return []
+    if len(mails) > 10:
+        raise ValueError("SendMessageBatch takes at most 10 messages")
+    bodies = [Mail(m.template, m.to, _plain(m.context), m.key).body() for m in mails]
+    try:
+        answer = _client().send_message_batch(
+            QueueUrl=queue_url(),
+            Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
+        )
+    except (ClientError, BotoCoreError):
+        count("MailNotQueued", len(mails), template=mails[0].template)
+        return list(mails)
+    failed = [mails[int(entry["Id"])] for entry in answer.get("Failed", [])]
+    if failed:
+        count("MailNotQueued", len(failed), template=mails[0].template)
+    count("MailQueued", len(mails) - len(failed), template=mails[0].template)
+    return failed
 
 
 def enqueue_decoy(template: str, to: str, **context) -> None:
@@ -190,17 +217,18 @@ def deliver(message: Received) -> str:
         data = json.loads(message.body)
         if data.get("decoy"):
             return "decoys"
-        mail = Mail(data["template"], list(data["to"]), dict(data["context"]))
+        mail = Mail(data["template"], list(data["to"]), dict(data["context"]), data.get("key"))
     except (ValueError, KeyError, TypeError, AttributeError):
         # It can never be sent: failing sends it to the dead-letter queue for a person.
         raise MailNotSent("unreadable outbox message", reason="unreadable") from None
-    if _already_sent(message.message_id):
+    sent_id = mail.key or message.message_id
+    if _already_sent(sent_id):
         log_event("outbox_duplicate_skipped", template=mail.template, message=message.message_id)
         return "duplicates"
     from chalicelib import mail as ses
 
     ses.send_mail(mail.to, mail.template, **mail.context)
-    _remember_sent(message.message_id)
+    _remember_sent(sent_id)
     return "sent"
 
 

@@ -43,7 +43,7 @@ from chalicelib.field_ownership import (
     merge,
 )
 from chalicelib.logs import log_event
-from chalicelib.models import Account, utc_now
+from chalicelib.models import AWAITING_LINK, NO_WAVE, Account, utc_now
 from supportdesk.aws_trouble import is_transient
 from supportdesk.csv_cells import write_rows
 from supportdesk.csv_validation import (
@@ -341,7 +341,14 @@ def _transaction_for(
     fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
     if plan.existing is None:
         account = Account(
-            number, **plan.changes, imported=plan.base, imported_at=now, exported_on=plan.file_date
+            number,
+            **plan.changes,
+            imported=plan.base,
+            imported_at=now,
+            exported_on=plan.file_date,
+            # Never linked: in the campaign's index (chalicelib.campaign) until it links.
+            awaiting_link=AWAITING_LINK,
+            campaign_wave=NO_WAVE,
         )
         tx.put("account", account, condition=Account.nr_number.does_not_exist())
         event = audit_event(number, "account_imported", actor=actor)

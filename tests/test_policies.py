@@ -65,6 +65,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEPLOYED_STAGES = ("dev", "prod")
 APP_NAME = "nrcme-signin"
 REMINDERS = "send_institutional_email_reminders"
+CAMPAIGN = "run_campaign"
 # What the tours' secrets are called; each stage's names come from its configuration.
 TOUR_PARAMETERS = {
     "LOGIN_GOV_PRIVATE_KEY_PARAMETER": "/tour/login-gov-private-key",
@@ -292,6 +293,26 @@ def reminders_tour(app_client, idp, inbox, recorder) -> list[Call]:
     return recorded
 
 
+def campaign_tour(app_client, idp, inbox, recorder) -> list[Call]:
+    """A campaign run: one account mailed, one skipped, the wave counted, the run recorded."""
+    from chalicelib import config
+
+    make_account("1000000001", primary="examiner@example.com")
+    make_account("1000000002", primary="gone@example.com", status="removed")
+    os.environ["CAMPAIGN_DEADLINE"] = "2099-01-01"
+    config.reset_settings()
+    try:
+        recorder.clear()
+        app_client.lambda_.invoke(CAMPAIGN, scheduled_event(app_client))
+        recorded = list(recorder.calls)
+    finally:
+        del os.environ["CAMPAIGN_DEADLINE"]
+        config.reset_settings()
+    with recorder.paused():
+        assert len(inbox.to("examiner@example.com")) == 1
+    return recorded
+
+
 def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     """The outbox worker: two mails queued (as the API queues them), one SES refuses once."""
     from chalicelib import outbox
@@ -370,6 +391,7 @@ FUNCTIONS = {
     API_HANDLER: Function(api_tour),
     "cleanup_expired_flows": Function(cleanup_tour),
     REMINDERS: Function(reminders_tour),
+    CAMPAIGN: Function(campaign_tour),
     "send_queued_mail": Function(worker_tour, runtime=_sqs_event_source),
 }
 

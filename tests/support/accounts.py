@@ -23,7 +23,7 @@ def make_account(
     removed account holds no address."""
     from chalicelib import claims as address_claims
     from chalicelib.emails import normalize_email
-    from chalicelib.models import Account
+    from chalicelib.models import AWAITING_LINK, NO_WAVE, Account
 
     row = {
         "first_name": first_name,
@@ -46,6 +46,9 @@ def make_account(
         secondary_email_normalized=normalize_email(secondary) if secondary else None,
         legacy_username=legacy_username,
         imported=row,
+        # As the import creates it: never linked, so in the campaign's index.
+        awaiting_link=AWAITING_LINK,
+        campaign_wave=NO_WAVE,
     )
     account.save()
     for email in account.normalized_emails() if claims and status != "removed" else []:
