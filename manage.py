@@ -351,9 +351,11 @@ def _print_account(view: dict) -> None:
             ("  support hold", view["support_hold"]),
             ("primary email", view["primary_email"]),
             ("  claim", view["primary_email_claim"]),
+            ("  mail", view.get("primary_email_mail_state")),
             ("  institutional", view["primary_email_institutional"]),
             ("secondary email", view["secondary_email"]),
             ("  claim", view["secondary_email_claim"]),
+            ("  mail", view.get("secondary_email_mail_state")),
             ("linked", view["linked"]),
             ("Login.gov sub", view["linked_sub"]),
             ("  disabled by Login.gov", view["login_gov_disabled"]),
@@ -390,7 +392,7 @@ def _print_account(view: dict) -> None:
 def cmd_find(args) -> int:
     from supportdesk import desk as support
 
-    views = support.find(args.query, scan=args.scan)
+    views = [_with_mail_states(view) for view in support.find(args.query, scan=args.scan)]
 
     def human(found):
         if len(found) > 1:
@@ -402,6 +404,27 @@ def cmd_find(args) -> int:
 
     _emit(args, views, human)
     return EXIT_OK
+
+
+def _with_mail_states(view: dict) -> dict:
+    """What SES reported of the account's addresses (chalicelib.mail_feedback): the desk sees
+    it, the person asking for a code is never told (no oracle)."""
+    from chalicelib.campaign import address_states
+    from chalicelib.emails import try_normalize_email
+
+    keys = {slot: try_normalize_email(view[f"{slot}_email"]) for slot in ("primary", "secondary")}
+    states = address_states([k for k in keys.values() if k])
+    for slot, key in keys.items():
+        state = states.get(key) if key else None
+        words = []
+        if state is not None and state.undeliverable:
+            words.append(f"undeliverable ({state.undeliverable_reason})")
+        if state is not None and state.complained:
+            words.append("complained (no campaign mail or notices)")
+        if state is not None and not words and state.soft_bounces:
+            words.append(f"{len(state.soft_bounces)} soft bounce(s)")
+        view[f"{slot}_email_mail_state"] = "; ".join(words) or ("ok" if key else None)
+    return view
 
 
 UNLINK_USAGE = (

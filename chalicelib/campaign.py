@@ -58,7 +58,15 @@ RUN_SECONDS = 600
 STATE_SECONDS = 5 * 365 * 24 * 3600
 # Daily at 14:00 UTC (9:00 Eastern): mail read at the start of the working day.
 RUN_HOUR = 14
-SKIP_REASONS = ("linked", "removed", "disabled", "held", "shared", "undeliverable")
+SKIP_REASONS = (
+    "linked",
+    "removed",
+    "disabled",
+    "held",
+    "shared",
+    "undeliverable",
+    "complained",
+)
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,8 @@ def _eligibility(account: Account, claim_of: dict, state_of: dict) -> tuple[str 
         if not (state_of.get(address) and _stops_campaign(state_of[address]))
     ]
     if not deliverable:
-        return "undeliverable", []
+        bounced = any(state_of.get(a) and state_of[a].undeliverable for a, _ in own)
+        return ("undeliverable" if bounced else "complained"), []
     return None, deliverable
 
 

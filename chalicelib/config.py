@@ -34,6 +34,13 @@ def outbox_queue_name() -> str:
     return os.environ.get("OUTBOX_QUEUE_NAME") or table_prefix() + "outbox"
 
 
+def mail_feedback_queue_name() -> str:
+    """MAIL_FEEDBACK_QUEUE_NAME (default TABLE_PREFIX + "mail-feedback", as
+    infra/template.yaml names it): SES's bounces and complaints, read at import like the
+    outbox's name."""
+    return os.environ.get("MAIL_FEEDBACK_QUEUE_NAME") or table_prefix() + "mail-feedback"
+
+
 class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: a deploy mistake, not a user error."""
 

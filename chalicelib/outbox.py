@@ -187,7 +187,7 @@ def deliver_batch(messages: list[Received]) -> dict:
     """Send each message; the ones sent are deleted from the queue, the others raise
     BatchIncomplete so that SQS delivers them again (and to the dead-letter queue at last)."""
     sent, failed = [], []
-    summary = {"sent": 0, "duplicates": 0, "decoys": 0, "failed": 0}
+    summary = {"sent": 0, "duplicates": 0, "decoys": 0, "suppressed": 0, "failed": 0}
     for message in messages:
         try:
             outcome = deliver(message)
@@ -212,7 +212,8 @@ def deliver_batch(messages: list[Received]) -> dict:
 
 
 def deliver(message: Received) -> str:
-    """ "sent", "duplicates" (sent before) or "decoys"; MailNotSent when SES refuses."""
+    """ "sent", "duplicates" (sent before), "decoys" or "suppressed" (every recipient
+    undeliverable, chalicelib.mail_feedback); MailNotSent when SES refuses."""
     try:
         data = json.loads(message.body)
         if data.get("decoy"):
@@ -226,8 +227,15 @@ def deliver(message: Received) -> str:
         log_event("outbox_duplicate_skipped", template=mail.template, message=message.message_id)
         return "duplicates"
     from chalicelib import mail as ses
+    from chalicelib import mail_feedback
 
-    ses.send_mail(mail.to, mail.template, **mail.context)
+    # SES said these bounce or complained: mail nobody asked for does not go to them.
+    stopped = mail_feedback.suppressed(mail.template, mail.to)
+    recipients = [address for address in mail.to if address not in stopped]
+    if not recipients:
+        log_event("outbox_suppressed", template=mail.template, message=message.message_id)
+        return "suppressed"
+    ses.send_mail(recipients, mail.template, **mail.context)
     _remember_sent(sent_id)
     return "sent"
 

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from datetime import timedelta
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,10 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
     _check_private_key(key)
     env["LOGIN_GOV_PRIVATE_KEY"] = key
     env["PYTHONUNBUFFERED"] = "1"
+    # A campaign under way: its deadline 90 days out (`manage.py --stage local campaign run`
+    # mails the demo accounts; CAMPAIGN_DEADLINE= in the environment turns it off).
+    if "CAMPAIGN_DEADLINE" not in environ:
+        env["CAMPAIGN_DEADLINE"] = (clock.utc_now().date() + timedelta(days=90)).isoformat()
     app_url = env["APP_BASE_URL"].rstrip("/")
     mailbox = env.get("LOCAL_MAILBOX_PORT") or str(DEFAULT_MAILBOX_PORT)
     if not mailbox.isdigit():

@@ -106,6 +106,7 @@ def test_status_counts_the_run_by_reason(population, app_client, cli):
         "held": 1,
         "shared": 1,
         "undeliverable": 0,
+        "complained": 0,
     }
     assert status["next_run"] == "2026-06-09T14:00:00+00:00"
     code, out, _ = cli("campaign", "status")
@@ -214,3 +215,113 @@ def test_backfill_puts_accounts_from_before_the_index_into_it(population, app_cl
     assert run_json(cli, "campaign", "backfill")[1]["added"] == 0
     run_function(app_client)
     assert len(mailed(population)["old.timer@example.com"]) == 1
+
+
+# --- bounces and complaints (chalicelib.mail_feedback; localdev.ses_simulator) ---------------
+
+BOUNCE = "bounce@simulator.amazonses.com"
+COMPLAINT = "complaint@simulator.amazonses.com"
+
+
+@pytest.mark.parametrize(
+    ("address", "reason", "shown"),
+    [
+        (BOUNCE, "undeliverable", "undeliverable (hard bounce)"),
+        (COMPLAINT, "complained", "complained"),
+    ],
+)
+def test_simulator_feedback_marks_the_address_and_the_next_wave_skips_it(
+    population, app_client, clock, cli, address, reason, shown
+):
+    make_account("2000000010", primary=address)
+    run_function(app_client)
+    assert len(mailed(population)[address]) == 1  # reading the mailbox lets SES answer
+    code, found, _ = run_json(cli, "find", address)
+    assert found[0]["primary_email_mail_state"].startswith(shown)
+    clock.advance(30 * DAY)
+    run_function(app_client)
+    assert len(mailed(population)[address]) == 1
+    assert len(mailed(population)["ordinary@example.com"]) == 2
+    code, status, _ = run_json(cli, "campaign", "status")
+    assert status["last_run"]["skipped"][reason] == 1
+
+
+def test_a_bounced_address_still_gets_the_code_its_owner_asks_for(aws, mailbox, clock):
+    from chalicelib import mail_feedback, outbox
+    from localdev import ses_simulator
+
+    make_account("2000000011", primary="gone@example.com")
+    mail_feedback.handle_messages(
+        [ses_simulator.sns_envelope(ses_simulator.record("Bounce", "Gone@example.com", "m-1"))]
+    )
+    account = {"first_name": "G", "nr_number": "2000000011"}
+    outbox.enqueue("recovery_code", "gone@example.com", code="123456", minutes=10, account=account)
+    outbox.enqueue("link_notice", "gone@example.com", account=account)
+    # The code the person asked for goes; the notice nobody waits for does not.
+    assert len(mailbox.to("gone@example.com")) == 1
+    assert mailbox.codes_for("gone@example.com") == ["123456"]
+
+
+def sqs_event(bodies: list[str]) -> dict:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test-mail-feedback",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_three_soft_bounces_in_thirty_days_make_an_address_undeliverable(app_client, clock):
+    from chalicelib import mail_feedback
+    from localdev import ses_simulator
+
+    def soft_bounce():
+        data = ses_simulator.record("Bounce", "full@example.com", "m", bounce_type="Transient")
+        app_client.lambda_.invoke(
+            "handle_mail_feedback", sqs_event([ses_simulator.sns_envelope(data)])
+        )
+
+    soft_bounce()
+    clock.advance(31 * DAY)  # the first falls out of the window
+    soft_bounce()
+    soft_bounce()
+    assert not mail_feedback.state_of("full@example.com").undeliverable
+    soft_bounce()
+    state = mail_feedback.state_of("full@example.com")
+    assert state.undeliverable and state.undeliverable_reason == "3 soft bounces in 30 days"
+
+
+def test_a_redelivered_bounce_and_other_event_types_change_nothing_twice(app_client, clock):
+    from chalicelib import mail_feedback
+    from localdev import ses_simulator
+
+    data = ses_simulator.record("Bounce", "twice@example.com", "m", bounce_type="Transient")
+    body = ses_simulator.sns_envelope(data)
+    delivery = ses_simulator.sns_envelope({"eventType": "Delivery", "mail": data["mail"]})
+    for _ in range(3):
+        app_client.lambda_.invoke("handle_mail_feedback", sqs_event([body, delivery, "{"]))
+    state = mail_feedback.state_of("twice@example.com")
+    assert len(state.soft_bounces) == 1 and not state.undeliverable
+
+
+def test_make_run_plans_a_campaign_ninety_days_out(clock):
+    from localdev import run
+    from localdev.idp import generate_rsa_key, private_pem
+
+    key = private_pem(generate_rsa_key())
+    plan = run.plan_run({"LOGIN_GOV_PRIVATE_KEY": key}, run._local_stage_env())
+    assert plan.env["CAMPAIGN_DEADLINE"] == DEADLINE.isoformat()
+    off = run.plan_run(
+        {"LOGIN_GOV_PRIVATE_KEY": key, "CAMPAIGN_DEADLINE": ""}, run._local_stage_env()
+    )
+    assert off.env["CAMPAIGN_DEADLINE"] == ""

@@ -163,7 +163,9 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
             outbox.deliver_batch(batch)  # nothing deleted: SQS delivers all three again
     finally:
         client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="crash")
-    assert drain().summaries == [{"sent": 2, "duplicates": 1, "decoys": 0, "failed": 0}]
+    assert drain().summaries == [
+        {"sent": 2, "duplicates": 1, "decoys": 0, "suppressed": 0, "failed": 0}
+    ]
     addresses = [m.destinations["ToAddresses"][0] for m in mailbox.messages]
     assert sorted(addresses) == ["doc0@example.gov", "doc1@example.gov", "doc2@example.gov"]
 

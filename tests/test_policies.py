@@ -315,7 +315,7 @@ def campaign_tour(app_client, idp, inbox, recorder) -> list[Call]:
 
 def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     """The outbox worker: two mails queued (as the API queues them), one SES refuses once."""
-    from chalicelib import outbox
+    from chalicelib import config, outbox
 
     outbox.enqueue(
         "institutional_email_reminder",
@@ -350,11 +350,72 @@ def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     outbox.reset()  # a fresh container: it looks the queue up itself
     recorder.clear()
     refused = recorder.fail("SendEmail", "MessageRejected")  # the first send, once
-    with pytest.raises(outbox.BatchIncomplete):
-        app_client.lambda_.invoke("send_queued_mail", event)
+    os.environ["SES_CONFIGURATION_SET"] = os.environ["TABLE_PREFIX"] + "mail"
+    config.reset_settings()
+    try:
+        with pytest.raises(outbox.BatchIncomplete):
+            app_client.lambda_.invoke("send_queued_mail", event)
+    finally:
+        del os.environ["SES_CONFIGURATION_SET"]
+        config.reset_settings()
     recorded = list(recorder.calls)
     assert refused.fired == 1 and len(inbox._backend().sent_messages) == 1
     return recorded
+
+
+def feedback_tour(app_client, idp, inbox, recorder) -> list[Call]:
+    """SES's feedback: a hard bounce and a complaint, in SNS's envelope, from the queue."""
+    from chalicelib import mail_feedback
+    from localdev import ses_simulator
+
+    bodies = [
+        ses_simulator.sns_envelope(ses_simulator.record(kind, "gone@example.com", "m-1"))
+        for kind in ("Bounce", "Complaint")
+    ]
+    event = {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:queue",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+    recorder.clear()
+    app_client.lambda_.invoke("handle_mail_feedback", event)
+    recorded = list(recorder.calls)
+    with recorder.paused():
+        state = mail_feedback.state_of("gone@example.com")
+        assert state.undeliverable and state.complained
+    return recorded
+
+
+def _feedback_event_source(stage: str) -> list:
+    """The feedback queue's event source polls with the function's role, under its own key."""
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage_env(stage)['MAIL_FEEDBACK_QUEUE_NAME']}"
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    decrypt = Need(
+        "kms:Decrypt",
+        key,
+        request_context(
+            kms__ViaService=f"sqs.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[f"alias/nrcme-{stage}-mail-feedback"],
+        ),
+        "handle_mail_feedback runtime",
+    )
+    return [
+        ("sqs:ReceiveMessage", queue),
+        ("sqs:DeleteMessage", queue),
+        ("sqs:GetQueueAttributes", queue),
+        decrypt,
+    ]
 
 
 def _sqs_event_source(stage: str) -> list:
@@ -393,6 +454,7 @@ FUNCTIONS = {
     REMINDERS: Function(reminders_tour),
     CAMPAIGN: Function(campaign_tour),
     "send_queued_mail": Function(worker_tour, runtime=_sqs_event_source),
+    "handle_mail_feedback": Function(feedback_tour, runtime=_feedback_event_source),
 }
 
 
