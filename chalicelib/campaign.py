@@ -50,6 +50,8 @@ from chalicelib.store import condition_failed
 INVITATION_TEMPLATE = "campaign_invitation"
 REMINDER_TEMPLATE = "campaign_reminder"
 STATE_KEY = "campaign#state"
+# Accounts per Query page (about 0.5 MB of the index; DynamoDB returns at most 1 MB).
+QUERY_PAGE = 1000
 # Accounts per BatchGetItem: two addresses each, a claim and a mail state per address.
 PAGE = 25
 # Well inside Lambda's 15 minutes; what is left goes in the next run.
@@ -163,7 +165,7 @@ def _mail_wave(wave: int, summary: RunSummary, limit: int, deadline) -> None:
     page: list[Account] = []
     # Only accounts awaiting a link whose latest wave is older than this one.
     for account in Account.by_awaiting_link.query(
-        AWAITING_LINK, Account.campaign_wave < wave, page_size=100
+        AWAITING_LINK, Account.campaign_wave < wave, page_size=QUERY_PAGE
     ):
         page.append(account)
         if len(page) == PAGE:
