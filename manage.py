@@ -4,8 +4,9 @@
     python manage.py --stage STAGE [--json] COMMAND ...
 
 --stage reads `.chalice/config.json` (top-level, then stages[STAGE] environment_variables)
-into the environment; variables already set in the real environment win. That happens
-before chalicelib is imported, because chalicelib reads its settings from the environment.
+into the environment; variables already set in the real environment win. chalicelib reads
+its settings (and table names) when first used, not when imported: a process that read them
+before --stage applied (tests) reads them again (_sync_chalicelib).
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
@@ -91,11 +92,12 @@ def apply_stage_environment(
 
 
 def _sync_chalicelib() -> None:
-    """chalicelib may already be imported (tests): make it read the environment again."""
-    from chalicelib import config, models
+    """chalicelib may have read its settings already (tests): make it read them again."""
+    from chalicelib import clients, config, models
 
     config.reset_settings()
-    models.use_table_prefix(config.table_prefix())
+    clients.reset()  # built with the settings read before
+    models.use_table_prefix(None)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -143,10 +145,10 @@ def _print_pairs(pairs: list[tuple[str, object]]) -> None:
 def _print_table(headers: list[str], rows: list[list[object]]) -> None:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  " + "  ".join("-" * w for w in widths))
     for row in cells:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _follow_ups(args, data: dict) -> int:
@@ -664,21 +666,19 @@ def cmd_run_cleanup(args) -> int:
     from chalicelib.cleanup import cleanup_expired_flows
 
     summary = cleanup_expired_flows(batch_size=args.batch_size)
-    _emit(
-        args,
-        summary.as_dict(),
-        lambda d: (
-            print("Cleanup finished."),
-            _print_pairs(
-                [
-                    ("expired items read", d["items_read"]),
-                    ("deleted", d["deleted"]),
-                    ("skipped (gone or refreshed)", d["skipped"]),
-                    ("more remaining", d["more_remaining"]),
-                ]
-            ),
-        ),
-    )
+
+    def human(d):
+        print("Cleanup finished.")
+        _print_pairs(
+            [
+                ("expired items read", d["items_read"]),
+                ("deleted", d["deleted"]),
+                ("skipped (gone or refreshed)", d["skipped"]),
+                ("more remaining", d["more_remaining"]),
+            ]
+        )
+
+    _emit(args, summary.as_dict(), human)
     return EXIT_OK
 
 
@@ -782,7 +782,7 @@ def cmd_trace(args) -> int:
     app_name = json.loads(Path(args.config).read_text(encoding="utf-8"))["app_name"]
     result = trace.cloudwatch_instructions(reference, app_name, args.stage, args.days)
 
-    def human(d):
+    def instructions(d):
         print(
             f"Reference {d['reference']} is the start of a request id. That request's log "
             "lines are in CloudWatch Logs,"
@@ -810,7 +810,7 @@ def cmd_trace(args) -> int:
         print(f"\nOr from a shell with read access to the logs (last {d['days']} days):\n")
         print("\n".join("    " + line for line in d["aws_cli"].splitlines()))
 
-    _emit(args, result, human, ours=("query", "subject_query", "aws_cli"))
+    _emit(args, result, instructions, ours=("query", "subject_query", "aws_cli"))
     return EXIT_OK
 
 
@@ -1275,7 +1275,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         apply_stage_environment(args.stage, Path(args.config))
-        # Only now import chalicelib: it reads settings and table names from the environment.
         _sync_chalicelib()
         from chalicelib import logs
         from chalicelib.config import ConfigurationError
@@ -1308,7 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(trouble.message)
         return trouble.exit_code
     finally:
-        for handler, stream in zip(handlers, previous):
+        for handler, stream in zip(handlers, previous, strict=True):
             handler.setStream(stream)
 
 

@@ -418,7 +418,7 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
 
     from botocore.exceptions import ReadTimeoutError
 
-    from chalicelib import mail
+    from chalicelib import clients
     from chalicelib.config import reset_settings
     from chalicelib.emails import normalize_email
     from chalicelib.models import Account, Claim
@@ -432,7 +432,7 @@ def mail_path(stack: Stack, runs: int) -> list[Figure]:
             released.wait(2)
             raise ReadTimeoutError(endpoint_url=request.url)
 
-    ses = mail.ses_client()
+    ses = clients.ses()
     ses.meta.events.register_first("before-send.sesv2.SendEmail", hang, unique_id="bench")
     stop = threading.Event()
     worker = serve_outbox(stop)
@@ -908,7 +908,7 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
         os.killpg(noop.pid, 15)
         _stop_stack(proc)
     app_p50 = statistics.median(app_times)
-    raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times)])
+    raw_p50 = statistics.median([r + n for r, n in zip(raw_times, noop_times, strict=True)])
     ratio = app_p50 / raw_p50
     return [
         Figure(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib import store
 from chalicelib.logs import log_event
@@ -10,13 +12,21 @@ from chalicelib.models import AuditEvent, utc_now
 
 
 def audit_event(
-    nr_number: str, event: str, actor: str, *, export: bool = False, **detail: str
+    nr_number: str,
+    event: str,
+    actor: str,
+    *,
+    export: bool = False,
+    extra: Mapping[str, str] | None = None,
+    **detail: str,
 ) -> AuditEvent:
     """An AuditEvent to add to a transaction; the sort key makes each one unique.
 
     `export=True` marks a change made here that the registry should take into its own
     records (an email or status change): `manage.py export-changes` finds it by day.
+    `extra`: detail fields a caller gathered in a mapping (kept apart from `export`).
     """
+    detail = {**(extra or {}), **detail}
     now = utc_now()
     at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return AuditEvent(
@@ -33,13 +43,13 @@ def recent_events(nr_number: str, limit: int = 20) -> list[AuditEvent]:
     return list(AuditEvent.query(nr_number, scan_index_forward=False, limit=limit))
 
 
-def record_committed(event: AuditEvent, **log_fields) -> None:
+def record_committed(event: AuditEvent, **log_fields: Any) -> None:
     """Log an audit event once its transaction has committed (same name in both places)."""
     log_event(event.event, nr_number=event.nr_number, actor=event.actor, **log_fields)
 
 
 def commit_with_audit(
-    tx: store.Transaction, event: AuditEvent, refusal: Exception, **log_fields
+    tx: store.Transaction, event: AuditEvent, refusal: Exception, **log_fields: Any
 ) -> None:
     """Commit `tx` with `event` as its audit record, and log the event once committed. A
     condition refusing the transaction means nothing was written: raise `refusal`."""

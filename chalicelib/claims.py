@@ -17,11 +17,18 @@ the whole transaction instead of being overwritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.models import Claim
+
+if TYPE_CHECKING:
+    from pynamodb.expressions.condition import Condition
+
+    from chalicelib import store
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,12 @@ class AddressClaim:
 
 
 def from_item(item: Claim) -> AddressClaim:
+    address = item.address
+    if address is None:
+        raise ValueError(f"not an address claim: {item.claim[:5]}...")  # a caller's bug
     # Claims written before `holders` existed name their one account in nr_number.
     holders = set(item.holders or ()) or ({item.nr_number} if item.nr_number else set())
-    return AddressClaim(item.address, frozenset(holders), bool(item.shared), item.revision or 0)
+    return AddressClaim(address, frozenset(holders), bool(item.shared), int(item.revision or 0))
 
 
 def read(address: str) -> AddressClaim | None:
@@ -66,12 +76,13 @@ def read(address: str) -> AddressClaim | None:
         return None
 
 
-def read_many(addresses) -> dict[str, AddressClaim]:
+def read_many(addresses: Iterable[str | None]) -> dict[str, AddressClaim]:
     """normalized address -> claim, for the addresses that have one (BatchGetItem)."""
     keys = sorted({Claim.email_key(a) for a in addresses if a})
     if not keys:
         return {}
-    return {item.address: from_item(item) for item in Claim.batch_get(keys, consistent_read=True)}
+    found = (from_item(item) for item in Claim.batch_get(keys, consistent_read=True))
+    return {claim.address: claim for claim in found}
 
 
 # --- writes (into a store.Transaction) -------------------------------------------------------
@@ -88,7 +99,7 @@ def _item(address: str, holders: frozenset[str], shared: bool, revision: int) ->
     )
 
 
-def _as_read(current: AddressClaim | None):
+def _as_read(current: AddressClaim | None) -> Condition:
     """The claim is still what we read (or still absent): anyone's change refuses the write."""
     if current is None:
         return Claim.claim.does_not_exist()
@@ -98,7 +109,7 @@ def _as_read(current: AddressClaim | None):
 
 
 def add_holder(
-    tx,
+    tx: store.Transaction,
     name: str,
     address: str,
     nr_number: str,
@@ -121,7 +132,13 @@ def add_holder(
 
 
 def remove_holder(
-    tx, name: str, address: str, nr_number: str, current: AddressClaim, *, keep_shared: bool = True
+    tx: store.Transaction,
+    name: str,
+    address: str,
+    nr_number: str,
+    current: AddressClaim,
+    *,
+    keep_shared: bool = True,
 ) -> AddressClaim | None:
     """Take `nr_number` off the address. The last holder's removal deletes the claim; a
     contested address left with one holder stays shared (once-shared).
@@ -144,14 +161,14 @@ def remove_holder(
     return after
 
 
-def release_if_sole(tx, name: str, address: str, nr_number: str) -> None:
+def release_if_sole(tx: store.Transaction, name: str, address: str, nr_number: str) -> None:
     """Delete an address that proves `nr_number` alone, without reading it first (the
     common case of an email change). If the address is shared the transaction is refused
     at `name`; the caller then reads it and uses remove_holder."""
     tx.delete(name, Claim(Claim.email_key(address)), condition=Claim.nr_number == nr_number)
 
 
-def clear_shared(tx, name: str, current: AddressClaim) -> AddressClaim:
+def clear_shared(tx: store.Transaction, name: str, current: AddressClaim) -> AddressClaim:
     """Support verified the one holder left: the address proves identity again."""
     if current.contested or not current.shared:
         raise ValueError("only a once-shared address can be cleared")
@@ -164,7 +181,7 @@ def clear_shared(tx, name: str, current: AddressClaim) -> AddressClaim:
     return after
 
 
-def still_proves(tx, name: str, address: str, nr_number: str) -> None:
+def still_proves(tx: store.Transaction, name: str, address: str, nr_number: str) -> None:
     """Check, inside the transaction, that the address still proves `nr_number`: what a
     link matched must still hold when the link commits."""
     tx.check(name, Claim, Claim.email_key(address), condition=Claim.nr_number == nr_number)

@@ -96,10 +96,18 @@ def cleanup_expired_flows(
         more = True
         raise
     finally:
-        fields = {"read": read, "deleted": deleted, "skipped": skipped, "more": more}
         if error:
-            fields["error"] = error
-        log_event("cleanup_finished", logging.ERROR if error else logging.INFO, **fields)
+            log_event(
+                "cleanup_finished",
+                logging.ERROR,
+                read=read,
+                deleted=deleted,
+                skipped=skipped,
+                more=more,
+                error=error,
+            )
+        else:
+            log_event("cleanup_finished", read=read, deleted=deleted, skipped=skipped, more=more)
     return CleanupSummary(
         items_read=read,
         deleted=deleted,

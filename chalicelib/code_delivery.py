@@ -8,6 +8,7 @@ another.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from chalicelib import onetime_codes, outbox
 from chalicelib.config import get_settings
@@ -27,7 +28,7 @@ def send_code(
     target_email: str,
     target_normalized: str,
     details: dict | None = None,
-    **mail_context,
+    **mail_context: Any,
 ) -> None:
     """Create the challenge and queue its mail; if the outbox does not take it, undo both
     (MailNotQueued).
@@ -76,7 +77,7 @@ def send_without_code(
     target_email: str,
     target_normalized: str,
     notice: str | None = None,
-    **mail_context,
+    **mail_context: Any,
 ) -> None:
     """What a send costs, with no code that could verify: a decoy challenge, and in the
     place of the code's mail either a decoy message (`template`'s, which the outbox worker

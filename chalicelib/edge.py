@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalice import Response
@@ -165,7 +166,9 @@ def _redirect_target(entry: pages.Redirect) -> str:
 
 
 def api(
-    rejected_event: str, refusals: dict[type[Exception], Callable[[Exception], tuple[int, dict]]]
+    # Each answer is called with an instance of its own key (not expressible as a type).
+    rejected_event: str,
+    refusals: dict[type[Exception], Callable[[Any], tuple[int, dict]]],
 ):
     """Route wrapper for a JSON API. `refusals` maps the API's own errors to (status, body),
     logged once as `rejected_event`; storage trouble is a 503, which a push sender takes as
@@ -192,7 +195,7 @@ def api(
 
 
 def json_response(status: int, body: dict | None) -> Response:
-    headers = {"Content-Type": "application/json"}
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
     return Response(
         json.dumps(body) if body is not None else "", status_code=status, headers=headers
     )
@@ -269,9 +272,8 @@ def signed_in(*, linked: bool | None = True) -> Session:
 def signed_in_account() -> Account:
     """The signed-in person's account: active and still linked to this identity."""
     current = state()
-    if current.session is None:
-        signed_in()
-    account = accounts.signed_in_account(current.session, current.session_token)
+    session = current.session if current.session is not None else signed_in()
+    account = accounts.signed_in_account(session, current.session_token)
     current.account = account
     return account
 
@@ -284,8 +286,12 @@ def posted(*, linked: bool) -> tuple[Session, dict[str, str]]:
     return session, fields
 
 
-def session_token() -> str | None:
-    return state().session_token
+def session_token() -> str:
+    """The session cookie signed_in() read (after it: never None)."""
+    token = state().session_token
+    if token is None:
+        raise NotSignedIn("no session cookie")
+    return token
 
 
 # --- the forms an error page shows again ---------------------------------------------------------
@@ -326,19 +332,11 @@ def recover_form(current: RequestState, error: ServiceError) -> dict:
     return {}  # the template shows what was typed, from the error
 
 
-def email_form(current: RequestState, error: ServiceError) -> dict:
-    return email_page_context(current.session, current.account)
+FormContext = Callable[[RequestState, ServiceError], dict]
+# The forms an error page may show again (pages.ERROR_RESPONSES names them). A workflow's
+# own form is registered by its routes (register_form): the edge imports no workflow.
+FORM_CONTEXTS: dict[str, FormContext] = {"code": code_form, "recover": recover_form}
 
 
-def email_page_context(session: Session, account: Account) -> dict:
-    from chalicelib import email_change  # the account pages only: keeps /login's imports small
-
-    return {
-        "signed_in": True,
-        "csrf_token": session.csrf_token,
-        "pending": email_change.pending_change(session),
-        **accounts.account_page_context(account),
-    }
-
-
-FORM_CONTEXTS = {"code": code_form, "recover": recover_form, "email": email_form}
+def register_form(name: str, build: FormContext) -> None:
+    FORM_CONTEXTS[name] = build

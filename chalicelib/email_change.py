@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from chalicelib import (
+    accounts,
     claims,
     clock,
     code_delivery,
@@ -57,6 +59,12 @@ from chalicelib.field_ownership import mark_changed_here
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account, Session
 from chalicelib.onetime_codes import Binding, Purpose
+
+if TYPE_CHECKING:
+    from pynamodb.attributes import UnicodeAttribute
+    from pynamodb.expressions.condition import Condition
+
+    from chalicelib.models import AuditEvent
 
 MAX_EMAIL_INPUT_LENGTH = 320
 _PURPOSE = Purpose.EMAIL_CHANGE.value
@@ -97,7 +105,7 @@ def _binding(session: Session) -> Binding:
     return Binding(Purpose.EMAIL_CHANGE, session.subject, sessions.session_hash(session))
 
 
-def _fields(change: Change):
+def _fields(change: Change) -> tuple[UnicodeAttribute, UnicodeAttribute]:
     if change is Change.PRIMARY:
         return Account.primary_email, Account.primary_email_normalized
     return Account.secondary_email, Account.secondary_email_normalized
@@ -225,13 +233,26 @@ def request_change(
     return Requested.CODE_SENT
 
 
+def email_page_context(session: Session, account: Account) -> dict:
+    """What the account page and the email page show: the account, and a change waiting
+    for its code."""
+    return {
+        "signed_in": True,
+        "csrf_token": session.csrf_token,
+        "pending": pending_change(session),
+        **accounts.account_page_context(account),
+    }
+
+
 def pending_change(session: Session) -> PendingChange | None:
     """The change waiting for its code in this session, if any. One GetItem."""
     challenge = onetime_codes.pending(_binding(session))
     if challenge is None or challenge.nr_number != session.nr_number:
         return None
     return PendingChange(
-        Change(challenge.details.as_dict()["change"]), challenge.target_email, challenge.expires_at
+        Change(challenge.details.as_dict()["change"]),
+        challenge.target_email,
+        int(challenge.expires_at),
     )
 
 
@@ -304,6 +325,7 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
         except store.TransactionRefused as refused:
             if (
                 attempt == 1
+                and replaces  # the only transaction with an old_claim item
                 and refused.refused("old_claim")
                 and set(refused.failed) == {"old_claim"}
             ):
@@ -322,7 +344,7 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
     return Applied(change, old_email, new_email, notify if sent else None)
 
 
-def _still_ours(session: Session):
+def _still_ours(session: Session) -> Condition:
     # Unlinked (support, a Login.gov purge) or disabled since the page loaded: change nothing.
     return (Account.linked_sub == session.subject) & (Account.status == "active")
 
@@ -455,7 +477,7 @@ def swap(session: Session, account: Account) -> Applied:
 def _applied_without_code(
     session: Session,
     account: Account,
-    event,
+    event: AuditEvent,
     change: Change,
     old_email: str | None,
     new_email: str | None,

@@ -10,13 +10,15 @@ logged: the edge logs only the fields named in `pages.LOGGED_CONTEXT`.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     """Base for failures that end in a page instead of a 5xx."""
 
     event = "request_failed"
 
-    def __init__(self, message: str = "", **context):
+    def __init__(self, message: str = "", **context: Any) -> None:
         super().__init__(message or self.__class__.__doc__ or self.event)
         self.context = context
 
@@ -222,9 +224,11 @@ class NotFound(ServiceError):
 
 
 class CodeError(ServiceError):
-    """The one-time code could not be accepted."""
+    """The one-time code could not be accepted. `pause`: this wrong code paused the
+    account's recovery (a chalicelib.guess_limits.PauseStarted, for the workflow to tell)."""
 
     event = "code_rejected"
+    pause: object | None = None
 
 
 class WrongCode(CodeError):

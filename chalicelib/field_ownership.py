@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from chalicelib.models import Account, utc_now
+
+if TYPE_CHECKING:
+    from pynamodb.expressions.update import Action
 
 # The registry row's fields, as stored in Account.imported and compared by the import.
 REGISTRY_FIELDS = (
@@ -40,7 +44,7 @@ class Merge(Enum):
     CONFLICT = "conflict"  # both changed it differently: apply nothing, report
 
 
-def merge(base, ours, theirs) -> Merge:
+def merge(base: object, ours: object, theirs: object) -> Merge:
     """The three-way rule for one field (values compared as given: normalize first)."""
     if theirs == base:
         return Merge.KEEP
@@ -76,7 +80,7 @@ def changed_here(account: Account) -> dict[str, LocalChange]:
     }
 
 
-def mark_changed_here(account: Account, fields: tuple[str, ...] | list[str], by: str):
+def mark_changed_here(account: Account, fields: tuple[str, ...] | list[str], by: str) -> Action:
     """The update action recording that `fields` were changed here now, by `by`."""
     marks = account.changed_here.as_dict() if account.changed_here else {}
     at = utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,7 +20,8 @@ before and just after midnight):
   (chalicelib.code_delivery) and the pause never tells a stranger that the address is a
   registry address. Marks are read by every send (send_limits.reserve_send) and every
   recovery guess, known address or not, in the BatchGetItem the counters need anyway, so
-  both take the same DynamoDB requests. The account's addresses are told by mail, the
+  both take the same DynamoDB requests. The account's addresses are told by mail (a rule
+  sends none: wrong_guess returns the PauseStarted, which the recovery workflow mails), the
   event is logged (`recovery_guess_cap_reached`) and counted (metric
   RecoveryGuessCapReached, which an alarm watches). No wrong code counts while paused, so
   when the pause ends the account's count is empty.
@@ -43,10 +44,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chalicelib import clock, counters, notices, outbox, store
+from chalicelib import clock, counters, store
 from chalicelib.config import get_settings
-from chalicelib.errors import GuessLimitReached, MailNotQueued
+from chalicelib.errors import GuessLimitReached
 from chalicelib.logs import count, keyed_hash, log_event
+from chalicelib.models import Account
 
 GUESS_WINDOW_SECONDS = 24 * 3600
 PAUSE_SECONDS = 24 * 3600
@@ -67,6 +69,17 @@ class RecoveryGuess:
             # The registry number in clear: no personal data, support can read why it paused.
             return self.nr_number
         return f"{_DECOY_ACCOUNT_PREFIX}{keyed_hash(self.address_normalized)}"
+
+
+@dataclass(frozen=True)
+class PauseStarted:
+    """A wrong guess filled an account's cap and paused its recovery: the account's
+    addresses are to be told (notices.send_recovery_paused). For a decoy's stand-in account,
+    `account` is None and the same mail goes as a decoy to `decoy_to`, which the outbox
+    worker drops."""
+
+    account: Account | None
+    decoy_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,16 +153,16 @@ def right_guess(slots: GuessSlots) -> None:
         counters.give(slots.account_counter, slots.stamp)
 
 
-def wrong_guess(slots: GuessSlots) -> None:
+def wrong_guess(slots: GuessSlots) -> PauseStarted | None:
     """The slots stay spent. The wrong guess that filled an account's cap (exactly one:
-    the counter is atomic) pauses its recovery; a decoy's does the same work."""
+    the counter is atomic) pauses its recovery, and returns the pause for the workflow to
+    tell; a decoy's does the same work."""
     cap = get_settings().recovery_failed_guesses_per_account_per_day
     if slots.recovery is None or not slots.account_counter or slots.account_count < cap:
-        return
+        return None
     if slots.recovery.nr_number:
-        _paused(slots.recovery.nr_number, cap)
-    else:
-        _decoy_paused(slots.recovery, cap)
+        return _paused(slots.recovery.nr_number, cap)
+    return _decoy_paused(slots.recovery, cap)
 
 
 # A pause is marked under the day it began and lasts PAUSE_SECONDS: it is found under
@@ -180,7 +193,7 @@ def _account_mark(account_key: str, day: int) -> str:
     return f"sendcount#recovery-paused-account-{account_key}#{day}"
 
 
-def _paused(nr_number: str, cap: int) -> None:
+def _paused(nr_number: str, cap: int) -> PauseStarted | None:
     log_event("recovery_guess_cap_reached", logging.WARNING, nr_number=nr_number, cap=cap)
     count(CAP_REACHED_METRIC)
     now = clock.now()
@@ -189,14 +202,13 @@ def _paused(nr_number: str, cap: int) -> None:
     for address in account.normalized_emails() if account else []:
         counters.mark(_address_mark(address, day), until)
     counters.mark(_account_mark(nr_number, day), until)
-    if account is not None:
-        notices.send_recovery_paused_notice(account)  # best-effort: never fails the request
+    return PauseStarted(account) if account is not None else None
 
 
-def _decoy_paused(recovery: RecoveryGuess, cap: int) -> None:
+def _decoy_paused(recovery: RecoveryGuess, cap: int) -> PauseStarted:
     """The requests _paused makes for a one-address account: an account read (that finds
-    nothing), a mark no send reads, the stand-in account's mark, and a message the outbox
-    worker drops."""
+    nothing), a mark no send reads, the stand-in account's mark; and a pause whose mail is
+    a message the outbox worker drops."""
     log_event(
         "recovery_decoy_guess_cap_reached", target=keyed_hash(recovery.address_normalized), cap=cap
     )
@@ -207,12 +219,4 @@ def _decoy_paused(recovery: RecoveryGuess, cap: int) -> None:
         _address_mark(f"{_DECOY_ACCOUNT_PREFIX}{recovery.address_normalized}", day), until
     )
     counters.mark(_account_mark(recovery.account_key, day), until)
-    try:
-        outbox.enqueue_decoy(
-            notices.RECOVERY_PAUSED_NOTICE,
-            recovery.address_normalized,
-            account={"nr_number": "0" * 10, "first_name": ""},
-            cap=cap,
-        )
-    except MailNotQueued:
-        pass  # as for a real pause notice: nothing to tell anyone, nothing to undo
+    return PauseStarted(None, decoy_to=recovery.address_normalized)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from pynamodb.expressions.update import Action
+
 from chalicelib import claims, store
 from chalicelib.audit import audit_event, commit_with_audit, record_committed
 from chalicelib.emails import try_normalize_email
@@ -296,7 +298,7 @@ def unlink_items(
             )
         else:
             tx.delete("sub_claim", Claim(identity.claim), condition=condition)
-    actions = [
+    actions: list[Action] = [
         Account.linked_sub.remove(),
         Account.linked_at.remove(),
         Account.linked_email.remove(),
@@ -335,7 +337,7 @@ def unlink_identity(
         actor=actor,
         subject=keyed_hash(sub),
         barred="yes" if bar else "no",
-        **detail,
+        extra=detail,
     )
     tx = store.Transaction()
     unlink_items(tx, account, sub, identity, bar=bar)

@@ -22,10 +22,11 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from chalicelib import clock, http_client
-from chalicelib.config import get_settings
+from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.errors import (
     AcrError,
     IdentityProviderUnavailable,
@@ -37,6 +38,12 @@ from chalicelib.errors import (
     UserInfoError,
 )
 from chalicelib.secrets import login_gov_private_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+if TYPE_CHECKING:
+    from jwt.types import Options  # PyJWT itself is imported when first needed (cold start)
 
 SCOPES = "openid email all_emails"
 # Login.gov rejects state and nonce shorter than 22 characters; 32 random bytes is 43,
@@ -186,11 +193,15 @@ class Tokens:
 
 
 @functools.lru_cache(maxsize=1)
-def _signing_key():
+def _signing_key() -> RSAPrivateKey:
     # Parsing and validating an RSA key costs milliseconds; do it once per container.
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    return load_pem_private_key(login_gov_private_key().encode(), password=None)
+    key = load_pem_private_key(login_gov_private_key().encode(), password=None)
+    if not isinstance(key, RSAPrivateKey):  # private_key_jwt is signed RS256
+        raise ConfigurationError("the Login.gov private key is not an RSA key")
+    return key
 
 
 def build_client_assertion(token_endpoint: str) -> str:
@@ -250,7 +261,8 @@ class KeySet:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[str, object] = {}
+        # kid -> key; a published key without a kid is under None.
+        self._keys: dict[str | None, object] = {}
         self._fetched_at = 0.0
         self._last_attempt = float("-inf")
         self._last_miss_refetch = float("-inf")
@@ -274,7 +286,7 @@ class KeySet:
             document = resp.json()
         except (http_client.HttpFailure, ValueError):
             return
-        keys = {}
+        keys: dict[str | None, object] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
             if (
                 not isinstance(jwk, dict)
@@ -388,7 +400,7 @@ def verify_login_gov_jwt(
     except IdTokenError as exc:
         raise JwtRejected(str(exc), reason="key") from None
     issuer = discover()["issuer"]
-    options = {
+    options: Options = {
         "require": require,
         # Times by _check_times, against our clock (chalicelib.clock): PyJWT reads the
         # system clock itself. Then iss, in PyJWT's order (a token wrong in both is a
@@ -413,7 +425,7 @@ def verify_login_gov_jwt(
     return claims
 
 
-def _decode_with_any(token: str, keys: list, options: dict) -> dict | None:
+def _decode_with_any(token: str, keys: list, options: Options) -> dict | None:
     """The claims, checked with the first key whose signature verifies; None when none
     does. Any other failure is the token's, whatever the key: raised at once."""
     import jwt
@@ -447,7 +459,7 @@ def _check_times(claims: dict, leeway: float, *, verify_exp: bool = True) -> Non
             raise JwtRejected("rejected: Signature has expired", reason="claims")
 
 
-def _check_audience(aud, azp, accepted: tuple[str, ...], client_id: str) -> None:
+def _check_audience(aud: object, azp: object, accepted: tuple[str, ...], client_id: str) -> None:
     """OpenID Connect Core 3.1.3.7, items 3-5: `aud` is one audience or an array of them
     and must name one we accept; with several, `azp` must be present and be our client id;
     an `azp` present at all must be our client id. Token substitution defence: a token
@@ -494,7 +506,7 @@ def validate_id_token(id_token: str, *, nonce: str, access_token: str) -> dict:
     return claims
 
 
-def _check_acr(acr) -> None:
+def _check_acr(acr: object) -> None:
     """OpenID Connect Core 3.1.3.7 (12): the `acr` must be one this sign-in asked for.
     Login.gov echoes the requested value (`urn:acr.login.gov:auth-only`, or the legacy
     `http://idmanagement.gov/ns/assurance/ial/1` to a legacy request): exactly those count."""

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import traceback
+from typing import Any, overload
 
 from chalicelib import clock
 from chalicelib.digests import LOG_STAND_INS, derived_key
@@ -47,6 +48,12 @@ def support_reference() -> str | None:
     return request_id[:REFERENCE_LENGTH].lower()
 
 
+@overload
+def keyed_hash(value: str) -> str: ...
+@overload
+def keyed_hash(value: None) -> None: ...
+@overload
+def keyed_hash(value: str | None) -> str | None: ...
 def keyed_hash(value: str | None) -> str | None:
     """A stable, non-reversible stand-in for an email, subject or token in logs."""
     if value is None:
@@ -54,7 +61,9 @@ def keyed_hash(value: str | None) -> str | None:
     return hmac.new(derived_key(LOG_STAND_INS), value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def log_event(event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields) -> None:
+def log_event(
+    event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any
+) -> None:
     record = {"event": event, "request_id": _request_id.get(), **fields}
     if exc_info:
         # One JSON line even for a traceback, so log queries keep working.

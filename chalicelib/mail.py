@@ -14,44 +14,24 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from chalicelib import clients
 from chalicelib.config import get_settings, support_contact
 from chalicelib.errors import MailNotSent
 from chalicelib.logs import count, keyed_hash, log_event
-from chalicelib.pages import TEMPLATES
 
-MAIL_TEMPLATES = TEMPLATES / "mail"
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+# Mail's own templates (beside the pages' in chalicelib/templates, but mail reads no page).
+MAIL_TEMPLATES = Path(__file__).parent / "templates" / "mail"
 CHARSET = "UTF-8"
-
-_client = None
-
-
-def ses_client():
-    """The SES v2 client, created on first use (boto3 is not imported at cold start)."""
-    global _client
-    if _client is None:
-        import boto3  # provided by the Lambda runtime
-        from botocore.config import Config
-
-        settings = get_settings()
-        _client = boto3.client(
-            "sesv2",
-            config=Config(
-                connect_timeout=settings.mail_connect_timeout,
-                read_timeout=settings.mail_read_timeout,
-                retries={"total_max_attempts": settings.mail_max_attempts, "mode": "standard"},
-            ),
-        )
-    return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> Environment:
     # Imported on first mail, like pages.py: a cold /login never renders anything.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -74,7 +54,7 @@ class RenderedMail:
     html: str
 
 
-def render_mail(template_name: str, **context) -> RenderedMail:
+def render_mail(template_name: str, **context: Any) -> RenderedMail:
     # Every mail names the support desk; the email-change notice also points to Login.gov.
     context = {
         "support": support_contact(),
@@ -90,7 +70,7 @@ def render_mail(template_name: str, **context) -> RenderedMail:
     return RenderedMail(subject=subject, text=str(text_module).strip() + "\n", html=html)
 
 
-def send_mail(to: str | list[str], template_name: str, **context) -> str:
+def send_mail(to: str | list[str], template_name: str, **context: Any) -> str:
     """Send one message to `to` (one address or a few); the SES message id, or MailNotSent."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -100,7 +80,7 @@ def send_mail(to: str | list[str], template_name: str, **context) -> str:
     feedback = get_settings().ses_configuration_set
     extra = {"ConfigurationSetName": feedback} if feedback else {}
     try:
-        response = ses_client().send_email(
+        response = clients.ses().send_email(
             **extra,
             FromEmailAddress=get_settings().mail_sender,
             Destination={"ToAddresses": recipients},

@@ -20,6 +20,7 @@ Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -38,6 +39,9 @@ from pynamodb.models import Model
 from chalicelib import clock
 from chalicelib.config import table_prefix
 
+if TYPE_CHECKING:
+    from pynamodb.expressions.condition import Condition
+
 ACCOUNT_STATUSES = ("active", "disabled", "removed")
 ROLES = ("medical_examiner", "assistant", "third_party", "administrator")
 
@@ -50,7 +54,7 @@ def utc_now() -> datetime:
     return clock.utc_now()
 
 
-def expiry_bucket(epoch_seconds: int) -> str:
+def expiry_bucket(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime(EXPIRY_BUCKET_FORMAT)
 
 
@@ -58,7 +62,22 @@ def expiry_bucket(epoch_seconds: int) -> str:
 META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
 
 
-class _Meta:
+_pinned_prefix: str | None = None  # use_table_prefix's; None: TABLE_PREFIX, read when used
+
+
+class _TableNamed(type):
+    """A model's Meta: its table_name is the table prefix + its table_suffix, read at each
+    use (PynamoDB opens a new table connection when a model's table name changes), so
+    importing the models reads no setting."""
+
+    table_suffix: str
+
+    @property
+    def table_name(cls) -> str:
+        return (_pinned_prefix or table_prefix()) + cls.table_suffix
+
+
+class _Meta(metaclass=_TableNamed):
     connect_timeout_seconds = META_TIMEOUTS["connect_timeout_seconds"]
     read_timeout_seconds = META_TIMEOUTS["read_timeout_seconds"]
     max_retry_attempts = META_TIMEOUTS["max_retry_attempts"]
@@ -88,7 +107,7 @@ class Account(Model):
     """A National Registry account. PK: nr_number (10 digits)."""
 
     class Meta(_Meta):
-        table_name = "accounts"
+        table_suffix = "accounts"
 
     nr_number = UnicodeAttribute(hash_key=True)
     first_name = UnicodeAttribute()
@@ -116,12 +135,12 @@ class Account(Model):
     # Who owns each field (docs/design.md, section 3; rules in chalicelib.field_ownership):
     # `imported` is the registry row as last imported (the base of the three-way merge);
     # `changed_here` names the fields this service changed since, with when and by whom.
-    imported = MapAttribute(null=True)
+    imported: MapAttribute[str, Any] = MapAttribute(null=True)
     imported_at = UTCDateTimeAttribute(null=True)
     # The day the registry produced the export this account was last changed from
     # (`import-accounts --exported-on`, YYYY-MM-DD): a row of an older export is not applied.
     exported_on = UnicodeAttribute(null=True)
-    changed_here = MapAttribute(null=True)
+    changed_here: MapAttribute[str, Any] = MapAttribute(null=True)
     # Support's "disabled" is a hold of its own: the registry's status never lifts it.
     support_hold = BooleanAttribute(null=True)
     # Identities support evicted from this account ("not the owner"): never linked again by
@@ -171,7 +190,7 @@ class Claim(Model):
     """
 
     class Meta(_Meta):
-        table_name = "claims"
+        table_suffix = "claims"
 
     claim = UnicodeAttribute(hash_key=True)
     nr_number = UnicodeAttribute(null=True)
@@ -196,12 +215,12 @@ class Claim(Model):
         return self.disabled_at is not None or self.enabled_at is not None
 
     @staticmethod
-    def disabled_by_times(disabled_at: int | None, enabled_at: int | None) -> bool:
+    def disabled_by_times(disabled_at: float | None, enabled_at: float | None) -> bool:
         """Disabled while the latest account-disabled is later than the latest enabled."""
         return (disabled_at or 0) > (enabled_at or 0)
 
     @staticmethod
-    def linkable():
+    def linkable() -> Condition:
         """The condition a link writes its `sub#` item with: not linked, and not disabled
         (the same rule as disabled_by_times; an enabled_at absent compares false)."""
         return Claim.nr_number.does_not_exist() & (
@@ -254,7 +273,7 @@ class Flow(Model):
     """A short-lived record. PK: flow_id = "<kind>#<opaque id>". TTL: expires_at."""
 
     class Meta(_Meta):
-        table_name = "flows"
+        table_suffix = "flows"
 
     flow_id = UnicodeAttribute(hash_key=True)
     kind = DiscriminatorAttribute()
@@ -312,7 +331,7 @@ class Challenge(Flow, discriminator="challenge"):
     code_hash = UnicodeAttribute()
     code_salt = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
-    details = MapAttribute(null=True)
+    details: MapAttribute[str, Any] = MapAttribute(null=True)
 
 
 class SendCounter(Flow, discriminator="sendcount"):
@@ -330,8 +349,12 @@ class SendCounter(Flow, discriminator="sendcount"):
 
 
 class SentMail(Flow, discriminator="mailsent"):
-    """An outbox message SES accepted. PK: mailsent#<SQS message id>. SQS delivers a message
-    at least once; the worker skips one it already sent (chalicelib.outbox)."""
+    """An outbox message being sent or sent. PK: mailsent#<SQS message id>. SQS delivers a
+    message at least once; a worker claims it before SES (state "sending", lapsing) and marks
+    it "sent" after; another delivery skips it (chalicelib.outbox). No state: sent, recorded
+    before claims."""
+
+    state = UnicodeAttribute(null=True)
 
 
 class SeenSecurityEvent(Flow, discriminator="setjti"):
@@ -354,13 +377,13 @@ class AuditEvent(Model):
     """Append-only history. PK: nr_number, SK: at_event = "<ISO time>#<event>#<random>"."""
 
     class Meta(_Meta):
-        table_name = "audit"
+        table_suffix = "audit"
 
     nr_number = UnicodeAttribute(hash_key=True)
     at_event = UnicodeAttribute(range_key=True)
     event = UnicodeAttribute()
     actor = UnicodeAttribute()
-    detail = MapAttribute(null=True)
+    detail: MapAttribute[str, Any] = MapAttribute(null=True)
     export_day = UnicodeAttribute(null=True)
 
     by_export_day = ExportIndex()
@@ -372,7 +395,7 @@ class MailState(Model):
     PK: claim = "mailstate#<normalized address>"."""
 
     class Meta(_Meta):
-        table_name = "claims"
+        table_suffix = "claims"
 
     claim = UnicodeAttribute(hash_key=True)
     # Set for good by a hard bounce, or by SOFT_BOUNCES_UNDELIVERABLE soft ones in 30 days.
@@ -416,12 +439,8 @@ ALL_MODELS = (Account, Claim, Flow, AuditEvent)
 TABLE_SUFFIXES = {Account: "accounts", Claim: "claims", Flow: "flows", AuditEvent: "audit"}
 
 
-def use_table_prefix(prefix: str) -> None:
-    """Point every model at TABLE_PREFIX + suffix (at import; manage.py after --stage).
-    PynamoDB opens a new table connection when a model's table name changes."""
-    for model, suffix in TABLE_SUFFIXES.items():
-        model.Meta.table_name = prefix + suffix
-    MailState.Meta.table_name = prefix + "claims"  # a second model on the claims table
-
-
-use_table_prefix(table_prefix())
+def use_table_prefix(prefix: str | None) -> None:
+    """Point every model at prefix + suffix (a test's or a benchmark's own tables); None:
+    TABLE_PREFIX, as set when the tables are used."""
+    global _pinned_prefix
+    _pinned_prefix = prefix

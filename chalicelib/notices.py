@@ -20,12 +20,16 @@ page.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import outbox
 from chalicelib.config import get_settings
 from chalicelib.errors import MailNotQueued
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account
+
+if TYPE_CHECKING:
+    from chalicelib.guess_limits import PauseStarted
 
 LINK_NOTICE = "link_notice"
 EMAIL_CHANGED_NOTICE = "email_changed_notice"
@@ -86,7 +90,25 @@ def send_recovery_paused_notice(account: Account) -> bool:
     return True
 
 
-def _send(recipients: list[str], template: str, **context) -> None:
+def send_recovery_paused(pause: PauseStarted) -> None:
+    """Tell of a recovery pause (chalicelib.guess_limits): the account's addresses, or for a
+    decoy's pause the same message as a decoy, so both cost the same request. Best-effort:
+    the pause holds whatever the mail does."""
+    if pause.account is not None:
+        send_recovery_paused_notice(pause.account)
+    elif pause.decoy_to is not None:
+        try:
+            outbox.enqueue_decoy(
+                RECOVERY_PAUSED_NOTICE,
+                pause.decoy_to,
+                account={"nr_number": "0" * 10, "first_name": ""},
+                cap=get_settings().recovery_failed_guesses_per_account_per_day,
+            )
+        except MailNotQueued:
+            pass  # as for a real pause notice: nothing to tell anyone, nothing to undo
+
+
+def _send(recipients: list[str], template: str, **context: Any) -> None:
     outbox.enqueue_each(template, recipients, **context)
     log_event("notice_queued", notice=template, to=[keyed_hash(r) for r in recipients])
 

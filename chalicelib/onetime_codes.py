@@ -31,6 +31,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import pyotp
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
@@ -39,6 +40,7 @@ from chalicelib import clock, guess_limits
 from chalicelib.config import get_settings
 from chalicelib.digests import ONE_TIME_CODES, derived_key
 from chalicelib.errors import (
+    CodeError,
     CodeExpired,
     CodeMalformed,
     NoPendingCode,
@@ -49,6 +51,11 @@ from chalicelib.errors import (
 from chalicelib.logs import keyed_hash, log_event
 from chalicelib.models import Challenge, Flow, expiry_bucket
 from chalicelib.store import condition_failed
+
+if TYPE_CHECKING:
+    from pynamodb.expressions.condition import Condition
+
+    from chalicelib import store
 
 CODE_DIGITS = 6
 MAX_CODE_INPUT_LENGTH = 32
@@ -122,10 +129,11 @@ def create_challenge(
     salt = secrets.token_hex(16)
     # A decoy makes and digests a code too, only to cost what a real one costs (its
     # timing must not tell the two apart), then stores a random hash that no code matches.
-    code = _new_code()
-    code_hash = _code_digest(salt, binding.challenge_id, code)
+    made = _new_code()
+    code_hash = _code_digest(salt, binding.challenge_id, made)
+    code = None if decoy else made
     if decoy:
-        code, code_hash = None, secrets.token_hex(32)
+        code_hash = secrets.token_hex(32)
     Challenge(
         binding.challenge_id,
         subject=binding.subject,
@@ -200,18 +208,19 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
     if matches and not slots.paused:
         guess_limits.right_guess(slots)
         return challenge
-    guess_limits.wrong_guess(slots)
+    pause = guess_limits.wrong_guess(slots)
     # Logged and counted once, at the edge (code_wrong, recovery_paused,
     # code_attempts_exhausted). Paused or not, the person sees the same wrong-code page: a
     # pause must not tell that the address is a registry address (chalicelib.guess_limits).
     remaining = settings.code_max_attempts - challenge.attempts
     subject = keyed_hash(binding.subject)
+    refusal: CodeError
     if remaining <= 0:
-        raise TooManyAttempts(
+        refusal = TooManyAttempts(
             "that was the last try", purpose=binding.purpose.value, subject=subject
         )
-    if slots.paused and challenge.nr_number:
-        raise RecoveryPaused(
+    elif slots.paused and challenge.nr_number:
+        refusal = RecoveryPaused(
             "recovery paused for this account today",
             remaining=remaining,
             purpose=binding.purpose.value,
@@ -219,13 +228,16 @@ def verify(binding: Binding, submitted: str | None) -> Challenge:
             nr_number=challenge.nr_number,
             subject=subject,
         )
-    raise WrongCode(
-        "code does not match",
-        remaining=remaining,
-        purpose=binding.purpose.value,
-        target_email=challenge.target_email,
-        subject=subject,
-    )
+    else:
+        refusal = WrongCode(
+            "code does not match",
+            remaining=remaining,
+            purpose=binding.purpose.value,
+            target_email=challenge.target_email,
+            subject=subject,
+        )
+    refusal.pause = pause  # the workflow tells of it (a rule sends no mail)
+    raise refusal
 
 
 def _malformed(binding: Binding, now: int) -> Exception:
@@ -262,7 +274,7 @@ def _why_refused(binding: Binding, now: int) -> Exception:
     return NoPendingCode("challenge replaced while this try was made", purpose=purpose)
 
 
-def _same_challenge(challenge: Challenge):
+def _same_challenge(challenge: Challenge) -> Condition:
     # The very challenge that was verified: not one a new send put under the same key since.
     return Flow.flow_id.exists() & (Challenge.code_hash == challenge.code_hash)
 
@@ -277,7 +289,7 @@ def consume(challenge: Challenge) -> None:
         raise NoPendingCode("code already used", purpose=challenge.purpose) from None
 
 
-def consume_in(tx, challenge: Challenge) -> None:
+def consume_in(tx: store.Transaction, challenge: Challenge) -> None:
     """Add the single-use delete of `challenge` to a store.Transaction, named "challenge"."""
     tx.delete("challenge", challenge, condition=_same_challenge(challenge))
 

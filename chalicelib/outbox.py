@@ -13,23 +13,25 @@ silently.
   with the stage's key; nothing here is logged but keyed hashes.
 - A decoy (a recovery code asked for an address that is no registry address) is enqueued
   like a real message, so both answers cost the same requests; the worker drops it.
-- SQS delivers at least once: the worker records each message id it sent (`mailsent#`) and
-  skips a redelivery of one it already sent, so a crash mid-batch neither loses a mail nor
-  sends it twice. (A crash inside the very SES call that succeeded is the one window left:
-  that message may go out twice, never zero times.)
+- SQS delivers at least once, and may hand one message to two workers at once: the worker
+  claims each message id (`mailsent#`, a conditional put, "sending") before it calls SES and
+  marks it "sent" after. A delivery that finds the id sent skips it; one that finds it being
+  sent leaves it to SQS (it is not deleted: the other worker may yet fail). A claim lapses
+  after SENDING_CLAIM_SECONDS, so a worker that died mid-send holds the mail back only until
+  SQS's next delivery. (A crash inside the very SES call that succeeded is the one window
+  left: that message may go out twice, never zero times.)
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import clock
-from chalicelib.config import get_settings, outbox_queue_name
+from chalicelib import clients, clock
 from chalicelib.errors import MailNotQueued, MailNotSent
 from chalicelib.logs import count, log_event
 from chalicelib.models import Flow, SentMail, expiry_bucket
@@ -38,6 +40,11 @@ from chalicelib.store import condition_failed
 VERSION = 1
 # Longer than SQS keeps a message (4 days by default), so a redelivery always finds it.
 SENT_MEMORY_SECONDS = 5 * 24 * 3600
+# Longer than the worker may run (its 120 s Lambda timeout, .chalice/config.json), shorter
+# than the queue's visibility timeout (720 s, infra/template.yaml): SQS's next delivery after
+# a worker died mid-send finds its claim lapsed and sends.
+SENDING_CLAIM_SECONDS = 180
+SENDING, SENT = "sending", "sent"
 
 
 @dataclass(frozen=True)
@@ -59,41 +66,19 @@ class Mail:
 # --- enqueue (the request side) ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _client():
-    import boto3  # provided by the Lambda runtime; imported on the first mail, not at /login
-    from botocore.config import Config
-
-    settings = get_settings()
-    return boto3.client(
-        "sqs",
-        config=Config(
-            connect_timeout=settings.outbox_connect_timeout,
-            read_timeout=settings.outbox_read_timeout,
-            retries={"total_max_attempts": settings.outbox_max_attempts, "mode": "standard"},
-        ),
-    )
-
-
-@functools.lru_cache(maxsize=1)
 def queue_url() -> str:
-    """Looked up once per container (GetQueueUrl), then kept."""
-    return _client().get_queue_url(QueueName=get_settings().outbox_queue_name)["QueueUrl"]
+    """The outbox queue's URL (looked up once per container: chalicelib.clients)."""
+    return clients.outbox_queue_url()
 
 
-def reset() -> None:
-    _client.cache_clear()
-    queue_url.cache_clear()
-
-
-def enqueue(template: str, to: str | list[str], **context) -> None:
+def enqueue(template: str, to: str | list[str], **context: Any) -> None:
     """Queue one mail to one address or a few (they see each other: use enqueue_each for
     mail each address should get on its own). MailNotQueued if SQS does not take it."""
     recipients = [to] if isinstance(to, str) else list(to)
     _send([Mail(template, recipients, _plain(context)).body()], template)
 
 
-def enqueue_each(template: str, recipients: list[str], **context) -> None:
+def enqueue_each(template: str, recipients: list[str], **context: Any) -> None:
     """One mail per address, each showing only its own address: one SendMessageBatch."""
     plain = _plain(context)
     _send([Mail(template, [address], plain).body() for address in recipients], template)
@@ -110,7 +95,7 @@ def enqueue_keyed(mails: list[Mail]) -> list[Mail]:
         raise ValueError("SendMessageBatch takes at most 10 messages")
     bodies = [Mail(m.template, m.to, _plain(m.context), m.key).body() for m in mails]
     try:
-        answer = _client().send_message_batch(
+        answer = clients.sqs().send_message_batch(
             QueueUrl=queue_url(),
             Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
         )
@@ -124,7 +109,7 @@ def enqueue_keyed(mails: list[Mail]) -> list[Mail]:
     return failed
 
 
-def enqueue_decoy(template: str, to: str, **context) -> None:
+def enqueue_decoy(template: str, to: str, **context: Any) -> None:
     """The same request a real mail costs, for an answer that must not tell them apart: the
     message a real one would be, of the same size, marked for the worker to drop."""
     body = json.loads(Mail(template, [to], _plain(context)).body())
@@ -136,9 +121,9 @@ def _send(bodies: list[str], template: str) -> None:
 
     try:
         if len(bodies) == 1:
-            _client().send_message(QueueUrl=queue_url(), MessageBody=bodies[0])
+            clients.sqs().send_message(QueueUrl=queue_url(), MessageBody=bodies[0])
         else:
-            answer = _client().send_message_batch(
+            answer = clients.sqs().send_message_batch(
                 QueueUrl=queue_url(),
                 Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
             )
@@ -223,9 +208,16 @@ def deliver(message: Received) -> str:
         # It can never be sent: failing sends it to the dead-letter queue for a person.
         raise MailNotSent("unreadable outbox message", reason="unreadable") from None
     sent_id = mail.key or message.message_id
-    if _already_sent(sent_id):
-        log_event("outbox_duplicate_skipped", template=mail.template, message=message.message_id)
-        return "duplicates"
+    # Two concurrent deliveries of one message (or of one key): only one claim succeeds.
+    if not _claim(sent_id):
+        if _sent_before(sent_id):
+            log_event(
+                "outbox_duplicate_skipped", template=mail.template, message=message.message_id
+            )
+            return "duplicates"
+        raise MailNotSent(
+            "another delivery is sending this message", reason="in_flight", template=mail.template
+        )
     from chalicelib import mail as ses
     from chalicelib import mail_feedback
 
@@ -234,50 +226,85 @@ def deliver(message: Received) -> str:
     recipients = [address for address in mail.to if address not in stopped]
     if not recipients:
         log_event("outbox_suppressed", template=mail.template, message=message.message_id)
+        _remember_sent(sent_id)  # decided: a redelivery need not ask again
         return "suppressed"
-    ses.send_mail(recipients, mail.template, **mail.context)
+    try:
+        ses.send_mail(recipients, mail.template, **mail.context)
+    except MailNotSent:
+        _release(sent_id)  # SES said no: the next delivery may try at once
+        raise
     _remember_sent(sent_id)
     return "sent"
 
 
-def _already_sent(message_id: str) -> bool:
+def _key(message_id: str) -> str:
+    return f"mailsent#{message_id}"
+
+
+def _record(message_id: str, state: str, lifetime: int) -> SentMail:
+    now = clock.epoch_seconds()
+    expires = now + lifetime
+    return SentMail(
+        _key(message_id),
+        state=state,
+        created_at=now,
+        expires_at=expires,
+        expiry_bucket=expiry_bucket(expires),
+    )
+
+
+def _claim(message_id: str) -> bool:
+    """Claim the message for this delivery: True unless it is sent, or another delivery's
+    claim on it has not lapsed. One conditional PutItem."""
     try:
-        SentMail.get(f"mailsent#{message_id}", consistent_read=True)
-    except DoesNotExist:
-        return False
+        _record(message_id, SENDING, SENDING_CLAIM_SECONDS).save(
+            condition=Flow.flow_id.does_not_exist()
+            | ((SentMail.state == SENDING) & (Flow.expires_at <= clock.epoch_seconds()))
+        )
+    except PutError as exc:
+        if condition_failed(exc):
+            return False
+        raise MailNotSent("the message could not be claimed", reason="storage") from None
     return True
 
 
-def _remember_sent(message_id: str) -> None:
-    now = clock.epoch_seconds()
-    expires = now + SENT_MEMORY_SECONDS
+def _sent_before(message_id: str) -> bool:
     try:
-        SentMail(
-            f"mailsent#{message_id}",
-            created_at=now,
-            expires_at=expires,
-            expiry_bucket=expiry_bucket(expires),
-        ).save(condition=Flow.flow_id.does_not_exist())
+        found = SentMail.get(_key(message_id), consistent_read=True)
+    except DoesNotExist:
+        return False  # the other claim went (released) between our put and this read
+    # Recorded before claims existed: no state, and only sent mail was recorded.
+    return found.state in (SENT, None)
+
+
+def _release(message_id: str) -> None:
+    """Our claim, lapsed now (a put: the worker may not delete, .chalice/policy-*)."""
+    try:
+        _record(message_id, SENDING, 0).save(condition=SentMail.state == SENDING)
+    except PutError:
+        pass  # it lapses by itself (SENDING_CLAIM_SECONDS)
+
+
+def _remember_sent(message_id: str) -> None:
+    try:
+        _record(message_id, SENT, SENT_MEMORY_SECONDS).save()
     except PutError as exc:
-        # The mail went out; not remembering it risks a duplicate only if this very batch
-        # is delivered again. Raising would make that certain.
+        # The mail went out; unmarked, the claim lapses and a redelivery of this very
+        # message would send it again. Raising would make that certain.
         log_event(
             "outbox_sent_not_remembered",
             logging.WARNING,
             message=message_id,
-            error="condition" if condition_failed(exc) else exc.__class__.__name__,
+            error=exc.__class__.__name__,
         )
 
 
 def _delete(messages: list[Received]) -> None:
     for start in range(0, len(messages), 10):
         chunk = messages[start : start + 10]
-        _client().delete_message_batch(
+        clients.sqs().delete_message_batch(
             QueueUrl=queue_url(),
             Entries=[
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
             ],
         )
-
-
-QUEUE_NAME = outbox_queue_name()

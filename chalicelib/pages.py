@@ -12,6 +12,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
@@ -19,12 +20,15 @@ from chalicelib import errors as e
 from chalicelib.config import support_contact
 from chalicelib.logs import count, log_event, support_reference
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 TEMPLATES = Path(__file__).parent / "templates"
 HTML = "text/html; charset=utf-8"
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> Environment:
     # Imported on first render: /login and /auth/callback answer with redirects and never
     # pay for Jinja2 on a cold start.
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -37,7 +41,7 @@ def _environment():
 
 
 def render(
-    template: str, status: int = 200, cookies: list[str] | None = None, **context
+    template: str, status: int = 200, cookies: list[str] | None = None, **context: Any
 ) -> Response:
     # Every page's footer names the support desk.
     context.setdefault("support", support_contact())
@@ -167,7 +171,11 @@ def log_refusal(error: e.ServiceError, *, exc_info: bool = False) -> None:
 
 
 def render_error(
-    error: e.ServiceError, cookies: list[str] | None = None, *, exc_info: bool = False, **context
+    error: e.ServiceError,
+    cookies: list[str] | None = None,
+    *,
+    exc_info: bool = False,
+    **context: Any,
 ) -> Response:
     """The page for `error` (a Page entry of the map), logged and counted once."""
     entry = response_for(error)

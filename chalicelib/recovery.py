@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import (
     claims,
     code_delivery,
+    guess_limits,
     linking,
     notices,
     onetime_codes,
@@ -39,10 +41,13 @@ from chalicelib import (
     store,
 )
 from chalicelib.emails import InvalidEmail, normalize_email
-from chalicelib.errors import LinkRefused, NoPendingCode, RecoveryEmailInvalid
+from chalicelib.errors import CodeError, LinkRefused, NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Session
 from chalicelib.onetime_codes import Binding, Purpose
+
+if TYPE_CHECKING:
+    from chalicelib.models import Challenge
 
 # Not a registry number (those are 10 digits): the unknown-address read finds nothing.
 _DECOY_ACCOUNT_KEY = "decoy"
@@ -132,7 +137,7 @@ def send_recovery_code(session: Session, typed_email: str | None) -> None:
 
 
 def _requested(
-    session: Session, normalized: str, *, known: bool, shared: bool = False, **fields
+    session: Session, normalized: str, *, known: bool, shared: bool = False, **fields: Any
 ) -> None:
     log_event(
         "recovery_code_requested",
@@ -160,7 +165,12 @@ class RecoveredLink:
 def complete_recovery(session: Session, session_token: str, code: str | None) -> RecoveredLink:
     """Check the code and link; raises a CodeError or a LinkRefused error otherwise."""
     binding = _binding(session)
-    challenge = onetime_codes.verify(binding, code)
+    try:
+        challenge = onetime_codes.verify(binding, code)
+    except CodeError as refused:
+        if isinstance(refused.pause, guess_limits.PauseStarted):
+            notices.send_recovery_paused(refused.pause)  # best-effort: never fails the request
+        raise
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)
     try:
@@ -201,7 +211,7 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
     return RecoveredLink(result.nr_number, token)
 
 
-def _spend(challenge) -> None:
+def _spend(challenge: Challenge) -> None:
     try:
         onetime_codes.consume(challenge)
     except NoPendingCode:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import functools
 import os
 
+from chalicelib import clients
 from chalicelib.config import ConfigurationError, get_settings
 
 
 def _from_ssm(parameter_name: str) -> str:
-    import boto3  # provided by the Lambda runtime
-
-    response = boto3.client("ssm").get_parameter(Name=parameter_name, WithDecryption=True)
+    response = clients.ssm().get_parameter(Name=parameter_name, WithDecryption=True)
     return response["Parameter"]["Value"]
 
 

@@ -161,7 +161,7 @@ def verify_security_event_token(token: str) -> dict:
             any_key_without_kid=True,
         )
     except login_gov.JwtRejected as rejected:
-        code = _REJECTION_CODES.get(rejected.context.get("reason"), "invalid_request")
+        code = _REJECTION_CODES.get(rejected.context.get("reason", ""), "invalid_request")
         raise SecurityEventRejected(code, f"token rejected: {rejected}") from None
     if claims["iat"] < clock.now() - MAX_TOKEN_AGE_SECONDS:
         raise SecurityEventRejected("invalid_request", "token is too old")
@@ -170,7 +170,7 @@ def verify_security_event_token(token: str) -> dict:
     return claims
 
 
-def safe_text(value, limit: int = MAX_LOGGED_TEXT) -> str:
+def safe_text(value: object, limit: int = MAX_LOGGED_TEXT) -> str:
     """Text Login.gov chose, fit for a log line: URI characters only, cut short."""
     return _UNSAFE.sub("?", value if isinstance(value, str) else repr(value)[:limit])[:limit]
 
@@ -284,12 +284,13 @@ def _act(event: SecurityEvent, jti: str, issued_at: int) -> tuple[tuple[str, ...
     tx = store.Transaction()
     # Recorded with the action: a redelivery after a failure acts, a duplicate does not.
     tx.put("jti", _seen(jti), condition=Flow.flow_id.does_not_exist())
-    if event.ignored:
+    # Parsing names every event it does not ignore.
+    if event.ignored or event.name is None:
         _commit(tx)
-        return (), f"acknowledged, nothing done: {event.ignored}"
+        return (), f"acknowledged, nothing done: {event.ignored or 'unknown event type'}"
     if event.sub is None:
-        return _act_on_address(tx, event)
-    return _act_on_identity(tx, event, issued_at)
+        return _act_on_address(tx, event.name, event.address)
+    return _act_on_identity(tx, event, event.name, event.sub, issued_at)
 
 
 def _commit(tx: store.Transaction) -> None:
@@ -301,24 +302,26 @@ def _commit(tx: store.Transaction) -> None:
         raise _RaceLost() from None
 
 
-def _audit_name(event: SecurityEvent) -> str:
-    return f"login_gov_{event.name.replace('-', '_')}"
+def _audit_name(name: str) -> str:
+    return f"login_gov_{name.replace('-', '_')}"
 
 
-def _act_on_address(tx: store.Transaction, event: SecurityEvent) -> tuple[tuple[str, ...], str]:
+def _act_on_address(
+    tx: store.Transaction, name: str, address: str | None
+) -> tuple[tuple[str, ...], str]:
     """identifier-changed / identifier-recycled: recorded on each registry account whose
     primary or secondary address it is; no claim or link changes (module docstring)."""
-    found = address_claims.read(event.address) if event.address else None
+    found = address_claims.read(address) if address else None
     recorded = []
     for nr_number in sorted(found.holders) if found else ():
         account = store.get_account(nr_number)
-        slot = _slot(account, event.address) if account else None
+        slot = _slot(account, address) if account and address else None
         if slot is None:
             continue  # the account let go of it since the claim was read
         # Its own key is unique: each account's record goes in once, with the jti.
         tx.put(
             f"audit:{nr_number}",
-            audit_event(nr_number, _audit_name(event), actor=ACTOR, address=slot),
+            audit_event(nr_number, _audit_name(name), actor=ACTOR, address=slot),
             condition=AuditEvent.at_event.does_not_exist(),
         )
         recorded.append(nr_number)
@@ -339,9 +342,8 @@ def _slot(account: Account, address: str) -> str | None:
 
 
 def _act_on_identity(
-    tx: store.Transaction, event: SecurityEvent, issued_at: int
+    tx: store.Transaction, event: SecurityEvent, name: str, sub: str, issued_at: int
 ) -> tuple[tuple[str, ...], str]:
-    name, sub = event.name, event.sub
     identity = store.identity_claim(sub)
     nr_number = identity.nr_number if identity else None
     ends_sessions = name == "account-purged" or name in DISABLING
@@ -357,7 +359,7 @@ def _act_on_identity(
             linking.unlink_items(tx, account, sub, identity, purge=True)
             tx.audit(
                 audit_event(
-                    nr_number,
+                    account.nr_number,
                     "identity_unlinked_purged",
                     actor=ACTOR,
                     subject=keyed_hash(sub),
@@ -381,7 +383,7 @@ def _act_on_identity(
                 extra["reason"] = event.reason
             tx.audit(
                 audit_event(
-                    nr_number, _audit_name(event), actor=ACTOR, subject=keyed_hash(sub), **extra
+                    nr_number, _audit_name(name), actor=ACTOR, subject=keyed_hash(sub), extra=extra
                 )
             )
         action = detail or ("recorded" if nr_number else "no linked account")

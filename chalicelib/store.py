@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import clients
 from chalicelib.logs import log_event
-from chalicelib.models import META_TIMEOUTS, Account, AuditEvent, Claim
+from chalicelib.models import Account, AuditEvent, Claim
+
+if TYPE_CHECKING:
+    from pynamodb.attributes import Attribute
+    from pynamodb.expressions.condition import Condition
+    from pynamodb.expressions.update import Action
+    from pynamodb.models import Model
 
 NR_NUMBER = re.compile(r"[0-9]{10}")
 # The registry export's columns (the CONTRACT): import, support desk, demo data and tests.
@@ -46,7 +54,7 @@ TRANSACTION_CONFLICT = "TransactionConflict"
 
 
 def is_registry_number(text: str | None) -> bool:
-    return bool(text) and NR_NUMBER.fullmatch(text) is not None
+    return text is not None and NR_NUMBER.fullmatch(text) is not None
 
 
 # --- claims ------------------------------------------------------------------------------------
@@ -92,7 +100,7 @@ def condition_failed(exc: Exception) -> bool:
     return False
 
 
-def as_read(attribute, value):
+def as_read(attribute: Attribute[Any], value: object) -> Condition:
     """A condition: the attribute still holds the value read (or is still absent)."""
     return attribute.does_not_exist() if value is None else attribute == value
 
@@ -123,14 +131,6 @@ class TransactionRefused(Exception):
 
 
 _KIND_ORDER = ("condition_check", "delete", "save", "update")  # PynamoDB's request order
-_connection: Connection | None = None
-
-
-def _shared_connection() -> Connection:
-    global _connection
-    if _connection is None:
-        _connection = Connection(**META_TIMEOUTS)
-    return _connection
 
 
 @dataclass
@@ -140,11 +140,17 @@ class Transaction:
     items: list[tuple[str, str, tuple, dict]] = field(default_factory=list)
     audit_name: str | None = None
 
-    def put(self, name: str, item, condition=None) -> None:
+    def put(self, name: str, item: Model, condition: Condition | None = None) -> None:
         self._add("save", name, (item,), {"condition": condition})
 
     def update(
-        self, name: str, item, actions: list, condition=None, *, add_version_condition: bool = True
+        self,
+        name: str,
+        item: Model,
+        actions: Sequence[Action],
+        condition: Condition | None = None,
+        *,
+        add_version_condition: bool = True,
     ) -> None:
         self._add(
             "update",
@@ -157,10 +163,12 @@ class Transaction:
             },
         )
 
-    def delete(self, name: str, item, condition=None) -> None:
+    def delete(self, name: str, item: Model, condition: Condition | None = None) -> None:
         self._add("delete", name, (item,), {"condition": condition})
 
-    def check(self, name: str, model_class, hash_key: str, condition) -> None:
+    def check(
+        self, name: str, model_class: type[Model], hash_key: str, condition: Condition
+    ) -> None:
         self._add("condition_check", name, (model_class, hash_key), {"condition": condition})
 
     def audit(self, event: AuditEvent) -> None:
@@ -185,7 +193,9 @@ class Transaction:
         # committed request with success instead of failing its conditions.
         token = str(uuid.uuid4())
         try:
-            with TransactWrite(connection=_shared_connection(), client_request_token=token) as tx:
+            with TransactWrite(
+                connection=clients.dynamodb_transactions(), client_request_token=token
+            ) as tx:
                 for kind, _, args, kwargs in self.items:
                     if "actions" in kwargs:  # PynamoDB appends the version action in place
                         kwargs = {**kwargs, "actions": list(kwargs["actions"])}

@@ -9,10 +9,14 @@ two cookies, the second ours, and drops every cookie after one it cannot parse.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.digests import sha256_hex
+
+if TYPE_CHECKING:
+    from chalice.app import Request
 
 SESSION_COOKIE = "nr_session"
 SIGNIN_COOKIE = "nr_signin"  # one per sign-in in flight: nr_signin_<state digest prefix>
@@ -49,7 +53,7 @@ def signin_cookie(state: str | None) -> str | None:
     return f"{SIGNIN_COOKIE}_{sha256_hex(state)[:SIGNIN_COOKIE_DIGEST_CHARS]}"
 
 
-def cookie_header(request) -> str:
+def cookie_header(request: Request) -> str:
     """Every Cookie header field the request carries, joined with "; " (RFC 9113 §8.2.3).
 
     API Gateway's REST proxy event keeps only the last field of a repeated header in
@@ -86,7 +90,7 @@ def parse_cookies(header: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def request_cookies(request) -> list[tuple[str, str]]:
+def request_cookies(request: Request) -> list[tuple[str, str]]:
     return parse_cookies(cookie_header(request))
 
 
@@ -98,7 +102,7 @@ def cookie_value(pairs: list[tuple[str, str]], full_name: str) -> str | None:
     return values[0] or None if len(values) == 1 else None
 
 
-def read_cookie(request, name: str) -> str | None:
+def read_cookie(request: Request, name: str) -> str | None:
     """The value of cookie `name` (a base name: the stage's prefix is added here)."""
     return cookie_value(request_cookies(request), cookie_name(name))
 
@@ -125,7 +129,7 @@ def _signin_cookie_issued(value: str) -> int:
     return int(issued) if well_formed else 0  # bounded: int() refuses a 5,000-digit string
 
 
-def stale_signin_cookies(request) -> list[str]:
+def stale_signin_cookies(request: Request) -> list[str]:
     """Base names of this browser's sign-in cookies that a new /login replaces: all but the
     newest SIGNIN_COOKIE_LIMIT - 1 (the new one makes the limit)."""
     pattern = re.compile(

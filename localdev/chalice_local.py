@@ -49,7 +49,8 @@ class GreedyRouteMatcher(local.RouteMatcher):
             if len(parts) <= len(prefix):
                 continue  # the greedy variable needs at least one segment
             captured = {}
-            for segment, pattern in zip(parts, prefix):
+            # parts is longer than prefix: its tail is the greedy variable's, read below
+            for segment, pattern in zip(parts, prefix, strict=False):
                 if pattern.startswith("{") and pattern.endswith("}"):
                     captured[pattern[1:-1]] = segment
                 elif segment != pattern:

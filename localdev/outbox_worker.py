@@ -59,9 +59,9 @@ def drain(
     *, max_batches: int = 50, wait_seconds: int = 0, visibility_timeout: int | None = 0
 ) -> Drained:
     """Deliver what the outbox holds now, batch by batch, until it is empty."""
-    from chalicelib import outbox
+    from chalicelib import clients, outbox
 
-    client, url = outbox._client(), outbox.queue_url()
+    client, url = clients.sqs(), outbox.queue_url()
     drained = Drained()
     for _ in range(max_batches):
         messages = _receive(client, url, wait_seconds, visibility_timeout)

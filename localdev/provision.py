@@ -88,7 +88,7 @@ def create_stack_from_template(
     cfn = _client()
     name = stack_name_for(table_prefix)
     template = TEMPLATE_PATH.read_text()
-    parameters = [
+    parameters: list[dict[str, str | bool]] = [
         {"ParameterKey": "Stage", "ParameterValue": stage},
         {"ParameterKey": "TablePrefix", "ParameterValue": table_prefix},
     ]

@@ -281,7 +281,7 @@ def _wait_for(url: str, seconds: float = 60) -> None:
             return  # it answered
         except OSError:
             if clock.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not start")
+                raise RuntimeError(f"{url} did not start") from None
             clock.sleep(0.2)
 
 

@@ -193,11 +193,12 @@ def validate_csv(stream: TextIO) -> Validation:
                     )
                 )
                 continue
-            row, reason = validate_row(line, dict(zip(CSV_HEADER, record)))
-            if row is None:
-                issues.append(Issue(line, number, REJECTED, reason))
-            else:
+            row, reason = validate_row(line, dict(zip(CSV_HEADER, record, strict=True)))
+            if row is not None:
                 candidates.append(row)
+            else:
+                # validate_row gives a reason with every refusal.
+                issues.append(Issue(line, number, REJECTED, reason or "invalid row"))
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ImportFileError(
             f"the file is not readable CSV near line {reader.line_num}: {exc}"

@@ -16,7 +16,9 @@ instead of undoing it. A change made here makes the field this service's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -173,7 +175,10 @@ def account_view(account: Account, *, events: int = RECENT_EVENTS) -> dict:
     }
 
 
-def _after_commit(result: dict, step: str, command: str, run):
+T = TypeVar("T")
+
+
+def _after_commit(result: dict, step: str, command: str, run: Callable[[], T]) -> T | None:
     """Run a step that follows a committed change (ending sessions). If AWS fails it, the
     result says so — the step, why, and the desk command that does it (`command`, safe to
     run again) — and the change is still reported as made: a desk told "nothing was
@@ -457,7 +462,7 @@ def set_email(nr_number: str, *, slot: str, address: str | None, reason: str, ac
             reason=reason,
             fields=field_name,
             old_key=old_normalized or "",
-            new_key=normalized,
+            new_key=normalized or "",
         )
         address = old_address  # the registry's spelling stays: only the key changes
     else:
@@ -518,8 +523,9 @@ def _tell_of_change(
 ) -> None:
     """The email-changed notices of a support correction (best-effort, as for a person's
     own change: the correction has committed whatever the mail does)."""
+    sends: list[tuple[str, str]]
     if slot == "primary":
-        sends = [(old, "primary")]
+        sends = [(old, "primary")] if old else []  # an account always has a primary
     elif old is None:
         sends = [(account.primary_email, "secondary")]  # a secondary added
     elif new is None:
@@ -600,7 +606,7 @@ def export_changes(since: str) -> list[dict]:
     while day.date() <= today.date():
         for event in AuditEvent.by_export_day.query(day.strftime("%Y-%m-%d")):
             detail = event.detail.as_dict() if event.detail else {}
-            fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change"), "")
+            fields = detail.get("fields") or CHANGE_FIELDS.get(detail.get("change", ""), "")
             if event.event in HOLD_EVENTS:
                 fields = "support_hold"
             for field_name in fields.split(","):

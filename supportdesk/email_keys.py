@@ -70,7 +70,9 @@ def check_email_keys() -> dict:
                 "stored_key_holder": holders(stored),
                 "new_key_holder": new_holder,
                 "stored_key_also_used_by": sorted(users_of_stored.get(stored, set()) - {nr_number}),
-                "new_key_also_used_by": sorted(users_of_new.get(new, set()) - {nr_number}),
+                "new_key_also_used_by": sorted(
+                    (users_of_new.get(new, set()) if new else set()) - {nr_number}
+                ),
                 # Another account's claim on the new key: re-keying would fail or take it.
                 "conflict": new is None or new_holder not in (None, nr_number),
             }

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -142,8 +143,10 @@ def _current_values(account: Account) -> dict:
     return values
 
 
-def _comparable(name: str, value):
-    return _norm(value) if name in ("primary_email", "secondary_email") else value
+def _comparable(name: str, value: object) -> object:
+    if name in ("primary_email", "secondary_email") and (value is None or isinstance(value, str)):
+        return _norm(value)
+    return value
 
 
 @dataclass
@@ -329,7 +332,7 @@ def _transaction_for(
                 shared=outlook.shared.get(address, False),
             )
             writes += 1
-        elif address not in plan.addresses and holds:
+        elif address not in plan.addresses and holds and claim is not None:
             keep = outlook.keep_shared(address, claim.holders - {number})
             after[address] = claims.remove_holder(
                 tx, f"claim:{address}", address, number, claim, keep_shared=keep
@@ -377,7 +380,10 @@ class StorageStopped(Exception):
     """DynamoDB kept refusing (throttled or unavailable) after STORAGE_RETRIES waits."""
 
 
-def _with_storage_retries(call: Callable, sleep: Callable[[float], None]):
+T = TypeVar("T")
+
+
+def _with_storage_retries(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
     """`call()`, waiting and trying again while DynamoDB is throttled or unavailable.
     Other failures (no credentials, no permission) are raised at once: waiting won't help."""
     failures = 0
@@ -421,7 +427,7 @@ def import_accounts(
     result = ImportResult(rows_read=validation.rows_read, dry_run=dry_run, exported_on=exported_on)
     rows = validation.rows
 
-    def read_accounts():
+    def read_accounts() -> dict[str, Account]:
         return {
             a.nr_number: a
             for a in Account.batch_get([r.nr_number for r in rows], consistent_read=True)
@@ -515,7 +521,7 @@ def _write(
     actor: str,
     dry_run: bool,
     result: ImportResult,
-    sleep,
+    sleep: Callable[[float], None],
 ) -> str:
     """Write one account; returns "written", "unchanged", "changed", "older" or "stopped"."""
     retried_fresh = False
@@ -608,7 +614,9 @@ def _older_issue(plan: AccountPlan) -> Issue:
     )
 
 
-def _conflict_issue(plan: AccountPlan, name: str, theirs, ours, stamp: str) -> Issue:
+def _conflict_issue(
+    plan: AccountPlan, name: str, theirs: object, ours: object, stamp: str
+) -> Issue:
     marks = changed_here(plan.existing) if plan.existing else {}
     mark = marks.get(name)
     here = f"changed here on {mark.at[:10]} by {mark.by}" if mark else "changed here"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from chalicelib.logs import REFERENCE_LENGTH
@@ -101,7 +102,7 @@ def cloudwatch_instructions(reference: str, app_name: str, stage: str, days: int
     }
 
 
-def _log_lines(path: Path):
+def _log_lines(path: Path) -> Iterator[dict]:
     """The JSON log lines in a file; other lines (access logs, banners) are skipped."""
     try:
         handle = path.open(encoding="utf-8", errors="replace")

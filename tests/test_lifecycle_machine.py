@@ -390,9 +390,9 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 def test_the_lifecycle_invariants_hold_under_any_interleaving(app_client, idp):
-    from chalicelib import mail
+    from chalicelib import clients
 
-    mail.reset_client()
+    clients.reset()
     Lifecycle.client, Lifecycle.idp = app_client, idp
     SEEN.clear()
     soak = os.environ.get("LIFECYCLE_RANDOM") == "1"

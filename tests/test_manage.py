@@ -478,10 +478,10 @@ def test_create_tables_calls_the_provisioner_for_local_stages(cli, monkeypatch):
 def test_send_reminders_mails_linked_institutional_primaries(cli):
     import boto3
 
-    from chalicelib import mail
+    from chalicelib import clients
     from chalicelib.models import Account
 
-    mail.reset_client()
+    clients.reset()
     boto3.client("sesv2").create_email_identity(EmailIdentity=os.environ["MAIL_SENDER"])
     make_account("1000000001", primary="examiner@fmcsa.dot.gov")
     Account.get("1000000001").update(actions=[Account.linked_sub.set("sub-1")])

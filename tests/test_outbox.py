@@ -9,8 +9,9 @@ import threading
 import boto3
 import pytest
 
-from chalicelib import mail, outbox
+from chalicelib import clients, outbox
 from chalicelib.config import outbox_queue_name
+from chalicelib.errors import MailNotSent
 from localdev.outbox_worker import MAX_RECEIVES, drain
 from tests.support.accounts import make_account
 from tests.support.browser import (
@@ -34,7 +35,7 @@ def ses_hangs(mailbox, monkeypatch):
 
         raise ReadTimeoutError(endpoint_url=request.url)
 
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.register_first("before-send.sesv2.SendEmail", hang, unique_id="hang")
     yield release
     release.set()
@@ -88,7 +89,7 @@ def test_with_ses_hanging_sign_in_recovery_and_email_change_never_call_it(
     assert queued()[0] == 3
     # Once SES answers again, the worker sends all three.
     ses_hangs.set()
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="hang")
     assert drain().sent == 3
     assert [m.subject for m in mailbox.to("dr.alice@example.com")] == [LINK_NOTICE]
@@ -134,14 +135,14 @@ def test_a_message_ses_keeps_refusing_lands_in_the_dead_letter_queue(
 # --- at least once, at most once per message id -------------------------------------------------
 
 
-def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client, mailbox):
+def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client, mailbox, clock):
     for i in range(3):
         outbox.enqueue(
             "institutional_email_reminder",
             f"doc{i}@example.gov",
             account={"first_name": f"D{i}", "nr_number": f"100000000{i}"},
         )
-    sqs = outbox._client()
+    sqs = clients.sqs()
     messages = sqs.receive_message(
         QueueUrl=outbox.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0
     )["Messages"]
@@ -154,7 +155,7 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
         if len(attempts) == 2:  # the container dies as the second mail goes out
             raise SystemExit("the Lambda's container died here")
 
-    client = mail.ses_client()
+    client = clients.ses()
     client.meta.events.register_first(
         "before-send.sesv2.SendEmail", crash_on_the_second, unique_id="crash"
     )
@@ -163,11 +164,67 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
             outbox.deliver_batch(batch)  # nothing deleted: SQS delivers all three again
     finally:
         client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="crash")
+    # SQS delivers them again after its visibility timeout, when the dead worker's claim on
+    # the second has lapsed.
+    clock.advance(outbox.SENDING_CLAIM_SECONDS)
     assert drain().summaries == [
         {"sent": 2, "duplicates": 1, "decoys": 0, "suppressed": 0, "failed": 0}
     ]
     addresses = [m.destinations["ToAddresses"][0] for m in mailbox.messages]
     assert sorted(addresses) == ["doc0@example.gov", "doc1@example.gov", "doc2@example.gov"]
+
+
+def _one_queued_reminder() -> outbox.Received:
+    outbox.enqueue(
+        "institutional_email_reminder",
+        "doc@example.gov",
+        account={"first_name": "D", "nr_number": "1000000001"},
+    )
+    (m,) = clients.sqs().receive_message(QueueUrl=outbox.queue_url(), VisibilityTimeout=0)[
+        "Messages"
+    ]
+    return outbox.Received(m["MessageId"], m["Body"], m["ReceiptHandle"])
+
+
+def test_two_deliveries_of_one_message_at_once_send_it_once(app_client, mailbox, calls, clock):
+    message = _one_queued_reminder()
+    other = []
+
+    def the_other_worker():
+        try:
+            other.append(outbox.deliver(message))
+        except MailNotSent as refused:
+            other.append(refused.context["reason"])
+
+    # SQS hands the same message to a second worker just as the first calls SES.
+    calls.interleave("SendEmail", the_other_worker)
+    assert outbox.deliver(message) == "sent"
+    # The second is held back, not told "sent": it must not delete a mail the first may lose.
+    assert other == ["in_flight"]
+    assert [m.destinations["ToAddresses"] for m in mailbox.messages] == [["doc@example.gov"]]
+    assert outbox.deliver(message) == "duplicates"  # any later redelivery
+    assert len(mailbox.messages) == 1
+
+
+def test_a_delivery_that_died_inside_ses_is_sent_again_once_its_claim_lapses(
+    app_client, mailbox, calls, clock
+):
+    message = _one_queued_reminder()
+
+    def die():
+        raise SystemExit("the Lambda's container died here")
+
+    calls.interleave("SendEmail", die)
+    with pytest.raises(SystemExit):
+        outbox.deliver(message)
+    # SQS delivers it again; while the dead worker's claim stands, nothing is sent...
+    with pytest.raises(MailNotSent):
+        outbox.deliver(message)
+    assert mailbox.messages == []
+    # ...and once it lapses (SQS waits longer: the queue's visibility timeout), it is.
+    clock.advance(outbox.SENDING_CLAIM_SECONDS)
+    assert outbox.deliver(message) == "sent"
+    assert [m.destinations["ToAddresses"] for m in mailbox.messages] == [["doc@example.gov"]]
 
 
 def test_a_decoy_costs_the_same_request_and_sends_nothing(app_client, mailbox, calls):
@@ -189,7 +246,7 @@ def test_the_message_holds_only_what_the_mail_needs(app_client, mailbox):
     from chalicelib.models import Account
 
     notices.send_link_notice("1000000001", Account.get("1000000001"))
-    (message,) = outbox._client().receive_message(QueueUrl=outbox.queue_url())["Messages"]
+    (message,) = clients.sqs().receive_message(QueueUrl=outbox.queue_url())["Messages"]
     assert json.loads(message["Body"]) == {
         "v": 1,
         "template": "link_notice",

@@ -6,8 +6,26 @@ from chalice import Blueprint
 
 from chalicelib import accounts, edge, pages
 from chalicelib.config import get_settings
+from chalicelib.errors import ServiceError
+from chalicelib.models import Account, Session
 
 bp = Blueprint(__name__)
+
+
+def _email_page_context(session: Session, record: Account) -> dict:
+    from chalicelib import email_change  # the account pages only: keeps /login's imports small
+
+    return email_change.email_page_context(session, record)
+
+
+def _email_form(current: edge.RequestState, error: ServiceError) -> dict:
+    """The email page again, for an email change refused (pages.ERROR_RESPONSES)."""
+    if current.session is None or current.account is None:
+        return {}  # the email page is only reached signed in
+    return _email_page_context(current.session, current.account)
+
+
+edge.register_form("email", _email_form)
 
 
 @bp.route("/account")
@@ -17,7 +35,7 @@ def account():
     record = edge.signed_in_account()
     just_linked = accounts.take_link_notice(session)
     return pages.render(
-        "account_page.html", just_linked=just_linked, **edge.email_page_context(session, record)
+        "account_page.html", just_linked=just_linked, **_email_page_context(session, record)
     )
 
 
@@ -26,7 +44,7 @@ def account():
 def account_email_form():
     session = edge.signed_in()
     record = edge.signed_in_account()
-    return pages.render("account_email.html", **edge.email_page_context(session, record))
+    return pages.render("account_email.html", **_email_page_context(session, record))
 
 
 @bp.route("/account/email", methods=["POST"], content_types=edge.FORM)

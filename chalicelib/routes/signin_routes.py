@@ -26,9 +26,12 @@ def login():
     # Cookie bombing by repetition: past a few sign-ins in flight the oldest cookies go, so
     # the Cookie header never outgrows API Gateway's limit (each also expires with its state).
     cookies = [web.clear_cookie(name) for name in edge.stale_signin_cookies()]
+    cookie_name = web.signin_cookie(started.state)
+    if cookie_name is None:
+        raise ValueError("start_signin made a state signin_cookie refuses")  # a bug of ours
     cookies.append(
         web.set_cookie(
-            web.signin_cookie(started.state),
+            cookie_name,
             web.signin_cookie_value(started.browser_binding),
             get_settings().signin_state_ttl,
         )

@@ -14,11 +14,7 @@ import sys
 
 import pytest
 
-from chalicelib.config import (
-    DEFAULT_SUPPORT_EMAIL,
-    DEFAULT_SUPPORT_HOURS,
-    DEFAULT_SUPPORT_PHONE,
-)
+from chalicelib.config import default
 from tests.support.e2e import (
     APP,
     MAILBOX,
@@ -28,6 +24,10 @@ from tests.support.e2e import (
     newest_code_for,
     sign_in_at_local_login_gov,
 )
+
+DEFAULT_SUPPORT_EMAIL = default("SUPPORT_EMAIL")
+DEFAULT_SUPPORT_HOURS = default("SUPPORT_HOURS")
+DEFAULT_SUPPORT_PHONE = default("SUPPORT_PHONE")
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 LOCAL_LOGIN_GOV_ACCOUNT = "http://127.0.0.1:8001/account"  # the local issuer + "account"

@@ -28,7 +28,7 @@ APP_ENV = {
 def aws(monkeypatch):
     """moto for every AWS call, with the tables, the outbox queues and the verified sender;
     AWS settings to moto only, app settings readable, caches reset before and after."""
-    from chalicelib import config, models, outbox, secrets
+    from chalicelib import clients, config, models, secrets
     from localdev.outbox_worker import create_queues
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -44,13 +44,13 @@ def aws(monkeypatch):
         models.use_table_prefix(os.environ["TABLE_PREFIX"])
         for model in models.ALL_MODELS:
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
-        outbox.reset()
+        clients.reset()
         create_queues(config.outbox_queue_name())
         boto3.client("sesv2", region_name="us-east-1").create_email_identity(
             EmailIdentity=os.environ["MAIL_SENDER"]
         )
         yield
-        outbox.reset()
+        clients.reset()
         models.use_table_prefix(os.environ["TABLE_PREFIX"])  # drop clients bound to the mock
     config.reset_settings()
     secrets.reset_secrets()

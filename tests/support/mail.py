@@ -51,19 +51,19 @@ class Mailbox:
 @pytest.fixture
 def mailbox(aws):
     """moto's SES (`aws` verifies the configured sender), with the app's SES client fresh."""
-    from chalicelib import mail
+    from chalicelib import clients
 
-    mail.reset_client()
+    clients.reset()
     yield Mailbox()
-    mail.reset_client()
+    clients.reset()
 
 
 @pytest.fixture
 def ses_down(mailbox):
     """SES answers every send with an error (botocore Stubber on the app's own client)."""
-    from chalicelib import mail
+    from chalicelib import clients
 
-    stubber = Stubber(mail.ses_client())
+    stubber = Stubber(clients.ses())
     for _ in range(10):
         stubber.add_client_error(
             "send_email",

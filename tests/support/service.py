@@ -23,14 +23,13 @@ def _free_port() -> int:
 
 
 def reset_app_caches() -> None:
-    """Forget what the app read once: settings, secrets, connections, keys, queue URL."""
-    from chalicelib import config, http_client, login_gov, outbox, secrets
+    """Forget what the app read once: settings, secrets, clients and the queue URL, keys."""
+    from chalicelib import clients, config, login_gov, secrets
 
     config.reset_settings()
     secrets.reset_secrets()
-    http_client.reset_pool()
+    clients.reset()
     login_gov.reset_caches()
-    outbox.reset()
 
 
 @pytest.fixture(scope="session")
