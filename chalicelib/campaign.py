@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -141,7 +142,7 @@ def run(*, limit: int | None = None, today: date | None = None) -> RunSummary:
     state = _state()
     if state is not None and state.paused:
         summary.paused = True
-    elif wave is not None:
+    elif wave is not None and settings.campaign_deadline is not None:
         _mail_wave(wave, summary, limit, settings.campaign_deadline)
     summary.finished_at = clock.utc_now().isoformat()
     _save_last_run(summary)
@@ -160,7 +161,7 @@ def run(*, limit: int | None = None, today: date | None = None) -> RunSummary:
     return summary
 
 
-def _mail_wave(wave: int, summary: RunSummary, limit: int, deadline) -> None:
+def _mail_wave(wave: int, summary: RunSummary, limit: int, deadline: date) -> None:
     started = clock.monotonic()
     page: list[Account] = []
     # Only accounts awaiting a link whose latest wave is older than this one.
@@ -179,7 +180,9 @@ def _mail_wave(wave: int, summary: RunSummary, limit: int, deadline) -> None:
         _mail_page(page, wave, summary, limit, deadline)
 
 
-def _mail_page(page: list[Account], wave: int, summary: RunSummary, limit, deadline) -> bool:
+def _mail_page(
+    page: list[Account], wave: int, summary: RunSummary, limit: int, deadline: date
+) -> bool:
     """Mail what is due on one page; False when the cap stopped the run."""
     claim_of, state_of = _address_items(
         {address for account in page for address in account.normalized_emails()}
@@ -449,7 +452,7 @@ def account_campaign(account: Account) -> AccountCampaign:
     )
 
 
-def address_states(addresses) -> dict[str, MailState]:
+def address_states(addresses: Iterable[str]) -> dict[str, MailState]:
     """The mail state of each address that has one (undeliverable, complained, soft bounces):
     BatchGetItem on the claims table, 100 keys a request. Addresses as normalized."""
     _, state_of = _address_items(set(addresses))

@@ -35,9 +35,9 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from datetime import timedelta
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
