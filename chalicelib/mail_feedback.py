@@ -163,3 +163,18 @@ def suppressed(template: str, recipients: list[str]) -> list[str]:
         if state.undeliverable or state.complained
     }
     return [r for r, a in normalized.items() if a in stopped]
+
+
+def undeliverable(recipients: list[str]) -> list[str]:
+    """Of `recipients`, those SES marked undeliverable (the account page asks the owner to
+    replace them). One BatchGetItem."""
+    normalized = {r: try_normalize_email(r) for r in recipients}
+    keys = sorted({MailState.key(a) for a in normalized.values() if a})
+    if not keys:
+        return []
+    bounced = {
+        state.address
+        for state in MailState.batch_get(keys, consistent_read=True)
+        if state.undeliverable
+    }
+    return [r for r, a in normalized.items() if a in bounced]

@@ -325,3 +325,19 @@ def test_make_run_plans_a_campaign_ninety_days_out(clock):
         {"LOGIN_GOV_PRIVATE_KEY": key, "CAMPAIGN_DEADLINE": ""}, run._local_stage_env()
     )
     assert off.env["CAMPAIGN_DEADLINE"] == ""
+
+
+def test_the_account_page_asks_the_owner_to_replace_an_undeliverable_address(browser):
+    from chalicelib import mail_feedback
+    from localdev import ses_simulator
+
+    make_account("2000000012", primary="home@example.com", secondary="old.job@example.org")
+    page = browser.follow(browser.sign_in(["home@example.com"]))
+    assert "We cannot deliver mail" not in page.body
+    mail_feedback.handle_messages(
+        [ses_simulator.sns_envelope(ses_simulator.record("Bounce", "old.job@example.org", "m"))]
+    )
+    page = browser.get("/account")
+    assert page.status == 200
+    assert "We cannot deliver mail to old.job@example.org" in page.body
+    assert "home@example.com</h2>" not in page.body
