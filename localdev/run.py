@@ -624,6 +624,15 @@ def _print_banner(plan: Plan, with_mailbox: bool, console: ConsolePlan | None = 
             "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
             "  read in the local mailbox.",
         ]
+    deadline = plan.env.get("CAMPAIGN_DEADLINE")
+    if deadline:
+        # manage.py reads the stage's file, which holds no deadline: pass this run's.
+        lines += [
+            "",
+            f"  Migration campaign: deadline {deadline}; mail the never-linked accounts with",
+            f"    CAMPAIGN_DEADLINE={deadline} .venv/bin/python manage.py --stage local "
+            "campaign run",
+        ]
     if console is not None:
         lines += ["", f"  Support console staff (sign in at {console.url} with these emails):"]
         for email, role, note in DEMO_STAFF:
