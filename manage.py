@@ -447,7 +447,11 @@ def cmd_unlink(args) -> int:
     if args.mode not in support.UNLINK_MODES or not (args.reason or "").strip():
         raise CliError(UNLINK_USAGE)
     result = support.unlink(
-        args.nr_number, reason=args.reason, actor=args.actor or _default_actor(), mode=args.mode
+        args.nr_number,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        mode=args.mode,
+        ticket=args.ticket,
     )
     code = _follow_ups(args, result)
 
@@ -493,7 +497,11 @@ def cmd_lift_bar(args) -> int:
     from supportdesk import desk as support
 
     result = support.lift_bar(
-        args.nr_number, args.sub, reason=args.reason, actor=args.actor or _default_actor()
+        args.nr_number,
+        args.sub,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
     _emit(
         args,
@@ -517,6 +525,7 @@ def cmd_set_email(args) -> int:
         address=address,
         reason=args.reason,
         actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
 
     def human(d):
@@ -551,7 +560,7 @@ def cmd_clear_shared(args) -> int:
     from supportdesk import desk as support
 
     result = support.clear_shared(
-        args.address, reason=args.reason, actor=args.actor or _default_actor()
+        args.address, reason=args.reason, actor=args.actor or _default_actor(), ticket=args.ticket
     )
     _emit(
         args,
@@ -595,7 +604,11 @@ def _cmd_status(args, status: str) -> int:
     from supportdesk import desk as support
 
     result = support.set_status(
-        args.nr_number, status, reason=args.reason, actor=args.actor or _default_actor()
+        args.nr_number,
+        status,
+        reason=args.reason,
+        actor=args.actor or _default_actor(),
+        ticket=args.ticket,
     )
     code = _follow_ups(args, result)
 
@@ -1071,6 +1084,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def audited(parser_, required=True):
         parser_.add_argument("--reason", required=required, help="why (kept in the audit history)")
+        parser_.add_argument(
+            "--ticket",
+            metavar="REF",
+            help="the desk's ticket for this case (kept in the audit history; optional "
+            "here, required in the support console)",
+        )
         parser_.add_argument("--actor", help="support person's name (default $USER)")
 
     p = commands.add_parser(

@@ -349,14 +349,16 @@ def unlink_identity(
     )
 
 
-def lift_bar(account: Account, sub: str, *, actor: str, reason: str) -> None:
+def lift_bar(account: Account, sub: str, *, actor: str, reason: str, **detail: str) -> None:
     """Support lifts a bar: the identity may link to this account again."""
     audit = audit_event(
         account.nr_number,
         "identity_bar_lifted",
         actor=actor,
+        export=False,
         subject=keyed_hash(sub),
         reason=reason,
+        extra=detail,
     )
     tx = store.Transaction()
     tx.update(

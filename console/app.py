@@ -12,6 +12,7 @@ from chalice import Chalice
 from supportdesk.console import edge
 from supportdesk.console.routes import (
     auth_routes,
+    desk_routes,
     home_routes,
     not_found,
     staff_routes,
@@ -22,4 +23,5 @@ edge.install(app)  # request context, security headers, refuse undeclared routes
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(home_routes.bp)
 app.register_blueprint(staff_routes.bp)
+app.register_blueprint(desk_routes.bp)
 app.register_blueprint(not_found.bp)

@@ -10,8 +10,10 @@ request's (RFC 6749 4.1.3), `iss` in every authorization response, success or er
 private_key_jwt client assertions verified against the client's public key (single-use
 jti, aud = token URL, exp at most 5 minutes out), userinfo by Bearer header only, and a
 trailing-slash issuer. Security event tokens are addressed (`aud`) to the client's push
-URL, as Login.gov addresses them. A tester types one or more email addresses; the same set
-always gives the same `sub`.
+URL, as Login.gov addresses them. Security event tokens a relying party submits (Login.gov's
+incoming events, `POST /api/risc/security_events`, found by RISC discovery) are verified as
+Login.gov verifies them and kept in `received_security_events`. A tester types one or more
+email addresses; the same set always gives the same `sub`.
 
 `faults` switches on misbehaviour for tests (see FAULTS); `rotate_keys()` rotates the
 signing key (the old one stays published as secondary until `drop_old_keys()`). Its time is
@@ -26,6 +28,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import re
 import secrets
 import threading
@@ -99,7 +102,20 @@ FAULTS = {
     "for is answered with the weaker one they used (a provider that does not enforce it)",
     "auth_time_offset": "seconds added to auth_time (negative: an old sign-in reused, as by a "
     "provider that ignores max_age)",
+    "security_events_status": "answer a submitted security event token with this HTTP status",
+    "risc_configuration_fields": "dict merged into RISC discovery (None values delete a field)",
 }
+# Login.gov's incoming events (developers.login.gov/security-events, "Supported incoming
+# events"; identity-idp SecurityEvent::EVENT_TYPES).
+INCOMING_EVENT_TYPES = frozenset(
+    {
+        "https://schemas.login.gov/secevent/risc/event-type/authorization-fraud-detected",
+        "https://schemas.login.gov/secevent/risc/event-type/identity-fraud-detected",
+    }
+)
+RISC_PUSH = "https://schemas.openid.net/secevent/risc/delivery-method/push"
+SECURITY_EVENTS_PATH = "/api/risc/security_events"
+log = logging.getLogger("localdev.idp")
 
 
 def generate_rsa_key() -> rsa.RSAPrivateKey:
@@ -173,6 +189,9 @@ class LocalLoginGov:
         self.access_tokens: dict[str, tuple[str, list[str], float]] = {}
         self.seen_jtis: set[str] = set()
         self.request_log: list[str] = []
+        # What relying parties told us (accepted SETs), oldest first: tests read it.
+        self.received_security_events: list[dict] = []
+        self.seen_event_jtis: set[tuple[str, str]] = set()
         self.app = self._build_app()
 
     # --- test controls -----------------------------------------------------------------------
@@ -357,6 +376,89 @@ class LocalLoginGov:
         prefix = self.LOGIN_GOV_RISC_PREFIX if event in self.LOGIN_GOV_EVENTS else self.RISC_PREFIX
         return prefix + event
 
+    def receive_security_event(self, body: bytes, content_type: str) -> tuple[int, dict | None]:
+        """A SET a relying party submits, checked as Login.gov's SecurityEventForm checks it:
+        (202, None) when accepted (and kept in `received_security_events`), else (400,
+        {"err", "description"}) with the Security Event HTTP Push error code.
+
+        RS256 with `typ` secevent+jwt, signed with the key of the client named in `iss`,
+        `aud` = this endpoint's URL, a `jti` not used before by that client, no `exp`, no
+        top-level `sub`, one known event type whose subject is `iss-sub` with this issuer
+        and a `sub` this provider issued."""
+
+        def refused(err: str, description: str) -> tuple[int, dict]:
+            log.info("security event refused: %s (%s)", err, description)
+            return 400, {"err": err, "description": description}
+
+        status = self.faults.get("security_events_status")
+        if status:
+            return int(status), {"err": "injected", "description": f"injected {status}"}
+        if content_type.split(";")[0].strip() != "application/secevent+jwt":
+            return refused("setData", "Content-Type must be application/secevent+jwt")
+        token = body.decode("utf-8", errors="replace").strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return refused("jwtParse", "JWT could not be parsed")
+        if header.get("typ") != "secevent+jwt":
+            return refused("jwtHdr", "typ header must be secevent+jwt")
+        if header.get("alg") != "RS256":
+            return refused("jwtCrypto", "JWT must be signed with RS256")
+        client = self.clients.get(str(unverified.get("iss")))
+        if client is None:
+            return refused("setData", "Iss invalid issuer")
+        try:
+            claims = jwt.decode(
+                token,
+                client.public_key_pem,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+            )
+        except jwt.PyJWTError as exc:
+            return refused("jws", f"Jwt {exc}")
+        endpoint = self.url(SECURITY_EVENTS_PATH)
+        if claims.get("aud") != endpoint:
+            return refused("jwtAud", f"Aud is not {endpoint}")
+        if "exp" in claims:
+            return refused("setData", "Exp claim is not supported")
+        if "sub" in claims:
+            return refused("setData", "Sub claim is not supported at the top level")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            return refused("setData", "Jti is required")
+        events = claims.get("events")
+        if not isinstance(events, dict) or len(events) != 1:
+            return refused("setData", "Events must hold exactly one event")
+        ((event_type, event),) = events.items()
+        if event_type not in INCOMING_EVENT_TYPES:
+            return refused("setType", f"Event type {event_type} is not supported")
+        subject = event.get("subject") if isinstance(event, dict) else None
+        if not isinstance(subject, dict) or subject.get("subject_type") != "iss-sub":
+            return refused("setData", "Subject type must be iss-sub")
+        if subject.get("iss") != self.issuer:
+            return refused("setData", f"Subject iss must be {self.issuer}")
+        sub = subject.get("sub")
+        with self._lock:
+            issued = {code.sub for code in self.codes.values()}
+            if sub not in issued:
+                return refused("setData", "Sub user not found")
+            if (client.client_id, jti) in self.seen_event_jtis:
+                return refused("dup", "Jti has already been used")
+            self.seen_event_jtis.add((client.client_id, jti))
+            received = {
+                "client_id": client.client_id,
+                "event_type": event_type,
+                "sub": sub,
+                "jti": jti,
+                "iat": claims.get("iat"),
+                "occurred_at": event.get("occurred_at"),
+                "token": token,  # as received, for a test to check on its own
+            }
+            self.received_security_events.append(received)
+        log.info("security event accepted: %s from %s", event_type, client.client_id)
+        return 202, None
+
     def push_security_event(self, endpoint: str, token: str):
         """POST a SET to a relying party's endpoint, as Login.gov's RISC push does."""
         import requests
@@ -405,6 +507,41 @@ class LocalLoginGov:
                 else:
                     document[name] = value
             return jsonify(document)
+
+        @app.get("/.well-known/risc-configuration")
+        def risc_configuration():
+            # identity-idp RiscConfigurationPresenter: where relying parties push their SETs.
+            document = {
+                "issuer": idp.issuer,
+                "jwks_uri": idp.url("/api/openid_connect/certs"),
+                "delivery_methods_supported": [RISC_PUSH],
+                "delivery": [{"delivery_method": RISC_PUSH, "url": idp.url(SECURITY_EVENTS_PATH)}],
+            }
+            for name, value in (idp.faults.get("risc_configuration_fields") or {}).items():
+                if value is None:
+                    document.pop(name, None)
+                else:
+                    document[name] = value
+            return jsonify(document)
+
+        @app.post(SECURITY_EVENTS_PATH)
+        def security_events():
+            status, answer = idp.receive_security_event(
+                request.get_data(), request.headers.get("Content-Type", "")
+            )
+            if answer is None:
+                return Response("", status=status)
+            return jsonify(answer), status
+
+        @app.get("/test/security-events")
+        def received_security_events():
+            # Test tooling (no Login.gov has it): what relying parties reported, no tokens.
+            with idp._lock:
+                shown = [
+                    {k: v for k, v in e.items() if k != "token"}
+                    for e in idp.received_security_events
+                ]
+            return jsonify(shown)
 
         @app.get("/api/openid_connect/certs")
         def certs():

@@ -14,7 +14,8 @@ values over the environment, so it is started through chalice_local_main below.
   (LOGIN_GOV_PRIVATE_KEY, or LOGIN_GOV_PRIVATE_KEY_FILE: a path, make run only).
 - Ports: the app's from APP_BASE_URL (8000), moto's from AWS_ENDPOINT_URL (5000), the
   mailbox's from LOCAL_MAILBOX_PORT (8025, make run only), the support console's from
-  CONSOLE_BASE_URL (8002, make run only), so a second stack can run beside the usual one.
+  CONSOLE_BASE_URL (8002, make run only), the local Login.gov's from LOCAL_LOGIN_GOV_PORT
+  (8001, make run only), so a second stack can run beside the usual one.
 
 The support console (console/, its own Chalice project) is served too, with the local Login.gov:
 a second `chalice local` with the console's local stage (console/.chalice/config.json), its
@@ -98,6 +99,11 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
     """The stage's values with the real environment's on top; which provider; which ports."""
     env = {**stage_env, **environ}
     stand_in = env["LOGIN_GOV_ISSUER"] == stage_env["LOGIN_GOV_ISSUER"]
+    moved = environ.get("LOCAL_LOGIN_GOV_PORT", "")
+    if stand_in and moved:  # the stand-in on another port: a second stack beside make run's
+        if not moved.isdigit():
+            raise SetupError(f"LOCAL_LOGIN_GOV_PORT must be a port number, got {moved!r}")
+        env["LOGIN_GOV_ISSUER"] = f"http://{HOST}:{moved}/"
     if not stand_in and not environ.get("LOGIN_GOV_CLIENT_ID"):
         raise SetupError(
             "LOGIN_GOV_ISSUER names an outside provider: set LOGIN_GOV_CLIENT_ID "

@@ -493,7 +493,15 @@ def test_every_form_post_without_the_sessions_csrf_token_is_refused(desk_browser
     signed_in(desk_browser, LEAD, "supervisor")
     before = [(m.sub, m.role) for m in staff.list_staff()]
     posts = [path for path, methods in desk_app.routes.items() if "POST" in methods]
-    assert set(posts) == {"/logout", "/staff/add", "/staff/role", "/staff/remove"}
+    desk_operations = {"unlink", "disable", "enable", "end-sessions", "set-email", "lift-bar"}
+    desk_posts = {f"/people/{{nr_number}}/{op}" for op in desk_operations | {"clear-shared"}}
+    retries = {
+        f"/people/{{nr_number}}/retry/{step}" for step in ("report", "end-sessions", "notices")
+    }
+    assert (
+        set(posts)
+        == {"/logout", "/staff/add", "/staff/role", "/staff/remove"} | desk_posts | retries
+    )
     sub = sub_for_emails([LEAD])
     fields = {
         "email": "x@desk.example.gov",

@@ -85,3 +85,13 @@ def test_the_demo_staff_are_the_contracts():
         ("agent@desk.example.gov", "agent"),
         ("lead@desk.example.gov", "supervisor"),
     ]
+
+
+def test_local_login_gov_port_moves_the_stand_in_and_both_apps_follow():
+    plan, console = plans(
+        {"LOCAL_LOGIN_GOV_PORT": "8101", "CONSOLE_BASE_URL": "http://127.0.0.1:8102"}
+    )
+    assert plan.stand_in_port == 8101 and plan.issuer == "http://127.0.0.1:8101/"
+    assert console.env["LOGIN_GOV_ISSUER"] == "http://127.0.0.1:8101/"
+    with pytest.raises(run.SetupError, match="LOCAL_LOGIN_GOV_PORT"):
+        plans({"LOCAL_LOGIN_GOV_PORT": "eighty"})

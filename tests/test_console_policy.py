@@ -9,8 +9,9 @@ every AWS call. Each call becomes the IAM actions that authorise it, with the AR
 deployed stage gives (console/.chalice/config.json), and the stage's policy file for the
 console's function must allow every one and grant nothing the tour did not use.
 
-When the next parts of the console call AWS (search, the person page, the desk operations:
-accounts, claims, audit, the outbox), extend the tour with them and add the actions to
+The tour includes every desk operation and its follow-up retries (accounts, claims, audit,
+the sessions of an identity, the outbox). When the next parts of the console call AWS
+(search, the person page), extend the tour with them and add the actions to
 console/.chalice/policy-<stage>-api_handler.json: this test says which are missing.
 """
 
@@ -94,7 +95,10 @@ class ConsoleStage:
         return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{self.env[setting]}"
 
     def queue(self, url: str) -> str:
-        raise AssertionError(f"the console queued mail ({url}): add the outbox to its policy")
+        # The email-changed notices of a correction go through the examiners' outbox.
+        tour_queue = os.environ.get("OUTBOX_QUEUE_NAME") or os.environ["TABLE_PREFIX"] + "outbox"
+        assert url.endswith("/" + tour_queue), f"a queue other than the outbox: {url}"
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.env['TABLE_PREFIX']}outbox"
 
     def sender(self, address: str) -> str:
         raise AssertionError(f"the console sent mail as {address}: it never should")
@@ -121,6 +125,17 @@ def needs_of(recorded: list[Call], stage_name: str) -> list[Need]:
         needs += [
             Need(action, key, context, "DynamoDB on the caller's behalf")
             for action in KMS_THROUGH_DYNAMODB
+        ]
+    # SQS encrypts a message sent to the outbox with the stage key, for the sender.
+    if any(call.service == "sqs" and call.operation.startswith("SendMessage") for call in recorded):
+        key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        context = request_context(
+            kms__ViaService=f"sqs.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[data_key_alias(stage_name)],
+        )
+        needs += [
+            Need(action, key, context, "SQS on the sender's behalf")
+            for action in ("kms:GenerateDataKey", "kms:Decrypt")
         ]
     return sorted(set(needs), key=lambda n: (n.action, n.resource))
 
@@ -201,6 +216,8 @@ def console_tour(desk, idp, recorder, clock) -> list[Call]:
     idp.faults.clear()
     login_gov.reset_caches()
 
+    desk_operations_tour(lead, token, recorder)
+
     # Sign-out.
     assert lead.post("/logout", {"csrf_token": token}).status == 200
     recorded = list(recorder.calls)
@@ -214,6 +231,49 @@ def console_tour(desk, idp, recorder, clock) -> list[Call]:
         for c in recorded
     )
     return recorded
+
+
+def desk_operations_tour(lead, token, recorder) -> None:
+    """Every desk operation, its confirmation first, as a supervisor (who may use them all);
+    the retries of their follow-ups; the reads."""
+    from localdev.html_forms import parse_forms
+    from tests.support.accounts import link, make_account
+
+    with recorder.paused():  # the registry's import and a sign-in: not the console
+        make_account("1000000201", "tour.one@example.com")
+        link("1000000201", "tour-sub-1")
+        make_account("1000000202", "tour.shared@example.com")
+        make_account("1000000203", "tour.shared@example.com")
+
+    def change(path: str, first) -> None:
+        (form,) = [f for f in parse_forms(first.body) if f["fields"].get("confirm") == "yes"]
+        fields = {**form["fields"], "ticket": "SD-1", "reason": "tour"}
+        fields.pop("report", None)
+        done = lead.post(path, fields)
+        assert done.status == 200 and "Done:" in done.body, (path, done.body[:400])
+
+    people = "/people/1000000201"
+    change(f"{people}/unlink", lead.get(f"{people}/unlink?mode=not-owner"))
+    change(f"{people}/lift-bar", lead.get(f"{people}/lift-bar?sub=tour-sub-1"))
+    with recorder.paused():
+        link("1000000201", "tour-sub-1")
+    for operation in ("disable", "enable", "end-sessions"):
+        change(f"{people}/{operation}", lead.get(f"{people}/{operation}"))
+    address = {"csrf_token": token, "slot": "primary", "address": "tour.own@example.com"}
+    change("/people/1000000203/set-email", lead.post("/people/1000000203/set-email", address))
+    shared = {"csrf_token": token, "address": "tour.shared@example.com"}
+    change("/people/1000000202/clear-shared", lead.post("/people/1000000202/clear-shared", shared))
+    retries = [
+        (f"{people}/retry/end-sessions", {"sub": "tour-sub-1"}),
+        ("/people/1000000203/retry/notices", {"addresses": "tour.shared@example.com"}),
+    ]
+    for path, fields in retries:
+        assert lead.post(path, {"csrf_token": token, **fields}).status == 200, path
+    assert lead.get("/trace?ref=3f2a9c1d").status == 200
+    from chalicelib import clock
+
+    since = clock.utc_now().strftime("%Y-%m-%d")
+    assert lead.get(f"/export-changes?since={since}&format=csv").status == 200
 
 
 # --- the tests ------------------------------------------------------------------------------------
@@ -252,7 +312,7 @@ def test_the_console_policy_grants_exactly_what_its_code_uses(
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_the_console_cannot_touch_examiners_records_yet_nor_rewrite_any_audit(stage):
+def test_the_console_changes_records_only_as_the_desk_does_and_never_rewrites_audit(stage):
     statements = policy(stage)["Statement"]
     prefix = stage_env(stage)["TABLE_PREFIX"]
 
@@ -265,11 +325,18 @@ def test_the_console_cannot_touch_examiners_records_yet_nor_rewrite_any_audit(st
             if any(wildcard(r).match(arn) for r in as_list(s["Resource"]))
         }
 
-    # Until the desk operations come (and their tour with them), no registry data at all.
-    assert actions_on("accounts") == actions_on("claims") == actions_on("audit") == set()
-    # Sign-in states only (chalicelib.signin): never a Scan or a Query of the flows table.
+    # The desk's operations update an account in a transaction; they never create, delete
+    # or scan one (the registry's import does that, with manage.py).
+    assert actions_on("accounts") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    # Audit events are appended and read, never changed or deleted.
+    assert actions_on("audit") == {"dynamodb:PutItem", "dynamodb:Query"}
+    # Sign-in states and the sessions of an identity (through its index): never a Scan.
     assert actions_on("flows") == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-    assert "dynamodb:Scan" not in actions_on("desk")
+    assert "dynamodb:Scan" not in actions_on("desk") | actions_on("claims")
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)

@@ -813,6 +813,50 @@ def test_unlink_without_a_mode_or_reason_explains_both_choices_in_plain_words(cl
     assert Account.get("1000000043", consistent_read=True).linked_sub == "sub-43"
 
 
+# --- the ticket reference ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("unlink", "{nr}", "--mode", "lost-account"),
+        ("disable", "{nr}"),
+        ("set-email", "{nr}", "--secondary", "second.{nr}@example.com"),
+    ],
+)
+def test_a_ticket_is_recorded_with_the_change_and_optional_from_the_cli(cli, argv):
+    """--ticket goes into the audit record beside the reason; without it the command works
+    as before and the record has no ticket (the console requires one, manage.py does not)."""
+    make_account("1000000044", "ticketed@example.com")
+    link("1000000044", "sub-44")
+    ticketed = [a.format(nr="1000000044") for a in argv]
+    code, out, err = cli(*ticketed, "--reason", "verified by phone", "--ticket", " SD-4411 ")
+    assert code == 0, (out, err)
+    (event,) = [e for e in AuditEvent.query("1000000044") if e.event != "identity_linked"]
+    detail = event.detail.as_dict()
+    assert detail["ticket"] == "SD-4411" and detail["reason"] == "verified by phone"
+    assert event.actor == "support:support-tester" and "actor_email" not in detail
+
+    make_account("1000000045", "unticketed@example.com")
+    link("1000000045", "sub-45")
+    unticketed = [a.format(nr="1000000045") for a in argv]
+    assert cli(*unticketed, "--reason", "verified by phone")[0] == 0
+    (event,) = [e for e in AuditEvent.query("1000000045") if e.event != "identity_linked"]
+    assert "ticket" not in event.detail.as_dict()
+
+
+@pytest.mark.parametrize("ticket", ["SD-1\x1b[2J", "SD-\u202e1", "x" * 65])
+def test_a_ticket_with_invisible_characters_or_too_long_is_refused_and_changes_nothing(cli, ticket):
+    make_account("1000000046", "bad.ticket@example.com")
+    link("1000000046", "sub-46")
+    code, _, err = cli(
+        "unlink", "1000000046", "--mode", "lost-account", "--reason", "r", "--ticket", ticket
+    )
+    assert code == 2 and "ticket reference" in err
+    assert Account.get("1000000046", consistent_read=True).linked_sub == "sub-46"
+    assert [e.event for e in AuditEvent.query("1000000046")] == ["identity_linked"]
+
+
 # --- a step after a committed change: reported as done, follow-up failed (exit 5) ---------------
 
 
@@ -872,6 +916,7 @@ def test_a_follow_up_that_failed_is_in_the_json_with_the_command_that_does_it(cl
             "command": "end-sessions sub-51",
             "run": "manage.py --stage test end-sessions sub-51",
             "error": f"DynamoDB throttled: Query {THROTTLED}",
+            "sub": "sub-51",
         }
     ]
 

@@ -76,3 +76,30 @@ class StaffChangeRefused(ServiceError):
     not found, the last supervisor, or the record changed since it was read."""
 
     event = "staff_change_refused"
+
+
+class DeskChangeInvalid(BadRequest):
+    """A desk operation's input is not usable (no ticket or reason, a malformed address or
+    number): nothing was changed; the form says what to fix."""
+
+    event = "desk_change_invalid"
+
+
+class DeskChangeRefused(ServiceError):
+    """A desk operation that cannot be made as asked (not linked, already unlinked, not
+    shared, lost a race): nothing was changed."""
+
+    event = "desk_change_refused"
+
+
+class DeskChangeStale(DeskChangeRefused):
+    """The account changed since its confirmation page was shown: nothing was changed; look
+    again and start over."""
+
+    event = "desk_change_stale"
+
+
+class DeskAccountNotFound(DeskChangeRefused):
+    """No registry account (or address) as given."""
+
+    event = "desk_account_not_found"

@@ -98,9 +98,8 @@ ERROR_PAGES: dict[type[Exception], Page | Redirect] = {
     desk.NotOnStaffList: REFUSED_SIGNIN,
     desk.AssuranceRefused: Page("assurance_refused.html", 403),
     desk.StaleAuthentication: Page("assurance_refused.html", 403),
-    # sessions, roles, forms. Never a redirect to Login.gov: after a form's submission the
-    # CSP's form-action 'self' stops a browser following one off-site, so these pages link
-    # to /login (which redirects) and the person follows the link.
+    # sessions, roles, forms. Pages, not redirects to Login.gov: a form's fields cannot
+    # survive a sign-in, so these pages link to /login, which comes back to the form's page.
     e.NotSignedIn: Page("signin_needed.html", 401),
     desk.FreshSignInRequired: Page("signin_fresh.html", 403),
     desk.StaffAccessEnded: Page("access_ended.html", 403),
@@ -109,6 +108,9 @@ ERROR_PAGES: dict[type[Exception], Page | Redirect] = {
     e.BadRequest: Page("error.html", 400),
     desk.StaffChangeInvalid: Page("staff_refused.html", 400),
     desk.StaffChangeRefused: Page("staff_refused.html", 409),
+    desk.DeskChangeInvalid: Page("desk_refused.html", 400),
+    desk.DeskChangeRefused: Page("desk_refused.html", 409),
+    desk.DeskAccountNotFound: Page("desk_refused.html", 404),
     e.StorageUnavailable: Page("error_server.html", 503),
     e.NotFound: Page("not_found.html", 404),
 }

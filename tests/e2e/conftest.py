@@ -177,3 +177,107 @@ def logs_hold_no_secrets():
     yield
     for log_path in STACK_LOG:
         assert_logs_hold_no_secrets(log_path)
+
+
+# --- the stack on free ports, beside any other ------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FreeStack:
+    """The URLs of a stack started on free ports."""
+
+    def __init__(self) -> None:
+        app, console, login_gov, mailbox, moto = (_free_port() for _ in range(5))
+        self.app = f"http://127.0.0.1:{app}"
+        self.console = f"http://127.0.0.1:{console}"
+        self.login_gov = f"http://127.0.0.1:{login_gov}"
+        self.mailbox = f"http://127.0.0.1:{mailbox}/"
+        self.env = {
+            "APP_BASE_URL": self.app,
+            "CONSOLE_BASE_URL": self.console,
+            "LOCAL_LOGIN_GOV_PORT": str(login_gov),
+            "LOCAL_MAILBOX_PORT": str(mailbox),
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
+        }
+
+
+@pytest.fixture(scope="module")
+def free_stack(request):
+    """`python -m localdev.run` as `stack` runs it, but every part on a free port (its
+    settings move each one), so it needs no lock and disturbs no `make run` on this machine."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    urls = FreeStack()
+    log_path = ARTIFACTS / f"stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    log = log_path.open("w")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_", "CONSOLE_", "LOCAL_"))
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localdev.run"],
+        cwd=ROOT,
+        env={**env, **urls.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    ready = threading.Event()
+
+    def pump():
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if line.strip() == "READY":
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(180):
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the stack did not become ready; see {log_path}")
+    STACK_LOG.append(log_path)
+    yield urls
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture
+def new_page(free_stack, chromium, request):
+    """Pages of their own browser contexts (one person or staff member each), under the
+    site's real CSP; on failure each one's screenshot and HTML are kept, like `page`'s."""
+    contexts = []
+
+    def open_page():
+        context = chromium.new_context()
+        contexts.append(context)
+        opened = context.new_page()
+        opened.set_default_timeout(15000)
+        opened.on("request", record_request)
+        return opened
+
+    yield open_page
+    failed = getattr(request.node, "rep_call", None)
+    for number, context in enumerate(contexts):
+        SEEN_SECRETS.update(c["value"] for c in context.cookies() if len(c["value"]) >= 8)
+        if failed is not None and failed.failed:
+            stem = ARTIFACTS / f"{request.node.name.replace('/', '_')}-{number}"
+            try:
+                for opened in context.pages:
+                    opened.screenshot(path=f"{stem}.png", full_page=True)
+                    Path(f"{stem}.html").write_text(opened.content())
+            except Exception:  # noqa: BLE001, S110 - keep the original failure visible
+                pass
+        context.close()

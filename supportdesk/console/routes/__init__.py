@@ -3,5 +3,7 @@
 - auth_routes.py   /, /login, /auth/callback, /logout, /signed-out (PUBLIC)
 - home_routes.py   /home, /search (SEARCH): the search box; results to come
 - staff_routes.py  /staff, /staff/add, /staff/role, /staff/remove (STAFF_ADMIN)
+- desk_routes.py   /people/{nr_number}/<operation>, /trace, /export-changes: the desk's
+                   operations as forms (UNLINK ... CLEAR_SHARED, TRACE, EXPORT_CHANGES)
 - not_found.py     /{proxy+}: every unknown path is the 404 page (PUBLIC)
 """

@@ -64,8 +64,7 @@ def auth_callback():
 @bp.route("/logout", methods=["POST"], content_types=edge.FORM)
 @access(Open.PUBLIC)  # a session that has already ended can still press "Sign out"
 def logout():
-    """End the console session, then offer Login.gov's sign-out as a link: a redirect there
-    from this form's answer is one the CSP (form-action 'self') stops browsers following."""
+    """End the console session, then offer Login.gov's sign-out as a link."""
     token = edge.cookie(sessions.COOKIE)
     session = sessions.load(token)
     if session is not None:
