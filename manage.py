@@ -10,8 +10,9 @@ before --stage applied (tests) reads them again (_sync_chalicelib).
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
-send-reminders, campaign status|run|pause|resume|backfill, trace, check-email-keys, staff add|remove|list (the support console's
-staff list). Human-readable output by default, --json for
+send-reminders, campaign status|run|pause|resume|backfill, trace, check-email-keys,
+backfill-search-keys, staff add|remove|list (the support console's staff list).
+Human-readable output by default, --json for
 scripts. Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region,
 credentials or permission); 2 usage or validation error (a refused import file: nothing
 imported); 3 storage unavailable or throttled (nothing, or only whole accounts, written):
@@ -395,6 +396,8 @@ def cmd_find(args) -> int:
     from supportdesk import desk as support
 
     views = [_with_mail_states(view) for view in support.find(args.query, scan=args.scan)]
+    # The console's diagnosis too (human output only: --json stays the account views).
+    findings = {} if args.json else _shown(_diagnoses(v["nr_number"] for v in views))
 
     def human(found):
         if len(found) > 1:
@@ -403,6 +406,7 @@ def cmd_find(args) -> int:
             if i:
                 print()
             _print_account(view)
+            _print_diagnosis(findings.get(view["nr_number"], []))
 
     _emit(args, views, human)
     return EXIT_OK
@@ -427,6 +431,47 @@ def _with_mail_states(view: dict) -> dict:
             words.append(f"{len(state.soft_bounces)} soft bounce(s)")
         view[f"{slot}_email_mail_state"] = "; ".join(words) or ("ok" if key else None)
     return view
+
+
+def _diagnoses(numbers) -> dict[str, list[dict]]:
+    """nr_number -> its findings (supportdesk.diagnosis), as plain text."""
+    from supportdesk import diagnosis, person
+
+    found = {}
+    for number in numbers:
+        facts = person.load(number)
+        if facts is not None:
+            found[number] = [
+                {"severity": f.severity.label, "what": f.what, "next": f.next_step or ""}
+                for f in diagnosis.diagnose(facts)
+            ]
+    return found
+
+
+def _print_diagnosis(findings: list[dict]) -> None:
+    print("Why can't they get in?")
+    for finding in findings:
+        print(f"  - {finding['severity']}: {finding['what']}")
+        if finding["next"]:
+            print(f"    Next step: {finding['next']}")
+
+
+def cmd_backfill_search_keys(args) -> int:
+    from supportdesk.search_keys import backfill_search_keys
+
+    result = backfill_search_keys(page_size=args.page_size).as_dict()
+
+    def human(d):
+        print(
+            f"{d['accounts_read']} accounts read in {d['pages']} pages. Name keys: "
+            f"{d['name_keys_written']} written, {d['name_keys_current']} already current. "
+            f"Login.gov email keys: {d['login_gov_keys_written']} written, "
+            f"{d['login_gov_keys_current']} already current. Changed while running (their "
+            f"own write kept the keys): {d['changed_meanwhile']}."
+        )
+
+    _emit(args, result, human)
+    return EXIT_OK
 
 
 UNLINK_USAGE = (
@@ -1243,6 +1288,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_trace)
 
     p = commands.add_parser(
+        "backfill-search-keys",
+        parents=[common],
+        help="give older accounts the support console's search keys (names, Login.gov "
+        "email); once after deploying the console's search; idempotent",
+    )
+    p.add_argument(
+        "--page-size", type=int, default=500, help="accounts read per page (default 500)"
+    )
+    p.set_defaults(handler=cmd_backfill_search_keys)
+
+    p = commands.add_parser(
         "check-email-keys",
         parents=[common],
         help="list stored email keys the normalization rule would change "
@@ -1291,6 +1347,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "page_size", 1) < 1:
+        print("error: --page-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
         apply_stage_environment(args.stage, Path(args.config))

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import console_search
 from chalicelib import clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1146,6 +1147,7 @@ SECTIONS = {
     "callback_overhead": callback_overhead,
     "mail_path": mail_path,
     "campaign": campaign,
+    "console_search": console_search.console_search,  # bench/console_search.py
 }
 
 

@@ -17,18 +17,17 @@ the whole transaction instead of being overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import store
 from chalicelib.models import Claim
 
 if TYPE_CHECKING:
     from pynamodb.expressions.condition import Condition
-
-    from chalicelib import store
 
 
 @dataclass(frozen=True)
@@ -185,3 +184,31 @@ def still_proves(tx: store.Transaction, name: str, address: str, nr_number: str)
     """Check, inside the transaction, that the address still proves `nr_number`: what a
     link matched must still hold when the link commits."""
     tx.check(name, Claim, Claim.email_key(address), condition=Claim.nr_number == nr_number)
+
+
+def commit_releasing(
+    address: str | None, nr_number: str, build: Callable[[store.Transaction], None]
+) -> None:
+    """Commit a transaction (`build` adds its items) that also lets go of `address` for
+    `nr_number` (item "old_claim"; no address: nothing to let go). First as its only
+    holder, without reading it (release_if_sole, the common case); if it turns out to be
+    shared, read it and commit once more, removing only our share. store.TransactionRefused
+    when that is not what refused, or the address is no longer ours."""
+    current: AddressClaim | None = None
+    for attempt in (1, 2):
+        tx = store.Transaction()
+        build(tx)
+        if address:
+            if current is None:
+                release_if_sole(tx, "old_claim", address, nr_number)
+            else:
+                remove_holder(tx, "old_claim", address, nr_number, current)
+        try:
+            tx.commit()
+            return
+        except store.TransactionRefused as refused:
+            if attempt == 1 and address and set(refused.failed) == {"old_claim"}:
+                current = read(address)
+                if current is not None and current.names(nr_number):
+                    continue
+            raise

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chalicelib.config import get_settings
+from chalicelib.config import META_TIMEOUTS, get_settings
 
 if TYPE_CHECKING:
     import urllib3
@@ -98,8 +98,6 @@ def dynamodb_transactions() -> Connection:
     def build() -> Connection:
         from pynamodb.connection import Connection
 
-        from chalicelib.models import META_TIMEOUTS
-
         return Connection(
             connect_timeout_seconds=META_TIMEOUTS["connect_timeout_seconds"],
             read_timeout_seconds=META_TIMEOUTS["read_timeout_seconds"],
@@ -124,3 +122,13 @@ def http_pool() -> urllib3.PoolManager:
         )
 
     return _kept("http_pool", build)
+
+
+def aws_error_code(exc: BaseException) -> str | None:
+    """The error code of an AWS answer (a botocore ClientError's); None for a failure that
+    brought no answer (a timeout, a refused connection)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) and code else None

@@ -279,6 +279,11 @@ def mail_feedback_queue_name() -> str:
     return _optional_text("MAIL_FEEDBACK_QUEUE_NAME") or table_prefix() + "mail-feedback"
 
 
+# DynamoDB calls (every model, and transactions: chalicelib.clients): fail fast towards the
+# user instead of holding a Lambda for 30 s on a sick endpoint. Fixed, not settings.
+META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
+
+
 class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: a deploy mistake, not a user error."""
 

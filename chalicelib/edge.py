@@ -6,7 +6,8 @@
   Chalice's own 405/415 answers): the one place the security headers are set.
 - `page`: the route wrapper for HTML. A route parses, makes one call into its workflow and
   renders; every failure it raises becomes a response through the one error map
-  (`chalicelib.pages.ERROR_RESPONSES`), so no route has an `except` of its own.
+  (`chalicelib.pages.ERROR_RESPONSES`), so no route has an `except` of its own. A refusal
+  page that names a registry account is also kept in its audit trail (`record_refusal`).
 - `api`: the same for the JSON API (Login.gov security events), whose answers are RFC 8935's.
 - Request reading: query, cookies, size-limited form bodies, the signed-in session and
   account (remembered for the error page's header and forms), CSRF on every POST.
@@ -23,14 +24,22 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from botocore.exceptions import BotoCoreError
 from chalice import Response
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import accounts, pages, sessions, web
+from chalicelib import accounts, pages, sessions, store, web
+from chalicelib.audit import audit_event
 from chalicelib.config import ConfigurationError, get_settings
-from chalicelib.errors import BadRequest, NotSignedIn, ServiceError, StorageUnavailable
-from chalicelib.logs import log_event, set_request_id
-from chalicelib.models import Account, Session
+from chalicelib.errors import (
+    BadRequest,
+    NotSignedIn,
+    RecoveryPaused,
+    ServiceError,
+    StorageUnavailable,
+)
+from chalicelib.logs import log_event, set_request_id, support_reference
+from chalicelib.models import Account, AuditEvent, Session
 from chalicelib.redirects import safe_return_path
 
 FORM = ["application/x-www-form-urlencoded"]
@@ -145,6 +154,7 @@ def error_response(
     entry = pages.response_for(error)
     if isinstance(entry, pages.Redirect):
         return pages.redirect(_redirect_target(entry), cookies=cookies)
+    record_refusal(error)
     current = state()
     context = {
         "signed_in": current.session is not None,
@@ -154,6 +164,42 @@ def error_response(
     if entry.form is not None:
         context.update(FORM_CONTEXTS[entry.form](current, error))
     return pages.render_error(error, cookies=cookies, exc_info=exc_info, **context)
+
+
+# A paused recovery answers exactly as a decoy's wrong code does, down to its requests
+# (chalicelib.guess_limits): one more write would tell a registry address from a stranger's.
+# Storage failing: one more write would only make the failing page slower.
+UNRECORDED_REFUSALS: tuple[type[ServiceError], ...] = (RecoveryPaused, StorageUnavailable)
+
+
+def record_refusal(error: ServiceError) -> None:
+    """A refusal page that names a registry account is kept in that account's audit trail
+    (`signin_refused`: the error's event and the page's reference), where the support
+    console's person page shows it. Refusal pages only, one PutItem, best effort: a failed
+    write is logged and the person gets their page all the same."""
+    nr_number = error.context.get("nr_number")
+    if not isinstance(nr_number, str) or not store.is_registry_number(nr_number):
+        return
+    if isinstance(error, UNRECORDED_REFUSALS):
+        return
+    subject = error.context.get("subject")  # already a keyed stand-in
+    detail: dict[str, Any] = {"reason": error.event, "reference": support_reference()}
+    event = audit_event(
+        nr_number,
+        "signin_refused",
+        actor=f"subject:{subject}" if subject else "service",
+        **{k: v for k, v in detail.items() if v},
+    )
+    try:
+        event.save(condition=AuditEvent.at_event.does_not_exist())
+    except (PynamoDBException, BotoCoreError) as exc:
+        log_event(
+            "refusal_not_recorded",
+            logging.WARNING,
+            nr_number=nr_number,
+            reason=error.event,
+            error=exc.__class__.__name__,
+        )
 
 
 def _redirect_target(entry: pages.Redirect) -> str:

@@ -46,7 +46,7 @@ from chalicelib import (
 )
 from chalicelib.audit import audit_event, record_committed
 from chalicelib.config import get_settings
-from chalicelib.emails import InvalidEmail, is_institutional, normalize_email
+from chalicelib.emails import is_institutional, typed_address
 from chalicelib.errors import (
     EmailAddressTaken,
     EmailChangeConflict,
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
     from chalicelib.models import AuditEvent
 
-MAX_EMAIL_INPUT_LENGTH = 320
 _PURPOSE = Purpose.EMAIL_CHANGE.value
 
 
@@ -181,13 +180,12 @@ def request_change(
     """Start a primary or secondary change: advice first for .gov/.mil/.edu, then a code."""
     if change not in CODED_CHANGES:
         raise NewEmailInvalid("this change takes no new address", reason="unknown_change")
-    text = (typed_email or "").strip()[:MAX_EMAIL_INPUT_LENGTH]
-    try:
-        normalized = normalize_email(text)
-    except InvalidEmail:
-        raise NewEmailInvalid(
+    text, normalized = typed_address(
+        typed_email,
+        lambda text: NewEmailInvalid(
             "not an email address", reason="invalid", email=text, change=change.value
-        ) from None
+        ),
+    )
     if normalized in account.normalized_emails():
         raise NewEmailInvalid(
             "already on this account", reason="already_yours", email=text, change=change.value
@@ -296,17 +294,10 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
         new_email=new_email,
         export=True,
     )
-    old_claim: claims.AddressClaim | None = None
-    for attempt in (1, 2):
-        tx = store.Transaction()
+
+    def apply_change(tx: store.Transaction) -> None:
         # The database decides who gets an address: no claim may exist on it yet.
         claims.add_holder(tx, "new_claim", new_normalized, account.nr_number, None)
-        if replaces:
-            # Release the old address only with the change, and only if it is ours.
-            if old_claim is None:
-                claims.release_if_sole(tx, "old_claim", replaces, account.nr_number)
-            else:
-                claims.remove_holder(tx, "old_claim", replaces, account.nr_number, old_claim)
         tx.update(
             "account",
             account,
@@ -319,21 +310,12 @@ def confirm_change(session: Session, account: Account, code: str | None) -> Appl
         )
         tx.audit(event)
         onetime_codes.consume_in(tx, challenge)
-        try:
-            tx.commit()
-            break
-        except store.TransactionRefused as refused:
-            if (
-                attempt == 1
-                and replaces  # the only transaction with an old_claim item
-                and refused.refused("old_claim")
-                and set(refused.failed) == {"old_claim"}
-            ):
-                # The old address is shared: read its holders and release our share of it.
-                old_claim = claims.read(replaces)
-                if old_claim is not None and old_claim.names(account.nr_number):
-                    continue
-            raise _lost(refused, binding) from None
+
+    try:
+        # The old address is released only with the change, and only if it is ours.
+        claims.commit_releasing(replaces, account.nr_number, apply_change)
+    except store.TransactionRefused as refused:
+        raise _lost(refused, binding) from None
 
     record_committed(event, subject=keyed_hash(session.subject), change=change.value)
     count("EmailChanged", change=change.value)
@@ -401,14 +383,8 @@ def remove_secondary(session: Session, account: Account) -> Applied:
         new_email="",
         export=True,
     )
-    address = account.secondary_email_normalized
-    old_claim: claims.AddressClaim | None = None
-    for attempt in (1, 2):
-        tx = store.Transaction()
-        if old_claim is None:
-            claims.release_if_sole(tx, "old_claim", address, account.nr_number)
-        else:
-            claims.remove_holder(tx, "old_claim", address, account.nr_number, old_claim)
+
+    def removal(tx: store.Transaction) -> None:
         tx.update(
             "account",
             account,
@@ -420,16 +396,12 @@ def remove_secondary(session: Session, account: Account) -> Applied:
             condition=_still_ours(session),
         )
         tx.audit(event)
-        try:
-            tx.commit()
-            break
-        except store.TransactionRefused as refused:
-            if attempt == 1 and set(refused.failed) == {"old_claim"}:
-                old_claim = claims.read(address)  # shared: remove our share of it
-                if old_claim is not None and old_claim.names(account.nr_number):
-                    continue
-            counters.give(counter)  # nothing changed, no notice: not a change to count
-            raise EmailChangeConflict("the account changed during the removal") from None
+
+    try:
+        claims.commit_releasing(account.secondary_email_normalized, account.nr_number, removal)
+    except store.TransactionRefused:
+        counters.give(counter)  # nothing changed, no notice: not a change to count
+        raise EmailChangeConflict("the account changed during the removal") from None
     return _applied_without_code(
         session, account, event, Change.REMOVE_SECONDARY, old_email, None, notify=old_email
     )

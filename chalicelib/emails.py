@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import string
 import unicodedata
+from collections.abc import Callable
 
 INSTITUTIONAL_TLDS = frozenset({"gov", "mil", "edu"})
 MAX_EMAIL_LENGTH = 254
+# What a form's email field keeps of what was typed (it is shown again on the page): longer
+# than any address, short enough that a page never echoes a wall of text.
+MAX_EMAIL_INPUT_LENGTH = 320
 # Only A-Z -> a-z: str.lower() would also map the Kelvin sign to k and Ü to ü.
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -64,3 +68,14 @@ def is_institutional(normalized_email: str | None) -> bool:
         return False
     domain = normalized_email.rsplit("@", 1)[1]
     return domain.rsplit(".", 1)[-1] in INSTITUTIONAL_TLDS
+
+
+def typed_address(typed: str | None, invalid: Callable[[str], Exception]) -> tuple[str, str]:
+    """What a person typed in an email field, trimmed and cut to MAX_EMAIL_INPUT_LENGTH
+    (pages show it again), and its normalized form; `invalid(text)` is raised when it is no
+    address."""
+    text = (typed or "").strip()[:MAX_EMAIL_INPUT_LENGTH]
+    try:
+        return text, normalize_email(text)
+    except InvalidEmail:
+        raise invalid(text) from None

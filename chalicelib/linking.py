@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from pynamodb.expressions.update import Action
 
@@ -136,17 +137,33 @@ def link_account(
     if account.linked_sub == sub:
         return LinkResult(LinkOutcome.RETURNING, nr_number)
 
+    # Which address proved it (support's person page says how the link was made).
+    slots = {account.primary_email_normalized: "primary"}
+    if account.secondary_email_normalized:
+        slots[account.secondary_email_normalized] = "secondary"
+    detail: dict[str, Any] = {"matched": slots[matched]} if matched in slots else {}
     event = audit_event(
-        nr_number, "identity_linked", actor=f"subject:{keyed_hash(sub)}", method=method.value
+        nr_number,
+        "identity_linked",
+        actor=f"subject:{keyed_hash(sub)}",
+        method=method.value,
+        **detail,
     )
     tx = store.Transaction()
     # Refuse a second account for the same identity (sharing, or a double submit), and an
     # identity Login.gov disabled (an account-disabled event may commit at this moment).
     # An update: the item may exist already, carrying Login.gov's marks, which stay.
+    search_email = try_normalize_email(login_gov_email)  # the console's search by it
     tx.update(
         "sub_claim",
         Claim(Claim.sub_key(sub)),
-        [Claim.nr_number.set(nr_number), Claim.created_at.set(Claim.created_at | utc_now())],
+        [
+            Claim.nr_number.set(nr_number),
+            Claim.created_at.set(Claim.created_at | utc_now()),
+            Claim.login_gov_email.set(search_email)
+            if search_email
+            else Claim.login_gov_email.remove(),
+        ],
         condition=Claim.linkable(),
     )
     # A purge event may be on its way in: a purged identity never holds a link.
@@ -294,7 +311,10 @@ def unlink_items(
         if identity.marked and not purge:
             # A still-disabled identity must not relink at its next sign-in.
             tx.update(
-                "sub_claim", Claim(identity.claim), [Claim.nr_number.remove()], condition=condition
+                "sub_claim",
+                Claim(identity.claim),
+                [Claim.nr_number.remove(), Claim.login_gov_email.remove()],
+                condition=condition,
             )
         else:
             tx.delete("sub_claim", Claim(identity.claim), condition=condition)

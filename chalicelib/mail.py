@@ -95,11 +95,7 @@ def send_mail(to: str | list[str], template_name: str, **context: Any) -> str:
             },
         )
     except (ClientError, BotoCoreError) as exc:
-        code = (
-            exc.response.get("Error", {}).get("Code")
-            if isinstance(exc, ClientError)
-            else exc.__class__.__name__
-        )
+        code = clients.aws_error_code(exc) or exc.__class__.__name__
         # SES's health, counted for every send; the failure itself is logged once by
         # whoever handles MailNotSent (the edge, a notice, a reminder run).
         count("MailFailed", template=template_name)

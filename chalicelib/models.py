@@ -3,16 +3,20 @@
 Four tables, named TABLE_PREFIX + accounts | claims | flows | audit:
 
 - accounts  PK nr_number                       the registry record
+            GSI by_name (name_prefix, name_key): the support console's name search.
 - claims    PK claim = "email#<normalized>"    who holds an address (chalicelib.claims)
                       | "sub#<login.gov sub>"  an identity: the account it is linked to,
                                                and Login.gov's disabled/enabled marks
                       | "purged#<login.gov sub>"  an identity Login.gov purged
                                                all written in the same transaction as
                                                the account change they belong to
+            GSI by_login_gov_email (login_gov_email): linked identities by the Login.gov
+                                               email they linked with (console search).
 - flows     PK flow_id = "<kind>#<id>"         short-lived: sign-in state, sessions,
                                                one-time-code challenges, send counters.
             GSI by_expiry (expiry_bucket, expires_at): cleanup reads only expired items.
             GSI by_subject (subject): the sessions of one Login.gov identity.
+            GSI by_account (nr_number): the sessions and codes of one account (console).
 - audit     PK nr_number, SK at_event          append-only history per account
             GSI by_export_day (export_day, at_event): changes made here, for the registry.
 """
@@ -37,7 +41,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from chalicelib import clock
-from chalicelib.config import table_prefix
+from chalicelib.config import META_TIMEOUTS, table_prefix
 
 if TYPE_CHECKING:
     from pynamodb.expressions.condition import Condition
@@ -56,10 +60,6 @@ def utc_now() -> datetime:
 
 def expiry_bucket(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime(EXPIRY_BUCKET_FORMAT)
-
-
-# Fail fast towards the user instead of holding a Lambda for 30 s on a sick endpoint.
-META_TIMEOUTS = {"connect_timeout_seconds": 2, "read_timeout_seconds": 5, "max_retry_attempts": 2}
 
 
 _pinned_prefix: str | None = None  # use_table_prefix's; None: TABLE_PREFIX, read when used
@@ -101,6 +101,22 @@ class AwaitingLinkIndex(GlobalSecondaryIndex):
 
     awaiting_link = UnicodeAttribute(hash_key=True)
     campaign_wave = NumberAttribute(range_key=True)
+
+
+class NameIndex(GlobalSecondaryIndex):
+    """by_name: PK name_prefix (the first two letters of the normalized last name), SK
+    name_key ("<last> <first> <nr_number>", normalized: supportdesk.search_keys). The
+    support console's name search, a begins_with on name_key. Projects what a result row
+    shows, so a search is one Query."""
+
+    class Meta:
+        index_name = "by_name"
+        projection = IncludeProjection(
+            ["first_name", "last_name", "primary_email", "status", "linked_at"]
+        )
+
+    name_prefix = UnicodeAttribute(hash_key=True)
+    name_key = UnicodeAttribute(range_key=True)
 
 
 class Account(Model):
@@ -155,9 +171,14 @@ class Account(Model):
     campaign_wave = NumberAttribute(null=True)
     campaign_waves = NumberSetAttribute(null=True)
     campaign_invited_at = UTCDateTimeAttribute(null=True)
+    # The console's name search (by_name): written by the registry import with the names,
+    # and once for older accounts by `manage.py backfill-search-keys`.
+    name_prefix = UnicodeAttribute(null=True)
+    name_key = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_awaiting_link = AwaitingLinkIndex()
+    by_name = NameIndex()
 
     @property
     def full_name(self) -> str:
@@ -165,6 +186,17 @@ class Account(Model):
 
     def normalized_emails(self) -> list[str]:
         return [e for e in (self.primary_email_normalized, self.secondary_email_normalized) if e]
+
+
+class LoginGovEmailIndex(GlobalSecondaryIndex):
+    """by_login_gov_email: PK login_gov_email (normalized). Sparse: only `sub#` items while
+    linked, so the console finds an account by the Login.gov email it was linked with."""
+
+    class Meta:
+        index_name = "by_login_gov_email"
+        projection = IncludeProjection(["nr_number"])
+
+    login_gov_email = UnicodeAttribute(hash_key=True)
 
 
 class Claim(Model):
@@ -185,7 +217,9 @@ class Claim(Model):
       it carries none), and only a purge drops them. An item without `nr_number` exists
       only to carry marks. A link sets `nr_number` on condition that the identity is
       neither linked nor disabled (`linkable`): the database decides a link racing an
-      event. The returning-user callback reads this one item.
+      event. The returning-user callback reads this one item. `login_gov_email` is the
+      normalized email the identity shared when it linked: set with `nr_number`, removed
+      with it (the console's search by Login.gov email, index by_login_gov_email).
     - "purged#<Login.gov sub>": Login.gov purged that identity; it never links again.
     """
 
@@ -199,7 +233,10 @@ class Claim(Model):
     revision = NumberAttribute(null=True)
     disabled_at = NumberAttribute(null=True)
     enabled_at = NumberAttribute(null=True)
+    login_gov_email = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default_for_new=utc_now)
+
+    by_login_gov_email = LoginGovEmailIndex()
 
     EMAIL_PREFIX, SUB_PREFIX, PURGED_PREFIX = "email#", "sub#", "purged#"
 
@@ -269,6 +306,29 @@ class SubjectIndex(GlobalSecondaryIndex):
     subject = UnicodeAttribute(hash_key=True)
 
 
+class AccountFlowsIndex(GlobalSecondaryIndex):
+    """by_account: PK nr_number. Sparse: the sessions and one-time-code challenges that name
+    an account (a decoy challenge names none). The console's person page reads them here.
+    Projects what that page shows, never a code's hash or a session's CSRF token."""
+
+    class Meta:
+        index_name = "by_account"
+        projection = IncludeProjection(
+            [
+                "kind",
+                "subject",
+                "created_at",
+                "expires_at",
+                "absolute_expires_at",
+                "purpose",
+                "target_email",
+                "attempts",
+            ]
+        )
+
+    nr_number = UnicodeAttribute(hash_key=True)
+
+
 class Flow(Model):
     """A short-lived record. PK: flow_id = "<kind>#<opaque id>". TTL: expires_at."""
 
@@ -284,6 +344,7 @@ class Flow(Model):
 
     by_expiry = ExpiryIndex()
     by_subject = SubjectIndex()
+    by_account = AccountFlowsIndex()
 
     def is_expired(self, now: float) -> bool:
         # TTL deletes lazily (up to 48 h late), so expiry is enforced on every read.

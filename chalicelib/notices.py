@@ -20,16 +20,13 @@ page.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalicelib import outbox
 from chalicelib.config import get_settings
 from chalicelib.errors import MailNotQueued
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Account
-
-if TYPE_CHECKING:
-    from chalicelib.guess_limits import PauseStarted
 
 LINK_NOTICE = "link_notice"
 EMAIL_CHANGED_NOTICE = "email_changed_notice"
@@ -90,17 +87,17 @@ def send_recovery_paused_notice(account: Account) -> bool:
     return True
 
 
-def send_recovery_paused(pause: PauseStarted) -> None:
-    """Tell of a recovery pause (chalicelib.guess_limits): the account's addresses, or for a
-    decoy's pause the same message as a decoy, so both cost the same request. Best-effort:
-    the pause holds whatever the mail does."""
-    if pause.account is not None:
-        send_recovery_paused_notice(pause.account)
-    elif pause.decoy_to is not None:
+def send_recovery_paused(account: Account | None, decoy_to: str | None) -> None:
+    """Tell of a recovery pause (a guess_limits.PauseStarted): the account's addresses, or
+    for a decoy's pause the same message as a decoy to `decoy_to`, so both cost the same
+    request. Best-effort: the pause holds whatever the mail does."""
+    if account is not None:
+        send_recovery_paused_notice(account)
+    elif decoy_to is not None:
         try:
             outbox.enqueue_decoy(
                 RECOVERY_PAUSED_NOTICE,
-                pause.decoy_to,
+                decoy_to,
                 account={"nr_number": "0" * 10, "first_name": ""},
                 cap=get_settings().recovery_failed_guesses_per_account_per_day,
             )

@@ -132,11 +132,7 @@ def _send(bodies: list[str], template: str) -> None:
                     f"{len(answer['Failed'])} of {len(bodies)} not queued", template=template
                 )
     except (ClientError, BotoCoreError) as exc:
-        code = (
-            exc.response.get("Error", {}).get("Code")
-            if isinstance(exc, ClientError)
-            else exc.__class__.__name__
-        )
+        code = clients.aws_error_code(exc) or exc.__class__.__name__
         count("MailNotQueued", template=template)
         raise MailNotQueued(
             f"the outbox did not take {template}: {code}", reason=code, template=template

@@ -40,7 +40,7 @@ from chalicelib import (
     signin,
     store,
 )
-from chalicelib.emails import InvalidEmail, normalize_email
+from chalicelib.emails import typed_address
 from chalicelib.errors import CodeError, LinkRefused, NoPendingCode, RecoveryEmailInvalid
 from chalicelib.logs import count, keyed_hash, log_event
 from chalicelib.models import Session
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 # Not a registry number (those are 10 digits): the unknown-address read finds nothing.
 _DECOY_ACCOUNT_KEY = "decoy"
-MAX_EMAIL_INPUT_LENGTH = 320
 
 
 def _binding(session: Session) -> Binding:
@@ -80,11 +79,9 @@ def _registry_address(claim: claims.AddressClaim | None, normalized: str) -> tup
 def send_recovery_code(session: Session, typed_email: str | None) -> None:
     """Mail a code to a registry address, or pretend to; raises only for what the typer
     may know: an unusable address, the send limit, or the outbox failing."""
-    text = (typed_email or "").strip()[:MAX_EMAIL_INPUT_LENGTH]
-    try:
-        normalized = normalize_email(text)
-    except InvalidEmail:
-        raise RecoveryEmailInvalid("not an email address", email=text) from None
+    text, normalized = typed_address(
+        typed_email, lambda text: RecoveryEmailInvalid("not an email address", email=text)
+    )
     binding = _binding(session)
     # Every mail names the Login.gov account asking (a decoy's too: the same message).
     login_gov_email = sessions.session_login_gov_email(session)
@@ -169,7 +166,8 @@ def complete_recovery(session: Session, session_token: str, code: str | None) ->
         challenge = onetime_codes.verify(binding, code)
     except CodeError as refused:
         if isinstance(refused.pause, guess_limits.PauseStarted):
-            notices.send_recovery_paused(refused.pause)  # best-effort: never fails the request
+            # Best-effort: never fails the request.
+            notices.send_recovery_paused(refused.pause.account, refused.pause.decoy_to)
         raise
     if not challenge.nr_number:  # unreachable: a decoy's hash matches no code
         raise NoPendingCode("decoy challenge", purpose=Purpose.RECOVERY.value)

@@ -15,6 +15,7 @@ from supportdesk.console.routes import (
     desk_routes,
     home_routes,
     not_found,
+    person_routes,
     staff_routes,
 )
 
@@ -22,6 +23,7 @@ app = Chalice(app_name="nrcme-desk")
 edge.install(app)  # request context, security headers, refuse undeclared routes
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(home_routes.bp)
+app.register_blueprint(person_routes.bp)
 app.register_blueprint(staff_routes.bp)
 app.register_blueprint(desk_routes.bp)
 app.register_blueprint(not_found.bp)

@@ -31,6 +31,8 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib.clients import aws_error_code
+
 EXIT_REFUSED, EXIT_INCOMPLETE = 1, 3
 SETUP = 'docs/support-desk.md, "The desk\'s machine"'
 # Codes that say "who you are" or "what you may do" is the problem, not AWS's health.
@@ -99,7 +101,7 @@ def explain(exc: BaseException) -> Trouble | None:
             f"see {SETUP}",
         )
     if isinstance(cause, ClientError):
-        code = cause.response.get("Error", {}).get("Code", "") or "unknown error"
+        code = aws_error_code(cause) or "unknown error"
         operation = cause.operation_name or "a call"
         if code in DENIED or "AccessDenied" in code:
             return Trouble(
@@ -151,7 +153,7 @@ def cause(exc: BaseException) -> str:
         else exc
     )
     if isinstance(inner, ClientError):
-        code = inner.response.get("Error", {}).get("Code", "") or "unknown error"
+        code = aws_error_code(inner) or "unknown error"
         reasons = {
             r.code
             for r in (getattr(exc, "cancellation_reasons", None) or [])

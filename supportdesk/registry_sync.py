@@ -58,6 +58,7 @@ from supportdesk.csv_validation import (
     validate_file,
     validate_text,
 )
+from supportdesk.search_keys import name_keys
 
 __all__ = [
     "ImportFileError",
@@ -343,6 +344,7 @@ def _transaction_for(
     now = utc_now()
     fields = sorted(set(plan.changes) | ({"claims"} if writes else set()))
     if plan.existing is None:
+        keys = name_keys(plan.changes.get("first_name"), plan.changes.get("last_name"), number)
         account = Account(
             number,
             **plan.changes,
@@ -352,6 +354,8 @@ def _transaction_for(
             # Never linked: in the campaign's index (chalicelib.campaign) until it links.
             awaiting_link=AWAITING_LINK,
             campaign_wave=NO_WAVE,
+            name_prefix=keys.prefix,
+            name_key=keys.key,
         )
         tx.put("account", account, condition=Account.nr_number.does_not_exist())
         event = audit_event(number, "account_imported", actor=actor)
@@ -366,6 +370,7 @@ def _transaction_for(
             actions += [Account.imported.set(plan.base), Account.imported_at.set(now)]
         if plan.new_export_date:  # only with a write: re-running a file stays free
             actions.append(Account.exported_on.set(plan.new_export_date))
+        actions += _name_key_actions(plan.existing, plan.changes)
         # The version condition (added by PynamoDB) refuses an account that changed since it
         # was read (a link, an email change, support); link fields are never in `actions`.
         tx.update("account", plan.existing, actions=actions)
@@ -374,6 +379,19 @@ def _transaction_for(
         )
     tx.audit(event)
     return tx, after, writes
+
+
+def _name_key_actions(account: Account, changes: dict) -> list:
+    """The console's name-search keys, kept with the names in the same write (and given to
+    an older account without them whenever the import writes it anyway)."""
+    keys = name_keys(
+        changes.get("first_name", account.first_name),
+        changes.get("last_name", account.last_name),
+        account.nr_number,
+    )
+    if (keys.prefix, keys.key) == (account.name_prefix, account.name_key):
+        return []
+    return keys.actions(Account)
 
 
 class StorageStopped(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -164,6 +165,21 @@ def desk_secrets(desk_env, aws, monkeypatch):
 LEAD, AGENT, NEW = "lead@desk.example.gov", "agent@desk.example.gov", "new@desk.example.gov"
 
 
+def registry_with_a_shared_address_and_a_link() -> None:
+    from chalicelib import linking
+    from tests.support.accounts import make_account
+
+    make_account("1000000001", "dr.alice@example.com", secondary="shared@example.com")
+    make_account("1000000002", "shared@example.com", last_name="Moreno")
+    linking.link_account(
+        "sub-alice",
+        "1000000001",
+        method=linking.LinkMethod.AUTOMATIC,
+        matched="dr.alice@example.com",
+        login_gov_email="alice.personal@example.net",
+    )
+
+
 def console_tour(desk, idp, recorder, clock) -> list[Call]:
     from chalicelib import login_gov
     from supportdesk.console import staff
@@ -186,6 +202,12 @@ def console_tour(desk, idp, recorder, clock) -> list[Call]:
     # Pages; an idle refresh.
     assert lead.get("/home").status == 200
     assert lead.get("/search?q=1000000001").status == 200
+    # Search by each key, and the person page (read only: accounts, claims, audit, flows).
+    with recorder.paused():  # the registry and a sign-in, made before the desk looks
+        registry_with_a_shared_address_and_a_link()
+    for query in ("1000000001", "shared@example.com", "alice.personal@example.net", "moreno"):
+        assert lead.get("/search?" + urlencode({"q": query})).status == 200, query
+    assert lead.get("/people/1000000001").status == 200
     clock.advance(120)
     assert lead.get("/staff").status == 200
 
@@ -326,16 +348,25 @@ def test_the_console_changes_records_only_as_the_desk_does_and_never_rewrites_au
         }
 
     # The desk's operations update an account in a transaction; they never create, delete
-    # or scan one (the registry's import does that, with manage.py).
+    # or scan one (the registry's import does that, with manage.py). The search and the
+    # person page read accounts by key, and several at once.
     assert actions_on("accounts") == {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
         "dynamodb:ConditionCheckItem",
     }
     # Audit events are appended and read, never changed or deleted.
     assert actions_on("audit") == {"dynamodb:PutItem", "dynamodb:Query"}
-    # Sign-in states and the sessions of an identity (through its index): never a Scan.
-    assert actions_on("flows") == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    # Sign-in states, the sessions of an identity (through its index), and the counters'
+    # reads (a condition keeps them to `sendcount#` keys): never a Scan or a Query of the
+    # flows table itself.
+    assert actions_on("flows") == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",
+    }
     assert "dynamodb:Scan" not in actions_on("desk") | actions_on("claims")
 
 

@@ -290,14 +290,22 @@ def test_a_linking_transaction_commits_across_stack_tables(stack_tables):
 def test_moto_tables_have_the_templates_indexes(stack_tables):
     import boto3
 
-    described = boto3.client("dynamodb").describe_table(TableName=stack_tables["FlowsTableName"])[
-        "Table"
-    ]
-    indexes = {
-        index["IndexName"]: index["Projection"]["ProjectionType"]
-        for index in described["GlobalSecondaryIndexes"]
+    def indexes(table: str) -> dict[str, str]:
+        described = boto3.client("dynamodb").describe_table(TableName=stack_tables[table])
+        return {
+            index["IndexName"]: index["Projection"]["ProjectionType"]
+            for index in described["Table"].get("GlobalSecondaryIndexes", [])
+        }
+
+    assert indexes("FlowsTableName") == {
+        "by_expiry": "INCLUDE",
+        "by_subject": "INCLUDE",
+        "by_account": "INCLUDE",
     }
-    assert indexes == {"by_expiry": "INCLUDE", "by_subject": "INCLUDE"}
+    # The support console's search (supportdesk/console/search.py); the campaign's sparse
+    # index of never-linked accounts (chalicelib/campaign.py).
+    assert indexes("AccountsTableName") == {"by_name": "INCLUDE", "by_awaiting_link": "ALL"}
+    assert indexes("ClaimsTableName") == {"by_login_gov_email": "INCLUDE"}
 
 
 # --- config, policies and template agree (they are written by hand in three places) ------------

@@ -57,11 +57,22 @@ class DeskSubjectIndex(GlobalSecondaryIndex):
     subject = UnicodeAttribute(hash_key=True)
 
 
+_pinned_prefix: str | None = None  # use_table_prefix's; None: TABLE_PREFIX, read when used
+
+
+class _DeskTableNamed(type):
+    """The desk table's name, read at each use (as chalicelib.models does): importing the
+    console reads no setting."""
+
+    @property
+    def table_name(cls) -> str:
+        return (_pinned_prefix or table_prefix()) + TABLE_SUFFIX
+
+
 class DeskItem(Model):
     """Any item of the desk table. PK pk, SK sk (see the module docstring)."""
 
-    class Meta:
-        table_name = table_prefix() + TABLE_SUFFIX
+    class Meta(metaclass=_DeskTableNamed):
         connect_timeout_seconds = META_TIMEOUTS["connect_timeout_seconds"]
         read_timeout_seconds = META_TIMEOUTS["read_timeout_seconds"]
         max_retry_attempts = META_TIMEOUTS["max_retry_attempts"]
@@ -129,9 +140,11 @@ class DeskAuditEvent(DeskItem, discriminator="audit"):
         return self.sk.split("#", 1)[0]
 
 
-def use_table_prefix(prefix: str) -> None:
-    """Point the desk models at prefix + "desk" (manage.py after --stage, tests)."""
-    DeskItem.Meta.table_name = prefix + TABLE_SUFFIX
+def use_table_prefix(prefix: str | None) -> None:
+    """Point the desk models at prefix + "desk" (manage.py after --stage, tests); None:
+    TABLE_PREFIX, as set when the table is used."""
+    global _pinned_prefix
+    _pinned_prefix = prefix
 
 
 def session_key(token_digest: str) -> str:

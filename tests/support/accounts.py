@@ -19,11 +19,12 @@ def make_account(
     claims=True,
 ):
     """Create an account and (by default) its email claims, as the import does: the row is
-    its imported base, an address another account already holds becomes shared, and a
-    removed account holds no address."""
+    its imported base, its names are keyed for the console's name search, an address
+    another account already holds becomes shared, and a removed account holds no address."""
     from chalicelib import claims as address_claims
     from chalicelib.emails import normalize_email
     from chalicelib.models import AWAITING_LINK, NO_WAVE, Account
+    from supportdesk.search_keys import name_keys
 
     row = {
         "first_name": first_name,
@@ -34,6 +35,7 @@ def make_account(
         "secondary_email": secondary,
         "legacy_username": legacy_username,
     }
+    keys = name_keys(first_name, last_name, nr_number)
     account = Account(
         nr_number,
         first_name=first_name,
@@ -46,6 +48,8 @@ def make_account(
         secondary_email_normalized=normalize_email(secondary) if secondary else None,
         legacy_username=legacy_username,
         imported=row,
+        name_prefix=keys.prefix,
+        name_key=keys.key,
         # As the import creates it: never linked, so in the campaign's index.
         awaiting_link=AWAITING_LINK,
         campaign_wave=NO_WAVE,

@@ -92,11 +92,21 @@ def _transact_write(stage: StageNames, params: dict, why: str) -> list[Need]:
 def _batch(action: str) -> Callable:
     def needs(stage: StageNames, params: dict, why: str) -> list[Need]:
         return [
-            Need(f"dynamodb:{action}", stage.table(table), why=why)
-            for table in params["RequestItems"]
+            Need(f"dynamodb:{action}", stage.table(table), _leading_keys(request), why=why)
+            for table, request in params["RequestItems"].items()
         ]
 
     return needs
+
+
+def _leading_keys(request) -> tuple:
+    """dynamodb:LeadingKeys of a BatchGetItem: each key's partition key value (PynamoDB puts
+    the hash key first)."""
+    keys = request.get("Keys") if isinstance(request, dict) else None
+    if not keys:
+        return ()
+    values = [next(iter(next(iter(key.values())).values())) for key in keys]
+    return request_context(dynamodb__LeadingKeys=values)
 
 
 def _single(action: str) -> Callable:
@@ -177,6 +187,8 @@ def condition_holds(condition: dict, need: Need) -> bool:
                 ok = any(value in expected for value in actual)
             elif operator in ("StringLike", "ArnLike", "ForAnyValue:StringLike"):
                 ok = any(wildcard(e).match(v) for v in actual for e in expected)
+            elif operator == "ForAllValues:StringLike":
+                ok = all(any(wildcard(e).match(v) for e in expected) for v in actual)
             else:
                 raise AssertionError(f"teach condition_holds the {operator} operator")
             if not ok:
