@@ -10,8 +10,9 @@ before --stage applied (tests) reads them again (_sync_chalicelib).
 
 Commands: create-tables, import-accounts, find, unlink, lift-bar, disable, enable,
 end-sessions, set-email, clear-shared, export-changes, report, run-cleanup,
-send-reminders, trace, check-email-keys, backfill-search-keys, staff add|remove|list (the
-support console's staff list). Human-readable output by default, --json for
+send-reminders, campaign status|run|pause|resume|backfill, trace, check-email-keys,
+backfill-search-keys, staff add|remove|list (the support console's staff list).
+Human-readable output by default, --json for
 scripts. Exit codes: 0 ok; 1 not found or refused, or AWS refused (no region,
 credentials or permission); 2 usage or validation error (a refused import file: nothing
 imported); 3 storage unavailable or throttled (nothing, or only whole accounts, written):
@@ -353,9 +354,11 @@ def _print_account(view: dict) -> None:
             ("  support hold", view["support_hold"]),
             ("primary email", view["primary_email"]),
             ("  claim", view["primary_email_claim"]),
+            ("  mail", view.get("primary_email_mail_state")),
             ("  institutional", view["primary_email_institutional"]),
             ("secondary email", view["secondary_email"]),
             ("  claim", view["secondary_email_claim"]),
+            ("  mail", view.get("secondary_email_mail_state")),
             ("linked", view["linked"]),
             ("Login.gov sub", view["linked_sub"]),
             ("  disabled by Login.gov", view["login_gov_disabled"]),
@@ -392,7 +395,7 @@ def _print_account(view: dict) -> None:
 def cmd_find(args) -> int:
     from supportdesk import desk as support
 
-    views = support.find(args.query, scan=args.scan)
+    views = [_with_mail_states(view) for view in support.find(args.query, scan=args.scan)]
     # The console's diagnosis too (human output only: --json stays the account views).
     findings = {} if args.json else _shown(_diagnoses(v["nr_number"] for v in views))
 
@@ -407,6 +410,27 @@ def cmd_find(args) -> int:
 
     _emit(args, views, human)
     return EXIT_OK
+
+
+def _with_mail_states(view: dict) -> dict:
+    """What SES reported of the account's addresses (chalicelib.mail_feedback): the desk sees
+    it, the person asking for a code is never told (no oracle)."""
+    from chalicelib.campaign import address_states
+    from chalicelib.emails import try_normalize_email
+
+    keys = {slot: try_normalize_email(view[f"{slot}_email"]) for slot in ("primary", "secondary")}
+    states = address_states([k for k in keys.values() if k])
+    for slot, key in keys.items():
+        state = states.get(key) if key else None
+        words = []
+        if state is not None and state.undeliverable:
+            words.append(f"undeliverable ({state.undeliverable_reason})")
+        if state is not None and state.complained:
+            words.append("complained (no campaign mail or notices)")
+        if state is not None and not words and state.soft_bounces:
+            words.append(f"{len(state.soft_bounces)} soft bounce(s)")
+        view[f"{slot}_email_mail_state"] = "; ".join(words) or ("ok" if key else None)
+    return view
 
 
 def _diagnoses(numbers) -> dict[str, list[dict]]:
@@ -731,6 +755,74 @@ def cmd_send_reminders(args) -> int:
     data = send_institutional_email_reminders().as_dict()
     _emit(args, data, lambda d: print("Reminders: " + ", ".join(f"{k} {v}" for k, v in d.items())))
     return EXIT_OK
+
+
+def cmd_campaign(args) -> int:
+    """The migration campaign (chalicelib.campaign): one implementation with the function."""
+    from chalicelib import campaign
+
+    if args.campaign_command == "backfill":
+        from supportdesk.campaign_index import backfill
+
+        data = backfill()
+        _emit(
+            args,
+            data,
+            lambda d: print(
+                f"Index: {d['added']} accounts added of {d['found']} not linked "
+                f"({d['linked_meanwhile']} linked meanwhile)"
+            ),
+        )
+        return EXIT_OK
+    if args.campaign_command == "run":
+        data = campaign.run(limit=args.limit).as_dict()
+        _emit(args, data, _print_campaign_run)
+        return EXIT_OK
+    if args.campaign_command in ("pause", "resume"):
+        actor = args.actor or _default_actor() or "unknown"
+        data = campaign.set_paused(args.campaign_command == "pause", actor)
+    else:
+        data = campaign.status()
+    _emit(args, data, _print_campaign_status)
+    return EXIT_OK
+
+
+def _print_campaign_run(d: dict) -> None:
+    if d["wave"] is None:
+        print(f"Campaign {d['day']}: no campaign (no CAMPAIGN_DEADLINE, or it has passed)")
+        return
+    if d["paused"]:
+        print(f"Campaign {d['day']}: paused, nothing sent (`campaign resume` to go on)")
+        return
+    print(f"Campaign {d['day']}, wave {d['wave']}: {d['sent']} mails queued, {d['read']} read")
+    _print_pairs([(f"skipped {k}", v) for k, v in d["skipped"].items()])
+    if d["not_queued"]:
+        print(f"  {d['not_queued']} not taken by the outbox: the next run tries them again")
+    if d["more_remaining"]:
+        print("  more remain (send cap or time budget): the next run goes on")
+
+
+def _print_campaign_status(d: dict) -> None:
+    if d["deadline"] is None:
+        print("No campaign: CAMPAIGN_DEADLINE is not set.")
+        return
+    _print_pairs(
+        [
+            ("deadline", d["deadline"]),
+            ("paused", d["paused"]),
+            ("due wave", d["due_wave"]),
+            ("sends per run", d["max_sends_per_run"]),
+            ("next run (UTC)", d["next_run"]),
+        ]
+    )
+    _print_table(
+        ["wave", "kind", "from", "sent"],
+        [[w["wave"], w["kind"], w["starts"] or "first run", w["sent"]] for w in d["waves"]],
+    )
+    last = d["last_run"]
+    if last:
+        print(f"Last run {last['finished_at']}: wave {last['wave']}, {last['sent']} queued")
+        _print_pairs([(f"skipped {k}", v) for k, v in last["skipped"].items()])
 
 
 def cmd_trace(args) -> int:
@@ -1158,6 +1250,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="email reminders about institutional primary emails",
     )
     p.set_defaults(handler=cmd_send_reminders)
+
+    p = commands.add_parser(
+        "campaign",
+        parents=[common],
+        help="the migration campaign's mail: status, run now, pause, resume",
+    )
+    campaign_commands = p.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    q = campaign_commands.add_parser(
+        "status", parents=[common], help="waves, mails per wave, the last run, the next"
+    )
+    q.set_defaults(handler=cmd_campaign)
+    q = campaign_commands.add_parser(
+        "run", parents=[common], help="run the campaign now, as the daily function does"
+    )
+    q.add_argument(
+        "--limit", type=int, default=None, help="mails at most (default CAMPAIGN_MAX_SENDS_PER_RUN)"
+    )
+    q.set_defaults(handler=cmd_campaign)
+    q = campaign_commands.add_parser(
+        "backfill",
+        parents=[common],
+        help="put accounts created before the campaign's index into it (once per stage)",
+    )
+    q.set_defaults(handler=cmd_campaign)
+    for name, helptext in (
+        ("pause", "stop the campaign's mail from the next run on (no deploy)"),
+        ("resume", "let the campaign mail again"),
+    ):
+        q = campaign_commands.add_parser(name, parents=[common], help=helptext)
+        q.add_argument("--actor", help="your name (default $USER)")
+        q.set_defaults(handler=cmd_campaign)
 
     p = commands.add_parser(
         "trace",

@@ -1129,6 +1129,13 @@ def lifecycle_soak(stack: Stack, runs: int, examples: int = 120, steps: int = 50
     ]
 
 
+def campaign(stack: Stack, runs: int) -> list[Figure]:
+    """The migration campaign on 93,000 accounts (bench/campaign.py)."""
+    from bench.campaign import campaign as campaign_run
+
+    return campaign_run(stack, runs)
+
+
 SECTIONS = {
     "cold_start": cold_start,
     "returning_callback": returning_callback,
@@ -1139,6 +1146,7 @@ SECTIONS = {
     "lifecycle_soak": lifecycle_soak,
     "callback_overhead": callback_overhead,
     "mail_path": mail_path,
+    "campaign": campaign,
     "console_search": console_search.console_search,  # bench/console_search.py
 }
 

@@ -84,11 +84,21 @@ def signed_in_account(session: Session, token: str | None) -> Account:
 
 
 def account_page_context(account: Account) -> dict:
+    from chalicelib import mail_feedback
+
     return {
         "account": account,
         "role_label": ROLE_LABELS.get(account.role, account.role),
         "institutional_primary": is_institutional(account.primary_email_normalized),
         "login_gov_account_url": get_settings().login_gov_account_url,
+        # Shown to the signed-in owner only (the recovery page never tells: no oracle).
+        "undeliverable_emails": mail_feedback.undeliverable(
+            [
+                shown
+                for shown in (account.primary_email, account.secondary_email)
+                if shown is not None
+            ]
+        ),
     }
 
 

@@ -159,7 +159,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CAMPAIGN_DEADLINE",
         None,
-        "the date every account must be linked by (YYYY-MM-DD; empty: none)",
+        "the day (YYYY-MM-DD) every account must be linked by: the migration campaign mails "
+        'until then ("The migration campaign" below). Empty: no campaign',
+    ),
+    Setting(
+        "CAMPAIGN_REMINDER_DAYS",
+        "60,30,14,7,1",
+        "days before the deadline a reminder goes out (wave 1, 2, ...; the invitation, wave "
+        "0, goes from the first run)",
+    ),
+    Setting(
+        "CAMPAIGN_MAX_SENDS_PER_RUN",
+        2000,
+        "campaign mails queued per daily run at most (keep well under the SES daily quota: "
+        "codes share it); the rest go in the next runs",
+    ),
+    Setting(
+        "SES_CONFIGURATION_SET",
+        None,
+        "the SES configuration set every send names, whose event destination reports bounces "
+        "and complaints (infra/template.yaml `MailConfigurationSet`, `TABLE_PREFIX` + `mail`). "
+        "Empty: sends name none (local stage, tests)",
+    ),
+    Setting(
+        "MAIL_FEEDBACK_QUEUE_NAME",
+        None,
+        "the queue SES's bounces and complaints arrive on (`handle_mail_feedback`'s trigger, "
+        "read when Chalice loads the app)",
+        shown="`TABLE_PREFIX` + `mail-feedback`",
     ),
     Setting(
         "SUPPORT_PHONE",
@@ -243,6 +270,13 @@ def outbox_queue_name() -> str:
     """OUTBOX_QUEUE_NAME (default TABLE_PREFIX + "outbox", as infra/template.yaml names it),
     read without the other settings: the mail worker's decorator needs it at import."""
     return _optional_text("OUTBOX_QUEUE_NAME") or table_prefix() + "outbox"
+
+
+def mail_feedback_queue_name() -> str:
+    """MAIL_FEEDBACK_QUEUE_NAME (default TABLE_PREFIX + "mail-feedback", as
+    infra/template.yaml names it): SES's bounces and complaints, read at import like the
+    outbox's name."""
+    return _optional_text("MAIL_FEEDBACK_QUEUE_NAME") or table_prefix() + "mail-feedback"
 
 
 # DynamoDB calls (every model, and transactions: chalicelib.clients): fail fast towards the
@@ -353,7 +387,13 @@ class Settings:
     # Reminders about institutional primary emails.
     reminder_interval_days: int
     cleanup_batch_size: int
-    campaign_deadline: date | None = None
+    # The migration campaign (chalicelib.campaign): no deadline, no campaign.
+    campaign_deadline: date | None
+    campaign_reminder_days: tuple[int, ...]
+    # SES's daily quota is shared with codes people wait for: the campaign keeps under it.
+    campaign_max_sends_per_run: int
+    # SES configuration set whose event destination reports bounces and complaints.
+    ses_configuration_set: str | None
 
     @property
     def redirect_uri(self) -> str:
@@ -453,6 +493,9 @@ def _read_settings() -> Settings:
         reminder_interval_days=_int("REMINDER_INTERVAL_DAYS"),
         cleanup_batch_size=_int("CLEANUP_BATCH_SIZE"),
         campaign_deadline=_date("CAMPAIGN_DEADLINE"),
+        campaign_reminder_days=_days("CAMPAIGN_REMINDER_DAYS"),
+        campaign_max_sends_per_run=_int("CAMPAIGN_MAX_SENDS_PER_RUN"),
+        ses_configuration_set=_optional_text("SES_CONFIGURATION_SET"),
     )
 
 
@@ -463,7 +506,22 @@ def _date(variable: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"{variable} must be a date (YYYY-MM-DD), got {raw!r}") from exc
+        raise ConfigurationError(f"{variable} must be a date YYYY-MM-DD, got {raw!r}") from exc
+
+
+def _days(variable: str) -> tuple[int, ...]:
+    """Comma-separated whole days, returned largest first (the order of the waves)."""
+    raw = _raw(variable)
+    text = raw if raw is not None else str(default(variable))
+    try:
+        days = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{variable} must be whole days like 60,30,7, got {raw!r}"
+        ) from exc
+    if any(day < 0 for day in days):
+        raise ConfigurationError(f"{variable} must not name days after the deadline, got {raw!r}")
+    return tuple(sorted(days, reverse=True))
 
 
 def reset_settings() -> None:

@@ -46,7 +46,7 @@ from chalicelib.errors import (
     StorageUnavailable,
 )
 from chalicelib.logs import count, keyed_hash
-from chalicelib.models import Account, Claim, utc_now
+from chalicelib.models import AWAITING_LINK, NO_WAVE, Account, Claim, utc_now
 
 
 class LinkOutcome(Enum):
@@ -183,6 +183,8 @@ def link_account(
         Account.linked_at.set(utc_now()),
         Account.legacy_username_retired.set(True),
         Account.login_gov_disabled.remove(),
+        # Out of the campaign's index at once: a linked person is never mailed again.
+        Account.awaiting_link.remove(),
     ]
     actions.append(
         Account.linked_email.set(login_gov_email)
@@ -325,6 +327,9 @@ def unlink_items(
         Account.linked_at.remove(),
         Account.linked_email.remove(),
         Account.login_gov_disabled.remove(),
+        # Back in the campaign's index: the person must link again before the deadline.
+        Account.awaiting_link.set(AWAITING_LINK),
+        Account.campaign_wave.set(Account.campaign_wave | NO_WAVE),
     ]
     if bar:
         actions.append(Account.barred_subs.add({sub}))

@@ -76,8 +76,12 @@ def send_mail(to: str | list[str], template_name: str, **context: Any) -> str:
 
     recipients = [to] if isinstance(to, str) else list(to)
     mail = render_mail(template_name, **context)
+    # The configuration set publishes bounces and complaints (chalicelib.mail_feedback).
+    feedback = get_settings().ses_configuration_set
+    extra = {"ConfigurationSetName": feedback} if feedback else {}
     try:
         response = clients.ses().send_email(
+            **extra,
             FromEmailAddress=get_settings().mail_sender,
             Destination={"ToAddresses": recipients},
             Content={

@@ -32,6 +32,7 @@ from pynamodb.attributes import (
     DiscriminatorAttribute,
     MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
@@ -81,6 +82,26 @@ class _Meta(metaclass=_TableNamed):
     connect_timeout_seconds = META_TIMEOUTS["connect_timeout_seconds"]
     read_timeout_seconds = META_TIMEOUTS["read_timeout_seconds"]
     max_retry_attempts = META_TIMEOUTS["max_retry_attempts"]
+
+
+# The value of `awaiting_link` on every account not linked (by_awaiting_link's one key).
+AWAITING_LINK = "yes"
+# campaign_wave of an account no campaign wave has reached yet.
+NO_WAVE = -1
+
+
+class AwaitingLinkIndex(GlobalSecondaryIndex):
+    """by_awaiting_link: PK awaiting_link, SK campaign_wave. Sparse: only accounts not linked
+    (the link transaction removes `awaiting_link`, an unlink sets it again), so the campaign
+    (chalicelib.campaign) reads the never-linked accounts without a scan, and only those whose
+    latest campaign wave is older than the wave due (a key condition on campaign_wave)."""
+
+    class Meta:
+        index_name = "by_awaiting_link"
+        projection = AllProjection()
+
+    awaiting_link = UnicodeAttribute(hash_key=True)
+    campaign_wave = NumberAttribute(range_key=True)
 
 
 class NameIndex(GlobalSecondaryIndex):
@@ -142,12 +163,22 @@ class Account(Model):
     # Identities support evicted from this account ("not the owner"): never linked again by
     # any route until support lifts the bar.
     barred_subs = UnicodeSetAttribute(null=True)
+    # The migration campaign (chalicelib.campaign). `awaiting_link` (AWAITING_LINK) is there
+    # exactly while the account is not linked; `campaign_wave` is the latest wave mailed (-1:
+    # none yet), `campaign_waves` every wave mailed, `campaign_invited_at` the first mail.
+    # Written by the campaign without the version (bookkeeping: a link in flight must not
+    # have to retry for it).
+    awaiting_link = UnicodeAttribute(null=True)
+    campaign_wave = NumberAttribute(null=True)
+    campaign_waves = NumberSetAttribute(null=True)
+    campaign_invited_at = UTCDateTimeAttribute(null=True)
     # The console's name search (by_name): written by the registry import with the names,
     # and once for older accounts by `manage.py backfill-search-keys`.
     name_prefix = UnicodeAttribute(null=True)
     name_key = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
+    by_awaiting_link = AwaitingLinkIndex()
     by_name = NameIndex()
 
     @property
@@ -429,6 +460,52 @@ class AuditEvent(Model):
     export_day = UnicodeAttribute(null=True)
 
     by_export_day = ExportIndex()
+
+
+class MailState(Model):
+    """What SES told us of one address (chalicelib.mail_feedback), in the claims table beside
+    the address's claim but never on it (claims are rewritten by other writers).
+    PK: claim = "mailstate#<normalized address>"."""
+
+    class Meta(_Meta):
+        table_suffix = "claims"
+
+    claim = UnicodeAttribute(hash_key=True)
+    # Set for good by a hard bounce, or by SOFT_BOUNCES_UNDELIVERABLE soft ones in 30 days.
+    undeliverable_at = NumberAttribute(null=True)
+    undeliverable_reason = UnicodeAttribute(null=True)
+    complained_at = NumberAttribute(null=True)
+    # Epoch seconds of recent soft (Transient) bounces.
+    soft_bounces = UnicodeSetAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
+
+    PREFIX = "mailstate#"
+
+    @staticmethod
+    def key(normalized_email: str) -> str:
+        return MailState.PREFIX + normalized_email
+
+    @property
+    def address(self) -> str:
+        return self.claim[len(MailState.PREFIX) :]
+
+    @property
+    def undeliverable(self) -> bool:
+        return self.undeliverable_at is not None
+
+    @property
+    def complained(self) -> bool:
+        return self.complained_at is not None
+
+
+class CampaignState(Flow, discriminator="campaign"):
+    """The campaign's own record: paused (manage.py campaign pause|resume, no deploy) and the
+    last run's summary. PK: campaign#state; expires_at far ahead (never by TTL in practice)."""
+
+    paused = BooleanAttribute(null=True)
+    paused_by = UnicodeAttribute(null=True)
+    last_run = UnicodeAttribute(null=True)  # JSON of campaign.RunSummary
+    sent_per_wave: MapAttribute = MapAttribute(null=True)  # {"<wave>": mails queued}
 
 
 ALL_MODELS = (Account, Claim, Flow, AuditEvent)

@@ -52,13 +52,15 @@ class Mail:
     template: str
     to: list[str]
     context: dict
+    # A key of the sender's own (the campaign's account and wave): the worker sends one key
+    # once, however often it was queued. Without it, the SQS message id is the key.
+    key: str | None = None
 
     def body(self) -> str:
-        return json.dumps(
-            {"v": VERSION, "template": self.template, "to": self.to, "context": self.context},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
+        data = {"v": VERSION, "template": self.template, "to": self.to, "context": self.context}
+        if self.key:
+            data["key"] = self.key
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
 # --- enqueue (the request side) ------------------------------------------------------------------
@@ -80,6 +82,31 @@ def enqueue_each(template: str, recipients: list[str], **context: Any) -> None:
     """One mail per address, each showing only its own address: one SendMessageBatch."""
     plain = _plain(context)
     _send([Mail(template, [address], plain).body() for address in recipients], template)
+
+
+def enqueue_keyed(mails: list[Mail]) -> list[Mail]:
+    """Queue up to 10 keyed mails in one SendMessageBatch; returns the ones SQS did not take
+    (all of them when the call itself failed)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not mails:
+        return []
+    if len(mails) > 10:
+        raise ValueError("SendMessageBatch takes at most 10 messages")
+    bodies = [Mail(m.template, m.to, _plain(m.context), m.key).body() for m in mails]
+    try:
+        answer = clients.sqs().send_message_batch(
+            QueueUrl=queue_url(),
+            Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
+        )
+    except (ClientError, BotoCoreError):
+        count("MailNotQueued", len(mails), template=mails[0].template)
+        return list(mails)
+    failed = [mails[int(entry["Id"])] for entry in answer.get("Failed", [])]
+    if failed:
+        count("MailNotQueued", len(failed), template=mails[0].template)
+    count("MailQueued", len(mails) - len(failed), template=mails[0].template)
+    return failed
 
 
 def enqueue_decoy(template: str, to: str, **context: Any) -> None:
@@ -141,7 +168,7 @@ def deliver_batch(messages: list[Received]) -> dict:
     """Send each message; the ones sent are deleted from the queue, the others raise
     BatchIncomplete so that SQS delivers them again (and to the dead-letter queue at last)."""
     sent, failed = [], []
-    summary = {"sent": 0, "duplicates": 0, "decoys": 0, "failed": 0}
+    summary = {"sent": 0, "duplicates": 0, "decoys": 0, "suppressed": 0, "failed": 0}
     for message in messages:
         try:
             outcome = deliver(message)
@@ -166,18 +193,20 @@ def deliver_batch(messages: list[Received]) -> dict:
 
 
 def deliver(message: Received) -> str:
-    """ "sent", "duplicates" (sent before) or "decoys"; MailNotSent when SES refuses."""
+    """ "sent", "duplicates" (sent before), "decoys" or "suppressed" (every recipient
+    undeliverable, chalicelib.mail_feedback); MailNotSent when SES refuses."""
     try:
         data = json.loads(message.body)
         if data.get("decoy"):
             return "decoys"
-        mail = Mail(data["template"], list(data["to"]), dict(data["context"]))
+        mail = Mail(data["template"], list(data["to"]), dict(data["context"]), data.get("key"))
     except (ValueError, KeyError, TypeError, AttributeError):
         # It can never be sent: failing sends it to the dead-letter queue for a person.
         raise MailNotSent("unreadable outbox message", reason="unreadable") from None
-    # Two concurrent deliveries of one message: only one claim succeeds.
-    if not _claim(message.message_id):
-        if _sent_before(message.message_id):
+    sent_id = mail.key or message.message_id
+    # Two concurrent deliveries of one message (or of one key): only one claim succeeds.
+    if not _claim(sent_id):
+        if _sent_before(sent_id):
             log_event(
                 "outbox_duplicate_skipped", template=mail.template, message=message.message_id
             )
@@ -186,13 +215,21 @@ def deliver(message: Received) -> str:
             "another delivery is sending this message", reason="in_flight", template=mail.template
         )
     from chalicelib import mail as ses
+    from chalicelib import mail_feedback
 
+    # SES said these bounce or complained: mail nobody asked for does not go to them.
+    stopped = mail_feedback.suppressed(mail.template, mail.to)
+    recipients = [address for address in mail.to if address not in stopped]
+    if not recipients:
+        log_event("outbox_suppressed", template=mail.template, message=message.message_id)
+        _remember_sent(sent_id)  # decided: a redelivery need not ask again
+        return "suppressed"
     try:
-        ses.send_mail(mail.to, mail.template, **mail.context)
+        ses.send_mail(recipients, mail.template, **mail.context)
     except MailNotSent:
-        _release(message.message_id)  # SES said no: the next delivery may try at once
+        _release(sent_id)  # SES said no: the next delivery may try at once
         raise
-    _remember_sent(message.message_id)
+    _remember_sent(sent_id)
     return "sent"
 
 

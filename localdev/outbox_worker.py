@@ -84,6 +84,10 @@ def drain(
         drained.sent += summary["sent"]
         drained.duplicates += summary["duplicates"]
         drained.decoys += summary["decoys"]
+    # SES's mailbox simulator: the bounce or complaint SES would publish for what went out.
+    from localdev import ses_simulator
+
+    ses_simulator.feed()
     return drained
 
 

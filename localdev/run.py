@@ -38,6 +38,7 @@ import threading
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -129,6 +130,10 @@ def plan_run(environ: Mapping[str, str], stage_env: Mapping[str, str]) -> Plan:
     _check_private_key(key)
     env["LOGIN_GOV_PRIVATE_KEY"] = key
     env["PYTHONUNBUFFERED"] = "1"
+    # A campaign under way: its deadline 90 days out (`manage.py --stage local campaign run`
+    # mails the demo accounts; CAMPAIGN_DEADLINE= in the environment turns it off).
+    if "CAMPAIGN_DEADLINE" not in environ:
+        env["CAMPAIGN_DEADLINE"] = (clock.utc_now().date() + timedelta(days=90)).isoformat()
     app_url = env["APP_BASE_URL"].rstrip("/")
     mailbox = env.get("LOCAL_MAILBOX_PORT") or str(DEFAULT_MAILBOX_PORT)
     if not mailbox.isdigit():
@@ -624,6 +629,15 @@ def _print_banner(plan: Plan, with_mailbox: bool, console: ConsolePlan | None = 
             '  demo account\'s, you land on "no match": link a demo account (e.g.',
             "  1000000001, dr.alice.moreno@example.com) with the code sent there,",
             "  read in the local mailbox.",
+        ]
+    deadline = plan.env.get("CAMPAIGN_DEADLINE")
+    if deadline:
+        # manage.py reads the stage's file, which holds no deadline: pass this run's.
+        lines += [
+            "",
+            f"  Migration campaign: deadline {deadline}; mail the never-linked accounts with",
+            f"    CAMPAIGN_DEADLINE={deadline} .venv/bin/python manage.py --stage local "
+            "campaign run",
         ]
     if console is not None:
         lines += ["", f"  Support console staff (sign in at {console.url} with these emails):"]

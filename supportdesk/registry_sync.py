@@ -44,7 +44,7 @@ from chalicelib.field_ownership import (
     merge,
 )
 from chalicelib.logs import log_event
-from chalicelib.models import Account, Claim, utc_now
+from chalicelib.models import AWAITING_LINK, NO_WAVE, Account, Claim, utc_now
 from supportdesk.aws_trouble import is_transient
 from supportdesk.csv_cells import write_rows
 from supportdesk.csv_validation import (
@@ -383,6 +383,9 @@ def _transaction_for(
             imported=plan.base,
             imported_at=now,
             exported_on=plan.file_date,
+            # Never linked: in the campaign's index (chalicelib.campaign) until it links.
+            awaiting_link=AWAITING_LINK,
+            campaign_wave=NO_WAVE,
             name_prefix=keys.prefix,
             name_key=keys.key,
         )

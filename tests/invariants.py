@@ -11,7 +11,8 @@ tables as they are: after every lifecycle test and after every step of the state
    a purged identity holds no link; a barred identity is not linked to that account. A
    `sub#` item without an account exists only to carry Login.gov's marks (an identity's
    disabled/enabled times outlive its link); a linked account mirrors its identity's
-   disabled mark (`login_gov_disabled`), and an unlinked one carries none.
+   disabled mark (`login_gov_disabled`), and an unlinked one carries none. An account is in
+   the campaign's sparse index (`awaiting_link` and `campaign_wave`) exactly when unlinked.
 3. Every link and unlink has its audit record: per account, links minus unlinks in the
    audit trail is 1 when linked and 0 when not; every field changed here has an audit event
    that changed it.
@@ -23,7 +24,7 @@ from collections import Counter
 
 from chalicelib import claims
 from chalicelib.logs import keyed_hash
-from chalicelib.models import Account, AuditEvent, Claim
+from chalicelib.models import AWAITING_LINK, Account, AuditEvent, Claim
 
 LINK_EVENTS = {"identity_linked"}
 UNLINK_EVENTS = {"identity_unlinked", "identity_unlinked_purged"}
@@ -110,6 +111,13 @@ def assert_invariants() -> None:
                 )
         elif account.login_gov_disabled:
             problems.append(f"{account.nr_number}: unlinked but marked disabled by Login.gov")
+        # The campaign's sparse index (chalicelib.campaign) holds exactly the unlinked ones.
+        in_index = account.awaiting_link == AWAITING_LINK and account.campaign_wave is not None
+        if in_index == bool(account.linked_sub):
+            problems.append(
+                f"{account.nr_number}: linked={bool(account.linked_sub)} but "
+                f"{'in' if in_index else 'not in'} the campaign's index"
+            )
 
     # 3. audit
     for account in accounts.values():

@@ -302,8 +302,9 @@ def test_moto_tables_have_the_templates_indexes(stack_tables):
         "by_subject": "INCLUDE",
         "by_account": "INCLUDE",
     }
-    # The support console's search (supportdesk/console/search.py).
-    assert indexes("AccountsTableName") == {"by_name": "INCLUDE"}
+    # The support console's search (supportdesk/console/search.py); the campaign's sparse
+    # index of never-linked accounts (chalicelib/campaign.py).
+    assert indexes("AccountsTableName") == {"by_name": "INCLUDE", "by_awaiting_link": "ALL"}
     assert indexes("ClaimsTableName") == {"by_login_gov_email": "INCLUDE"}
 
 
@@ -727,3 +728,66 @@ def test_the_outbox_queue_is_encrypted_redriven_to_a_watched_dead_letter_queue()
 def test_each_stage_sends_and_reads_the_queue_its_stack_names(stage):
     env = stage_env(stage)
     assert env["OUTBOX_QUEUE_NAME"] == env["TABLE_PREFIX"] + "outbox"
+
+
+# --- bounces and complaints (chalicelib/mail_feedback.py) -------------------------------------
+
+
+def test_ses_bounces_and_complaints_reach_the_feedback_queue_under_their_own_key():
+    resources = load_template()["Resources"]
+    events = resources["MailFeedbackEvents"]["Properties"]
+    assert events["ConfigurationSetName"] == {"Ref": "MailConfigurationSet"}
+    destination = events["EventDestination"]
+    assert destination["Enabled"] is True
+    assert sorted(destination["MatchingEventTypes"]) == ["bounce", "complaint"]
+    assert destination["SnsDestination"] == {"TopicARN": {"Ref": "MailFeedbackTopic"}}
+    subscription = resources["MailFeedbackSubscription"]["Properties"]
+    assert subscription == {
+        "TopicArn": {"Ref": "MailFeedbackTopic"},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["MailFeedbackQueue", "Arn"]},
+    }
+    (statement,) = resources["MailFeedbackQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    # Only the stage's own topic may write bounces into the queue (forged ones would stop mail).
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "MailFeedbackTopic"}}}
+    queue = resources["MailFeedbackQueue"]["Properties"]
+    for name in ("MailFeedbackTopic", "MailFeedbackQueue", "MailFeedbackDeadLetterQueue"):
+        assert resources[name]["Properties"]["KmsMasterKeyId"] == {"Ref": "MailFeedbackKey"}
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["MailFeedbackDeadLetterQueue", "Arn"]
+    }
+    handler_timeout = chalice_config()["lambda_functions"]["handle_mail_feedback"]["lambda_timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * handler_timeout
+    alarm = resources["MailFeedbackDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["MailFeedbackDeadLetterQueue", "QueueName"]}}
+    ]
+    # SES and SNS may use the feedback key for this account only; the data key admits neither.
+    statements = resources["MailFeedbackKey"]["Properties"]["KeyPolicy"]["Statement"]
+    services = {
+        s["Principal"]["Service"]: s["Condition"] for s in statements if "Service" in s["Principal"]
+    }
+    assert services == dict.fromkeys(
+        ("ses.amazonaws.com", "sns.amazonaws.com"),
+        {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    )
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_each_stage_sends_through_its_configuration_set_and_reads_its_feedback_queue(stage):
+    env = stage_env(stage)
+    resources = load_template()["Resources"]
+    assert (
+        sub(
+            resources["MailFeedbackQueue"]["Properties"]["QueueName"],
+            TablePrefix=env["TABLE_PREFIX"],
+        )
+        == env["MAIL_FEEDBACK_QUEUE_NAME"]
+    )
+    assert (
+        sub(
+            resources["MailConfigurationSet"]["Properties"]["Name"], TablePrefix=env["TABLE_PREFIX"]
+        )
+        == env["SES_CONFIGURATION_SET"]
+    )

@@ -167,7 +167,9 @@ def test_a_worker_crash_mid_batch_loses_no_mail_and_sends_none_twice(app_client,
     # SQS delivers them again after its visibility timeout, when the dead worker's claim on
     # the second has lapsed.
     clock.advance(outbox.SENDING_CLAIM_SECONDS)
-    assert drain().summaries == [{"sent": 2, "duplicates": 1, "decoys": 0, "failed": 0}]
+    assert drain().summaries == [
+        {"sent": 2, "duplicates": 1, "decoys": 0, "suppressed": 0, "failed": 0}
+    ]
     addresses = [m.destinations["ToAddresses"][0] for m in mailbox.messages]
     assert sorted(addresses) == ["doc0@example.gov", "doc1@example.gov", "doc2@example.gov"]
 

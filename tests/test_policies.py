@@ -65,6 +65,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEPLOYED_STAGES = ("dev", "prod")
 APP_NAME = "nrcme-signin"
 REMINDERS = "send_institutional_email_reminders"
+CAMPAIGN = "run_campaign"
 # What the tours' secrets are called; each stage's names come from its configuration.
 TOUR_PARAMETERS = {
     "LOGIN_GOV_PRIVATE_KEY_PARAMETER": "/tour/login-gov-private-key",
@@ -292,10 +293,30 @@ def reminders_tour(app_client, idp, inbox, recorder) -> list[Call]:
     return recorded
 
 
+def campaign_tour(app_client, idp, inbox, recorder) -> list[Call]:
+    """A campaign run: one account mailed, one skipped, the wave counted, the run recorded."""
+    from chalicelib import config
+
+    make_account("1000000001", primary="examiner@example.com")
+    make_account("1000000002", primary="gone@example.com", status="removed")
+    os.environ["CAMPAIGN_DEADLINE"] = "2099-01-01"
+    config.reset_settings()
+    try:
+        recorder.clear()
+        app_client.lambda_.invoke(CAMPAIGN, scheduled_event(app_client))
+        recorded = list(recorder.calls)
+    finally:
+        del os.environ["CAMPAIGN_DEADLINE"]
+        config.reset_settings()
+    with recorder.paused():
+        assert len(inbox.to("examiner@example.com")) == 1
+    return recorded
+
+
 def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     """The outbox worker: two mails queued (as the API queues them), one SES refuses once;
     then SQS delivers both again (at least once): the one sent is skipped, the other sent."""
-    from chalicelib import clients, outbox
+    from chalicelib import clients, config, outbox
 
     outbox.enqueue(
         "institutional_email_reminder",
@@ -330,12 +351,73 @@ def worker_tour(app_client, idp, inbox, recorder) -> list[Call]:
     clients.reset()  # a fresh container: it looks the queue up itself
     recorder.clear()
     refused = recorder.fail("SendEmail", "MessageRejected")  # the first send, once
-    with pytest.raises(outbox.BatchIncomplete):
+    os.environ["SES_CONFIGURATION_SET"] = os.environ["TABLE_PREFIX"] + "mail"
+    config.reset_settings()
+    try:
+        with pytest.raises(outbox.BatchIncomplete):
+            app_client.lambda_.invoke("send_queued_mail", event)
+        assert refused.fired == 1 and len(inbox._backend().sent_messages) == 1
         app_client.lambda_.invoke("send_queued_mail", event)
-    assert refused.fired == 1 and len(inbox._backend().sent_messages) == 1
-    app_client.lambda_.invoke("send_queued_mail", event)
+    finally:
+        del os.environ["SES_CONFIGURATION_SET"]
+        config.reset_settings()
     assert len(inbox._backend().sent_messages) == 2
     return list(recorder.calls)
+
+
+def feedback_tour(app_client, idp, inbox, recorder) -> list[Call]:
+    """SES's feedback: a hard bounce and a complaint, in SNS's envelope, from the queue."""
+    from chalicelib import mail_feedback
+    from localdev import ses_simulator
+
+    bodies = [
+        ses_simulator.sns_envelope(ses_simulator.record(kind, "gone@example.com", "m-1"))
+        for kind in ("Bounce", "Complaint")
+    ]
+    event = {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:queue",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+    recorder.clear()
+    app_client.lambda_.invoke("handle_mail_feedback", event)
+    recorded = list(recorder.calls)
+    with recorder.paused():
+        state = mail_feedback.state_of("gone@example.com")
+        assert state.undeliverable and state.complained
+    return recorded
+
+
+def _feedback_event_source(stage: str) -> list:
+    """The feedback queue's event source polls with the function's role, under its own key."""
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage_env(stage)['MAIL_FEEDBACK_QUEUE_NAME']}"
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    decrypt = Need(
+        "kms:Decrypt",
+        key,
+        request_context(
+            kms__ViaService=f"sqs.{REGION}.amazonaws.com",
+            kms__ResourceAliases=[f"alias/nrcme-{stage}-mail-feedback"],
+        ),
+        "handle_mail_feedback runtime",
+    )
+    return [
+        ("sqs:ReceiveMessage", queue),
+        ("sqs:DeleteMessage", queue),
+        ("sqs:GetQueueAttributes", queue),
+        decrypt,
+    ]
 
 
 def _sqs_event_source(stage: str) -> list:
@@ -372,7 +454,9 @@ FUNCTIONS = {
     API_HANDLER: Function(api_tour),
     "cleanup_expired_flows": Function(cleanup_tour),
     REMINDERS: Function(reminders_tour),
+    CAMPAIGN: Function(campaign_tour),
     "send_queued_mail": Function(worker_tour, runtime=_sqs_event_source),
+    "handle_mail_feedback": Function(feedback_tour, runtime=_feedback_event_source),
 }
 
 

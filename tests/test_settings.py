@@ -70,8 +70,8 @@ def test_a_required_setting_unset_is_refused(monkeypatch):
 def test_nothing_reads_a_setting_when_imported():
     # A fresh interpreter: importing chalicelib's modules, the support desk's and manage.py
     # reads no setting (so manage.py may apply --stage after importing them); they are read
-    # when first used. The one exception: the app registering the mail worker's SQS trigger,
-    # whose queue name Chalice needs when it loads the app.
+    # when first used. The exceptions: the app registering the mail worker's and the mail
+    # feedback handler's SQS triggers, whose queue names Chalice needs when it loads the app.
     code = (
         "import pkgutil, importlib, chalicelib, chalicelib.config as config\n"
         "read = []\n"
@@ -91,4 +91,4 @@ def test_nothing_reads_a_setting_when_imported():
     )
     modules, with_app = done.stdout.splitlines()
     assert modules == "[]"
-    assert with_app == "['OUTBOX_QUEUE_NAME', 'TABLE_PREFIX']"
+    assert with_app == "['MAIL_FEEDBACK_QUEUE_NAME', 'OUTBOX_QUEUE_NAME', 'TABLE_PREFIX']"

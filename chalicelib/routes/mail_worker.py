@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.config import outbox_queue_name
+from chalicelib.config import mail_feedback_queue_name, outbox_queue_name
 
 bp = Blueprint(__name__)
 
@@ -28,3 +28,12 @@ def send_queued_mail(event):
             for record in event
         ]
     )
+
+
+# SES's bounces and complaints (configuration set -> SNS -> this queue). A storage error
+# raises: SQS delivers the batch again, and recording a record twice changes nothing.
+@bp.on_sqs_message(queue=mail_feedback_queue_name(), batch_size=10, name="handle_mail_feedback")
+def handle_mail_feedback(event):
+    from chalicelib import mail_feedback
+
+    mail_feedback.handle_messages([record.body for record in event])

@@ -1,5 +1,5 @@
-"""Scheduled functions (chalice local runs none: use `manage.py run-cleanup` and
-`manage.py send-reminders`)."""
+"""Scheduled functions (chalice local runs none: use `manage.py run-cleanup`,
+`manage.py send-reminders` and `manage.py campaign run`)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ def send_institutional_email_reminders(event):
 
     # Daily at 15:00 UTC (10:00 Eastern): during the working day, when people act on mail.
     reminders.send_institutional_email_reminders()
+
+
+@bp.schedule(Cron(0, 14, "*", "*", "?", "*"), name="run_campaign")
+def run_campaign(event):
+    from chalicelib import campaign
+
+    # Daily at 14:00 UTC (campaign.RUN_HOUR): invitations and reminders before the deadline.
+    campaign.run()

@@ -23,7 +23,7 @@ def make_account(
     another account already holds becomes shared, and a removed account holds no address."""
     from chalicelib import claims as address_claims
     from chalicelib.emails import normalize_email
-    from chalicelib.models import Account
+    from chalicelib.models import AWAITING_LINK, NO_WAVE, Account
     from supportdesk.search_keys import name_keys
 
     row = {
@@ -50,6 +50,9 @@ def make_account(
         imported=row,
         name_prefix=keys.prefix,
         name_key=keys.key,
+        # As the import creates it: never linked, so in the campaign's index.
+        awaiting_link=AWAITING_LINK,
+        campaign_wave=NO_WAVE,
     )
     account.save()
     for email in account.normalized_emails() if claims and status != "removed" else []:

@@ -120,7 +120,13 @@ def _ssm_get_parameter(stage: StageNames, params: dict, why: str) -> list[Need]:
 def _ses_send_email(stage: StageNames, params: dict, why: str) -> list[Need]:
     sender = stage.sender(params["FromEmailAddress"])
     identity = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{sender.split('@', 1)[1]}"
-    return [Need("ses:SendEmail", identity, request_context(ses__FromAddress=sender), why)]
+    needs = [Need("ses:SendEmail", identity, request_context(ses__FromAddress=sender), why)]
+    if params.get("ConfigurationSetName"):
+        # Named TABLE_PREFIX + "mail" like the stack's other resources: the stage's prefix.
+        name = stage.table(params["ConfigurationSetName"]).rsplit("/", 1)[1]
+        arn = f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{name}"
+        needs.append(Need("ses:SendEmail", arn, why=why))
+    return needs
 
 
 def _sqs(action: str) -> Callable:
