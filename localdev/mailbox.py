@@ -9,6 +9,7 @@ process), newest first, every value escaped.
 from __future__ import annotations
 
 import html
+import re
 import threading
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -64,14 +65,21 @@ class _Text(HTMLParser):
         super().__init__()
         self.parts: list[str] = []
         self._skipping = 0
+        self._hrefs: list[str] = []
 
     def handle_starttag(self, tag, attrs):
+        if tag == "a":  # the address a link leads to, shown after its words, as a mail app does
+            self._hrefs.append(dict(attrs).get("href") or "")
         if tag in self._SKIP:
             self._skipping += 1
         elif tag in self._BREAK:
             self.parts.append("\n")
 
     def handle_endtag(self, tag):
+        if tag == "a" and self._hrefs:
+            href = self._hrefs.pop()
+            if href.startswith(("http://", "https://")) and not self._skipping:
+                self.parts.append(f" ({href})")
         if tag in self._SKIP and self._skipping:
             self._skipping -= 1
         elif tag in self._BREAK:
@@ -88,7 +96,8 @@ def as_text(body: str) -> str:
     parser = _Text()
     parser.feed(body)
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return "\n".join(line for line in lines if line)
+    text = "\n".join(line for line in lines if line)
+    return re.sub(r" \((https?://\S+)\) \(\1\)", r" (\1)", text)  # the mail wrote it too
 
 
 def render_page(messages: list[SentMail]) -> str:
