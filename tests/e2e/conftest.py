@@ -7,6 +7,7 @@ codes, states and cookies the browser saw (`logs_hold_no_secrets`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import os
@@ -38,26 +39,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def stack():
-    """`python -m localdev.run`, exactly what `make run` runs; stopped with Ctrl-C (SIGINT).
-
-    The stack listens on `make run`'s fixed ports, so one at a time on this machine: a
-    second checkout's browser tests wait for the lock instead of finding the ports taken."""
+@contextlib.contextmanager
+def running_stack(log_path: Path, *, moved: dict[str, str], dropped: tuple[str, ...]):
+    """`python -m localdev.run`, exactly what `make run` runs, its output kept in `log_path`;
+    `dropped` environment variables left out (the tests' own AWS and Login.gov settings),
+    `moved` ones added. Stopped with Ctrl-C (SIGINT) as a person stops it."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    lock = open("/tmp/nrcme-e2e-stack.lock", "w")  # held for the session
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    log_path = ARTIFACTS / "stack.log"
     log = log_path.open("w")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "localdev.run"],
         cwd=ROOT,
-        env=env,
+        env={**env, **moved},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -74,18 +67,32 @@ def stack():
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(180):
-        proc.kill()
-        pytest.fail(f"make run did not become ready; see {log_path}")
-    STACK_LOG.append(log_path)
-    yield log_path
-    os.killpg(proc.pid, signal.SIGINT)
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
-    lock.close()  # the ports are free again
+        if not ready.wait(180):
+            pytest.fail(f"the stack did not become ready; see {log_path}")
+        STACK_LOG.append(log_path)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The stack on `make run`'s fixed ports, so one at a time on this machine: a second
+    checkout's browser tests wait for the lock instead of finding the ports taken."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open("/tmp/nrcme-e2e-stack.lock", "w") as lock:  # held for the session
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        log_path = ARTIFACTS / "stack.log"
+        with running_stack(
+            log_path, moved={}, dropped=("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_")
+        ):
+            yield log_path
 
 
 @pytest.fixture(scope="session")
@@ -206,52 +213,21 @@ class FreeStack:
             "LOCAL_MAILBOX_PORT": str(mailbox),
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
         }
+        self.log_path = ARTIFACTS / "stack.log"  # free_stack names one per module
 
 
 @pytest.fixture(scope="module")
 def free_stack(request):
-    """`python -m localdev.run` as `stack` runs it, but every part on a free port (its
-    settings move each one), so it needs no lock and disturbs no `make run` on this machine."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    """The stack as `stack` runs it, but every part on a free port (its settings move each
+    one), so it needs no lock and disturbs no `make run` on this machine."""
     urls = FreeStack()
-    log_path = ARTIFACTS / f"stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
-    log = log_path.open("w")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_", "CONSOLE_", "LOCAL_"))
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localdev.run"],
-        cwd=ROOT,
-        env={**env, **urls.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    ready = threading.Event()
-
-    def pump():
-        assert proc.stdout is not None  # stdout=PIPE
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            if line.strip() == "READY":
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(180):
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"the stack did not become ready; see {log_path}")
-    STACK_LOG.append(log_path)
-    yield urls
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    urls.log_path = ARTIFACTS / f"stack-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    with running_stack(
+        urls.log_path,
+        moved=urls.env,
+        dropped=("AWS_", "LOGIN_GOV_", "TABLE_PREFIX", "APP_", "CONSOLE_", "LOCAL_"),
+    ):
+        yield urls
 
 
 @pytest.fixture

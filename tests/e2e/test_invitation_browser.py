@@ -16,7 +16,7 @@ import sys
 from datetime import date
 
 from chalicelib import help_pictures
-from tests.support.e2e import ARTIFACTS, ROOT, TYPED_EMAILS, assert_accessible
+from tests.support.e2e import ROOT, TYPED_EMAILS, assert_accessible
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 # A demo examiner with two registry addresses, mailed by the campaign (active, never
@@ -25,9 +25,9 @@ NR_NUMBER = "1000000002"
 ADDRESSES = ["b.okafor@example.org", "bashir.okafor.md@example.com"]
 
 
-def stack_deadline() -> date:
+def stack_deadline(free_stack) -> date:
     """The deadline the stack's banner announced (make run plans one 90 days out)."""
-    log = (ARTIFACTS / f"stack-{__name__.rsplit('.', 1)[-1]}.log").read_text()
+    log = free_stack.log_path.read_text()
     found = re.search(r"Migration campaign: deadline (\d{4}-\d{2}-\d{2});", log)
     assert found, "the stack announced a campaign deadline"
     return date.fromisoformat(found.group(1))
@@ -80,7 +80,7 @@ def read_invitation(page, stack, address: str) -> str:
 
 def test_the_invitation_leads_through_help_with_pictures_to_a_linked_account(new_page, free_stack):
     stack = free_stack
-    deadline = stack_deadline()
+    deadline = stack_deadline(stack)
     in_words = f"{deadline:%B} {deadline.day}, {deadline.year}"
     summary = run_campaign(stack, deadline)
     assert re.search(r"wave 0: [1-9]\d* mails queued", summary), summary
