@@ -84,7 +84,7 @@ def _batch_get_keys(counter) -> int:
 
 
 def campaign(stack, runs: int, accounts: int = ACCOUNTS, wave_accounts: int = WAVE_ACCOUNTS):
-    from bench.run import Figure, _fresh_tables, call_counter
+    from bench.common import Figure, call_counter, fresh_tables
     from chalicelib import campaign as campaign_module
     from chalicelib.config import get_settings, reset_settings
     from chalicelib.models import Account
@@ -101,7 +101,7 @@ def campaign(stack, runs: int, accounts: int = ACCOUNTS, wave_accounts: int = WA
     counter = call_counter()
     try:
         # A day's run on the whole registry.
-        _fresh_tables(PREFIX + "day-")
+        fresh_tables(PREFIX + "day-")
         started = clock.monotonic()
         kinds = _seed(accounts)
         seeded = clock.monotonic() - started
@@ -115,7 +115,7 @@ def campaign(stack, runs: int, accounts: int = ACCOUNTS, wave_accounts: int = WA
         # A whole wave to its end (as many runs as it takes: moto is slow enough to meet
         # the run's time budget), then a rerun, on a smaller registry (moto's query time grows
         # with the table; the ratios do not).
-        _fresh_tables(PREFIX + "wave-")
+        fresh_tables(PREFIX + "wave-")
         small = _seed(wave_accounts)
         counter.clear()
         t0 = clock.monotonic()
@@ -139,7 +139,7 @@ def campaign(stack, runs: int, accounts: int = ACCOUNTS, wave_accounts: int = WA
         os.environ.pop("CAMPAIGN_DEADLINE", None)
         os.environ.pop("OUTBOX_READ_TIMEOUT_MS", None)
         reset_settings()
-        _fresh_tables("bench-")
+        fresh_tables("bench-")
     never = small["never_linked"]
     skipped = small["removed"] + small["disabled"] + small["shared"]
     per_mail = day_requests / max(day.sent, 1)

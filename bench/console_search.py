@@ -203,12 +203,12 @@ def console_search(stack, runs: int) -> list:
 
 
 def _measure(runs: int) -> list:
-    from bench.run import Figure, _fresh_tables, call_counter, percentile
+    from bench.common import Figure, call_counter, fresh_tables, percentile
 
     count = ACCOUNTS
     rng = random.Random(93)
     sample = rng.sample(range(2, count - 2), 60)
-    _fresh_tables(PREFIX)
+    fresh_tables(PREFIX)
     began = clock.monotonic()
     _populate(count, sample)
     built = clock.monotonic() - began

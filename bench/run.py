@@ -17,25 +17,16 @@ import socket
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench import console_search
+from bench.common import Figure, call_counter, fresh_tables, percentile
 from chalicelib import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-bench"
 APP_BASE_URL = "http://127.0.0.1:8000"
-
-
-@dataclass
-class Figure:
-    name: str
-    value: float
-    target: str
-    ok: bool
-    detail: str = ""
 
 
 def free_port() -> int:
@@ -100,13 +91,6 @@ class Stack:
     def close(self) -> None:
         self.idp_server.shutdown()
         self.moto.stop()
-
-
-def call_counter():
-    """Every AWS call from this process (localdev.aws_calls, the tests' helper too)."""
-    from localdev.aws_calls import AwsCalls
-
-    return AwsCalls().install()
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -602,11 +586,6 @@ def _import_into_make_run(emails: list[str]) -> None:
     os.unlink(f.name)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 def load(
     stack: Stack, runs: int, clients: int = 20, signins: int = 500, accounts: int = 200
 ) -> list[Figure]:
@@ -925,15 +904,6 @@ def callback_overhead(stack: Stack, runs: int, samples: int = 60) -> list[Figure
     ]
 
 
-def _fresh_tables(prefix: str) -> None:
-    from chalicelib import models
-
-    models.use_table_prefix(prefix)
-    for model in models.ALL_MODELS:
-        if not model.exists():
-            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
-
-
 def cleanup(stack: Stack, runs: int) -> list[Figure]:
     """Items the cleanup reads ÷ items that had expired, with a large live table, at two sizes."""
     from chalicelib.cleanup import cleanup_expired_flows
@@ -941,7 +911,7 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
 
     figures = []
     for live, expired in ((2_000, 200), (8_000, 200)):
-        _fresh_tables(f"bench-cleanup-{live}-")
+        fresh_tables(f"bench-cleanup-{live}-")
         now = clock.epoch_seconds()
         with Flow.batch_write() as batch:
             for i in range(live + expired):
@@ -979,7 +949,7 @@ def cleanup(stack: Stack, runs: int) -> list[Figure]:
             )
         )
         counter.uninstall()
-    _fresh_tables("bench-")
+    fresh_tables("bench-")
     return figures
 
 
@@ -1008,7 +978,7 @@ def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
         out.seek(0)
         return out
 
-    _fresh_tables("bench-import-")
+    fresh_tables("bench-import-")
     counter = call_counter()
     try:
         began = clock.monotonic()
@@ -1043,7 +1013,7 @@ def bulk_import(stack: Stack, runs: int, rows: int = 20_000) -> list[Figure]:
         )
     finally:
         counter.uninstall()
-    _fresh_tables("bench-")
+    fresh_tables("bench-")
     per_changed = some_writes / len(changed)
     return [
         Figure(
