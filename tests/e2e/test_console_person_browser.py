@@ -11,14 +11,10 @@ tests/test_console_person.py; this checks the pages work and are accessible in a
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 
-from localdev.idp import generate_rsa_key, private_pem, public_pem
 from tests.support.accounts import make_account
-from tests.support.console import DESK_ENV, add_staff, load_console_app, reset_desk_caches
+from tests.support.console import add_staff, console_on_a_free_port
 from tests.support.e2e import ARTIFACTS, ROOT, assert_accessible
 
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -26,40 +22,11 @@ CLIENT_ID = "urn:gov:gsa:openidconnect.profiles:sp:sso:dot:nrcme-desk-e2e"
 VIEWER = "viewer@desk.example.gov"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def console(aws, desk_table, idp, monkeypatch):
-    """The console at http://127.0.0.1:<free port>, its client registered at the local
-    Login.gov; its base URL."""
-    from chalice.config import Config
-    from chalice.local import create_local_server
-
-    from localdev import chalice_local
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    key = generate_rsa_key()
-    idp.register_client(CLIENT_ID, public_pem(key), base + "/auth/callback", base + "/signed-out")
-    for name, value in DESK_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("APP_BASE_URL", base)
-    monkeypatch.setenv("LOGIN_GOV_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("LOGIN_GOV_PRIVATE_KEY", private_pem(key))
-    reset_desk_caches()
-    chalice_local.install()  # match /{proxy+} as API Gateway does, as `make run` serves it
-    config = Config.create(chalice_stage="local")
-    server = create_local_server(load_console_app().app, config, "127.0.0.1", port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    server.server.shutdown()
-    server.server.server_close()
-    reset_desk_caches()
+    """The console on a free port; its base URL."""
+    with console_on_a_free_port(idp, monkeypatch, CLIENT_ID) as base:
+        yield base
 
 
 @pytest.fixture

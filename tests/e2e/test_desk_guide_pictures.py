@@ -14,17 +14,14 @@ are tested through the routes in tests/test_console_desk.py and tests/test_conso
 from __future__ import annotations
 
 import re
-import socket
 import struct
-import threading
 
 import pytest
 
 from chalicelib import edge, logs
-from localdev.idp import generate_rsa_key, private_pem, public_pem
 from tests.support import PROJECT_DIR
 from tests.support.accounts import make_account
-from tests.support.console import DESK_ENV, add_staff, load_console_app, reset_desk_caches
+from tests.support.console import add_staff, console_on_a_free_port
 from tests.support.e2e import assert_accessible
 
 PICTURES = PROJECT_DIR / "docs" / "images" / "desk"
@@ -35,12 +32,6 @@ OFFICE = "shared.office@example.com"
 REFERENCE = "3f2a9c1d"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return struct.unpack(">II", data[16:24])
@@ -48,36 +39,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture
 def console(aws, desk_table, idp, clock, monkeypatch):
-    """The console at http://127.0.0.1:<free port>, its client registered at the local
-    Login.gov, the clock fixed; its base URL."""
-    from chalice import local
-    from chalice.config import Config
-
-    from localdev.chalice_local import GreedyRouteMatcher
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    key = generate_rsa_key()
-    idp.register_client(CLIENT_ID, public_pem(key), base + "/auth/callback", base + "/signed-out")
-    for name, value in DESK_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("APP_BASE_URL", base)
-    monkeypatch.setenv("LOGIN_GOV_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("LOGIN_GOV_PRIVATE_KEY", private_pem(key))
-    reset_desk_caches()
-    # Match /{proxy+} as API Gateway does; undone after, for the next test's clients.
-    monkeypatch.setattr(local, "RouteMatcher", GreedyRouteMatcher)
-    app = load_console_app().app
-    # create_local_server swaps the app's class for one of its own: put it back after, or
-    # the next test's server would make that class its own base.
-    monkeypatch.setattr(app, "__class__", app.__class__)
-    server = local.create_local_server(app, Config.create(chalice_stage="local"), "127.0.0.1", port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    server.server.shutdown()
-    server.server.server_close()
-    reset_desk_caches()
+    """The console on a free port, the clock fixed; its base URL."""
+    with console_on_a_free_port(idp, monkeypatch, CLIENT_ID) as base:
+        yield base
 
 
 @pytest.fixture

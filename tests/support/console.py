@@ -18,10 +18,12 @@ its lifetimes), the staff list as ops fill it (add_staff, signed_in), console_co
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 
 import pytest
@@ -188,3 +190,49 @@ def signed_in(browser: DeskBrowser, email: str, role: str, *, bound: bool = Fals
     page = browser.sign_in_as(email)
     assert page.status == 302 and page.location == "/home", (page, page.body[:300])
     return browser
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def console_on_a_free_port(idp, monkeypatch, client_id: str):
+    """The console served in this process by `chalice local`'s server on a free port (its
+    client registered at the local Login.gov), for browser tests that need no `make run`;
+    yields its base URL.
+
+    `create_local_server` swaps the app's class for one of its own: it is put back after,
+    or the next test's server would make that class its own base (a base-class loop)."""
+    from chalice import local
+    from chalice.config import Config
+
+    from localdev.chalice_local import GreedyRouteMatcher
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    key = generate_rsa_key()
+    idp.register_client(client_id, public_pem(key), base + "/auth/callback", base + "/signed-out")
+    for name, value in DESK_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("APP_BASE_URL", base)
+    monkeypatch.setenv("LOGIN_GOV_CLIENT_ID", client_id)
+    monkeypatch.setenv("LOGIN_GOV_PRIVATE_KEY", private_pem(key))
+    reset_desk_caches()
+    # Match /{proxy+} as API Gateway does; undone after, for the next test's clients.
+    monkeypatch.setattr(local, "RouteMatcher", GreedyRouteMatcher)
+    app = load_console_app().app
+    monkeypatch.setattr(app, "__class__", app.__class__)
+    server = local.create_local_server(app, Config.create(chalice_stage="local"), "127.0.0.1", port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+        reset_desk_caches()
