@@ -132,7 +132,8 @@ def test_help_page_from_the_header_follows_the_faq(page):
     page.locator("header").get_by_role("link", name="Help").click()
     page.wait_for_url(APP + "/help")
     assert page.get_by_role("heading", name="Help with signing in", level=1).is_visible()
-    steps = page.locator("#create-account ol.steps li")
+    # The FAQ's five steps (the section's second list is the no-match path).
+    steps = page.locator("#create-account ol.steps").first.locator("li")
     assert steps.count() == 5
     assert "primary" in steps.nth(0).inner_text() and "secondary" in steps.nth(0).inner_text()
     assert page.get_by_text("Do not use a .gov, .mil or .edu address.").is_visible()
@@ -234,12 +235,12 @@ REFUSALS = {
         "not-active",
         "“This registry account is not active”",
     ),
-    # A removed account holds no address: its email matches no account.
+    # A removed account holds no address, but the person is told it was removed (issue 19).
     "removed": (
         _removed,
-        "We could not find a registry account for your Login.gov email",
-        "no-match",
-        "“We could not find a registry account for your Login.gov email”",
+        "Your registry account is no longer active",
+        "removed",
+        "“Your registry account is no longer active”",
     ),
     "cancelled": (
         _cancelled,
