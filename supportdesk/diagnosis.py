@@ -206,6 +206,22 @@ def once_shared_addresses(person: Person) -> list[Finding]:
     return findings
 
 
+def undeliverable_addresses(person: Person) -> list[Finding]:
+    """Never linked, and SES bounced every address: no invitation and no code can reach them."""
+    if person.link is not None or person.status == "removed" or not person.addresses:
+        return []
+    if not all(a.mail and a.mail.undeliverable_at for a in person.addresses):
+        return []
+    return [
+        Finding(
+            Severity.BLOCKER,
+            "None of this person's registry addresses can receive mail (SES reported them "
+            "undeliverable).",
+            "Verify the caller, then set-email to an address they read.",
+        )
+    ]
+
+
 def missing_claims(person: Person) -> list[Finding]:
     broken = [a for a in person.addresses if a.state is AddressState.MISSING]
     return [
@@ -437,6 +453,7 @@ RULES: tuple[Callable[[Person], list[Finding]], ...] = (
     recovery_paused,
     shared_addresses,
     once_shared_addresses,
+    undeliverable_addresses,
     missing_claims,
     bars,
     refused_while_linked,

@@ -17,7 +17,9 @@ Read, never written, in a handful of requests whatever the account's history:
    the pause marks. The limits slide (chalicelib.counters): each is read as its current and
    previous fixed windows, keys computed as chalicelib.send_limits and
    chalicelib.guess_limits compute them; read only;
-6. when an address is shared, the other holders' names (BatchGetItem).
+6. when an address is shared, the other holders' names (BatchGetItem);
+7. what SES reported of its addresses (chalicelib.campaign.address_states: one BatchGetItem
+   of the claims table's `mailstate#` items). The campaign's marks come with the account.
 """
 
 from __future__ import annotations
@@ -28,11 +30,21 @@ from enum import StrEnum
 
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import claims, clock, counters, guess_limits, send_limits, store
+from chalicelib import campaign, claims, clock, counters, guess_limits, send_limits, store
 from chalicelib.config import get_settings
 from chalicelib.emails import is_institutional
 from chalicelib.logs import keyed_hash, log_event
-from chalicelib.models import Account, AuditEvent, Challenge, Claim, Flow, Session, WindowCounter
+from chalicelib.mail_feedback import SOFT_BOUNCE_DAYS
+from chalicelib.models import (
+    Account,
+    AuditEvent,
+    Challenge,
+    Claim,
+    Flow,
+    MailState,
+    Session,
+    WindowCounter,
+)
 
 EVENTS_PAGE = 50  # audit events per page of the timeline
 MAX_FLOWS = 50  # sessions and codes read for one account
@@ -54,6 +66,30 @@ class Holder:
 
 
 @dataclass(frozen=True)
+class MailMarks:
+    """What SES reported of an address (chalicelib.mail_feedback)."""
+
+    undeliverable_at: datetime | None
+    undeliverable_reason: str | None
+    complained_at: datetime | None
+    soft_bounces: int  # in the last SOFT_BOUNCE_DAYS
+
+    @property
+    def words(self) -> str:
+        """As the person page says it: "undeliverable since … (hard bounce); complained …"."""
+        parts = []
+        if self.undeliverable_at:
+            why = f" ({self.undeliverable_reason})" if self.undeliverable_reason else ""
+            parts.append(f"undeliverable since {when(self.undeliverable_at)}{why}")
+        if self.complained_at:
+            parts.append(f"complained {when(self.complained_at)} (marked our mail as spam)")
+        if self.soft_bounces:
+            plural = "" if self.soft_bounces == 1 else "s"
+            parts.append(f"{self.soft_bounces} soft bounce{plural} in {SOFT_BOUNCE_DAYS} days")
+        return "; ".join(parts) or "no bounce or complaint reported"
+
+
+@dataclass(frozen=True)
 class Address:
     slot: str  # "primary" | "secondary"
     email: str  # as stored
@@ -63,6 +99,7 @@ class Address:
     institutional: bool = False
     sends: Usage | None = None  # codes sent to it in the last hour, by anyone
     paused_until: datetime | None = None  # recovery codes to it are paused (its account's)
+    mail: MailMarks | None = None  # None: SES reported nothing of it
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,7 @@ class Person:
     older_than: str | None = None  # the sort key to read the next (older) page from
     flows_readable: bool = True  # False: sessions and codes could not be read (no index)
     ever_linked: bool = False  # an identity_linked event in the page read
+    campaign: campaign.AccountCampaign | None = None  # the invitation campaign's marks
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -191,6 +229,38 @@ class Person:
 
     def address(self, slot: str) -> Address | None:
         return next((a for a in self.addresses if a.slot == slot), None)
+
+    @property
+    def campaign_line(self) -> str:
+        """The invitation campaign, for this account, in words: when it was first mailed and
+        the reminders since, or why it was not mailed (as chalicelib.campaign decides)."""
+        marks = self.campaign
+        if marks is not None and marks.invited_at is not None:
+            reminders = max(0, len(marks.waves) - 1)
+            since = {0: "no reminder since", 1: "1 reminder since"}.get(
+                reminders, f"{reminders} reminders since"
+            )
+            return f"invited {when(marks.invited_at)}; {since}"
+        return "not mailed yet: " + self._not_mailed_why()
+
+    def _not_mailed_why(self) -> str:
+        if self.link is not None:
+            return "linked before the campaign reached it"
+        if self.status == "removed":
+            return "the registry removed the account"
+        if self.support_hold:
+            return "support's hold on the account"
+        if self.status != "active":
+            return "the account is not active"
+        # The campaign mails only addresses that prove the account (never a shared one).
+        own = [a for a in self.addresses if a.state is AddressState.PROVES]
+        if not own:
+            return "no address of its own (a shared address would invite a stranger)"
+        if all(a.mail and (a.mail.undeliverable_at or a.mail.complained_at) for a in own):
+            return "SES reported its addresses undeliverable, or the person complained of our mail"
+        if get_settings().campaign_deadline is None:
+            return "no campaign is set (CAMPAIGN_DEADLINE)"
+        return "no campaign run has reached it yet"
 
 
 def when(value: datetime | int | float | str | None) -> str | None:
@@ -270,6 +340,7 @@ def load(nr_number: str, *, older_than: str | None = None) -> Person | None:
         events=events,
         older_than=events[-1].at_event if len(page) > EVENTS_PAGE else None,
         ever_linked=any(e.event == "identity_linked" for e in events),
+        campaign=campaign.account_campaign(account),
     )
     linked_actor = f"subject:{keyed_hash(account.linked_sub)}" if account.linked_sub else None
     person.link = _link(account, identity, events, linked_actor)
@@ -321,6 +392,7 @@ def load(nr_number: str, *, older_than: str | None = None) -> Person | None:
     subjects = list(dict.fromkeys(linked + asking))[:MAX_IDENTITIES]
     sends, paused, person.caps = _caps(account, addresses, subjects, now)
     others = _other_holders(account, found)
+    mail = campaign.address_states(n for _, _, n in addresses if n)
     person.addresses = [
         Address(
             slot=slot,
@@ -331,10 +403,25 @@ def load(nr_number: str, *, older_than: str | None = None) -> Person | None:
             institutional=is_institutional(normalized),
             sends=sends.get(normalized) if normalized else None,
             paused_until=paused.get(normalized) if normalized else None,
+            mail=_marks(mail[normalized], now) if normalized in mail else None,
         )
         for slot, email, normalized in addresses
     ]
     return person
+
+
+def _marks(state: MailState, now: datetime) -> MailMarks:
+    def moment(epoch: float | None) -> datetime | None:
+        return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+    since = now.timestamp() - SOFT_BOUNCE_DAYS * 86400
+    return MailMarks(
+        undeliverable_at=moment(state.undeliverable_at),
+        undeliverable_reason=state.undeliverable_reason,
+        complained_at=moment(state.complained_at),
+        # Stamps are "<epoch>-<id>" (chalicelib.mail_feedback).
+        soft_bounces=sum(1 for s in state.soft_bounces or () if int(s.split("-", 1)[0]) > since),
+    )
 
 
 def _state(account: Account, claim: claims.AddressClaim | None) -> AddressState:

@@ -12,7 +12,7 @@ import html
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -153,6 +153,7 @@ class AccountFacts:
     primary: str
     secondary: str | None
     linked_on: date | None
+    invited_on: date | None = None  # the campaign's first mail (campaign.account_campaign)
 
     @property
     def waiting(self) -> bool:
@@ -162,18 +163,29 @@ class AccountFacts:
 
 @dataclass(frozen=True)
 class CampaignFacts:
-    """What the campaign knows: the day each account was first invited, and the day each
-    account's mail first bounced (by registry number)."""
+    """What the campaign knows: the day each account was first invited (by registry number),
+    and the day each address was marked undeliverable or complained of (by address)."""
 
     first_invited: dict[str, date]
     bounced: dict[str, date]
+    complained: dict[str, date] = field(default_factory=dict)
 
 
-def campaign_facts(nr_numbers: Sequence[str]) -> CampaignFacts | None:
-    """The campaign's invitations and bounces for these accounts. None until the campaign
-    exposes its read functions (chalicelib.campaign, being built): the report then shows
-    those columns as "not yet available", never a guess. Point this one function at them."""
-    return None
+def campaign_facts(accounts: Sequence[AccountFacts]) -> CampaignFacts:
+    """The campaign's invitations (from the accounts already read: no request) and SES's
+    bounces and complaints (campaign.all_address_states: one filtered scan of the few
+    `mailstate#` items)."""
+    from chalicelib import campaign
+
+    def day(epoch: float) -> date:
+        return datetime.fromtimestamp(epoch, UTC).date()
+
+    states = campaign.all_address_states()
+    return CampaignFacts(
+        first_invited={a.nr_number: a.invited_on for a in accounts if a.invited_on},
+        bounced={s.address: day(s.undeliverable_at) for s in states if s.undeliverable_at},
+        complained={s.address: day(s.complained_at) for s in states if s.complained_at},
+    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,8 @@ class Week:
     invited: int | None  # first invitations sent that week (None: not available)
     linked: int  # links made that week
     median_days_to_link: float | None  # of that week's links: days since first invitation
-    bounced: int | None
+    bounced: int | None  # addresses SES marked undeliverable that week
+    complaints: int | None  # addresses whose owner complained that week
     remaining: int  # active, never linked, at the week's end
     active: int
     linked_share: float  # linked ÷ active at the week's end (0..1)
@@ -238,7 +251,10 @@ STUCK_LISTS = {
 
 
 def read_accounts() -> list[AccountFacts]:
-    """Every account's status, addresses and link day: one projected Scan (see above)."""
+    """Every account's status, addresses, link day and first campaign mail: one projected
+    Scan (see above)."""
+    from chalicelib import campaign
+
     attributes = [
         "nr_number",
         "first_name",
@@ -248,6 +264,9 @@ def read_accounts() -> list[AccountFacts]:
         "secondary_email_normalized",
         "linked_sub",
         "linked_at",
+        "campaign_wave",
+        "campaign_waves",
+        "campaign_invited_at",
     ]
     return [
         AccountFacts(
@@ -257,9 +276,14 @@ def read_accounts() -> list[AccountFacts]:
             a.primary_email_normalized or "",
             a.secondary_email_normalized,
             a.linked_at.astimezone(UTC).date() if a.linked_sub and a.linked_at else None,
+            _day(campaign.account_campaign(a).invited_at),
         )
         for a in Account.scan(attributes_to_get=attributes)
     ]
+
+
+def _day(at: datetime | None) -> date | None:
+    return at.astimezone(UTC).date() if at else None
 
 
 def _monday(day: date) -> date:
@@ -289,15 +313,17 @@ def weekly(
         if _monday(a.linked_on) < first_week:
             continue  # before the weeks shown: only in the running total
         linked_in[week] += 1
-        if campaign and a.nr_number in campaign.first_invited:
-            waits.setdefault(week, []).append(
-                (a.linked_on - campaign.first_invited[a.nr_number]).days
-            )
+        invited = campaign.first_invited.get(a.nr_number) if campaign else None
+        # Linked before the first mail (a race with the run): no wait to measure.
+        if invited is not None and invited <= a.linked_on:
+            waits.setdefault(week, []).append((a.linked_on - invited).days)
     invited_in: Counter[date] = Counter()
     bounced_in: Counter[date] = Counter()
+    complained_in: Counter[date] = Counter()
     if campaign:
         invited_in.update(_monday(d) for d in campaign.first_invited.values())
         bounced_in.update(_monday(d) for d in campaign.bounced.values())
+        complained_in.update(_monday(d) for d in campaign.complained.values())
     weeks = []
     linked_active = 0
     start = first_week
@@ -310,6 +336,7 @@ def weekly(
                 linked=linked_in[start],
                 median_days_to_link=_median(sorted(waits.get(start, []))) if campaign else None,
                 bounced=bounced_in[start] if campaign else None,
+                complaints=complained_in[start] if campaign else None,
                 remaining=len(active) - linked_active,
                 active=len(active),
                 linked_share=(linked_active / len(active)) if active else 0.0,
@@ -391,7 +418,7 @@ def build_progress(today: date | None = None, deadline: date | None = None) -> P
     today = today or clock.utc_now().date()
     deadline = deadline if deadline is not None else get_settings().campaign_deadline
     accounts = read_accounts()
-    campaign = campaign_facts([a.nr_number for a in accounts])
+    campaign = campaign_facts(accounts)
     return Progress(
         generated_at=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         weeks=weekly(accounts, campaign, today),
@@ -408,6 +435,7 @@ WEEKLY_HEADER = (
     "linked",
     "median_days_from_invitation_to_link",
     "bounced",
+    "complaints",
     "remaining_active_never_linked",
     "active",
     "linked_share_percent",
@@ -431,6 +459,7 @@ def weekly_rows(progress: Progress) -> list[tuple]:
                 else NOT_AVAILABLE
             ),
             _shown(w.bounced),
+            _shown(w.complaints),
             w.remaining,
             w.active,
             f"{100 * w.linked_share:.1f}",
@@ -506,11 +535,14 @@ def progress_dict(progress: Progress) -> dict:
 def progress_text(data: dict) -> str:
     """progress_dict as the desk's terminal shows it."""
     lines = ["Per week:"]
-    lines.append("  week of     invited  linked  days to link  bounced  remaining  linked/active")
+    lines.append(
+        "  week of     invited  linked  days to link  bounced  complaints  remaining  linked/active"
+    )
     for w in data["weeks"]:
         lines.append(
             f"  {w['week_starting']}  {w['invited']!s:>7}  {w['linked']:>6}  "
             f"{w['median_days_from_invitation_to_link']!s:>12}  {w['bounced']!s:>7}  "
+            f"{w['complaints']!s:>10}  "
             f"{w['remaining_active_never_linked']:>9}  {w['linked_share_percent']:>12}%"
         )
     p = data["projection"]

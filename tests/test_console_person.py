@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 
-from chalicelib import linking
+from chalicelib import clock, linking
 from chalicelib.models import Account
 from supportdesk import desk
-from tests.support.accounts import make_account
+from supportdesk.person import when
+from tests.support.accounts import mail_state, make_account, mark_invited
 from tests.support.console import signed_in
 
 VIEWER = "viewer@desk.example.gov"
@@ -437,3 +439,77 @@ def test_a_once_shared_address_hands_off_to_a_supervisor_for_roles_that_cannot_c
     assert hand_off not in person(lead, "1000000012").body
     # Nothing to hand off where no address was shared.
     assert hand_off not in person(agent, "1000000011").body
+
+
+# --- what SES reported, and the invitation campaign ------------------------------------------
+
+
+def test_every_address_undeliverable_says_verify_then_set_email(viewer):
+    now = clock.utc_now()
+    make_account("1000000001", "old@example.com", secondary="older@example.org")
+    mark_invited("1000000001", now - timedelta(days=9), waves=(0, 1, 2))
+    bounced = (now - timedelta(days=8)).timestamp()
+    mail_state("old@example.com", undeliverable_at=bounced, undeliverable_reason="hard bounce")
+    mail_state(
+        "older@example.org",
+        undeliverable_at=bounced,
+        undeliverable_reason="3 soft bounces in 30 days",
+        soft_bounces={f"{int(bounced) - 60 * i}-m{i}" for i in range(3)},
+    )
+    page = person(viewer, "1000000001")
+    assert rules(page)[0] == "undeliverable_addresses"
+    assert said(page, "undeliverable_addresses") == (
+        "Blocks sign-in: None of this person's registry addresses can receive mail (SES "
+        "reported them undeliverable). Next step: Verify the caller, then set-email to an "
+        "address they read."
+    )
+    addresses = section(page, "addresses-heading")
+    assert f"Mail undeliverable since {when(bounced)} (hard bounce)" in addresses
+    assert (
+        f"Mail undeliverable since {when(bounced)} (3 soft bounces in 30 days); "
+        "3 soft bounces in 30 days"
+    ) in addresses
+    assert "does not record bounces" not in page.body
+    account = section(page, "account-heading")
+    assert f"Migration campaign invited {when(now - timedelta(days=9))}; 2 reminders since" in (
+        account
+    )
+
+
+def test_one_address_bounced_or_a_complaint_is_shown_but_blocks_nothing(viewer):
+    now = clock.utc_now()
+    make_account("1000000001", "gone@example.com", secondary="reads@example.org")
+    mark_invited("1000000001", now - timedelta(days=3))
+    mail_state("gone@example.com", undeliverable_at=now.timestamp() - 86400)
+    mail_state(
+        "reads@example.org",
+        complained_at=now.timestamp() - 3600,
+        soft_bounces={f"{int(now.timestamp()) - 40 * 86400}-old", f"{int(now.timestamp())}-x"},
+    )
+    page = person(viewer, "1000000001")
+    assert "undeliverable_addresses" not in rules(page)
+    addresses = section(page, "addresses-heading")
+    assert f"undeliverable since {when(now.timestamp() - 86400)}" in addresses
+    # The soft bounce of 40 days ago is out of the window.
+    assert (
+        f"Mail complained {when(now.timestamp() - 3600)} (marked our mail as spam); "
+        "1 soft bounce in 30 days"
+    ) in addresses
+    assert "no reminder since" in section(page, "account-heading")
+
+
+def test_an_account_the_campaign_did_not_mail_says_why(viewer):
+    make_account("1000000006", "front.desk@example.com")
+    make_account("1000000007", "front.desk@example.com")
+    make_account("1000000008", "plain@example.com")
+    make_account("1000000009", "bounced@example.com")
+    mail_state("bounced@example.com", undeliverable_at=clock.utc_now().timestamp())
+    shared = section(person(viewer, "1000000006"), "account-heading")
+    assert "Migration campaign not mailed yet: no address of its own" in shared
+    plain = section(person(viewer, "1000000008"), "account-heading")
+    assert "Migration campaign not mailed yet: no campaign is set (CAMPAIGN_DEADLINE)" in plain
+    plain = section(person(viewer, "1000000009"), "account-heading")
+    assert "not mailed yet: SES reported its addresses undeliverable" in plain
+    assert "no bounce or complaint reported" in section(
+        person(viewer, "1000000008"), "addresses-heading"
+    )

@@ -370,7 +370,11 @@ def test_the_console_changes_records_only_as_the_desk_does_and_never_rewrites_au
         "dynamodb:DeleteItem",
         "dynamodb:BatchGetItem",
     }
-    assert "dynamodb:Scan" not in actions_on("desk") | actions_on("claims")
+    assert "dynamodb:Scan" not in actions_on("desk")
+    # The claims table's one Scan is the report's count of SES's bounces and complaints
+    # (campaign.all_address_states: `mailstate#` items have no index). It reveals nothing the
+    # console cannot read already: the accounts Scan lists every address and its holder.
+    assert "dynamodb:Scan" in actions_on("claims")
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)

@@ -16,7 +16,7 @@ from chalicelib import guess_limits
 from chalicelib.models import WindowCounter, expiry_bucket
 from supportdesk import report
 from supportdesk.report import AccountFacts
-from tests.support.accounts import link, make_account
+from tests.support.accounts import link, mail_state, make_account, mark_invited
 from tests.support.console import signed_in
 
 
@@ -100,7 +100,87 @@ def test_with_the_campaigns_figures_a_week_shows_invitations_bounces_and_days_to
     assert (this_week.invited, this_week.linked) == (0, 0)
     projection = report.project(population, today, None)
     rows = report.weekly_rows(report.Progress("", [week, this_week], projection, {}, True, 3))
-    assert [r[1:5] for r in rows] == [(2, 2, 4.0, 1), (0, 0, "none", 0)]
+    assert [r[1:6] for r in rows] == [(2, 2, 4.0, 1, 0), (0, 0, "none", 0, 0)]
+
+
+def _campaign_population(now: datetime) -> None:
+    """Two weeks of the campaign (now is Tuesday of the second): invitations, links after
+    them, a bounce, a complaint, and what must not count."""
+
+    def at(day: int, hour: int = 15) -> datetime:
+        return datetime(now.year, now.month, day, hour, tzinfo=UTC)
+
+    week1, week2 = now.date() - timedelta(days=8), now.date() - timedelta(days=1)
+    assert week1.weekday() == week2.weekday() == 0  # Mondays
+    # Invited Monday of week 1, linked Thursday: 3 days.
+    make_account("1000000001", primary="a@example.com")
+    mark_invited("1000000001", at(week1.day))
+    # Invited Tuesday of week 1, linked Tuesday of week 2: 7 days; mailed two waves.
+    make_account("1000000002", primary="b@example.com")
+    mark_invited("1000000002", at(week1.day + 1), waves=(0, 1))
+    # Invited in week 1; its only address bounced on Wednesday; and a formula for a name.
+    make_account("1000000003", primary="c@example.com", first_name="=SUM(1)")
+    mark_invited("1000000003", at(week1.day + 1))
+    mail_state(
+        "c@example.com",
+        undeliverable_at=at(week1.day + 2).timestamp(),
+        undeliverable_reason="Permanent/General",
+    )
+    # Invited Monday of week 2; complained the next day.
+    make_account("1000000004", primary="d@example.com")
+    mark_invited("1000000004", at(week2.day))
+    mail_state("d@example.com", complained_at=at(week2.day + 1, 9).timestamp())
+    # Linked without an invitation (no wait to measure); a soft bounce is not a bounce.
+    make_account("1000000005", primary="e@example.com")
+    mail_state("e@example.com", soft_bounces={str(int(at(week1.day).timestamp()))})
+    for nr, day in (
+        ("1000000001", week1.day + 3),
+        ("1000000005", week1.day + 4),
+        ("1000000002", week2.day + 1),
+    ):
+        with clock_module.using(clock_module.FakeClock(at(day, 8))):
+            link(nr, str(uuid.uuid4()))
+
+
+def test_manage_report_counts_invitations_links_bounces_and_complaints_per_week(
+    cli, clock, tmp_path
+):
+    now = clock.utc_now()  # Tuesday 2026-06-09
+    _campaign_population(now)
+    path = tmp_path / "weeks.csv"
+    code, out, err = cli("report", "--csv", str(path))
+    assert code == 0, err
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == list(report.WEEKLY_HEADER)
+    # week, invited, linked, median days, bounced, complaints, remaining, active, linked %
+    assert rows[1:] == [
+        ["2026-06-01", "3", "2", "3.0", "1", "0", "3", "5", "40.0"],
+        ["2026-06-08", "1", "1", "7.0", "0", "1", "2", "5", "60.0"],
+    ]
+    assert "not yet available" not in out
+    code, out, _ = cli("report", "--csv", str(path), "--list", "never-linked")
+    assert ["1000000003", "'=SUM(1) Examiner", "c@example.com", "never linked"] in list(
+        csv.reader(path.open())
+    )
+
+
+def test_the_report_page_shows_the_campaigns_figures_per_week(desk_browser, fake_clock):
+    # A fixed Tuesday, so the weeks are known (the stand-in's tokens keep the real time).
+    fake_clock.set(datetime(2026, 6, 9, 9, 30, tzinfo=UTC))
+    _campaign_population(fake_clock.utc_now())
+    signed_in(desk_browser, "viewer@desk.example.gov", "viewer")
+    body = desk_browser.get("/report").body
+    assert "not yet available" not in body
+    assert (
+        "<tr><td>2026-06-08</td><td>1</td><td>1</td><td>7.0</td><td>0</td><td>1</td><td>2</td>"
+        "<td>60.0%</td></tr>"
+    ) in body
+    assert (
+        "<tr><td>2026-06-01</td><td>3</td><td>2</td><td>3.0</td><td>1</td><td>0</td><td>3</td>"
+        "<td>40.0%</td></tr>"
+    ) in body
+    weekly = list(csv.reader(io.StringIO(desk_browser.get("/report/csv/weekly").body)))
+    assert weekly[1][:6] == ["2026-06-01", "3", "2", "3.0", "1", "0"]
 
 
 # --- the console page --------------------------------------------------------------------------
@@ -147,7 +227,7 @@ def test_a_viewer_sees_the_report_with_its_chart_projection_and_stuck_lists(
     assert 'href="/report"' in body  # the console's menu offers it
     assert "<svg" in body and "<polyline" in body and "<script" not in body
     assert "Active accounts not linked yet</dt><dd>4</dd>" in body
-    assert "Invitations, bounces and days from invitation to link: not yet available" in body
+    assert "not yet available" not in body  # the campaign's figures are connected
     assert "Sign-in refusals by kind" in body
     for name, count in (("shared", 2), ("institutional", 1), ("never-linked", 4), ("paused", 1)):
         assert f'id="list-{name}">' in body and f"({count})</h3>" in body, name
@@ -173,7 +253,7 @@ def test_the_csv_downloads_are_formula_safe(desk_browser, fake_clock):
     ] in rows
     weekly = list(csv.reader(io.StringIO(desk_browser.get("/report/csv/weekly").body)))
     assert weekly[0][:3] == ["week_starting", "invited", "linked"]
-    assert [r[2] for r in weekly[1:]] == ["1", "1"] and weekly[-1][1] == report.NOT_AVAILABLE
+    assert [r[2] for r in weekly[1:]] == ["1", "1"] and weekly[-1][1] == "0"
     assert desk_browser.get("/report/csv/everyone").status == 404
 
 

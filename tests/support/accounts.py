@@ -129,3 +129,26 @@ def csv_row(
     status="active",
 ) -> str:
     return ",".join([nr_number, first, last, role, primary, secondary, username, status])
+
+
+def mark_invited(nr_number: str, at, waves=(0,)) -> None:
+    """The campaign's marks on an account, as a run leaves them (chalicelib.campaign
+    _claim_wave): first mailed `at`, the waves mailed, the latest."""
+    from chalicelib.models import Account
+
+    Account._get_connection().update_item(
+        nr_number,
+        actions=[
+            Account.campaign_wave.set(max(waves)),
+            Account.campaign_waves.set(set(waves)),
+            Account.campaign_invited_at.set(at),
+        ],
+    )
+
+
+def mail_state(address: str, **fields) -> None:
+    """What SES reported of an address (chalicelib.mail_feedback's item): undeliverable_at,
+    undeliverable_reason, complained_at (epoch seconds), soft_bounces (a set of epoch strings)."""
+    from chalicelib.models import MailState
+
+    MailState(MailState.key(address), **fields).save()
