@@ -427,6 +427,26 @@ MAIL_CONTEXTS = {
     "institutional_email_reminder": {},
     "recovery_paused_notice": {"cap": 10},
     "shared_address_notice": {"login_gov_email": "someone@example.net"},
+    "campaign_invitation": {
+        "first_name": "Alice",
+        "nr_number": "1000000001",
+        "addresses": ["a@example.com"],
+        "deadline": "March 1, 2027",
+        "days_left": 84,
+        "institutional": False,
+        "help_url": "http://127.0.0.1:8000/help",
+        "signin_url": "http://127.0.0.1:8000/",
+    },
+    "campaign_reminder": {
+        "first_name": "Alice",
+        "nr_number": "1000000001",
+        "addresses": ["a@example.com", "alice@va.gov"],
+        "deadline": "March 1, 2027",
+        "days_left": 1,
+        "institutional": True,
+        "help_url": "http://127.0.0.1:8000/help",
+        "signin_url": "http://127.0.0.1:8000/",
+    },
 }
 
 
