@@ -219,6 +219,8 @@ def plan_console(
     env.update(console_env)
     for shared in ("AWS_ENDPOINT_URL", "TABLE_PREFIX", "LOGIN_GOV_ISSUER", "PYTHONUNBUFFERED"):
         env[shared] = plan.env[shared]
+    if "CAMPAIGN_DEADLINE" in plan.env:  # the report projects against the deadline mailed
+        env["CAMPAIGN_DEADLINE"] = plan.env["CAMPAIGN_DEADLINE"]
     env.update({k: v for k, v in environ.items() if k.startswith("DESK_")})  # real env wins
     url = (environ.get("CONSOLE_BASE_URL") or console_env["APP_BASE_URL"]).rstrip("/")
     env["APP_BASE_URL"] = url
@@ -353,7 +355,7 @@ DEMO_NOTES = [
     (
         "1000000005",
         "eve.walsh@example.org",
-        "removed: a removed account holds no address, so it matches nothing (no match)",
+        "removed: told the registry account is no longer active (contact support)",
     ),
     (
         "1000000006",

@@ -41,6 +41,15 @@ def test_settings_move_the_console_and_the_examiners_settings_stay_theirs():
     assert plan.app_port == 8100
 
 
+def test_the_console_reports_against_the_stacks_campaign_deadline():
+    """The report page's projection and the person page's campaign line read the deadline
+    the examiners' side mails to: make run's planned one, or the one the environment sets."""
+    plan, console = plans({})
+    assert console.env["CAMPAIGN_DEADLINE"] == plan.env["CAMPAIGN_DEADLINE"]
+    _, console = plans({"CAMPAIGN_DEADLINE": "2027-01-15"})
+    assert console.env["CAMPAIGN_DEADLINE"] == "2027-01-15"
+
+
 def test_the_console_needs_a_port_of_its_own():
     with pytest.raises(run.SetupError, match="CONSOLE_BASE_URL"):
         plans({"CONSOLE_BASE_URL": "http://127.0.0.1:8000"})
