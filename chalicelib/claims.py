@@ -103,11 +103,16 @@ def removed_holders(addresses: Iterable[str | None]) -> frozenset[str]:
     # A marker is a hint written beside the removal; the account's own status decides. A
     # re-activated account a stale marker still names must never be called removed (the
     # lifecycle machine found imports that leave one: see docs/design.md, removed markers).
-    return frozenset(
-        account.nr_number
-        for account in Account.batch_get(sorted(named), consistent_read=True)
-        if account.status == "removed"
-    )
+    return frozenset(number for number in sorted(named) if _is_removed(number))
+
+
+def _is_removed(nr_number: str) -> bool:
+    # GetItem, as every other read of an account on the sign-in path: a marker names one
+    # account, rarely two.
+    try:
+        return Account.get(nr_number, consistent_read=True).status == "removed"
+    except Account.DoesNotExist:
+        return False
 
 
 # --- writes (into a store.Transaction) -------------------------------------------------------
