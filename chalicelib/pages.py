@@ -45,8 +45,12 @@ def render(
 ) -> Response:
     # Every page's footer names the support desk.
     context.setdefault("support", support_contact())
-    body = _environment().get_template(template).render(**context)
-    # Security headers are added to every answer by edge.security_headers.
+    return html_response(_environment().get_template(template).render(**context), status, cookies)
+
+
+def html_response(body: str, status: int = 200, cookies: list[str] | None = None) -> Response:
+    """An HTML answer (the examiners' pages and the console's). Security headers are added
+    to every answer by the edge's middleware."""
     headers: dict = {"Content-Type": HTML}
     if cookies:
         headers["Set-Cookie"] = cookies

@@ -19,11 +19,11 @@ from chalice import Response
 
 from chalicelib import errors as e
 from chalicelib.logs import count, log_event, refusal_fields, support_reference
+from chalicelib.pages import html_response, redirect  # noqa: F401 - the console's too
 from supportdesk.console import errors as desk
 from supportdesk.safe_text import safe_text
 
 TEMPLATES = Path(__file__).parent / "templates"
-HTML = "text/html; charset=utf-8"
 
 
 def _shown(value):
@@ -53,18 +53,7 @@ def render(
     template: str, status: int = 200, cookies: list[str] | None = None, **context
 ) -> Response:
     """A page. The edge adds the signed-in staff member (header, CSRF token of every form)."""
-    body = environment().get_template(template).render(**context)
-    headers: dict = {"Content-Type": HTML}
-    if cookies:
-        headers["Set-Cookie"] = cookies
-    return Response(body=body, status_code=status, headers=headers)
-
-
-def redirect(location: str, cookies: list[str] | None = None) -> Response:
-    headers: dict = {"Location": location}
-    if cookies:
-        headers["Set-Cookie"] = cookies
-    return Response(body="", status_code=302, headers=headers)
+    return html_response(environment().get_template(template).render(**context), status, cookies)
 
 
 # --- the error map ---------------------------------------------------------------------------
